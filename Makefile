@@ -1,0 +1,30 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.nofrost-setup-stamp
+REQS := requirements/tested.txt requirements/tests.txt setup.cfg pyproject.toml tools/misc/install_torchattacks.py
+
+.PHONY: install demo test clean-venv
+
+install: $(STAMP)
+
+# Re-run the set-up only when the pinned set or the package metadata changed.
+$(STAMP): $(REQS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/tested.txt -r requirements/tests.txt
+	$(PY) tools/misc/install_torchattacks.py 3.5.1
+	# --no-deps: the pinned set above is already complete, and pip must not pull torchattacks' stale pins
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -c "import nofrost_mm; print('nofrost_mm', nofrost_mm.__version__, 'installed')"
+	@touch $(STAMP)
+
+demo: install
+	$(PY) tools/demo.py
+
+test: install
+	$(PY) -m pytest tests -q --durations=15
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,31 @@
+# mmpretrain's default runtime, plus what every nofrost_mm config needs.
+# registers the plug-in's components (works with mmpretrain's own tools too)
+custom_imports = dict(imports=['nofrost_mm'], allow_failed_imports=False)
+default_scope = 'mmpretrain'
+
+# Runner that also distributes without a GPU (gloo on CPU, NCCL on GPUs)
+runner_type = 'NoFrostRunner'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=10),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # NoFrostRunner switches nccl to gloo on machines without CUDA
+    dist_cfg=dict(backend='nccl', timeout=1800),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=None, deterministic=False)

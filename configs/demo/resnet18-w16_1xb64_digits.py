@@ -1,0 +1,8 @@
+# Standard (non-adversarial) training of a small BN ResNet on the bundled digits.
+_base_ = [
+    '../_base_/models/resnet18-w16_cifar.py',
+    '../_base_/datasets/digits_bs64.py',
+    '../_base_/schedules/digits_sgd_15e.py',
+    '../_base_/default_runtime.py',
+]
+randomness = dict(seed=0)

@@ -1,0 +1,3 @@
+from .nofrost_runner import NoFrostRunner
+
+__all__ = ['NoFrostRunner']
