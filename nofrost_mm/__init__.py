@@ -13,6 +13,6 @@ from .utils.checkpoint_safe_globals import register_checkpoint_safe_globals  # n
 
 register_checkpoint_safe_globals()
 
-from . import datasets, engine  # noqa: E402,F401  (registers components)
+from . import attacks, datasets, engine, evaluation, models  # noqa: E402,F401,I001  (registers components)
 
 __all__ = ['__version__']

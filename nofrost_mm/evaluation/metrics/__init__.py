@@ -1,0 +1,1 @@
+# components of this folder are imported here (one file each), which registers them
