@@ -1,1 +1,10 @@
 # components of this folder are imported here (one file each), which registers them
+from .attack_context import attack_context
+from .builder import build_attack
+from .normalized_classifier import NormalizedClassifier
+from .pgd import PGDAttack
+from .cw_linf import CWLinf
+from .torchattacks_adapter import TORCHATTACKS_ADAPTERS, TorchAttack
+
+__all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack']
+__all__ += ['CWLinf', 'TorchAttack', 'TORCHATTACKS_ADAPTERS']

@@ -1,1 +1,2 @@
 # components of this folder are imported here (one file each), which registers them
+from .checked_load_image import CheckedLoadImageFromFile  # noqa: F401

@@ -1,1 +1,3 @@
 # components of this folder are imported here (one file each), which registers them
+from .adversarial_training_hook import AdversarialTrainingHook  # noqa: F401
+from .divergence_guard_hook import DivergenceGuardHook  # noqa: F401

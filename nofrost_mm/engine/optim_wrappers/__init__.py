@@ -1,1 +1,6 @@
-# components of this folder are imported here (one file each), which registers them
+from .agc_optim_wrapper import (AGCMixin, AGCOptimWrapper, AmpAGCOptimWrapper,
+                                adaptive_clip_grad_)
+
+__all__ = [
+    'AGCMixin', 'AGCOptimWrapper', 'AmpAGCOptimWrapper', 'adaptive_clip_grad_'
+]

@@ -1,1 +1,6 @@
-# components of this folder are imported here (one file each), which registers them
+from .nf_resnet import NFResNet, NFResNet_CIFAR
+from .norm_free_converter import NormFreeConverter, convert_to_normfree
+
+__all__ = [
+    'NFResNet', 'NFResNet_CIFAR', 'NormFreeConverter', 'convert_to_normfree'
+]

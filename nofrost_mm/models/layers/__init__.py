@@ -1,1 +1,3 @@
-# components of this folder are imported here (one file each), which registers them
+from .scaled_ws_conv import RELU_GAMMA, ScaledWSConv2d
+
+__all__ = ['ScaledWSConv2d', 'RELU_GAMMA']

@@ -1,0 +1,34 @@
+# NoFrost on the bundled digits: PGD-5 adversarial training of a small
+# normalizer-free ResNet-18 (16 base channels), same data and attack as
+# resnet18-w16_1xb64_digits_pgdat.py. NF-AT collapsed to chance without an eps
+# warm-up in the project's CPU trials, hence the warm-up and gradient clipping.
+_base_ = [
+    '../_base_/models/nf-resnet18_cifar.py',
+    '../_base_/datasets/digits_bs64.py',
+    '../_base_/schedules/digits_sgd_15e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    type='AdvImageClassifier',
+    backbone=dict(stem_channels=16, base_channels=16),
+    head=dict(in_channels=128))
+data_preprocessor = dict(
+    type='PGDDataPreprocessor',
+    attack=dict(type='PGDAttack', eps=32, steps=5),
+    adv_loss_weight=0.5,
+    # no normalizer: one pass over clean+adv is the same as two
+    adv_forward='concat')
+optim_wrapper = dict(clip_grad=dict(max_norm=1.0))
+
+custom_hooks = [
+    dict(
+        type='AdversarialTrainingHook',
+        eps_warmup=5,
+        adv_val_interval=5,
+        val_attack=dict(type='PGDAttack', eps=32, steps=20)),
+]
+default_hooks = dict(
+    checkpoint=dict(
+        save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'))
+randomness = dict(seed=0)

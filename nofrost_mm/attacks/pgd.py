@@ -1,0 +1,217 @@
+"""Projected gradient descent (Madry et al. 2018) in [0, 1] pixel space.
+
+One attack for adversarial training and for evaluation: L-inf or L2, untargeted
+or targeted, cross entropy (hard or soft labels) or the CW margin loss.
+"""
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from nofrost_mm.registry import ATTACKS
+
+
+@ATTACKS.register_module()
+class PGDAttack:
+    """Projected gradient descent with a random start.
+
+    Sizes are in pixel units of 255: ``eps=8`` is 8/255 of the [0, 1] range,
+    for L2 too (``eps=128`` is an L2 radius of 128/255 = 0.5). The default
+    step size is the official NoFrost one, ``min(1.25 * eps, eps + 4) / steps``,
+    recomputed whenever ``eps`` or ``steps`` change (the adversarial-training
+    hook changes them during eps warm-up and the steps curriculum).
+
+    The attack computes gradients with respect to the perturbation only
+    (``torch.autograd.grad``), never parameter gradients, and runs under
+    ``torch.enable_grad()`` so it also works inside no-grad validation loops.
+    Putting the model in eval mode and freezing its parameters is the
+    caller's job: see :func:`attack_context`.
+
+    Args:
+        eps (float): Radius of the perturbation ball, in units of 1/255.
+            0 returns the images unchanged. Defaults to 8.
+        steps (int): Number of gradient steps (>= 1 when eps > 0).
+            Defaults to 10.
+        step_size (float, optional): Step size in units of 1/255; None means
+            ``min(1.25 * eps, eps + 4) / steps``. Defaults to None.
+        norm (str): 'Linf' (sign steps, box projection) or 'L2' (normalized
+            steps, ball projection). Defaults to 'Linf'.
+        random_start (bool): Start from a uniformly random point of the ball
+            (for L2: a random direction and a uniform radius, as torchattacks'
+            PGDL2). Defaults to True.
+        targeted (bool): Move each image towards a random wrong class, drawn
+            with torch's global RNG. Defaults to False.
+        loss (str): 'ce' (cross entropy; soft labels give soft-label cross
+            entropy) or 'cw' (the CW margin loss
+            ``-max(z_y - max_{j != y} z_j + confidence, 0)``; soft labels are
+            reduced to their argmax). Defaults to 'ce'.
+        confidence (float): Margin of the CW loss; the CW-Linf attack of the
+            official evaluation is ``PGDAttack(loss='cw', confidence=50)``.
+            Defaults to 0.
+        num_classes (int, optional): Number of classes; when given, logits of
+            another width raise an error. Defaults to None (taken from the
+            logits).
+
+    Example:
+        >>> attack = PGDAttack(eps=8, steps=10)
+        >>> with attack_context(model) as net:
+        ...     adv = attack(NormalizedClassifier(net, mean, std), images, labels)
+    """
+
+    NORMS = ('Linf', 'L2')
+    LOSSES = ('ce', 'cw')
+
+    def __init__(self,
+                 eps: float = 8.,
+                 steps: int = 10,
+                 step_size: Optional[float] = None,
+                 norm: str = 'Linf',
+                 random_start: bool = True,
+                 targeted: bool = False,
+                 loss: str = 'ce',
+                 confidence: float = 0.,
+                 num_classes: Optional[int] = None):
+        if not isinstance(eps, (int, float)) or eps < 0:
+            raise ValueError(f'PGDAttack: `eps` must be a number >= 0 (pixel units '
+                             f'of 255, e.g. 8 for 8/255), got {eps!r}')
+        if not isinstance(steps, int) or steps < (1 if eps > 0 else 0):
+            raise ValueError(f'PGDAttack: `steps` must be an int >= 1 when eps > 0 '
+                             f'(>= 0 when eps = 0), got {steps!r}')
+        if step_size is not None and (not isinstance(step_size, (int, float))
+                                      or step_size <= 0):
+            raise ValueError(f'PGDAttack: `step_size` must be None (default '
+                             f'min(1.25*eps, eps+4)/steps) or a number > 0 '
+                             f'(pixel units of 255), got {step_size!r}')
+        if norm not in self.NORMS:
+            raise ValueError(f'PGDAttack: `norm` must be one of {self.NORMS}, '
+                             f'got {norm!r}')
+        if loss not in self.LOSSES:
+            raise ValueError(f'PGDAttack: `loss` must be one of {self.LOSSES}, '
+                             f'got {loss!r}')
+        if not isinstance(confidence, (int, float)) or confidence < 0:
+            raise ValueError(f'PGDAttack: `confidence` must be a number >= 0, '
+                             f'got {confidence!r}')
+        if num_classes is not None and (not isinstance(num_classes, int)
+                                        or num_classes < 2):
+            raise ValueError(f'PGDAttack: `num_classes` must be None or an int '
+                             f'>= 2, got {num_classes!r}')
+        self.eps = eps
+        self.steps = steps
+        self.step_size = step_size
+        self.norm = norm
+        self.random_start = random_start
+        self.targeted = targeted
+        self.loss = loss
+        self.confidence = confidence
+        self.num_classes = num_classes
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
+                f'step_size={self.get_step_size()}, norm={self.norm!r}, '
+                f'random_start={self.random_start}, targeted={self.targeted}, '
+                f'loss={self.loss!r}, confidence={self.confidence})')
+
+    def get_step_size(self) -> float:
+        """Step size in pixel units of 255 for the current eps and steps."""
+        if self.step_size is not None:
+            return self.step_size
+        if self.steps == 0:
+            return 0.
+        return min(1.25 * self.eps, self.eps + 4) / self.steps
+
+    def __call__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
+                 images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Generate adversarial examples.
+
+        Args:
+            model_fn (Callable): Maps [0, 1] images (N, C, H, W) to logits
+                (N, K), e.g. a :class:`NormalizedClassifier`.
+            images (torch.Tensor): Float images (N, C, H, W) in [0, 1].
+            labels (torch.Tensor): Integer labels (N,) or soft labels (N, K).
+
+        Returns:
+            torch.Tensor: Detached adversarial images in [0, 1], within
+            ``eps / 255`` of ``images`` in the chosen norm.
+        """
+        if not torch.is_floating_point(images) or images.dim() != 4:
+            raise ValueError('PGDAttack: images must be a float tensor (N, C, H, W), '
+                             f'got {images.dtype} of shape {tuple(images.shape)}')
+        if images.min() < 0 or images.max() > 1:
+            raise ValueError('PGDAttack: images must lie in [0, 1] (pixel space '
+                             'divided by 255)')
+        if labels.shape[0] != images.shape[0] or labels.dim() not in (1, 2):
+            raise ValueError('PGDAttack: labels must be (N,) class indices or (N, K) '
+                             f'soft labels for N={images.shape[0]} images, got '
+                             f'shape {tuple(labels.shape)}')
+        images = images.detach()
+        labels = labels.detach()
+        if self.eps == 0 or self.steps == 0:
+            return images.clone()
+        eps = self.eps / 255.
+        alpha = self.get_step_size() / 255.
+
+        with torch.enable_grad():
+            delta = self._random_start(images, eps) if self.random_start \
+                else torch.zeros_like(images)
+            targets = None
+            for _ in range(self.steps):
+                delta.requires_grad_(True)
+                logits = model_fn(images + delta)
+                if targets is None:
+                    targets = self._targets(labels, logits)
+                objective = self._objective(logits, targets)
+                grad, = torch.autograd.grad(objective, delta)
+                delta = self._step(delta.detach(), grad, alpha, eps)
+                # stay inside the valid pixel range
+                delta = (images + delta).clamp_(0, 1) - images
+        return (images + delta).clamp_(0, 1).detach()
+
+    def _random_start(self, images: torch.Tensor, eps: float) -> torch.Tensor:
+        if self.norm == 'Linf':
+            delta = torch.empty_like(images).uniform_(-eps, eps)
+        else:
+            delta = torch.randn_like(images)
+            norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            radius = torch.rand(images.size(0), 1, 1, 1, device=images.device)
+            delta = delta / norms * radius * eps
+        return (images + delta).clamp_(0, 1) - images
+
+    def _step(self, delta: torch.Tensor, grad: torch.Tensor, alpha: float,
+              eps: float) -> torch.Tensor:
+        if self.norm == 'Linf':
+            return (delta + alpha * grad.sign()).clamp_(-eps, eps)
+        grad_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        delta = delta + alpha * grad / grad_norm
+        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        return delta * (eps / norms).clamp(max=1.)
+
+    def _targets(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Labels the objective uses: the true ones, or random wrong classes."""
+        num_classes = logits.size(1)
+        if self.num_classes is not None and num_classes != self.num_classes:
+            raise ValueError(f'PGDAttack: num_classes={self.num_classes} but the '
+                             f'model returns {num_classes} logits')
+        if labels.dim() == 2 and labels.size(1) != num_classes:
+            raise ValueError(f'PGDAttack: soft labels have {labels.size(1)} classes, '
+                             f'the model returns {num_classes} logits')
+        if labels.dim() == 2 and (self.targeted or self.loss == 'cw'):
+            labels = labels.argmax(dim=1)
+        if self.targeted:
+            shift = torch.randint(1, num_classes, labels.shape, device=labels.device)
+            labels = (labels + shift) % num_classes
+        return labels
+
+    def _objective(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The quantity gradient ascent maximises (summed over the batch)."""
+        logits = logits.float()  # fp32 loss under autocast
+        if self.loss == 'ce':
+            if targets.dim() == 2:
+                loss = -(targets * logits.log_softmax(dim=1)).sum()
+            else:
+                loss = F.cross_entropy(logits, targets, reduction='sum')
+            return -loss if self.targeted else loss
+        one_hot = F.one_hot(targets, logits.size(1)).bool()
+        real = logits[one_hot]
+        other = logits.masked_fill(one_hot, float('-inf')).amax(dim=1)
+        margin = other - real if self.targeted else real - other
+        return -(margin + self.confidence).clamp(min=0).sum()

@@ -1,0 +1,171 @@
+"""Every torchattacks attack in the plug-in's ATTACKS registry.
+
+``ATTACKS.build(dict(type='PGD', eps=8, alpha=2, steps=20))`` gives an object
+called like the plug-in's own attacks, ``adv = attack(model, images, labels)``,
+with ``images`` in [0, 1] and ``model`` a module taking such images (e.g.
+:class:`NormalizedClassifier`). Each torchattacks class is registered under its
+own name and takes its own keyword arguments; only the sizes are converted:
+the keys in ``PIXEL_KWARGS`` are given in pixel units of 255 (``eps=8`` means
+8/255), like the training attack, and divided by 255 for torchattacks.
+"""
+import inspect
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torchattacks
+
+from ..registry import ATTACKS
+
+# sizes in the [0, 1] input space of torchattacks, given here in pixel units
+# (/255); L2 radii scale the same way (eps=127.5 is an L2 radius of 0.5)
+PIXEL_KWARGS = ('eps', 'alpha', 'max_epsilon')
+# wrappers that take other attacks or a training loader, not a model
+NOT_ADAPTED = ('MultiAttack', 'LGV')
+# attacks without a ``norm`` argument that are not L-inf
+_L2_ATTACKS = ('PGDL2', 'PGDRSL2')
+
+
+class _ProbeModel(nn.Module):
+    """Stand-in model: lets a torchattacks class check its arguments early."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return x.flatten(1)[:, :2] * self.weight
+
+
+class TorchAttack:
+    """Base of the adapters: one torchattacks class, sizes in pixel units.
+
+    Subclasses set ``attack_cls``; one is registered per torchattacks attack
+    (``PGD``, ``APGD``, ``AutoAttack``, ``FGSM``, ``Square``, ...). Arguments
+    are checked when the adapter is built (names against the torchattacks
+    signature, eps range, torchattacks' own checks on a stand-in model), so a
+    bad config fails before any checkpoint is loaded. The torchattacks object
+    is created on the first call for the model it is given (and again if the
+    model changes); attacks taking ``n_classes`` (APGDT, FAB, AutoAttack) get
+    the number of logits of the model unless it is set, and attacks taking a
+    ``seed`` get 0 unless set (torchattacks' AutoAttack would otherwise seed
+    from the clock). The train/eval mode of every submodule of the model is
+    the same after the call as before it.
+
+    Args:
+        **kwargs: The keyword arguments of the torchattacks class, with the
+            keys in ``PIXEL_KWARGS`` in pixel units of 255.
+
+    Example:
+        >>> from nofrost_mm.registry import ATTACKS
+        >>> attack = ATTACKS.build(dict(type='AutoAttack', eps=8))
+        >>> adv = attack(normalized_classifier, images_0_1, labels)
+    """
+
+    attack_cls = None
+
+    def __init__(self, **kwargs):
+        name = self.attack_cls.__name__
+        params = inspect.signature(self.attack_cls.__init__).parameters
+        allowed = [p for p in params if p not in ('self', 'model')]
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise TypeError(
+                f'attack {name}: unknown argument(s) {unknown}; '
+                f'torchattacks.{name} accepts {allowed}')
+        defaults = {k: p.default for k, p in params.items()
+                    if p.default is not inspect.Parameter.empty}
+        self.norm = kwargs.get('norm', defaults.get(
+            'norm', 'L2' if name in _L2_ATTACKS else 'Linf'))
+        # pixel units for reporting (defaults of torchattacks are in [0, 1])
+        self.eps = kwargs.get('eps', kwargs.get('max_epsilon'))
+        if self.eps is None:
+            default_eps = defaults.get('eps', defaults.get('max_epsilon'))
+            self.eps = None if default_eps is None else default_eps * 255
+        self.steps = kwargs.get('steps', defaults.get('steps'))
+        for key in PIXEL_KWARGS:
+            if key in kwargs:
+                check_pixel_size(name, key, kwargs[key], self.norm)
+        self.kwargs = dict(kwargs)
+        self._ta_kwargs = {k: (v / 255. if k in PIXEL_KWARGS else v)
+                           for k, v in kwargs.items()}
+        if 'seed' in params and 'seed' not in kwargs:
+            self._ta_kwargs['seed'] = 0
+        # torchattacks' own checks (e.g. AutoAttack's version, FAB's norm)
+        try:
+            self._make(_ProbeModel(), num_classes=2)
+        except (ValueError, AssertionError, TypeError) as e:
+            raise ValueError(f'attack {name}{self.kwargs}: rejected by '
+                             f'torchattacks: {e}') from e
+        self._model: Optional[nn.Module] = None
+        self._attack = None
+
+    def _make(self, model: nn.Module, num_classes: int):
+        kwargs = dict(self._ta_kwargs)
+        params = inspect.signature(self.attack_cls.__init__).parameters
+        if 'n_classes' in params:
+            kwargs.setdefault('n_classes', num_classes)
+        return self.attack_cls(model, **kwargs)
+
+    def __call__(self, model: nn.Module, images: torch.Tensor,
+                 labels: torch.Tensor) -> torch.Tensor:
+        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
+        if self._model is not model:
+            with torch.no_grad():
+                num_classes = model(images[:1]).shape[1]
+            self._attack = self._make(model, num_classes)
+            self._model = model
+        # torchattacks calls model.train() afterwards if the top module was
+        # in train mode, which would switch a caller's eval-mode layers
+        modes = [(m, m.training) for m in model.modules()]
+        try:
+            return self._attack(images, labels).detach()
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    def __repr__(self):
+        args = ', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())
+        return f'{type(self).__name__}({args})'
+
+
+def check_pixel_size(attack: str, key: str, value, norm: str) -> None:
+    """Raise a clear error for a size that is not in pixel units of 255.
+
+    Args:
+        attack (str): Attack name, for the message.
+        key (str): The argument (``eps``, ``alpha``...).
+        value: Its value.
+        norm (str): ``'Linf'`` bounds the value to (0, 255]; an L-inf eps
+            below 0.5 is refused as a likely [0, 1]-scale value.
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool) \
+            or value <= 0:
+        raise ValueError(f'attack {attack}: {key}={value!r} must be a '
+                         'positive number in pixel units of 255 (8 = 8/255)')
+    if norm == 'Linf' and value > 255:
+        raise ValueError(f'attack {attack}: {key}={value!r} is out of range '
+                         '(0, 255] for an L-inf attack (pixel units of 255)')
+    if norm == 'Linf' and key in ('eps', 'max_epsilon') and value < 0.5:
+        raise ValueError(
+            f'attack {attack}: {key}={value!r} looks like a [0, 1]-scale '
+            f'value; sizes are in pixel units of 255 (use {key}='
+            f'{value * 255:g} for {value!r} in [0, 1])')
+
+
+def _register_all():
+    adapters = {}
+    for name in torchattacks.__all__:
+        if name in NOT_ADAPTED:
+            continue
+        cls = type(name, (TorchAttack, ), dict(
+            attack_cls=getattr(torchattacks, name),
+            __doc__=f'``torchattacks.{name}`` with sizes in pixel units of '
+            '255 (see :class:`TorchAttack`).',
+            __module__=__name__))
+        ATTACKS.register_module(name=name, module=cls)
+        adapters[name] = cls
+    return adapters
+
+
+TORCHATTACKS_ADAPTERS = _register_all()

@@ -1,0 +1,213 @@
+"""Drives PGD adversarial training: attack target, schedules, logs, robust validation."""
+import bisect
+import math
+import time
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
+from mmpretrain.registry import HOOKS
+
+from nofrost_mm.attacks import build_attack
+from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
+
+ROBUST_PREFIX = 'robust_accuracy'
+
+
+@HOOKS.register_module()
+class AdversarialTrainingHook(Hook):
+    """Adversarial training with :class:`PGDDataPreprocessor`.
+
+    - Before the run it gives the preprocessor the classifier to attack (the
+      unwrapped model) and checks the pair fits; a model without an
+      attacking preprocessor fails here, before any data is read.
+    - Each iteration it sets the attack's ``eps`` (linear warm-up from 0 over
+      ``eps_warmup`` epochs or iterations) and ``steps`` (a curriculum, e.g.
+      the official ``steps_schedule=[3, 5, 7]`` at ``steps_milestones``), and
+      logs ``adv_eps``, ``adv_steps``, ``attack_time_share`` and, with
+      :class:`AdvImageClassifier`, ``loss_clean``, ``loss_adv``,
+      ``acc_clean``, ``acc_adv``.
+    - After validation epochs number ``k * adv_val_interval`` and in the last
+      ``adv_val_last`` fraction of training it measures robust top-1
+      accuracy on the val set under ``val_attack`` (official: PGD-5), logged
+      as ``robust_accuracy/top1`` beside the clean accuracy. CheckpointHook
+      can keep the best of both:
+      ``save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'``
+      (epochs without the robust evaluation report -inf for it, never a best).
+
+    The hook keeps no state of its own: eps and steps follow from the
+    runner's epoch and iteration, so resuming continues the schedules.
+
+    Args:
+        eps_warmup (int): Length of the linear eps warm-up, in epochs
+            (``by_epoch=True``, updated every iteration) or iterations.
+            0 disables it. Defaults to 0.
+        steps_schedule (Sequence[int], optional): Attack steps for each phase;
+            None keeps the preprocessor's attack steps. Defaults to None.
+        steps_milestones (Sequence[int]): Epochs (or iterations) at which the
+            next entry of ``steps_schedule`` starts; one fewer than
+            ``steps_schedule``. Defaults to ().
+        by_epoch (bool): Count ``eps_warmup``, ``steps_milestones`` and
+            ``adv_val_interval`` in epochs, else iterations. Defaults to True.
+        adv_val_interval (int): Robust validation every that many epochs
+            (iterations); 0 disables robust validation. Defaults to 10.
+        adv_val_last (float): Also validate robustness in this final fraction
+            of training, in [0, 1]. Defaults to 0.1.
+        val_attack (dict | Callable): Attack of the robust validation; its
+            ``eps`` defaults to the training attack's.
+            Defaults to ``dict(type='PGDAttack', steps=5)``.
+    """
+
+    priority = 'NORMAL'  # after RuntimeInfoHook, before LoggerHook/CheckpointHook
+
+    def __init__(self,
+                 eps_warmup: int = 0,
+                 steps_schedule: Optional[Sequence[int]] = None,
+                 steps_milestones: Sequence[int] = (),
+                 by_epoch: bool = True,
+                 adv_val_interval: int = 10,
+                 adv_val_last: float = 0.1,
+                 val_attack: Union[dict, Callable] = dict(type='PGDAttack', steps=5)):
+        if not isinstance(eps_warmup, int) or eps_warmup < 0:
+            raise ValueError('AdversarialTrainingHook.eps_warmup must be an int >= 0 '
+                             f'(epochs or iterations), got {eps_warmup!r}')
+        milestones = list(steps_milestones)
+        if steps_schedule is not None:
+            steps_schedule = list(steps_schedule)
+            if not steps_schedule or any(not isinstance(s, int) or s < 1
+                                         for s in steps_schedule):
+                raise ValueError('AdversarialTrainingHook.steps_schedule must be a '
+                                 f'non-empty list of ints >= 1, got {steps_schedule!r}')
+            if len(milestones) != len(steps_schedule) - 1:
+                raise ValueError(
+                    'AdversarialTrainingHook.steps_milestones needs one entry fewer than '
+                    f'steps_schedule ({len(steps_schedule) - 1}), got {milestones!r}')
+        elif milestones:
+            raise ValueError('AdversarialTrainingHook.steps_milestones needs '
+                             'steps_schedule')
+        if any(not isinstance(m, int) or m < 1 for m in milestones) or \
+                milestones != sorted(set(milestones)):
+            raise ValueError('AdversarialTrainingHook.steps_milestones must be '
+                             f'increasing ints >= 1, got {milestones!r}')
+        if not isinstance(adv_val_interval, int) or adv_val_interval < 0:
+            raise ValueError('AdversarialTrainingHook.adv_val_interval must be an int '
+                             f'>= 0 (0 disables robust validation), got {adv_val_interval!r}')
+        if not 0 <= adv_val_last <= 1:
+            raise ValueError('AdversarialTrainingHook.adv_val_last must be in [0, 1], '
+                             f'got {adv_val_last!r}')
+        self.eps_warmup = eps_warmup
+        self.steps_schedule = steps_schedule
+        self.steps_milestones = milestones
+        self.by_epoch = by_epoch
+        self.adv_val_interval = adv_val_interval
+        self.adv_val_last = adv_val_last
+        self._val_eps_given = isinstance(val_attack, dict) and 'eps' in val_attack
+        try:
+            self.val_attack = build_attack(val_attack)
+        except (ValueError, TypeError, KeyError) as e:
+            raise type(e)(f'AdversarialTrainingHook.val_attack: {e}') from e
+        self._iter_start = 0.
+
+    @staticmethod
+    def _unwrap(runner):
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    def before_run(self, runner) -> None:
+        model = self._unwrap(runner)
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        if not isinstance(preprocessor, PGDDataPreprocessor):
+            raise TypeError(
+                'AdversarialTrainingHook needs '
+                "model.data_preprocessor.type='PGDDataPreprocessor' (got "
+                f'{type(preprocessor).__name__}): add data_preprocessor = '
+                "dict(type='PGDDataPreprocessor', attack=dict(type='PGDAttack', "
+                'eps=8, steps=10), ...) to the config')
+        preprocessor.set_classifier(model)
+        self._final_eps = preprocessor.attack.eps
+        self._base_steps = preprocessor.attack.steps
+        if not self._val_eps_given and hasattr(self.val_attack, 'eps'):
+            self.val_attack.eps = self._final_eps
+
+    # -- schedules and logs ---------------------------------------------------
+    def _progress(self, runner) -> float:
+        """Training progress in epochs (fractional) or iterations, at this iteration."""
+        if self.by_epoch:
+            return (runner.iter + 1) / max(len(runner.train_dataloader), 1)
+        return runner.iter + 1
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        attack = self._unwrap(runner).data_preprocessor.attack
+        progress = self._progress(runner)
+        if self.eps_warmup:
+            attack.eps = self._final_eps * min(1., progress / self.eps_warmup)
+        if self.steps_schedule is not None:
+            # milestone m starts at epoch m (0-based runner.epoch) or iteration m
+            done = runner.epoch if self.by_epoch else runner.iter
+            attack.steps = self.steps_schedule[bisect.bisect_right(self.steps_milestones, done)]
+        self._iter_start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        model = self._unwrap(runner)
+        preprocessor = model.data_preprocessor
+        if torch.cuda.is_available() and next(model.parameters()).is_cuda:
+            torch.cuda.synchronize()
+        iter_time = time.perf_counter() - self._iter_start
+        hub = runner.message_hub
+        hub.update_scalar('train/adv_eps', float(preprocessor.attack.eps))
+        hub.update_scalar('train/adv_steps', float(preprocessor.attack.steps))
+        if preprocessor.adv_loss_weight > 0:
+            hub.update_scalar('train/attack_time_share',
+                              preprocessor.last_attack_time / max(iter_time, 1e-9))
+        for key, value in getattr(model, 'adv_log_vars', {}).items():
+            hub.update_scalar(f'train/{key}', value)
+
+    # -- robust validation ----------------------------------------------------
+    def _robust_val_due(self, runner) -> bool:
+        if self.adv_val_interval == 0:
+            return False
+        if isinstance(runner._train_loop, dict) or runner._train_loop is None:
+            return True  # a standalone validation
+        done, total = (runner.epoch, runner.max_epochs) if self.by_epoch \
+            else (runner.iter, runner.max_iters)
+        return (done % self.adv_val_interval == 0 or done == total
+                or done > total - math.ceil(self.adv_val_last * total))
+
+    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        if metrics is None:
+            return
+        key = f'{ROBUST_PREFIX}/top1'
+        if not self._robust_val_due(runner):
+            metrics.setdefault(key, float('-inf'))  # CheckpointHook: never a best
+            return
+        for name, value in self._robust_accuracy(runner).items():
+            metrics[name] = value
+            runner.message_hub.update_scalar(f'val/{name}', value)
+
+    def _robust_accuracy(self, runner) -> dict:
+        model = self._unwrap(runner)
+        preprocessor = model.data_preprocessor
+        dataloader = runner.val_dataloader
+        evaluator = runner.build_evaluator(
+            dict(type='Accuracy', topk=(1, ), prefix=ROBUST_PREFIX))
+        evaluator.dataset_meta = getattr(dataloader.dataset, 'metainfo', None)
+        was_training = model.training
+        model.eval()
+        try:
+            for data_batch in dataloader:
+                with torch.no_grad():
+                    # the plain preprocessing, whatever test_attack says
+                    data = ClsDataPreprocessor.forward(preprocessor, data_batch, False)
+                samples = data['data_samples']
+                adv = preprocessor.attack_inputs(
+                    data['inputs'], preprocessor.attack_targets(samples),
+                    self.val_attack, train_mode=False)
+                with torch.no_grad():
+                    outputs = model(adv, samples, mode='predict')
+                evaluator.process(data_samples=outputs, data_batch=data_batch)
+        finally:
+            model.train(was_training)
+        return evaluator.evaluate(len(dataloader.dataset))

@@ -1,0 +1,105 @@
+"""torchattacks attacks built from the ATTACKS registry (sizes in pixel units)."""
+import pytest
+import torch
+import torchattacks
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import DATASETS, MODELS
+
+import nofrost_mm  # noqa: F401
+from nofrost_mm.attacks import (CWLinf, NormalizedClassifier, PGDAttack,
+                                attack_context, build_attack)
+from nofrost_mm.attacks.torchattacks_adapter import NOT_ADAPTED, TorchAttack
+from nofrost_mm.registry import ATTACKS
+
+
+@pytest.fixture(scope='module')
+def net_and_batch():
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=8,
+                      base_channels=8, out_indices=(3, )),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))
+    ds = DATASETS.build(dict(type='SklearnDigits', split='test'))
+    images = torch.stack([torch.from_numpy(ds[i]['img']).permute(2, 0, 1)
+                          for i in range(48)]).float() / 255.
+    net = NormalizedClassifier(model, [0.] * 3, [255.] * 3).eval()
+    with torch.no_grad():
+        labels = net(images).argmax(1)  # every sample starts correct
+    return model, net, images, labels
+
+
+def test_every_torchattacks_attack_is_registered():
+    names = [n for n in torchattacks.__all__ if n not in NOT_ADAPTED]
+    for name in names:
+        cls = ATTACKS.get(name)
+        assert issubclass(cls, TorchAttack)
+        assert cls.attack_cls is getattr(torchattacks, name)
+    assert ATTACKS.get('CWLinf') is CWLinf
+
+
+def test_sizes_are_converted_and_autoattack_gets_classes_and_seed(net_and_batch):
+    model, net, images, labels = net_and_batch
+    pgd = build_attack(dict(type='PGD', eps=8, alpha=2, steps=1))
+    with attack_context(model):
+        adv = pgd(net, images[:4], labels[:4])
+    assert pgd._attack.eps == pytest.approx(8 / 255)
+    assert pgd._attack.alpha == pytest.approx(2 / 255)
+    assert (adv - images[:4]).abs().max() <= 8 / 255 + 1e-6
+
+    aa = build_attack(dict(type='AutoAttack', eps=8, version='standard'))
+    assert aa._ta_kwargs == dict(eps=8 / 255, version='standard', seed=0)
+    sub = aa._make(net, num_classes=7)._autoattack.attacks  # not the default 10
+    assert [a.n_target_classes for a in sub
+            if hasattr(a, 'n_target_classes')] == [6, 6]
+    assert {a.seed for a in sub} == {0}
+    aa(net, images[:2], labels[:2])  # the number of classes comes from the logits
+    assert aa._attack._autoattack.attacks[1].n_target_classes == 9
+
+
+@pytest.mark.parametrize('cfg, match', [
+    (dict(type='PGD', epsilon=8), r"unknown argument\(s\) \['epsilon'\]; "
+     r"torchattacks.PGD accepts \['eps', 'alpha', 'steps', 'random_start'\]"),
+    (dict(type='PGD', eps=300), r'eps=300 is out of range \(0, 255\]'),
+    (dict(type='FGSM', eps=8 / 255), r'looks like a \[0, 1\]-scale value'),
+    (dict(type='APGD', eps=-1), 'must be a positive number'),
+    (dict(type='AutoAttack', eps=8, version='fast'), 'Not valid version'),
+    (dict(type='APGD', eps=8, norm='L7'), 'rejected by torchattacks'),
+])
+def test_bad_configs_fail_when_built(cfg, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        build_attack(cfg)
+
+
+def test_model_modes_are_restored(net_and_batch):
+    model, net, images, labels = net_and_batch
+    net.train()  # torchattacks would call .train() on the whole tree after
+    model.eval()
+    try:
+        build_attack(dict(type='FGSM', eps=8))(net, images[:2], labels[:2])
+        assert not any(m.training for m in model.modules())
+        assert net.training
+    finally:
+        net.eval()
+
+
+def test_plugin_pgd_matches_torchattacks_pgd(net_and_batch):
+    model, net, images, labels = net_and_batch
+    ta = build_attack(dict(type='PGD', eps=4, alpha=1, steps=10,
+                           random_start=False))
+    ours = PGDAttack(eps=4, steps=10, step_size=1, random_start=False)
+    with attack_context(model), torch.no_grad():
+        with torch.enable_grad():
+            adv_ta, adv_ours = ta(net, images, labels), ours(net, images, labels)
+        acc_ta = (net(adv_ta).argmax(1) == labels).float().mean().item()
+        acc_ours = (net(adv_ours).argmax(1) == labels).float().mean().item()
+    assert acc_ta < 0.9  # the attack does something
+    assert abs(acc_ta - acc_ours) <= 1 / len(labels) + 1e-9
+
+
+def test_cw_linf_is_pgd_on_the_cw_margin():
+    attack = build_attack(dict(type='CWLinf', eps=8, steps=20))
+    assert isinstance(attack, PGDAttack)
+    assert (attack.loss, attack.confidence, attack.norm) == ('cw', 50., 'Linf')

@@ -1,0 +1,77 @@
+"""Tiny classifiers and real digits batches shared by the adversarial-training tests."""
+import copy
+import functools
+
+import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import DATASETS, MODELS
+
+import nofrost_mm  # noqa: F401  (registers the plug-in)
+
+BN_BACKBONE = dict(type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8,
+                   out_indices=(3, ))
+NF_BACKBONE = dict(type='NFResNet_CIFAR', depth=18, stem_channels=8, base_channels=8,
+                   out_indices=(3, ))
+DIGITS_PREPROCESSOR = dict(mean=[0., 0., 0.], std=[255., 255., 255.], num_classes=10)
+
+
+@functools.lru_cache(maxsize=None)
+def _digits(split):
+    return DATASETS.build(dict(type='SklearnDigits', split=split,
+                               pipeline=[dict(type='PackInputs')]))
+
+
+def digits_batch(n=32, split='train', start=0):
+    """A batch of real digits as a dataloader gives it (uint8, pseudo_collate)."""
+    ds = _digits(split)
+    return pseudo_collate([ds[(start + i) % len(ds)] for i in range(n)])
+
+
+def build_classifier(backbone=BN_BACKBONE, type='AdvImageClassifier', head=None,
+                     data_preprocessor=None, seed=0):
+    init_default_scope('mmpretrain')
+    torch.manual_seed(seed)
+    cfg = dict(
+        type=type, backbone=copy.deepcopy(backbone),
+        neck=dict(type='GlobalAveragePooling'),
+        head=head or dict(type='LinearClsHead', num_classes=10, in_channels=64),
+        data_preprocessor=copy.deepcopy(data_preprocessor or DIGITS_PREPROCESSOR))
+    return MODELS.build(cfg)
+
+
+def train_briefly(model, iters=40, batch=32, lr=0.01):
+    """A few standard SGD steps on real digits, so attacks have something to break."""
+    optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    model.train()
+    for i in range(iters):
+        data = digits_batch(batch, start=i * batch)
+        data = clean_preprocess(model, data)
+        loss = sum(v for k, v in model(**data, mode='loss').items() if 'loss' in k)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    return model.eval()
+
+
+def clean_preprocess(model, data, training=True):
+    """The plain ClsDataPreprocessor path of a model's preprocessor (no attack)."""
+    from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
+    return ClsDataPreprocessor.forward(model.data_preprocessor, data, training)
+
+
+@functools.lru_cache(maxsize=None)
+def _trained_state(kind):
+    backbone = dict(bn=BN_BACKBONE, nf=NF_BACKBONE)[kind]
+    return train_briefly(build_classifier(backbone, type='ImageClassifier')).state_dict()
+
+
+def trained_classifier(kind='bn', type='AdvImageClassifier', data_preprocessor=None):
+    """A tiny classifier trained briefly on digits (~80% test accuracy for 'bn').
+
+    Trained once per test process and reloaded, so tests can change it freely.
+    """
+    model = build_classifier(dict(bn=BN_BACKBONE, nf=NF_BACKBONE)[kind], type=type,
+                             data_preprocessor=data_preprocessor)
+    model.load_state_dict(_trained_state(kind))
+    return model.eval()

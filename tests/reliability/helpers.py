@@ -1,0 +1,93 @@
+"""Test-only hooks and helpers of the reliability suite (loaded via custom_imports)."""
+import os
+import signal
+import socket
+import time
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from tests.conftest import REPO_ROOT
+
+DEMO = REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits.py'
+SMALL = ['train_dataloader.dataset.indices=256',
+         'val_dataloader.dataset.indices=120']
+
+
+def write_config(path, base=DEMO, body=''):
+    """A config in ``path`` on top of ``base`` that also loads these hooks."""
+    path.write_text(
+        f"_base_ = '{base}'\n"
+        "custom_imports = dict(imports=['nofrost_mm', "
+        "'tests.reliability.helpers'], allow_failed_imports=False)\n" + body)
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class PauseAtIterHook(Hook):
+    """Write ``marker`` after iteration ``at_iter`` and wait to be killed."""
+
+    def __init__(self, at_iter, marker):
+        self.at_iter, self.marker = at_iter, marker
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.at_iter:
+            with open(self.marker, 'w') as f:
+                f.write(str(runner.iter + 1))
+            time.sleep(120)
+
+
+@HOOKS.register_module()
+class PoisonBatchHook(Hook):
+    """Make the loss of the given iterations NaN (the input mean becomes NaN)."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, at_iters):
+        self.at_iters = set(at_iters)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 in self.at_iters:
+            self._mean = unwrap(runner.model).data_preprocessor.mean.clone()
+            unwrap(runner.model).data_preprocessor.mean.fill_(float('nan'))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 in self.at_iters:
+            unwrap(runner.model).data_preprocessor.mean.copy_(self._mean)
+
+
+@HOOKS.register_module()
+class DieAtIterHook(Hook):
+    """SIGKILL this process on rank ``rank`` before iteration ``at_iter``."""
+
+    def __init__(self, rank, at_iter):
+        self.rank, self.at_iter = rank, at_iter
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.rank == self.rank and runner.iter + 1 == self.at_iter:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class DumpWeightsHook(Hook):
+    """Every rank writes its final parameters to ``rank{r}_weights.pth``."""
+
+    def after_train(self, runner):
+        torch.save({k: p.detach() for k, p in
+                    unwrap(runner.model).named_parameters()},
+                   os.path.join(runner.work_dir,
+                                f'rank{runner.rank}_weights.pth'))
