@@ -1,33 +1,258 @@
-"""`make demo`: PLACEHOLDER until the NoFrost demo lands.
+"""`make demo`: standard training vs BN-AT vs NoFrost on the bundled digits, on CPU.
 
-Trains the small BN ResNet of configs/demo on the bundled digits for a few
-epochs on CPU with tools/train.py, tests it with tools/test.py and prints the
-result. The real demo (standard vs BN-AT vs NoFrost, robust accuracy) replaces it.
+Trains the three configs of ``configs/demo/`` with ``tools/train.py``, evaluates
+each with ``tools/test.py`` (clean and PGD-20 on the whole test split,
+AutoAttack on a fixed, seeded subset), prints a Markdown table and writes
+``summary.json`` and ``summary.png`` (accuracy bars and training curves) in
+``--work-dir``. With several ``--seeds`` it reports mean and standard deviation
+over seeds. Every invocation trains into a new timestamped folder under
+``--work-dir/runs``, so earlier runs are never overwritten.
+
+Usage:
+    python tools/demo.py [--seeds 0 1 2] [--aa-samples 100] [--work-dir DIR]
+    python tools/demo.py --quick   # a minutes-free smoke run (CI)
 """
+import argparse
 import json
+import os
 import os.path as osp
+import platform
+import re
+import statistics
 import subprocess
 import sys
+import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = 'configs/demo/resnet18-w16_1xb64_digits.py'
-WORK_DIR = 'work_dirs/demo/placeholder'
+
+# (name, config); the order is the table's order
+METHODS = [
+    ('Standard (BN)', 'configs/demo/resnet18-w16_1xb64_digits.py'),
+    ('BN-AT', 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'),
+    ('NoFrost (NF-AT)', 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'),
+]
+EPS = 32  # /255: at 8/255 a standard model keeps ~75% on these smooth digits
+PGD20 = dict(type='PGDAttack', eps=EPS, steps=20, name='PGD-20')
+AUTOATTACK = dict(type='AutoAttack', eps=EPS, version='standard',
+                  name='AutoAttack')
+# --quick: tiny data and one epoch, to check the pipeline end to end
+QUICK_TRAIN = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=128',
+               'val_dataloader.dataset.indices=64']
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--aa-samples', type=int, default=100,
+                        help='test images attacked by AutoAttack (fixed, '
+                        'seeded subset); clean and PGD-20 use all 360')
+    parser.add_argument('--quick', action='store_true',
+                        help='one epoch on a few images: a smoke run')
+    parser.add_argument('--methods', nargs='+', default=None,
+                        help='subset of method names to run')
+    args = parser.parse_args()
+    if args.aa_samples < 1:
+        parser.error('--aa-samples must be >= 1')
+    if args.methods:
+        known = [m for m, _ in METHODS]
+        unknown = set(args.methods) - set(known)
+        if unknown:
+            parser.error(f'--methods {sorted(unknown)}: allowed {known}')
+    return args
+
+
+def run(cmd, log_path, show=None):
+    """Run a repo command, keep its whole output in a log, show some lines."""
+    env = dict(os.environ, PYTHONPATH=REPO)
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen([sys.executable] + cmd, cwd=REPO, env=env,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        for line in proc.stdout:
+            log.write(line)
+            if show is None or show(line):
+                print('    ' + line.rstrip()[-150:], flush=True)
+        proc.wait()
+    if proc.returncode != 0:
+        with open(log_path) as f:
+            tail = ''.join(f.readlines()[-30:])
+        raise SystemExit(f'{" ".join(cmd)} failed ({proc.returncode}); '
+                         f'log: {log_path}\n{tail}')
+
+
+def train(config, work_dir, seed, quick):
+    options = [f'randomness.seed={seed}'] + (QUICK_TRAIN if quick else [])
+    start = time.time()
+    run(['tools/train.py', config, '--work-dir', work_dir,
+         '--cfg-options', *options], osp.join(work_dir, 'train_console.log'),
+        show=lambda line: 'Epoch(' in line)
+    seconds = time.time() - start
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip(), seconds
+
+
+def evaluate(config, checkpoint, work_dir, attacks, num_samples, name):
+    out = osp.join(work_dir, f'test_{name}.json')
+    cmd = ['tools/test.py', config, checkpoint, '--work-dir',
+           osp.join(work_dir, f'test_{name}'), '--out', out,
+           '--attacks', *[repr(a) for a in attacks]]
+    if num_samples is not None:
+        cmd += ['--num-samples', str(num_samples)]
+    run(cmd, osp.join(work_dir, f'test_{name}_console.log'),
+        show=lambda line: 'robust/' in line or 'WARNING' in line
+        and 'masking' in line.lower())
+    with open(out) as f:
+        return json.load(f)
+
+
+def read_curves(work_dir):
+    """Training loss per logged iteration and val metrics per epoch."""
+    curves = dict(iter=[], loss=[], epoch=[], val_clean=[], val_robust=[])
+    for root, _, files in os.walk(work_dir):
+        if 'scalars.json' not in files or 'vis_data' not in root:
+            continue
+        with open(osp.join(root, 'scalars.json')) as f:
+            for line in f:
+                rec = json.loads(line)
+                if 'loss' in rec and 'iter' in rec:
+                    curves['iter'].append(rec['iter'])
+                    curves['loss'].append(rec['loss'])
+                elif 'accuracy/top1' in rec:
+                    curves['epoch'].append(rec['step'])
+                    curves['val_clean'].append(rec['accuracy/top1'])
+                    curves['val_robust'].append(
+                        rec.get('robust_accuracy/top1', float('nan')))
+    return curves
+
+
+def mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values)
+                                     if len(values) > 1 else 0.)
+
+
+def fmt(mean, std, several):
+    if mean is None:
+        return '-'
+    return f'{mean:.1f} ± {std:.1f}' if several else f'{mean:.1f}'
+
+
+def markdown_table(summary, several):
+    rows = ['| method | clean acc (%) | PGD-20 acc (%) | AutoAttack acc (%) '
+            '| train time (s) |', '| --- | --- | --- | --- | --- |']
+    for name, res in summary['methods'].items():
+        cells = [fmt(*res[key], several) for key in
+                 ('clean', 'pgd20', 'autoattack', 'train_seconds')]
+        rows.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(rows)
+
+
+def plot(summary, curves, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    names = list(summary['methods'])
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    keys = [('clean', 'clean'), ('pgd20', 'PGD-20'),
+            ('autoattack', 'AutoAttack')]
+    width = 0.8 / len(keys)
+    for k, (key, label) in enumerate(keys):
+        means = [summary['methods'][n][key][0] or 0. for n in names]
+        stds = [summary['methods'][n][key][1] or 0. for n in names]
+        xs = [i + (k - 1) * width for i in range(len(names))]
+        bars = axes[0].bar(xs, means, width, yerr=stds, capsize=3, label=label)
+        axes[0].bar_label(bars, fmt='%.1f', fontsize=7)
+    axes[0].set_xticks(range(len(names)), names, fontsize=9)
+    axes[0].set_ylabel('test accuracy (%)')
+    axes[0].set_ylim(0, 105)
+    axes[0].set_title(f'Digits test split, eps {EPS}/255')
+    axes[0].legend(fontsize=8)
+    for name in names:
+        c = curves[name]
+        axes[1].plot(c['iter'], c['loss'], label=name)
+        axes[2].plot(c['epoch'], c['val_clean'], marker='o', label=f'{name} clean')
+        if any(v == v for v in c['val_robust']):  # not all NaN
+            axes[2].plot(c['epoch'], c['val_robust'], marker='x', ls='--',
+                         label=f'{name} PGD (val)')
+    axes[1].set_xlabel('iteration')
+    axes[1].set_ylabel('training loss (seed %d)' % summary['seeds'][0])
+    axes[1].set_title('Training loss')
+    axes[1].legend(fontsize=8)
+    axes[2].set_xlabel('epoch')
+    axes[2].set_ylabel('accuracy (%)')
+    axes[2].set_title('Validation during training')
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main():
-    print('NOTE: this is a placeholder demo (standard training only); the '
-          'NoFrost comparison is not built yet.', flush=True)
-    subprocess.check_call([sys.executable, 'tools/train.py', CONFIG,
-                           '--work-dir', WORK_DIR, '--cfg-options',
-                           'train_cfg.max_epochs=5'], cwd=REPO)
-    out = osp.join(WORK_DIR, 'test_metrics.json')
-    subprocess.check_call([sys.executable, 'tools/test.py', CONFIG,
-                           osp.join(WORK_DIR, 'epoch_5.pth'), '--work-dir',
-                           WORK_DIR, '--out', out], cwd=REPO)
-    with open(osp.join(REPO, out)) as f:
-        metrics = json.load(f)
-    print('\n| model | epochs | clean test acc (%) |\n| --- | --- | --- |')
-    print(f"| ResNet-18 (w16), BN, standard | 5 | {metrics['accuracy/top1']:.2f} |")
+    args = parse_args()
+    methods = [(n, c) for n, c in METHODS
+               if args.methods is None or n in args.methods]
+    stamp = time.strftime('%Y%m%d_%H%M%S')
+    run_root = osp.join(args.work_dir, 'runs', stamp)
+    os.makedirs(run_root, exist_ok=False)
+    aa_samples = 16 if args.quick else args.aa_samples
+    pgd_samples = 64 if args.quick else None
+    print(f'nofrost-mm demo: {len(methods)} methods x {len(args.seeds)} '
+          f'seed(s) on CPU; runs in {run_root}', flush=True)
+
+    per_run = {n: [] for n, _ in methods}
+    curves = {}
+    for seed in args.seeds:
+        for name, config in methods:
+            slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+            work_dir = osp.join(run_root, f'{slug}_seed{seed}')
+            os.makedirs(work_dir)
+            print(f'\n==> [{name}, seed {seed}] training {config}', flush=True)
+            ckpt, seconds = train(config, work_dir, seed, args.quick)
+            print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
+                  'clean + PGD-20 on the test split', flush=True)
+            main_res = evaluate(config, ckpt, work_dir, [PGD20], pgd_samples,
+                                'pgd20')
+            print(f'==> [{name}, seed {seed}] AutoAttack on {aa_samples} '
+                  'test images', flush=True)
+            aa_res = evaluate(config, ckpt, work_dir, [AUTOATTACK], aa_samples,
+                              'autoattack')
+            per_run[name].append(dict(
+                seed=seed, checkpoint=ckpt, train_seconds=seconds,
+                clean=main_res['robust/clean'],
+                pgd20=main_res['robust/PGD-20'],
+                autoattack=aa_res['robust/AutoAttack'],
+                autoattack_clean=aa_res['robust/clean'],
+                pgd20_samples=main_res['robust/num_samples'],
+                autoattack_samples=aa_res['robust/num_samples']))
+            if seed == args.seeds[0]:
+                curves[name] = read_curves(work_dir)
+
+    summary = dict(
+        command=' '.join(['python'] + sys.argv), seeds=args.seeds,
+        quick=args.quick, eps=f'{EPS}/255', run_dir=run_root,
+        machine=f'{platform.machine()}, {os.cpu_count()} CPU cores, '
+        f'Python {platform.python_version()}',
+        methods={name: {key: mean_std([r[key] for r in runs]) for key in
+                        ('clean', 'pgd20', 'autoattack', 'train_seconds')}
+                 for name, runs in per_run.items()},
+        runs=per_run)
+    table = markdown_table(summary, len(args.seeds) > 1)
+    summary['table'] = table
+    os.makedirs(args.work_dir, exist_ok=True)
+    with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    plot(summary, curves, osp.join(args.work_dir, 'summary.png'))
+    first = next(iter(per_run.values()))[0]
+    print(f'\nDigits test split (360 images; AutoAttack on a seeded subset of '
+          f"{first['autoattack_samples']}), eps {EPS}/255, "
+          f"seeds {args.seeds}{' (QUICK smoke run)' if args.quick else ''}:\n")
+    print(table)
+    print(f"\nwrote {osp.join(args.work_dir, 'summary.json')} and "
+          f"{osp.join(args.work_dir, 'summary.png')}")
 
 
 if __name__ == '__main__':

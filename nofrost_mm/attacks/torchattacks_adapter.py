@@ -24,6 +24,10 @@ PIXEL_KWARGS = ('eps', 'alpha', 'max_epsilon')
 NOT_ADAPTED = ('MultiAttack', 'LGV')
 # attacks without a ``norm`` argument that are not L-inf
 _L2_ATTACKS = ('PGDL2', 'PGDRSL2')
+# norms the torchattacks classes with a ``norm`` argument implement (they
+# would only fail, or silently do nothing, at the first batch)
+NORMS = dict(FAB=('Linf', 'L2', 'L1'))
+DEFAULT_NORMS = ('Linf', 'L2')
 
 
 class _ProbeModel(nn.Module):
@@ -77,6 +81,9 @@ class TorchAttack:
                     if p.default is not inspect.Parameter.empty}
         self.norm = kwargs.get('norm', defaults.get(
             'norm', 'L2' if name in _L2_ATTACKS else 'Linf'))
+        if 'norm' in kwargs and kwargs['norm'] not in NORMS.get(name, DEFAULT_NORMS):
+            raise ValueError(f'attack {name}: norm={kwargs["norm"]!r} is not one '
+                             f'of {NORMS.get(name, DEFAULT_NORMS)}')
         # pixel units for reporting (defaults of torchattacks are in [0, 1])
         self.eps = kwargs.get('eps', kwargs.get('max_epsilon'))
         if self.eps is None:

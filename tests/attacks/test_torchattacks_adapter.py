@@ -2,33 +2,37 @@
 import pytest
 import torch
 import torchattacks
-from mmengine.registry import init_default_scope
-from mmpretrain.registry import DATASETS, MODELS
+import torch.nn as nn
+from mmpretrain.registry import DATASETS
 
 import nofrost_mm  # noqa: F401
-from nofrost_mm.attacks import (CWLinf, NormalizedClassifier, PGDAttack,
-                                attack_context, build_attack)
+from nofrost_mm.attacks import CWLinf, PGDAttack, attack_context, build_attack
 from nofrost_mm.attacks.torchattacks_adapter import NOT_ADAPTED, TorchAttack
 from nofrost_mm.registry import ATTACKS
 
 
 @pytest.fixture(scope='module')
 def net_and_batch():
-    init_default_scope('mmpretrain')
+    """A small MLP trained for a second on real digits (a random net predicts
+    one class everywhere, which no attack can change)."""
+    ds = DATASETS.build(dict(type='SklearnDigits', split='train'))
+    images = torch.stack([torch.from_numpy(d['img']).permute(2, 0, 1)
+                          for d in (ds[i] for i in range(len(ds)))]).float() / 255.
+    labels = torch.tensor([ds[i]['gt_label'] for i in range(len(ds))])
     torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=8,
-                      base_channels=8, out_indices=(3, )),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))
-    ds = DATASETS.build(dict(type='SklearnDigits', split='test'))
-    images = torch.stack([torch.from_numpy(ds[i]['img']).permute(2, 0, 1)
-                          for i in range(48)]).float() / 255.
-    net = NormalizedClassifier(model, [0.] * 3, [255.] * 3).eval()
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 64), nn.ReLU(),
+                        nn.Dropout(0.1), nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for step in range(150):
+        idx = torch.randint(len(ds), (64, ))
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(images[idx]), labels[idx]).backward()
+        opt.step()
+    net.eval()
     with torch.no_grad():
-        labels = net(images).argmax(1)  # every sample starts correct
-    return model, net, images, labels
+        keep = net(images[:200]).argmax(1) == labels[:200]
+    assert keep.float().mean() > 0.8
+    return net, net, images[:200][keep][:48], labels[:200][keep][:48]
 
 
 def test_every_torchattacks_attack_is_registered():
@@ -66,7 +70,7 @@ def test_sizes_are_converted_and_autoattack_gets_classes_and_seed(net_and_batch)
     (dict(type='FGSM', eps=8 / 255), r'looks like a \[0, 1\]-scale value'),
     (dict(type='APGD', eps=-1), 'must be a positive number'),
     (dict(type='AutoAttack', eps=8, version='fast'), 'Not valid version'),
-    (dict(type='APGD', eps=8, norm='L7'), 'rejected by torchattacks'),
+    (dict(type='APGD', eps=8, norm='L1'), r"norm='L1' is not one of \('Linf', 'L2'\)"),
 ])
 def test_bad_configs_fail_when_built(cfg, match):
     with pytest.raises((TypeError, ValueError), match=match):
@@ -76,26 +80,25 @@ def test_bad_configs_fail_when_built(cfg, match):
 def test_model_modes_are_restored(net_and_batch):
     model, net, images, labels = net_and_batch
     net.train()  # torchattacks would call .train() on the whole tree after
-    model.eval()
+    net[3].eval()
     try:
         build_attack(dict(type='FGSM', eps=8))(net, images[:2], labels[:2])
-        assert not any(m.training for m in model.modules())
-        assert net.training
+        assert net.training and not net[3].training
     finally:
         net.eval()
 
 
 def test_plugin_pgd_matches_torchattacks_pgd(net_and_batch):
     model, net, images, labels = net_and_batch
-    ta = build_attack(dict(type='PGD', eps=4, alpha=1, steps=10,
+    ta = build_attack(dict(type='PGD', eps=24, alpha=4, steps=10,
                            random_start=False))
-    ours = PGDAttack(eps=4, steps=10, step_size=1, random_start=False)
+    ours = PGDAttack(eps=24, steps=10, step_size=4, random_start=False)
     with attack_context(model), torch.no_grad():
         with torch.enable_grad():
             adv_ta, adv_ours = ta(net, images, labels), ours(net, images, labels)
         acc_ta = (net(adv_ta).argmax(1) == labels).float().mean().item()
         acc_ours = (net(adv_ours).argmax(1) == labels).float().mean().item()
-    assert acc_ta < 0.9  # the attack does something
+    assert 0.1 < acc_ta < 0.9, acc_ta  # the attack does something
     assert abs(acc_ta - acc_ours) <= 1 / len(labels) + 1e-9
 
 

@@ -54,7 +54,8 @@ class PauseAtIterHook(Hook):
 class PoisonBatchHook(Hook):
     """Make the loss of the given iterations NaN (the input mean becomes NaN)."""
 
-    priority = 'VERY_HIGH'
+    # after DivergenceGuardHook's before_train_iter (it snapshots buffers)
+    priority = 'LOW'
 
     def __init__(self, at_iters):
         self.at_iters = set(at_iters)
@@ -84,10 +85,28 @@ class DieAtIterHook(Hook):
 
 @HOOKS.register_module()
 class DumpWeightsHook(Hook):
-    """Every rank writes its final parameters to ``rank{r}_weights.pth``."""
+    """Every rank writes its parameters: ``rank{r}_init.pth``, ``_weights.pth``."""
+
+    def before_train(self, runner):
+        self._dump(runner, 'init')
 
     def after_train(self, runner):
-        torch.save({k: p.detach() for k, p in
+        self._dump(runner, 'weights')
+
+    @staticmethod
+    def _dump(runner, name):
+        torch.save({k: p.detach().clone() for k, p in
                     unwrap(runner.model).named_parameters()},
-                   os.path.join(runner.work_dir,
-                                f'rank{runner.rank}_weights.pth'))
+                   os.path.join(runner.work_dir, f'rank{runner.rank}_{name}.pth'))
+
+
+@HOOKS.register_module()
+class HangAtIterHook(Hook):
+    """Stop answering (sleep) on rank ``rank`` before iteration ``at_iter``."""
+
+    def __init__(self, rank, at_iter):
+        self.rank, self.at_iter = rank, at_iter
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.rank == self.rank and runner.iter + 1 == self.at_iter:
+            time.sleep(600)

@@ -4,6 +4,7 @@ from typing import Optional
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmpretrain.registry import HOOKS
@@ -26,12 +27,14 @@ class DivergenceGuardHook(Hook):
     - ``action='stop'``: training ends with :class:`FloatingPointError`
       naming the iteration, every loss term and the last good checkpoint
       (the weights in memory are those before the bad step).
-    - ``action='skip'``: the step is skipped with a warning and training goes
-      on; after ``max_consecutive_skips`` bad iterations in a row it stops as
+    - ``action='skip'``: the step is skipped (and the floating-point
+      buffers, e.g. BN running statistics, the bad forward pass moved are
+      restored) with a warning, and training goes on; after ``max_consecutive_skips`` bad iterations in a row it stops as
       above (a run that keeps diverging is not worth continuing).
 
     The gradient check runs after DDP's all-reduce, so every rank takes the
-    same decision. Parameter schedulers still advance on a skipped iteration.
+    same decision. Parameter schedulers still advance on a skipped iteration,
+    and the logger's smoothed loss of that window shows the non-finite value.
     With ``AmpOptimWrapper`` the loss scaler already skips overflowed steps;
     a non-finite loss is still caught here.
 
@@ -57,6 +60,7 @@ class DivergenceGuardHook(Hook):
         self.skipped = 0  # in total, for the log
         self.consecutive = 0
         self._handles = []
+        self._buffers = []
 
     def before_train(self, runner) -> None:
         wrapper = runner.optim_wrapper
@@ -69,6 +73,16 @@ class DivergenceGuardHook(Hook):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        if self.action == 'skip':
+            # a bad forward has already moved BN running statistics: keep a
+            # copy to undo it (buffers are small next to the weights)
+            model = runner.model.module if is_model_wrapper(runner.model) \
+                else runner.model
+            self._buffers = [(b, b.detach().clone()) for b in model.buffers()
+                             if b.is_floating_point()]
 
     def _check_grads(self, optimizer, args, kwargs) -> None:
         grads = [p.grad for group in optimizer.param_groups
@@ -102,6 +116,9 @@ class DivergenceGuardHook(Hook):
         if self.action == 'skip' and \
                 self.consecutive <= self.max_consecutive_skips:
             self.skipped += 1
+            with torch.no_grad():
+                for buffer, saved in self._buffers:
+                    buffer.copy_(saved)
             runner.logger.warning(
                 f'DivergenceGuardHook: {what} at {where}; loss terms: {shown}. '
                 f'Step skipped ({self.consecutive} in a row, '

@@ -2,6 +2,7 @@
 import copy
 import datetime
 import glob
+import inspect
 import os
 import os.path as osp
 import pickle
@@ -67,8 +68,11 @@ class NoFrostRunner(Runner):
       process (``init_dist`` calls ``torch.cuda.set_device``, ``wrap_model``
       passes ``device_ids=[LOCAL_RANK]``). Here gloo is initialised first and
       the model wrapped with ``device_ids=None``. With GPUs: NCCL, unchanged.
-    - ``env_cfg.dist_cfg`` is checked (known keys, ``timeout`` > 0 seconds)
-      before anything is built, and a collective that fails because another
+    - Before any data is read, misspelt arguments of the plug-in's
+      components are reported with the closest valid name, the plug-in's
+      datasets are built lazily (so their argument checks run, val and test
+      ones included), and ``env_cfg.dist_cfg`` is checked (known keys,
+      ``timeout`` > 0 seconds). A collective that fails because another
       rank died or hung past ``timeout`` ends training with an error saying so.
     - Checkpoints are written atomically (temporary file in the same folder,
       fsync, ``os.replace``): a kill while saving never leaves a truncated
@@ -99,6 +103,26 @@ class NoFrostRunner(Runner):
             {k: v for k, v in kwargs.items() if k != 'cfg'},
             _plugin_registries())
         super().__init__(*args, **kwargs)
+        self._check_plugin_datasets()
+
+    def _check_plugin_datasets(self) -> None:
+        """Build the plug-in's datasets lazily: their checks, no data read.
+
+        The Runner builds dataloaders only when a loop starts, the val one
+        after the train data is loaded; a bad ``val_dataloader.dataset`` key
+        would only show then.
+        """
+        from mmpretrain.registry import DATASETS
+        for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            loader = getattr(self, f'_{name}')
+            dataset = loader.get('dataset') if isinstance(loader, dict) \
+                else None
+            if not isinstance(dataset, dict) or \
+                    not isinstance(dataset.get('type'), str):
+                continue
+            cls = DATASETS.get(dataset['type'])
+            if inspect.isclass(cls) and cls.__module__.startswith('nofrost_mm'):
+                DATASETS.build(dict(copy.deepcopy(dataset), lazy_init=True))
 
     # ---------------------------------------------------------------- dist
     def setup_env(self, env_cfg: dict) -> None:
@@ -149,7 +173,8 @@ class NoFrostRunner(Runner):
             first_line = str(error).strip().splitlines()[0][:300]
             raise RuntimeError(
                 f'rank {self.rank}/{self.world_size}: a collective operation '
-                f'failed at epoch {self.epoch}, iteration {self.iter}: another '
+                f'failed in epoch {self.epoch + 1}, iteration {self.iter + 1}: '
+                'another '
                 'rank died or did not answer within env_cfg.dist_cfg.timeout='
                 f'{timeout} s. Check the logs of the other ranks; resume with '
                 f'--resume from the last checkpoint in {self.work_dir}. '
@@ -365,11 +390,13 @@ class NoFrostRunner(Runner):
         for pattern, repl in revise_keys:
             state_dict = {re.sub(pattern, repl, k): v
                           for k, v in state_dict.items()}
-        timm_like = any(k.startswith(('stem.', 'stages.', 'head.fc.'))
+        timm_like = any(k.startswith(('stem.', 'stages.'))
                         for k in state_dict)
-        hint = (' Its keys (stem.*, stages.*, head.fc.*) are those of a timm '
+        hint = (' Its keys (stem.*, stages.*) are those of a timm '
                 'model state dict: mmpretrain models name them backbone.*, '
-                'neck.*, head.*.') if timm_like else ''
+                'neck.*, head.*; convert a timm NF-ResNet with tools/'
+                'model_converters/timm_nfresnet_to_mmpretrain.py and load it '
+                'into an NF-ResNet config.') if timm_like else ''
         if resuming and not is_mmengine:
             raise CheckpointLoadError(
                 f'checkpoint {filename} cannot be resumed: it is a bare state '

@@ -115,9 +115,9 @@ class RobustTestLoop(TestLoop):
     robust accuracy per attack, the worst case over all attacks and their
     times; any other metric of the evaluator gets the clean predictions.
 
-    The random state of every attack is reset per batch from ``seed``, the
-    batch's position in the (sub)set and the attack's position in the list,
-    and batches are the same consecutive chunks whatever the number of
+    The random state is reset before every attack from ``seed`` and the
+    batch's position in the (sub)set (two attacks with the same random start
+    start from the same point), and batches are the same consecutive chunks whatever the number of
     processes, so ``tools/dist_test.sh`` gives the numbers of one process.
 
     After evaluation a gradient-masking guard warns (naming both numbers)
@@ -279,14 +279,14 @@ class RobustTestLoop(TestLoop):
         correct = {'clean': logits.argmax(1) == labels}
         seconds = {}
         with attack_context(net.classifier):
-            for a, (name, attack, _) in enumerate(self.attacks):
+            for name, attack, _ in self.attacks:
                 todo = correct['clean'].nonzero().squeeze(1)
                 survived = torch.zeros_like(correct['clean'])
                 start = time.perf_counter()
                 if len(todo):
-                    # same draws for this chunk in any number of processes
-                    torch.manual_seed(
-                        (self.seed * 1_000_003 + chunk * 1_009 + a) % 2**31)
+                    # same draws for this chunk in any number of processes;
+                    # attacks with the same random start then start alike
+                    torch.manual_seed((self.seed * 1_000_003 + chunk) % 2**31)
                     with torch.enable_grad(), autocast(enabled=self.fp16):
                         adv = attack(net, images[todo], labels[todo])
                     with autocast(enabled=self.fp16):

@@ -1,4 +1,7 @@
 # components of this folder are imported here (one file each), which registers them
 from .robust_accuracy import RobustAccuracy
+from .corruption_accuracy import CorruptionAccuracy
+from .robustness_records import RobustnessRecords
 
-__all__ = ['RobustAccuracy']
+__all__ = ['RobustAccuracy', 'CorruptionAccuracy']
+__all__ += ['RobustnessRecords']

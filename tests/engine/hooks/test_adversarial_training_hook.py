@@ -1,0 +1,155 @@
+"""AdversarialTrainingHook: schedules, start-up checks, CPU training (BN, NF, 2-process DDP)."""
+import re
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from nofrost_mm.engine.hooks import AdversarialTrainingHook
+from tests.attacks.toy import build_classifier
+from tests.conftest import REPO_ROOT, run_tool
+
+BN_AT = 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'
+NF_AT = 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'
+STANDARD = 'configs/demo/resnet18-w16_1xb64_digits.py'
+TINY = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=64',
+        'train_dataloader.batch_size=32', 'val_dataloader.dataset.indices=40',
+        'data_preprocessor.attack.steps=2', 'custom_hooks.0.val_attack.steps=2',
+        'default_hooks.logger.interval=1']
+
+
+def _fake_runner(model, iters_per_epoch=4):
+    return SimpleNamespace(model=model, iter=0, epoch=0,
+                           train_dataloader=[None] * iters_per_epoch)
+
+
+def _at_model():
+    return build_classifier(data_preprocessor=dict(
+        type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3,
+        attack=dict(type='PGDAttack', eps=16, steps=10)))
+
+
+def test_eps_warmup_and_steps_curriculum_follow_the_runner():
+    model = _at_model()
+    hook = AdversarialTrainingHook(eps_warmup=2, steps_schedule=[3, 5, 7],
+                                   steps_milestones=[1, 3])
+    runner = _fake_runner(model)
+    hook.before_run(runner)
+    attack = model.data_preprocessor.attack
+    seen = []
+    for it in range(16):  # 4 epochs of 4 iterations
+        runner.iter, runner.epoch = it, it // 4
+        hook.before_train_iter(runner, it % 4)
+        seen.append((attack.eps, attack.steps))
+    assert [eps for eps, _ in seen[:8]] == pytest.approx([16 * (i + 1) / 8 for i in range(8)])
+    assert all(eps == 16 for eps, _ in seen[8:])
+    assert [steps for _, steps in seen] == [3] * 4 + [5] * 8 + [7] * 4
+    # robust validation defaults to the training eps with 5 steps
+    assert hook.val_attack.eps == 16 and hook.val_attack.steps == 5
+
+
+def test_iteration_based_schedules():
+    model = _at_model()
+    hook = AdversarialTrainingHook(eps_warmup=10, steps_schedule=[1, 4],
+                                   steps_milestones=[5], by_epoch=False)
+    runner = _fake_runner(model)
+    hook.before_run(runner)
+    runner.iter = 4
+    hook.before_train_iter(runner, 0)
+    assert model.data_preprocessor.attack.eps == pytest.approx(8)
+    assert model.data_preprocessor.attack.steps == 1
+    runner.iter = 5
+    hook.before_train_iter(runner, 0)
+    assert model.data_preprocessor.attack.steps == 4
+
+
+@pytest.mark.parametrize('kwargs,key', [
+    (dict(eps_warmup=-1), 'eps_warmup'),
+    (dict(steps_schedule=[3, 5]), 'steps_milestones'),
+    (dict(steps_schedule=[3, 0], steps_milestones=[2]), 'steps_schedule'),
+    (dict(steps_schedule=[3, 5, 7], steps_milestones=[4, 2]), 'steps_milestones'),
+    (dict(steps_milestones=[2]), 'steps_milestones'),
+    (dict(adv_val_interval=-1), 'adv_val_interval'),
+    (dict(adv_val_last=2), 'adv_val_last'),
+    (dict(val_attack=dict(type='PGDAttack', norm='L3')), 'val_attack'),
+])
+def test_bad_hook_settings_name_the_key(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        AdversarialTrainingHook(**kwargs)
+
+
+def _runner(config, tmp_path, **options):
+    cfg = Config.fromfile(REPO_ROOT / config)
+    cfg.merge_from_dict(dict(work_dir=str(tmp_path), **options))
+    return Runner.from_cfg(cfg)
+
+
+def test_hook_without_attacking_preprocessor_fails_at_start(tmp_path):
+    runner = _runner(STANDARD, tmp_path,
+                     custom_hooks=[dict(type='AdversarialTrainingHook')])
+    with pytest.raises(TypeError, match="type='PGDDataPreprocessor'"):
+        runner.train()
+    assert runner.iter == 0
+
+
+def test_attacking_without_the_hook_says_what_to_add(tmp_path):
+    runner = _runner(BN_AT, tmp_path, custom_hooks=[])
+    runner._train_loop = dict(type='IterBasedTrainLoop', max_iters=1)
+    with pytest.raises(RuntimeError, match="dict\\(type='AdversarialTrainingHook'\\)"):
+        runner.train()
+
+
+def test_bad_values_fail_when_the_runner_is_built(tmp_path):
+    cfg = Config.fromfile(REPO_ROOT / BN_AT)
+    cfg.work_dir = str(tmp_path)
+    cfg.data_preprocessor.adv_loss_weight = 1.5
+    with pytest.raises(ValueError, match='adv_loss_weight'):
+        Runner.from_cfg(cfg)
+
+
+def _check_log(log):
+    for key in ('loss_clean', 'loss_adv', 'acc_clean', 'acc_adv', 'adv_eps',
+                'adv_steps', 'attack_time_share'):
+        assert re.search(rf'{key}: \d', log), key
+    assert re.search(r'robust_accuracy/top1: \d', log)
+    assert re.search(r'accuracy/top1: \d', log)
+
+
+@pytest.mark.parametrize('config', [BN_AT, NF_AT])
+def test_tiny_cpu_training_logs_adversarial_metrics(tmp_path, config):
+    proc = run_tool(['tools/train.py', config, '--work-dir', tmp_path,
+                     '--cfg-options', *TINY])
+    log = proc.stdout + proc.stderr
+    _check_log(log)
+    assert list(tmp_path.glob('best_robust_accuracy_top1_epoch_1.pth'))
+    assert list(tmp_path.glob('best_accuracy_top1_epoch_1.pth'))
+
+
+def test_two_process_cpu_ddp_adversarial_training(tmp_path):
+    config = tmp_path / 'dist_config.py'
+    config.write_text(
+        f"_base_ = '{REPO_ROOT / BN_AT}'\n"
+        "custom_imports = dict(imports=['nofrost_mm', "
+        "'tests.engine.runner.dump_rank_weights'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='AdversarialTrainingHook', adv_val_interval=1, "
+        "val_attack=dict(type='PGDAttack', eps=32, steps=2)), "
+        "dict(type='DumpRankWeightsHook')]\n")
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    work_dir = tmp_path / 'dist'
+    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', work_dir,
+                     '--cfg-options', *[o for o in TINY if 'custom_hooks' not in o]],
+                    env={'PORT': str(port)})
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log
+    _check_log(log)
+    # 64 samples / (2 ranks x 32) = 1 iteration on each rank
+    assert 'Epoch(train) [1][1/1]' in log
+    rank0 = torch.load(work_dir / 'rank0_weights.pth')
+    rank1 = torch.load(work_dir / 'rank1_weights.pth')
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key

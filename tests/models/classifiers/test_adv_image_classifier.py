@@ -1,0 +1,68 @@
+"""AdvImageClassifier: weighted clean/adv loss, separate vs concatenated passes."""
+import pytest
+import torch
+
+from tests.attacks.toy import NF_BACKBONE, build_classifier, clean_preprocess, digits_batch
+
+PGD_PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
+               attack=dict(type='PGDAttack', eps=32, steps=2))
+
+
+def _batch(model, n=16):
+    model.data_preprocessor.set_classifier(model)
+    torch.manual_seed(0)
+    return model.data_preprocessor(digits_batch(n), training=True)
+
+
+@pytest.mark.parametrize('weight', [0.5, 0.3, 1.0])
+def test_separate_loss_is_the_weighted_sum_of_two_passes(weight):
+    model = build_classifier(data_preprocessor=dict(PGD_PRE, adv_loss_weight=weight))
+    model.train()
+    data = _batch(model)
+    losses = model(**data, mode='loss')
+    # BN in train mode: each pass normalizes with its own batch statistics
+    clean = model(data['inputs'], data['data_samples'], mode='loss')['loss']
+    adv = model(data['adv_inputs'], data['data_samples'], mode='loss')['loss']
+    assert torch.allclose(losses['loss'], (1 - weight) * clean + weight * adv, atol=1e-5)
+    logs = model.adv_log_vars
+    assert torch.allclose(logs['loss_adv'], adv, atol=1e-5)
+    assert 0 <= logs['acc_adv'] <= 100
+    if weight < 1:
+        assert torch.allclose(logs['loss_clean'], clean, atol=1e-5)
+    else:
+        assert 'loss_clean' not in logs
+
+
+def test_concat_equals_separate_without_normalizers():
+    """The cheaper single pass is exact for an NF model (no batch statistics)."""
+    results = {}
+    for mode in ('separate', 'concat'):
+        model = build_classifier(NF_BACKBONE, data_preprocessor=dict(
+            PGD_PRE, adv_forward=mode, adv_loss_weight=0.3))
+        model.train()
+        data = _batch(model)
+        results[mode] = model(**data, mode='loss')['loss']
+        results[mode].backward()
+        results[mode + '_grad'] = model.backbone.conv1.weight.grad.clone()
+    assert torch.allclose(results['separate'], results['concat'], atol=1e-5)
+    assert torch.allclose(results['separate_grad'], results['concat_grad'], atol=1e-5)
+
+
+def test_concat_differs_from_separate_with_bn():
+    losses = {}
+    for mode in ('separate', 'concat'):
+        model = build_classifier(data_preprocessor=dict(PGD_PRE, adv_forward=mode))
+        model.train()
+        losses[mode] = model(**_batch(model), mode='loss')['loss']
+    assert not torch.allclose(losses['separate'], losses['concat'])
+
+
+def test_without_adv_inputs_it_is_an_image_classifier():
+    model = build_classifier(data_preprocessor=PGD_PRE).eval()
+    data = clean_preprocess(model, digits_batch(4), training=False)
+    preds = model(**data, mode='predict')
+    assert len(preds) == 4 and 'pred_label' in preds[0]
+    assert model(data['inputs']).shape == (4, 10)
+    with pytest.raises(RuntimeError, match='loss'):
+        model(data['inputs'], data['data_samples'], mode='predict',
+              adv_inputs=data['inputs'])

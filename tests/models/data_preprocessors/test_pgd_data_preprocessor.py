@@ -1,0 +1,184 @@
+"""PGDDataPreprocessor: the acceptance test of adversarial examples, modes, checks."""
+import copy
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchattacks
+from mmpretrain.registry import MODELS
+
+from nofrost_mm.attacks import NormalizedClassifier
+from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
+from tests.attacks.toy import (build_classifier, clean_preprocess, digits_batch,
+                               trained_classifier)
+
+# the digits normalization the toy classifiers are trained with (grey digits:
+# the BGR->RGB flip changes nothing for the model but runs the code path)
+MEAN, STD = [0., 0., 0.], [255., 255., 255.]
+PGD_PRE = dict(type='PGDDataPreprocessor', mean=MEAN, std=STD, to_rgb=True,
+               num_classes=10, attack=dict(type='PGDAttack', eps=8, steps=10))
+
+
+def _pixels(pre, inputs):
+    """Normalized batch back to [0, 1] pixels (in RGB order)."""
+    return (inputs * pre.std + pre.mean) / 255.
+
+
+def _state(model):
+    return ([m.training for m in model.modules()],
+            [p.requires_grad for p in model.parameters()],
+            {k: v.clone() for k, v in model.state_dict().items()})
+
+
+def test_adversarial_examples_acceptance():
+    """Within eps and the valid range, at least as strong as torchattacks.PGD,
+    model mode / requires_grad / BN statistics untouched."""
+    model = trained_classifier('bn', data_preprocessor=PGD_PRE)
+    pre = model.data_preprocessor
+    pre.set_classifier(model)
+    model.train()
+    model.backbone.layer1.eval()                      # mixed modes
+    model.backbone.conv1.weight.requires_grad_(False)  # a frozen parameter
+    before = _state(model)
+
+    data = digits_batch(64, split='test')
+    torch.manual_seed(1)
+    out = pre(copy.deepcopy(data), training=True)
+    after = _state(model)
+    assert after[0] == before[0] and after[1] == before[1]
+    for key, value in before[2].items():
+        assert torch.equal(after[2][key], value), key
+
+    clean, adv = _pixels(pre, out['inputs']), _pixels(pre, out['adv_inputs'])
+    assert adv.min() >= -1e-6 and adv.max() <= 1 + 1e-6
+    assert (adv - clean).abs().max() * 255 <= 8 + 1e-3
+    assert (adv - clean).abs().max() * 255 > 4
+
+    labels = torch.cat([s.gt_label for s in out['data_samples']])
+    model.eval()
+    net = NormalizedClassifier(model, MEAN, STD)  # inputs already RGB here
+    reference = torchattacks.PGD(net, eps=8 / 255, alpha=1 / 255, steps=10)
+    torch.manual_seed(1)
+    ref_adv = reference(clean.clamp(0, 1), labels)
+    with torch.no_grad():
+        clean_loss = F.cross_entropy(net(clean), labels).item()
+        ours = F.cross_entropy(net(adv), labels).item()
+        ref = F.cross_entropy(net(ref_adv), labels).item()
+    assert ours > clean_loss + 0.5
+    assert ours >= ref - 1e-3, (ours, ref)
+
+
+def test_eps_is_in_pixel_space_whatever_the_normalization():
+    mean, std = [120., 110., 100.], [60., 50., 40.]
+    model = build_classifier(data_preprocessor=dict(PGD_PRE, mean=mean, std=std))
+    pre = model.data_preprocessor
+    pre.set_classifier(model)
+    data = digits_batch(16)
+    data['inputs'][0][0] = 255  # a saturated channel: the range clamp must act
+    out = pre(data, training=True)
+    clean, adv = _pixels(pre, out['inputs']), _pixels(pre, out['adv_inputs'])
+    assert adv.min() >= -1e-5 and adv.max() <= 1 + 1e-5
+    assert 7.9 < (adv - clean).abs().max() * 255 <= 8 + 1e-3
+
+
+def test_attack_model_mode_train_keeps_bn_statistics():
+    model = trained_classifier('bn', data_preprocessor=dict(PGD_PRE, attack_model_mode='train'))
+    model.data_preprocessor.set_classifier(model)
+    model.eval()
+    before = _state(model)
+    model.data_preprocessor(digits_batch(16), training=True)
+    after = _state(model)
+    assert after[0] == before[0] and after[1] == before[1]
+    for key, value in before[2].items():
+        assert torch.equal(after[2][key], value), key
+
+
+def test_plain_classifier_gets_the_halves_concatenated():
+    model = build_classifier(type='ImageClassifier',
+                             data_preprocessor=dict(PGD_PRE, adv_forward='concat'))
+    model.data_preprocessor.set_classifier(model)
+    out = model.data_preprocessor(digits_batch(8), training=True)
+    assert out['inputs'].shape[0] == 16 and len(out['data_samples']) == 16
+    losses = model(**out, mode='loss')  # any mmpretrain classifier trains on it
+    assert torch.isfinite(losses['loss'])
+    model.data_preprocessor.adv_loss_weight = 1.
+    out = model.data_preprocessor(digits_batch(8), training=True)
+    assert out['inputs'].shape[0] == 8 and 'adv_inputs' not in out
+
+
+def test_mixup_soft_labels_are_attacked():
+    model = build_classifier(data_preprocessor=dict(
+        PGD_PRE, batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
+    model.data_preprocessor.set_classifier(model)
+    out = model.data_preprocessor(digits_batch(8), training=True)
+    scores = torch.stack([s.gt_score for s in out['data_samples']])
+    assert (scores.max(dim=1).values < 1).any()  # really mixed
+    assert out['adv_inputs'].shape == out['inputs'].shape
+    assert torch.isfinite(model(**out, mode='loss')['loss'])
+
+
+def test_weight_zero_is_standard_training_and_test_is_plain():
+    model = build_classifier(data_preprocessor=dict(PGD_PRE, adv_loss_weight=0))
+    data = digits_batch(4)
+    # no classifier given: nothing may try to attack
+    out = model.data_preprocessor(copy.deepcopy(data), training=True)
+    assert set(out) == {'inputs', 'data_samples'}
+    plain = clean_preprocess(model, copy.deepcopy(data), training=False)
+    out = model.data_preprocessor(copy.deepcopy(data), training=False)
+    assert torch.equal(out['inputs'], plain['inputs'])
+
+
+def test_test_attack_replaces_val_batches():
+    model = trained_classifier('bn', data_preprocessor=dict(
+        PGD_PRE, test_attack=dict(type='PGDAttack', eps=16, steps=3)))
+    model.data_preprocessor.set_classifier(model)
+    data = digits_batch(16, split='test')
+    plain = clean_preprocess(model, copy.deepcopy(data), training=False)
+    with torch.no_grad():  # as in the val loop
+        out = model.data_preprocessor(copy.deepcopy(data), training=False)
+    diff = (_pixels(model.data_preprocessor, out['inputs'])
+            - _pixels(model.data_preprocessor, plain['inputs'])).abs().max() * 255
+    assert 1 < diff <= 16 + 1e-3
+
+
+def test_missing_classifier_says_to_add_the_hook():
+    model = build_classifier(data_preprocessor=PGD_PRE)
+    with pytest.raises(RuntimeError, match='AdversarialTrainingHook'):
+        model.data_preprocessor(digits_batch(4), training=True)
+
+
+def test_separate_passes_need_adv_image_classifier():
+    model = build_classifier(type='ImageClassifier', data_preprocessor=PGD_PRE)
+    with pytest.raises(ValueError, match="adv_forward='concat'"):
+        model.data_preprocessor.set_classifier(model)
+    model = build_classifier(type='ImageClassifier', data_preprocessor=dict(
+        PGD_PRE, adv_forward='concat', adv_loss_weight=0.3))
+    with pytest.raises(ValueError, match='AdvImageClassifier'):
+        model.data_preprocessor.set_classifier(model)
+
+
+@pytest.mark.parametrize('override,key', [
+    (dict(adv_loss_weight=1.5), 'adv_loss_weight'),
+    (dict(adv_loss_weight=-0.1), 'adv_loss_weight'),
+    (dict(adv_forward='both'), 'adv_forward'),
+    (dict(attack_model_mode='test'), 'attack_model_mode'),
+    (dict(pad_size_divisor=32), 'pad_size_divisor'),
+    (dict(attack=dict(type='PGDAttack', eps=-1)), 'attack.*eps'),
+    (dict(attack=dict(type='PGDAttack', eps=8, steps=0)), 'attack.*steps'),
+    (dict(attack=dict(type='PGDAttack', step_size=0)), 'attack.*step_size'),
+    (dict(attack=dict(type='PGDAttack', norm='L1')), 'attack.*norm'),
+])
+def test_bad_settings_name_the_key(override, key):
+    with pytest.raises(ValueError, match=f'data_preprocessor.{key}'):
+        MODELS.build(dict(PGD_PRE, **override))
+
+
+def test_model_with_classifier_deepcopies_and_pickles():
+    model = build_classifier(data_preprocessor=PGD_PRE)
+    model.data_preprocessor.set_classifier(model)
+    model.train()  # no recursion through the classifier reference
+    assert 'data_preprocessor.classifier' not in ''.join(model.state_dict())
+    copy.deepcopy(model)
+    clone = pickle.loads(pickle.dumps(model))
+    assert isinstance(clone.data_preprocessor, PGDDataPreprocessor)

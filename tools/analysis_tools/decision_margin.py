@@ -1,0 +1,113 @@
+"""Decision margins of classifiers (the NoFrost paper's margin analysis).
+
+For each checkpoint, on a seeded subset of the config's test set, draws the
+distribution of (a) the L-inf distance to the decision boundary along the
+adversarial (PGD) direction and (b) the logit margin ``z_y - max_{j!=y} z_j``,
+one colour per checkpoint, and prints summary numbers. Larger margins mean a
+model that needs larger perturbations to be fooled.
+
+Usage:
+    python tools/analysis_tools/decision_margin.py \
+        CONFIG CKPT [CONFIG CKPT ...] --labels BN-AT NoFrost \
+        --out margin.png [--json margin.json] [--num-samples 500] [--eps-max 32]
+"""
+import argparse
+import json
+import math
+
+import torch
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Decision-margin plots')
+    parser.add_argument('models', nargs='+',
+                        help='pairs of config file and checkpoint')
+    parser.add_argument('--labels', nargs='+', help='a name per checkpoint')
+    parser.add_argument('--out', required=True, help='output PNG file')
+    parser.add_argument('--json', help='also write the summary numbers here')
+    parser.add_argument('--num-samples', type=int, default=500,
+                        help='seeded subset of the test set (0: all)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--eps-max', type=float, default=32.,
+                        help='search radius, pixel units of 255')
+    parser.add_argument('--steps', type=int, default=20,
+                        help='PGD steps giving the adversarial direction')
+    parser.add_argument('--batch-size', type=int, default=128)
+    args = parser.parse_args()
+    check_args(args)
+    return args
+
+
+def check_args(args):
+    """Errors before any model is built."""
+    if len(args.models) % 2:
+        raise SystemExit('models: give CONFIG CHECKPOINT pairs, got an odd '
+                         f'number of paths ({len(args.models)})')
+    n = len(args.models) // 2
+    if args.labels is not None and len(args.labels) != n:
+        raise SystemExit(f'--labels: {len(args.labels)} names for {n} checkpoints')
+    if args.num_samples < 0 or args.eps_max <= 0 or args.steps < 1:
+        raise SystemExit('--num-samples >= 0, --eps-max > 0 and --steps >= 1')
+    if not args.out.endswith('.png'):
+        raise SystemExit(f'--out must be a .png file, got {args.out}')
+
+
+def main():
+    args = parse_args()
+    from nofrost_mm.evaluation import robustness_analysis as ra
+    pairs = list(zip(args.models[::2], args.models[1::2]))
+    labels = args.labels or [ckpt for _, ckpt in pairs]
+    results = {}
+    for label, (config, ckpt) in zip(labels, pairs):
+        net, cfg = ra.load_classifier(config, ckpt)
+        images, targets = ra.load_test_images(cfg, args.num_samples or None,
+                                              args.seed)
+        print(f'{label}: boundary distances of {len(images)} samples')
+        dist = ra.boundary_distances(net, images, targets, args.eps_max,
+                                     args.steps, batch_size=args.batch_size)
+        margin = ra.logit_margins(net, images, targets, args.batch_size)
+        results[label] = dict(distance=dist, margin=margin)
+
+    summary = {label: dict(boundary_distance=ra.summary(r['distance']),
+                           logit_margin=ra.summary(r['margin']))
+               for label, r in results.items()}
+    for label, s in summary.items():
+        d, m = s['boundary_distance'], s['logit_margin']
+        print(f"{label}: boundary distance (L-inf, /255) median "
+              f"{d.get('median', math.nan):.3f} mean {d.get('mean', math.nan):.3f}"
+              f", beyond eps-max {100 * d['censored']:.1f}%; logit margin "
+              f"median {m['median']:.3f} mean {m['mean']:.3f}, negative "
+              f"{100 * float((results[label]['margin'] < 0).double().mean()):.1f}%")
+    plot(results, args)
+    print(f'figure written to {args.out}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(eps_max=args.eps_max, models=summary), f, indent=2)
+
+
+def plot(results, args):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    bins = torch.linspace(0, args.eps_max, 33).tolist()
+    for label, r in results.items():
+        # censored samples (no crossing within eps-max) sit in the last bin
+        d = r['distance'].clamp(max=args.eps_max)
+        axes[0].hist(d.tolist(), bins=bins, alpha=0.5, label=label)
+        axes[1].hist(r['margin'].tolist(), bins=40, alpha=0.5, label=label)
+    axes[0].set(xlabel='distance to the boundary along the PGD direction '
+                '(L-inf, /255)', ylabel='samples',
+                title=f'decision margin (last bin: >= {args.eps_max:g})')
+    axes[1].axvline(0, color='k', lw=0.8)
+    axes[1].set(xlabel='logit margin z_y - max_{j != y} z_j', ylabel='samples',
+                title='logit margin (clean)')
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,250 @@
+"""Attack-strength report with gradient-masking diagnostics for checkpoints.
+
+For each CONFIG CHECKPOINT pair: robust accuracy against attack strength
+(PGD with 5/10/20/50/100 steps and 1/5 restarts, APGD-CE and APGD-DLR,
+Square as a black-box check, full AutoAttack) and against eps (APGD-CE over
+5 eps values), the per-sample worst case, and gradient-masking flags (still
+falling with more steps, black box beating white box, zero or vanishing input
+gradients, not reaching 0 at large eps, a stronger attack above a weaker one).
+Writes ``report.md``, ``report.json``, ``accuracy_vs_steps.png`` and
+``accuracy_vs_eps.png`` to ``--out``.
+
+The eps defaults to the configs' training attack eps (``--eps`` otherwise);
+the test subset is fixed by ``--num-samples`` and ``--seed``, and the numbers
+do not depend on the number of processes.
+
+Usage:
+    python tools/analysis_tools/robustness_report.py \
+        CONFIG CHECKPOINT [CONFIG CHECKPOINT ...] --out DIR \
+        [--num-samples 64] [--seed 0] [--eps 32] [--eps-list 8 16 32 64 128]
+    # several processes (gloo on CPU, NCCL on GPUs), same numbers:
+    python -m torch.distributed.run --nproc_per_node 2 \
+        tools/analysis_tools/robustness_report.py ... --launcher pytorch
+"""
+import argparse
+import ast
+import os
+import os.path as osp
+import time
+
+DEFAULT_NUM_SAMPLES = 64
+
+
+def parse_args(argv=None):
+    from nofrost_mm.evaluation.robustness_report import (
+        DEFAULT_APGD_STEPS, DEFAULT_PGD_STEPS, DEFAULT_RESTARTS,
+        DEFAULT_SQUARE_QUERIES)
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(
+        description='Robust accuracy against attack strength and eps, with '
+        'gradient-masking flags, for one or more checkpoints')
+    parser.add_argument('models', nargs='+', metavar='CONFIG CHECKPOINT',
+                        help='config and checkpoint of each model, in pairs')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument(
+        '--num-samples', type=int, default=DEFAULT_NUM_SAMPLES,
+        help='fixed random subset of the test set (default: '
+        f'{DEFAULT_NUM_SAMPLES}, under 10 minutes for the CPU demo models)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the subset and of the attacks')
+    parser.add_argument(
+        '--eps', type=float,
+        help='L-inf eps in pixel units of 255 (default: the training '
+        "attack's eps in the configs)")
+    parser.add_argument(
+        '--eps-list', type=float, nargs='+',
+        help='eps values of the accuracy-vs-eps curve (default: 1/4, 1/2, '
+        '1, 2 and 4 times the eps)')
+    parser.add_argument('--pgd-steps', type=int, nargs='+',
+                        default=list(DEFAULT_PGD_STEPS))
+    parser.add_argument('--restarts', type=int, default=DEFAULT_RESTARTS,
+                        help='PGD restarts (reported for 1 and for this many)')
+    parser.add_argument('--apgd-steps', type=int, default=DEFAULT_APGD_STEPS)
+    parser.add_argument('--square-queries', type=int,
+                        default=DEFAULT_SQUARE_QUERIES,
+                        help='queries of the black-box Square attack (0: skip)')
+    parser.add_argument('--autoattack', default='standard',
+                        choices=['standard', 'plus', 'rand', 'none'],
+                        help="AutoAttack version ('none' skips it)")
+    parser.add_argument(
+        '--attacks', nargs='+', default=[],
+        help='more attacks: type names of the ATTACKS registry or dict '
+        "literals \"{'type': 'MIFGSM', 'steps': 20}\" (eps defaults to --eps)")
+    parser.add_argument(
+        '--tolerance', type=float,
+        help='accuracy points a flag tolerates (default: 2 samples, at '
+        'least 1 point)')
+    parser.add_argument('--batch-size', type=int,
+                        help='test batch size (default: the config\'s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of every config (key=value)')
+    parser.add_argument('--log-level', default='WARNING',
+                        help="the runners' log level (INFO shows their logs)")
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if len(args.models) % 2:
+        parser.error(f'models come in CONFIG CHECKPOINT pairs; got '
+                     f'{len(args.models)} paths: {args.models}')
+    if args.num_samples < 1:
+        parser.error(f'--num-samples must be >= 1, got {args.num_samples}')
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.tolerance is not None and args.tolerance < 0:
+        parser.error(f'--tolerance must be >= 0, got {args.tolerance}')
+    return args
+
+
+def parse_attack(spec: str, eps: float) -> dict:
+    """One ``--attacks`` item (type name or dict literal) as a config."""
+    if spec.lstrip().startswith('{'):
+        try:
+            cfg = ast.literal_eval(spec)
+        except (ValueError, SyntaxError) as e:
+            raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
+        if not isinstance(cfg, dict) or 'type' not in cfg:
+            raise ValueError(f"--attacks {spec!r}: needs a 'type' key")
+    else:
+        cfg = dict(type=spec)
+    cfg.setdefault('eps', eps)
+    return cfg
+
+
+def load_models(args):
+    """Check the model paths and load the configs (no model is built)."""
+    from mmengine.config import Config
+
+    pairs = list(zip(args.models[::2], args.models[1::2]))
+    models, names = [], []
+    for config, checkpoint in pairs:
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config {config}: no such file')
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint {checkpoint}: no such file '
+                                    f'(paired with config {config})')
+        cfg = Config.fromfile(config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        name = osp.splitext(osp.basename(config))[0]
+        names.append(name)
+        models.append(dict(name=name, config=config, checkpoint=checkpoint,
+                           cfg=cfg))
+    for m in models:  # same config twice: tell the checkpoints apart
+        if names.count(m['name']) > 1:
+            m['name'] += ' (' + osp.splitext(osp.basename(m['checkpoint']))[0] + ')'
+    if len({m['name'] for m in models}) < len(models):
+        for i, m in enumerate(models):
+            m['name'] = f"{i + 1}: {m['name']}"
+    return models
+
+
+def resolve_eps(args, models):
+    """The report's eps and where it came from."""
+    from nofrost_mm.evaluation.robustness_report import config_eps
+
+    if args.eps is not None:
+        return args.eps, '--eps'
+    found = {m['config']: config_eps(m['cfg']) for m in models}
+    values = {v for v in found.values() if v is not None}
+    if not values:
+        raise ValueError('no attack eps in the configs (no training attack, '
+                         'val_attack or test_attacks): pass --eps, e.g. --eps 8 '
+                         'for 8/255')
+    if len(values) > 1:
+        raise ValueError(f'the configs train at different eps {found}: pass '
+                         '--eps to compare the models at one eps')
+    eps = values.pop()
+    return eps, "the configs' training attack"
+
+
+def run_model(i, model, args, plan):
+    """Attack one model through its runner; the records on rank 0."""
+    from mmengine.registry import RUNNERS
+
+    cfg = model['cfg']
+    stem = osp.splitext(osp.basename(model['config']))[0]
+    cfg.launcher = args.launcher
+    cfg.work_dir = osp.join(args.out, 'work_dirs', f'{i}_{stem}')
+    cfg.experiment_name = f'robustness_report_{i}_{stem}'
+    cfg.load_from = model['checkpoint']
+    cfg.resume = False
+    cfg.log_level = args.log_level
+    cfg.test_cfg = dict(
+        type='RobustnessReportLoop', attacks=plan.cfgs,
+        num_samples=args.num_samples, seed=args.seed,
+        # the report runs RobustTestLoop's ordering guard itself, over the
+        # standalone attacks only (the chained eps curve would mislead it)
+        masking_tolerance=float('inf'))
+    cfg.test_evaluator = dict(type='RobustnessRecords',
+                              worst_case_over=plan.worst_case_over)
+    if args.batch_size is not None:
+        cfg.test_dataloader.batch_size = args.batch_size
+    cfg.setdefault('runner_type', 'NoFrostRunner')
+    runner = RUNNERS.build(cfg)
+    runner.test()
+    return runner.rank, runner.test_loop.robust_metric.records
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import nofrost_mm  # noqa: F401  (registers the plug-in)
+    from nofrost_mm.evaluation.robustness_report import (ReportPlan,
+                                                         default_eps_list,
+                                                         default_tolerance,
+                                                         summarize,
+                                                         write_report)
+
+    # every input is checked before any model is built or loaded
+    models = load_models(args)
+    eps, eps_source = resolve_eps(args, models)
+    plan = ReportPlan(
+        eps=eps,
+        eps_list=args.eps_list or default_eps_list(eps),
+        pgd_steps=args.pgd_steps, restarts=args.restarts,
+        apgd_steps=args.apgd_steps, square_queries=args.square_queries,
+        autoattack=None if args.autoattack == 'none' else args.autoattack,
+        extra_attacks=[parse_attack(a, eps) for a in args.attacks])
+    tolerance = args.tolerance
+    os.makedirs(args.out, exist_ok=True)
+
+    rank = 0
+    start = time.perf_counter()
+    for i, model in enumerate(models):
+        print(f"[{i + 1}/{len(models)}] {model['name']}: "
+              f"{len(plan.cfgs)} attacks on {args.num_samples} samples, eps "
+              f'{eps:g}/255', flush=True)
+        t0 = time.perf_counter()
+        rank, records = run_model(i, model, args, plan)
+        if rank == 0:
+            model['summary'] = summarize(records, plan, tolerance)
+            s = model['summary']
+            print(f"[{i + 1}/{len(models)}] {model['name']}: clean "
+                  f"{s['clean']:.2f}%, worst case {s['worst_case']:.2f}%, "
+                  f"{len(s['flags'])} flag(s) "
+                  f'({time.perf_counter() - t0:.0f} s)', flush=True)
+        del model['cfg']
+    if rank != 0:
+        return
+    n_used = models[0]['summary']['num_samples']
+    settings = dict(
+        eps=eps, eps_source=eps_source, seed=args.seed,
+        num_samples=args.num_samples, num_samples_used=n_used,
+        tolerance=default_tolerance(n_used) if tolerance is None else tolerance,
+        launcher=args.launcher,
+        world_size=int(os.environ.get('WORLD_SIZE', 1)),
+        seconds=time.perf_counter() - start)
+    paths = write_report(args.out, models, plan, settings)
+    for m in models:
+        for f in m['summary']['flags']:
+            print(f"FLAG {m['name']}: [{f['id']}] {f['message']}", flush=True)
+    print(f"report written to {paths['markdown']} ({settings['seconds']:.0f} "
+          's)', flush=True)
+
+
+if __name__ == '__main__':
+    main()
