@@ -9,8 +9,7 @@ Prints three ratios (issue 5):
    passes plus two training passes, against one, counting a backward as
    twice a forward);
 3. peak memory of an AT iteration / a standard one (CUDA: peak allocated
-   tensor memory; CPU: growth of the process's peak RSS, each in a fresh
-   process).
+   memory; CPU: growth of the peak RSS over the iteration, Linux only).
 
 Both sides use the same weights and batch; timings alternate between the
 two sides round by round and the median per-round ratio is reported, so a
@@ -23,10 +22,8 @@ Example:
 """
 import argparse
 import copy
-import json
-import resource
+import ctypes
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,8 +46,6 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                         choices=['cpu', 'cuda'])
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--memory-child', choices=['standard', 'at'],
-                        help=argparse.SUPPRESS)  # internal: one CPU memory probe
     args = parser.parse_args(argv)
     for key in ('batch_size', 'img_size', 'steps', 'rounds'):
         if getattr(args, key) < 1:
@@ -180,41 +175,38 @@ def cuda_peak(model, batch, optim):
     return torch.cuda.max_memory_allocated() - base
 
 
-def _rss_bytes():
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def _status_kib(key):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'/proc/self/status has no {key}')
 
 
-def cpu_memory_child(args):
-    """Runs in a fresh process: growth of peak RSS over two iterations of one kind."""
-    at_model, std_model, batch, at_optim, std_optim = build(args)
-    model, optim = (at_model, at_optim) if args.memory_child == 'at' else (std_model, std_optim)
-    model.train()
-    base = _rss_bytes()
-    for _ in range(2):
-        model.train_step(copy.deepcopy(batch), optim)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    print(json.dumps(dict(peak_growth=peak - base)))
+def cpu_peak(model, batch, optim):
+    """Peak RSS growth over one iteration (Linux: VmHWM reset by clear_refs)."""
+    model.train_step(copy.deepcopy(batch), optim)  # optimizer state allocated
+    # hand memory freed by earlier work back to the OS, so that RSS follows
+    # what this iteration allocates
+    ctypes.CDLL('libc.so.6').malloc_trim(0)
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # resets VmHWM to the current RSS
+    base = _status_kib('VmRSS')
+    model.train_step(copy.deepcopy(batch), optim)
+    return (_status_kib('VmHWM') - base) * 1024
 
 
 def memory_ratio(args, at_model, std_model, batch, at_optim, std_optim):
-    if args.device == 'cuda':
-        at, std = cuda_peak(at_model, batch, at_optim), cuda_peak(std_model, batch, std_optim)
-        return at / std, at, std
-    result = {}
-    for kind in ('standard', 'at'):
-        cmd = [sys.executable, __file__, '--memory-child', kind] + [
-            a for a in sys.argv[1:] if a != '--memory-child']
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO_ROOT)
-        result[kind] = json.loads(out.stdout.strip().splitlines()[-1])['peak_growth']
-    return result['at'] / result['standard'], result['at'], result['standard']
+    peak = cuda_peak if args.device == 'cuda' else cpu_peak
+    at_model.train()
+    std_model.train()
+    std = peak(std_model, batch, std_optim)
+    at = peak(at_model, batch, at_optim)
+    return at / std, at, std
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.memory_child:
-        cpu_memory_child(args)
-        return
     at_model, std_model, batch, at_optim, std_optim = build(args)
     k = args.steps
     print(f'config {args.config}, device {args.device}, batch {args.batch_size}x3x'

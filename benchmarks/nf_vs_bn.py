@@ -84,17 +84,20 @@ def main():
     def step(model):
         model.zero_grad(set_to_none=True)
         sync()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         F.cross_entropy(model(x, mode='tensor'), y).backward()
         sync()
-        return time.perf_counter() - start
+        return (time.perf_counter() - start,
+                time.process_time() - cpu_start)
 
     times = {name: [] for name in models}
+    cpu_times = {name: [] for name in models}
     for i in range(args.warmup + args.iters):
         for name, model in models.items():  # interleaved: same load for both
-            elapsed = step(model)
+            elapsed, cpu = step(model)
             if i >= args.warmup:
                 times[name].append(elapsed)
+                cpu_times[name].append(cpu)
 
     print(f'device {device}, threads {torch.get_num_threads()}, batch '
           f'{args.batch_size}x3x{args.img_size}x{args.img_size}, '
@@ -108,6 +111,12 @@ def main():
     print(f'ratio NF / BN: {medians[1] / medians[0]:.3f} (median of times), '
           f'{statistics.median(pairs):.3f} (median of per-step ratios); '
           'target <= 1.05')
+    if device.type == 'cpu':
+        # CPU time of this process: less sensitive to other processes
+        # competing for the cores than wall time (not to cache contention)
+        cpu_medians = [statistics.median(v) for v in cpu_times.values()]
+        print(f'CPU-time ratio NF / BN: {cpu_medians[1] / cpu_medians[0]:.3f} '
+              f'(medians {cpu_medians[0]:.2f} s, {cpu_medians[1]:.2f} s)')
 
 
 if __name__ == '__main__':

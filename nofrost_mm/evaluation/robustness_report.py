@@ -589,10 +589,9 @@ def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
         flags = m['summary']['flags']
         out.append(f"**{m['name']}**: " + (
             'no flag.\n' if not flags else f'{len(flags)} flag(s).\n'))
-        for f in flags:
-            out.append(f"- `{f['id']}` {f['title']}: {f['message']}\n")
+        out += [f"- `{f['id']}` {f['title']}: {f['message']}" for f in flags]
         out.append('')
-    out += ['\n## Accuracy vs attack strength\n',
+    out += ['## Accuracy vs attack strength\n',
             '![robust accuracy vs PGD steps](accuracy_vs_steps.png)\n']
     header = ['PGD steps'] + [
         f"{m['name']} ({k} restart{'s' if k > 1 else ''})"
@@ -622,7 +621,7 @@ def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
 
     out.append('\n## Input gradients (logit margin, correct samples)\n')
     header = ['model', 'correct samples', 'zero gradient', 'vanishing',
-              'median eps*|grad|_1 / margin']
+              'median eps x L1(grad) / margin']
     rows = [[m['name'], g['num_correct'], g['zero'], g['vanishing'],
              '-' if g['median_ratio'] is None else f"{g['median_ratio']:.3g}"]
             for m in models for g in [m['summary']['gradients']]]

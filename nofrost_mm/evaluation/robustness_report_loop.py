@@ -184,8 +184,10 @@ class RobustnessReportLoop(RobustTestLoop):
         names = [k for k in correct if k == name or k.startswith(name + 'x')]
         parts = [f'{k} {int(correct[k].sum())}/{n} survive '
                  f'({seconds[k]:.1f} s)' for k in names]
-        print(f'  batch {idx + 1}/{len(self.dataloader)}: ' + ', '.join(parts),
-              flush=True)
+        # the first line of a batch leaves the progress bar's line
+        first = name == self.attacks[0][0]
+        print(('\n' if first else '') + f'  batch {idx + 1}/'
+              f'{len(self.dataloader)}: ' + ', '.join(parts), flush=True)
 
 
 def split_report_keys(attacks: Sequence[Union[dict, str]]):

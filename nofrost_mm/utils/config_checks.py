@@ -9,7 +9,8 @@ Example:
     >>> check_keys('env_cfg.dist_cfg', {'timout': 60}, ('backend', 'timeout'))
     Traceback (most recent call last):
     ...
-    KeyError: "env_cfg.dist_cfg: unknown key 'timout' (did you mean 'timeout'?); valid keys: backend, timeout"
+    KeyError: "env_cfg.dist_cfg: unknown key 'timout' (did you mean \
+'timeout'?); valid keys: backend, timeout"
 """
 import difflib
 import inspect

@@ -129,11 +129,13 @@ def test_timm_state_dict(runner, tmp_path):
 
 
 def test_train_resume_from_truncated_file_is_clear(tmp_path, runner):
+    """``tools/train.py --resume FILE`` sets resume=True, load_from=FILE."""
     good = _good_checkpoint(runner, tmp_path / 'good.pth')
     truncated = tmp_path / 'epoch_3.pth'
     truncated.write_bytes(good.read_bytes()[:10000])
-    proc = run_tool(['tools/train.py', DEMO, '--work-dir', tmp_path / 'run',
-                     '--resume', truncated, '--cfg-options',
-                     'train_dataloader.dataset.indices=64'], check=False)
-    assert proc.returncode != 0
-    assert f'checkpoint {truncated} is truncated or corrupted' in proc.stderr
+    cfg = Config.fromfile(DEMO)
+    cfg.merge_from_dict({'train_dataloader.dataset.indices': 64, 'resume': True,
+                         'load_from': str(truncated), 'work_dir': str(tmp_path / 'run')})
+    with pytest.raises(CheckpointLoadError,
+                       match=f'checkpoint {truncated} is truncated or corrupted'):
+        NoFrostRunner.from_cfg(cfg).train()

@@ -94,3 +94,14 @@ def test_a_good_config_does_reach_the_data(tmp_path, no_data_reads):
     """The fixture above is a real tripwire: a valid config hits it."""
     with pytest.raises(AssertionError, match='data was read'):
         _build_and_train(DEMO, {}, tmp_path)
+
+
+@pytest.mark.parametrize('config', sorted(
+    str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / 'configs').rglob('*.py')
+    if '_base_' not in p.parts))
+def test_shipped_configs_pass_the_key_check(config):
+    """No false alarm: every config in configs/ uses only valid plug-in keys."""
+    from nofrost_mm.engine.runner.nofrost_runner import _plugin_registries
+    from nofrost_mm.utils.config_checks import check_plugin_component_keys
+    check_plugin_component_keys(dict(Config.fromfile(REPO_ROOT / config)),
+                                _plugin_registries())

@@ -1,46 +1,57 @@
 """NaN loss: stop with a clear message, or skip the step and go on (config)."""
+import logging
+
+import pytest
 import torch
+from mmengine.config import Config
 
 import nofrost_mm  # noqa: F401
-from tests.conftest import run_tool
-from tests.reliability.helpers import SMALL, write_config
+import tests.reliability.helpers  # noqa: F401  (registers PoisonBatchHook)
+from nofrost_mm.engine.runner.nofrost_runner import NoFrostRunner
+from tests.reliability.helpers import DEMO
 
-# 256 images, batch 64: 4 iterations per epoch
-OPTIONS = ['train_cfg.max_epochs=2', 'train_cfg.val_interval=10', *SMALL]
+
+def _train(tmp_path, guard, poison_iters):
+    """2 epochs of 4 iterations; the given iterations get a NaN loss."""
+    cfg = Config.fromfile(DEMO)
+    cfg.merge_from_dict({'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 10,
+                         'train_dataloader.dataset.indices': 256,
+                         'val_dataloader.dataset.indices': 120})
+    cfg.custom_hooks = [dict(type='DivergenceGuardHook', **guard),
+                        dict(type='PoisonBatchHook', at_iters=poison_iters)]
+    cfg.work_dir = str(tmp_path)
+    runner = NoFrostRunner.from_cfg(cfg)
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    runner.logger.addHandler(handler)
+    try:
+        with pytest.raises(FloatingPointError) as error:
+            runner.train()
+    finally:
+        runner.logger.removeHandler(handler)
+    return str(error.value), [r.getMessage() for r in records]
 
 
 def test_nan_loss_stops_with_iteration_terms_and_last_checkpoint(tmp_path):
-    config = write_config(tmp_path / 'cfg.py', body=(
-        "custom_hooks = [dict(type='DivergenceGuardHook'),\n"
-        "                dict(type='PoisonBatchHook', at_iters=[6])]\n"))
-    work = tmp_path / 'run'
-    proc = run_tool(['tools/train.py', config, '--work-dir', work,
-                     '--cfg-options', *OPTIONS], check=False)
-    assert proc.returncode != 0
-    message = [line for line in proc.stderr.splitlines()
-               if line.startswith('FloatingPointError')]
-    assert message, proc.stderr[-2000:]
-    assert 'non-finite loss at iteration 6 (epoch 2)' in message[0]
-    assert 'loss=nan' in message[0]
-    assert f'Last good checkpoint: {work / "epoch_1.pth"}' in message[0]
-    assert not (work / 'epoch_2.pth').exists()
+    message, _ = _train(tmp_path, dict(), poison_iters=[6])
+    assert 'non-finite loss at iteration 6 (epoch 2)' in message
+    assert 'loss terms: loss=nan' in message
+    assert f'Last good checkpoint: {tmp_path / "epoch_1.pth"}' in message
+    assert not (tmp_path / 'epoch_2.pth').exists()
 
 
 def test_skip_mode_goes_on_then_stops_after_too_many_in_a_row(tmp_path):
-    config = write_config(tmp_path / 'cfg.py', body=(
-        "custom_hooks = [dict(type='DivergenceGuardHook', action='skip',\n"
-        "                     max_consecutive_skips=1),\n"
-        "                dict(type='PoisonBatchHook', at_iters=[2, 5, 6])]\n"))
-    work = tmp_path / 'run'
-    proc = run_tool(['tools/train.py', config, '--work-dir', work,
-                     '--cfg-options', *OPTIONS], check=False)
-    log = proc.stdout + proc.stderr
-    assert 'non-finite loss at iteration 2 (epoch 1); loss terms: loss=nan' in log
-    assert 'Step skipped (1 in a row, 1 in total)' in log
-    assert 'Step skipped (1 in a row, 2 in total)' in log  # iteration 5
-    assert proc.returncode != 0
+    message, warnings = _train(
+        tmp_path, dict(action='skip', max_consecutive_skips=1), poison_iters=[2, 5, 6])
+    skips = [w for w in warnings if w.startswith('DivergenceGuardHook')]
+    assert len(skips) == 2
+    assert 'non-finite loss at iteration 2 (epoch 1); loss terms: loss=nan' in skips[0]
+    assert skips[0].endswith('Step skipped (1 in a row, 1 in total).')
+    assert 'iteration 5 (epoch 2)' in skips[1]
+    assert skips[1].endswith('Step skipped (1 in a row, 2 in total).')
     assert ('at iteration 6 (epoch 2) after 2 bad iterations in a row '
-            '(max_consecutive_skips=1)') in proc.stderr
+            '(max_consecutive_skips=1)') in message
     # the epoch with a skipped step ended with finite weights and BN statistics
-    state = torch.load(work / 'epoch_1.pth', weights_only=True)['state_dict']
+    state = torch.load(tmp_path / 'epoch_1.pth', weights_only=True)['state_dict']
     assert all(torch.isfinite(v.float()).all() for v in state.values())

@@ -16,18 +16,28 @@ def checkpoint(tmp_path_factory):
     return work_dir / 'epoch_5.pth'
 
 
-def test_one_run_reports_clean_attacks_worst_case_and_guard(checkpoint, tmp_path):
-    out = tmp_path / 'results.json'
-    proc = run_tool([
-        'tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path, '--out', out,
-        '--num-samples', '60', '--attacks', 'FGSM',
-        "{'type': 'PGD', 'eps': 8, 'alpha': 2, 'steps': 20}",
-        "{'type': 'PGDAttack', 'eps': 8, 'step_size': 2, 'steps': 20}",
-        # one tiny step: weaker than FGSM although iterative -> masking warning
-        "{'type': 'PGD', 'eps': 8, 'alpha': 0.5, 'steps': 1, 'name': 'PGD-tiny'}",
-        # eps 24 breaks this model within APGD-CE, so the run stays short
-        "{'type': 'AutoAttack', 'eps': 24, 'version': 'standard'}"])
-    res = json.loads(out.read_text())
+ATTACK_ARGS = [
+    '--num-samples', '60', '--attacks', 'FGSM',
+    "{'type': 'PGD', 'eps': 8, 'alpha': 2, 'steps': 20}",
+    "{'type': 'PGDAttack', 'eps': 8, 'step_size': 2, 'steps': 20}",
+    # one tiny step: weaker than FGSM although iterative -> masking warning
+    "{'type': 'PGD', 'eps': 8, 'alpha': 0.5, 'steps': 1, 'name': 'PGD-tiny'}",
+    # eps 24 breaks this model within APGD-CE, so the run stays short
+    "{'type': 'AutoAttack', 'eps': 24, 'version': 'standard'}",
+    # 4 chunks of 16: uneven shares and a padding batch with 2 processes
+    '--cfg-options', 'test_dataloader.batch_size=16']
+
+
+@pytest.fixture(scope='module')
+def one_process(checkpoint, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('one')
+    proc = run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp,
+                     '--out', tmp / 'results.json', *ATTACK_ARGS])
+    return json.loads((tmp / 'results.json').read_text()), proc.stdout + proc.stderr
+
+
+def test_one_run_reports_clean_attacks_worst_case_and_guard(one_process):
+    res, log = one_process
     assert res['robust/num_samples'] == 60
     assert res['robust/clean'] > 50  # the checkpoint learned something
     for name in ('FGSM', 'PGD-20', 'PGDAttack-20', 'PGD-tiny', 'AutoAttack'):
@@ -42,26 +52,18 @@ def test_one_run_reports_clean_attacks_worst_case_and_guard(checkpoint, tmp_path
     msg = (f"PGD-tiny ({res['robust/PGD-tiny']:.2f}%) is above that under the "
            f"weaker FGSM ({res['robust/FGSM']:.2f}%)")
     assert [w for w in res['warnings'] if msg in w]
-    log = proc.stdout + proc.stderr
     assert 'possible gradient masking' in log and 'ETA' in log
 
 
-def test_dist_test_matches_one_process(checkpoint, tmp_path):
-    args = ['--num-samples', '50', '--attacks', 'FGSM',
-            "{'type': 'PGD', 'eps': 8, 'alpha': 2, 'steps': 5}",
-            "{'type': 'APGD', 'eps': 8, 'steps': 5}",
-            '--cfg-options', 'test_dataloader.batch_size=16']
-    run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path / 'one',
-              '--out', tmp_path / 'one.json', *args])
+def test_dist_test_matches_one_process(checkpoint, one_process, tmp_path):
     proc = run_tool(['bash', 'tools/dist_test.sh', CONFIG, checkpoint, 2,
-                     '--work-dir', tmp_path / 'two', '--out', tmp_path / 'two.json',
-                     *args], env={'PORT': '29517'})
-    one = json.loads((tmp_path / 'one.json').read_text())
+                     '--work-dir', tmp_path, '--out', tmp_path / 'two.json',
+                     *ATTACK_ARGS], env={'PORT': '29517'})
+    one, _ = one_process
     two = json.loads((tmp_path / 'two.json').read_text())
     accuracy = [k for k in one if '/time_s/' not in k]
     assert {k: one[k] for k in accuracy} == {k: two[k] for k in accuracy}
-    assert one['robust/PGD-5'] < one['robust/clean']
-    # rank 0 alone draws the progress bar (rank 1 has 3 batches, rank 0 two)
+    # rank 0 alone draws the progress bar (rank 0 has 2 batches, rank 1 three)
     log = proc.stdout + proc.stderr
     assert '2/2' in log and '3/3' not in log
 
@@ -95,3 +97,18 @@ test_evaluator = dict(_delete_=True, type='CorruptionAccuracy')
         assert res[f'corruption/{c}'] == pytest.approx(
             (res[f'corruption/{c}/1'] + res[f'corruption/{c}/5']) / 2)
     assert 0 <= res['corruption/mean_accuracy'] <= 100
+
+
+def test_analysis_tools_draw_and_summarise(checkpoint, tmp_path):
+    models = [CONFIG, checkpoint, CONFIG, checkpoint]
+    for tool, keys in (('decision_margin', ('boundary_distance', 'logit_margin')),
+                       ('smoothness', ('input_grad_l1', 'local_lipschitz'))):
+        png, js = tmp_path / f'{tool}.png', tmp_path / f'{tool}.json'
+        proc = run_tool([f'tools/analysis_tools/{tool}.py', *models, '--labels', 'a', 'b',
+                         '--num-samples', '12', '--out', png, '--json', js])
+        assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+        summary = json.loads(js.read_text())['models']
+        assert summary['a'] == summary['b']  # the same checkpoint twice
+        for key in keys:
+            assert summary['a'][key]['n'] == 12
+        assert 'a: ' in proc.stdout and 'median' in proc.stdout

@@ -92,11 +92,14 @@ def plot(results, args):
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     bins = torch.linspace(0, args.eps_max, 33).tolist()
+    margins = torch.cat([r['margin'] for r in results.values()])
+    margin_bins = torch.linspace(margins.min().item(), margins.max().item() + 1e-6,
+                                 41).tolist()  # shared, so the bars compare
     for label, r in results.items():
         # censored samples (no crossing within eps-max) sit in the last bin
         d = r['distance'].clamp(max=args.eps_max)
         axes[0].hist(d.tolist(), bins=bins, alpha=0.5, label=label)
-        axes[1].hist(r['margin'].tolist(), bins=40, alpha=0.5, label=label)
+        axes[1].hist(r['margin'].tolist(), bins=margin_bins, alpha=0.5, label=label)
     axes[0].set(xlabel='distance to the boundary along the PGD direction '
                 '(L-inf, /255)', ylabel='samples',
                 title=f'decision margin (last bin: >= {args.eps_max:g})')

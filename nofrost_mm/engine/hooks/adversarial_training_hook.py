@@ -127,7 +127,6 @@ class AdversarialTrainingHook(Hook):
                 'eps=8, steps=10), ...) to the config')
         preprocessor.set_classifier(model)
         self._final_eps = preprocessor.attack.eps
-        self._base_steps = preprocessor.attack.steps
         if not self._val_eps_given and hasattr(self.val_attack, 'eps'):
             self.val_attack.eps = self._final_eps
 

@@ -27,10 +27,11 @@ class DivergenceGuardHook(Hook):
     - ``action='stop'``: training ends with :class:`FloatingPointError`
       naming the iteration, every loss term and the last good checkpoint
       (the weights in memory are those before the bad step).
-    - ``action='skip'``: the step is skipped (and the floating-point
-      buffers, e.g. BN running statistics, the bad forward pass moved are
-      restored) with a warning, and training goes on; after ``max_consecutive_skips`` bad iterations in a row it stops as
-      above (a run that keeps diverging is not worth continuing).
+    - ``action='skip'``: the step is skipped with a warning (and the
+      floating-point buffers the bad forward pass moved, e.g. BN running
+      statistics, are restored) and training goes on; after
+      ``max_consecutive_skips`` bad iterations in a row it stops as above
+      (a run that keeps diverging is not worth continuing).
 
     The gradient check runs after DDP's all-reduce, so every rank takes the
     same decision. Parameter schedulers still advance on a skipped iteration,
@@ -124,13 +125,14 @@ class DivergenceGuardHook(Hook):
                 f'Step skipped ({self.consecutive} in a row, '
                 f'{self.skipped} in total).')
             return
-        last = find_latest_checkpoint(runner.work_dir) \
-            or 'none saved yet'
+        last = find_latest_checkpoint(runner.work_dir)
+        resume = (f'Last good checkpoint: {last}. Lower the learning rate '
+                  '(or use AGC / a warm-up) and resume from it.' if last else
+                  'No checkpoint saved yet. Lower the learning rate (or use '
+                  'AGC / a warm-up) and start again.')
         streak = (f' after {self.consecutive} bad iterations in a row '
                   f'(max_consecutive_skips={self.max_consecutive_skips})'
                   if self.action == 'skip' else '')
         raise FloatingPointError(
             f'Training diverged: {what} at {where}{streak}; loss terms: '
-            f'{shown}. The bad step was not applied. Last good checkpoint: '
-            f'{last}. Lower the learning rate (or use AGC / a warm-up) and '
-            'resume from it.')
+            f'{shown}. The bad step was not applied. {resume}')

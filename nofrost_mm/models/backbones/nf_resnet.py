@@ -91,6 +91,8 @@ class NormFreeBlock(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        if len(convs) == 0:
+            raise ValueError('NormFreeBlock: convs must hold at least one conv')
         self.num_convs = len(convs)
         for i, conv in enumerate(convs, 1):
             self.add_module(f'conv{i}', conv)
@@ -133,7 +135,8 @@ class NormFreeBlock(BaseModule):
             out = self.act(x) * self.beta
             shortcut = x if self.downsample is None else self.downsample(out)
             out = self.drop_path(self._branch(out))
-            return shortcut + self.alpha * out
+            # one fused pass: shortcut + alpha * out
+            return torch.add(shortcut, out, alpha=self.alpha)
 
         if self.with_cp and x.requires_grad:
             return cp.checkpoint(_inner_forward, x, use_reentrant=False)

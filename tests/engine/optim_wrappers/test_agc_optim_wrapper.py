@@ -124,3 +124,20 @@ def test_normfree_demo_config_trains_with_agc(tmp_path):
     keys = ckpt['state_dict']
     assert 'backbone.backbone.layer1.0.conv1.gain' in keys
     assert not any('bn' in k or 'running_mean' in k for k in keys)
+
+
+def test_amp_variant_unscales_then_clips(monkeypatch):
+    # AmpOptimWrapper refuses machines without an accelerator; its scaler
+    # disables itself on CPU, which is enough to check the composition
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_module
+
+    from nofrost_mm.engine.optim_wrappers import AmpAGCOptimWrapper
+    monkeypatch.setattr(amp_module, 'is_cuda_available', lambda: True)
+    model = nn.Linear(4, 3)
+    wrapper = AmpAGCOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        clip_grad=dict(type='agc', exclude=()))
+    before = model.weight.detach().clone()
+    wrapper.update_params(model(torch.randn(2, 4)).sum() * 1e4)
+    step = (model.weight - before).norm(dim=1) / before.norm(dim=1)
+    assert torch.allclose(step, torch.full((3, ), 0.1 * 0.01), rtol=1e-3)

@@ -182,3 +182,15 @@ def test_model_with_classifier_deepcopies_and_pickles():
     copy.deepcopy(model)
     clone = pickle.loads(pickle.dumps(model))
     assert isinstance(clone.data_preprocessor, PGDDataPreprocessor)
+
+
+def test_attack_under_autocast_stays_within_eps():
+    """Training runs the preprocessor inside the optim wrapper's autocast (--amp)."""
+    model = build_classifier(data_preprocessor=PGD_PRE)
+    pre = model.data_preprocessor
+    pre.set_classifier(model)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = pre(digits_batch(8), training=True)
+    assert out['adv_inputs'].dtype == out['inputs'].dtype == torch.float32
+    delta = (_pixels(pre, out['adv_inputs']) - _pixels(pre, out['inputs'])).abs().max()
+    assert 4 < delta * 255 <= 8 + 1e-3

@@ -1,0 +1,66 @@
+"""configs/nofrost: each config builds its model and hooks with the official recipe."""
+import copy
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import HOOKS, MODELS
+
+from tests.conftest import REPO_ROOT
+
+import nofrost_mm  # noqa: F401  (registers the plug-in)
+
+AT_CONFIGS = ['nf-resnet50_8xb32_in1k_pgdat.py', 'resnet50_8xb32_in1k_pgdat.py',
+              'resnet50-nfconv_8xb32_in1k_pgdat.py', 'nf-resnet18_1xb128_cifar10_pgdat.py',
+              'resnet18_1xb128_cifar10_pgdat.py']
+
+
+def _model(cfg):
+    init_default_scope('mmpretrain')
+    model = copy.deepcopy(cfg.model)
+    model.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    return MODELS.build(model)
+
+
+@pytest.mark.parametrize('name', AT_CONFIGS)
+def test_at_configs_build_with_the_official_attack(name):
+    cfg = Config.fromfile(REPO_ROOT / 'configs/nofrost' / name)
+    model = _model(cfg)
+    pre = model.data_preprocessor
+    assert type(model).__name__ == 'AdvImageClassifier'
+    assert type(pre).__name__ == 'PGDDataPreprocessor'
+    assert (pre.attack.eps, pre.attack.steps, pre.attack.norm) == (8, 10, 'Linf')
+    assert pre.attack.get_step_size() == pytest.approx(1.0)  # min(1.25*8, 8+4)/10
+    assert pre.adv_loss_weight == 0.5 and pre.adv_forward == 'separate'
+    hook = HOOKS.build(cfg.custom_hooks[0])
+    assert hook.adv_val_interval == 10 and hook.val_attack.steps == 5
+    assert cfg.default_hooks.checkpoint.save_best == ['accuracy/top1',
+                                                      'robust_accuracy/top1']
+    sgd = cfg.optim_wrapper.optimizer
+    assert sgd.nesterov and sgd.momentum == 0.9
+    if 'in1k' in name:
+        assert sgd.lr == 0.1 and sgd.weight_decay == 5e-5
+        assert cfg.train_cfg.max_epochs == 90 and cfg.auto_scale_lr.base_batch_size == 256
+        assert cfg.train_dataloader.batch_size == 32
+        assert model.head.dropout_rate == 0.25
+        assert cfg.model.head.loss == dict(type='LabelSmoothLoss', label_smooth_val=0.1)
+        assert pre.to_rgb and pre.num_classes == 1000
+
+
+def test_bn_and_nf_imagenet_configs_differ_only_in_the_backbone():
+    nf = Config.fromfile(REPO_ROOT / 'configs/nofrost/nf-resnet50_8xb32_in1k_pgdat.py')
+    bn = Config.fromfile(REPO_ROOT / 'configs/nofrost/resnet50_8xb32_in1k_pgdat.py')
+    assert nf.model.backbone.type == 'NFResNet' and bn.model.backbone.type == 'ResNet'
+    assert bn.model.backbone.drop_path_rate == nf.model.backbone.drop_path_rate == 0.1
+    for key in ('head', 'neck', 'type'):
+        assert nf.model[key] == bn.model[key]
+    for key in ('data_preprocessor', 'optim_wrapper', 'param_scheduler', 'train_cfg',
+                'custom_hooks', 'train_pipeline', 'test_pipeline'):
+        assert nf[key] == bn[key], key
+
+
+def test_standard_nf_config_has_no_attack():
+    cfg = Config.fromfile(REPO_ROOT / 'configs/nofrost/nf-resnet50_8xb32_in1k.py')
+    model = _model(cfg)
+    assert type(model.data_preprocessor).__name__ == 'ClsDataPreprocessor'
+    assert 'custom_hooks' not in cfg

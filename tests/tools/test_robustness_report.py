@@ -1,0 +1,155 @@
+"""tools/analysis_tools/robustness_report.py as a user runs it.
+
+A plainly trained model (real SGD on the digits, inside the test) gets no
+gradient-masking flag; the same weights behind a non-differentiable input
+quantisation get flagged, from numbers the report computes.
+"""
+import importlib.util
+import json
+import sys
+
+import pytest
+import torch
+
+from tests.attacks.toy import trained_classifier
+from tests.conftest import REPO_ROOT, run_tool
+
+TOOL = 'tools/analysis_tools/robustness_report.py'
+DEMO = REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits.py'
+# the toy classifier of tests/attacks/toy.py, as a config of the demo
+PLAIN_CFG = f"""_base_ = [{str(DEMO)!r}]
+model = dict(backbone=dict(stem_channels=8, base_channels=8),
+             head=dict(in_channels=64))
+"""
+MASKED_CFG = """_base_ = ['./plain_digits.py']
+custom_imports = dict(
+    imports=['nofrost_mm', 'tests.evaluation.masked_classifier'],
+    allow_failed_imports=False)
+model = dict(type='QuantizedInputClassifier', step=0.25)
+"""
+# a small attack grid: every part of the report, a few seconds per model
+SMALL = ['--num-samples', '24', '--pgd-steps', '5', '10', '--restarts', '2',
+         '--apgd-steps', '10', '--square-queries', '200',
+         '--eps-list', '8', '32', '128']
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    """Plain and masked configs sharing one briefly trained checkpoint."""
+    folder = tmp_path_factory.mktemp('models')
+    model = trained_classifier('bn', type='ImageClassifier')
+    ckpt = folder / 'plain.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    plain = folder / 'plain_digits.py'
+    plain.write_text(PLAIN_CFG)
+    masked = folder / 'masked_digits.py'
+    masked.write_text(MASKED_CFG)
+    return plain, masked, ckpt
+
+
+def test_flags_the_masked_model_not_the_plain_one(models, tmp_path):
+    plain, masked, ckpt = models
+    out = tmp_path / 'report'
+    proc = run_tool([TOOL, plain, ckpt, masked, ckpt, '--out', out, '--eps',
+                     '32', '--autoattack', 'none', *SMALL])
+    report = json.loads((out / 'report.json').read_text())
+    first, second = report['models']
+    assert (first['name'], second['name']) == ('plain_digits', 'masked_digits')
+    p, m = first['summary'], second['summary']
+    assert p['num_samples'] == m['num_samples'] == 24
+    # both classify the digits: the quantisation keeps the predictions
+    assert p['clean'] > 50 and m['clean'] > 50
+
+    assert p['flags'] == [], p['flags']
+    assert p['gradients']['zero'] == 0
+    assert p['worst_case'] <= p['eps_curve']['8']
+    assert p['eps_curve']['128'] == 0
+
+    ids = {f['id'] for f in m['flags']}
+    assert {'gradients', 'black_box'} <= ids, m['flags']
+    assert m['gradients']['zero'] == m['gradients']['num_correct'] > 0
+    black_box = next(f for f in m['flags'] if f['id'] == 'black_box')
+    assert black_box['numbers']['black_box'] == 'Square-200'
+    assert black_box['numbers']['only_black_box'] > 0
+    # the white-box attacks see a flat model: Square breaks what they cannot
+    square = m['attacks']['Square-200']['accuracy']
+    assert m['attacks']['APGD-CE-10']['accuracy'] > square
+    assert m['worst_case'] <= square
+    assert set(m['pgd']) == {'5', '10'} and set(m['pgd']['10']) == {'1', '2'}
+
+    md = (out / 'report.md').read_text()
+    assert '**plain_digits**: no flag.' in md
+    assert '**masked_digits**: ' in md and '`gradients`' in md
+    assert f"{black_box['numbers']['black_box_acc']:.2f}%" in md
+    for png in ('accuracy_vs_steps.png', 'accuracy_vs_eps.png'):
+        data = (out / png).read_bytes()
+        assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 20_000
+    log = proc.stdout
+    assert 'batch 1/1: PGD-5' in log  # progress while it runs
+    assert 'FLAG masked_digits: [gradients]' in log
+    assert 'FLAG plain_digits' not in log
+
+
+def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path):
+    plain, _, ckpt = models
+    args = [plain, ckpt, '--eps', '32', '--num-samples', '12',
+            '--batch-size', '4', '--pgd-steps', '3', '--restarts', '2',
+            '--apgd-steps', '5', '--square-queries', '20',
+            '--eps-list', '4', '16']
+    run_tool([TOOL, *args, '--out', tmp_path / 'one'])
+    run_tool([sys.executable, '-m', 'torch.distributed.run',
+              '--nproc_per_node', '2', '--master_port', '29533', TOOL, *args,
+              '--out', tmp_path / 'two', '--launcher', 'pytorch'])
+    one = json.loads((tmp_path / 'one' / 'report.json').read_text())
+    two = json.loads((tmp_path / 'two' / 'report.json').read_text())
+    assert two['settings']['world_size'] == 2
+    s1, s2 = one['models'][0]['summary'], two['models'][0]['summary']
+    assert 'AutoAttack' in s1['attacks']
+    assert s1['per_sample'] == s2['per_sample']
+    for key in ('clean', 'worst_case', 'pgd', 'eps_curve', 'gradients'):
+        assert s1[key] == s2[key], key
+    assert {k: v['accuracy'] for k, v in s1['attacks'].items()} == \
+        {k: v['accuracy'] for k, v in s2['attacks'].items()}
+
+
+def _tool_main():
+    spec = importlib.util.spec_from_file_location(
+        'robustness_report_tool', REPO_ROOT / TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize('extra, error, match', [
+    (['--attacks', 'NoSuchAttack'], KeyError, 'unknown attack type'),
+    (['--attacks', "{'type': 'PGD', 'stepz': 3}"], TypeError, 'stepz'),
+    (['--eps-list', '8', '300'], ValueError, r'300.0 is not in \(0, 255\]'),
+    (['--eps-list', '8'], ValueError, 'at least 2 values'),
+    (['--eps', '0'], ValueError, 'eps must be in'),
+])
+def test_bad_input_fails_before_any_model(models, tmp_path, extra, error,
+                                          match):
+    plain, _, ckpt = models
+    out = tmp_path / 'out'
+    with pytest.raises(error, match=match):
+        _tool_main()([str(plain), str(ckpt), '--out', str(out), '--eps', '32',
+                      *extra])
+    assert not out.exists()  # nothing built, nothing written
+
+
+def test_missing_checkpoint_and_missing_eps(models, tmp_path):
+    plain, _, ckpt = models
+    main = _tool_main()
+    with pytest.raises(FileNotFoundError, match='nope.pth: no such file'):
+        main([str(plain), str(tmp_path / 'nope.pth'), '--out', str(tmp_path)])
+    # a standard-training config has no attack to take the eps from
+    with pytest.raises(ValueError, match='pass --eps'):
+        main([str(plain), str(ckpt), '--out', str(tmp_path / 'out')])
+
+
+def test_odd_number_of_paths_is_a_usage_error(models, tmp_path):
+    plain, _, ckpt = models
+    proc = run_tool([TOOL, plain, ckpt, plain, '--out', tmp_path],
+                    check=False)
+    assert proc.returncode == 2
+    assert 'models come in CONFIG CHECKPOINT pairs' in proc.stderr
