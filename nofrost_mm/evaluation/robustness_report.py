@@ -21,6 +21,7 @@ the attacks; ``tools/analysis_tools/robustness_report.py`` is the command.
 import json
 import math
 import os.path as osp
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -34,6 +35,8 @@ DEFAULT_PGD_STEPS = (5, 10, 20, 50, 100)
 DEFAULT_RESTARTS = 5
 DEFAULT_APGD_STEPS = 100
 DEFAULT_SQUARE_QUERIES = 1000
+# Square's budget inside standard AutoAttack
+AUTOATTACK_SQUARE_QUERIES = 5000
 # default eps curve, in multiples of the report's eps
 EPS_FACTORS = (0.25, 0.5, 1., 2., 4.)
 # torchattacks attacks that only query the model's outputs
@@ -123,8 +126,8 @@ class ReportPlan:
             APGD-CE. Defaults to ``DEFAULT_APGD_STEPS``.
         square_queries (int): Queries of the black-box Square attack
             (0 skips it). Defaults to ``DEFAULT_SQUARE_QUERIES``.
-        autoattack (str, optional): AutoAttack version ('standard', 'plus',
-            'rand') or None to skip it. Defaults to 'standard'.
+        autoattack (bool): Run standard AutoAttack (see
+            :meth:`_autoattack_entries`). Defaults to True.
         extra_attacks (Sequence[dict]): More attack configs (with a
             ``name``), reported and, when L-inf at eps <= ``eps``, part of
             the worst case. Defaults to ().
@@ -136,7 +139,7 @@ class ReportPlan:
     restarts: int = DEFAULT_RESTARTS
     apgd_steps: int = DEFAULT_APGD_STEPS
     square_queries: int = DEFAULT_SQUARE_QUERIES
-    autoattack: Optional[str] = 'standard'
+    autoattack: bool = True
     extra_attacks: Sequence[dict] = ()
     cfgs: List[dict] = field(init=False)
 
@@ -195,8 +198,7 @@ class ReportPlan:
                 attack=dict(type='Square', eps=eps,
                             n_queries=self.square_queries, n_restarts=1)))
         if self.autoattack:
-            entries.append(dict(name='AutoAttack', attack=dict(
-                type='AutoAttack', eps=eps, version=self.autoattack)))
+            entries += self._autoattack_entries()
         for cfg in self.extra_attacks:
             cfg = dict(cfg)
             name = cfg.pop('name', None) or attack_name(cfg)
@@ -212,6 +214,38 @@ class ReportPlan:
                             loss='ce', n_restarts=1)))
             prev = self.eps_name(e)
         return entries
+
+    def _autoattack_entries(self) -> List[dict]:
+        """Standard AutoAttack as a chain of entries.
+
+        Croce & Hein's standard version runs APGD-CE, APGD-T (9 target
+        classes), FAB-T (9 targets) with 100 iterations each, then Square
+        with 5000 queries, every attack on the survivors of the previous
+        ones. ``torchattacks.AutoAttack`` builds the same ensemble with
+        torchattacks' default of 10 iterations, a weaker attack than the one
+        papers report; here each stage gets ``apgd_steps`` (100 by default).
+        The first stage is exactly the APGD-CE entry, so it is not run again.
+        """
+        eps, steps = self.eps, self.apgd_steps
+        stages = [('APGD-T', dict(type='APGDT', eps=eps, steps=steps,
+                                  n_restarts=1)),
+                  ('FAB-T', dict(type='FAB', eps=eps, steps=steps,
+                                 multi_targeted=True, n_restarts=1)),
+                  ('Square', dict(type='Square', eps=eps,
+                                  n_queries=AUTOATTACK_SQUARE_QUERIES,
+                                  n_restarts=1))]
+        entries, prev = [], self.apgd_ce
+        for stage, attack in stages:
+            name = 'AutoAttack' if stage == 'Square' \
+                else f'AutoAttack/{stage}'
+            entries.append(dict(name=name, after=prev, attack=attack))
+            prev = name
+        return entries
+
+    @property
+    def chained(self) -> List[str]:
+        """Results that count the samples an earlier result broke."""
+        return [e['name'] for e in self.cfgs if e.get('after')]
 
     def _report_eps(self, name: str) -> bool:
         """Whether a result is an L-inf attack within the report's eps."""
@@ -245,13 +279,16 @@ class ReportPlan:
 
     @property
     def black_box(self) -> List[str]:
-        return [n for n in self.attack_names
-                if self.built[self._base(n)][1]['type'] in BLACK_BOX]
+        """Standalone black-box results."""
+        return [n for n in self.attack_names if n not in self.chained
+                and self.built[self._base(n)][1]['type'] in BLACK_BOX]
 
     @property
     def white_box(self) -> List[str]:
+        """Standalone white-box results at the report's eps."""
         # AutoAttack contains Square: it is neither
         return [n for n in self.attack_names if n not in self.black_box
+                and n not in self.chained
                 and self.built[self._base(n)][1]['type'] != 'AutoAttack'
                 and self._report_eps(self._base(n))]
 
@@ -438,9 +475,13 @@ def masking_flags(summary: dict, records: List[dict], plan: ReportPlan,
             '--eps-list)', eps=big, accuracy=big_acc))
 
     # 5. a stronger attack above a weaker one (RobustTestLoop's guard), over
-    # the standalone results at the report's eps
+    # the standalone results at the report's eps, and AutoAttack as a whole
     standalone = [(n, a, c) for n, (a, c) in plan.built.items()
-                  if n in attacks and plan._report_eps(n)]
+                  if n in attacks and n not in plan.chained
+                  and plan._report_eps(n)]
+    if plan.autoattack:
+        standalone.append(('AutoAttack', SimpleNamespace(
+            eps=plan.eps, norm='Linf', steps=None), dict(type='AutoAttack')))
     accs = {n: attacks[n]['accuracy'] for n, _, _ in standalone}
     for msg in gradient_masking_warnings(standalone, accs, None, tol):
         flags.append(_flag('ordering', 'a stronger attack above a weaker one',
@@ -565,6 +606,13 @@ def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
            'in %; a misclassified clean sample counts as broken. The '
            '**worst case** counts a sample as robust only if it survives '
            'every attack at this eps: it is the robust accuracy to quote.\n']
+    if plan.autoattack:
+        out.append(
+            'AutoAttack is the standard version of Croce & Hein (2020): '
+            f'APGD-CE, APGD-T and FAB-T with {plan.apgd_steps} iterations, '
+            f'then Square with {AUTOATTACK_SQUARE_QUERIES} queries, each on '
+            'the survivors of the previous ones (`AutoAttack/X`: the stages '
+            'up to X).\n')
     pgd20 = plan.pgd(20) if 20 in plan.pgd_steps else plan.pgd(
         plan.pgd_steps[0])
     header = ['model', 'clean', pgd20, plan.apgd_ce]

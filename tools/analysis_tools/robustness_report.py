@@ -64,9 +64,10 @@ def parse_args(argv=None):
     parser.add_argument('--square-queries', type=int,
                         default=DEFAULT_SQUARE_QUERIES,
                         help='queries of the black-box Square attack (0: skip)')
-    parser.add_argument('--autoattack', default='standard',
-                        choices=['standard', 'plus', 'rand', 'none'],
-                        help="AutoAttack version ('none' skips it)")
+    parser.add_argument(
+        '--autoattack', default='standard', choices=['standard', 'none'],
+        help='standard AutoAttack (APGD-CE, APGD-T, FAB-T with --apgd-steps '
+        "iterations, Square with 5000 queries) or 'none' to skip it")
     parser.add_argument(
         '--attacks', nargs='+', default=[],
         help='more attacks: type names of the ATTACKS registry or dict '
@@ -207,7 +208,7 @@ def main(argv=None):
         eps_list=args.eps_list or default_eps_list(eps),
         pgd_steps=args.pgd_steps, restarts=args.restarts,
         apgd_steps=args.apgd_steps, square_queries=args.square_queries,
-        autoattack=None if args.autoattack == 'none' else args.autoattack,
+        autoattack=args.autoattack == 'standard',
         extra_attacks=[parse_attack(a, eps) for a in args.attacks])
     tolerance = args.tolerance
     os.makedirs(args.out, exist_ok=True)
