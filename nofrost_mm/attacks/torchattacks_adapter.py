@@ -7,6 +7,11 @@ with ``images`` in [0, 1] and ``model`` a module taking such images (e.g.
 own name and takes its own keyword arguments; only the sizes are converted:
 the keys in ``PIXEL_KWARGS`` are given in pixel units of 255 (``eps=8`` means
 8/255), like the training attack, and divided by 255 for torchattacks.
+
+Note: torchattacks' ``AutoAttack`` builds its APGD, APGD-T and FAB members
+with torchattacks' default of 10 iterations, where Croce & Hein's standard
+AutoAttack uses 100; it is the torchattacks ensemble, weaker than the
+reference implementation on models that resist 10 steps.
 """
 import inspect
 from typing import Optional

@@ -1,6 +1,6 @@
 """The released ImageNet-C and CIFAR-10-C files as mmpretrain datasets."""
 import os.path as osp
-from typing import List, Optional, Sequence, Union
+from typing import List, Sequence, Union
 
 import numpy as np
 from mmpretrain.datasets import BaseDataset, CustomDataset

@@ -128,6 +128,9 @@ class ReportPlan:
             (0 skips it). Defaults to ``DEFAULT_SQUARE_QUERIES``.
         autoattack (bool): Run standard AutoAttack (see
             :meth:`_autoattack_entries`). Defaults to True.
+        autoattack_queries (int): Queries of AutoAttack's Square stage; the
+            standard version uses 5000. Defaults to
+            ``AUTOATTACK_SQUARE_QUERIES``.
         extra_attacks (Sequence[dict]): More attack configs (with a
             ``name``), reported and, when L-inf at eps <= ``eps``, part of
             the worst case. Defaults to ().
@@ -140,6 +143,7 @@ class ReportPlan:
     apgd_steps: int = DEFAULT_APGD_STEPS
     square_queries: int = DEFAULT_SQUARE_QUERIES
     autoattack: bool = True
+    autoattack_queries: int = AUTOATTACK_SQUARE_QUERIES
     extra_attacks: Sequence[dict] = ()
     cfgs: List[dict] = field(init=False)
 
@@ -160,6 +164,10 @@ class ReportPlan:
         if not isinstance(self.square_queries, int) or self.square_queries < 0:
             raise ValueError('square_queries must be an int >= 0, got '
                              f'{self.square_queries!r}')
+        if not isinstance(self.autoattack_queries, int) \
+                or self.autoattack_queries < 1:
+            raise ValueError('autoattack_queries must be an int >= 1, got '
+                             f'{self.autoattack_queries!r}')
         self.cfgs = self._attack_cfgs()
         # every config is checked (names, kwargs, torchattacks' own checks)
         # here, before any model is built
@@ -232,7 +240,7 @@ class ReportPlan:
                   ('FAB-T', dict(type='FAB', eps=eps, steps=steps,
                                  multi_targeted=True, n_restarts=1)),
                   ('Square', dict(type='Square', eps=eps,
-                                  n_queries=AUTOATTACK_SQUARE_QUERIES,
+                                  n_queries=self.autoattack_queries,
                                   n_restarts=1))]
         entries, prev = [], self.apgd_ce
         for stage, attack in stages:
@@ -297,7 +305,9 @@ class ReportPlan:
                     pgd_steps=list(self.pgd_steps), restarts=self.restarts,
                     apgd_steps=self.apgd_steps,
                     square_queries=self.square_queries,
-                    autoattack=self.autoattack, attacks=self.cfgs)
+                    autoattack=self.autoattack,
+                    autoattack_queries=self.autoattack_queries,
+                    attacks=self.cfgs)
 
 
 def default_tolerance(num_samples: int) -> float:
@@ -534,10 +544,11 @@ def plot_steps(models: List[dict], plan: ReportPlan, path: str) -> None:
         pgd = m['summary']['pgd']
         steps = plan.pgd_steps
         ax.plot(steps, [pgd[str(s)]['1'] for s in steps], 'o-', color=color,
-                lw=2, label=f"{m['name']}: PGD, 1 restart")
+                lw=2, ms=7, label=f"{m['name']}: PGD, 1 restart")
         if plan.restarts > 1:
+            # hollow markers: visible where the two lines coincide
             ax.plot(steps, [pgd[str(s)][str(plan.restarts)] for s in steps],
-                    's--', color=color, lw=1.5,
+                    's--', color=color, lw=1.5, ms=9, mfc='none',
                     label=f"{m['name']}: PGD, {plan.restarts} restarts")
         ax.axhline(m['summary']['worst_case'], color=color, ls=':', lw=1.5,
                    label=f"{m['name']}: worst case, all attacks")
@@ -610,7 +621,7 @@ def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
         out.append(
             'AutoAttack is the standard version of Croce & Hein (2020): '
             f'APGD-CE, APGD-T and FAB-T with {plan.apgd_steps} iterations, '
-            f'then Square with {AUTOATTACK_SQUARE_QUERIES} queries, each on '
+            f'then Square with {plan.autoattack_queries} queries, each on '
             'the survivors of the previous ones (`AutoAttack/X`: the stages '
             'up to X).\n')
     pgd20 = plan.pgd(20) if 20 in plan.pgd_steps else plan.pgd(
@@ -637,8 +648,9 @@ def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
         flags = m['summary']['flags']
         out.append(f"**{m['name']}**: " + (
             'no flag.\n' if not flags else f'{len(flags)} flag(s).\n'))
-        out += [f"- `{f['id']}` {f['title']}: {f['message']}" for f in flags]
-        out.append('')
+        if flags:
+            out.append('\n'.join(f"- `{f['id']}` {f['title']}: "
+                                  f"{f['message']}" for f in flags) + '\n')
     out += ['## Accuracy vs attack strength\n',
             '![robust accuracy vs PGD steps](accuracy_vs_steps.png)\n']
     header = ['PGD steps'] + [

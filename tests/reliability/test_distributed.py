@@ -20,11 +20,13 @@ model = dict(head=dict(dropout_rate=0.))
 data_preprocessor = dict(attack=dict(random_start=False))
 train_dataloader = dict(dataset=dict(pipeline=[dict(type='PackInputs')]))
 """
-# Measured on the reference CPU (4 steps): 4e-8 with eps=0 (float32 summation
-# order only); 3e-5 to 5e-5 with PGD, whose sign() steps turn last-bit gradient
-# differences into pixel flips. A real bug (gradients summed instead of
-# averaged, a rank on other data) moves the weights by the size of the update.
-PARITY_ATOL = 2e-4
+# Tolerance: 2% of the largest weight change the 4 steps make. Measured on
+# the reference CPU: 4e-8 absolute with eps=0 (float32 summation order only);
+# with PGD 5e-5 to 2.4e-4 absolute, 0.15% to 0.75% of the update (0.033):
+# kernels for batch 16 and 32 differ in the last bits, and PGD's sign() turns
+# that into flipped pixels. A real bug (gradients summed instead of averaged,
+# a rank on other data) is of the size of the update itself.
+PARITY_RTOL = 0.02
 
 
 def test_two_processes_match_one_process_with_double_batch(tmp_path):
@@ -48,8 +50,7 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path):
     init = torch.load(tmp_path / 'one' / 'rank0_init.pth')
     moved = max((one[k] - init[k]).abs().max().item() for k in one)
     print(f'max |w(1 x 32) - w(2 x 16)| = {diff:.3g}; max |update| = {moved:.3g}')
-    assert diff < 0.05 * moved
-    assert diff <= PARITY_ATOL, diff
+    assert diff <= PARITY_RTOL * moved, (diff, moved)
 
 
 def _launch_two_ranks(config, work_dir, timeout_s):

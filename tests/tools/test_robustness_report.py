@@ -92,10 +92,12 @@ def test_flags_the_masked_model_not_the_plain_one(models, tmp_path):
 
 def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path):
     plain, _, ckpt = models
-    args = [plain, ckpt, '--eps', '32', '--num-samples', '12',
+    # at eps 8 a few samples survive APGD-CE, so AutoAttack's other
+    # stages run too
+    args = [plain, ckpt, '--eps', '8', '--num-samples', '12',
             '--batch-size', '4', '--pgd-steps', '3', '--restarts', '2',
             '--apgd-steps', '5', '--square-queries', '20',
-            '--eps-list', '4', '16']
+            '--autoattack-queries', '50', '--eps-list', '4', '16']
     run_tool([TOOL, *args, '--out', tmp_path / 'one'])
     run_tool([sys.executable, '-m', 'torch.distributed.run',
               '--nproc_per_node', '2', '--master_port', '29533', TOOL, *args,
@@ -104,7 +106,12 @@ def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path):
     two = json.loads((tmp_path / 'two' / 'report.json').read_text())
     assert two['settings']['world_size'] == 2
     s1, s2 = one['models'][0]['summary'], two['models'][0]['summary']
-    assert 'AutoAttack' in s1['attacks']
+    attacks = s1['attacks']
+    # AutoAttack's stages: each keeps at most the survivors of the last
+    stages = ['APGD-CE-5', 'AutoAttack/APGD-T', 'AutoAttack/FAB-T',
+              'AutoAttack']
+    accs = [attacks[k]['accuracy'] for k in stages]
+    assert accs == sorted(accs, reverse=True) and accs[0] > 0
     assert s1['per_sample'] == s2['per_sample']
     for key in ('clean', 'worst_case', 'pgd', 'eps_curve', 'gradients'):
         assert s1[key] == s2[key], key

@@ -32,8 +32,8 @@ DEFAULT_NUM_SAMPLES = 64
 
 def parse_args(argv=None):
     from nofrost_mm.evaluation.robustness_report import (
-        DEFAULT_APGD_STEPS, DEFAULT_PGD_STEPS, DEFAULT_RESTARTS,
-        DEFAULT_SQUARE_QUERIES)
+        AUTOATTACK_SQUARE_QUERIES, DEFAULT_APGD_STEPS, DEFAULT_PGD_STEPS,
+        DEFAULT_RESTARTS, DEFAULT_SQUARE_QUERIES)
     from mmengine.config import DictAction
 
     parser = argparse.ArgumentParser(
@@ -68,6 +68,10 @@ def parse_args(argv=None):
         '--autoattack', default='standard', choices=['standard', 'none'],
         help='standard AutoAttack (APGD-CE, APGD-T, FAB-T with --apgd-steps '
         "iterations, Square with 5000 queries) or 'none' to skip it")
+    parser.add_argument(
+        '--autoattack-queries', type=int, default=AUTOATTACK_SQUARE_QUERIES,
+        help="queries of AutoAttack's Square stage (the standard version: "
+        f'{AUTOATTACK_SQUARE_QUERIES}; fewer make a weaker AutoAttack)')
     parser.add_argument(
         '--attacks', nargs='+', default=[],
         help='more attacks: type names of the ATTACKS registry or dict '
@@ -209,6 +213,7 @@ def main(argv=None):
         pgd_steps=args.pgd_steps, restarts=args.restarts,
         apgd_steps=args.apgd_steps, square_queries=args.square_queries,
         autoattack=args.autoattack == 'standard',
+        autoattack_queries=args.autoattack_queries,
         extra_attacks=[parse_attack(a, eps) for a in args.attacks])
     tolerance = args.tolerance
     os.makedirs(args.out, exist_ok=True)
