@@ -8,7 +8,8 @@ Square as a black-box check, full AutoAttack) and against eps, the
 per-sample worst case, and raises gradient-masking flags in the spirit of
 AutoAttack's own checks (Croce & Hein 2020) and of Athalye et al. 2018:
 
-- ``steps``: robust accuracy still falling with more steps or restarts;
+- ``steps``: robust accuracy still falling with more steps, more restarts
+  or a stronger optimiser (APGD-CE below PGD with the most steps);
 - ``black_box``: a black-box attack beating every white-box attack;
 - ``gradients``: zero or vanishing input gradients;
 - ``large_eps``: accuracy not reaching 0 at the largest eps;
@@ -437,6 +438,18 @@ def masking_flags(summary: dict, records: List[dict], plan: ReportPlan,
                 'under-converged',
                 weaker=plan.pgd(s), weaker_acc=a1,
                 stronger=plan.pgd(s, plan.restarts), stronger_acc=ak))
+
+    s = plan.pgd_steps[-1]
+    a_pgd, a_apgd = pgd[str(s)]['1'], attacks[plan.apgd_ce]['accuracy']
+    if a_pgd - a_apgd > tol:
+        flags.append(_flag(
+            'steps', 'robust accuracy still falling with a stronger optimiser',
+            f'{plan.apgd_ce} leaves {a_apgd:.2f}%, {a_pgd - a_apgd:.2f} '
+            f'points below PGD-{s} ({a_pgd:.2f}%) at eps {eps}/255: '
+            'fixed-step PGD has not found the adversarial examples, so PGD '
+            'numbers overstate the robustness (the NoFrost controversy)',
+            weaker=plan.pgd(s), weaker_acc=a_pgd, stronger=plan.apgd_ce,
+            stronger_acc=a_apgd))
 
     # 2. a black-box attack beats every white-box attack
     white = [n for n in plan.white_box if n in attacks]

@@ -126,6 +126,14 @@ def test_each_flag_names_its_numbers():
     assert 'PGD-10 leaves 80.00%' in steps['message']
     restarts = flags['steps', 'robust accuracy still falling with more restarts']
     assert restarts['numbers']['stronger'] == 'PGD-10x3'
+    assert ('steps', 'robust accuracy still falling with a stronger '
+            'optimiser') not in flags  # APGD-CE-10 90% is not below PGD-10
+    survive['APGD-CE-10'] = 2
+    optimiser = [f for f in summarize(_records(plan, survive), plan, 5)['flags']
+                 if f['title'].endswith('a stronger optimiser')]
+    assert optimiser[0]['numbers'] == dict(weaker='PGD-10', weaker_acc=80.,
+                                           stronger='APGD-CE-10',
+                                           stronger_acc=20.)
     bb = next(f for f in summary['flags'] if f['id'] == 'black_box')
     assert bb['numbers']['black_box_acc'] == 20.
     assert bb['numbers']['white_box_acc'] == 60.  # PGD-10x3, the best

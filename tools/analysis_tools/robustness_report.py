@@ -27,7 +27,7 @@ import os
 import os.path as osp
 import time
 
-DEFAULT_NUM_SAMPLES = 64
+DEFAULT_NUM_SAMPLES = 32
 
 
 def parse_args(argv=None):

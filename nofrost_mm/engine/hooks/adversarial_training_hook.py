@@ -10,7 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 from mmpretrain.registry import HOOKS
 
-from nofrost_mm.attacks import build_attack
+from nofrost_mm.attacks import PGDAttack, build_attack
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
 
 ROBUST_PREFIX = 'robust_accuracy'
@@ -55,8 +55,8 @@ class AdversarialTrainingHook(Hook):
             (iterations); 0 disables robust validation. Defaults to 10.
         adv_val_last (float): Also validate robustness in this final fraction
             of training, in [0, 1]. Defaults to 0.1.
-        val_attack (dict | Callable): Attack of the robust validation; its
-            ``eps`` defaults to the training attack's.
+        val_attack (dict | Callable): Attack of the robust validation; the
+            eps of a ``PGDAttack`` given without one is the training attack's.
             Defaults to ``dict(type='PGDAttack', steps=5)``.
     """
 
@@ -127,7 +127,8 @@ class AdversarialTrainingHook(Hook):
                 'eps=8, steps=10), ...) to the config')
         preprocessor.set_classifier(model)
         self._final_eps = preprocessor.attack.eps
-        if not self._val_eps_given and hasattr(self.val_attack, 'eps'):
+        # fill the training eps in only where the unit is known (pixel /255)
+        if not self._val_eps_given and isinstance(self.val_attack, PGDAttack):
             self.val_attack.eps = self._final_eps
 
     # -- schedules and logs ---------------------------------------------------

@@ -1,5 +1,5 @@
-from .nofrost_runner import NoFrostRunner
+from .nofrost_runner import CheckpointLoadError, NoFrostRunner
 from .robust_test_loop import RobustTestLoop
 
-__all__ = ['NoFrostRunner']
+__all__ = ['CheckpointLoadError', 'NoFrostRunner']
 __all__ += ['RobustTestLoop']

@@ -66,3 +66,18 @@ def test_without_adv_inputs_it_is_an_image_classifier():
     with pytest.raises(RuntimeError, match='loss'):
         model(data['inputs'], data['data_samples'], mode='predict',
               adv_inputs=data['inputs'])
+
+
+def test_label_smoothing_head_with_mixup():
+    """The NoFrost recipe's LabelSmoothLoss, with Mixup's soft labels on top."""
+    head = dict(type='LinearClsHead', num_classes=10, in_channels=64,
+                loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1))
+    model = build_classifier(head=head, data_preprocessor=dict(
+        PGD_PRE, batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
+    model.train()
+    data = _batch(model)
+    losses = model(**data, mode='loss')
+    clean = model(data['inputs'], data['data_samples'], mode='loss')['loss']
+    adv = model(data['adv_inputs'], data['data_samples'], mode='loss')['loss']
+    assert torch.allclose(losses['loss'], 0.5 * clean + 0.5 * adv, atol=1e-5)
+    assert adv > clean
