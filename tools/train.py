@@ -83,7 +83,11 @@ def merge_args(cfg, args):
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp is True:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # keep adaptive gradient clipping: its AMP twin, not the plain one
+        amp_types = {'AGCOptimWrapper': 'AmpAGCOptimWrapper',
+                     'AmpAGCOptimWrapper': 'AmpAGCOptimWrapper'}
+        cfg.optim_wrapper.type = amp_types.get(
+            cfg.optim_wrapper.get('type'), 'AmpOptimWrapper')
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.resume == 'auto':

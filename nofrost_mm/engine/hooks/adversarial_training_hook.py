@@ -126,7 +126,12 @@ class AdversarialTrainingHook(Hook):
                 "dict(type='PGDDataPreprocessor', attack=dict(type='PGDAttack', "
                 'eps=8, steps=10), ...) to the config')
         preprocessor.set_classifier(model)
-        self._final_eps = preprocessor.attack.eps
+        attack = preprocessor.attack
+        for key, needed in (('eps', self.eps_warmup), ('steps', self.steps_schedule)):
+            if needed and not hasattr(attack, key):
+                raise TypeError(f'AdversarialTrainingHook schedules `{key}`, which the '
+                                f'training attack {type(attack).__name__} does not have')
+        self._final_eps = getattr(attack, 'eps', None)
         # fill the training eps in only where the unit is known (pixel /255)
         if not self._val_eps_given and isinstance(self.val_attack, PGDAttack):
             self.val_attack.eps = self._final_eps
@@ -157,8 +162,9 @@ class AdversarialTrainingHook(Hook):
             torch.cuda.synchronize()
         iter_time = time.perf_counter() - self._iter_start
         hub = runner.message_hub
-        hub.update_scalar('train/adv_eps', float(preprocessor.attack.eps))
-        hub.update_scalar('train/adv_steps', float(preprocessor.attack.steps))
+        for key in ('eps', 'steps'):
+            if hasattr(preprocessor.attack, key):
+                hub.update_scalar(f'train/adv_{key}', float(getattr(preprocessor.attack, key)))
         if preprocessor.adv_loss_weight > 0:
             hub.update_scalar('train/attack_time_share',
                               preprocessor.last_attack_time / max(iter_time, 1e-9))
