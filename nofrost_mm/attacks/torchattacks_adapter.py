@@ -9,9 +9,11 @@ the keys in ``PIXEL_KWARGS`` are given in pixel units of 255 (``eps=8`` means
 8/255), like the training attack, and divided by 255 for torchattacks.
 
 Note: torchattacks' ``AutoAttack`` builds its APGD, APGD-T and FAB members
-with torchattacks' default of 10 iterations, where Croce & Hein's standard
-AutoAttack uses 100; it is the torchattacks ensemble, weaker than the
-reference implementation on models that resist 10 steps.
+with torchattacks' default of 10 iterations and targets every other class,
+where Croce & Hein's reference AutoAttack runs 100 iterations against the 9
+most likely other classes. The adapter sets the members to the reference
+values (``AUTOATTACK_MEMBER_STEPS``, ``AUTOATTACK_TARGET_CLASSES``), so that
+``AutoAttack`` here is the standard evaluation, not a weaker ensemble.
 """
 import inspect
 from typing import Optional
@@ -33,6 +35,10 @@ _L2_ATTACKS = ('PGDL2', 'PGDRSL2')
 # would only fail, or silently do nothing, at the first batch)
 NORMS = dict(FAB=('Linf', 'L2', 'L1'))
 DEFAULT_NORMS = ('Linf', 'L2')
+# the reference AutoAttack (fra31/auto-attack): 100 iterations for APGD-CE,
+# APGD-T and FAB-T, targeted versions against the 9 most likely other classes
+AUTOATTACK_MEMBER_STEPS = 100
+AUTOATTACK_TARGET_CLASSES = 9
 
 
 class _ProbeModel(nn.Module):
@@ -117,7 +123,15 @@ class TorchAttack:
         params = inspect.signature(self.attack_cls.__init__).parameters
         if 'n_classes' in params:
             kwargs.setdefault('n_classes', num_classes)
-        return self.attack_cls(model, **kwargs)
+        attack = self.attack_cls(model, **kwargs)
+        if isinstance(attack, torchattacks.AutoAttack):
+            for member in attack._autoattack.attacks:
+                if hasattr(member, 'steps'):  # APGD, APGDT, FAB (not Square)
+                    member.steps = AUTOATTACK_MEMBER_STEPS
+                if hasattr(member, 'n_target_classes'):
+                    member.n_target_classes = min(AUTOATTACK_TARGET_CLASSES,
+                                                  num_classes - 1)
+        return attack
 
     def __call__(self, model: nn.Module, images: torch.Tensor,
                  labels: torch.Tensor) -> torch.Tensor:

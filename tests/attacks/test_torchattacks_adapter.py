@@ -106,3 +106,23 @@ def test_cw_linf_is_pgd_on_the_cw_margin():
     attack = build_attack(dict(type='CWLinf', eps=8, steps=20))
     assert isinstance(attack, PGDAttack)
     assert (attack.loss, attack.confidence, attack.norm) == ('cw', 50., 'Linf')
+
+
+def test_autoattack_members_follow_the_reference_settings():
+    """100 iterations and at most 9 target classes, as fra31/auto-attack."""
+    import torch.nn as nn
+
+    from nofrost_mm.attacks.torchattacks_adapter import (
+        AUTOATTACK_MEMBER_STEPS, AUTOATTACK_TARGET_CLASSES)
+    from nofrost_mm.registry import ATTACKS
+
+    attack = ATTACKS.build(dict(type='AutoAttack', eps=8, version='standard'))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 20))
+    ensemble = attack._make(model, num_classes=20)
+    members = {type(m).__name__: m for m in ensemble._autoattack.attacks}
+    assert set(members) == {'APGD', 'APGDT', 'FAB', 'Square'}
+    for name in ('APGD', 'APGDT', 'FAB'):
+        assert members[name].steps == AUTOATTACK_MEMBER_STEPS == 100
+    for name in ('APGDT', 'FAB'):
+        assert members[name].n_target_classes == AUTOATTACK_TARGET_CLASSES == 9
+    assert members['Square'].n_queries == 5000

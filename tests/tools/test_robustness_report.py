@@ -154,9 +154,11 @@ def test_missing_checkpoint_and_missing_eps(models, tmp_path):
         main([str(plain), str(ckpt), '--out', str(tmp_path / 'out')])
 
 
-def test_odd_number_of_paths_is_a_usage_error(models, tmp_path):
+def test_odd_number_of_paths_is_a_usage_error(models, tmp_path, capsys):
     plain, _, ckpt = models
-    proc = run_tool([TOOL, plain, ckpt, plain, '--out', tmp_path],
-                    check=False)
-    assert proc.returncode == 2
-    assert 'models come in CONFIG CHECKPOINT pairs' in proc.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        _tool_main()([str(plain), str(ckpt), str(plain), '--out',
+                      str(tmp_path / 'out')])
+    assert exit_info.value.code == 2  # argparse's usage error
+    assert 'models come in CONFIG CHECKPOINT pairs' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
