@@ -132,9 +132,14 @@ class ReportPlan:
         autoattack_queries (int): Queries of AutoAttack's Square stage; the
             standard version uses 5000. Defaults to
             ``AUTOATTACK_SQUARE_QUERIES``.
-        extra_attacks (Sequence[dict]): More attack configs (with a
+        extra_attacks (Sequence[dict]): More attack configs (optional
             ``name``), reported and, when L-inf at eps <= ``eps``, part of
             the worst case. Defaults to ().
+
+    Example:
+        >>> plan = ReportPlan(eps=8, eps_list=[2, 4, 8, 16, 32])
+        >>> test_cfg = dict(type='RobustnessReportLoop', attacks=plan.cfgs)
+        >>> summary = summarize(records, plan)  # records of the loop
     """
 
     eps: float
@@ -256,8 +261,8 @@ class ReportPlan:
         """Results that count the samples an earlier result broke."""
         return [e['name'] for e in self.cfgs if e.get('after')]
 
-    def _report_eps(self, name: str) -> bool:
-        """Whether a result is an L-inf attack within the report's eps."""
+    def at_report_eps(self, name: str) -> bool:
+        """Whether an attack is L-inf within the report's eps."""
         attack, _ = self.built[name]
         eps = getattr(attack, 'eps', None)
         return getattr(attack, 'norm', 'Linf') == 'Linf' and eps is not None \
@@ -284,7 +289,7 @@ class ReportPlan:
         """Results the per-sample worst case is taken over."""
         curve = [self.eps_name(e) for e in self.eps_list if e <= self.eps]
         return [n for n in self.attack_names
-                if self._report_eps(self._base(n))] + curve
+                if self.at_report_eps(self._base(n))] + curve
 
     @property
     def black_box(self) -> List[str]:
@@ -299,7 +304,7 @@ class ReportPlan:
         return [n for n in self.attack_names if n not in self.black_box
                 and n not in self.chained
                 and self.built[self._base(n)][1]['type'] != 'AutoAttack'
-                and self._report_eps(self._base(n))]
+                and self.at_report_eps(self._base(n))]
 
     def to_dict(self) -> dict:
         return dict(eps=self.eps, eps_list=list(self.eps_list),
@@ -501,7 +506,7 @@ def masking_flags(summary: dict, records: List[dict], plan: ReportPlan,
     # the standalone results at the report's eps, and AutoAttack as a whole
     standalone = [(n, a, c) for n, (a, c) in plan.built.items()
                   if n in attacks and n not in plan.chained
-                  and plan._report_eps(n)]
+                  and plan.at_report_eps(n)]
     if plan.autoattack:
         standalone.append(('AutoAttack', SimpleNamespace(
             eps=plan.eps, norm='Linf', steps=None), dict(type='AutoAttack')))
@@ -552,19 +557,38 @@ def plot_steps(models: List[dict], plan: ReportPlan, path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    for m, color in zip(models, _colors(len(models))):
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=120)
+    colors = _colors(len(models))
+    for i, (m, color) in enumerate(zip(models, colors)):
         pgd = m['summary']['pgd']
         steps = plan.pgd_steps
+        lw = _width(i, len(models))
         ax.plot(steps, [pgd[str(s)]['1'] for s in steps], 'o-', color=color,
-                lw=2, ms=7, label=f"{m['name']}: PGD, 1 restart")
+                lw=lw, ms=7)
         if plan.restarts > 1:
             # hollow markers: visible where the two lines coincide
             ax.plot(steps, [pgd[str(s)][str(plan.restarts)] for s in steps],
-                    's--', color=color, lw=1.5, ms=9, mfc='none',
-                    label=f"{m['name']}: PGD, {plan.restarts} restarts")
-        ax.axhline(m['summary']['worst_case'], color=color, ls=':', lw=1.5,
-                   label=f"{m['name']}: worst case, all attacks")
+                    's--', color=color, lw=lw * 0.6, ms=9, mfc='none')
+        ax.axhline(m['summary']['worst_case'], color=color, ls=':',
+                   lw=lw * 0.8)
+    # colour = model, line style = what is measured: two short legends
+    styles = [Line2D([], [], color='k', marker='o', ls='-',
+                     label='PGD, 1 restart')]
+    if plan.restarts > 1:
+        styles.append(Line2D([], [], color='k', marker='s', mfc='none',
+                             ls='--', label=f'PGD, {plan.restarts} restarts'))
+    styles.append(Line2D([], [], color='k', ls=':',
+                         label='worst case over all attacks'))
+    legends = [ax.legend(
+        handles=[Line2D([], [], color=c, lw=3, label=m['name'])
+                 for m, c in zip(models, colors)],
+        fontsize=8, loc='upper left', bbox_to_anchor=(0, -0.12),
+        title='model', title_fontsize=8)]
+    ax.add_artist(legends[0])
+    legends.append(ax.legend(handles=styles, fontsize=8, loc='upper right',
+                             bbox_to_anchor=(1, -0.12)))
     ax.set_xscale('log')
     ax.set_xticks(plan.pgd_steps)
     ax.set_xticklabels([str(s) for s in plan.pgd_steps])
@@ -575,10 +599,15 @@ def plot_steps(models: List[dict], plan: ReportPlan, path: str) -> None:
     ax.set_title(f'Robust accuracy vs attack steps (L-inf eps '
                  f'{_fmt(plan.eps)}/255)')
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc='best')
-    fig.tight_layout()
-    fig.savefig(path)
+    # the legends sit below the axes, never over the lines
+    fig.savefig(path, bbox_inches='tight', bbox_extra_artists=legends)
     plt.close(fig)
+
+
+def _width(i: int, n: int) -> float:
+    """Line width of model ``i`` of ``n``: earlier models drawn wider, so
+    that lines with the same values stay visible under later ones."""
+    return 1.8 + 1.2 * (n - 1 - i)
 
 
 def plot_eps(models: List[dict], plan: ReportPlan, path: str) -> None:
@@ -589,10 +618,11 @@ def plot_eps(models: List[dict], plan: ReportPlan, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     xs = [0.] + list(plan.eps_list)
-    for m, color in zip(models, _colors(len(models))):
+    for i, (m, color) in enumerate(zip(models, _colors(len(models)))):
         s = m['summary']
         ys = [s['clean']] + [s['eps_curve'][_fmt(e)] for e in plan.eps_list]
-        ax.plot(xs, ys, 'o-', color=color, lw=2, label=m['name'])
+        ax.plot(xs, ys, 'o-', color=color, lw=_width(i, len(models)),
+                label=m['name'])
     ax.axvline(plan.eps, color='grey', ls=':', lw=1,
                label=f'report eps {_fmt(plan.eps)}/255')
     ax.set_xticks(xs)

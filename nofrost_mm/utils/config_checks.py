@@ -139,9 +139,12 @@ def check_plugin_component_keys(cfg: Any, registries: Sequence,
             if inspect.isclass(cls) and cls.__module__.startswith('nofrost_mm'):
                 valid = accepted_kwargs(cls)
                 if valid is not None:
+                    # an attack's `name` labels its result (RobustTestLoop)
+                    reserved = ('type', '_scope_') + (
+                        ('name', ) if registry.name == 'attack' else ())
                     check_keys(f'{path or "config"} (type={type_name!r})',
                                {k: v for k, v in cfg.items()
-                                if k not in ('type', '_scope_')}, valid)
+                                if k not in reserved}, valid)
                 break
     for key, value in cfg.items():
         check_plugin_component_keys(value, registries,
