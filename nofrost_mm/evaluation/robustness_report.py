@@ -235,10 +235,11 @@ class ReportPlan:
         Croce & Hein's standard version runs APGD-CE, APGD-T (9 target
         classes), FAB-T (9 targets) with 100 iterations each, then Square
         with 5000 queries, every attack on the survivors of the previous
-        ones. ``torchattacks.AutoAttack`` builds the same ensemble with
-        torchattacks' default of 10 iterations, a weaker attack than the one
-        papers report; here each stage gets ``apgd_steps`` (100 by default).
-        The first stage is exactly the APGD-CE entry, so it is not run again.
+        ones (``torchattacks.AutoAttack`` alone would use 10 iterations; the
+        plug-in's ``AutoAttack`` adapter sets 100). As separate entries each
+        stage gets ``apgd_steps`` (100 by default) and its own result, and
+        the first stage is exactly the APGD-CE entry, so it is not run
+        again.
         """
         eps, steps = self.eps, self.apgd_steps
         stages = [('APGD-T', dict(type='APGDT', eps=eps, steps=steps,

@@ -196,6 +196,18 @@ def run_model(i, model, args, plan):
 
 
 def main(argv=None):
+    try:
+        _main(argv)
+    finally:
+        # every rank leaves together, with the process group shut down:
+        # a rank exiting while gloo threads still run aborts the launch
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def _main(argv=None):
     args = parse_args(argv)
     import nofrost_mm  # noqa: F401  (registers the plug-in)
     from nofrost_mm.evaluation.robustness_report import (ReportPlan,
