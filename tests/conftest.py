@@ -27,6 +27,14 @@ def run_tool(args, cwd=REPO_ROOT, timeout=300, env=None, check=True):
     return proc
 
 
+def free_port():
+    """A TCP port free on this machine now (tests run side by side)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def repo_root():
     return REPO_ROOT

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO_ROOT, run_tool
+from tests.conftest import REPO_ROOT, free_port, run_tool
 
 CONFIG = 'configs/demo/resnet18-w16_1xb64_digits.py'
 
@@ -58,7 +58,7 @@ def test_one_run_reports_clean_attacks_worst_case_and_guard(one_process):
 def test_dist_test_matches_one_process(checkpoint, one_process, tmp_path):
     proc = run_tool(['bash', 'tools/dist_test.sh', CONFIG, checkpoint, 2,
                      '--work-dir', tmp_path, '--out', tmp_path / 'two.json',
-                     *ATTACK_ARGS], env={'PORT': '29517'})
+                     *ATTACK_ARGS], env={'PORT': str(free_port())})
     one, _ = one_process
     two = json.loads((tmp_path / 'two.json').read_text())
     accuracy = [k for k in one if '/time_s/' not in k]
