@@ -1,5 +1,4 @@
 """attack_context: eval/train mode, frozen parameters and BN statistics, exact restore."""
-import socket
 
 import pytest
 import torch
@@ -8,6 +7,7 @@ import torch.nn as nn
 from mmengine.model import MMDistributedDataParallel
 
 from nofrost_mm.attacks import attack_context
+from tests.conftest import free_port
 
 
 def _net():
@@ -74,9 +74,7 @@ def test_train_mode_uses_batch_statistics():
 
 
 def test_unwraps_ddp():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = free_port()
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
                             rank=0, world_size=1)
     try:

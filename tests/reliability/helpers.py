@@ -1,7 +1,6 @@
 """Test-only hooks and helpers of the reliability suite (loaded via custom_imports)."""
 import os
 import signal
-import socket
 import time
 
 import torch
@@ -9,7 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port  # noqa: F401 (re-exported)
 
 DEMO = REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits.py'
 SMALL = ['train_dataloader.dataset.indices=256',
@@ -23,12 +22,6 @@ def write_config(path, base=DEMO, body=''):
         "custom_imports = dict(imports=['nofrost_mm', "
         "'tests.reliability.helpers'], allow_failed_imports=False)\n" + body)
     return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def unwrap(model):

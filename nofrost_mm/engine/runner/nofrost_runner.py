@@ -162,7 +162,28 @@ class NoFrostRunner(Runner):
             os.environ.setdefault('LOCAL_RANK', '0')
         return super().wrap_model(model_wrapper_cfg, model)
 
+    def _check_adversarial_training_setup(self) -> None:
+        """An attacking preprocessor needs the hook that hands it the model.
+
+        Checked before the training data is built, not at the first batch.
+        """
+        from nofrost_mm.engine.hooks import AdversarialTrainingHook
+        from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        if isinstance(preprocessor, PGDDataPreprocessor) \
+                and preprocessor.adv_loss_weight > 0 \
+                and not any(isinstance(h, AdversarialTrainingHook)
+                            for h in self.hooks):
+            raise ValueError(
+                'data_preprocessor=PGDDataPreprocessor attacks in training '
+                f'(adv_loss_weight={preprocessor.adv_loss_weight}) but no '
+                'AdversarialTrainingHook is set: add custom_hooks = '
+                "[dict(type='AdversarialTrainingHook')] to the config, or set "
+                'data_preprocessor.adv_loss_weight=0 for standard training')
+
     def train(self):
+        self._check_adversarial_training_setup()
         try:
             return super().train()
         except Exception as error:

@@ -1,6 +1,5 @@
 """AdversarialTrainingHook: schedules, start-up checks, CPU training (BN, NF, 2-process DDP)."""
 import re
-import socket
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +9,7 @@ from mmengine.runner import Runner
 
 from nofrost_mm.engine.hooks import AdversarialTrainingHook
 from tests.attacks.toy import build_classifier
-from tests.conftest import REPO_ROOT, run_tool
+from tests.conftest import REPO_ROOT, free_port, run_tool
 
 BN_AT = 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'
 NF_AT = 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'
@@ -137,9 +136,7 @@ def test_two_process_cpu_ddp_bn_adversarial_training(tmp_path):
         "custom_hooks = [dict(type='AdversarialTrainingHook', adv_val_interval=1, "
         "val_attack=dict(type='PGDAttack', eps=32, steps=2)), "
         "dict(type='DumpRankWeightsHook')]\n")
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = free_port()
     work_dir = tmp_path / 'dist'
     proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', work_dir,
                      '--cfg-options', *[o for o in TINY if 'custom_hooks' not in o]],

@@ -1,17 +1,9 @@
 """tools/dist_train.sh on CPU: gloo, two processes, identical weights."""
-import socket
-
 import torch
 
-from tests.conftest import REPO_ROOT, run_tool
+from tests.conftest import REPO_ROOT, free_port, run_tool
 
 CONFIG = 'configs/demo/resnet18-w16_1xb64_digits.py'
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def test_dist_train_two_cpu_processes_agree(tmp_path):
@@ -27,7 +19,7 @@ def test_dist_train_two_cpu_processes_agree(tmp_path):
         '--cfg-options', 'train_cfg.max_epochs=1',
         'train_dataloader.dataset.indices=256', 'train_dataloader.batch_size=32',
         'val_dataloader.dataset.indices=64'
-    ], env={'PORT': str(_free_port())}, timeout=300)
+    ], env={'PORT': str(free_port())}, timeout=300)
     log = proc.stdout + proc.stderr
     assert 'Distributed launcher: pytorch' in log
     assert 'Distributed training: True' in log
@@ -39,3 +31,19 @@ def test_dist_train_two_cpu_processes_agree(tmp_path):
     # 256 samples / (2 ranks x 32) = 4 iterations on each rank
     assert 'Epoch(train) [1][4/4]' in log
     assert (work_dir / 'epoch_1.pth').is_file()
+
+
+def test_attacking_preprocessor_without_hook_fails_before_data(tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS
+    import pytest
+
+    import nofrost_mm  # noqa: F401
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'))
+    cfg.custom_hooks = []
+    cfg.work_dir = str(tmp_path)
+    runner = RUNNERS.build(cfg)
+    with pytest.raises(ValueError, match=r"custom_hooks = \[dict\(type='AdversarialTrainingHook'\)\]"):
+        runner.train()
+    # the train dataloader was never built: no data was read
+    assert isinstance(runner._train_dataloader, dict)
