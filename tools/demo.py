@@ -10,7 +10,7 @@ over seeds. Every invocation trains into a new timestamped folder under
 
 Usage:
     python tools/demo.py [--seeds 0 1 2] [--aa-samples 100] [--work-dir DIR]
-    python tools/demo.py --quick   # a minutes-free smoke run (CI)
+    python tools/demo.py --quick   # one epoch on a few images: a smoke run (CI)
 """
 import argparse
 import json
@@ -199,7 +199,6 @@ def main():
     run_root = osp.join(args.work_dir, 'runs', stamp)
     os.makedirs(run_root, exist_ok=False)
     aa_samples = 16 if args.quick else args.aa_samples
-    pgd_samples = 64 if args.quick else None
     print(f'nofrost-mm demo: {len(methods)} methods x {len(args.seeds)} '
           f'seed(s) on CPU; runs in {run_root}', flush=True)
 
@@ -212,14 +211,22 @@ def main():
             os.makedirs(work_dir)
             print(f'\n==> [{name}, seed {seed}] training {config}', flush=True)
             ckpt, seconds = train(config, work_dir, seed, args.quick)
-            print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
-                  'clean + PGD-20 on the test split', flush=True)
-            main_res = evaluate(config, ckpt, work_dir, [PGD20], pgd_samples,
-                                'pgd20')
-            print(f'==> [{name}, seed {seed}] AutoAttack on {aa_samples} '
-                  'test images', flush=True)
-            aa_res = evaluate(config, ckpt, work_dir, [AUTOATTACK], aa_samples,
-                              'autoattack')
+            if args.quick:  # one evaluation run: the same few images
+                print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
+                      f'PGD-20 and AutoAttack on {aa_samples} test images',
+                      flush=True)
+                main_res = aa_res = evaluate(config, ckpt, work_dir,
+                                             [PGD20, AUTOATTACK], aa_samples,
+                                             'attacks')
+            else:
+                print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
+                      'clean + PGD-20 on the test split', flush=True)
+                main_res = evaluate(config, ckpt, work_dir, [PGD20], None,
+                                    'pgd20')
+                print(f'==> [{name}, seed {seed}] AutoAttack on {aa_samples} '
+                      'test images', flush=True)
+                aa_res = evaluate(config, ckpt, work_dir, [AUTOATTACK],
+                                  aa_samples, 'autoattack')
             per_run[name].append(dict(
                 seed=seed, checkpoint=ckpt, train_seconds=seconds,
                 clean=main_res['robust/clean'],

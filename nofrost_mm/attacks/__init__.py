@@ -1,10 +1,11 @@
 # components of this folder are imported here (one file each), which registers them
-from .attack_context import attack_context
+from .attack_context import attack_context, frozen_running_stats
 from .builder import build_attack
 from .normalized_classifier import NormalizedClassifier
 from .pgd import PGDAttack
 from .cw_linf import CWLinf
 from .torchattacks_adapter import TORCHATTACKS_ADAPTERS, TorchAttack
 
-__all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack']
+__all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack',
+           'frozen_running_stats']
 __all__ += ['CWLinf', 'TorchAttack', 'TORCHATTACKS_ADAPTERS']

@@ -1,5 +1,5 @@
 """A context manager that makes a classifier safe to attack and leaves it as it was."""
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import torch.nn as nn
@@ -43,27 +43,43 @@ def attack_context(model: nn.Module, train_mode: bool = False) -> Iterator[nn.Mo
         model = model.module
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    frozen = []
     try:
         model.train(train_mode)
         for p, _ in flags:
             p.requires_grad_(False)
-        if train_mode:
-            # batch statistics are used in train mode, so restoring the running
-            # buffers afterwards is exactly "never updated"
-            for m in model.modules():
-                if isinstance(m, _NormBase) and m.track_running_stats:
-                    frozen.append((m, {
-                        name: getattr(m, name).clone()
-                        for name in _RUNNING_BUFFERS
-                        if getattr(m, name, None) is not None
-                    }))
+        # batch statistics are used in train mode, so restoring the running
+        # buffers afterwards is exactly "never updated"
+        with frozen_running_stats(model) if train_mode else nullcontext():
+            yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, requires_grad in flags:
+            p.requires_grad_(requires_grad)
+
+
+@contextmanager
+def frozen_running_stats(model: nn.Module) -> Iterator[nn.Module]:
+    """Run train-mode forward passes without changing normalization statistics.
+
+    The running buffers (mean, var, batch count) of every tracking
+    normalization layer are saved on entry and copied back on exit, whether
+    the body returned or raised. Used by the train-mode attack and by the
+    extra forward pass of adversarial weight perturbation.
+
+    Args:
+        model (nn.Module): The (unwrapped) model.
+
+    Yields:
+        nn.Module: ``model``.
+    """
+    frozen = [(m, {name: getattr(m, name).clone() for name in _RUNNING_BUFFERS
+                   if getattr(m, name, None) is not None})
+              for m in model.modules()
+              if isinstance(m, _NormBase) and m.track_running_stats]
+    try:
         yield model
     finally:
         for m, saved in frozen:
             for name, value in saved.items():
                 getattr(m, name).copy_(value)
-        for m, training in modes:
-            m.training = training
-        for p, requires_grad in flags:
-            p.requires_grad_(requires_grad)
