@@ -1,9 +1,10 @@
 """Projected gradient descent (Madry et al. 2018) in [0, 1] pixel space.
 
 One attack for adversarial training and for evaluation: L-inf or L2, untargeted
-or targeted, cross entropy (hard or soft labels) or the CW margin loss.
+or targeted, cross entropy (hard or soft labels), the CW margin loss, or the
+TRADES inner loss KL(f(x) || f(x')) (Zhang et al. 2019).
 """
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -36,15 +37,21 @@ class PGDAttack:
             ``min(1.25 * eps, eps + 4) / steps``. Defaults to None.
         norm (str): 'Linf' (sign steps, box projection) or 'L2' (normalized
             steps, ball projection). Defaults to 'Linf'.
-        random_start (bool): Start from a uniformly random point of the ball
-            (for L2: a random direction and a uniform radius, as torchattacks'
-            PGDL2). Defaults to True.
+        random_start (bool | str): True or 'uniform': start from a uniformly
+            random point of the ball (for L2: a random direction and a
+            uniform radius, as torchattacks' PGDL2); 'normal': from
+            ``0.001 * N(0, 1)`` in [0, 1] units, TRADES's start (the KL loss
+            has a zero gradient at the clean image); False: from the clean
+            image. Defaults to True.
         targeted (bool): Move each image towards a random wrong class, drawn
             with torch's global RNG. Defaults to False.
         loss (str): 'ce' (cross entropy; soft labels give soft-label cross
             entropy) or 'cw' (the CW margin loss
             ``-max(z_y - max_{j != y} z_j + confidence, 0)``; soft labels are
-            reduced to their argmax). Defaults to 'ce'.
+            reduced to their argmax) or 'kl' (TRADES: the KL divergence from
+            the model's softmax on the clean images, computed once before the
+            first step in the attack's model mode, to its softmax on the
+            perturbed images; the labels are not used). Defaults to 'ce'.
         confidence (float): Margin of the CW loss; the CW-Linf attack of the
             official evaluation is ``PGDAttack(loss='cw', confidence=50)``.
             Defaults to 0.
@@ -59,14 +66,17 @@ class PGDAttack:
     """
 
     NORMS = ('Linf', 'L2')
-    LOSSES = ('ce', 'cw')
+    LOSSES = ('ce', 'cw', 'kl')
+    RANDOM_STARTS = (True, False, 'uniform', 'normal')
+    # TRADES's start: x + 0.001 * randn in [0, 1] units (Zhang et al. 2019)
+    NORMAL_START_STD = 0.001
 
     def __init__(self,
                  eps: float = 8.,
                  steps: int = 10,
                  step_size: Optional[float] = None,
                  norm: str = 'Linf',
-                 random_start: bool = True,
+                 random_start: Union[bool, str] = True,
                  targeted: bool = False,
                  loss: str = 'ce',
                  confidence: float = 0.,
@@ -88,6 +98,14 @@ class PGDAttack:
         if loss not in self.LOSSES:
             raise ValueError(f'PGDAttack: `loss` must be one of {self.LOSSES}, '
                              f'got {loss!r}')
+        if random_start not in self.RANDOM_STARTS or isinstance(random_start, int) \
+                and not isinstance(random_start, bool):
+            raise ValueError(f'PGDAttack: `random_start` must be one of '
+                             f'{self.RANDOM_STARTS}, got {random_start!r}')
+        if loss == 'kl' and targeted:
+            raise ValueError("PGDAttack: `targeted` must be False with loss='kl' "
+                             '(the KL loss moves away from the clean prediction, '
+                             'it has no target class)')
         if not isinstance(confidence, (int, float)) or confidence < 0:
             raise ValueError(f'PGDAttack: `confidence` must be a number >= 0, '
                              f'got {confidence!r}')
@@ -154,6 +172,12 @@ class PGDAttack:
             delta = self._random_start(images, eps) if self.random_start \
                 else torch.zeros_like(images)
             targets = None
+            if self.loss == 'kl':
+                # TRADES: the clean prediction is the fixed reference
+                with torch.no_grad():
+                    logits = model_fn(images)
+                self._check_classes(labels, logits)
+                targets = logits.float().softmax(dim=1)
             for _ in range(self.steps):
                 delta.requires_grad_(True)
                 logits = model_fn(images + delta)
@@ -167,7 +191,14 @@ class PGDAttack:
         return (images + delta).clamp_(0, 1).detach()
 
     def _random_start(self, images: torch.Tensor, eps: float) -> torch.Tensor:
-        if self.norm == 'Linf':
+        if self.random_start == 'normal':
+            delta = self.NORMAL_START_STD * torch.randn_like(images)
+            if self.norm == 'Linf':
+                delta = delta.clamp_(-eps, eps)
+            else:
+                norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+                delta = delta * (eps / norms).clamp(max=1.)
+        elif self.norm == 'Linf':
             delta = torch.empty_like(images).uniform_(-eps, eps)
         else:
             delta = torch.randn_like(images)
@@ -185,8 +216,7 @@ class PGDAttack:
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         return delta * (eps / norms).clamp(max=1.)
 
-    def _targets(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """Labels the objective uses: the true ones, or random wrong classes."""
+    def _check_classes(self, labels: torch.Tensor, logits: torch.Tensor) -> None:
         num_classes = logits.size(1)
         if self.num_classes is not None and num_classes != self.num_classes:
             raise ValueError(f'PGDAttack: num_classes={self.num_classes} but the '
@@ -194,6 +224,11 @@ class PGDAttack:
         if labels.dim() == 2 and labels.size(1) != num_classes:
             raise ValueError(f'PGDAttack: soft labels have {labels.size(1)} classes, '
                              f'the model returns {num_classes} logits')
+
+    def _targets(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Labels the objective uses: the true ones, or random wrong classes."""
+        self._check_classes(labels, logits)
+        num_classes = logits.size(1)
         if labels.dim() == 2 and (self.targeted or self.loss == 'cw'):
             labels = labels.argmax(dim=1)
         if self.targeted:
@@ -204,6 +239,8 @@ class PGDAttack:
     def _objective(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The quantity gradient ascent maximises (summed over the batch)."""
         logits = logits.float()  # fp32 loss under autocast
+        if self.loss == 'kl':  # targets: clean probabilities (N, K)
+            return F.kl_div(logits.log_softmax(dim=1), targets, reduction='sum')
         if self.loss == 'ce':
             if targets.dim() == 2:
                 loss = -(targets * logits.log_softmax(dim=1)).sum()

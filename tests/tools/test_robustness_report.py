@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.attacks.toy import trained_classifier
-from tests.conftest import REPO_ROOT, run_tool
+from tests.conftest import REPO_ROOT, free_port, run_tool
 
 TOOL = 'tools/analysis_tools/robustness_report.py'
 DEMO = REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits.py'
@@ -100,7 +100,7 @@ def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path):
             '--autoattack-queries', '50', '--eps-list', '2', '8']
     run_tool([TOOL, *args, '--out', tmp_path / 'one'])
     run_tool([sys.executable, '-m', 'torch.distributed.run',
-              '--nproc_per_node', '2', '--master_port', '29533', TOOL, *args,
+              '--nproc_per_node', '2', '--master_port', free_port(), TOOL, *args,
               '--out', tmp_path / 'two', '--launcher', 'pytorch'])
     one = json.loads((tmp_path / 'one' / 'report.json').read_text())
     two = json.loads((tmp_path / 'two' / 'report.json').read_text())

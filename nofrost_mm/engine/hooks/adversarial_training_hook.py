@@ -28,7 +28,10 @@ class AdversarialTrainingHook(Hook):
       the official ``steps_schedule=[3, 5, 7]`` at ``steps_milestones``), and
       logs ``adv_eps``, ``adv_steps``, ``attack_time_share`` and, with
       :class:`AdvImageClassifier`, ``loss_clean``, ``loss_adv``,
-      ``acc_clean``, ``acc_adv``.
+      ``acc_clean``, ``acc_adv`` (``trades_kl`` with TRADES, ``awp_gamma``
+      with adversarial weight perturbation).
+    - With ``model.awp_gamma > 0`` it keeps AWP off during the first
+      ``awp_warmup`` epochs (iterations).
     - After validation epochs number ``k * adv_val_interval`` and in the last
       ``adv_val_last`` fraction of training it measures robust top-1
       accuracy on the val set under ``val_attack`` (official: PGD-5), logged
@@ -37,7 +40,7 @@ class AdversarialTrainingHook(Hook):
       ``save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'``
       (epochs without the robust evaluation report -inf for it, never a best).
 
-    The hook keeps no state of its own: eps and steps follow from the
+    The hook keeps no state of its own: eps, steps and AWP follow from the
     runner's epoch and iteration, so resuming continues the schedules.
 
     Args:
@@ -58,6 +61,9 @@ class AdversarialTrainingHook(Hook):
         val_attack (dict | Callable): Attack of the robust validation; the
             eps of a ``PGDAttack`` given without one is the training attack's.
             Defaults to ``dict(type='PGDAttack', steps=5)``.
+        awp_warmup (int): Epochs (iterations) trained without adversarial
+            weight perturbation before it starts; needs ``model.awp_gamma >
+            0`` when not 0. Defaults to 0.
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before LoggerHook/CheckpointHook
@@ -69,7 +75,8 @@ class AdversarialTrainingHook(Hook):
                  by_epoch: bool = True,
                  adv_val_interval: int = 10,
                  adv_val_last: float = 0.1,
-                 val_attack: Union[dict, Callable] = dict(type='PGDAttack', steps=5)):
+                 val_attack: Union[dict, Callable] = dict(type='PGDAttack', steps=5),
+                 awp_warmup: int = 0):
         if not isinstance(eps_warmup, int) or eps_warmup < 0:
             raise ValueError('AdversarialTrainingHook.eps_warmup must be an int >= 0 '
                              f'(epochs or iterations), got {eps_warmup!r}')
@@ -97,7 +104,12 @@ class AdversarialTrainingHook(Hook):
         if not 0 <= adv_val_last <= 1:
             raise ValueError('AdversarialTrainingHook.adv_val_last must be in [0, 1], '
                              f'got {adv_val_last!r}')
+        if not isinstance(awp_warmup, int) or isinstance(awp_warmup, bool) \
+                or awp_warmup < 0:
+            raise ValueError('AdversarialTrainingHook.awp_warmup must be an int >= 0 '
+                             f'(epochs or iterations), got {awp_warmup!r}')
         self.eps_warmup = eps_warmup
+        self.awp_warmup = awp_warmup
         self.steps_schedule = steps_schedule
         self.steps_milestones = milestones
         self.by_epoch = by_epoch
@@ -126,6 +138,15 @@ class AdversarialTrainingHook(Hook):
                 "dict(type='PGDDataPreprocessor', attack=dict(type='PGDAttack', "
                 'eps=8, steps=10), ...) to the config')
         preprocessor.set_classifier(model)
+        awp_gamma = getattr(model, 'awp_gamma', 0)
+        if self.awp_warmup and not awp_gamma:
+            raise ValueError('AdversarialTrainingHook.awp_warmup needs adversarial '
+                             "weight perturbation: model.type='AdvImageClassifier' "
+                             'with model.awp_gamma > 0')
+        if awp_gamma and preprocessor.adv_loss_weight == 0:
+            raise ValueError('model.awp_gamma > 0 perturbs the weights for the '
+                             'adversarial loss, but data_preprocessor.adv_loss_weight=0 '
+                             'runs no attack: set awp_gamma=0 or a loss weight > 0')
         attack = preprocessor.attack
         for key, needed in (('eps', self.eps_warmup), ('steps', self.steps_schedule)):
             if needed and not hasattr(attack, key):
@@ -152,6 +173,9 @@ class AdversarialTrainingHook(Hook):
             # milestone m starts at epoch m (0-based runner.epoch) or iteration m
             done = runner.epoch if self.by_epoch else runner.iter
             attack.steps = self.steps_schedule[bisect.bisect_right(self.steps_milestones, done)]
+        if getattr(self._unwrap(runner), 'awp_gamma', 0):
+            done = runner.epoch if self.by_epoch else runner.iter
+            self._unwrap(runner).awp_enabled = done >= self.awp_warmup
         self._iter_start = time.perf_counter()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
@@ -168,6 +192,8 @@ class AdversarialTrainingHook(Hook):
         if preprocessor.adv_loss_weight > 0:
             hub.update_scalar('train/attack_time_share',
                               preprocessor.last_attack_time / max(iter_time, 1e-9))
+        if getattr(model, 'awp_gamma', 0):
+            hub.update_scalar('train/awp_gamma', model.awp_gamma * model.awp_enabled)
         for key, value in getattr(model, 'adv_log_vars', {}).items():
             hub.update_scalar(f'train/{key}', value)
 

@@ -1,34 +1,65 @@
-"""ImageClassifier that takes clean and adversarial batches (PGD-AT loss mixing)."""
-from typing import Dict, List, Optional
+"""ImageClassifier that takes clean and adversarial batches: mixed PGD-AT,
+pure AT, TRADES, and adversarial weight perturbation (AWP)."""
+from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch.func import functional_call
+
+from nofrost_mm.attacks import frozen_running_stats
 
 
 @MODELS.register_module()
 class AdvImageClassifier(ImageClassifier):
-    """Image classifier for adversarial training with a weighted clean/adv loss.
+    """Image classifier for adversarial training.
 
     :class:`PGDDataPreprocessor` hands it the clean batch and its adversarial
-    version (``adv_inputs``); the loss is
-    ``(1 - w) * loss(clean) + w * loss(adv)`` for every term the head returns,
-    with ``w = data_preprocessor.adv_loss_weight``. With
+    version (``adv_inputs``). With ``data_preprocessor.adv_loss='mix'`` the
+    loss is ``(1 - w) * loss(clean) + w * loss(adv)`` for every term the head
+    returns, with ``w = data_preprocessor.adv_loss_weight``; w = 1 (pure
+    adversarial training) runs no clean forward pass. With 'trades' it is
+    ``loss(clean)`` plus ``loss_kl = beta * KL(p(clean) || p(adv))`` (batch
+    mean of the KL between softmax outputs; gradients flow through both, as
+    in TRADES's code), ``beta = data_preprocessor.trades_beta``. With
     ``data_preprocessor.adv_forward='separate'`` the halves go through the
     network in two forward passes (BN statistics of each pass are its own, as
     in the official NoFrost code); with 'concat' in one pass over the
-    concatenated batch, split before the head. Without ``adv_inputs`` (val,
+    concatenated batch, split after the head. Without ``adv_inputs`` (val,
     test, ``adv_loss_weight=0``) it is an ``ImageClassifier``.
 
+    Adversarial weight perturbation (Wu et al. 2020), on when ``awp_gamma >
+    0``: the gradient g of the training loss above at the weights w (an extra
+    forward/backward pass in train mode that leaves BN running statistics
+    untouched) gives, for every weight tensor of 2 or more dimensions whose
+    name contains 'weight' (conv and linear weights, as in the AWP code),
+    ``v = awp_gamma * ||w|| * g / ||g||``; the returned loss is computed at
+    ``w + v`` through ``torch.func.functional_call``. The parameters are never
+    modified, so their gradient is the gradient at the perturbed weights
+    and the optimizer steps from the unperturbed ones (AWP's "perturb,
+    compute, restore, step" without an in-place restore). It is stateless
+    across iterations (exact resume needs nothing more) and works under DDP:
+    the extra pass runs on this (unwrapped) module with
+    ``torch.autograd.grad``, which neither fills ``.grad`` nor triggers
+    DDP's synchronisation, while the returned loss goes through DDP's
+    backward as usual. Each rank perturbs with its own batch.
+    :class:`AdversarialTrainingHook` can delay it (``awp_warmup``).
+
     After each adversarial loss it keeps ``adv_log_vars``: loss_clean,
-    loss_adv (unweighted sums of the head's loss terms) and acc_clean, acc_adv
-    (top-1 %, from a no-grad head pass on the same features), which
-    :class:`AdversarialTrainingHook` logs.
+    loss_adv (unweighted sums of the head's loss terms; with TRADES loss_adv
+    is computed without gradient, for the log), trades_kl (the unweighted
+    KL), acc_clean, acc_adv (top-1 %, from the same logits), which
+    :class:`AdversarialTrainingHook` logs. Pure AT logs no clean terms.
 
     Args:
-        Same as :class:`mmpretrain.models.ImageClassifier`; set
-        ``data_preprocessor.type='PGDDataPreprocessor'``.
+        awp_gamma (float): Layer-wise relative size of the adversarial
+            weight perturbation; 0 turns AWP off (5e-3 for TRADES-AWP, 1e-2
+            for AT-AWP in Wu et al. 2020). Defaults to 0.
+        *args, **kwargs: As :class:`mmpretrain.models.ImageClassifier`; set
+            ``data_preprocessor.type='PGDDataPreprocessor'``. The head must
+            be a ``ClsHead`` (its ``_get_loss`` turns logits into losses).
 
     Example:
         >>> model = dict(type='AdvImageClassifier',
@@ -36,14 +67,29 @@ class AdvImageClassifier(ImageClassifier):
         ...              neck=dict(type='GlobalAveragePooling'),
         ...              head=dict(type='LinearClsHead', num_classes=10,
         ...                        in_channels=512),
-        ...              data_preprocessor=dict(type='PGDDataPreprocessor'))
+        ...              data_preprocessor=dict(type='PGDDataPreprocessor'),
+        ...              awp_gamma=0.01)
     """
 
     # PGDDataPreprocessor sends `adv_inputs` only to classifiers saying so
     accepts_adv_inputs = True
+    # Wu et al.'s AWP code divides by ||g|| + 1e-20
+    AWP_EPS = 1e-20
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, awp_gamma: float = 0., **kwargs):
+        if (not isinstance(awp_gamma, (int, float)) or isinstance(awp_gamma, bool)
+                or awp_gamma < 0):
+            raise ValueError('model.awp_gamma must be a number >= 0 (0: no adversarial '
+                             'weight perturbation; 5e-3 TRADES-AWP, 1e-2 AT-AWP), '
+                             f'got {awp_gamma!r}')
         super().__init__(*args, **kwargs)
+        if not hasattr(self.head, '_get_loss'):
+            raise TypeError(f'AdvImageClassifier needs a ClsHead-style head with '
+                            f'_get_loss(cls_score, data_samples); got '
+                            f'{type(self.head).__name__}')
+        self.awp_gamma = float(awp_gamma)
+        # AdversarialTrainingHook turns AWP off during its warm-up
+        self.awp_enabled = True
         self.adv_log_vars: Dict[str, torch.Tensor] = {}
 
     def forward(self,
@@ -68,7 +114,7 @@ class AdvImageClassifier(ImageClassifier):
 
     def adv_loss(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
                  data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
-        """Weighted clean/adversarial loss.
+        """The adversarial training loss, at AWP-perturbed weights if enabled.
 
         Args:
             inputs (torch.Tensor): The clean batch.
@@ -76,33 +122,89 @@ class AdvImageClassifier(ImageClassifier):
             data_samples (List[DataSample]): Annotations of both.
 
         Returns:
-            dict[str, Tensor]: The head's loss terms, mixed.
+            dict[str, Tensor]: The loss terms (mixed head terms, or the
+            head's terms on the clean batch plus ``loss_kl`` for TRADES).
         """
-        preprocessor = self.data_preprocessor
-        weight = preprocessor.adv_loss_weight
-        if weight == 1:
-            halves = dict(adv=self.extract_feat(adv_inputs))
-        elif preprocessor.adv_forward == 'separate':
-            halves = dict(clean=self.extract_feat(inputs), adv=self.extract_feat(adv_inputs))
-        else:
-            feats = self.extract_feat(torch.cat([inputs, adv_inputs]))
-            n = inputs.size(0)
-            halves = dict(clean=_take(feats, slice(None, n)), adv=_take(feats, slice(n, None)))
-
-        losses, self.adv_log_vars = {}, {}
-        for name, feats in halves.items():
-            half = self.head.loss(feats, data_samples)
-            half_weight = weight if name == 'adv' else 1 - weight
-            for key, value in half.items():
-                losses[key] = losses.get(key, 0) + half_weight * value
-            self.adv_log_vars[f'loss_{name}'] = sum(
-                v.detach() for k, v in half.items() if 'loss' in k)
-            self.adv_log_vars[f'acc_{name}'] = self._accuracy(feats, data_samples)
+        params = None
+        if self.awp_gamma > 0 and self.awp_enabled:
+            params = {name: p + v for name, p, v in
+                      self.awp_perturbation(inputs, adv_inputs, data_samples)}
+        losses, self.adv_log_vars = self._training_losses(
+            inputs, adv_inputs, data_samples, params)
         return losses
 
+    def awp_perturbation(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
+                         data_samples: List[DataSample]) -> List[Tuple[str, torch.nn.Parameter, torch.Tensor]]:
+        """AWP's weight perturbation for this batch (Wu et al. 2020).
+
+        Args:
+            inputs (torch.Tensor): The clean batch.
+            adv_inputs (torch.Tensor): The adversarial batch.
+            data_samples (List[DataSample]): Annotations of both.
+
+        Returns:
+            list[tuple[str, Parameter, Tensor]]: (name, parameter, detached
+            perturbation ``awp_gamma * ||w|| * g / (||g|| + 1e-20)``) for
+            every perturbed weight.
+        """
+        named = [(n, p) for n, p in self.named_parameters()
+                 if p.requires_grad and p.dim() > 1 and 'weight' in n]
+        # the extra pass must not count in the BN running statistics
+        with frozen_running_stats(self):
+            losses, _ = self._training_losses(inputs, adv_inputs, data_samples)
+        loss, _ = self.parse_losses(losses)
+        grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+        out = []
+        for (name, p), g in zip(named, grads):
+            if g is not None:
+                scale = self.awp_gamma * p.detach().norm() / (g.norm() + self.AWP_EPS)
+                out.append((name, p, (scale * g).detach()))
+        return out
+
+    def _logits(self, x: torch.Tensor, params: Optional[dict]) -> torch.Tensor:
+        if params is None:
+            return self.head(self.extract_feat(x))
+        # the same network with some parameters replaced by `params`
+        return functional_call(self, params, (x, ), dict(mode='tensor'))
+
+    def _training_losses(self, inputs, adv_inputs, data_samples, params=None):
+        """Loss terms and log values, at the weights overridden by ``params``."""
+        preprocessor = self.data_preprocessor
+        trades = getattr(preprocessor, 'adv_loss', 'mix') == 'trades'
+        weight = preprocessor.adv_loss_weight
+        if weight == 1 and not trades:  # pure AT: no clean pass at all
+            logits = dict(adv=self._logits(adv_inputs, params))
+        elif preprocessor.adv_forward == 'separate':
+            logits = dict(clean=self._logits(inputs, params),
+                          adv=self._logits(adv_inputs, params))
+        else:
+            both = self._logits(torch.cat([inputs, adv_inputs]), params)
+            n = inputs.size(0)
+            logits = dict(clean=_take(both, slice(None, n)), adv=_take(both, slice(n, None)))
+
+        losses, logs = {}, {}
+        for name, scores in logits.items():
+            if trades and name == 'adv':
+                with torch.no_grad():  # for the log only
+                    half = self.head._get_loss(scores, data_samples)
+            else:
+                half = self.head._get_loss(scores, data_samples)
+                half_weight = 1. if trades else (weight if name == 'adv' else 1 - weight)
+                for key, value in half.items():
+                    losses[key] = losses.get(key, 0) + half_weight * value
+            logs[f'loss_{name}'] = sum(v.detach() for k, v in half.items() if 'loss' in k)
+            logs[f'acc_{name}'] = self._accuracy(scores, data_samples)
+        if trades:
+            kl = F.kl_div(logits['adv'].float().log_softmax(dim=1),
+                          logits['clean'].float().softmax(dim=1), reduction='batchmean')
+            losses['loss_kl'] = preprocessor.trades_beta * kl
+            logs['trades_kl'] = kl.detach()
+        return losses, logs
+
     @torch.no_grad()
-    def _accuracy(self, feats, data_samples: List[DataSample]) -> torch.Tensor:
-        scores = self.head(feats)
+    def _accuracy(self, scores, data_samples: List[DataSample]) -> torch.Tensor:
+        if isinstance(scores, (tuple, list)):  # e.g. Conformer: summed branches
+            scores = sum(scores)
         if 'gt_score' in data_samples[0]:  # mixup/cutmix: the dominant class
             labels = torch.stack([s.gt_score for s in data_samples]).argmax(dim=1)
         else:
@@ -111,7 +213,7 @@ class AdvImageClassifier(ImageClassifier):
 
 
 def _take(feats, index):
-    """Index the batch dimension of a neck output (tensor or tuple of tensors)."""
+    """Index the batch dimension of a tensor or a tuple of tensors."""
     if isinstance(feats, (tuple, list)):
         return type(feats)(f[index] for f in feats)
     return feats[index]

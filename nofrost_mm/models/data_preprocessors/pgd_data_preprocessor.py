@@ -27,8 +27,14 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
     (then soft-label cross entropy).
 
     The loss is ``(1 - w) * loss(clean) + w * loss(adv)`` with
-    ``w = adv_loss_weight``: w = 1 is Madry AT, w = 0 is standard training
-    and runs no attack. How the two halves reach the model:
+    ``w = adv_loss_weight`` (``adv_loss='mix'``): w = 1 is Madry AT (pure
+    adversarial loss; no clean forward pass is run), w = 0 is standard
+    training and runs no attack. ``adv_loss='trades'`` is TRADES (Zhang et
+    al. 2019): ``loss(clean) + trades_beta * KL(p(clean) || p(adv))`` with
+    the batch-mean KL between the softmax outputs, adversarial examples
+    maximising that KL (``attack=dict(type='PGDAttack', loss='kl',
+    random_start='normal')``), and :class:`AdvImageClassifier` as the model.
+    How the two halves reach the model:
 
     - ``adv_forward='separate'`` (default, as the official NoFrost code; it
       matters for BN models): two forward passes. Needs
@@ -69,8 +75,13 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             ATTACKS registry or an attack object called as
             ``attack(model_fn, images_0_1, labels)``.
             Defaults to ``dict(type='PGDAttack', eps=8, steps=10)``.
-        adv_loss_weight (float): Weight w of the adversarial loss, in [0, 1].
-            Defaults to 0.5.
+        adv_loss_weight (float, optional): Weight w of the adversarial loss,
+            in [0, 1], for ``adv_loss='mix'``; None means 0.5. TRADES has no
+            such weight: leave it None there. Defaults to None.
+        adv_loss (str): 'mix' (the weighted clean/adversarial loss above) or
+            'trades'. Defaults to 'mix'.
+        trades_beta (float): Weight of the KL term of TRADES (6.0 in Zhang
+            et al. 2019); used with ``adv_loss='trades'``. Defaults to 6.0.
         adv_forward (str): 'separate' or 'concat', see above.
             Defaults to 'separate'.
         attack_model_mode (str): 'eval' or 'train': the mode of the model
@@ -91,6 +102,7 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
     """
 
     ADV_FORWARDS = ('separate', 'concat')
+    ADV_LOSSES = ('mix', 'trades')
     ATTACK_MODEL_MODES = ('eval', 'train')
 
     def __init__(self,
@@ -103,12 +115,39 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
                  num_classes: Optional[int] = None,
                  batch_augments: Optional[dict] = None,
                  attack: Union[dict, Callable] = dict(type='PGDAttack', eps=8, steps=10),
-                 adv_loss_weight: float = 0.5,
+                 adv_loss_weight: Optional[float] = None,
                  adv_forward: str = 'separate',
                  attack_model_mode: str = 'eval',
-                 test_attack: Optional[Union[dict, Callable]] = None):
+                 test_attack: Optional[Union[dict, Callable]] = None,
+                 adv_loss: str = 'mix',
+                 trades_beta: float = 6.0):
         # check everything before building anything: the runner builds the
         # model before it reads data
+        if adv_loss not in self.ADV_LOSSES:
+            raise ValueError(f'data_preprocessor.adv_loss must be one of '
+                             f'{self.ADV_LOSSES}, got {adv_loss!r}')
+        if adv_loss == 'trades':
+            if adv_loss_weight is not None:
+                raise ValueError(
+                    "data_preprocessor.adv_loss_weight must be None with adv_loss="
+                    "'trades' (TRADES weights its KL term with trades_beta), got "
+                    f'{adv_loss_weight!r}')
+            if (not isinstance(trades_beta, Number) or isinstance(trades_beta, bool)
+                    or trades_beta < 0):
+                raise ValueError('data_preprocessor.trades_beta must be a number >= 0 '
+                                 f'(6.0 in the TRADES paper), got {trades_beta!r}')
+            kl_attack = attack.get('loss') == 'kl' if isinstance(attack, dict) \
+                else getattr(attack, 'loss', 'kl') == 'kl'
+            if not kl_attack:
+                raise ValueError(
+                    "data_preprocessor.attack.loss must be 'kl' with adv_loss="
+                    "'trades' (TRADES maximises the KL between clean and "
+                    "adversarial predictions); add loss='kl', random_start='normal' "
+                    'to the attack')
+            # every batch is attacked; the mixing weight is not used
+            adv_loss_weight = 1.
+        elif adv_loss_weight is None:
+            adv_loss_weight = 0.5
         if (not isinstance(adv_loss_weight, Number) or isinstance(adv_loss_weight, bool)
                 or not 0 <= adv_loss_weight <= 1):
             raise ValueError('data_preprocessor.adv_loss_weight must be a number in '
@@ -131,6 +170,8 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         self.test_attack = None if test_attack is None else self._build(
             test_attack, 'test_attack')
         self.adv_loss_weight = float(adv_loss_weight)
+        self.adv_loss = adv_loss
+        self.trades_beta = float(trades_beta)
         self.adv_forward = adv_forward
         self.attack_model_mode = attack_model_mode
         self.last_attack_time = 0.
@@ -154,6 +195,11 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         if is_model_wrapper(classifier):
             classifier = classifier.module
         separate_capable = getattr(classifier, 'accepts_adv_inputs', False)
+        if self.adv_loss == 'trades' and not separate_capable:
+            raise ValueError(
+                "data_preprocessor.adv_loss='trades' needs model.type="
+                f"'AdvImageClassifier' (got {type(classifier).__name__}), which "
+                'computes the KL between clean and adversarial predictions')
         if self.adv_loss_weight not in (0., 1.) and not separate_capable:
             name = type(classifier).__name__
             if self.adv_forward == 'separate':
