@@ -176,6 +176,8 @@ def main():
             metrics = dict(metrics, warnings=warnings)
         mmengine.dump(metrics, args.out)
         runner.logger.info(f'metrics written to {args.out}')
+    from nofrost_mm.utils import shutdown_distributed
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

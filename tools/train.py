@@ -149,6 +149,8 @@ def main():
     cfg = merge_args(cfg, args)
     runner = build_runner(cfg)
     runner.train()
+    from nofrost_mm.utils import shutdown_distributed
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -1,9 +1,10 @@
 from .checkpoint_safe_globals import register_checkpoint_safe_globals
 from .config_checks import (check_bool, check_choice, check_keys, check_number,
                             check_plugin_component_keys)
+from .distributed import shutdown_distributed
 from .rng_state import get_rng_state, set_rng_state
 from .version_check import check_dependency_versions
 
-__all__ = ['check_dependency_versions', 'register_checkpoint_safe_globals',
+__all__ = ['shutdown_distributed', 'check_dependency_versions', 'register_checkpoint_safe_globals',
            'check_bool', 'check_choice', 'check_keys', 'check_number',
            'check_plugin_component_keys', 'get_rng_state', 'set_rng_state']

@@ -196,15 +196,11 @@ def run_model(i, model, args, plan):
 
 
 def main(argv=None):
-    try:
-        _main(argv)
-    finally:
-        # every rank leaves together, with the process group shut down:
-        # a rank exiting while gloo threads still run aborts the launch
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+    _main(argv)
+    # every rank leaves together, with the process group shut down (not after
+    # an error: a barrier would then wait for ranks that may be gone)
+    from nofrost_mm.utils import shutdown_distributed
+    shutdown_distributed()
 
 
 def _main(argv=None):

@@ -21,7 +21,7 @@ class AdvImageClassifier(ImageClassifier):
     loss is ``(1 - w) * loss(clean) + w * loss(adv)`` for every term the head
     returns, with ``w = data_preprocessor.adv_loss_weight``; w = 1 (pure
     adversarial training) runs no clean forward pass. With 'trades' it is
-    ``loss(clean)`` plus ``loss_kl = beta * KL(p(clean) || p(adv))`` (batch
+    ``loss_ce = loss(clean)`` plus ``loss_kl = beta * KL(p(clean) || p(adv))`` (batch
     mean of the KL between softmax outputs; gradients flow through both, as
     in TRADES's code), ``beta = data_preprocessor.trades_beta``. With
     ``data_preprocessor.adv_forward='separate'`` the halves go through the
@@ -149,11 +149,12 @@ class AdvImageClassifier(ImageClassifier):
         """
         named = [(n, p) for n, p in self.named_parameters()
                  if p.requires_grad and p.dim() > 1 and 'weight' in n]
-        # the extra pass must not count in the BN running statistics
+        # the extra pass must not count in the BN running statistics (BN's
+        # backward reads them: restore only after it)
         with frozen_running_stats(self):
             losses, _ = self._training_losses(inputs, adv_inputs, data_samples)
-        loss, _ = self.parse_losses(losses)
-        grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+            loss, _ = self.parse_losses(losses)
+            grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
         out = []
         for (name, p), g in zip(named, grads):
             if g is not None:
@@ -197,6 +198,8 @@ class AdvImageClassifier(ImageClassifier):
         if trades:
             kl = F.kl_div(logits['adv'].float().log_softmax(dim=1),
                           logits['clean'].float().softmax(dim=1), reduction='batchmean')
+            # not the head's 'loss': mmengine logs the total under that name
+            losses['loss_ce'] = losses.pop('loss')
             losses['loss_kl'] = preprocessor.trades_beta * kl
             logs['trades_kl'] = kl.detach()
         return losses, logs
