@@ -13,6 +13,39 @@ from mmengine.utils import ProgressBar
 from nofrost_mm.attacks import NormalizedClassifier, PGDAttack, attack_context
 
 
+def add_comparison_args(parser) -> None:
+    """Arguments shared by the tools comparing checkpoints (models, output)."""
+    parser.add_argument('models', nargs='+',
+                        help='pairs of config file and checkpoint')
+    parser.add_argument('--labels', nargs='+', help='a name per checkpoint')
+    parser.add_argument('--out', required=True, help='output PNG file')
+    parser.add_argument('--json', help='also write the summary numbers here')
+    parser.add_argument('--num-samples', type=int, default=500,
+                        help='seeded subset of the test set (0: all)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--batch-size', type=int, default=128)
+
+
+def labelled_models(args) -> list:
+    """Check the shared arguments; ``[(label, config, checkpoint), ...]``.
+
+    Raises SystemExit naming the argument, before any model is built.
+    """
+    if len(args.models) % 2:
+        raise SystemExit('models: give CONFIG CHECKPOINT pairs, got an odd '
+                         f'number of paths ({len(args.models)})')
+    pairs = list(zip(args.models[::2], args.models[1::2]))
+    if args.labels is not None and len(args.labels) != len(pairs):
+        raise SystemExit(f'--labels: {len(args.labels)} names for '
+                         f'{len(pairs)} checkpoints')
+    if args.num_samples < 0 or args.batch_size < 1:
+        raise SystemExit('--num-samples must be >= 0 and --batch-size >= 1')
+    if not args.out.endswith('.png'):
+        raise SystemExit(f'--out must be a .png file, got {args.out}')
+    labels = args.labels or [ckpt for _, ckpt in pairs]
+    return [(label, config, ckpt) for label, (config, ckpt) in zip(labels, pairs)]
+
+
 def load_classifier(config: str, checkpoint: str,
                     device: str = 'cpu') -> Tuple[NormalizedClassifier, object]:
     """Build a config's model, load a checkpoint, and wrap it for [0, 1] input.

@@ -19,46 +19,25 @@ import torch
 
 
 def parse_args():
+    from nofrost_mm.evaluation import robustness_analysis as ra
     parser = argparse.ArgumentParser(description='Decision-margin plots')
-    parser.add_argument('models', nargs='+',
-                        help='pairs of config file and checkpoint')
-    parser.add_argument('--labels', nargs='+', help='a name per checkpoint')
-    parser.add_argument('--out', required=True, help='output PNG file')
-    parser.add_argument('--json', help='also write the summary numbers here')
-    parser.add_argument('--num-samples', type=int, default=500,
-                        help='seeded subset of the test set (0: all)')
-    parser.add_argument('--seed', type=int, default=0)
+    ra.add_comparison_args(parser)
     parser.add_argument('--eps-max', type=float, default=32.,
                         help='search radius, pixel units of 255')
     parser.add_argument('--steps', type=int, default=20,
                         help='PGD steps giving the adversarial direction')
-    parser.add_argument('--batch-size', type=int, default=128)
     args = parser.parse_args()
-    check_args(args)
+    args.labelled_models = ra.labelled_models(args)
+    if args.eps_max <= 0 or args.steps < 1:
+        raise SystemExit('--eps-max must be > 0 and --steps >= 1')
     return args
-
-
-def check_args(args):
-    """Errors before any model is built."""
-    if len(args.models) % 2:
-        raise SystemExit('models: give CONFIG CHECKPOINT pairs, got an odd '
-                         f'number of paths ({len(args.models)})')
-    n = len(args.models) // 2
-    if args.labels is not None and len(args.labels) != n:
-        raise SystemExit(f'--labels: {len(args.labels)} names for {n} checkpoints')
-    if args.num_samples < 0 or args.eps_max <= 0 or args.steps < 1:
-        raise SystemExit('--num-samples >= 0, --eps-max > 0 and --steps >= 1')
-    if not args.out.endswith('.png'):
-        raise SystemExit(f'--out must be a .png file, got {args.out}')
 
 
 def main():
     args = parse_args()
     from nofrost_mm.evaluation import robustness_analysis as ra
-    pairs = list(zip(args.models[::2], args.models[1::2]))
-    labels = args.labels or [ckpt for _, ckpt in pairs]
     results = {}
-    for label, (config, ckpt) in zip(labels, pairs):
+    for label, config, ckpt in args.labelled_models:
         net, cfg = ra.load_classifier(config, ckpt)
         images, targets = ra.load_test_images(cfg, args.num_samples or None,
                                               args.seed)

@@ -134,7 +134,8 @@ class AdvImageClassifier(ImageClassifier):
         return losses
 
     def awp_perturbation(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
-                         data_samples: List[DataSample]) -> List[Tuple[str, torch.nn.Parameter, torch.Tensor]]:
+                         data_samples: List[DataSample]
+                         ) -> List[Tuple[str, torch.nn.Parameter, torch.Tensor]]:
         """AWP's weight perturbation for this batch (Wu et al. 2020).
 
         Args:
