@@ -1,7 +1,8 @@
 # NoFrost on the bundled digits: PGD-5 adversarial training of a small
-# normalizer-free ResNet-18 (16 base channels), same data and attack as
-# resnet18-w16_1xb64_digits_pgdat.py. NF-AT collapsed to chance without an eps
-# warm-up in the project's CPU trials, hence the warm-up and gradient clipping.
+# normalizer-free ResNet-18 (16 base channels), same data, attack, epochs and
+# lr/eps schedules as resnet18-w16_1xb64_digits_pgdat.py. Recipe chosen on the
+# val split (15 epochs, PGD-20 eps 32/255): 98.3% clean / 60.8% robust, against
+# 50.7% / 1.4% with zero-init last gains and global grad-norm clipping.
 _base_ = [
     '../_base_/models/nf-resnet18_cifar.py',
     '../_base_/datasets/digits_bs64.py',
@@ -11,7 +12,11 @@ _base_ = [
 
 model = dict(
     type='AdvImageClassifier',
-    backbone=dict(stem_channels=16, base_channels=16),
+    # SkipInit (zero last gain) and alpha 0.2 damp each branch twice: the net
+    # stayed near chance in 270 steps (val 33% after 5 standard epochs, loss
+    # ~2.2 on a 128-image overfit test where BN reaches 0.02); unit gains
+    # learn fast but diverge at lr 0.1 without AGC (NaN), so AGC below
+    backbone=dict(stem_channels=16, base_channels=16, zero_init_last=False),
     head=dict(in_channels=128))
 data_preprocessor = dict(
     type='PGDDataPreprocessor',
@@ -26,7 +31,25 @@ data_preprocessor = dict(
     adv_loss_weight=0.5,
     # no normalizer: one pass over clean+adv equals two (up to dropout masks)
     adv_forward='concat')
-optim_wrapper = dict(clip_grad=dict(max_norm=1.0))
+# NFNets' adaptive gradient clipping, classifier unclipped: with unit gains
+# it took the overfit test to 0.00 loss in 60 steps; global norm clipping at 1
+# (the old recipe) slowed NF-AT to 34.7% clean at epoch 5.
+optim_wrapper = dict(
+    type='AGCOptimWrapper',
+    clip_grad=dict(
+        type='agc', clip_factor=0.01, eps=1e-3, exclude=('head.fc', )))
+# one epoch of linear lr warm-up, then cosine (the same schedule as BN-AT):
+# without warm-up the AGC overfit test still spiked to loss 59 at step 40
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=0.1,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=15, T_max=14),
+]
 
 custom_hooks = [
     dict(
