@@ -10,6 +10,7 @@ over seeds. Every invocation trains into a new timestamped folder under
 
 Usage:
     python tools/demo.py [--seeds 0 1 2] [--aa-samples 100] [--work-dir DIR]
+    python tools/demo.py --study --seeds 0 1 2   # mixed / pure AT / TRADES
     python tools/demo.py --quick   # one epoch on a few images: a smoke run (CI)
 """
 import argparse
@@ -31,6 +32,15 @@ METHODS = [
     ('BN-AT', 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'),
     ('NoFrost (NF-AT)', 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'),
 ]
+# the training-recipe study (--study): the paper's mixed loss (the two AT rows
+# above), pure adversarial loss and TRADES, each with BN and without a normalizer
+RECIPE_METHODS = [
+    ('BN-AT pure', 'configs/demo/resnet18-w16_1xb64_digits_pureat.py'),
+    ('NF-AT pure', 'configs/demo/nf-resnet18-w16_1xb64_digits_pureat.py'),
+    ('BN-TRADES', 'configs/demo/resnet18-w16_1xb64_digits_trades.py'),
+    ('NF-TRADES', 'configs/demo/nf-resnet18-w16_1xb64_digits_trades.py'),
+]
+STUDY = ['BN-AT', 'NoFrost (NF-AT)'] + [n for n, _ in RECIPE_METHODS]
 EPS = 32  # /255: at 8/255 a standard model keeps ~75% on these smooth digits
 PGD20 = dict(type='PGDAttack', eps=EPS, steps=20, name='PGD-20')
 AUTOATTACK = dict(type='AutoAttack', eps=EPS, version='standard',
@@ -49,13 +59,22 @@ def parse_args():
                         'seeded subset); clean and PGD-20 use all 360')
     parser.add_argument('--quick', action='store_true',
                         help='one epoch on a few images: a smoke run')
+    known = [m for m, _ in METHODS + RECIPE_METHODS]
     parser.add_argument('--methods', nargs='+', default=None,
-                        help='subset of method names to run')
+                        help=f'method names to run (default: the first '
+                        f'{len(METHODS)}); allowed: {known}')
+    parser.add_argument('--study', action='store_true',
+                        help='the training-recipe study: mixed-loss, pure '
+                        'and TRADES adversarial training, BN and NF '
+                        f'({len(STUDY)} methods)')
     args = parser.parse_args()
     if args.aa_samples < 1:
         parser.error('--aa-samples must be >= 1')
+    if args.study and args.methods:
+        parser.error('--study and --methods are exclusive')
+    if args.study:
+        args.methods = STUDY
     if args.methods:
-        known = [m for m, _ in METHODS]
         unknown = set(args.methods) - set(known)
         if unknown:
             parser.error(f'--methods {sorted(unknown)}: allowed {known}')
@@ -156,7 +175,8 @@ def plot(summary, curves, path):
     import matplotlib.pyplot as plt
 
     names = list(summary['methods'])
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(16 + 1.5 * max(0, len(names) - 3),
+                                            4.5))
     keys = [('clean', 'clean'), ('pgd20', 'PGD-20'),
             ('autoattack', 'AutoAttack')]
     width = 0.8 / len(keys)
@@ -166,7 +186,8 @@ def plot(summary, curves, path):
         xs = [i + (k - 1) * width for i in range(len(names))]
         bars = axes[0].bar(xs, means, width, yerr=stds, capsize=3, label=label)
         axes[0].bar_label(bars, fmt='%.1f', fontsize=7)
-    axes[0].set_xticks(range(len(names)), names, fontsize=9)
+    axes[0].set_xticks(range(len(names)), names, fontsize=9,
+                       rotation=25 if len(names) > 3 else 0)
     axes[0].set_ylabel('test accuracy (%)')
     axes[0].set_ylim(0, 105)
     axes[0].set_title(f'Digits test split, eps {EPS}/255')
@@ -193,8 +214,8 @@ def plot(summary, curves, path):
 
 def main():
     args = parse_args()
-    methods = [(n, c) for n, c in METHODS
-               if args.methods is None or n in args.methods]
+    methods = METHODS if args.methods is None else [
+        (n, c) for n, c in METHODS + RECIPE_METHODS if n in args.methods]
     stamp = time.strftime('%Y%m%d_%H%M%S')
     run_root = osp.join(args.work_dir, 'runs', stamp)
     os.makedirs(run_root, exist_ok=False)
