@@ -39,7 +39,8 @@ def parse_args():
         nargs='+',
         help='attacks to run (replaces test_attacks): type names (PGD FGSM) '
         'or Python dict literals "{\'type\': \'PGD\', \'eps\': 8, '
-        '\'steps\': 20}"; sizes in pixel units of 255')
+        '\'steps\': 20}"; sizes in pixel units of 255. "none": no attack, '
+        'the config\'s plain (clean) evaluation')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -101,7 +102,13 @@ def merge_args(cfg, args):
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    if args.attacks is not None:
+    if args.attacks is not None and [a.lower() for a in args.attacks] == [
+            'none']:
+        cfg.pop('test_attacks', None)
+    elif args.attacks is not None:
+        if any(a.lower() == 'none' for a in args.attacks):
+            raise ValueError('--attacks: "none" cannot be combined with '
+                             f'attacks, got {args.attacks}')
         cfg.test_attacks = [parse_attack(a) for a in args.attacks]
     robust_test_cfg(cfg, args.num_samples)
     return cfg

@@ -62,3 +62,10 @@ default_hooks = dict(
     checkpoint=dict(
         save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'))
 randomness = dict(seed=0)
+
+# `tools/test.py` reports clean accuracy, PGD-20 and AutoAttack (the headline)
+# on the test split; `--attacks none` evaluates clean accuracy only.
+test_attacks = [
+    dict(type='PGDAttack', eps=32, steps=20, name='PGD-20'),
+    dict(type='AutoAttack', eps=32, version='standard', name='AutoAttack'),
+]

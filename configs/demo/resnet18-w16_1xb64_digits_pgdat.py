@@ -34,3 +34,10 @@ param_scheduler = [
         convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=15, T_max=14),
 ]
+
+# `tools/test.py` reports clean accuracy, PGD-20 and AutoAttack (the headline)
+# on the test split; `--attacks none` evaluates clean accuracy only.
+test_attacks = [
+    dict(type='PGDAttack', eps=32, steps=20, name='PGD-20'),
+    dict(type='AutoAttack', eps=32, version='standard', name='AutoAttack'),
+]

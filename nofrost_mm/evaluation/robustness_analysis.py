@@ -4,7 +4,8 @@ Used by ``tools/analysis_tools/decision_margin.py`` and
 ``tools/analysis_tools/smoothness.py``; every function takes a model of
 [0, 1] images (:class:`NormalizedClassifier`) and works in batches.
 """
-from typing import Optional, Tuple
+import json
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,6 +45,36 @@ def labelled_models(args) -> list:
         raise SystemExit(f'--out must be a .png file, got {args.out}')
     labels = args.labels or [ckpt for _, ckpt in pairs]
     return [(label, config, ckpt) for label, (config, ckpt) in zip(labels, pairs)]
+
+
+def measure_models(args, measure: Callable) -> dict:
+    """Run ``measure`` on each model of :func:`add_comparison_args`.
+
+    Args:
+        args (Namespace): Parsed arguments with ``labelled_models``.
+        measure (callable): ``measure(label, net, images, labels)`` -> a dict
+            of per-sample tensors, on the seeded test subset.
+
+    Returns:
+        dict: ``{label: measure(...)}`` in the order of the arguments.
+    """
+    results = {}
+    for label, config, ckpt in args.labelled_models:
+        net, cfg = load_classifier(config, ckpt)
+        images, labels = load_test_images(cfg, args.num_samples or None,
+                                          args.seed)
+        results[label] = measure(label, net, images, labels)
+    return results
+
+
+def save_comparison(args, figure, summary: dict) -> None:
+    """Write the figure to ``--out`` and, with ``--json``, the summary."""
+    figure.tight_layout()
+    figure.savefig(args.out, dpi=120)
+    print(f'figure written to {args.out}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(summary, f, indent=2)
 
 
 def load_classifier(config: str, checkpoint: str,

@@ -5,11 +5,10 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.dist import get_dist_info
-from mmengine.runner import autocast
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
-from nofrost_mm.attacks import NormalizedClassifier, attack_context
+from nofrost_mm.attacks import NormalizedClassifier
 from nofrost_mm.engine.runner.robust_test_loop import RobustTestLoop, attack_name
 
 
@@ -76,7 +75,8 @@ class RobustnessReportLoop(RobustTestLoop):
 
     For every sample it also records the clean logit margin and the L1 norm
     of the margin's input gradient (:func:`margin_gradients`), and prints a
-    line per attack and batch on rank 0 (result, time).
+    line per attack and batch on rank 0 (result, time). Only
+    :meth:`attack_batch` differs from the parent loop.
 
     Args:
         runner (Runner): The runner.
@@ -124,57 +124,28 @@ class RobustnessReportLoop(RobustTestLoop):
         seq = np.random.SeedSequence([self.seed, chunk, restart])
         return int(seq.generate_state(1)[0] % 2**31)
 
-    @torch.no_grad()
-    def run_iter(self, idx: int, data_batch: dict, net: NormalizedClassifier):
-        """Clean predictions, input gradients and every attack on one batch."""
-        self.runner.call_hook('before_test_iter', batch_idx=idx,
-                              data_batch=data_batch)
-        inputs = data_batch['inputs']
-        if isinstance(inputs, (list, tuple)):
-            inputs = torch.stack(inputs)  # the parent loop checked the sizes
-        device = next(net.classifier.parameters()).device
-        images = inputs.to(device).float() / 255.
-        data_samples = data_batch['data_samples']
-        labels = torch.cat([ds.gt_label for ds in data_samples]).to(device)
+    def attack_batch(self, idx: int, net: NormalizedClassifier,
+                     images: torch.Tensor, labels: torch.Tensor,
+                     correct: Dict[str, torch.Tensor],
+                     seconds: Dict[str, float]) -> Dict[str, torch.Tensor]:
+        """Input gradients, then every attack with its restarts and chain."""
         chunk = self._batch_sampler.chunk_ids[idx]
-
-        with autocast(enabled=self.fp16):
-            logits = net(images).float()
-        correct = {'clean': logits.argmax(1) == labels}
-        seconds = {}
-        with attack_context(net.classifier):
-            margin, grad_l1 = margin_gradients(net, images, labels)
-            for a, (name, attack, _) in enumerate(self.attacks):
-                start = time.perf_counter()
-                survived = correct[self.after[a] or 'clean'].clone()
-                for r in range(self.restarts[a]):
-                    todo = survived.nonzero().squeeze(1)
-                    if len(todo):
-                        torch.manual_seed(self._seed(chunk, r))
-                        with torch.enable_grad(), autocast(enabled=self.fp16):
-                            adv = attack(net, images[todo], labels[todo])
-                        with autocast(enabled=self.fp16):
-                            survived[todo] = net(adv).argmax(1) == labels[todo]
-                    if r == 0:
-                        correct[name] = survived.clone()
-                        seconds[name] = time.perf_counter() - start
-                if self.restarts[a] > 1:
-                    full = restart_name(name, self.restarts[a])
-                    correct[full] = survived
-                    seconds[full] = time.perf_counter() - start
-                self._print_progress(idx, name, correct, seconds)
-
-        scores = logits.softmax(1)
-        for i, ds in enumerate(data_samples):
-            ds.set_pred_score(scores[i]).set_pred_label(scores[i].argmax())
-            ds.set_metainfo(dict(
-                robust_correct={k: bool(v[i]) for k, v in correct.items()},
-                attack_seconds={k: v / len(data_samples)
-                                for k, v in seconds.items()},
-                margin=float(margin[i]), grad_l1=float(grad_l1[i])))
-        self.evaluator.process(data_samples=data_samples, data_batch=data_batch)
-        self.runner.call_hook('after_test_iter', batch_idx=idx,
-                              data_batch=data_batch, outputs=data_samples)
+        margin, grad_l1 = margin_gradients(net, images, labels)
+        for a, (name, attack, _) in enumerate(self.attacks):
+            start = time.perf_counter()
+            survived = correct[self.after[a] or 'clean'].clone()
+            for r in range(self.restarts[a]):
+                self.attack_survivors(net, attack, images, labels, survived,
+                                      self._seed(chunk, r))
+                if r == 0:
+                    correct[name] = survived.clone()
+                    seconds[name] = time.perf_counter() - start
+            if self.restarts[a] > 1:
+                full = restart_name(name, self.restarts[a])
+                correct[full] = survived
+                seconds[full] = time.perf_counter() - start
+            self._print_progress(idx, name, correct, seconds)
+        return dict(margin=margin, grad_l1=grad_l1)
 
     def _print_progress(self, idx: int, name: str, correct: dict,
                         seconds: dict) -> None:

@@ -1,4 +1,5 @@
 """configs/nofrost: each config builds its model and hooks with the official recipe."""
+import argparse
 import copy
 
 import pytest
@@ -64,3 +65,42 @@ def test_standard_nf_config_has_no_attack():
     model = _model(cfg)
     assert type(model.data_preprocessor).__name__ == 'ClsDataPreprocessor'
     assert 'custom_hooks' not in cfg
+
+
+def _load_test_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('test_tool', REPO_ROOT / 'tools/test.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEMO_AT_CONFIGS = ['configs/demo/' + n for n in (
+    'resnet18-w16_1xb64_digits_pgdat.py', 'nf-resnet18-w16_1xb64_digits_pgdat.py',
+    'resnet18-w16_1xb64_digits_pureat.py', 'nf-resnet18-w16_1xb64_digits_trades.py')]
+
+
+@pytest.mark.parametrize('path', ['configs/nofrost/' + n for n in AT_CONFIGS] + DEMO_AT_CONFIGS)
+def test_at_configs_test_autoattack_by_default(path):
+    """tools/test.py on an AT config reports PGD-20 and AutoAttack at the training eps."""
+    tool = _load_test_tool()
+    cfg = Config.fromfile(REPO_ROOT / path)
+    eps = cfg.data_preprocessor.attack.eps
+    args = argparse.Namespace(work_dir=None, checkpoint=__file__, amp=False,
+                                   no_pin_memory=False, launcher='none', config=path,
+                                   cfg_options=None, attacks=None, num_samples=None)
+    merged = tool.merge_args(copy.deepcopy(cfg), args)
+    assert merged.test_cfg.type == 'RobustTestLoop'
+    assert merged.test_evaluator == dict(type='RobustAccuracy')
+    assert [(a['name'], a['type'], a['eps']) for a in merged.test_cfg.attacks] == [
+        ('PGD-20', 'PGDAttack', eps), ('AutoAttack', 'AutoAttack', eps)]
+    assert merged.test_cfg.attacks[1]['version'] == 'standard'
+
+    args.attacks = ['none']  # the plain clean evaluation of the config
+    plain = tool.merge_args(copy.deepcopy(cfg), args)
+    assert 'test_attacks' not in plain and plain.get('test_cfg', {}).get('type') != 'RobustTestLoop'
+    assert plain.test_evaluator == cfg.test_evaluator
+
+    args.attacks = ['none', 'PGD']
+    with pytest.raises(ValueError, match='"none" cannot be combined'):
+        tool.merge_args(copy.deepcopy(cfg), args)

@@ -12,7 +12,6 @@ Usage:
         --out margin.png [--json margin.json] [--num-samples 500] [--eps-max 32]
 """
 import argparse
-import json
 import math
 
 import torch
@@ -36,16 +35,15 @@ def parse_args():
 def main():
     args = parse_args()
     from nofrost_mm.evaluation import robustness_analysis as ra
-    results = {}
-    for label, config, ckpt in args.labelled_models:
-        net, cfg = ra.load_classifier(config, ckpt)
-        images, targets = ra.load_test_images(cfg, args.num_samples or None,
-                                              args.seed)
+
+    def measure(label, net, images, targets):
         print(f'{label}: boundary distances of {len(images)} samples')
         dist = ra.boundary_distances(net, images, targets, args.eps_max,
                                      args.steps, batch_size=args.batch_size)
         margin = ra.logit_margins(net, images, targets, args.batch_size)
-        results[label] = dict(distance=dist, margin=margin)
+        return dict(distance=dist, margin=margin)
+
+    results = ra.measure_models(args, measure)
 
     summary = {label: dict(boundary_distance=ra.summary(r['distance']),
                            logit_margin=ra.summary(r['margin']))
@@ -57,11 +55,8 @@ def main():
               f", beyond eps-max {100 * d['censored']:.1f}%; logit margin "
               f"median {m['median']:.3f} mean {m['mean']:.3f}, negative "
               f"{100 * float((results[label]['margin'] < 0).double().mean()):.1f}%")
-    plot(results, args)
-    print(f'figure written to {args.out}')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(eps_max=args.eps_max, models=summary), f, indent=2)
+    ra.save_comparison(args, plot(results, args),
+                       dict(eps_max=args.eps_max, models=summary))
 
 
 def plot(results, args):
@@ -87,8 +82,7 @@ def plot(results, args):
                 title='logit margin (clean)')
     for ax in axes:
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
+    return fig
 
 
 if __name__ == '__main__':

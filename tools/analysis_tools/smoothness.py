@@ -12,7 +12,6 @@ Usage:
         --out smooth.png [--json smooth.json] [--num-samples 500] [--eps 8]
 """
 import argparse
-import json
 
 import torch
 
@@ -35,17 +34,16 @@ def parse_args():
 def main():
     args = parse_args()
     from nofrost_mm.evaluation import robustness_analysis as ra
-    results = {}
-    for label, config, ckpt in args.labelled_models:
-        net, cfg = ra.load_classifier(config, ckpt)
-        images, targets = ra.load_test_images(cfg, args.num_samples or None,
-                                              args.seed)
+
+    def measure(label, net, images, targets):
         print(f'{label}: input gradients of {len(images)} samples')
         grad = ra.input_gradient_norms(net, images, targets, args.batch_size)
         print(f'{label}: local Lipschitz estimates (eps {args.eps:g}/255)')
         lip = ra.local_lipschitz(net, images, args.eps, args.steps,
                                  args.batch_size, args.seed)
-        results[label] = dict(grad=grad, lipschitz=lip)
+        return dict(grad=grad, lipschitz=lip)
+
+    results = ra.measure_models(args, measure)
 
     summary = {label: dict(input_grad_l1=ra.summary(r['grad']),
                            local_lipschitz=ra.summary(r['lipschitz']))
@@ -55,11 +53,8 @@ def main():
         print(f"{label}: input-gradient L1 median {g['median']:.4g} mean "
               f"{g['mean']:.4g}; local Lipschitz (eps {args.eps:g}) median "
               f"{lip['median']:.4g} mean {lip['mean']:.4g}")
-    plot(results, args)
-    print(f'figure written to {args.out}')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(eps=args.eps, models=summary), f, indent=2)
+    ra.save_comparison(args, plot(results, args),
+                       dict(eps=args.eps, models=summary))
 
 
 def plot(results, args):
@@ -82,8 +77,7 @@ def plot(results, args):
         ax.legend()
     axes[0].set_title('input-gradient norm (clean)')
     axes[1].set_title('local Lipschitz estimate')
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
+    return fig
 
 
 if __name__ == '__main__':

@@ -50,3 +50,10 @@ val_evaluator = dict(type='Accuracy', topk=(1, ))
 
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
+
+# `tools/test.py` reports clean accuracy, PGD-20 and AutoAttack (the headline
+# number, as RobustBench); `--attacks none` evaluates clean accuracy only.
+test_attacks = [
+    dict(type='PGDAttack', eps=8, steps=20, name='PGD-20'),
+    dict(type='AutoAttack', eps=8, version='standard', name='AutoAttack'),
+]

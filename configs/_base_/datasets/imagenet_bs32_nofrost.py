@@ -12,3 +12,12 @@ data_preprocessor = dict(
     adv_forward='separate',
     attack_model_mode='eval',
 )
+
+# `tools/test.py` reports clean accuracy, PGD-20 and AutoAttack (the headline:
+# PGD with few steps overestimates NoFrost, see configs/nofrost/README.md);
+# `--num-samples 5000` is RobustBench's ImageNet subset, `--attacks none` the
+# clean top-1 on the whole val set.
+test_attacks = [
+    dict(type='PGDAttack', eps=8, steps=20, name='PGD-20'),
+    dict(type='AutoAttack', eps=8, version='standard', name='AutoAttack'),
+]

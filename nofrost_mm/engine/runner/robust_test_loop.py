@@ -272,27 +272,14 @@ class RobustTestLoop(TestLoop):
         images = inputs.to(device).float() / 255.
         data_samples = data_batch['data_samples']
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(device)
-        chunk = self._batch_sampler.chunk_ids[idx]
 
         with autocast(enabled=self.fp16):
             logits = net(images).float()
         correct = {'clean': logits.argmax(1) == labels}
         seconds = {}
         with attack_context(net.classifier):
-            for name, attack, _ in self.attacks:
-                todo = correct['clean'].nonzero().squeeze(1)
-                survived = torch.zeros_like(correct['clean'])
-                start = time.perf_counter()
-                if len(todo):
-                    # same draws for this chunk in any number of processes;
-                    # attacks with the same random start then start alike
-                    torch.manual_seed((self.seed * 1_000_003 + chunk) % 2**31)
-                    with torch.enable_grad(), autocast(enabled=self.fp16):
-                        adv = attack(net, images[todo], labels[todo])
-                    with autocast(enabled=self.fp16):
-                        survived[todo] = net(adv).argmax(1) == labels[todo]
-                seconds[name] = time.perf_counter() - start
-                correct[name] = survived
+            per_sample = self.attack_batch(
+                idx, net, images, labels, correct, seconds)
 
         scores = logits.softmax(1)
         for i, ds in enumerate(data_samples):
@@ -300,10 +287,45 @@ class RobustTestLoop(TestLoop):
             ds.set_metainfo(dict(
                 robust_correct={k: bool(v[i]) for k, v in correct.items()},
                 attack_seconds={k: v / len(data_samples)
-                                for k, v in seconds.items()}))
+                                for k, v in seconds.items()},
+                **{k: float(v[i]) for k, v in per_sample.items()}))
         self.evaluator.process(data_samples=data_samples, data_batch=data_batch)
         self.runner.call_hook('after_test_iter', batch_idx=idx,
                               data_batch=data_batch, outputs=data_samples)
+
+    def attack_batch(self, idx: int, net: NormalizedClassifier,
+                     images: torch.Tensor, labels: torch.Tensor,
+                     correct: Dict[str, torch.Tensor],
+                     seconds: Dict[str, float]) -> Dict[str, torch.Tensor]:
+        """Run every attack on the clean-correct samples of batch ``idx``.
+
+        Fills ``correct[name]`` (per-sample bools) and ``seconds[name]``;
+        returns extra per-sample values to record (none here).
+        """
+        # same draws for this chunk in any number of processes; attacks
+        # with the same random start then start alike
+        seed = (self.seed * 1_000_003 + self._batch_sampler.chunk_ids[idx]) \
+            % 2**31
+        for name, attack, _ in self.attacks:
+            start = time.perf_counter()
+            survived = correct['clean'].clone()
+            self.attack_survivors(net, attack, images, labels, survived, seed)
+            seconds[name] = time.perf_counter() - start
+            correct[name] = survived
+        return {}
+
+    def attack_survivors(self, net: NormalizedClassifier, attack,
+                         images: torch.Tensor, labels: torch.Tensor,
+                         survived: torch.Tensor, seed: int) -> None:
+        """Attack the samples marked in ``survived``; unmark those broken."""
+        todo = survived.nonzero().squeeze(1)
+        if not len(todo):
+            return
+        torch.manual_seed(seed)
+        with torch.enable_grad(), autocast(enabled=self.fp16):
+            adv = attack(net, images[todo], labels[todo])
+        with autocast(enabled=self.fp16):
+            survived[todo] = net(adv).argmax(1) == labels[todo]
 
 
 def gradient_masking_warnings(attacks: Sequence[tuple], metrics: dict,

@@ -10,7 +10,7 @@ are renamed (``tools/model_converters/timm_nfresnet_to_mmpretrain.py``).
 """
 import math
 from collections import OrderedDict
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -146,14 +146,42 @@ class NormFreeBlock(BaseModule):
         return f'alpha={self.alpha}, beta={self.beta:.4f}'
 
 
-class NFBasicBlock(NormFreeBlock):
+class _NFResNetBlock(NormFreeBlock):
+    """Channel bookkeeping of :class:`NFBasicBlock` and :class:`NFBottleneck`.
+
+    Subclasses set ``expansion`` and build their convs in :meth:`make_convs`.
+    """
+    expansion = 1
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 expansion: Optional[int] = None,
+                 stride: int = 1,
+                 conv_cfg: dict = dict(type='ScaledWSConv'),
+                 zero_init_last: bool = True,
+                 **kwargs):
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.expansion = expansion or type(self).expansion
+        self.mid_channels = out_channels // self.expansion
+        last_gain = 0. if zero_init_last else 1.
+        super().__init__(self.make_convs(conv_cfg, stride, last_gain),
+                         **kwargs)
+
+    def make_convs(self, conv_cfg: dict, stride: int,
+                   last_gain: float) -> List[nn.Module]:
+        raise NotImplementedError
+
+
+class NFBasicBlock(_NFResNetBlock):
     """NF pre-activation basic block: two 3x3 convs.
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
-        expansion (int): Ratio of ``out_channels`` to the mid channels.
-            Defaults to 1.
+        expansion (int, optional): Ratio of ``out_channels`` to the mid
+            channels. Defaults to None (1).
         stride (int): Stride of the first conv. Defaults to 1.
         conv_cfg (dict): Config of the (scaled WS) convs.
         zero_init_last (bool): Zero-initialise the last conv's gain so the
@@ -162,39 +190,23 @@ class NFBasicBlock(NormFreeBlock):
     """
     expansion = 1
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 expansion: int = 1,
-                 stride: int = 1,
-                 conv_cfg: dict = dict(type='ScaledWSConv'),
-                 zero_init_last: bool = True,
-                 **kwargs):
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.expansion = expansion
-        self.mid_channels = out_channels // expansion
-        convs = [
+    def make_convs(self, conv_cfg, stride, last_gain):
+        mid = self.mid_channels
+        return [
+            build_conv_layer(conv_cfg, self.in_channels, mid, 3, stride=stride),
             build_conv_layer(
-                conv_cfg, in_channels, self.mid_channels, 3, stride=stride),
-            build_conv_layer(
-                conv_cfg,
-                self.mid_channels,
-                out_channels,
-                3,
-                gain_init=0. if zero_init_last else 1.)
+                conv_cfg, mid, self.out_channels, 3, gain_init=last_gain)
         ]
-        super().__init__(convs, **kwargs)
 
 
-class NFBottleneck(NormFreeBlock):
+class NFBottleneck(_NFResNetBlock):
     """NF pre-activation bottleneck block: 1x1, 3x3 (strided), 1x1 convs.
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
-        expansion (int): Ratio of ``out_channels`` to the mid channels.
-            Defaults to 4.
+        expansion (int, optional): Ratio of ``out_channels`` to the mid
+            channels. Defaults to None (4).
         stride (int): Stride of the 3x3 conv. Defaults to 1.
         conv_cfg (dict): Config of the (scaled WS) convs.
         zero_init_last (bool): Zero-initialise the last conv's gain so the
@@ -203,30 +215,14 @@ class NFBottleneck(NormFreeBlock):
     """
     expansion = 4
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 expansion: int = 4,
-                 stride: int = 1,
-                 conv_cfg: dict = dict(type='ScaledWSConv'),
-                 zero_init_last: bool = True,
-                 **kwargs):
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.expansion = expansion
-        self.mid_channels = out_channels // expansion
+    def make_convs(self, conv_cfg, stride, last_gain):
         mid = self.mid_channels
-        convs = [
-            build_conv_layer(conv_cfg, in_channels, mid, 1),
+        return [
+            build_conv_layer(conv_cfg, self.in_channels, mid, 1),
             build_conv_layer(conv_cfg, mid, mid, 3, stride=stride),
             build_conv_layer(
-                conv_cfg,
-                mid,
-                out_channels,
-                1,
-                gain_init=0. if zero_init_last else 1.)
+                conv_cfg, mid, self.out_channels, 1, gain_init=last_gain)
         ]
-        super().__init__(convs, **kwargs)
 
 
 @MODELS.register_module()
