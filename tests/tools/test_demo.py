@@ -26,3 +26,17 @@ def test_demo_quick_run_writes_table_and_summary(tmp_path):
     runs = summary['runs']
     assert all(r[0]['checkpoint'].startswith(summary['run_dir'])
                for r in runs.values())
+
+
+def test_demo_method_choices_fail_before_any_training(tmp_path):
+    proc = run_tool(['tools/demo.py', '--methods', 'BN-AT', 'NF-ATT', '--work-dir', tmp_path],
+                    check=False)
+    assert proc.returncode != 0
+    # names the wrong one and every allowed one, the recipe-study methods too
+    assert "--methods ['NF-ATT']: allowed" in proc.stderr
+    for name in ('NoFrost (NF-AT)', 'BN-AT pure', 'NF-AT pure', 'BN-TRADES', 'NF-TRADES'):
+        assert name in proc.stderr
+    proc = run_tool(['tools/demo.py', '--study', '--methods', 'BN-AT', '--work-dir', tmp_path],
+                    check=False)
+    assert proc.returncode != 0 and '--study and --methods are exclusive' in proc.stderr
+    assert not (tmp_path / 'runs').exists()
