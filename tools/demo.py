@@ -192,13 +192,15 @@ def plot(summary, curves, path):
     axes[0].set_ylim(0, 105)
     axes[0].set_title(f'Digits test split, eps {EPS}/255')
     axes[0].legend(fontsize=8)
-    for name in names:
+    for i, name in enumerate(names):
         c = curves[name]
-        axes[1].plot(c['iter'], c['loss'], label=name)
-        axes[2].plot(c['epoch'], c['val_clean'], marker='o', label=f'{name} clean')
+        color = f'C{i + 3}'  # one colour per method (C0-C2 are the bars')
+        axes[1].plot(c['iter'], c['loss'], color=color, label=name)
+        axes[2].plot(c['epoch'], c['val_clean'], color=color, marker='o',
+                     label=f'{name} clean')
         if any(v == v for v in c['val_robust']):  # not all NaN
-            axes[2].plot(c['epoch'], c['val_robust'], marker='x', ls='--',
-                         label=f'{name} PGD (val)')
+            axes[2].plot(c['epoch'], c['val_robust'], color=color, marker='x',
+                         ls='--', label=f'{name} PGD (val)')
     axes[1].set_xlabel('iteration')
     axes[1].set_ylabel('training loss (seed %d)' % summary['seeds'][0])
     axes[1].set_title('Training loss')
