@@ -123,6 +123,12 @@ class ReportPlan:
             ``DEFAULT_PGD_STEPS``.
         restarts (int): PGD restarts (results for 1 and this many).
             Defaults to ``DEFAULT_RESTARTS``.
+        pgd_step_size (float, optional): PGD step size in pixel units of
+            255, the same for every step count (more steps then travel
+            farther). Defaults to None: the official NoFrost rule
+            ``min(1.25 * eps, eps + 4) / steps``, under which every step
+            count travels the same total distance, so more steps alone do
+            not make PGD stronger.
         apgd_steps (int): Steps of APGD-CE / APGD-DLR and of the eps curve's
             APGD-CE. Defaults to ``DEFAULT_APGD_STEPS``.
         square_queries (int): Queries of the black-box Square attack
@@ -146,6 +152,7 @@ class ReportPlan:
     eps_list: Sequence[float]
     pgd_steps: Sequence[int] = DEFAULT_PGD_STEPS
     restarts: int = DEFAULT_RESTARTS
+    pgd_step_size: Optional[float] = None
     apgd_steps: int = DEFAULT_APGD_STEPS
     square_queries: int = DEFAULT_SQUARE_QUERIES
     autoattack: bool = True
@@ -167,6 +174,13 @@ class ReportPlan:
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f'{key} must be an int >= 1, got '
                                  f'{getattr(self, key)!r}')
+        if self.pgd_step_size is not None and (
+                not isinstance(self.pgd_step_size, (int, float))
+                or isinstance(self.pgd_step_size, bool)
+                or not 0 < self.pgd_step_size <= 255):
+            raise ValueError('pgd_step_size must be None (the official rule) '
+                             'or in (0, 255] (pixel units of 255), got '
+                             f'{self.pgd_step_size!r}')
         if not isinstance(self.square_queries, int) or self.square_queries < 0:
             raise ValueError('square_queries must be an int >= 0, got '
                              f'{self.square_queries!r}')
@@ -198,8 +212,11 @@ class ReportPlan:
     def _attack_cfgs(self) -> List[dict]:
         """Entries of :class:`RobustnessReportLoop`, in running order."""
         eps = self.eps
+        step = {} if self.pgd_step_size is None else dict(
+            step_size=self.pgd_step_size)
         entries = [dict(name=self.pgd(s), restarts=self.restarts,
-                        attack=dict(type='PGDAttack', eps=eps, steps=s))
+                        attack=dict(type='PGDAttack', eps=eps, steps=s,
+                                    **step))
                    for s in self.pgd_steps]
         for loss in ('ce', 'dlr'):
             entries.append(dict(
@@ -310,6 +327,7 @@ class ReportPlan:
     def to_dict(self) -> dict:
         return dict(eps=self.eps, eps_list=list(self.eps_list),
                     pgd_steps=list(self.pgd_steps), restarts=self.restarts,
+                    pgd_step_size=self.pgd_step_size,
                     apgd_steps=self.apgd_steps,
                     square_queries=self.square_queries,
                     autoattack=self.autoattack,
@@ -668,6 +686,16 @@ def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
             f'then Square with {plan.autoattack_queries} queries, each on '
             'the survivors of the previous ones (`AutoAttack/X`: the stages '
             'up to X).\n')
+    if plan.pgd_step_size is None:
+        out.append(
+            'PGD uses the official NoFrost step size min(1.25 eps, eps + 4) / '
+            'steps and a random start: every step count travels the same '
+            'total distance, so a flat PGD curve does not mean that PGD has '
+            'converged (APGD adapts its step size; `--pgd-step-size` fixes '
+            'PGD\'s).\n')
+    else:
+        out.append(f'PGD uses a fixed step size of '
+                   f'{_fmt(plan.pgd_step_size)}/255 and a random start.\n')
     pgd20 = plan.pgd(20) if 20 in plan.pgd_steps else plan.pgd(
         plan.pgd_steps[0])
     header = ['model', 'clean', pgd20, plan.apgd_ce]

@@ -71,6 +71,20 @@ def test_plan_checks_attacks_when_built():
         small_plan(pgd_steps=[5, 5])
 
 
+def test_pgd_step_size_rule():
+    """The official rule travels eps + 4 in total whatever the steps; a fixed step does not."""
+    official = small_plan(eps=32)
+    fixed = small_plan(eps=32, pgd_step_size=2)
+    for steps in (5, 10):
+        attack, _ = official.built[f'PGD-{steps}']
+        assert attack.get_step_size() * steps == pytest.approx(36)  # min(40, 36)
+        attack, cfg = fixed.built[f'PGD-{steps}']
+        assert attack.get_step_size() == 2 and cfg['step_size'] == 2
+    assert official.to_dict()['pgd_step_size'] is None
+    with pytest.raises(ValueError, match='pgd_step_size must be None'):
+        small_plan(pgd_step_size=0)
+
+
 def test_split_report_keys():
     cfgs, restarts, after = split_report_keys([
         dict(type='PGD', eps=8, steps=3, restarts=2),

@@ -60,6 +60,11 @@ def parse_args(argv=None):
                         default=list(DEFAULT_PGD_STEPS))
     parser.add_argument('--restarts', type=int, default=DEFAULT_RESTARTS,
                         help='PGD restarts (reported for 1 and for this many)')
+    parser.add_argument(
+        '--pgd-step-size', type=float,
+        help='PGD step size in pixel units of 255 for every step count '
+        '(default: the official min(1.25 eps, eps + 4) / steps, under which '
+        'more steps do not travel farther)')
     parser.add_argument('--apgd-steps', type=int, default=DEFAULT_APGD_STEPS)
     parser.add_argument('--square-queries', type=int,
                         default=DEFAULT_SQUARE_QUERIES,
@@ -219,7 +224,7 @@ def _main(argv=None):
         eps=eps,
         eps_list=args.eps_list or default_eps_list(eps),
         pgd_steps=args.pgd_steps, restarts=args.restarts,
-        apgd_steps=args.apgd_steps, square_queries=args.square_queries,
+        pgd_step_size=args.pgd_step_size, apgd_steps=args.apgd_steps, square_queries=args.square_queries,
         autoattack=args.autoattack == 'standard',
         autoattack_queries=args.autoattack_queries,
         extra_attacks=[parse_attack(a, eps) for a in args.attacks])
