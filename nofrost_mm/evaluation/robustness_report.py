@@ -592,12 +592,20 @@ def plot_steps(models: List[dict], plan: ReportPlan, path: str) -> None:
                     's--', color=color, lw=lw * 0.6, ms=9, mfc='none')
         ax.axhline(m['summary']['worst_case'], color=color, ls=':',
                    lw=lw * 0.8)
+        # APGD-CE at its own step count: where PGD stays above it, the
+        # fixed-step PGD has not converged
+        ax.plot([plan.apgd_steps],
+                [m['summary']['attacks'][plan.apgd_ce]['accuracy']], '*',
+                color=color, ms=14, mec='k', mew=0.6)
     # colour = model, line style = what is measured: two short legends
     styles = [Line2D([], [], color='k', marker='o', ls='-',
                      label='PGD, 1 restart')]
     if plan.restarts > 1:
         styles.append(Line2D([], [], color='k', marker='s', mfc='none',
                              ls='--', label=f'PGD, {plan.restarts} restarts'))
+    styles.append(Line2D([], [], color='w', marker='*', ms=12, mfc='grey',
+                         mec='k', ls='none',
+                         label=f'{plan.apgd_ce} (adaptive step)'))
     styles.append(Line2D([], [], color='k', ls=':',
                          label='worst case over all attacks'))
     legends = [ax.legend(
@@ -609,10 +617,13 @@ def plot_steps(models: List[dict], plan: ReportPlan, path: str) -> None:
     legends.append(ax.legend(handles=styles, fontsize=8, loc='upper right',
                              bbox_to_anchor=(1, -0.12)))
     ax.set_xscale('log')
-    ax.set_xticks(plan.pgd_steps)
-    ax.set_xticklabels([str(s) for s in plan.pgd_steps])
+    ticks = sorted(set(plan.pgd_steps) | {plan.apgd_steps})
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(s) for s in ticks])
     ax.minorticks_off()
-    ax.set_xlabel('PGD steps')
+    rule = ('step min(1.25 eps, eps + 4) / steps' if plan.pgd_step_size is None
+            else f'step {_fmt(plan.pgd_step_size)}/255')
+    ax.set_xlabel(f'PGD steps ({rule})')
     ax.set_ylabel('robust accuracy (%)')
     ax.set_ylim(-2, 102)
     ax.set_title(f'Robust accuracy vs attack steps (L-inf eps '
