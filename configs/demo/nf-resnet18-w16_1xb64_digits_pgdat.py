@@ -5,8 +5,8 @@
 # 50.7% / 1.4% with zero-init last gains and global grad-norm clipping.
 _base_ = [
     '../_base_/models/nf-resnet18_cifar.py',
-    '../_base_/datasets/digits_bs64.py',
-    '../_base_/schedules/digits_sgd_15e.py',
+    '../_base_/datasets/digits_bs64_pgdat.py',
+    '../_base_/schedules/digits_sgd_15e_warmup.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -19,7 +19,6 @@ model = dict(
     backbone=dict(stem_channels=16, base_channels=16, zero_init_last=False),
     head=dict(in_channels=128))
 data_preprocessor = dict(
-    type='PGDDataPreprocessor',
     # the digits' own statistics (train split, 0-255 scale): without a
     # normalizer the net sees the input scale directly, and unit-variance
     # inputs trained faster (standard training, 5 epochs, val split: 57.6%
@@ -27,8 +26,6 @@ data_preprocessor = dict(
     # eps is unaffected; BN nets absorb the scale in their first BN.
     mean=[77.8, 77.8, 77.8],
     std=[82.5, 82.5, 82.5],
-    attack=dict(type='PGDAttack', eps=32, steps=5),
-    adv_loss_weight=0.5,
     # no normalizer: one pass over clean+adv equals two (up to dropout masks)
     adv_forward='concat')
 # NFNets' adaptive gradient clipping, classifier unclipped: with unit gains
@@ -38,34 +35,7 @@ optim_wrapper = dict(
     type='AGCOptimWrapper',
     clip_grad=dict(
         type='agc', clip_factor=0.01, eps=1e-3, exclude=('head.fc', )))
-# one epoch of linear lr warm-up, then cosine (the same schedule as BN-AT):
-# without warm-up the AGC overfit test still spiked to loss 59 at step 40
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=0.1,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=15, T_max=14),
-]
-
-custom_hooks = [
-    dict(
-        type='AdversarialTrainingHook',
-        eps_warmup=5,
-        adv_val_interval=5,
-        val_attack=dict(type='PGDAttack', eps=32, steps=20)),
-]
 default_hooks = dict(
     checkpoint=dict(
         save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'))
 randomness = dict(seed=0)
-
-# `tools/test.py` reports clean accuracy, PGD-20 and AutoAttack (the headline)
-# on the test split; `--attacks none` evaluates clean accuracy only.
-test_attacks = [
-    dict(type='PGDAttack', eps=32, steps=20, name='PGD-20'),
-    dict(type='AutoAttack', eps=32, version='standard', name='AutoAttack'),
-]

@@ -1,0 +1,33 @@
+# The bundled digits for PGD adversarial training, shared by the BN-AT and
+# NoFrost demo configs (same attack, eps schedule, validation and test, so the
+# two differ only in their model and its optimizer settings). Keep the best
+# clean and the best robust checkpoints with CheckpointHook's save_best in
+# the config (default_hooks belongs to default_runtime.py).
+# eps 32/255: at 8/255 a standard model already keeps ~75% under PGD-20 on
+# these smooth upsampled digits (measured in the project notes), at 32/255
+# it falls to ~0. Pair with model.type='AdvImageClassifier'.
+_base_ = ['./digits_bs64.py']
+
+data_preprocessor = dict(
+    type='PGDDataPreprocessor',
+    attack=dict(type='PGDAttack', eps=32, steps=5),
+    adv_loss_weight=0.5,
+    adv_forward='separate')
+
+custom_hooks = [
+    dict(
+        type='AdversarialTrainingHook',
+        # linear eps warm-up over 5 epochs (with the lr warm-up of
+        # digits_sgd_15e_warmup.py): BN-AT val 97.6% clean / 74.3% PGD-20 at
+        # 15 epochs against 81.3% / 34.4% without either; NF-AT needed both
+        eps_warmup=5,
+        adv_val_interval=5,
+        val_attack=dict(type='PGDAttack', eps=32, steps=20)),
+]
+
+# `tools/test.py` reports clean accuracy, PGD-20 and AutoAttack (the headline)
+# on the test split; `--attacks none` evaluates clean accuracy only.
+test_attacks = [
+    dict(type='PGDAttack', eps=32, steps=20, name='PGD-20'),
+    dict(type='AutoAttack', eps=32, version='standard', name='AutoAttack'),
+]
