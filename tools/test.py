@@ -105,6 +105,8 @@ def merge_args(cfg, args):
     if args.attacks is not None and [a.lower() for a in args.attacks] == [
             'none']:
         cfg.pop('test_attacks', None)
+        if cfg.get('test_cfg', {}).get('type') == 'RobustTestLoop':
+            cfg.test_cfg.attacks = []  # a config's own loop: clean only
     elif args.attacks is not None:
         if any(a.lower() == 'none' for a in args.attacks):
             raise ValueError('--attacks: "none" cannot be combined with '

@@ -87,8 +87,8 @@ def test_at_configs_test_autoattack_by_default(path):
     cfg = Config.fromfile(REPO_ROOT / path)
     eps = cfg.data_preprocessor.attack.eps
     args = argparse.Namespace(work_dir=None, checkpoint=__file__, amp=False,
-                                   no_pin_memory=False, launcher='none', config=path,
-                                   cfg_options=None, attacks=None, num_samples=None)
+                              no_pin_memory=False, launcher='none', config=path,
+                              cfg_options=None, attacks=None, num_samples=None)
     merged = tool.merge_args(copy.deepcopy(cfg), args)
     assert merged.test_cfg.type == 'RobustTestLoop'
     assert merged.test_evaluator == dict(type='RobustAccuracy')
@@ -100,6 +100,11 @@ def test_at_configs_test_autoattack_by_default(path):
     plain = tool.merge_args(copy.deepcopy(cfg), args)
     assert 'test_attacks' not in plain and plain.get('test_cfg', {}).get('type') != 'RobustTestLoop'
     assert plain.test_evaluator == cfg.test_evaluator
+
+    # a config that sets the loop itself loses its attacks too
+    looped = copy.deepcopy(cfg)
+    looped.test_cfg = dict(type='RobustTestLoop', attacks=[dict(type='FGSM', eps=eps)])
+    assert tool.merge_args(looped, args).test_cfg.attacks == []
 
     args.attacks = ['none', 'PGD']
     with pytest.raises(ValueError, match='"none" cannot be combined'):

@@ -224,7 +224,8 @@ def _main(argv=None):
         eps=eps,
         eps_list=args.eps_list or default_eps_list(eps),
         pgd_steps=args.pgd_steps, restarts=args.restarts,
-        pgd_step_size=args.pgd_step_size, apgd_steps=args.apgd_steps, square_queries=args.square_queries,
+        pgd_step_size=args.pgd_step_size, apgd_steps=args.apgd_steps,
+        square_queries=args.square_queries,
         autoattack=args.autoattack == 'standard',
         autoattack_queries=args.autoattack_queries,
         extra_attacks=[parse_attack(a, eps) for a in args.attacks])
