@@ -12,6 +12,8 @@ from mmengine.registry import RUNNERS
 
 # metrics that understand RobustTestLoop's per-sample results
 ROBUST_METRICS = ('RobustAccuracy', 'CorruptionAccuracy')
+# loops that keep per-batch results and resume
+RESUMABLE_LOOPS = ('RobustTestLoop', 'RobustnessReportLoop')
 
 
 def parse_args():
@@ -41,6 +43,20 @@ def parse_args():
         'or Python dict literals "{\'type\': \'PGD\', \'eps\': 8, '
         '\'steps\': 20}"; sizes in pixel units of 255. "none": no attack, '
         'the config\'s plain (clean) evaluation')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const=True,
+        default=False,
+        help='continue a killed robust evaluation from its saved per-batch '
+        'results: the newest unfinished one under --work-dir, or the '
+        'robust_eval_state folder given; config, checkpoint, attacks, subset '
+        'and number of processes must be those of the saved run')
+    parser.add_argument(
+        '--cascade',
+        action='store_true',
+        help='run each attack only on the survivors of the attacks before it '
+        '(test_cfg.cascade=True): same worst case, cheaper, cumulative columns')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -113,6 +129,18 @@ def merge_args(cfg, args):
                              f'attacks, got {args.attacks}')
         cfg.test_attacks = [parse_attack(a) for a in args.attacks]
     robust_test_cfg(cfg, args.num_samples)
+    if cfg.get('test_cfg', {}).get('type') in RESUMABLE_LOOPS:
+        # every robust evaluation keeps its per-batch results in its run folder
+        cfg.test_cfg.setdefault('state_dir', 'auto')
+        if args.resume:
+            cfg.test_cfg.resume = args.resume
+        if args.cascade:
+            cfg.test_cfg.cascade = True
+    elif args.resume or args.cascade:
+        raise ValueError('--resume and --cascade need a robust evaluation '
+                         '(test_attacks, --attacks or test_cfg.type='
+                         f"'RobustTestLoop'); this config's test_cfg is "
+                         f"{dict(cfg.get('test_cfg') or {})}")
     return cfg
 
 
@@ -167,7 +195,7 @@ def main():
     import nofrost_mm  # noqa: F401  (registers NoFrostRunner)
     if cfg.get('test_cfg', {}).get('type') == 'RobustTestLoop':
         # bad attack configs fail here, before the model is built or loaded
-        from nofrost_mm.engine.runner.robust_test_loop import build_attacks
+        from nofrost_mm.attacks import build_attacks
         build_attacks(cfg.test_cfg.get('attacks', ()))
     cfg.setdefault('runner_type', 'NoFrostRunner')
     runner = RUNNERS.build(cfg)

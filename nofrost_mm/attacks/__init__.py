@@ -1,11 +1,14 @@
 # components of this folder are imported here (one file each), which registers them
 from .attack_context import attack_context, frozen_running_stats
-from .builder import build_attack
+from .builder import attack_name, build_attack, build_attacks
 from .normalized_classifier import NormalizedClassifier
 from .pgd import PGDAttack
 from .cw_linf import CWLinf
+from .single_step import FGSMRS, NFGSM
 from .torchattacks_adapter import TORCHATTACKS_ADAPTERS, TorchAttack
 
 __all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack',
+           'attack_name', 'build_attacks',
            'frozen_running_stats']
 __all__ += ['CWLinf', 'TorchAttack', 'TORCHATTACKS_ADAPTERS']
+__all__ += ['FGSMRS', 'NFGSM']

@@ -1,5 +1,5 @@
 """Build attacks from config without scope warnings."""
-from typing import Callable, Union
+from typing import Callable, List, Sequence, Tuple, Union
 
 from mmengine.registry import DefaultScope
 
@@ -27,3 +27,42 @@ def build_attack(cfg: Union[dict, Callable]) -> Callable:
         return cfg
     with DefaultScope.overwrite_default_scope(ATTACKS.scope):
         return ATTACKS.build(cfg)
+
+
+def attack_name(cfg: dict) -> str:
+    """Result name of an attack config: ``name``, else type plus steps."""
+    if 'name' in cfg:
+        return str(cfg['name'])
+    steps = cfg.get('steps')
+    return cfg['type'] if steps is None else f"{cfg['type']}-{steps}"
+
+
+def build_attacks(attacks: Sequence[Union[str, dict]]) -> List[Tuple[str, object, dict]]:
+    """Check and build attack configs; raises before any model work.
+
+    Args:
+        attacks (Sequence[str | dict]): Attack configs of the ATTACKS registry
+            (``dict(type='PGD', eps=8, steps=20)``; an optional ``name`` key
+            names the result), or bare type names for the defaults.
+
+    Returns:
+        list[tuple]: ``(name, attack, cfg)`` for each attack.
+    """
+    if isinstance(attacks, (str, dict)) or not isinstance(attacks, Sequence):
+        raise TypeError('test_cfg.attacks must be a list of attack configs '
+                        f"(dict(type='PGD', eps=8, steps=20)), got {attacks!r}")
+    built, names = [], set()
+    for cfg in attacks:
+        cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
+        if cfg.get('type') not in ATTACKS.module_dict:
+            raise KeyError(
+                f'test_cfg.attacks: unknown attack type {cfg.get("type")!r}; '
+                f'allowed: {sorted(ATTACKS.module_dict)}')
+        name = attack_name(cfg)
+        if name in names or name in ('clean', 'worst_case'):
+            raise ValueError(f'test_cfg.attacks: result name {name!r} is used '
+                             "twice or reserved; give the attack a `name`")
+        names.add(name)
+        build_cfg = {k: v for k, v in cfg.items() if k != 'name'}
+        built.append((name, build_attack(build_cfg), cfg))
+    return built

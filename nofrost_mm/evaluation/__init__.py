@@ -1,2 +1,4 @@
 from .metrics import *  # noqa: F401,F403
-from .robustness_report_loop import RobustnessReportLoop  # noqa: F401  (registers it)
+from .gradient_masking import gradient_masking_warnings
+
+__all__ = ['gradient_masking_warnings']

@@ -28,9 +28,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from nofrost_mm.engine.runner.robust_test_loop import (
-    attack_name, build_attacks, gradient_masking_warnings)
-from .robustness_report_loop import restart_name, split_report_keys
+from nofrost_mm.attacks import attack_name, build_attacks
+from .gradient_masking import gradient_masking_warnings
+from .report_attack_entries import restart_name, split_report_keys
 
 DEFAULT_PGD_STEPS = (5, 10, 20, 50, 100)
 DEFAULT_RESTARTS = 5

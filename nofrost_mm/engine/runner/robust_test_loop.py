@@ -1,8 +1,9 @@
 """Test loop measuring clean and adversarial accuracy in one pass over the data."""
 import copy
-import math
+import hashlib
+import os.path as osp
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -15,56 +16,15 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
-from nofrost_mm.attacks import NormalizedClassifier, attack_context, build_attack
-from nofrost_mm.registry import ATTACKS
+from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_name,
+                                build_attack, build_attacks)
+from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
+from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
+                               find_latest_state)
 
-# robust-accuracy ordering used by the gradient-masking guard: at the same
-# norm and eps, an attack of a higher tier should never leave more samples
-# correct than one of a lower tier (nor more steps of the same attack)
-SINGLE_STEP = ('FGSM', 'FFGSM')
-ITERATIVE = ('PGD', 'PGDAttack', 'CWLinf', 'BIM', 'MIFGSM', 'APGD', 'APGDT',
-             'UPGD', 'EOTPGD', 'NIFGSM', 'VMIFGSM', 'VNIFGSM', 'SINIFGSM',
-             'PGDL2')
-ENSEMBLE = ('AutoAttack', )
+__all__ = ['RobustTestLoop', 'attack_name', 'build_attack', 'build_attacks',
+           'gradient_masking_warnings']
 
-
-def attack_name(cfg: dict) -> str:
-    """Result name of an attack config: ``name``, else type plus steps."""
-    if 'name' in cfg:
-        return str(cfg['name'])
-    steps = cfg.get('steps')
-    return cfg['type'] if steps is None else f"{cfg['type']}-{steps}"
-
-
-def build_attacks(attacks: Sequence[Union[str, dict]]) -> List[Tuple[str, object, dict]]:
-    """Check and build attack configs; raises before any model work.
-
-    Args:
-        attacks (Sequence[str | dict]): Attack configs of the ATTACKS registry
-            (``dict(type='PGD', eps=8, steps=20)``; an optional ``name`` key
-            names the result), or bare type names for the defaults.
-
-    Returns:
-        list[tuple]: ``(name, attack, cfg)`` for each attack.
-    """
-    if isinstance(attacks, (str, dict)) or not isinstance(attacks, Sequence):
-        raise TypeError('test_cfg.attacks must be a list of attack configs '
-                        f"(dict(type='PGD', eps=8, steps=20)), got {attacks!r}")
-    built, names = [], set()
-    for cfg in attacks:
-        cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
-        if cfg.get('type') not in ATTACKS.module_dict:
-            raise KeyError(
-                f'test_cfg.attacks: unknown attack type {cfg.get("type")!r}; '
-                f'allowed: {sorted(ATTACKS.module_dict)}')
-        name = attack_name(cfg)
-        if name in names or name in ('clean', 'worst_case'):
-            raise ValueError(f'test_cfg.attacks: result name {name!r} is used '
-                             "twice or reserved; give the attack a `name`")
-        names.add(name)
-        build_cfg = {k: v for k, v in cfg.items() if k != 'name'}
-        built.append((name, build_attack(build_cfg), cfg))
-    return built
 
 
 class _ChunkBatchSampler:
@@ -125,6 +85,18 @@ class RobustTestLoop(TestLoop):
     more samples correct than a weaker one: an iterative attack above FGSM,
     AutoAttack above anything, or more steps of an attack above fewer steps.
 
+    With ``cascade=True`` each attack runs only on the samples that survived
+    every attack before it (as AutoAttack does inside): the worst case is the
+    same as without the cascade, at the cost of the survivors only, and the
+    per-attack results are cumulative, named ``PGD-20+AutoAttack`` (survived
+    both). The masking guard needs independent results and is off then.
+
+    After every batch the per-sample results can be written to disk
+    (``state_dir``, one file per chunk and process, atomically), so that a
+    killed evaluation continues with ``resume=True`` (``tools/test.py
+    --resume``) and ends with exactly the numbers of an uninterrupted run;
+    see :class:`EvaluationState`.
+
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The test dataloader (config).
@@ -144,6 +116,15 @@ class RobustTestLoop(TestLoop):
             attack may exceed a weaker one before the guard warns.
             Defaults to 0.
         fp16 (bool): Run the model under autocast. Defaults to False.
+        cascade (bool): Attack only the survivors of the previous attacks;
+            results are then cumulative. Defaults to False.
+        state_dir (str, optional): Keep per-chunk results in this folder
+            (``'auto'``: ``robust_eval_state`` in the run's log folder);
+            None keeps none. Defaults to None (``tools/test.py`` sets 'auto').
+        resume (bool | str): Continue the newest unfinished evaluation state
+            of the work dir (True) or the one in the given folder; its
+            fingerprint (config, checkpoint, attacks, subset, world size) must
+            match. Defaults to False.
 
     Example:
         >>> test_cfg = dict(type='RobustTestLoop', num_samples=1000, attacks=[
@@ -159,9 +140,33 @@ class RobustTestLoop(TestLoop):
                  num_samples: Optional[int] = None,
                  seed: int = 0,
                  masking_tolerance: float = 0.,
-                 fp16: bool = False):
+                 fp16: bool = False,
+                 cascade: bool = False,
+                 state_dir: Optional[str] = None,
+                 resume: Union[bool, str] = False):
         # configuration errors surface before data or checkpoint are loaded
         self.attacks = build_attacks(attacks)
+        if not isinstance(cascade, bool):
+            raise ValueError(f'test_cfg.cascade must be True or False, got {cascade!r}')
+        if state_dir is not None and not isinstance(state_dir, str):
+            raise ValueError('test_cfg.state_dir must be None, \'auto\' or a folder, '
+                             f'got {state_dir!r}')
+        if not isinstance(resume, (bool, str)):
+            raise ValueError('test_cfg.resume must be True, False or the folder of '
+                             f'an evaluation state, got {resume!r}')
+        if isinstance(resume, str) and not osp.isdir(resume):
+            raise FileNotFoundError(f'test_cfg.resume: {resume}: no such folder')
+        self.cascade = cascade
+        self.state_dir = state_dir
+        self.resume = resume
+        # where each attack starts from: the clean-correct samples, or the
+        # survivors of an earlier result (the cascade; subclasses chain too)
+        names = [name for name, _, _ in self.attacks]
+        self.result_names = ['+'.join(names[:i + 1]) for i in range(len(names))] \
+            if cascade else names
+        self.start_from = ['clean'] + self.result_names[:-1] if cascade \
+            else ['clean'] * len(names)
+        self.state: Optional[EvaluationState] = None
         if num_samples is not None and (not isinstance(num_samples, int)
                                         or isinstance(num_samples, bool)
                                         or num_samples < 1):
@@ -182,6 +187,7 @@ class RobustTestLoop(TestLoop):
 
     def _chunked_dataloader_cfg(self, cfg: dict) -> dict:
         cfg = copy.deepcopy(cfg)
+        self._subset = None  # indices of the seeded subset, if any
         dataset = cfg['dataset']
         if isinstance(dataset, dict):
             dataset = DATASETS.build(dataset)
@@ -196,6 +202,7 @@ class RobustTestLoop(TestLoop):
             subset = np.sort(rng.choice(len(dataset), self.num_samples,
                                         replace=False)).tolist()
             dataset.get_subset_(subset)
+            self._subset = subset
         cfg['dataset'] = dataset
         batch_size = cfg.pop('batch_size')
         self._batch_sampler = _ChunkBatchSampler(len(dataset), batch_size)
@@ -238,16 +245,31 @@ class RobustTestLoop(TestLoop):
         net = NormalizedClassifier(
             model, mean, std,
             to_rgb=getattr(preprocessor, '_channel_conversion', False)).eval()
+        self.state = self._open_state()
         rank, _ = get_dist_info()
         bar = ProgressBar(len(self.dataloader)) if rank == 0 else None
+        reused = 0
         for idx, data_batch in enumerate(self.dataloader):
-            self.run_iter(idx, data_batch, net)
+            chunk = self._batch_sampler.chunk_ids[idx]
+            results = self.state.load(chunk) if self.state else None
+            if results is None:
+                results = self.run_iter(idx, data_batch, net)
+                if self.state is not None:
+                    self.state.save(chunk, results)
+            else:  # finished before the run was killed: the same results
+                self.evaluator.process(data_samples=results, data_batch=data_batch)
+                reused += 1
             if bar is not None:
                 bar.update()
         if bar is not None:
             print()
+        if reused and rank == 0:
+            print_log(f'--resume: {reused} of {len(self.dataloader)} batches of this '
+                      f'process read from {self.state.directory}', logger='current')
         metrics = self.evaluator.evaluate(self._batch_sampler.total)
-        self.warnings = gradient_masking_warnings(
+        if self.state is not None:
+            self.state.mark_complete()
+        self.warnings = [] if self.cascade else gradient_masking_warnings(
             self.attacks, metrics, self.robust_metric.prefix,
             self.masking_tolerance)
         if rank == 0:
@@ -257,9 +279,60 @@ class RobustTestLoop(TestLoop):
         self.runner.call_hook('after_test')
         return metrics
 
+    def fingerprint(self) -> dict:
+        """What the per-sample results depend on (compared on --resume)."""
+        cfg = self.runner.cfg
+        test_cfg = {k: v for k, v in dict(cfg.get('test_cfg') or {}).items()
+                    if k not in ('resume', 'state_dir')}
+        checkpoint = getattr(self.runner, '_load_from', None) or cfg.get('load_from')
+        dataset = self.dataloader.dataset
+        subset = self._subset or list(range(len(dataset)))
+        return dict(
+            config=canonical(dict(model=cfg.get('model'),
+                                  data_preprocessor=cfg.get('data_preprocessor'),
+                                  test_dataloader=cfg.get('test_dataloader'),
+                                  test_evaluator=cfg.get('test_evaluator'),
+                                  test_cfg=test_cfg)),
+            checkpoint=None if checkpoint is None else dict(
+                path=osp.abspath(checkpoint),
+                sha256=file_sha256(checkpoint) if osp.isfile(checkpoint) else None),
+            attacks=canonical([c for _, _, c in self.attacks]),
+            cascade=self.cascade,
+            subset=dict(num_samples=len(dataset), seed=self.seed,
+                        sha1=hashlib.sha1(str(subset).encode()).hexdigest()),
+            world_size=get_dist_info()[1])
+
+    def _open_state(self) -> Optional[EvaluationState]:
+        if not self.state_dir and not self.resume:
+            return None
+        work_dir = self.runner.work_dir
+        if isinstance(self.resume, str):
+            directory = self.resume
+        elif self.resume:
+            directory = find_latest_state(work_dir)
+            if directory is None:
+                print_log(f'--resume: no unfinished evaluation under {work_dir}; '
+                          'starting from the first batch', logger='current')
+        else:
+            directory = None
+        if directory is None:
+            directory = self.state_dir if self.state_dir not in (None, 'auto') \
+                else osp.join(self.runner.log_dir, STATE_DIR)
+        state = EvaluationState(directory, self.fingerprint(), bool(self.resume))
+        if get_dist_info()[0] == 0:
+            print_log(f'per-batch results kept in {directory} '
+                      f'({"resumed" if state.resumed else "new"}; tools/test.py '
+                      '--resume continues a killed run)', logger='current')
+        return state
+
     @torch.no_grad()
-    def run_iter(self, idx: int, data_batch: dict, net: NormalizedClassifier):
-        """Clean predictions and every attack on one batch."""
+    def run_iter(self, idx: int, data_batch: dict,
+                 net: NormalizedClassifier) -> List[dict]:
+        """Clean predictions and every attack on one batch.
+
+        Returns:
+            list[dict]: The per-sample results given to the evaluator.
+        """
         self.runner.call_hook('before_test_iter', batch_idx=idx,
                               data_batch=data_batch)
         inputs = data_batch['inputs']
@@ -281,7 +354,7 @@ class RobustTestLoop(TestLoop):
             per_sample = self.attack_batch(
                 idx, net, images, labels, correct, seconds)
 
-        scores = logits.softmax(1)
+        scores = logits.softmax(1).cpu()
         for i, ds in enumerate(data_samples):
             ds.set_pred_score(scores[i]).set_pred_label(scores[i].argmax())
             ds.set_metainfo(dict(
@@ -289,26 +362,32 @@ class RobustTestLoop(TestLoop):
                 attack_seconds={k: v / len(data_samples)
                                 for k, v in seconds.items()},
                 **{k: float(v[i]) for k, v in per_sample.items()}))
-        self.evaluator.process(data_samples=data_samples, data_batch=data_batch)
+        results = [ds.to_dict() for ds in data_samples]
+        self.evaluator.process(data_samples=results, data_batch=data_batch)
         self.runner.call_hook('after_test_iter', batch_idx=idx,
                               data_batch=data_batch, outputs=data_samples)
+        return results
+
+    def chunk_seed(self, idx: int) -> int:
+        """Seed of batch ``idx``: the same for its chunk in any process."""
+        return (self.seed * 1_000_003 + self._batch_sampler.chunk_ids[idx]) % 2**31
 
     def attack_batch(self, idx: int, net: NormalizedClassifier,
                      images: torch.Tensor, labels: torch.Tensor,
                      correct: Dict[str, torch.Tensor],
                      seconds: Dict[str, float]) -> Dict[str, torch.Tensor]:
-        """Run every attack on the clean-correct samples of batch ``idx``.
+        """Run every attack on the samples it starts from, in batch ``idx``.
 
         Fills ``correct[name]`` (per-sample bools) and ``seconds[name]``;
         returns extra per-sample values to record (none here).
         """
         # same draws for this chunk in any number of processes; attacks
         # with the same random start then start alike
-        seed = (self.seed * 1_000_003 + self._batch_sampler.chunk_ids[idx]) \
-            % 2**31
-        for name, attack, _ in self.attacks:
+        seed = self.chunk_seed(idx)
+        for (_, attack, _), name, start_from in zip(
+                self.attacks, self.result_names, self.start_from):
             start = time.perf_counter()
-            survived = correct['clean'].clone()
+            survived = correct[start_from].clone()
             self.attack_survivors(net, attack, images, labels, survived, seed)
             seconds[name] = time.perf_counter() - start
             correct[name] = survived
@@ -326,51 +405,3 @@ class RobustTestLoop(TestLoop):
             adv = attack(net, images[todo], labels[todo])
         with autocast(enabled=self.fp16):
             survived[todo] = net(adv).argmax(1) == labels[todo]
-
-
-def gradient_masking_warnings(attacks: Sequence[tuple], metrics: dict,
-                              prefix: Optional[str] = 'robust',
-                              tolerance: float = 0.) -> List[str]:
-    """Messages for stronger attacks that leave more samples correct.
-
-    Args:
-        attacks (Sequence[tuple]): ``(name, attack, cfg)`` from
-            :func:`build_attacks`.
-        metrics (dict): Accuracies in percent under ``prefix/name``.
-        prefix (str, optional): Metric prefix. Defaults to 'robust'.
-        tolerance (float): Points a stronger attack may exceed a weaker one
-            by without a warning. Defaults to 0.
-
-    Returns:
-        list[str]: One message per suspicious pair, naming both numbers.
-    """
-    specs = []
-    for name, attack, cfg in attacks:
-        key = f'{prefix}/{name}' if prefix else name
-        eps = getattr(attack, 'eps', None)
-        tier = 1 if cfg['type'] in SINGLE_STEP else \
-            2 if cfg['type'] in ITERATIVE else \
-            3 if cfg['type'] in ENSEMBLE else None
-        if key in metrics and eps is not None and tier is not None:
-            specs.append(dict(name=name, type=cfg['type'], tier=tier,
-                              norm=getattr(attack, 'norm', 'Linf'),
-                              eps=float(eps),
-                              steps=getattr(attack, 'steps', None) or 0,
-                              acc=metrics[key]))
-    msgs = []
-    for weak in specs:
-        for strong in specs:
-            if weak['norm'] != strong['norm'] or \
-                    not math.isclose(weak['eps'], strong['eps']):
-                continue
-            stronger = strong['tier'] > weak['tier'] or (
-                strong['type'] == weak['type'] and strong['steps'] > weak['steps'])
-            if stronger and strong['acc'] > weak['acc'] + tolerance:
-                msgs.append(
-                    f"possible gradient masking: robust accuracy under "
-                    f"{strong['name']} ({strong['acc']:.2f}%) is above that "
-                    f"under the weaker {weak['name']} ({weak['acc']:.2f}%) at "
-                    f"{weak['norm']} eps {weak['eps']:g}/255; check the "
-                    "attacks (more steps, restarts, AutoAttack) before "
-                    "trusting these numbers")
-    return msgs

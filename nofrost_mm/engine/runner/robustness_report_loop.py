@@ -9,12 +9,8 @@ from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
 from nofrost_mm.attacks import NormalizedClassifier
-from nofrost_mm.engine.runner.robust_test_loop import RobustTestLoop, attack_name
-
-
-def restart_name(name: str, restarts: int) -> str:
-    """Result name of the per-sample worst case over ``restarts`` runs."""
-    return f'{name}x{restarts}'
+from nofrost_mm.evaluation.report_attack_entries import restart_name, split_report_keys
+from .robust_test_loop import RobustTestLoop
 
 
 def logit_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -95,6 +91,10 @@ class RobustnessReportLoop(RobustTestLoop):
         fp16 (bool): Run the model under autocast. Defaults to False.
         progress (bool): Print a line per attack and batch on rank 0.
             Defaults to True.
+        state_dir (str, optional): Keep per-chunk results there, see
+            :class:`RobustTestLoop`. Defaults to None.
+        resume (bool | str): Continue a killed report, see
+            :class:`RobustTestLoop`. Defaults to False.
 
     Example:
         >>> test_cfg = dict(type='RobustnessReportLoop', num_samples=64,
@@ -111,11 +111,15 @@ class RobustnessReportLoop(RobustTestLoop):
                  seed: int = 0,
                  masking_tolerance: float = 0.,
                  fp16: bool = False,
-                 progress: bool = True):
-        attacks, self.restarts, self.after = split_report_keys(attacks)
+                 progress: bool = True,
+                 state_dir: Optional[str] = None,
+                 resume: Union[bool, str] = False):
+        attacks, self.restarts, after = split_report_keys(attacks)
         self.progress = progress
         super().__init__(runner, dataloader, evaluator, attacks, num_samples,
-                         seed, masking_tolerance, fp16)
+                         seed, masking_tolerance, fp16, state_dir=state_dir,
+                         resume=resume)
+        self.start_from = [prev or 'clean' for prev in after]
 
     def _seed(self, chunk: int, restart: int) -> int:
         # one stream per (seed, batch, restart), the same whichever process
@@ -133,7 +137,7 @@ class RobustnessReportLoop(RobustTestLoop):
         margin, grad_l1 = margin_gradients(net, images, labels)
         for a, (name, attack, _) in enumerate(self.attacks):
             start = time.perf_counter()
-            survived = correct[self.after[a] or 'clean'].clone()
+            survived = correct[self.start_from[a]].clone()
             for r in range(self.restarts[a]):
                 self.attack_survivors(net, attack, images, labels, survived,
                                       self._seed(chunk, r))
@@ -159,58 +163,3 @@ class RobustnessReportLoop(RobustTestLoop):
         first = name == self.attacks[0][0]
         print(('\n' if first else '') + f'  batch {idx + 1}/'
               f'{len(self.dataloader)}: ' + ', '.join(parts), flush=True)
-
-
-def split_report_keys(attacks: Sequence[Union[dict, str]]):
-    """Take ``restarts`` and ``after`` out of attack entries, checked.
-
-    An entry is an attack config (``dict(type='PGD', eps=8, name=...)``, or
-    a type name) with the optional keys ``restarts`` and ``after``, or the
-    same with the attack config apart:
-    ``dict(attack=dict(type='PGD', eps=8), name=..., restarts=..., after=...)``
-    (the form to use in a config of ``NoFrostRunner``, whose key check
-    knows only the attack's own arguments).
-
-    Args:
-        attacks (Sequence[dict | str]): Attack entries.
-
-    Returns:
-        tuple: the attack configs with their optional ``name`` (for
-        :func:`build_attacks`), the restarts per attack and the ``after``
-        name (or None) per attack.
-    """
-    if isinstance(attacks, (str, dict)) or not isinstance(attacks, Sequence):
-        raise TypeError('test_cfg.attacks must be a list of attack configs, '
-                        f'got {attacks!r}')
-    cfgs, restarts, after, names = [], [], [], {'clean'}
-    for entry in attacks:
-        entry = dict(type=entry) if isinstance(entry, str) else dict(entry)
-        n = entry.pop('restarts', 1)
-        prev = entry.pop('after', None)
-        if 'attack' in entry:
-            cfg = dict(entry.pop('attack'))
-            if 'name' in entry:
-                cfg['name'] = entry.pop('name')
-            if entry:
-                raise ValueError(f'attack entry {entry}: unknown key(s) '
-                                 f'{sorted(entry)} beside attack, name, '
-                                 'restarts, after')
-        else:
-            cfg = entry
-        name = attack_name(cfg) if cfg.get('type') else repr(cfg)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f'attack {name}: restarts must be an int >= 1, '
-                             f'got {n!r}')
-        if prev is not None and prev not in names:
-            raise ValueError(f'attack {name}: after={prev!r} is not the name '
-                             f'of an earlier result ({sorted(names)})')
-        names.add(name)
-        if n > 1:
-            if restart_name(name, n) in names:
-                raise ValueError(f'attack {name}: result name '
-                                 f'{restart_name(name, n)!r} is used twice')
-            names.add(restart_name(name, n))
-        cfgs.append(cfg)
-        restarts.append(n)
-        after.append(prev)
-    return cfgs, restarts, after

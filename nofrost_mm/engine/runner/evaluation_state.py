@@ -1,0 +1,143 @@
+"""Per-chunk results of a robust evaluation on disk, so a killed run resumes.
+
+An evaluation of many attacks on many samples (AutoAttack on ImageNet takes
+days) is cut by :class:`RobustTestLoop` into fixed chunks. After each chunk
+every process writes that chunk's per-sample results to its own file,
+atomically; ``tools/test.py --resume`` loads the finished chunks and attacks
+only the others. The folder's ``manifest.json`` holds the fingerprint of the
+evaluation (config, checkpoint, attacks, subset, world size): resuming with
+anything different is an error that names what differs, since mixing chunks
+of two evaluations would give numbers of neither.
+"""
+import glob
+import hashlib
+import json
+import os
+import os.path as osp
+import time
+from typing import Any, Dict, List, Optional
+
+import torch
+from mmengine.dist import barrier, get_dist_info
+
+STATE_DIR = 'robust_eval_state'
+MANIFEST = 'manifest.json'
+COMPLETE = 'COMPLETE'
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file's bytes (read in 16 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 24), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def canonical(obj: Any) -> Any:
+    """A JSON-safe, key-sorted copy of a config fragment (for comparing)."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=repr))
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary name, fsync, then rename into place."""
+    partial = osp.join(osp.dirname(path), f'.{osp.basename(path)}.partial')
+    torch.save(obj, partial)
+    with open(partial, 'rb') as f:
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+
+
+def _write_json(obj: Any, path: str) -> None:
+    partial = osp.join(osp.dirname(path), f'.{osp.basename(path)}.partial')
+    with open(partial, 'w') as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+
+
+def find_latest_state(work_dir: str) -> Optional[str]:
+    """The newest unfinished evaluation state under ``work_dir``'s run folders."""
+    found = [d for d in glob.glob(osp.join(work_dir, '*', STATE_DIR))
+             if osp.isfile(osp.join(d, MANIFEST))
+             and not osp.exists(osp.join(d, COMPLETE))]
+    return max(found, key=osp.getmtime) if found else None
+
+
+def describe_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
+    """One line per fingerprint key whose value differs."""
+    lines = []
+    for key in sorted(set(saved) | set(current)):
+        if saved.get(key) != current.get(key):
+            was = json.dumps(saved.get(key), sort_keys=True)
+            now = json.dumps(current.get(key), sort_keys=True)
+            lines.append(f'  {key}: saved {was[:300]}, this run {now[:300]}')
+    return lines
+
+
+class EvaluationState:
+    """The per-chunk result files of one evaluation.
+
+    Every process calls the same methods in the same order (the folder is
+    chosen and checked on all ranks alike, so they all fail alike).
+
+    Args:
+        directory (str): Folder of the state (created if missing).
+        fingerprint (dict): What the results depend on, JSON-safe.
+        resume (bool): Load the chunks already in ``directory``; its
+            fingerprint must equal ``fingerprint``. Without it an existing
+            state is an error (nothing is overwritten).
+    """
+
+    def __init__(self, directory: str, fingerprint: Dict[str, Any],
+                 resume: bool):
+        self.directory = directory
+        self.fingerprint = canonical(fingerprint)
+        manifest = osp.join(directory, MANIFEST)
+        saved = None
+        if osp.isfile(manifest):
+            with open(manifest) as f:
+                saved = json.load(f)['fingerprint']
+        if saved is not None and not resume:
+            raise FileExistsError(
+                f'{directory} already holds an evaluation state; pass '
+                '--resume (test_cfg.resume=True) to continue it, or choose '
+                'another --work-dir: it is never overwritten')
+        if saved is not None and saved != self.fingerprint:
+            raise ValueError(
+                f'--resume: the evaluation saved in {directory} differs from '
+                'this one, so its chunks cannot be reused:\n'
+                + '\n'.join(describe_differences(saved, self.fingerprint))
+                + '\nRun without --resume (a new run folder) or with the '
+                'settings of the saved evaluation.')
+        self.resumed = saved is not None
+        barrier()  # every rank has read the old manifest before any writes
+        if get_dist_info()[0] == 0:
+            os.makedirs(directory, exist_ok=True)
+            if saved is None:
+                _write_json(dict(fingerprint=self.fingerprint,
+                                 created=time.strftime('%Y-%m-%d %H:%M:%S')),
+                            manifest)
+        barrier()
+
+    def _chunk_path(self, chunk_id: int) -> str:
+        return osp.join(self.directory, f'chunk_{chunk_id:06d}.pth')
+
+    def load(self, chunk_id: int) -> Optional[list]:
+        """The saved results of a chunk, or None when it is not finished."""
+        path = self._chunk_path(chunk_id)
+        if not osp.isfile(path):
+            return None
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+    def save(self, chunk_id: int, results: list) -> None:
+        """Save a finished chunk's results (atomically)."""
+        atomic_save(results, self._chunk_path(chunk_id))
+
+    def mark_complete(self) -> None:
+        """Record that every chunk is done (a later --resume skips it)."""
+        barrier()
+        if get_dist_info()[0] == 0:
+            with open(osp.join(self.directory, COMPLETE), 'w') as f:
+                f.write(time.strftime('%Y-%m-%d %H:%M:%S\n'))

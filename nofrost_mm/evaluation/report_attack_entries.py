@@ -1,0 +1,64 @@
+"""Attack entries of the robustness report: restarts and chained attacks."""
+from typing import Sequence, Union
+
+from nofrost_mm.attacks import attack_name
+
+
+def restart_name(name: str, restarts: int) -> str:
+    """Result name of the per-sample worst case over ``restarts`` runs."""
+    return f'{name}x{restarts}'
+
+
+def split_report_keys(attacks: Sequence[Union[dict, str]]):
+    """Take ``restarts`` and ``after`` out of attack entries, checked.
+
+    An entry is an attack config (``dict(type='PGD', eps=8, name=...)``, or
+    a type name) with the optional keys ``restarts`` and ``after``, or the
+    same with the attack config apart:
+    ``dict(attack=dict(type='PGD', eps=8), name=..., restarts=..., after=...)``
+    (the form to use in a config of ``NoFrostRunner``, whose key check
+    knows only the attack's own arguments).
+
+    Args:
+        attacks (Sequence[dict | str]): Attack entries.
+
+    Returns:
+        tuple: the attack configs with their optional ``name`` (for
+        :func:`build_attacks`), the restarts per attack and the ``after``
+        name (or None) per attack.
+    """
+    if isinstance(attacks, (str, dict)) or not isinstance(attacks, Sequence):
+        raise TypeError('test_cfg.attacks must be a list of attack configs, '
+                        f'got {attacks!r}')
+    cfgs, restarts, after, names = [], [], [], {'clean'}
+    for entry in attacks:
+        entry = dict(type=entry) if isinstance(entry, str) else dict(entry)
+        n = entry.pop('restarts', 1)
+        prev = entry.pop('after', None)
+        if 'attack' in entry:
+            cfg = dict(entry.pop('attack'))
+            if 'name' in entry:
+                cfg['name'] = entry.pop('name')
+            if entry:
+                raise ValueError(f'attack entry {entry}: unknown key(s) '
+                                 f'{sorted(entry)} beside attack, name, '
+                                 'restarts, after')
+        else:
+            cfg = entry
+        name = attack_name(cfg) if cfg.get('type') else repr(cfg)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f'attack {name}: restarts must be an int >= 1, '
+                             f'got {n!r}')
+        if prev is not None and prev not in names:
+            raise ValueError(f'attack {name}: after={prev!r} is not the name '
+                             f'of an earlier result ({sorted(names)})')
+        names.add(name)
+        if n > 1:
+            if restart_name(name, n) in names:
+                raise ValueError(f'attack {name}: result name '
+                                 f'{restart_name(name, n)!r} is used twice')
+            names.add(restart_name(name, n))
+        cfgs.append(cfg)
+        restarts.append(n)
+        after.append(prev)
+    return cfgs, restarts, after
