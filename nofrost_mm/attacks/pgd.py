@@ -58,6 +58,13 @@ class PGDAttack:
         num_classes (int, optional): Number of classes; when given, logits of
             another width raise an error. Defaults to None (taken from the
             logits).
+        early_exit (bool): For evaluation: a sample is broken as soon as an
+            iterate misclassifies it; that iterate is returned for it (the
+            best iterate, as APGD keeps) and the sample leaves the batch, so
+            later steps cost only the survivors. Survivors follow exactly the
+            path of the plain attack, so robust accuracy is never above its
+            last-iterate value. Not with loss='kl'. Training attacks keep the
+            last iterate: Defaults to False.
 
     Example:
         >>> attack = PGDAttack(eps=8, steps=10)
@@ -80,7 +87,8 @@ class PGDAttack:
                  targeted: bool = False,
                  loss: str = 'ce',
                  confidence: float = 0.,
-                 num_classes: Optional[int] = None):
+                 num_classes: Optional[int] = None,
+                 early_exit: bool = False):
         if not isinstance(eps, (int, float)) or eps < 0:
             raise ValueError(f'PGDAttack: `eps` must be a number >= 0 (pixel units '
                              f'of 255, e.g. 8 for 8/255), got {eps!r}')
@@ -113,6 +121,13 @@ class PGDAttack:
                                         or num_classes < 2):
             raise ValueError(f'PGDAttack: `num_classes` must be None or an int '
                              f'>= 2, got {num_classes!r}')
+        if not isinstance(early_exit, bool):
+            raise ValueError(f'PGDAttack: `early_exit` must be True or False, '
+                             f'got {early_exit!r}')
+        if early_exit and loss == 'kl':
+            raise ValueError("PGDAttack: `early_exit` needs labels to tell broken "
+                             "samples; loss='kl' (TRADES) has none")
+        self.early_exit = early_exit
         self.eps = eps
         self.steps = steps
         self.step_size = step_size
@@ -127,7 +142,8 @@ class PGDAttack:
         return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
                 f'step_size={self.get_step_size()}, norm={self.norm!r}, '
                 f'random_start={self.random_start}, targeted={self.targeted}, '
-                f'loss={self.loss!r}, confidence={self.confidence})')
+                f'loss={self.loss!r}, confidence={self.confidence}'
+                + (', early_exit=True)' if self.early_exit else ')'))
 
     def get_step_size(self) -> float:
         """Step size in pixel units of 255 for the current eps and steps."""
@@ -167,6 +183,8 @@ class PGDAttack:
             return images.clone()
         eps = self.eps / 255.
         alpha = self.get_step_size() / 255.
+        if self.early_exit:
+            return self._early_exit_attack(model_fn, images, labels, eps, alpha)
 
         with torch.enable_grad():
             delta = self._random_start(images, eps) if self.random_start \
@@ -189,6 +207,49 @@ class PGDAttack:
                 # stay inside the valid pixel range
                 delta = (images + delta).clamp_(0, 1) - images
         return (images + delta).clamp_(0, 1).detach()
+
+    def _early_exit_attack(self, model_fn, images: torch.Tensor,
+                           labels: torch.Tensor, eps: float,
+                           alpha: float) -> torch.Tensor:
+        """PGD whose broken samples leave the batch at their breaking iterate.
+
+        The random start (and random targets) are drawn for the whole batch
+        as in the plain attack, so every surviving sample takes the same
+        steps it would take there.
+        """
+        adv = images.clone()
+        truth = labels.argmax(dim=1) if labels.dim() == 2 else labels
+        active = torch.arange(images.size(0), device=images.device)
+        with torch.enable_grad():
+            delta = self._random_start(images, eps) if self.random_start \
+                else torch.zeros_like(images)
+            targets = None
+            for _ in range(self.steps):
+                delta.requires_grad_(True)
+                logits = model_fn(images + delta)
+                if targets is None:
+                    targets = self._targets(labels, logits)
+                broken = logits.argmax(dim=1) != truth
+                if broken.any():
+                    adv[active[broken]] = (images + delta)[broken].detach()
+                    keep = ~broken
+                    if not keep.any():
+                        return adv.clamp_(0, 1)
+                    # the objective of the survivors only: broken rows get
+                    # no gradient and are dropped before the step
+                    grad, = torch.autograd.grad(
+                        self._objective(logits[keep], targets[keep]), delta)
+                    active, images, truth, targets = \
+                        active[keep], images[keep], truth[keep], targets[keep]
+                    delta, grad = delta.detach()[keep], grad[keep]
+                else:
+                    grad, = torch.autograd.grad(
+                        self._objective(logits, targets), delta)
+                    delta = delta.detach()
+                delta = self._step(delta, grad, alpha, eps)
+                delta = (images + delta).clamp_(0, 1) - images
+        adv[active] = images + delta
+        return adv.clamp_(0, 1).detach()
 
     def _random_start(self, images: torch.Tensor, eps: float) -> torch.Tensor:
         if self.random_start == 'normal':

@@ -12,8 +12,10 @@ Note: torchattacks' ``AutoAttack`` builds its APGD, APGD-T and FAB members
 with torchattacks' default of 10 iterations and targets every other class,
 where Croce & Hein's reference AutoAttack runs 100 iterations against the 9
 most likely other classes. The adapter sets the members to the reference
-values (``AUTOATTACK_MEMBER_STEPS``, ``AUTOATTACK_TARGET_CLASSES``), so that
-``AutoAttack`` here is the standard evaluation, not a weaker ensemble.
+values (``AUTOATTACK_MEMBER_STEPS``, ``AUTOATTACK_TARGET_CLASSES``), and
+Square to the reference's fixed schedule of ``p`` (``resc_schedule=False``,
+where torchattacks rescales it to the query budget), so that ``AutoAttack``
+here is the standard evaluation, not a weaker ensemble.
 """
 import inspect
 from typing import Optional
@@ -131,6 +133,10 @@ class TorchAttack:
                 if hasattr(member, 'n_target_classes'):
                     member.n_target_classes = min(AUTOATTACK_TARGET_CLASSES,
                                                   num_classes - 1)
+                if isinstance(member, torchattacks.Square):
+                    # the reference's Square keeps p's schedule for 10000
+                    # queries (resc_schedule=False); torchattacks rescales it
+                    member.rescale_schedule = False
         return attack
 
     def __call__(self, model: nn.Module, images: torch.Tensor,

@@ -144,3 +144,39 @@ def test_attack_context_is_what_callers_use(setup):
                                         images, labels)
     assert model.training and adv.shape == images.shape
     model.eval()
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(eps=8, steps=10), dict(eps=16, steps=5, norm='L2'),
+    dict(eps=8, steps=10, loss='cw'), dict(eps=8, steps=10, targeted=True)])
+def test_early_exit_is_never_weaker_than_the_last_iterate(setup, kwargs):
+    net, images, labels = setup
+    torch.manual_seed(3)
+    last = PGDAttack(**kwargs)(net, images, labels)
+    torch.manual_seed(3)
+    early = PGDAttack(early_exit=True, **kwargs)(net, images, labels)
+    with torch.no_grad():
+        ok_last = net(last).argmax(1) == labels
+        ok_early = net(early).argmax(1) == labels
+    eps = kwargs['eps'] / 255 + 1e-6
+    delta = (early - images).flatten(1)
+    dist = delta.norm(dim=1) if kwargs.get('norm') == 'L2' else delta.abs().amax(dim=1)
+    assert dist.max() <= eps and early.min() >= 0 and early.max() <= 1
+    # survivors took the same path as in the plain attack: a subset
+    assert not (ok_early & ~ok_last).any()
+    assert torch.allclose(early[ok_early], last[ok_early], atol=1e-6)
+    assert ok_last.sum() > ok_early.sum() or ok_last.float().mean() < 0.95
+
+
+def test_early_exit_removes_broken_samples_from_later_steps(setup):
+    net, images, labels = setup
+    sizes = []
+    counting = lambda x: (sizes.append(len(x)), net(x))[1]  # noqa: E731
+    PGDAttack(eps=32, steps=10, early_exit=True)(counting, images, labels)
+    assert sizes[0] == len(images) and sizes[-1] < sizes[0]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_early_exit_is_refused_with_the_kl_loss():
+    with pytest.raises(ValueError, match='early_exit'):
+        PGDAttack(loss='kl', random_start='normal', early_exit=True)

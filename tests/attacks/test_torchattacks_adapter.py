@@ -108,21 +108,37 @@ def test_cw_linf_is_pgd_on_the_cw_margin():
     assert (attack.loss, attack.confidence, attack.norm) == ('cw', 50., 'Linf')
 
 
-def test_autoattack_members_follow_the_reference_settings():
-    """100 iterations and at most 9 target classes, as fra31/auto-attack."""
+# fra31/auto-attack, autoattack.py: the members built in AutoAttack.__init__
+# and changed by set_version('standard') (Linf/L2), all with the one seed
+REFERENCE_STANDARD = [
+    ('APGD', dict(steps=100, n_restarts=1, loss='ce', eot_iter=1, thr_decr=0.75)),
+    ('APGDT', dict(steps=100, n_restarts=1, n_target_classes=9, eot_iter=1,
+                   thr_decr=0.75)),
+    ('FAB', dict(steps=100, n_restarts=1, multi_targeted=True, n_target_classes=9,
+                 alpha_max=0.1, eta=1.05, beta=0.9)),
+    ('Square', dict(n_queries=5000, n_restarts=1, p_init=0.8, loss='margin',
+                    rescale_schedule=False)),
+]
+
+
+@pytest.mark.parametrize('norm,eps', [('Linf', 8), ('L2', 127.5)])
+def test_autoattack_members_follow_the_reference_settings(norm, eps):
+    """Every member's settings equal fra31/auto-attack's standard version."""
     import torch.nn as nn
 
-    from nofrost_mm.attacks.torchattacks_adapter import (
-        AUTOATTACK_MEMBER_STEPS, AUTOATTACK_TARGET_CLASSES)
     from nofrost_mm.registry import ATTACKS
 
-    attack = ATTACKS.build(dict(type='AutoAttack', eps=8, version='standard'))
+    attack = ATTACKS.build(dict(type='AutoAttack', eps=eps, norm=norm,
+                                version='standard', seed=7))
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 20))
     ensemble = attack._make(model, num_classes=20)
-    members = {type(m).__name__: m for m in ensemble._autoattack.attacks}
-    assert set(members) == {'APGD', 'APGDT', 'FAB', 'Square'}
-    for name in ('APGD', 'APGDT', 'FAB'):
-        assert members[name].steps == AUTOATTACK_MEMBER_STEPS == 100
-    for name in ('APGDT', 'FAB'):
-        assert members[name].n_target_classes == AUTOATTACK_TARGET_CLASSES == 9
-    assert members['Square'].n_queries == 5000
+    members = ensemble._autoattack.attacks
+    assert [type(m).__name__ for m in members] == [n for n, _ in REFERENCE_STANDARD]
+    for member, (name, settings) in zip(members, REFERENCE_STANDARD):
+        got = {k: getattr(member, k) for k in settings}
+        assert got == settings, name
+        assert member.seed == 7 and member.norm == norm, name
+        assert member.eps == pytest.approx(eps / 255), name
+    # with fewer classes than 10 the targets are every other class
+    small = attack._make(model, num_classes=5)._autoattack.attacks
+    assert small[1].n_target_classes == small[2].n_target_classes == 4
