@@ -1,7 +1,15 @@
 from .digits import SklearnDigits
 from .corrupted_dataset import CorruptedDataset
 from .corruption_benchmarks import CIFAR10C, ImageNetC
+from .wnid_folder_dataset import WnidFolderDataset
+from .imagenet_r import ImageNetR
+from .imagenet_a import ImageNetA
+from .imagenet_sketch import ImageNetSketch
+from .multi_view_dataset import MultiViewDataset
+from .multi_view_collate import multi_view_collate
 from .transforms import *  # noqa: F401,F403
 
 __all__ = ['SklearnDigits']
 __all__ += ['CorruptedDataset', 'ImageNetC', 'CIFAR10C']
+__all__ += ['WnidFolderDataset', 'ImageNetR', 'ImageNetA', 'ImageNetSketch']
+__all__ += ['MultiViewDataset', 'multi_view_collate']
