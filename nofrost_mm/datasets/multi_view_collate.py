@@ -4,8 +4,8 @@ from typing import Callable, Sequence, Union
 from mmengine.registry import FUNCTIONS
 
 
-# registered in mmengine's root registry: found with or without a default
-# scope (a child registry's entry is not seen from the root)
+# mmpretrain has no FUNCTIONS registry of its own: mmengine's (the Runner
+# builds collate_fn from it) finds this with or without a default scope
 @FUNCTIONS.register_module()
 def multi_view_collate(data_batch: Sequence,
                        collate: Union[str, Callable] = 'pseudo_collate'):
