@@ -1,5 +1,10 @@
 """Tiny generated folders in the released layouts of the distribution-shift benchmarks."""
+import json
+import os.path as osp
+
 import numpy as np
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
 from PIL import Image
 
 from nofrost_mm.datasets.imagenet_class_lists import load_wnids
@@ -35,3 +40,16 @@ def subset_wnids(name, picks=(0, 57, 199)):
     """A few classes of a shipped list (first, middle, last by default)."""
     wnids = load_wnids(name)
     return [wnids[i] for i in picks]
+
+
+@HOOKS.register_module()
+class RecordTrainBatchHook(Hook):
+    """Append (iteration, batch size, loss) of every training step to
+    ``<work_dir>/rank<r>_batches.json`` (test helper, via custom_imports)."""
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        path = osp.join(runner.work_dir, f'rank{runner.rank}_batches.json')
+        rows = json.load(open(path)) if osp.isfile(path) else []
+        rows.append([runner.iter, len(data_batch['inputs']), float(outputs['loss'].detach())])
+        with open(path, 'w') as f:
+            json.dump(rows, f)
