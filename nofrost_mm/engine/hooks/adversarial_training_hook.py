@@ -1,5 +1,6 @@
 """Drives PGD adversarial training: attack target, schedules, logs, robust validation."""
 import bisect
+import copy
 import math
 import time
 from typing import Callable, Optional, Sequence, Union
@@ -32,10 +33,13 @@ class AdversarialTrainingHook(Hook):
       with adversarial weight perturbation).
     - With ``model.awp_gamma > 0`` it keeps AWP off during the first
       ``awp_warmup`` epochs (iterations).
-    - After validation epochs number ``k * adv_val_interval`` and in the last
+    - In validation epochs number ``k * adv_val_interval`` and in the last
       ``adv_val_last`` fraction of training it measures robust top-1
       accuracy on the val set under ``val_attack`` (official: PGD-5), logged
-      as ``robust_accuracy/top1`` beside the clean accuracy. CheckpointHook
+      as ``robust_accuracy/top1`` beside the clean accuracy. It attacks each
+      val batch right after its clean prediction, in the same pass, so both
+      numbers come from the same weights (EMAHook's too, at any priority);
+      samples predicted wrongly clean are not attacked. CheckpointHook
       can keep the best of both:
       ``save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'``
       (epochs without the robust evaluation report -inf for it, never a best).
@@ -208,38 +212,66 @@ class AdversarialTrainingHook(Hook):
         return (done % self.adv_val_interval == 0 or done == total
                 or done > total - math.ceil(self.adv_val_last * total))
 
+    def before_val_epoch(self, runner) -> None:
+        self._robust_evaluator = None
+        if not self._robust_val_due(runner):
+            return
+        dataloader = runner.val_dataloader
+        self._robust_evaluator = runner.build_evaluator(
+            dict(type='Accuracy', topk=(1, ), prefix=ROBUST_PREFIX))
+        self._robust_evaluator.dataset_meta = getattr(
+            dataloader.dataset, 'metainfo', None)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None,
+                       outputs=None) -> None:
+        """Robust predictions of this batch, by the model that just made the clean ones.
+
+        Running here, inside the validation pass, ties every robust number
+        to the weights of its clean twin: hooks that swap weights for
+        validation (EMAHook) do so around the whole pass, whatever their
+        priority. Samples the clean pass got wrong are not attacked (they
+        count as broken), so robust accuracy never exceeds clean accuracy.
+        """
+        if getattr(self, '_robust_evaluator', None) is None or not outputs:
+            return
+        model = self._unwrap(runner)
+        preprocessor = model.data_preprocessor
+        with torch.no_grad():
+            # the plain preprocessing, whatever test_attack says
+            data = ClsDataPreprocessor.forward(preprocessor, data_batch, False)
+        inputs, samples = data['inputs'], data['data_samples']
+        clean_right = torch.tensor(
+            [int(o.pred_label) == int(o.gt_label) for o in outputs],
+            device=inputs.device)
+        robust = copy.deepcopy(list(outputs))
+        todo = clean_right.nonzero().squeeze(1)
+        if len(todo):
+            targets = preprocessor.attack_targets(samples)[todo.cpu()]
+            adv = preprocessor.attack_inputs(inputs[todo], targets,
+                                             self.val_attack, train_mode=False)
+            was_training = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    preds = model(adv, [samples[i] for i in todo.tolist()],
+                                  mode='predict')
+            finally:
+                model.train(was_training)
+            for i, pred in zip(todo.tolist(), preds):
+                robust[i].set_pred_score(pred.pred_score).set_pred_label(
+                    pred.pred_label)
+        self._robust_evaluator.process(data_samples=robust, data_batch=data_batch)
+
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        evaluator, self._robust_evaluator = \
+            getattr(self, '_robust_evaluator', None), None
         if metrics is None:
             return
         key = f'{ROBUST_PREFIX}/top1'
-        if not self._robust_val_due(runner):
+        if evaluator is None:
             metrics.setdefault(key, float('-inf'))  # CheckpointHook: never a best
             return
-        for name, value in self._robust_accuracy(runner).items():
+        dataset = runner.val_dataloader.dataset
+        for name, value in evaluator.evaluate(len(dataset)).items():
             metrics[name] = value
             runner.message_hub.update_scalar(f'val/{name}', value)
-
-    def _robust_accuracy(self, runner) -> dict:
-        model = self._unwrap(runner)
-        preprocessor = model.data_preprocessor
-        dataloader = runner.val_dataloader
-        evaluator = runner.build_evaluator(
-            dict(type='Accuracy', topk=(1, ), prefix=ROBUST_PREFIX))
-        evaluator.dataset_meta = getattr(dataloader.dataset, 'metainfo', None)
-        was_training = model.training
-        model.eval()
-        try:
-            for data_batch in dataloader:
-                with torch.no_grad():
-                    # the plain preprocessing, whatever test_attack says
-                    data = ClsDataPreprocessor.forward(preprocessor, data_batch, False)
-                samples = data['data_samples']
-                adv = preprocessor.attack_inputs(
-                    data['inputs'], preprocessor.attack_targets(samples),
-                    self.val_attack, train_mode=False)
-                with torch.no_grad():
-                    outputs = model(adv, samples, mode='predict')
-                evaluator.process(data_samples=outputs, data_batch=data_batch)
-        finally:
-            model.train(was_training)
-        return evaluator.evaluate(len(dataloader.dataset))
