@@ -112,3 +112,22 @@ class WnidFolderDataset(CustomDataset):
                       f'image in {root}', logger='current', level=30)
         return [dict(img_path=backend.join_path(root, path), gt_label=label)
                 for path, label in samples]
+
+
+def check_head_width(width: Optional[int], subset_size: int,
+                     num_outputs: int = 1000, dataset: str = 'the dataset') -> None:
+    """Raise a clear error when a head cannot be scored on a class subset.
+
+    Args:
+        width (int, optional): ``head.num_classes`` (None: unknown, not
+            checked).
+        subset_size (int): Classes of the subset dataset.
+        num_outputs (int): Size of the index space. Defaults to 1000.
+        dataset (str): Dataset name for the message.
+    """
+    if width is not None and width != num_outputs:
+        raise ValueError(
+            f'{dataset} has {subset_size} of the {num_outputs} ImageNet-1k classes '
+            f'and is scored on those {subset_size} logits of a {num_outputs}-class '
+            f'model, but model.head.num_classes={width}: test an ImageNet-1k '
+            f'model (num_classes={num_outputs})')

@@ -1,0 +1,262 @@
+"""The paper's distribution-shift table for one or more checkpoints.
+
+For each CONFIG CHECKPOINT pair: ImageNet clean top-1 (the config's own test
+set), ImageNet-C mCE and mean accuracy, ImageNet-R, ImageNet-A (both scored on
+the 200 logits of their classes, as the official evaluation) and
+ImageNet-Sketch top-1, plus robust columns (accuracy under each attack and the
+per-sample worst case) on the benchmarks of ``--robust-benchmarks`` when
+attacks are configured. Writes ``distribution_shift.md``, ``.json`` and a bar
+plot ``.png`` to ``--out``.
+
+Each benchmark is the model's config with the test set of
+``configs/_base_/datasets/{imagenet-c,imagenet-r,imagenet-a,imagenet-sketch}_bs64.py``,
+tested by the config's runner (``--launcher pytorch`` under
+``torch.distributed.run`` splits every test over the processes).
+
+Usage:
+    python tools/analysis_tools/distribution_shift_table.py \
+        CONFIG CHECKPOINT [CONFIG CHECKPOINT ...] --out DIR [--labels A B] \
+        [--benchmarks imagenet imagenet-c imagenet-r imagenet-a imagenet-sketch] \
+        [--data-root imagenet=data/imagenet imagenet-r=/datasets/imagenet-r ...] \
+        [--attacks none | TYPE | "{'type': 'PGD', 'eps': 8, 'steps': 20}" ...] \
+        [--robust-benchmarks imagenet] [--num-samples 1000] [--batch-size 64] \
+        [--dataset-config imagenet-r=my_imagenet-r.py] [--num-workers 8]
+"""
+import argparse
+import ast
+import os
+import os.path as osp
+import time
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DATASET_CONFIGS = osp.join(REPO_ROOT, 'configs', '_base_', 'datasets')
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+
+    from nofrost_mm.evaluation.distribution_shift import BENCHMARKS
+
+    parser = argparse.ArgumentParser(
+        description='ImageNet / -C / -R / -A / -Sketch table (Markdown, JSON, '
+        'bar plot) for one or more checkpoints')
+    parser.add_argument('models', nargs='+', metavar='CONFIG CHECKPOINT',
+                        help='config and checkpoint of each model, in pairs')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--labels', nargs='+', help='a name per model '
+                        '(default: the config names)')
+    parser.add_argument('--benchmarks', nargs='+', default=list(BENCHMARKS),
+                        choices=list(BENCHMARKS), help='columns (default: all)')
+    parser.add_argument(
+        '--data-root', nargs='+', default=[], metavar='NAME=PATH',
+        help='data root of a benchmark; defaults: ' + ', '.join(
+            f'{b.name}={b.default_root}' for b in BENCHMARKS.values()) +
+        " (imagenet: the folder of the config's test set, e.g. with val/)")
+    parser.add_argument(
+        '--dataset-config', nargs='+', default=[], metavar='NAME=FILE',
+        help='replace the dataset config of a benchmark (default: '
+        'configs/_base_/datasets/<name>_bs64.py), e.g. for another pipeline; its '
+        'test_dataloader, test_evaluator and custom_hooks are used')
+    parser.add_argument(
+        '--attacks', nargs='+',
+        help="robust columns: 'none', or attacks as in tools/test.py (type names "
+        "or dict literals \"{'type': 'PGD', 'eps': 8, 'steps': 20}\"); default: "
+        "each config's test_attacks")
+    parser.add_argument('--robust-benchmarks', nargs='+', default=['imagenet'],
+                        choices=list(BENCHMARKS),
+                        help='benchmarks attacked (default: imagenet)')
+    parser.add_argument('--num-samples', type=int,
+                        help='seeded subset of each robust run (default: all)')
+    parser.add_argument('--batch-size', type=int, help='test batch size')
+    parser.add_argument('--num-workers', type=int,
+                        help='dataloader workers per process (default: the configs\')')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of every model config')
+    parser.add_argument('--log-level', default='WARNING',
+                        help="the runners' log level")
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if len(args.models) % 2:
+        parser.error(f'models come in CONFIG CHECKPOINT pairs; got '
+                     f'{len(args.models)} paths: {args.models}')
+    if args.labels is not None and len(args.labels) != len(args.models) // 2:
+        parser.error(f'--labels: {len(args.labels)} names for '
+                     f'{len(args.models) // 2} models')
+    for key in ('num_samples', 'batch_size', 'num_workers'):
+        value = getattr(args, key)
+        if value is not None and value < (0 if key == 'num_workers' else 1):
+            parser.error(f'--{key.replace("_", "-")} must be >= '
+                         f'{0 if key == "num_workers" else 1}, got {value}')
+    return args
+
+
+def parse_attack(spec: str):
+    """One ``--attacks`` item: a type name or a dict literal."""
+    if spec.lstrip().startswith('{'):
+        try:
+            cfg = ast.literal_eval(spec)
+        except (ValueError, SyntaxError) as e:
+            raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
+        if not isinstance(cfg, dict) or 'type' not in cfg:
+            raise ValueError(f"--attacks {spec!r}: needs a 'type' key")
+        return cfg
+    return spec
+
+
+def load_models(args):
+    """Configs and labels of the model pairs, checked (no model is built)."""
+    from mmengine.config import Config
+
+    pairs = list(zip(args.models[::2], args.models[1::2]))
+    models = []
+    for i, (config, checkpoint) in enumerate(pairs):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config {config}: no such file')
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint {checkpoint}: no such file '
+                                    f'(paired with config {config})')
+        cfg = Config.fromfile(config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        stem = osp.splitext(osp.basename(config))[0]
+        name = args.labels[i] if args.labels else stem
+        models.append(dict(name=name, stem=stem, config=config,
+                           checkpoint=checkpoint, cfg=cfg))
+    names = [m['name'] for m in models]
+    for i, m in enumerate(models):  # the same config twice: number them
+        if names.count(m['name']) > 1:
+            m['name'] = f"{i + 1}: {m['name']}"
+    return models
+
+
+def model_attacks(args, cfg):
+    """The attack configs of a model's robust runs ([] for none)."""
+    if args.attacks is not None:
+        if [a.lower() for a in args.attacks] == ['none']:
+            return []
+        return [parse_attack(a) for a in args.attacks]
+    return list(cfg.get('test_attacks', None) or [])
+
+
+def plan_runs(args, models):
+    """Check every input before any model is built; the runs to do."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import DATASETS
+
+    from nofrost_mm.engine.runner.robust_test_loop import attack_name, build_attacks
+    from nofrost_mm.evaluation.distribution_shift import (
+        BENCHMARKS, benchmark_cfg, check_head_for_benchmark, parse_data_roots)
+
+    roots = parse_data_roots(args.data_root, args.benchmarks)
+    files = parse_data_roots(args.dataset_config, args.benchmarks, '--dataset-config')
+    dataset_cfgs = {}
+    for b in args.benchmarks:
+        bench = BENCHMARKS[b]
+        if not osp.exists(roots[b]):
+            raise FileNotFoundError(f'{bench.title}: data root {roots[b]} does not exist '
+                                    f'(--data-root {b}=PATH)')
+        path = files[b] if files[b] is not None else None if bench.dataset_config is None \
+            else osp.join(DATASET_CONFIGS, bench.dataset_config)
+        if path is not None:
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'{bench.title}: dataset config {path}: no such file')
+            dataset_cfgs[b] = Config.fromfile(path)
+    runs = []
+    for i, m in enumerate(models):
+        init_default_scope(m['cfg'].get('default_scope', 'mmpretrain'))
+        attacks = model_attacks(args, m['cfg'])
+        built = build_attacks(attacks) if attacks else []
+        m['attack_names'] = [name for name, _, _ in built]
+        for b in args.benchmarks:
+            bench = BENCHMARKS[b]
+            cfg = benchmark_cfg(m['cfg'], bench, roots[b], dataset_cfgs.get(b),
+                                batch_size=args.batch_size, num_workers=args.num_workers)
+            # the class list and the head width, before any model work
+            check_head_for_benchmark(m['cfg'], DATASETS.build(
+                dict(cfg.test_dataloader.dataset, lazy_init=True)), bench)
+            runs.append((i, b, cfg, None))
+            if attacks and b in args.robust_benchmarks:
+                runs.append((i, b, benchmark_cfg(
+                    m['cfg'], bench, roots[b], dataset_cfgs.get(b), attacks=attacks,
+                    num_samples=args.num_samples, batch_size=args.batch_size,
+                    num_workers=args.num_workers),
+                    m['attack_names']))
+    return roots, runs
+
+
+def run_one(i, model, bench, cfg, args, robust):
+    from mmengine.registry import RUNNERS
+
+    kind = 'robust' if robust else 'clean'
+    cfg.launcher = args.launcher
+    cfg.work_dir = osp.join(args.out, 'work_dirs', f"{i}_{model['stem']}", f'{bench}_{kind}')
+    cfg.experiment_name = f"distribution_shift_{i}_{model['stem']}_{bench}_{kind}"
+    cfg.load_from = model['checkpoint']
+    cfg.resume = False
+    cfg.log_level = args.log_level
+    cfg.setdefault('runner_type', 'NoFrostRunner')
+    runner = RUNNERS.build(cfg)
+    metrics = runner.test()
+    return runner.rank, metrics
+
+
+def main(argv=None):
+    _main(argv)
+    from nofrost_mm.utils import shutdown_distributed
+    shutdown_distributed()
+
+
+def _main(argv=None):
+    import nofrost_mm  # noqa: F401  (registers the plug-in)
+    args = parse_args(argv)
+    from nofrost_mm.evaluation.distribution_shift import (
+        BENCHMARKS, output_paths, plot_bars, result_columns, write_json,
+        write_markdown)
+
+    models = load_models(args)
+    roots, runs = plan_runs(args, models)
+    os.makedirs(args.out, exist_ok=True)
+    results = [dict(name=m['name'], config=m['config'], checkpoint=m['checkpoint'],
+                    results={}) for m in models]
+    rank, start = 0, time.perf_counter()
+    for k, (i, b, cfg, attack_names) in enumerate(runs):
+        what = f"{models[i]['name']} on {BENCHMARKS[b].title}" + (
+            f" under {', '.join(attack_names)}" if attack_names else '')
+        print(f'[{k + 1}/{len(runs)}] {what}', flush=True)
+        t0 = time.perf_counter()
+        rank, metrics = run_one(i, models[i], b, cfg, args, attack_names is not None)
+        cols = result_columns(BENCHMARKS[b], metrics, attack_names or ())
+        results[i]['results'].setdefault(b, {}).update(cols)
+        shown = ', '.join(f'{c} {v:.2f}' for c, v in cols.items()
+                          if v is not None and c != 'robust_num_samples')
+        print(f'[{k + 1}/{len(runs)}] {what}: {shown} '
+              f'({time.perf_counter() - t0:.0f} s)', flush=True)
+    if rank != 0:
+        return
+    settings = dict(
+        benchmarks=' '.join(args.benchmarks),
+        data_roots=', '.join(f'{b}={roots[b]}' for b in args.benchmarks),
+        robust_benchmarks=' '.join(args.robust_benchmarks) if any(
+            m['attack_names'] for m in models) else 'none',
+        attacks='; '.join(f"{m['name']}: {', '.join(m['attack_names']) or 'none'}"
+                          for m in models),
+        num_samples_robust=args.num_samples or 'all',
+        launcher=args.launcher, world_size=int(os.environ.get('WORLD_SIZE', 1)),
+        seconds=round(time.perf_counter() - start, 1))
+    paths = output_paths(args.out)
+    write_markdown(paths['markdown'], results, args.benchmarks, settings)
+    write_json(paths['json'], results, settings)
+    plot_bars(paths['plot'], results, args.benchmarks)
+    with open(paths['markdown']) as f:
+        print(f.read().split('\n\n')[1], flush=True)
+    print(f"table written to {paths['markdown']}, {paths['json']}, {paths['plot']}",
+          flush=True)
+
+
+if __name__ == '__main__':
+    main()
