@@ -1,6 +1,7 @@
 """ImageClassifier that takes clean and adversarial batches: mixed PGD-AT,
-pure AT, TRADES, and adversarial weight perturbation (AWP)."""
-from typing import Dict, List, Optional, Tuple
+pure AT, TRADES, adversarial weight perturbation (AWP) and GradAlign."""
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,6 +9,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.func import functional_call
+from torch.nn.modules.batchnorm import _NormBase
 
 from nofrost_mm.attacks import frozen_running_stats
 
@@ -47,6 +49,22 @@ class AdvImageClassifier(ImageClassifier):
     backward as usual. Each rank perturbs with its own batch.
     :class:`AdversarialTrainingHook` can delay it (``awp_warmup``).
 
+    GradAlign (Andriushchenko & Flammarion 2020), on when
+    ``grad_align_lambda > 0``, adds ``loss_grad_align = lambda * mean_i(1 -
+    cos(g_i(x), g_i(x + eta)))`` with ``g(x)`` the input gradient of the
+    cross entropy in [0, 1] pixel space, ``eta ~ U(-eps, eps)`` (eps of the
+    training attack, so it follows eps warm-up; ``x + eta`` clipped to
+    [0, 1]). The first gradient is detached, the second is taken with
+    ``create_graph=True`` (double backprop), as in the official code; samples
+    with a zero gradient are left out of the mean. Both passes run in the
+    attack's model mode (``data_preprocessor.attack_model_mode``: eval by
+    default, the function the attack linearises; in train mode BN uses batch
+    statistics and its running statistics are left unchanged) and at the
+    AWP-perturbed weights when AWP is on. Pair it with a single-step attack
+    from the clean image (``dict(type='FGSMRS', random_start=False,
+    step_ratio=1.)``, the paper's FGSM); lambda 0.2 at 8/255, 2.0 at
+    16/255 in the paper. It costs about two more training passes.
+
     After each adversarial loss it keeps ``adv_log_vars``: loss_clean,
     loss_adv (unweighted sums of the head's loss terms; with TRADES loss_adv
     is computed without gradient, for the log), trades_kl (the unweighted
@@ -57,6 +75,8 @@ class AdvImageClassifier(ImageClassifier):
         awp_gamma (float): Layer-wise relative size of the adversarial
             weight perturbation; 0 turns AWP off (5e-3 for TRADES-AWP, 1e-2
             for AT-AWP in Wu et al. 2020). Defaults to 0.
+        grad_align_lambda (float): Weight of the GradAlign term; 0 turns it
+            off. Defaults to 0.
         *args, **kwargs: As :class:`mmpretrain.models.ImageClassifier`; set
             ``data_preprocessor.type='PGDDataPreprocessor'``. The head must
             be a ``ClsHead`` (its ``_get_loss`` turns logits into losses).
@@ -76,18 +96,25 @@ class AdvImageClassifier(ImageClassifier):
     # Wu et al.'s AWP code divides by ||g|| + 1e-20
     AWP_EPS = 1e-20
 
-    def __init__(self, *args, awp_gamma: float = 0., **kwargs):
+    def __init__(self, *args, awp_gamma: float = 0., grad_align_lambda: float = 0.,
+                 **kwargs):
         if (not isinstance(awp_gamma, (int, float)) or isinstance(awp_gamma, bool)
                 or awp_gamma < 0):
             raise ValueError('model.awp_gamma must be a number >= 0 (0: no adversarial '
                              'weight perturbation; 5e-3 TRADES-AWP, 1e-2 AT-AWP), '
                              f'got {awp_gamma!r}')
+        if (not isinstance(grad_align_lambda, (int, float))
+                or isinstance(grad_align_lambda, bool) or grad_align_lambda < 0):
+            raise ValueError('model.grad_align_lambda must be a number >= 0 (0: no '
+                             'GradAlign; 0.2 at eps 8/255, 2.0 at 16/255 in the '
+                             f'paper), got {grad_align_lambda!r}')
         super().__init__(*args, **kwargs)
         if not hasattr(self.head, '_get_loss'):
             raise TypeError(f'AdvImageClassifier needs a ClsHead-style head with '
                             f'_get_loss(cls_score, data_samples); got '
                             f'{type(self.head).__name__}')
         self.awp_gamma = float(awp_gamma)
+        self.grad_align_lambda = float(grad_align_lambda)
         # AdversarialTrainingHook turns AWP off during its warm-up
         self.awp_enabled = True
         self.adv_log_vars: Dict[str, torch.Tensor] = {}
@@ -131,7 +158,60 @@ class AdvImageClassifier(ImageClassifier):
                       self.awp_perturbation(inputs, adv_inputs, data_samples)}
         losses, self.adv_log_vars = self._training_losses(
             inputs, adv_inputs, data_samples, params)
+        if self.grad_align_lambda > 0:
+            reg, cos = self.grad_align(inputs, data_samples, params)
+            losses['loss_grad_align'] = self.grad_align_lambda * reg
+            self.adv_log_vars['grad_align_cos'] = cos
         return losses
+
+    def grad_align(self, inputs: torch.Tensor, data_samples: List[DataSample],
+                   params: Optional[dict] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """GradAlign's ``mean(1 - cos)`` of clean and noisy input gradients.
+
+        Args:
+            inputs (torch.Tensor): The clean (normalized) batch.
+            data_samples (List[DataSample]): Its annotations.
+            params (dict, optional): Parameters overriding the module's (AWP).
+
+        Returns:
+            tuple[Tensor, Tensor]: The regulariser (differentiable with
+            respect to the weights) and the detached mean cosine.
+        """
+        pre = self.data_preprocessor
+        images = pre._to_unit_range(inputs.detach())
+        targets = pre.attack_targets(data_samples).to(inputs.device)
+        normalize = pre._normalizer(self).normalize
+        eps = getattr(pre.attack, 'eps', 0) / 255.
+        with _attack_mode(self, pre.attack_model_mode == 'train'):
+            clean = self._input_grad(normalize, images, targets, params, False)
+            eta = torch.empty_like(images).uniform_(-eps, eps)
+            noisy = self._input_grad(normalize, (images + eta).clamp_(0, 1), targets,
+                                     params, True)
+        clean, noisy = clean.flatten(1), noisy.flatten(1)
+        # the official code drops samples with a zero gradient (the norm's
+        # gradient is undefined there): select before taking norms
+        keep = (clean.detach().norm(dim=1) > 0) & (noisy.detach().norm(dim=1) > 0)
+        if not keep.any():
+            zero = noisy.sum() * 0.
+            return zero, zero.detach() + 1.
+        clean, noisy = clean[keep], noisy[keep]
+        cos = (clean * noisy).sum(dim=1) / (clean.norm(dim=1) * noisy.norm(dim=1))
+        return 1. - cos.mean(), cos.mean().detach()
+
+    def _input_grad(self, normalize, images, targets, params, create_graph):
+        x = images.detach().requires_grad_(True)
+        logits = self._logits(normalize(x), params)
+        if isinstance(logits, (tuple, list)):
+            logits = sum(logits)
+        logits = logits.float()
+        # summed cross entropy (the cosine ignores the scale; a sum keeps
+        # fp16 gradients away from underflow)
+        if targets.dim() == 2:
+            loss = -(targets * logits.log_softmax(dim=1)).sum()
+        else:
+            loss = F.cross_entropy(logits, targets, reduction='sum')
+        grad, = torch.autograd.grad(loss, x, create_graph=create_graph)
+        return grad if create_graph else grad.detach()
 
     def awp_perturbation(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
                          data_samples: List[DataSample]
@@ -214,6 +294,31 @@ class AdvImageClassifier(ImageClassifier):
         else:
             labels = torch.cat([s.gt_label for s in data_samples])
         return (scores.argmax(dim=1) == labels.to(scores.device)).float().mean() * 100
+
+
+@contextmanager
+def _attack_mode(model: torch.nn.Module, train_mode: bool) -> Iterator[None]:
+    """Eval (or train) mode for extra passes, BN running statistics untouched.
+
+    Unlike :func:`frozen_running_stats` no buffer is written back (the
+    passes' graphs stay alive until the training backward, which would see
+    the in-place restore): in train mode the BN momentum is 0 instead.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    bns = [(m, m.momentum, m.num_batches_tracked.clone()) for m in model.modules()
+           if isinstance(m, _NormBase) and m.track_running_stats
+           and m.num_batches_tracked is not None] if train_mode else []
+    try:
+        model.train(train_mode)
+        for m, _, _ in bns:
+            m.momentum = 0.  # running = 1 * running + 0 * batch
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        for m, momentum, count in bns:
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
 
 
 def _take(feats, index):
