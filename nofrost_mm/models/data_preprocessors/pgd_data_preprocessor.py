@@ -12,6 +12,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from nofrost_mm.attacks import NormalizedClassifier, attack_context, build_attack
+from nofrost_mm.attacks.mixed_precision import GradScaledClassifier, autocast_dtype
 
 
 @MODELS.register_module()
@@ -53,6 +54,14 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
     (from the unwrapped model) and held through a weak reference: the
     preprocessor is the model's child, and a module attribute pointing back
     to the model would make ``train()`` and ``state_dict()`` recurse forever.
+
+    Memory format and precision follow the model: when its conv weights are
+    channels-last (the config key ``channels_last = True`` of
+    :class:`NoFrostRunner`), the attack's images and every returned batch are
+    channels-last too; under autocast (``--amp``: the optim wrapper's context
+    covers the preprocessor in training) the attack's forward passes are
+    bf16/fp16 with an fp32 attack loss, and under fp16 its input gradients are
+    computed at a larger scale (:class:`GradScaledClassifier`, no underflow).
 
     At val/test time it is a plain ``ClsDataPreprocessor`` unless
     ``test_attack`` is set: then val/test batches are replaced by adversarial
@@ -278,11 +287,28 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         attack = self.attack if attack is None else attack
         if train_mode is None:
             train_mode = self.attack_model_mode == 'train'
-        images = self._to_unit_range(inputs.detach())
+        memory_format = self._memory_format()
+        images = self._to_unit_range(inputs.detach()).contiguous(
+            memory_format=memory_format)
         with attack_context(self.classifier, train_mode=train_mode) as model:
             net = self._normalizer(model)
-            adv = attack(net, images, targets.to(inputs.device))
-            return net.normalize(adv).to(inputs.dtype)
+            model_fn = GradScaledClassifier(net) \
+                if autocast_dtype(images.device.type) == torch.float16 else net
+            adv = attack(model_fn, images, targets.to(inputs.device))
+            return net.normalize(adv).to(inputs.dtype).contiguous(
+                memory_format=memory_format)
+
+    def _memory_format(self) -> torch.memory_format:
+        """channels_last when the classifier's conv weights are, else contiguous."""
+        model = self._classifier_ref() if self._classifier_ref is not None else None
+        for p in (model.parameters() if model is not None else ()):
+            # the first 4-d weight whose two layouts differ (not a 1x1 conv
+            # of one input channel) decides
+            if p.dim() == 4 and p.is_contiguous() != p.is_contiguous(
+                    memory_format=torch.channels_last):
+                return torch.contiguous_format if p.is_contiguous() \
+                    else torch.channels_last
+        return torch.contiguous_format
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Preprocess a batch; in training, add its adversarial version.
@@ -298,6 +324,9 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             classifiers.
         """
         data = super().forward(data, training)
+        memory_format = self._memory_format()
+        if memory_format != torch.contiguous_format:
+            data['inputs'] = data['inputs'].contiguous(memory_format=memory_format)
         if training:
             if self.adv_loss_weight == 0:
                 return data
