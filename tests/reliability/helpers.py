@@ -103,3 +103,15 @@ class HangAtIterHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.rank == self.rank and runner.iter + 1 == self.at_iter:
             time.sleep(600)
+
+
+@HOOKS.register_module()
+class KillAtTestIterHook(Hook):
+    """SIGKILL this process after test batch ``at_batch`` (0-based) is processed."""
+
+    def __init__(self, at_batch):
+        self.at_batch = at_batch
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if batch_idx == self.at_batch:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -112,3 +112,82 @@ def test_analysis_tools_draw_and_summarise(checkpoint, tmp_path):
         for key in keys:
             assert summary['a'][key]['n'] == 12
         assert 'a: ' in proc.stdout and 'median' in proc.stdout
+
+
+def _accuracies(res):
+    return {k: v for k, v in res.items() if '/time_s/' not in k and k != 'warnings'}
+
+
+# AutoAttack on 32 samples in 4 chunks: 2 per process with 2 processes
+RESUME_ARGS = ['--num-samples', '32', '--attacks',
+               "{'type': 'AutoAttack', 'eps': 24, 'version': 'standard'}",
+               '--cfg-options', 'test_dataloader.batch_size=8']
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp('uninterrupted') / 'results.json'
+    run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', out.parent,
+              '--out', out, *RESUME_ARGS])
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize('procs', [1, 2])
+def test_sigkilled_evaluation_resumes_to_the_same_numbers(checkpoint, uninterrupted,
+                                                          tmp_path, procs):
+    from tests.reliability.helpers import write_config
+    killing = write_config(tmp_path / 'killing.py', base=REPO_ROOT / CONFIG, body=(
+        "custom_hooks = [dict(type='KillAtTestIterHook', at_batch=1)]\n"))
+    launch = ['tools/test.py'] if procs == 1 else ['bash', 'tools/dist_test.sh']
+    tail = [] if procs == 1 else [procs]
+    work_dir, out = tmp_path / 'eval', tmp_path / 'resumed.json'
+    proc = run_tool([*launch, killing, checkpoint, *tail, '--work-dir', work_dir,
+                     '--out', out, *RESUME_ARGS], env={'PORT': str(free_port())},
+                    check=False)
+    assert proc.returncode != 0 and not out.exists()
+    state = list(work_dir.glob('*/robust_eval_state'))
+    assert len(state) == 1
+    # batch 0 of every process was saved, batch 1 (killed) was not
+    assert len(list(state[0].glob('chunk_*.pth'))) == procs
+    proc = run_tool([*launch, CONFIG, checkpoint, *tail, '--work-dir', work_dir,
+                     '--out', out, '--resume', *RESUME_ARGS],
+                    env={'PORT': str(free_port())})
+    assert f'1 of {4 // procs} batches of this process read from' in proc.stdout + proc.stderr
+    assert _accuracies(json.loads(out.read_text())) == _accuracies(uninterrupted)
+    assert (state[0] / 'COMPLETE').exists()
+
+
+def test_resume_with_other_settings_names_what_differs(checkpoint, tmp_path):
+    from tests.reliability.helpers import write_config
+    killing = write_config(tmp_path / 'killing.py', base=REPO_ROOT / CONFIG, body=(
+        "custom_hooks = [dict(type='KillAtTestIterHook', at_batch=0)]\n"))
+    args = ['--work-dir', tmp_path, '--num-samples', '20', '--attacks', 'FGSM']
+    run_tool(['tools/test.py', killing, checkpoint, *args], check=False)
+    proc = run_tool(['tools/test.py', CONFIG, checkpoint, *args[:-1], 'PGD',
+                     '--resume'], check=False)
+    assert proc.returncode != 0
+    assert 'differs from this one' in proc.stderr and '  attacks: saved' in proc.stderr
+    assert '  subset' not in proc.stderr
+
+
+def test_cascade_keeps_the_worst_case_and_reports_cumulative_columns(checkpoint,
+                                                                    tmp_path):
+    # attacks whose result for a sample does not depend on the rest of its
+    # batch (no random start): the cascade must give exactly the worst case
+    attacks = ['--num-samples', '60', '--attacks', 'FGSM',
+               "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'random_start': False}",
+               "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'loss': 'cw', "
+               "'random_start': False, 'name': 'CW-10'}"]
+    plain, cascade = tmp_path / 'plain.json', tmp_path / 'cascade.json'
+    run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path,
+              '--out', plain, *attacks])
+    run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path,
+              '--out', cascade, '--cascade', *attacks])
+    plain, cascade = json.loads(plain.read_text()), json.loads(cascade.read_text())
+    assert cascade['robust/worst_case'] == plain['robust/worst_case']
+    first = cascade['robust/FGSM']
+    second = cascade['robust/FGSM+PGDAttack-10']
+    third = cascade['robust/FGSM+PGDAttack-10+CW-10']
+    assert first == plain['robust/FGSM'] and first >= second >= third
+    assert third == plain['robust/worst_case']
+    assert 'robust/PGDAttack-10' not in cascade
