@@ -224,17 +224,19 @@ def _main(argv=None):
     results = [dict(name=m['name'], config=m['config'], checkpoint=m['checkpoint'],
                     results={}) for m in models]
     rank, start = 0, time.perf_counter()
+    # progress from the first process only (the launchers set RANK)
+    log = print if int(os.environ.get('RANK', 0)) == 0 else (lambda *a, **k: None)
     for k, (i, b, cfg, attack_names) in enumerate(runs):
         what = f"{models[i]['name']} on {BENCHMARKS[b].title}" + (
             f" under {', '.join(attack_names)}" if attack_names else '')
-        print(f'[{k + 1}/{len(runs)}] {what}', flush=True)
+        log(f'[{k + 1}/{len(runs)}] {what}', flush=True)
         t0 = time.perf_counter()
         rank, metrics = run_one(i, models[i], b, cfg, args, attack_names is not None)
         cols = result_columns(BENCHMARKS[b], metrics, attack_names or ())
         results[i]['results'].setdefault(b, {}).update(cols)
         shown = ', '.join(f'{c} {v:.2f}' for c, v in cols.items()
                           if v is not None and c != 'robust_num_samples')
-        print(f'[{k + 1}/{len(runs)}] {what}: {shown} '
+        log(f'[{k + 1}/{len(runs)}] {what}: {shown} '
               f'({time.perf_counter() - t0:.0f} s)', flush=True)
     if rank != 0:
         return
