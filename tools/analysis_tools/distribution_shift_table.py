@@ -148,7 +148,7 @@ def plan_runs(args, models):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import DATASETS
 
-    from nofrost_mm.engine.runner.robust_test_loop import attack_name, build_attacks
+    from nofrost_mm.engine.runner.robust_test_loop import build_attacks
     from nofrost_mm.evaluation.distribution_shift import (
         BENCHMARKS, benchmark_cfg, check_head_for_benchmark, parse_data_roots)
 
