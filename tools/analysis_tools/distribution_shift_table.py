@@ -177,15 +177,21 @@ def plan_runs(args, models):
             cfg = benchmark_cfg(m['cfg'], bench, roots[b], dataset_cfgs.get(b),
                                 batch_size=args.batch_size, num_workers=args.num_workers)
             # the class list and the head width, before any model work
-            check_head_for_benchmark(m['cfg'], DATASETS.build(
-                dict(cfg.test_dataloader.dataset, lazy_init=True)), bench)
-            runs.append((i, b, cfg, None))
+            dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True))
+            check_head_for_benchmark(m['cfg'], dataset, bench)
+            todo = [(cfg, None)]
             if attacks and b in args.robust_benchmarks:
-                runs.append((i, b, benchmark_cfg(
+                todo.append((benchmark_cfg(
                     m['cfg'], bench, roots[b], dataset_cfgs.get(b), attacks=attacks,
                     num_samples=args.num_samples, batch_size=args.batch_size,
-                    num_workers=args.num_workers),
-                    m['attack_names']))
+                    num_workers=args.num_workers), m['attack_names']))
+            for run_cfg, names in todo:
+                # a class-subset set is only scored right on its subset's logits
+                hooks = run_cfg.get('custom_hooks', None) or []
+                if 'class_subset' in dataset.metainfo and not any(
+                        h.get('type') == 'ClassSubsetHook' for h in hooks):
+                    run_cfg.custom_hooks = [*hooks, dict(type='ClassSubsetHook')]
+                runs.append((i, b, run_cfg, names))
     return roots, runs
 
 
