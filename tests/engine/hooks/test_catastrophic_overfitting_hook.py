@@ -1,0 +1,158 @@
+"""CatastrophicOverfittingHook: what it measures, when it flags, warn/stop/rollback.
+
+A real catastrophic overfitting could not be produced within this suite's time
+budget on the digits (FGSM without random start at eps 64/255 took 90-240
+iterations of the small ResNet to open a 20-30 point FGSM/PGD gap, 35-85 s), so
+the collapse is scripted: the measurement itself is tested on a real trained
+model, the decisions and actions on a real tiny training run whose
+measurements are replaced by a collapsing sequence.
+"""
+import logging
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import DATASETS
+
+from nofrost_mm.attacks import NormalizedClassifier, PGDAttack
+from nofrost_mm.engine.hooks import CatastrophicOverfittingHook
+from nofrost_mm.engine.runner import NoFrostRunner
+from tests.attacks.toy import trained_classifier
+from tests.conftest import REPO_ROOT
+
+PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
+           attack=dict(type='NFGSM', eps=16))
+
+
+def _fake_runner(model, n_val=40):
+    dataset = DATASETS.build(dict(type='SklearnDigits', split='val',
+                                  pipeline=[dict(type='PackInputs')], indices=n_val))
+    return SimpleNamespace(model=model, val_loop=object(),
+                           val_dataloader=SimpleNamespace(dataset=dataset, batch_size=64))
+
+
+def test_measures_the_model_as_it_is_on_fixed_images():
+    model = trained_classifier('bn', data_preprocessor=PRE)
+    model.data_preprocessor.set_classifier(model)
+    runner = _fake_runner(model)
+    hook = CatastrophicOverfittingHook(num_samples=32, seed=3, pgd_steps=3)
+    hook.before_run(runner)
+    hook.before_train(runner)  # eps of the training attack
+    assert hook.pgd.eps == hook.fgsm.eps == 16 and hook.fgsm.steps == 1
+    model.train()
+    torch.manual_seed(7)
+    acc = hook.measure(runner)
+    after = torch.rand(1)
+    torch.manual_seed(7)
+    assert torch.equal(after, torch.rand(1))  # the training RNG stream is untouched
+    assert model.training  # mode restored
+
+    # the same numbers by hand: 32 of the 40 val images drawn with the seed,
+    # PGD's random start drawn from the reseeded generator
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(3))
+    images = torch.stack([runner.val_dataloader.dataset[int(i)]['inputs']
+                          for i in sorted(order[:32].tolist())]).float() / 255.
+    labels = torch.cat([runner.val_dataloader.dataset[int(i)]['data_samples'].gt_label
+                        for i in sorted(order[:32].tolist())])
+    model.eval()
+    net = NormalizedClassifier(model, [0.] * 3, [255.] * 3)
+    torch.manual_seed(3)
+    expected = {}
+    for name, attack in (('clean', None), ('pgd', PGDAttack(eps=16, steps=3)),
+                         ('fgsm', PGDAttack(eps=16, steps=1, random_start=False,
+                                            step_size=16))):
+        adv = images if attack is None else attack(net, images, labels)
+        with torch.no_grad():
+            expected[name] = (net(adv).argmax(1) == labels).float().mean().item() * 100
+    assert acc == pytest.approx(expected)
+    assert acc['clean'] > 60 and acc['pgd'] <= acc['fgsm'] < acc['clean']
+    with torch.no_grad():  # other weights, other numbers: no stale state
+        model.head.fc.weight.zero_()
+        model.head.fc.bias.zero_()
+    assert hook.measure(runner)['clean'] < 30
+
+
+def test_decision_rule():
+    hook = CatastrophicOverfittingHook(max_drop=20, max_gap=30)
+    assert hook.is_flagged(pgd=5., fgsm=30.) == []  # no best yet, gap 25
+    hook.best_pgd, hook.best_at = 50., 3
+    assert hook.is_flagged(pgd=35., fgsm=50.) == []
+    drop = hook.is_flagged(pgd=29., fgsm=40.)
+    assert len(drop) == 1 and 'fell 21.0 points from its best 50.0% (epoch 3)' in drop[0]
+    gap = hook.is_flagged(pgd=45., fgsm=76.)
+    assert len(gap) == 1 and 'FGSM accuracy is 31.0 points above' in gap[0]
+    assert len(hook.is_flagged(pgd=2., fgsm=80.)) == 2
+
+
+@pytest.mark.parametrize('kwargs,key', [
+    (dict(action='halt'), 'action'), (dict(interval=0), 'interval'),
+    (dict(max_drop=-1), 'max_drop'), (dict(num_samples=0), 'num_samples'),
+    (dict(filename='a/b.pth'), 'filename'), (dict(eps=0), 'eps')])
+def test_bad_settings_name_the_key(kwargs, key):
+    with pytest.raises((ValueError, TypeError), match=f'CatastrophicOverfittingHook.{key}'):
+        CatastrophicOverfittingHook(**kwargs)
+
+
+def _run(tmp_path, monkeypatch, action, script):
+    """A real 3-epoch run of 2 iterations each, measurements from ``script``."""
+    measured = iter(script)
+    monkeypatch.setattr(CatastrophicOverfittingHook, 'measure',
+                        lambda self, runner: dict(next(measured)))
+    cfg = Config.fromfile(REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py')
+    cfg.merge_from_dict(dict(
+        work_dir=str(tmp_path), train_cfg=dict(max_epochs=3, val_interval=10),
+        train_dataloader=dict(batch_size=16, dataset=dict(indices=32)),
+        val_dataloader=dict(dataset=dict(indices=16)),
+        custom_hooks=[dict(type='AdversarialTrainingHook', adv_val_interval=0),
+                      dict(type='CatastrophicOverfittingHook', action=action,
+                           max_rollbacks=1, num_samples=8)]))
+    runner = NoFrostRunner.from_cfg(cfg)
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    runner.logger.addHandler(handler)  # MMLogger does not propagate
+    try:
+        runner.train()
+    finally:
+        runner.logger.removeHandler(handler)
+    return runner, [r.getMessage() for r in records
+                    if 'CatastrophicOverfittingHook' in r.getMessage()]
+
+
+HEALTHY, COLLAPSED = dict(clean=90., pgd=40., fgsm=45.), dict(clean=92., pgd=3., fgsm=70.)
+
+
+def test_stop_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    runner, warnings = _run(tmp_path, monkeypatch, 'stop', [HEALTHY, COLLAPSED])
+    good = tmp_path / 'co_guard_last_good.pth'
+    assert runner.epoch == 2  # stopped after the flagged epoch 2 of 3
+    assert len(warnings) == 1
+    for text in ('epoch 2', 'fell 37.0 points from its best 40.0% (epoch 1)',
+                 'FGSM accuracy is 67.0 points above PGD-10', 'PGD-10 3.0%', 'FGSM 70.0%',
+                 f'last good checkpoint: {good}', 'Training stops'):
+        assert text in warnings[0], text
+    saved = torch.load(good, weights_only=True)
+    assert saved['meta']['epoch'] == 1 and saved['meta']['co_guard']['best_pgd'] == 40.
+    hook = [h for h in runner.hooks if isinstance(h, CatastrophicOverfittingHook)][0]
+    assert [h['flagged'] for h in hook.history] == [False, True]
+
+
+def test_rollback_restores_the_last_good_weights(tmp_path, monkeypatch):
+    runner, warnings = _run(tmp_path, monkeypatch, 'rollback',
+                            [HEALTHY, COLLAPSED, HEALTHY])
+    assert runner.epoch == 3 and len(warnings) == 1 and 'Rolled back to it' in warnings[0]
+    # epoch 2's checkpoint is written after the rollback: the weights and
+    # optimizer state of epoch 1 (the last good state then)
+    epoch1, epoch2 = (torch.load(tmp_path / f'epoch_{e}.pth', weights_only=True)
+                      for e in (1, 2))
+    for key, value in epoch1['state_dict'].items():
+        assert torch.equal(value, epoch2['state_dict'][key]), key
+    momentum = [s['momentum_buffer'] for s in epoch1['optimizer']['state'].values()]
+    assert all(torch.equal(a, s['momentum_buffer']) for a, s in
+               zip(momentum, epoch2['optimizer']['state'].values()))
+    # the healthy epoch 3 trained on from there and is the new last good state
+    good = torch.load(tmp_path / 'co_guard_last_good.pth', weights_only=True)
+    assert good['meta']['epoch'] == 3 and good['meta']['co_guard']['rollbacks'] == 1
+    assert any(not torch.equal(v, good['state_dict'][k])
+               for k, v in epoch2['state_dict'].items())
