@@ -11,6 +11,7 @@ over seeds. Every invocation trains into a new timestamped folder under
 Usage:
     python tools/demo.py [--seeds 0 1 2] [--aa-samples 100] [--work-dir DIR]
     python tools/demo.py --study --seeds 0 1 2   # mixed / pure AT / TRADES
+    python tools/demo.py --study fast --seeds 0 1 2   # N-FGSM / FGSM-RS vs PGD-5
     python tools/demo.py --quick   # one epoch on a few images: a smoke run (CI)
 """
 import argparse
@@ -40,7 +41,17 @@ RECIPE_METHODS = [
     ('BN-TRADES', 'configs/demo/resnet18-w16_1xb64_digits_trades.py'),
     ('NF-TRADES', 'configs/demo/nf-resnet18-w16_1xb64_digits_trades.py'),
 ]
+# the single-step study (--study fast): N-FGSM and FGSM-RS adversarial
+# training, BN and NF, against the PGD-5 AT rows (BN-AT, NoFrost)
+FAST_METHODS = [
+    ('BN-AT N-FGSM', 'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py'),
+    ('NF-AT N-FGSM', 'configs/demo/nf-resnet18-w16_1xb64_digits_nfgsm.py'),
+    ('BN-AT FGSM-RS', 'configs/demo/resnet18-w16_1xb64_digits_fgsmrs.py'),
+    ('NF-AT FGSM-RS', 'configs/demo/nf-resnet18-w16_1xb64_digits_fgsmrs.py'),
+]
 STUDY = ['BN-AT', 'NoFrost (NF-AT)'] + [n for n, _ in RECIPE_METHODS]
+STUDIES = dict(recipes=STUDY,
+               fast=['BN-AT', 'NoFrost (NF-AT)'] + [n for n, _ in FAST_METHODS])
 EPS = 32  # /255: at 8/255 a standard model keeps ~75% on these smooth digits
 PGD20 = dict(type='PGDAttack', eps=EPS, steps=20, name='PGD-20')
 AUTOATTACK = dict(type='AutoAttack', eps=EPS, version='standard',
@@ -59,21 +70,26 @@ def parse_args():
                         'seeded subset); clean and PGD-20 use all 360')
     parser.add_argument('--quick', action='store_true',
                         help='one epoch on a few images: a smoke run')
-    known = [m for m, _ in METHODS + RECIPE_METHODS]
+    known = [m for m, _ in METHODS + RECIPE_METHODS + FAST_METHODS]
     parser.add_argument('--methods', nargs='+', default=None,
                         help=f'method names to run (default: the first '
                         f'{len(METHODS)}); allowed: {known}')
-    parser.add_argument('--study', action='store_true',
-                        help='the training-recipe study: mixed-loss, pure '
-                        'and TRADES adversarial training, BN and NF '
-                        f'({len(STUDY)} methods)')
+    parser.add_argument('--study', nargs='?', const='recipes', default=None,
+                        choices=sorted(STUDIES),
+                        help='a study instead of the default methods: '
+                        '`--study` / `--study recipes` the training-recipe '
+                        'study (mixed-loss, pure and TRADES adversarial '
+                        f'training, BN and NF, {len(STUDY)} methods); '
+                        '`--study fast` single-step AT (N-FGSM, FGSM-RS; BN '
+                        f'and NF) against PGD-5 AT ({len(STUDIES["fast"])} '
+                        'methods)')
     args = parser.parse_args()
     if args.aa_samples < 1:
         parser.error('--aa-samples must be >= 1')
     if args.study and args.methods:
         parser.error('--study and --methods are exclusive')
     if args.study:
-        args.methods = STUDY
+        args.methods = STUDIES[args.study]
     if args.methods:
         unknown = set(args.methods) - set(known)
         if unknown:
@@ -217,7 +233,8 @@ def plot(summary, curves, path):
 def main():
     args = parse_args()
     methods = METHODS if args.methods is None else [
-        (n, c) for n, c in METHODS + RECIPE_METHODS if n in args.methods]
+        (n, c) for n, c in METHODS + RECIPE_METHODS + FAST_METHODS
+        if n in args.methods]
     stamp = time.strftime('%Y%m%d_%H%M%S')
     run_root = osp.join(args.work_dir, 'runs', stamp)
     os.makedirs(run_root, exist_ok=False)
