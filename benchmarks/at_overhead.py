@@ -9,7 +9,15 @@ Prints three ratios (issue 5):
    passes plus two training passes, against one, counting a backward as
    twice a forward);
 3. peak memory of an AT iteration / a standard one (CUDA: peak allocated
-   memory; CPU: growth of the peak RSS over the iteration, Linux only).
+   memory; CPU: growth of the peak RSS over the iteration, Linux only);
+4. one N-FGSM AT iteration (mixed loss, separate passes) / one standard
+   iteration (target <= 1.1 * 8 / 3: one attack forward+input-backward pass
+   plus two training passes);
+5. the same with the pure adversarial loss (adv_loss_weight 1, no clean
+   pass; target <= 1.1 * 5 / 3);
+6. channels-last speed-up: the PGD-K AT iteration with contiguous weights
+   and inputs / the same with ``channels_last`` (what the config key
+   ``channels_last = True`` sets); > 1 means channels-last is faster.
 
 Both sides use the same weights and batch; timings alternate between the
 two sides round by round and the median per-round ratio is reported, so a
@@ -165,6 +173,32 @@ def iteration_ratio(args, at_model, std_model, batch, at_optim, std_optim):
         args.rounds, args.device)
 
 
+def single_step_ratio(args, at_model, std_model, batch, at_optim, std_optim, weight):
+    """N-FGSM AT iteration / standard iteration, with loss weight ``weight``."""
+    from nofrost_mm.attacks import NFGSM
+
+    pre = at_model.data_preprocessor
+    saved = pre.attack, pre.adv_loss_weight
+    pre.attack, pre.adv_loss_weight = NFGSM(eps=args.eps), weight
+    try:
+        return iteration_ratio(args, at_model, std_model, batch, at_optim, std_optim)
+    finally:
+        pre.attack, pre.adv_loss_weight = saved
+
+
+def channels_last_ratio(args, at_model, batch, at_optim):
+    """PGD-K AT iteration in the default layout / in channels-last."""
+    at_model.train()
+    last_model = copy.deepcopy(at_model).to(memory_format=torch.channels_last)
+    last_model.data_preprocessor.set_classifier(last_model)
+    last_optim = type(at_optim)(torch.optim.SGD(last_model.parameters(), lr=1e-3,
+                                                momentum=0.9))
+    return side_by_side(
+        lambda: at_model.train_step(copy.deepcopy(batch), at_optim),
+        lambda: last_model.train_step(copy.deepcopy(batch), last_optim),
+        args.rounds, args.device)
+
+
 def cuda_peak(model, batch, optim):
     model.train_step(copy.deepcopy(batch), optim)  # optimizer state allocated
     torch.cuda.synchronize()
@@ -226,6 +260,18 @@ def main(argv=None):
     what = 'peak allocated' if args.device == 'cuda' else 'peak RSS growth'
     print(f'3. peak memory, AT / standard iteration: {ratio:.2f} ({what} '
           f'{at / 2**20:.1f} MiB vs {std / 2**20:.1f} MiB)')
+
+    for row, weight, cost, units in ((4, 0.5, '8/3', 8 / 3), (5, 1.0, '5/3', 5 / 3)):
+        ratio, at, std = single_step_ratio(args, at_model, std_model, batch, at_optim,
+                                           std_optim, weight)
+        loss = 'mixed' if weight < 1 else 'pure'
+        print(f'{row}. N-FGSM AT iteration ({loss} loss) / standard iteration: '
+              f'{ratio:.2f} (median {at * 1e3:.1f} ms vs {std * 1e3:.1f} ms; target '
+              f'<= 1.1 x {cost} = {1.1 * units:.2f})')
+
+    ratio, contiguous, last = channels_last_ratio(args, at_model, batch, at_optim)
+    print(f'6. PGD-{k} AT iteration, contiguous / channels-last: {ratio:.2f} (median '
+          f'{contiguous * 1e3:.1f} ms vs {last * 1e3:.1f} ms; > 1: channels-last faster)')
 
 
 if __name__ == '__main__':
