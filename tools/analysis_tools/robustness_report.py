@@ -49,6 +49,11 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the subset and of the attacks')
     parser.add_argument(
+        '--resume', action='store_true',
+        help='continue a killed report in the same --out: finished models and '
+        'batches are read back from their per-batch results (same models, '
+        'attacks, subset and number of processes)')
+    parser.add_argument(
         '--eps', type=float,
         help='L-inf eps in pixel units of 255 (default: the training '
         "attack's eps in the configs)")
@@ -189,7 +194,9 @@ def run_model(i, model, args, plan):
         num_samples=args.num_samples, seed=args.seed,
         # the report runs RobustTestLoop's ordering guard itself, over the
         # standalone attacks only (the chained eps curve would mislead it)
-        masking_tolerance=float('inf'))
+        masking_tolerance=float('inf'),
+        # per-batch results in each model's run folder; --resume continues
+        state_dir='auto', resume=args.resume)
     cfg.test_evaluator = dict(type='RobustnessRecords',
                               worst_case_over=plan.worst_case_over)
     if args.batch_size is not None:

@@ -57,12 +57,25 @@ def _write_json(obj: Any, path: str) -> None:
     os.replace(partial, path)
 
 
-def find_latest_state(work_dir: str) -> Optional[str]:
-    """The newest unfinished evaluation state under ``work_dir``'s run folders."""
-    found = [d for d in glob.glob(osp.join(work_dir, '*', STATE_DIR))
-             if osp.isfile(osp.join(d, MANIFEST))
-             and not osp.exists(osp.join(d, COMPLETE))]
-    return max(found, key=osp.getmtime) if found else None
+def find_resumable_state(work_dir: str, fingerprint: Dict[str, Any]) -> Optional[str]:
+    """The state under ``work_dir``'s run folders that ``--resume`` continues.
+
+    The newest state with this fingerprint (finished or not: a finished one
+    is read back whole); else the newest unfinished one, whose mismatch
+    :class:`EvaluationState` then reports; else None (nothing to resume).
+    """
+    fingerprint = canonical(fingerprint)
+    found = sorted((d for d in glob.glob(osp.join(work_dir, '*', STATE_DIR))
+                    if osp.isfile(osp.join(d, MANIFEST))),
+                   key=osp.getmtime, reverse=True)
+    unfinished = None
+    for d in found:
+        with open(osp.join(d, MANIFEST)) as f:
+            if json.load(f)['fingerprint'] == fingerprint:
+                return d
+        if unfinished is None and not osp.exists(osp.join(d, COMPLETE)):
+            unfinished = d
+    return unfinished
 
 
 def describe_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:

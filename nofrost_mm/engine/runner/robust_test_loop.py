@@ -20,7 +20,7 @@ from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_nam
                                 build_attack, build_attacks)
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
 from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
-                               find_latest_state)
+                               find_resumable_state)
 
 __all__ = ['RobustTestLoop', 'attack_name', 'build_attack', 'build_attacks',
            'gradient_masking_warnings']
@@ -87,7 +87,9 @@ class RobustTestLoop(TestLoop):
 
     With ``cascade=True`` each attack runs only on the samples that survived
     every attack before it (as AutoAttack does inside): the worst case is the
-    same as without the cascade, at the cost of the survivors only, and the
+    same as without the cascade (exactly so for attacks whose result for a
+    sample does not depend on the rest of its batch; random starts are drawn
+    anew for the survivors), at the cost of the survivors only, and the
     per-attack results are cumulative, named ``PGD-20+AutoAttack`` (survived
     both). The masking guard needs independent results and is off then.
 
@@ -121,10 +123,11 @@ class RobustTestLoop(TestLoop):
         state_dir (str, optional): Keep per-chunk results in this folder
             (``'auto'``: ``robust_eval_state`` in the run's log folder);
             None keeps none. Defaults to None (``tools/test.py`` sets 'auto').
-        resume (bool | str): Continue the newest unfinished evaluation state
-            of the work dir (True) or the one in the given folder; its
-            fingerprint (config, checkpoint, attacks, subset, world size) must
-            match. Defaults to False.
+        resume (bool | str): Continue the newest evaluation state of the work
+            dir with this fingerprint (config, checkpoint, attacks, subset,
+            world size; a finished one is read back whole), else the newest
+            unfinished one, which must match (True); or the state in the
+            given folder. Defaults to False.
 
     Example:
         >>> test_cfg = dict(type='RobustTestLoop', num_samples=1000, attacks=[
@@ -306,10 +309,11 @@ class RobustTestLoop(TestLoop):
         if not self.state_dir and not self.resume:
             return None
         work_dir = self.runner.work_dir
+        fingerprint = self.fingerprint()
         if isinstance(self.resume, str):
             directory = self.resume
         elif self.resume:
-            directory = find_latest_state(work_dir)
+            directory = find_resumable_state(work_dir, fingerprint)
             if directory is None:
                 print_log(f'--resume: no unfinished evaluation under {work_dir}; '
                           'starting from the first batch', logger='current')
@@ -318,7 +322,7 @@ class RobustTestLoop(TestLoop):
         if directory is None:
             directory = self.state_dir if self.state_dir not in (None, 'auto') \
                 else osp.join(self.runner.log_dir, STATE_DIR)
-        state = EvaluationState(directory, self.fingerprint(), bool(self.resume))
+        state = EvaluationState(directory, fingerprint, bool(self.resume))
         if get_dist_info()[0] == 0:
             print_log(f'per-batch results kept in {directory} '
                       f'({"resumed" if state.resumed else "new"}; tools/test.py '
@@ -343,6 +347,9 @@ class RobustTestLoop(TestLoop):
             inputs = torch.stack(inputs)
         device = next(net.classifier.parameters()).device
         images = inputs.to(device).float() / 255.
+        if self.runner.cfg.get('channels_last', False):
+            # the model's layout (NoFrostRunner): no conversion in every conv
+            images = images.contiguous(memory_format=torch.channels_last)
         data_samples = data_batch['data_samples']
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(device)
 
