@@ -88,13 +88,16 @@ def test_at_configs_test_autoattack_by_default(path):
     eps = cfg.data_preprocessor.attack.eps
     args = argparse.Namespace(work_dir=None, checkpoint=__file__, amp=False,
                               no_pin_memory=False, launcher='none', config=path,
-                              cfg_options=None, attacks=None, num_samples=None)
+                              cfg_options=None, attacks=None, num_samples=None,
+                              resume=False, cascade=False)
     merged = tool.merge_args(copy.deepcopy(cfg), args)
     assert merged.test_cfg.type == 'RobustTestLoop'
     assert merged.test_evaluator == dict(type='RobustAccuracy')
     assert [(a['name'], a['type'], a['eps']) for a in merged.test_cfg.attacks] == [
         ('PGD-20', 'PGDAttack', eps), ('AutoAttack', 'AutoAttack', eps)]
     assert merged.test_cfg.attacks[1]['version'] == 'standard'
+    assert merged.test_cfg.attacks[0]['early_exit'] is True
+    assert merged.test_cfg.state_dir == 'auto'  # per-batch results kept
 
     args.attacks = ['none']  # the plain clean evaluation of the config
     plain = tool.merge_args(copy.deepcopy(cfg), args)

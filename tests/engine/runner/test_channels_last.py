@@ -38,7 +38,8 @@ def test_channels_last_training_checkpoints_and_resume(tmp_path):
         assert not out[key].is_contiguous(), key
 
     # the checkpoint loads into a model in the default layout, values equal
-    plain = _runner(tmp_path / 'plain', load_from=str(tmp_path / 'epoch_1.pth'))
+    plain = _runner(tmp_path / 'plain', channels_last=False,
+                    load_from=str(tmp_path / 'epoch_1.pth'))
     plain.load_or_resume()
     assert not _channels_last(plain.model)
     for (key, a), b in zip(model.state_dict().items(), plain.model.state_dict().values()):
