@@ -173,7 +173,7 @@ class CatastrophicOverfittingHook(Hook):
         if runner.val_loop is None:
             raise ValueError('CatastrophicOverfittingHook needs val_dataloader and '
                              'val_cfg (its held-out images come from the val dataset)')
-        loader = runner.val_dataloader
+        loader = runner.val_dataloader  # built by Runner.train before any hook
         dataset = loader.dataset
         order = torch.randperm(len(dataset),
                                generator=torch.Generator().manual_seed(self.seed))

@@ -156,3 +156,25 @@ def test_rollback_restores_the_last_good_weights(tmp_path, monkeypatch):
     assert good['meta']['epoch'] == 3 and good['meta']['co_guard']['rollbacks'] == 1
     assert any(not torch.equal(v, good['state_dict'][k])
                for k, v in epoch2['state_dict'].items())
+
+
+def test_the_guard_does_not_change_the_training(tmp_path):
+    """Same weights after two epochs with and without the (real) checks."""
+    weights = []
+    for guard in (False, True):
+        cfg = Config.fromfile(REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py')
+        hooks = [dict(type='AdversarialTrainingHook', adv_val_interval=0)]
+        if guard:
+            hooks.append(dict(type='CatastrophicOverfittingHook', num_samples=8,
+                              pgd_steps=2))
+        cfg.merge_from_dict(dict(
+            work_dir=str(tmp_path / str(guard)), custom_hooks=hooks,
+            train_cfg=dict(max_epochs=2, val_interval=10),
+            train_dataloader=dict(batch_size=16, dataset=dict(indices=32)),
+            val_dataloader=dict(dataset=dict(indices=16))))
+        runner = NoFrostRunner.from_cfg(cfg)
+        runner.train()
+        weights.append(runner.model.state_dict())
+    assert (tmp_path / 'True' / 'co_guard_last_good.pth').exists()
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key
