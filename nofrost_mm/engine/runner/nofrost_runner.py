@@ -113,6 +113,19 @@ class NoFrostRunner(Runner):
             'channels_last', False))
         super().__init__(*args, **kwargs)
         self._check_plugin_datasets()
+        self._ensure_class_subset_hook()
+
+    def _ensure_class_subset_hook(self) -> None:
+        """Register ClassSubsetHook unless the config has one.
+
+        A leaf config that sets its own ``custom_hooks`` drops the one of
+        the ImageNet-R/-A dataset bases; the 200-class sets would then be
+        scored on all 1000 logits without a word. The hook does nothing for
+        datasets without ``class_subset``.
+        """
+        from nofrost_mm.engine.hooks import ClassSubsetHook
+        if not any(isinstance(h, ClassSubsetHook) for h in self.hooks):
+            self.register_hook(ClassSubsetHook())
 
     def _check_plugin_datasets(self) -> None:
         """Build the plug-in's datasets lazily: their checks, no data read.

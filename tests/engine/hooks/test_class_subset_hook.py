@@ -17,18 +17,19 @@ from tests.datasets.shift_folders import (TINY_MODEL, TINY_PREPROCESSOR,
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 
 
-def _runner(tmp_path, data_root, num_classes=1000, test_cfg=None, evaluator=None):
+def _runner(tmp_path, data_root, num_classes=1000, test_cfg=None, evaluator=None,
+            runner_cls=Runner, custom_hooks=(dict(type='ClassSubsetHook'), )):
     model = copy.deepcopy(TINY_MODEL)
     model['head']['num_classes'] = num_classes
     model['data_preprocessor'] = TINY_PREPROCESSOR
-    return Runner(
+    return runner_cls(
         model=model, work_dir=str(tmp_path / 'work'), default_scope='mmpretrain',
         experiment_name=f'class_subset_{tmp_path.name}',
         test_dataloader=dict(
             batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
             dataset=dict(type='ImageNetR', data_root=str(data_root), pipeline=PIPELINE)),
         test_evaluator=evaluator or dict(type='Accuracy', topk=(1, )),
-        test_cfg=test_cfg or dict(), custom_hooks=[dict(type='ClassSubsetHook')],
+        test_cfg=test_cfg or dict(), custom_hooks=list(custom_hooks),
         log_level='WARNING')
 
 
@@ -104,3 +105,13 @@ def test_datasets_without_a_subset_are_untouched(tmp_path):
     full = model(torch.zeros(1, 3, 32, 32), mode='tensor')
     assert full.shape == (1, 1000)
     torch.testing.assert_close(logits, full[:, :2])
+
+
+def test_nofrost_runner_adds_the_hook_a_leaf_config_dropped(tmp_path, imagenet_r):
+    from nofrost_mm.engine.runner import NoFrostRunner
+    plain = _runner(tmp_path, imagenet_r, runner_cls=NoFrostRunner, custom_hooks=())
+    assert sum(isinstance(h, ClassSubsetHook) for h in plain.hooks) == 1
+    torch.manual_seed(0)
+    plain.model.head.fc.bias.data[
+        plain.test_dataloader.dataset.metainfo['class_subset'][57]] = 50.
+    assert plain.test()['accuracy/top1'] == pytest.approx(100 * 2 / 6)
