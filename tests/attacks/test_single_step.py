@@ -101,6 +101,8 @@ def test_registered_with_checked_arguments():
     (dict(attack=dict(type='NFGSM', eps=32, loss='kl'), adv_loss='trades'), {}),
     (dict(attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.)),
      dict(grad_align_lambda=0.5)),
+    (dict(attack=dict(type='NFGSM', eps=32), batch_augments=dict(
+        augments=dict(type='Mixup', alpha=1.))), {}),  # soft labels
 ])
 def test_trains_through_the_preprocessor_and_hook(pre, model):
     pre = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3,
