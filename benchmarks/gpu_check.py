@@ -274,9 +274,18 @@ def dist_run(args, work_dir):
                           timeout=600)
     seconds = time.perf_counter() - start
     log = proc.stdout + proc.stderr
+    checkpoint = osp.join(work_dir, 'epoch_1.pth')
     ok = proc.returncode == 0 and 'Distributed training: True' in log \
-        and osp.exists(osp.join(work_dir, 'epoch_1.pth'))
-    return dict(ok=ok, returncode=proc.returncode, seconds=seconds,
+        and osp.exists(checkpoint)
+    kept = None
+    if ok:  # saved tensors keep their strides: was the DDP model channels-last?
+        weights = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        convs = [v for v in weights['state_dict'].values()
+                 if v.dim() == 4 and v.shape[-1] > 1]
+        kept = bool(convs) and all(
+            v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous()
+            for v in convs)
+    return dict(ok=ok, returncode=proc.returncode, seconds=seconds, channels_last_kept=kept,
                 backend='nccl' if args.device == 'cuda' else 'gloo',
                 command=' '.join(cmd), log_tail=log[-2000:] if not ok else '')
 
@@ -330,7 +339,8 @@ def main(argv=None):
     if 'dist_train' in results:
         d = results['dist_train']
         print(f'\ntools/dist_train.sh, 1 process ({d["backend"]}): '
-              f'{"OK" if d["ok"] else "FAILED"} in {d["seconds"]:.1f} s')
+              f'{"OK" if d["ok"] else "FAILED"} in {d["seconds"]:.1f} s; channels-last '
+              f'weights under DDP: {d["channels_last_kept"]}')
     print(f'total {results["seconds"]:.0f} s; wrote {args.out}')
     with open(args.out, 'w') as f:
         json.dump(results, f, indent=2)

@@ -23,4 +23,5 @@ def test_tiny_gpu_check_runs_every_measurement(tmp_path):
         assert 0 <= rows['AutoAttack standard']['robust_accuracy'] <= 100
     dist = results['dist_train']
     assert dist['ok'] and dist['backend'] == 'gloo', dist
+    assert dist['channels_last_kept'] is True  # channels_last=True through DDP
     assert 'tools/dist_train.sh, 1 process (gloo): OK' in proc.stdout
