@@ -5,10 +5,11 @@ from .normalized_classifier import NormalizedClassifier
 from .pgd import PGDAttack
 from .cw_linf import CWLinf
 from .single_step import FGSMRS, NFGSM
+from .mixed_precision import GradScaledClassifier, autocast_dtype
 from .torchattacks_adapter import TORCHATTACKS_ADAPTERS, TorchAttack
 
 __all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack',
            'attack_name', 'build_attacks',
            'frozen_running_stats']
 __all__ += ['CWLinf', 'TorchAttack', 'TORCHATTACKS_ADAPTERS']
-__all__ += ['FGSMRS', 'NFGSM']
+__all__ += ['FGSMRS', 'NFGSM', 'GradScaledClassifier', 'autocast_dtype']
