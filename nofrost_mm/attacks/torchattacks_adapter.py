@@ -54,6 +54,34 @@ class _ProbeModel(nn.Module):
         return x.flatten(1)[:, :2] * self.weight
 
 
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward hands back a contiguous (NCHW) gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
+
+
+class _ContiguousInputs(nn.Module):
+    """The model seen by torchattacks: plain NCHW inputs and input gradients.
+
+    torchattacks reshapes images and their gradients with ``.view`` (FAB,
+    Square), which fails on channels-last tensors; a channels-last model
+    (``channels_last = True``) would return such gradients.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(_ContiguousGrad.apply(x.contiguous()))
+
+
 class TorchAttack:
     """Base of the adapters: one torchattacks class, sizes in pixel units.
 
@@ -145,8 +173,9 @@ class TorchAttack:
         if self._model is not model:
             with torch.no_grad():
                 num_classes = model(images[:1]).shape[1]
-            self._attack = self._make(model, num_classes)
+            self._attack = self._make(_ContiguousInputs(model), num_classes)
             self._model = model
+        images = images.contiguous()
         # torchattacks calls model.train() afterwards if the top module was
         # in train mode, which would switch a caller's eval-mode layers
         modes = [(m, m.training) for m in model.modules()]

@@ -142,3 +142,19 @@ def test_autoattack_members_follow_the_reference_settings(norm, eps):
     # with fewer classes than 10 the targets are every other class
     small = attack._make(model, num_classes=5)._autoattack.attacks
     assert small[1].n_target_classes == small[2].n_target_classes == 4
+
+
+@pytest.mark.parametrize('name', ['FAB', 'Square', 'AutoAttack'])
+def test_torchattacks_run_on_a_channels_last_model(name):
+    """torchattacks' .view() calls get NCHW images and gradients (channels_last = True)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 8 * 8, 10)).to(memory_format=torch.channels_last)
+    images = torch.rand(6, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    labels = model(images).argmax(1).detach()
+    kwargs = dict(FAB=dict(steps=3), Square=dict(n_queries=20), AutoAttack={})[name]
+    attack = build_attack(dict(type=name, eps=8, **kwargs))
+    with attack_context(model):
+        adv = attack(model, images, labels)
+    assert adv.shape == images.shape
+    assert (adv - images).abs().max() <= 8 / 255 + 1e-6

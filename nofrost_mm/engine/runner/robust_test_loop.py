@@ -288,17 +288,20 @@ class RobustTestLoop(TestLoop):
         test_cfg = {k: v for k, v in dict(cfg.get('test_cfg') or {}).items()
                     if k not in ('resume', 'state_dir')}
         checkpoint = getattr(self.runner, '_load_from', None) or cfg.get('load_from')
+        # how data is loaded does not change the results; what is loaded does
+        loader = {k: v for k, v in dict(cfg.get('test_dataloader') or {}).items()
+                  if k not in ('num_workers', 'pin_memory', 'persistent_workers')}
         dataset = self.dataloader.dataset
         subset = self._subset or list(range(len(dataset)))
         return dict(
             config=canonical(dict(model=cfg.get('model'),
                                   data_preprocessor=cfg.get('data_preprocessor'),
-                                  test_dataloader=cfg.get('test_dataloader'),
+                                  test_dataloader=loader,
                                   test_evaluator=cfg.get('test_evaluator'),
                                   test_cfg=test_cfg)),
-            checkpoint=None if checkpoint is None else dict(
-                path=osp.abspath(checkpoint),
-                sha256=file_sha256(checkpoint) if osp.isfile(checkpoint) else None),
+            # the weights, wherever the file lies now
+            checkpoint_sha256=file_sha256(checkpoint)
+            if checkpoint is not None and osp.isfile(checkpoint) else checkpoint,
             attacks=canonical([c for _, _, c in self.attacks]),
             cascade=self.cascade,
             subset=dict(num_samples=len(dataset), seed=self.seed,
