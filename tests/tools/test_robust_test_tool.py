@@ -11,8 +11,11 @@ CONFIG = 'configs/demo/resnet18-w16_1xb64_digits.py'
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('robust') / 'train'
+    # the cosine schedule ends with the 5 epochs (at epoch 5 of the config's
+    # 15 the val accuracy depended on the run: 34-60%)
     run_tool(['tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
-              'train_cfg.max_epochs=5', 'train_cfg.val_interval=5'])
+              'train_cfg.max_epochs=5', 'train_cfg.val_interval=5',
+              'param_scheduler.T_max=5'])
     return work_dir / 'epoch_5.pth'
 
 
@@ -149,6 +152,7 @@ def test_sigkilled_evaluation_resumes_to_the_same_numbers(checkpoint, uninterrup
     assert len(state) == 1
     # batch 0 of every process was saved, batch 1 (killed) was not
     assert len(list(state[0].glob('chunk_*.pth'))) == procs
+    # (another evaluation's --resume is refused: tests/engine/runner/test_evaluation_state.py)
     proc = run_tool([*launch, CONFIG, checkpoint, *tail, '--work-dir', work_dir,
                      '--out', out, '--resume', *RESUME_ARGS],
                     env={'PORT': str(free_port())})
@@ -157,24 +161,11 @@ def test_sigkilled_evaluation_resumes_to_the_same_numbers(checkpoint, uninterrup
     assert (state[0] / 'COMPLETE').exists()
 
 
-def test_resume_with_other_settings_names_what_differs(checkpoint, tmp_path):
-    from tests.reliability.helpers import write_config
-    killing = write_config(tmp_path / 'killing.py', base=REPO_ROOT / CONFIG, body=(
-        "custom_hooks = [dict(type='KillAtTestIterHook', at_batch=0)]\n"))
-    args = ['--work-dir', tmp_path, '--num-samples', '20', '--attacks', 'FGSM']
-    run_tool(['tools/test.py', killing, checkpoint, *args], check=False)
-    proc = run_tool(['tools/test.py', CONFIG, checkpoint, *args[:-1], 'PGD',
-                     '--resume'], check=False)
-    assert proc.returncode != 0
-    assert 'differs from this one' in proc.stderr and '  attacks: saved' in proc.stderr
-    assert '  subset' not in proc.stderr
-
-
 def test_cascade_keeps_the_worst_case_and_reports_cumulative_columns(checkpoint,
                                                                     tmp_path):
     # attacks whose result for a sample does not depend on the rest of its
     # batch (no random start): the cascade must give exactly the worst case
-    attacks = ['--num-samples', '60', '--attacks', 'FGSM',
+    attacks = ['--num-samples', '40', '--attacks', 'FGSM',
                "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'random_start': False}",
                "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'loss': 'cw', "
                "'random_start': False, 'name': 'CW-10'}"]
