@@ -5,25 +5,7 @@
 #   python tools/test.py CONFIG CKPT --out imagenet-a.json
 # ClassSubsetHook keeps the model's logits of the 200 classes before the arg-max (the official
 # eval.py's output[:, indices_in_1k]); labels are 0..199, so the standard Accuracy applies.
-data_preprocessor = dict(
-    num_classes=1000,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+# the test pipeline, preprocessor and evaluator of imagenet-r_bs64.py; only the folder differs
+_base_ = ['./imagenet-r_bs64.py']
 
-test_dataloader = dict(
-    batch_size=64,
-    num_workers=4,
-    dataset=dict(
-        type='ImageNetA',
-        data_root='data/imagenet-a',
-        pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='ResizeEdge', scale=256, edge='short'),
-            dict(type='CenterCrop', crop_size=224),
-            dict(type='PackInputs'),
-        ]),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-test_evaluator = dict(type='Accuracy', topk=(1, 5))
-custom_hooks = [dict(type='ClassSubsetHook')]
+test_dataloader = dict(dataset=dict(type='ImageNetA', data_root='data/imagenet-a'))

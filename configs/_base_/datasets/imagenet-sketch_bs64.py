@@ -3,24 +3,9 @@
 # Test-only: put it after an ImageNet model base and run
 #   python tools/test.py CONFIG CKPT --out imagenet-sketch.json
 # All 1000 classes: labels are the ImageNet-1k indices, no logit is dropped.
-data_preprocessor = dict(
-    num_classes=1000,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+# the test pipeline, preprocessor and evaluator of imagenet-r_bs64.py; only the folder differs
+# (all 1000 classes: no ClassSubsetHook)
+_base_ = ['./imagenet-r_bs64.py']
 
-test_dataloader = dict(
-    batch_size=64,
-    num_workers=4,
-    dataset=dict(
-        type='ImageNetSketch',
-        data_root='data/imagenet-sketch/sketch',
-        pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='ResizeEdge', scale=256, edge='short'),
-            dict(type='CenterCrop', crop_size=224),
-            dict(type='PackInputs'),
-        ]),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-test_evaluator = dict(type='Accuracy', topk=(1, 5))
+test_dataloader = dict(dataset=dict(type='ImageNetSketch', data_root='data/imagenet-sketch/sketch'))
+custom_hooks = []
