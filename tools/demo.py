@@ -12,6 +12,8 @@ Usage:
     python tools/demo.py [--seeds 0 1 2] [--aa-samples 100] [--work-dir DIR]
     python tools/demo.py --study --seeds 0 1 2   # mixed / pure AT / TRADES
     python tools/demo.py --study fast --seeds 0 1 2   # N-FGSM / FGSM-RS vs PGD-5
+    python tools/demo.py --study eps --seeds 0 1 2    # eps 32, 48, 64 (+ plot)
+    python tools/demo.py --study fast eps --seeds 0 1 2   # both, rows shared
     python tools/demo.py --quick   # one epoch on a few images: a smoke run (CI)
 """
 import argparse
@@ -49,15 +51,46 @@ FAST_METHODS = [
     ('BN-AT FGSM-RS', 'configs/demo/resnet18-w16_1xb64_digits_fgsmrs.py'),
     ('NF-AT FGSM-RS', 'configs/demo/nf-resnet18-w16_1xb64_digits_fgsmrs.py'),
 ]
+EPS = 32  # /255: at 8/255 a standard model keeps ~75% on these smooth digits
+# the large-eps study (--study eps): the three demo methods trained and
+# evaluated at each eps; the standard model is trained once per seed (its
+# training does not depend on eps) and evaluated at every eps
+STUDY_EPS = (32, 48, 64)
+EPS_METHODS = [
+    (f'{name} @{eps}', config) for eps in STUDY_EPS[1:] for name, config in [
+        ('Standard (BN)', 'configs/demo/resnet18-w16_1xb64_digits.py'),
+        ('BN-AT', f'configs/demo/resnet18-w16_1xb64_digits_pgdat-eps{eps}.py'),
+        ('NoFrost (NF-AT)',
+         f'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat-eps{eps}.py')]]
+ALL_METHODS = METHODS + RECIPE_METHODS + FAST_METHODS + EPS_METHODS
 STUDY = ['BN-AT', 'NoFrost (NF-AT)'] + [n for n, _ in RECIPE_METHODS]
 STUDIES = dict(recipes=STUDY,
-               fast=['BN-AT', 'NoFrost (NF-AT)'] + [n for n, _ in FAST_METHODS])
-EPS = 32  # /255: at 8/255 a standard model keeps ~75% on these smooth digits
-# early exit: a sample counts as broken at the first iterate that
-# misclassifies it (never weaker than the last iterate, and cheaper)
-PGD20 = dict(type='PGDAttack', eps=EPS, steps=20, early_exit=True, name='PGD-20')
-AUTOATTACK = dict(type='AutoAttack', eps=EPS, version='standard',
-                  name='AutoAttack')
+               fast=['BN-AT', 'NoFrost (NF-AT)'] + [n for n, _ in FAST_METHODS],
+               eps=[n for n, _ in METHODS + EPS_METHODS])
+
+
+def method_eps(name):
+    """The eps (/255) a method is trained and evaluated at."""
+    match = re.search(r' @(\d+)$', name)
+    return int(match.group(1)) if match else EPS
+
+
+def family(name):
+    """The method without its eps suffix ('BN-AT @48' -> 'BN-AT')."""
+    return re.sub(r' @\d+$', '', name)
+
+
+def pgd20(eps):
+    # early exit: a sample counts as broken at the first iterate that
+    # misclassifies it (never weaker than the last iterate, and cheaper)
+    return dict(type='PGDAttack', eps=eps, steps=20, early_exit=True,
+                name='PGD-20')
+
+
+def autoattack(eps):
+    return dict(type='AutoAttack', eps=eps, version='standard',
+                name='AutoAttack')
+
 # --quick: tiny data and one epoch, to check the pipeline end to end
 QUICK_TRAIN = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=128',
                'val_dataloader.dataset.indices=64']
@@ -72,11 +105,11 @@ def parse_args():
                         'seeded subset); clean and PGD-20 use all 360')
     parser.add_argument('--quick', action='store_true',
                         help='one epoch on a few images: a smoke run')
-    known = [m for m, _ in METHODS + RECIPE_METHODS + FAST_METHODS]
+    known = [m for m, _ in ALL_METHODS]
     parser.add_argument('--methods', nargs='+', default=None,
                         help=f'method names to run (default: the first '
                         f'{len(METHODS)}); allowed: {known}')
-    parser.add_argument('--study', nargs='?', const='recipes', default=None,
+    parser.add_argument('--study', nargs='*', default=None,
                         choices=sorted(STUDIES),
                         help='a study instead of the default methods: '
                         '`--study` / `--study recipes` the training-recipe '
@@ -84,14 +117,19 @@ def parse_args():
                         f'training, BN and NF, {len(STUDY)} methods); '
                         '`--study fast` single-step AT (N-FGSM, FGSM-RS; BN '
                         f'and NF) against PGD-5 AT ({len(STUDIES["fast"])} '
-                        'methods)')
+                        'methods); `--study eps` standard, BN-AT and NoFrost '
+                        f'at eps {"/".join(map(str, STUDY_EPS))} with a plot '
+                        'of clean and AutoAttack accuracy against eps; '
+                        'several studies in one run share their rows')
     args = parser.parse_args()
     if args.aa_samples < 1:
         parser.error('--aa-samples must be >= 1')
-    if args.study and args.methods:
+    if args.study is not None and args.methods:
         parser.error('--study and --methods are exclusive')
-    if args.study:
-        args.methods = STUDIES[args.study]
+    if args.study is not None:
+        studies = args.study or ['recipes']  # a bare --study
+        args.methods = list(dict.fromkeys(
+            m for study in studies for m in STUDIES[study]))
     if args.methods:
         unknown = set(args.methods) - set(known)
         if unknown:
@@ -178,12 +216,14 @@ def fmt(mean, std, several):
 
 
 def markdown_table(summary, several):
-    rows = ['| method | clean acc (%) | PGD-20 acc (%) | AutoAttack acc (%) '
-            '| train time (s) |', '| --- | --- | --- | --- | --- |']
+    rows = ['| method | eps (/255) | clean acc (%) | PGD-20 acc (%) '
+            '| AutoAttack acc (%) | worst case (%) | train time (s) |',
+            '| --- | --- | --- | --- | --- | --- | --- |']
     for name, res in summary['methods'].items():
         cells = [fmt(*res[key], several) for key in
-                 ('clean', 'pgd20', 'autoattack', 'train_seconds')]
-        rows.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+                 ('clean', 'pgd20', 'autoattack', 'worst_case',
+                  'train_seconds')]
+        rows.append(f'| {name} | {res["eps"]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
 
 
@@ -208,7 +248,9 @@ def plot(summary, curves, path):
                        rotation=25 if len(names) > 3 else 0)
     axes[0].set_ylabel('test accuracy (%)')
     axes[0].set_ylim(0, 105)
-    axes[0].set_title(f'Digits test split, eps {EPS}/255')
+    epses = sorted({res['eps'] for res in summary['methods'].values()})
+    axes[0].set_title('Digits test split, eps '
+                      + '/'.join(map(str, epses)) + ' /255')
     axes[0].legend(fontsize=8)
     for i, name in enumerate(names):
         c = curves[name]
@@ -232,12 +274,43 @@ def plot(summary, curves, path):
     plt.close(fig)
 
 
+def plot_against_eps(summary, path):
+    """Clean and AutoAttack accuracy against eps, mean and std over seeds."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    families = list(dict.fromkeys(family(n) for n in summary['methods']))
+    for ax, (key, label) in zip(axes, [('clean', 'clean'),
+                                       ('autoattack', 'AutoAttack')]):
+        for i, fam in enumerate(families):
+            points = sorted((res['eps'], res[key]) for n, res in
+                            summary['methods'].items() if family(n) == fam)
+            if len(points) < 2 or any(m is None for _, (m, _) in points):
+                continue
+            ax.errorbar([e for e, _ in points], [m for _, (m, _) in points],
+                        yerr=[s for _, (_, s) in points], marker='o',
+                        capsize=3, color=f'C{i}', label=fam)
+        ax.set_xlabel('eps (/255), training and test')
+        ax.set_xticks(sorted({res['eps'] for res in
+                              summary['methods'].values()}))
+        ax.set_title(f'{label} accuracy, digits test split '
+                     f'(seeds {summary["seeds"]})')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel('test accuracy (%), mean ± std over seeds')
+    axes[0].set_ylim(0, 102)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main():
     started = time.time()
     args = parse_args()
     methods = METHODS if args.methods is None else [
-        (n, c) for n, c in METHODS + RECIPE_METHODS + FAST_METHODS
-        if n in args.methods]
+        (n, c) for n, c in ALL_METHODS if n in args.methods]
     stamp = time.strftime('%Y%m%d_%H%M%S')
     run_root = osp.join(args.work_dir, 'runs', stamp)
     os.makedirs(run_root, exist_ok=False)
@@ -248,46 +321,63 @@ def main():
     per_run = {n: [] for n, _ in methods}
     curves = {}
     for seed in args.seeds:
+        trained = {}  # config -> (checkpoint, seconds, work dir) of this seed
         for name, config in methods:
+            eps = method_eps(name)
             slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
             work_dir = osp.join(run_root, f'{slug}_seed{seed}')
             os.makedirs(work_dir)
-            print(f'\n==> [{name}, seed {seed}] training {config}', flush=True)
-            ckpt, seconds = train(config, work_dir, seed, args.quick)
+            if config in trained:  # e.g. the standard model at another eps
+                ckpt, seconds, train_dir = trained[config]
+                print(f'\n==> [{name}, seed {seed}] the model trained for '
+                      f'{osp.basename(train_dir)}', flush=True)
+            else:
+                print(f'\n==> [{name}, seed {seed}] training {config}',
+                      flush=True)
+                ckpt, seconds = train(config, work_dir, seed, args.quick)
+                train_dir = work_dir
+                trained[config] = ckpt, seconds, work_dir
+            # the AutoAttack run repeats PGD-20 on its images (cheap next to
+            # AutoAttack) for the per-sample worst case over both
             if args.quick:  # one evaluation run: the same few images
                 print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
-                      f'PGD-20 and AutoAttack on {aa_samples} test images',
-                      flush=True)
-                main_res = aa_res = evaluate(config, ckpt, work_dir,
-                                             [PGD20, AUTOATTACK], aa_samples,
-                                             'attacks')
+                      f'PGD-20 and AutoAttack on {aa_samples} test images, '
+                      f'eps {eps}/255', flush=True)
+                main_res = aa_res = evaluate(
+                    config, ckpt, work_dir, [pgd20(eps), autoattack(eps)],
+                    aa_samples, 'attacks')
             else:
                 print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
-                      'clean + PGD-20 on the test split', flush=True)
-                main_res = evaluate(config, ckpt, work_dir, [PGD20], None,
-                                    'pgd20')
-                print(f'==> [{name}, seed {seed}] AutoAttack on {aa_samples} '
-                      'test images', flush=True)
-                aa_res = evaluate(config, ckpt, work_dir, [AUTOATTACK],
-                                  aa_samples, 'autoattack')
+                      f'clean + PGD-20 on the test split, eps {eps}/255',
+                      flush=True)
+                main_res = evaluate(config, ckpt, work_dir, [pgd20(eps)],
+                                    None, 'pgd20')
+                print(f'==> [{name}, seed {seed}] PGD-20 + AutoAttack on '
+                      f'{aa_samples} test images', flush=True)
+                aa_res = evaluate(config, ckpt, work_dir,
+                                  [pgd20(eps), autoattack(eps)], aa_samples,
+                                  'autoattack')
             per_run[name].append(dict(
-                seed=seed, checkpoint=ckpt, train_seconds=seconds,
+                seed=seed, eps=eps, checkpoint=ckpt, train_seconds=seconds,
                 clean=main_res['robust/clean'],
                 pgd20=main_res['robust/PGD-20'],
                 autoattack=aa_res['robust/AutoAttack'],
+                worst_case=aa_res['robust/worst_case'],
                 autoattack_clean=aa_res['robust/clean'],
                 pgd20_samples=main_res['robust/num_samples'],
                 autoattack_samples=aa_res['robust/num_samples']))
             if seed == args.seeds[0]:
-                curves[name] = read_curves(work_dir)
+                curves[name] = read_curves(train_dir)
 
     summary = dict(
         command=' '.join(['python'] + sys.argv), seeds=args.seeds,
-        quick=args.quick, eps=f'{EPS}/255', run_dir=run_root,
+        quick=args.quick, eps=sorted({method_eps(n) for n in per_run}),
+        run_dir=run_root,
         machine=f'{platform.machine()}, {os.cpu_count()} CPU cores, '
         f'Python {platform.python_version()}',
-        methods={name: {key: mean_std([r[key] for r in runs]) for key in
-                        ('clean', 'pgd20', 'autoattack', 'train_seconds')}
+        methods={name: dict(eps=method_eps(name), **{
+            key: mean_std([r[key] for r in runs]) for key in
+            ('clean', 'pgd20', 'autoattack', 'worst_case', 'train_seconds')})
                  for name, runs in per_run.items()},
         runs=per_run)
     table = markdown_table(summary, len(args.seeds) > 1)
@@ -296,13 +386,17 @@ def main():
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     plot(summary, curves, osp.join(args.work_dir, 'summary.png'))
+    written = ['summary.json', 'summary.png']
+    if len(summary['eps']) > 1:
+        plot_against_eps(summary, osp.join(args.work_dir, 'eps_study.png'))
+        written.append('eps_study.png')
     first = next(iter(per_run.values()))[0]
     print(f'\nDigits test split (360 images; AutoAttack on a seeded subset of '
-          f"{first['autoattack_samples']}), eps {EPS}/255, "
+          f"{first['autoattack_samples']}; worst case over PGD-20 and "
+          f"AutoAttack on it), eps in {summary['eps']} /255, "
           f"seeds {args.seeds}{' (QUICK smoke run)' if args.quick else ''}:\n")
     print(table)
-    print(f"\nwrote {osp.join(args.work_dir, 'summary.json')} and "
-          f"{osp.join(args.work_dir, 'summary.png')}")
+    print('\nwrote ' + ', '.join(osp.join(args.work_dir, f) for f in written))
     wall = time.time() - started
     print(f'demo wall time: {int(wall // 60)} min {wall % 60:.0f} s '
           f"({time.strftime('%Y-%m-%d')}, {summary['machine']})")

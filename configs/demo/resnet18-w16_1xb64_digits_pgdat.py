@@ -1,7 +1,8 @@
 # BN-AT on the bundled digits: PGD-5 adversarial training (eps 32/255, loss
 # 0.5 CE(clean) + 0.5 CE(adv), clean and adversarial in two passes) of the
 # small BN ResNet of resnet18-w16_1xb64_digits.py. Recipe chosen on the val
-# split (see the bases): 97.6% clean / 74.3% PGD-20 at 15 epochs.
+# split (see the bases) at 32 px: 97.6% clean / 74.3% PGD-20 at 15 epochs;
+# on the 16 px digits (now the default) 98.3% / 76.7% (seed 0, 2026-12-01).
 _base_ = [
     '../_base_/models/resnet18-w16_cifar.py',
     '../_base_/datasets/digits_bs64_pgdat.py',

@@ -1,4 +1,4 @@
-"""tools/demo.py --study [recipes|fast]: which methods each study trains."""
+"""tools/demo.py --study [recipes|fast|eps ...]: which methods each study trains."""
 import importlib.util
 import os.path as osp
 import sys
@@ -27,8 +27,30 @@ def test_study_choices(demo, monkeypatch, argv, methods):
         assert args.methods == ['BN-AT', 'NoFrost (NF-AT)', 'BN-AT N-FGSM',
                                 'NF-AT N-FGSM', 'BN-AT FGSM-RS', 'NF-AT FGSM-RS']
         assert args.seeds == [0, 1]
-    configs = dict(demo.METHODS + demo.RECIPE_METHODS + demo.FAST_METHODS)
+    configs = dict(demo.ALL_METHODS)
     assert all(osp.isfile(REPO_ROOT / configs[m]) for m in args.methods)
+
+
+def test_eps_study_and_studies_together(demo, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['demo.py', '--study', 'fast', 'eps'])
+    args = demo.parse_args()
+    # the rows the two studies share are trained once
+    assert args.methods.count('BN-AT') == 1
+    assert set(args.methods) == set(demo.STUDIES['fast'] + demo.STUDIES['eps'])
+    eps = {m: demo.method_eps(m) for m in demo.STUDIES['eps']}
+    assert sorted(set(eps.values())) == [32, 48, 64]
+    configs = dict(demo.ALL_METHODS)
+    for m, e in eps.items():
+        assert osp.isfile(REPO_ROOT / configs[m]), m
+        # each BN-AT / NoFrost row trains at the eps it is evaluated at
+        if demo.family(m) != 'Standard (BN)':
+            from mmengine.config import Config
+            cfg = Config.fromfile(str(REPO_ROOT / configs[m]))
+            assert cfg.data_preprocessor.attack.eps == e, m
+            assert cfg.custom_hooks[0].val_attack.eps == e, m
+            assert {a['eps'] for a in cfg.test_attacks} == {e}, m
+        else:  # one standard model per seed, evaluated at every eps
+            assert configs[m] == configs['Standard (BN)']
 
 
 def test_unknown_study_fails(demo, monkeypatch, capsys):

@@ -1,4 +1,5 @@
-# NF-ResNet-18 for 32x32 inputs (3x3 stem, no max pool), 10 classes.
+# NF-ResNet-18 for small inputs (32x32 CIFAR, the demo's 16x16 digits; 3x3
+# stem, no max pool), 10 classes.
 model = dict(
     type='ImageClassifier',
     backbone=dict(

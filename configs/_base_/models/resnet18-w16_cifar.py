@@ -1,4 +1,5 @@
-# ResNet-18 for 32x32 inputs with 16 base channels: sized for 2 CPU cores
+# ResNet-18 for small inputs (3x3 stem, no max pool: CIFAR's 32x32, the
+# demo's 16x16 digits) with 16 base channels: sized for 2 CPU cores
 model = dict(
     type='ImageClassifier',
     backbone=dict(
