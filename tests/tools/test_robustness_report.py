@@ -16,10 +16,13 @@ from tests.conftest import REPO_ROOT, free_port, run_tool
 
 TOOL = 'tools/analysis_tools/robustness_report.py'
 DEMO = REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits.py'
-# the toy classifier of tests/attacks/toy.py, as a config of the demo
+# the toy classifier of tests/attacks/toy.py, as a config of the demo (on
+# the toy's 32 px digits; the demo's are 16 px)
 PLAIN_CFG = f"""_base_ = [{str(DEMO)!r}]
 model = dict(backbone=dict(stem_channels=8, base_channels=8),
              head=dict(in_channels=64))
+val_dataloader = dict(dataset=dict(img_size=32))
+test_dataloader = dict(dataset=dict(img_size=32))
 """
 MASKED_CFG = """_base_ = ['./plain_digits.py']
 custom_imports = dict(
