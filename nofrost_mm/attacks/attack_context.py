@@ -22,14 +22,9 @@ def attack_context(model: nn.Module, train_mode: bool = False) -> Iterator[nn.Mo
     wrappers are unwrapped, so the attack neither synchronises gradients nor
     broadcasts buffers.
 
-    Modules whose forward derives its weight from parameters and that define
-    ``freeze_derived_weights`` / ``release_derived_weights`` (Scaled Weight
-    Standardization convs) compute that weight once inside the context
-    instead of at every forward pass: the body must not change the weights.
-
     On exit, whether the body returned or raised, every submodule's
     ``training`` flag and every parameter's ``requires_grad`` flag are
-    restored exactly and the derived weights are released.
+    restored exactly.
 
     Args:
         model (nn.Module): The classifier, possibly wrapped (DDP, FSDP...).
@@ -48,24 +43,15 @@ def attack_context(model: nn.Module, train_mode: bool = False) -> Iterator[nn.Mo
         model = model.module
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    # duck-typed (attacks sit below models): layers that cache derived weights
-    frozen = [m for m in model.modules()
-              if hasattr(m, 'freeze_derived_weights')]
-    frozen_now = []
     try:
         model.train(train_mode)
         for p, _ in flags:
             p.requires_grad_(False)
-        for m in frozen:
-            m.freeze_derived_weights()
-            frozen_now.append(m)
         # batch statistics are used in train mode, so restoring the running
         # buffers afterwards is exactly "never updated"
         with frozen_running_stats(model) if train_mode else nullcontext():
             yield model
     finally:
-        for m in frozen_now:
-            m.release_derived_weights()
         for m, training in modes:
             m.training = training
         for p, requires_grad in flags:

@@ -8,7 +8,7 @@ fused into one ``F.batch_norm`` call over the reshaped weight), so weights and
 outputs match timm's NF-ResNets exactly. mmcv's ``ConvWS`` (unbiased std) is
 a different formula and is not interchangeable.
 """
-from typing import Dict, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -106,10 +106,6 @@ class ScaledWSConv2d(nn.Conv2d):
             **kwargs)
         self.gamma = gamma
         self.eps = eps
-        # standardized weights kept while the weights are frozen (see
-        # freeze_derived_weights), keyed by autocast state; not state_dict
-        self._frozen_weights: Dict[tuple, torch.Tensor] = {}
-        self._freeze_depth = 0
         self.gain = nn.Parameter(
             torch.full((out_channels, 1, 1, 1),
                        float(gain_init),
@@ -139,40 +135,8 @@ class ScaledWSConv2d(nn.Conv2d):
             momentum=0.,
             eps=self.eps).reshape_as(self.weight)
 
-    def freeze_derived_weights(self) -> None:
-        """Reuse the standardized weight until :meth:`release_derived_weights`.
-
-        For callers that keep ``weight`` and ``gain`` fixed and need no
-        gradient for them, such as an attack's hundreds or thousands of
-        forward passes (``attack_context`` calls this): the standardization
-        is then computed once instead of at every call, which made a
-        no-grad forward of the demo NF-ResNet-18 2.4x faster on CPU
-        (batch 29, 16 px). Outputs are bitwise those of the uncached layer.
-        Calls nest; the cache is dropped when the outermost one is released.
-        """
-        self._freeze_depth += 1
-
-    def release_derived_weights(self) -> None:
-        """End a :meth:`freeze_derived_weights`; the outermost drops the cache."""
-        self._freeze_depth = max(0, self._freeze_depth - 1)
-        if self._freeze_depth == 0:
-            self._frozen_weights.clear()
-
-    def _conv_weight(self) -> torch.Tensor:
-        if self._freeze_depth == 0:
-            return self.standardized_weight()
-        # autocast may run the standardization in another precision
-        device = self.weight.device.type
-        key = (torch.is_autocast_enabled(device),
-               torch.get_autocast_dtype(device))
-        weight = self._frozen_weights.get(key)
-        if weight is None:
-            with torch.no_grad():
-                weight = self._frozen_weights[key] = self.standardized_weight()
-        return weight
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self._conv_weight(), self.bias, self.stride,
+        return F.conv2d(x, self.standardized_weight(), self.bias, self.stride,
                         self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
