@@ -44,10 +44,15 @@ RECIPE_METHODS = [
     ('NF-TRADES', 'configs/demo/nf-resnet18-w16_1xb64_digits_trades.py'),
 ]
 # the single-step study (--study fast): N-FGSM and FGSM-RS adversarial
-# training, BN and NF, against the PGD-5 AT rows (BN-AT, NoFrost)
+# training, BN and NF, with the papers' pure adversarial loss, and N-FGSM
+# with the PGD-5 configs' mixed loss, against the PGD-5 AT rows (BN-AT, NoFrost)
 FAST_METHODS = [
     ('BN-AT N-FGSM', 'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py'),
     ('NF-AT N-FGSM', 'configs/demo/nf-resnet18-w16_1xb64_digits_nfgsm.py'),
+    ('BN-AT N-FGSM mixed',
+     'configs/demo/resnet18-w16_1xb64_digits_nfgsm-mixed.py'),
+    ('NF-AT N-FGSM mixed',
+     'configs/demo/nf-resnet18-w16_1xb64_digits_nfgsm-mixed.py'),
     ('BN-AT FGSM-RS', 'configs/demo/resnet18-w16_1xb64_digits_fgsmrs.py'),
     ('NF-AT FGSM-RS', 'configs/demo/nf-resnet18-w16_1xb64_digits_fgsmrs.py'),
 ]

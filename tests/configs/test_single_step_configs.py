@@ -52,7 +52,21 @@ def test_nofrost_nfgsm_configs_are_the_pgdat_recipe_with_nfgsm(name, pgdat):
 def test_demo_single_step_configs(name, pgdat, kind):
     cfg = Config.fromfile(REPO_ROOT / 'configs/demo' / name)
     base = Config.fromfile(REPO_ROOT / 'configs/demo' / pgdat)
-    attack = _model(cfg).data_preprocessor.attack
-    assert type(attack).__name__ == dict(nfgsm='NFGSM', fgsmrs='FGSMRS')[kind]
-    assert attack.eps == 32
+    pre = _model(cfg).data_preprocessor
+    assert type(pre.attack).__name__ == dict(nfgsm='NFGSM', fgsmrs='FGSMRS')[kind]
+    assert pre.attack.eps == 32
+    # the papers' pure adversarial loss: no clean pass
+    assert cfg.data_preprocessor.adv_loss_weight == 1.0
+    assert pre.adv_loss_weight == 1.0
+    base.data_preprocessor.adv_loss_weight = 1.0
+    _same_but_attack(cfg, base)
+
+
+@pytest.mark.parametrize('net', ['resnet18-w16', 'nf-resnet18-w16'])
+def test_demo_nfgsm_mixed_configs_are_the_pgdat_recipe_with_nfgsm(net):
+    cfg = Config.fromfile(REPO_ROOT / f'configs/demo/{net}_1xb64_digits_nfgsm-mixed.py')
+    base = Config.fromfile(REPO_ROOT / f'configs/demo/{net}_1xb64_digits_pgdat.py')
+    pre = _model(cfg).data_preprocessor
+    assert type(pre.attack).__name__ == 'NFGSM'
+    assert pre.adv_loss_weight == base.data_preprocessor.adv_loss_weight == 0.5
     _same_but_attack(cfg, base)

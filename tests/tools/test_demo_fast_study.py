@@ -25,7 +25,9 @@ def test_study_choices(demo, monkeypatch, argv, methods):
     assert args.methods == demo.STUDIES[methods]
     if methods == 'fast':
         assert args.methods == ['BN-AT', 'NoFrost (NF-AT)', 'BN-AT N-FGSM',
-                                'NF-AT N-FGSM', 'BN-AT FGSM-RS', 'NF-AT FGSM-RS']
+                                'NF-AT N-FGSM', 'BN-AT N-FGSM mixed',
+                                'NF-AT N-FGSM mixed', 'BN-AT FGSM-RS',
+                                'NF-AT FGSM-RS']
         assert args.seeds == [0, 1]
     configs = dict(demo.ALL_METHODS)
     assert all(osp.isfile(REPO_ROOT / configs[m]) for m in args.methods)
