@@ -1,3 +1,5 @@
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -8,6 +10,22 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # tiny runs: keep the 2-core machine responsive when tests start subprocesses
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+
+@contextlib.contextmanager
+def logged_warnings(logger):
+    """Collect the messages of the warnings ``logger`` emits inside the block.
+
+    MMLogger does not propagate to the root logger, so pytest's caplog misses them.
+    """
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
 
 
 def run_tool(args, cwd=REPO_ROOT, timeout=300, env=None, check=True):

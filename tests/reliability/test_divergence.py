@@ -1,5 +1,4 @@
 """NaN loss: stop with a clear message, or skip the step and go on (config)."""
-import logging
 
 import pytest
 import torch
@@ -8,6 +7,7 @@ from mmengine.config import Config
 import nofrost_mm  # noqa: F401
 import tests.reliability.helpers  # noqa: F401  (registers PoisonBatchHook)
 from nofrost_mm.engine.runner.nofrost_runner import NoFrostRunner
+from tests.conftest import logged_warnings
 from tests.reliability.helpers import DEMO
 
 
@@ -21,16 +21,10 @@ def _train(tmp_path, guard, poison_iters):
                         dict(type='PoisonBatchHook', at_iters=poison_iters)]
     cfg.work_dir = str(tmp_path)
     runner = NoFrostRunner.from_cfg(cfg)
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    runner.logger.addHandler(handler)
-    try:
+    with logged_warnings(runner.logger) as messages:
         with pytest.raises(FloatingPointError) as error:
             runner.train()
-    finally:
-        runner.logger.removeHandler(handler)
-    return str(error.value), [r.getMessage() for r in records]
+    return str(error.value), messages
 
 
 def test_nan_loss_stops_with_iteration_terms_and_last_checkpoint(tmp_path):

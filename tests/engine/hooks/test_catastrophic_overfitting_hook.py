@@ -7,7 +7,6 @@ large eps overfits catastrophically within a few hundred iterations of a tiny
 ResNet on the 16 px digits and is caught at the first check after the
 collapse, while N-FGSM at the demo's eps is never flagged.
 """
-import logging
 from types import SimpleNamespace
 
 import pytest
@@ -19,7 +18,7 @@ from nofrost_mm.attacks import NormalizedClassifier, PGDAttack
 from nofrost_mm.engine.hooks import CatastrophicOverfittingHook
 from nofrost_mm.engine.runner import NoFrostRunner
 from tests.attacks.toy import trained_classifier
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, logged_warnings
 
 PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
            attack=dict(type='NFGSM', eps=16))
@@ -108,16 +107,9 @@ def _run(tmp_path, monkeypatch, action, script):
                       dict(type='CatastrophicOverfittingHook', action=action,
                            max_rollbacks=1, num_samples=8)]))
     runner = NoFrostRunner.from_cfg(cfg)
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    runner.logger.addHandler(handler)  # MMLogger does not propagate
-    try:
+    with logged_warnings(runner.logger) as messages:
         runner.train()
-    finally:
-        runner.logger.removeHandler(handler)
-    return runner, [r.getMessage() for r in records
-                    if 'CatastrophicOverfittingHook' in r.getMessage()]
+    return runner, [m for m in messages if 'CatastrophicOverfittingHook' in m]
 
 
 HEALTHY, COLLAPSED = dict(clean=90., pgd=40., fgsm=45.), dict(clean=92., pgd=3., fgsm=70.)
@@ -215,17 +207,10 @@ def _train_single_step(work_dir, attack, max_epochs):
     # torch + mmpretrain, no plug-in code; width 16 and 1 thread are fine)
     cfg.channels_last = False
     runner = NoFrostRunner.from_cfg(cfg)
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    runner.logger.addHandler(handler)
-    try:
+    with logged_warnings(runner.logger) as messages:
         runner.train()
-    finally:
-        runner.logger.removeHandler(handler)
     hook = [h for h in runner.hooks if isinstance(h, CatastrophicOverfittingHook)][0]
-    warnings = [r.getMessage() for r in records
-                if 'CatastrophicOverfittingHook' in r.getMessage()]
+    warnings = [m for m in messages if 'CatastrophicOverfittingHook' in m]
     return runner, hook, warnings, cfg
 
 
