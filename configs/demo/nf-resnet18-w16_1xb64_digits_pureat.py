@@ -13,5 +13,5 @@ custom_hooks = [
         type='AdversarialTrainingHook',
         eps_warmup=10,
         adv_val_interval=5,
-        val_attack=dict(type='PGDAttack', eps=32, steps=20)),
+        val_attack=dict(type='PGDAttack', eps=32, steps=20, early_exit=True)),
 ]

@@ -12,7 +12,7 @@ custom_hooks = [
         type='AdversarialTrainingHook',
         eps_warmup=5,
         adv_val_interval=5,
-        val_attack=dict(type='PGDAttack', eps=eps, steps=20)),
+        val_attack=dict(type='PGDAttack', eps=eps, steps=20, early_exit=True)),
 ]
 test_attacks = [
     dict(type='PGDAttack', eps=eps, steps=20, early_exit=True, name='PGD-20'),

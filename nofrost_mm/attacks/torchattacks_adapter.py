@@ -17,12 +17,14 @@ Square to the reference's fixed schedule of ``p`` (``resc_schedule=False``,
 where torchattacks rescales it to the query budget), so that ``AutoAttack``
 here is the standard evaluation, not a weaker ensemble.
 """
+import ast
+import importlib
+import importlib.util
 import inspect
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
-import torchattacks
 
 from ..registry import ATTACKS
 
@@ -82,10 +84,51 @@ class _ContiguousInputs(nn.Module):
         return self.model(_ContiguousGrad.apply(x.contiguous()))
 
 
+def _torchattacks():
+    """The torchattacks module, imported on first use.
+
+    Importing it takes about 0.8 s (its TIFGSM imports scipy.stats), paid by
+    every process that imports the plug-in: most never run a torchattacks
+    attack (training, clean testing, the plug-in's own PGD).
+    """
+    return importlib.import_module('torchattacks')
+
+
+def torchattacks_names() -> List[str]:
+    """``torchattacks.__all__``, read from its source without importing it.
+
+    Falls back to the import if ``__all__`` is not a literal list there.
+    """
+    spec = importlib.util.find_spec('torchattacks')
+    if spec is None or not spec.origin:
+        raise ImportError('torchattacks is not installed (pip install torchattacks; '
+                          'see tools/misc/install_torchattacks.py)')
+    with open(spec.origin) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == '__all__' for t in node.targets):
+            try:
+                return list(ast.literal_eval(node.value))
+            except ValueError:
+                break
+    return list(_torchattacks().__all__)
+
+
+class _TorchattacksClass:
+    """``TorchAttack.attack_cls``: the class named ``attack_name``, looked up
+    in torchattacks when first needed (building an adapter)."""
+
+    def __get__(self, obj, owner):
+        name = owner.attack_name
+        return None if name is None else getattr(_torchattacks(), name)
+
+
 class TorchAttack:
     """Base of the adapters: one torchattacks class, sizes in pixel units.
 
-    Subclasses set ``attack_cls``; one is registered per torchattacks attack
+    Subclasses set ``attack_name``, the torchattacks class's name
+    (``attack_cls`` is that class); one is registered per torchattacks attack
     (``PGD``, ``APGD``, ``AutoAttack``, ``FGSM``, ``Square``, ...). Arguments
     are checked when the adapter is built (names against the torchattacks
     signature, eps range, torchattacks' own checks on a stand-in model), so a
@@ -107,7 +150,8 @@ class TorchAttack:
         >>> adv = attack(normalized_classifier, images_0_1, labels)
     """
 
-    attack_cls = None
+    attack_name: Optional[str] = None
+    attack_cls = _TorchattacksClass()
 
     def __init__(self, **kwargs):
         name = self.attack_cls.__name__
@@ -154,6 +198,7 @@ class TorchAttack:
         if 'n_classes' in params:
             kwargs.setdefault('n_classes', num_classes)
         attack = self.attack_cls(model, **kwargs)
+        torchattacks = _torchattacks()
         if isinstance(attack, torchattacks.AutoAttack):
             for member in attack._autoattack.attacks:
                 if hasattr(member, 'steps'):  # APGD, APGDT, FAB (not Square)
@@ -216,11 +261,11 @@ def check_pixel_size(attack: str, key: str, value, norm: str) -> None:
 
 def _register_all():
     adapters = {}
-    for name in torchattacks.__all__:
+    for name in torchattacks_names():
         if name in NOT_ADAPTED:
             continue
         cls = type(name, (TorchAttack, ), dict(
-            attack_cls=getattr(torchattacks, name),
+            attack_name=name,
             __doc__=f'``torchattacks.{name}`` with sizes in pixel units of '
             '255 (see :class:`TorchAttack`).',
             __module__=__name__))

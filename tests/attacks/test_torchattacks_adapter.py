@@ -1,4 +1,7 @@
 """torchattacks attacks built from the ATTACKS registry (sizes in pixel units)."""
+import subprocess
+import sys
+
 import pytest
 import torch
 import torchattacks
@@ -9,6 +12,7 @@ import nofrost_mm  # noqa: F401
 from nofrost_mm.attacks import CWLinf, PGDAttack, attack_context, build_attack
 from nofrost_mm.attacks.torchattacks_adapter import NOT_ADAPTED, TorchAttack
 from nofrost_mm.registry import ATTACKS
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope='module')
@@ -42,6 +46,20 @@ def test_every_torchattacks_attack_is_registered():
         assert issubclass(cls, TorchAttack)
         assert cls.attack_cls is getattr(torchattacks, name)
     assert ATTACKS.get('CWLinf') is CWLinf
+
+
+def test_importing_the_plugin_leaves_torchattacks_until_an_adapter_is_built():
+    # torchattacks costs ~0.8 s of every process's start (scipy.stats)
+    code = ('import sys, nofrost_mm\n'
+            'from nofrost_mm.registry import ATTACKS\n'
+            'assert "torchattacks" not in sys.modules\n'
+            'assert ATTACKS.get("AutoAttack") is not None\n'
+            'assert "torchattacks" not in sys.modules\n'
+            'ATTACKS.build(dict(type="FGSM", eps=8))\n'
+            'assert "torchattacks" in sys.modules\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_sizes_are_converted_and_autoattack_gets_classes_and_seed(net_and_batch):

@@ -12,6 +12,7 @@ from typing import Optional
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.config import Config
 from mmengine.dist import all_gather_object, is_distributed, is_main_process
 from mmengine.model import is_model_wrapper
 # in mmengine's root registry: runner_type is resolved before any default scope is set
@@ -20,6 +21,7 @@ from mmengine.runner import EpochBasedTrainLoop, Runner
 from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
+from nofrost_mm.engine.runner.text_cached_config import TextCachedConfig
 from nofrost_mm.utils.config_checks import (check_bool, check_keys, check_number,
                                             check_plugin_component_keys)
 from nofrost_mm.utils.rng_state import get_rng_state, set_rng_state
@@ -95,6 +97,9 @@ class NoFrostRunner(Runner):
       channels-last and its checkpoints load into any model);
       :class:`PGDDataPreprocessor` follows with channels-last inputs and
       attack images. Faster convolutions on recent CPUs and on tensor cores.
+    - The config's text (``meta['cfg']`` of every checkpoint, the log, the
+      dumped config) is formatted once per content
+      (:class:`TextCachedConfig`), not again for every checkpoint.
 
     ``save_checkpoint`` gathers RNG states from all ranks, so like every
     mmengine call site (``CheckpointHook``) it must be called on every rank.
@@ -111,6 +116,9 @@ class NoFrostRunner(Runner):
             _plugin_registries())
         check_bool('channels_last', (kwargs.get('cfg') or {}).get(
             'channels_last', False))
+        if isinstance(kwargs.get('cfg'), Config):
+            # formatted once, not again for every checkpoint's meta
+            kwargs['cfg'] = TextCachedConfig.of(kwargs['cfg'])
         super().__init__(*args, **kwargs)
         self._check_plugin_datasets()
         self._ensure_class_subset_hook()

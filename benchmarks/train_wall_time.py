@@ -1,0 +1,146 @@
+"""Whole-run training time of single-step AT against PGD-K AT, side by side.
+
+Issue 13's first acceptance: N-FGSM AT trains the demo BN and NF models in at
+most half the wall time of their PGD-5 AT configs. This script trains each
+pair of configs with ``tools/train.py`` (the command a user runs: process
+start, data, every iteration, validation, checkpoints, hooks) in alternating
+order (ABBA over rounds, so a machine that drifts slows both sides alike)
+and prints per pair:
+
+- ``wall``: the single-step run's wall time over the baseline's (median of
+  the per-round ratios; target <= 0.5);
+- ``iterations``: the same for the training iterations alone (mean logged
+  iteration time x iterations; what a long schedule tends to);
+- the seconds of each run and what is neither (start-up, validation,
+  checkpoints, the catastrophic-overfitting guard).
+
+Nothing else should run on the machine meanwhile.
+
+Example:
+    python benchmarks/train_wall_time.py                  # the demo pairs, 2 rounds
+    python benchmarks/train_wall_time.py --rounds 1 --cfg-options train_cfg.max_epochs=3
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_PAIRS = [
+    ('configs/demo/resnet18-w16_1xb64_digits_pgdat.py',
+     'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py'),
+    ('configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py',
+     'configs/demo/nf-resnet18-w16_1xb64_digits_nfgsm.py'),
+]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--pair', nargs=2, action='append', metavar=('BASELINE', 'CANDIDATE'),
+                        help='two configs to compare (repeatable); default: the demo '
+                        'BN and NF PGD-5 configs against their N-FGSM ones')
+    parser.add_argument('--rounds', type=int, default=2,
+                        help='runs of each config (alternating order)')
+    parser.add_argument('--work-dir', default=None,
+                        help='where the runs train (default: a temporary folder, removed)')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='passed to every tools/train.py run')
+    parser.add_argument('--json', default=None, help='write the numbers here')
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error('--rounds must be >= 1')
+    args.pair = args.pair or DEMO_PAIRS
+    for pair in args.pair:
+        for config in pair:
+            if not (REPO_ROOT / config).is_file() and not osp.isfile(config):
+                parser.error(f'--pair: config {config} not found')
+    return args
+
+
+def iteration_seconds(work_dir: str) -> float:
+    """Mean logged iteration time x the number of training iterations."""
+    times, last_iter = [], 0
+    for root, _, files in os.walk(work_dir):
+        if 'scalars.json' in files and 'vis_data' in root:
+            with open(osp.join(root, 'scalars.json')) as f:
+                for line in f:
+                    record = json.loads(line)
+                    if 'loss' in record and 'time' in record:
+                        times.append(record['time'])
+                        last_iter = max(last_iter, record['iter'])
+    if not times:
+        raise RuntimeError(f'no logged training iterations under {work_dir}')
+    return statistics.mean(times) * last_iter
+
+
+def train(config: str, work_dir: str, cfg_options) -> dict:
+    cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
+                           f'{proc.stderr[-3000:]}')
+    iters = iteration_seconds(work_dir)
+    return dict(wall=wall, iterations=iters, rest=wall - iters)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    root = args.work_dir or tempfile.mkdtemp(prefix='train_wall_time_')
+    os.makedirs(root, exist_ok=True)
+    runs = {pair: {c: [] for c in pair} for pair in map(tuple, args.pair)}
+    # ABBA: round r runs each pair in order, round r + 1 reversed
+    schedule = [(r, pair, config, osp.join(root, f'{Path(config).stem}_round{r}'))
+                for r in range(args.rounds) for pair in runs
+                for config in (pair if r % 2 == 0 else pair[::-1])]
+    if len({w for *_, w in schedule}) < len(schedule):
+        raise SystemExit('--pair: the configs of a run must have different file names')
+    for *_, work_dir in schedule:  # before any training
+        if osp.exists(work_dir):
+            raise SystemExit(f'--work-dir: {work_dir} exists; give an empty '
+                             'folder (earlier runs are never overwritten)')
+    for r, pair, config, work_dir in schedule:
+        res = train(config, work_dir, args.cfg_options)
+        runs[pair][config].append(res)
+        print(f'round {r}: {Path(config).stem}: {res["wall"]:.1f} s (iterations '
+              f'{res["iterations"]:.1f} s, rest {res["rest"]:.1f} s)', flush=True)
+    summary = []
+    print('\n| baseline | candidate | wall ratio (median) | per round | iterations ratio '
+          '| baseline s (iter / rest) | candidate s (iter / rest) |')
+    print('| --- | --- | --- | --- | --- | --- | --- |')
+    for (base, cand), res in runs.items():
+        wall = [c['wall'] / b['wall'] for b, c in zip(res[base], res[cand])]
+        iters = [c['iterations'] / b['iterations'] for b, c in zip(res[base], res[cand])]
+
+        def seconds(rs):
+            return (f'{statistics.median(r["wall"] for r in rs):.1f} '
+                    f'({statistics.median(r["iterations"] for r in rs):.1f} / '
+                    f'{statistics.median(r["rest"] for r in rs):.1f})')
+        print(f'| {Path(base).stem} | {Path(cand).stem} | {statistics.median(wall):.3f} '
+              f'| {" / ".join(f"{w:.3f}" for w in wall)} | {statistics.median(iters):.3f} '
+              f'| {seconds(res[base])} | {seconds(res[cand])} |')
+        summary.append(dict(baseline=base, candidate=cand, wall_ratio=statistics.median(wall),
+                            wall_ratios=wall, iteration_ratio=statistics.median(iters),
+                            baseline_runs=res[base], candidate_runs=res[cand]))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+                           rounds=args.rounds, cfg_options=args.cfg_options,
+                           pairs=summary), f, indent=2)
+    if args.work_dir is None:
+        import shutil
+        shutil.rmtree(root, ignore_errors=True)
+    return summary
+
+
+if __name__ == '__main__':
+    main()
