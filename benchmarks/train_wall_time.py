@@ -83,8 +83,10 @@ def train(config: str, work_dir: str, cfg_options) -> dict:
     cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
+    # this checkout's package, not whichever one pip installed in the venv
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
