@@ -1,4 +1,8 @@
 """scikit-learn's bundled handwritten digits as an mmpretrain dataset (no download)."""
+import gzip
+import importlib.util
+import json
+import os.path as osp
 from functools import lru_cache
 from typing import List, Tuple
 
@@ -11,15 +15,38 @@ from mmpretrain.registry import DATASETS
 DIGITS_SPLITS = ('train', 'val', 'trainval', 'test')
 
 
+# the fixed split, computed once with scikit-learn (see ``compute_split_indices``)
+SPLITS_FILE = osp.join(osp.dirname(__file__), 'splits', 'sklearn_digits.json')
+
+
 @lru_cache(maxsize=1)
 def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
-    """``load_digits()``'s images and labels, read once per process (parsing
-    its CSV took ~0.3 s, and a training run builds three datasets)."""
-    from sklearn.datasets import load_digits
-    digits = load_digits()
-    images, target = digits.images, digits.target
+    """``load_digits()``'s images (N, 8, 8) and labels, read once per process.
+
+    Read from the CSV that scikit-learn bundles, the way ``load_digits``
+    reads it, without importing scikit-learn (about 1 s of every process
+    that builds the digits); ``load_digits`` itself if the file moved.
+    """
+    spec = importlib.util.find_spec('sklearn')
+    path = spec and spec.submodule_search_locations and osp.join(
+        spec.submodule_search_locations[0], 'datasets', 'data', 'digits.csv.gz')
+    if path and osp.isfile(path):
+        with gzip.open(path, 'rt') as f:
+            data = np.loadtxt(f, delimiter=',')
+        images = data[:, :-1].reshape(-1, 8, 8)
+        target = data[:, -1].astype(int)
+    else:
+        from sklearn.datasets import load_digits
+        digits = load_digits()
+        images, target = digits.images, digits.target
     images.flags.writeable = target.flags.writeable = False  # shared
     return images, target
+
+
+@lru_cache(maxsize=1)
+def _stored_splits() -> dict:
+    with open(SPLITS_FILE) as f:
+        return {k: np.asarray(v) for k, v in json.load(f).items() if k in ('val', 'test')}
 
 
 @DATASETS.register_module()
@@ -68,7 +95,22 @@ class SklearnDigits(BaseDataset):
 
     @staticmethod
     def split_indices(split: str) -> np.ndarray:
-        """Indices into ``load_digits()`` of a split (fixed, stratified)."""
+        """Indices into ``load_digits()`` of a split (fixed, stratified).
+
+        Read from ``splits/sklearn_digits.json``, which holds what
+        :meth:`compute_split_indices` gives (a test checks they agree), so the
+        split neither needs scikit-learn at run time nor moves with its version.
+        """
+        stored = _stored_splits()
+        if split in stored:
+            return stored[split]
+        rest = np.setdiff1d(np.arange(len(_load_digits()[1])), stored['test'])
+        return rest if split == 'trainval' else np.setdiff1d(rest, stored['val'])
+
+    @staticmethod
+    def compute_split_indices(split: str) -> np.ndarray:
+        """The split from scikit-learn: a stratified 20% test set (360 images,
+        seed 0), then a stratified 20% val set of the rest (seed 1)."""
         from sklearn.model_selection import train_test_split
 
         labels = _load_digits()[1]
