@@ -1,5 +1,4 @@
 """torchattacks attacks built from the ATTACKS registry (sizes in pixel units)."""
-import subprocess
 import sys
 
 import pytest
@@ -12,7 +11,7 @@ import nofrost_mm  # noqa: F401
 from nofrost_mm.attacks import CWLinf, PGDAttack, attack_context, build_attack
 from nofrost_mm.attacks.torchattacks_adapter import NOT_ADAPTED, TorchAttack
 from nofrost_mm.registry import ATTACKS
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_tool
 
 
 @pytest.fixture(scope='module')
@@ -57,9 +56,7 @@ def test_importing_the_plugin_leaves_torchattacks_until_an_adapter_is_built():
             'assert "torchattacks" not in sys.modules\n'
             'ATTACKS.build(dict(type="FGSM", eps=8))\n'
             'assert "torchattacks" in sys.modules\n')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_tool([sys.executable, '-c', code])  # fails with the child's stderr
 
 
 def test_sizes_are_converted_and_autoattack_gets_classes_and_seed(net_and_batch):

@@ -1,12 +1,11 @@
 """The bundled digits: scikit-learn's data and split, without importing scikit-learn."""
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from nofrost_mm.datasets.digits import DIGITS_SPLITS, SklearnDigits, _load_digits
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_tool
 
 
 def test_images_and_labels_are_load_digits():
@@ -35,6 +34,4 @@ def test_building_the_dataset_does_not_import_scikit_learn():
             'ds = SklearnDigits(split="val", img_size=16)\n'
             'assert len(ds) == 288 and ds[0]["img"].shape == (16, 16, 3)\n'
             'assert not [m for m in sys.modules if m.startswith("sklearn")], "sklearn imported"\n')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_tool([sys.executable, '-c', code])  # fails with the child's stderr
