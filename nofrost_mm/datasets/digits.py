@@ -46,7 +46,10 @@ def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=1)
 def _stored_splits() -> dict:
     with open(SPLITS_FILE) as f:
-        return {k: np.asarray(v) for k, v in json.load(f).items() if k in ('val', 'test')}
+        splits = {k: np.asarray(v) for k, v in json.load(f).items() if k in ('val', 'test')}
+    for indices in splits.values():
+        indices.flags.writeable = False  # shared by every dataset of the process
+    return splits
 
 
 @DATASETS.register_module()
