@@ -9,6 +9,10 @@ and prints per pair:
 
 - ``wall``: the single-step run's wall time over the baseline's (median of
   the per-round ratios; target <= 0.5);
+- ``after start-up``: the same from the moment training starts (mmengine's
+  CheckpointHook logs it in ``before_train``) to the process's exit: what
+  precedes it (interpreter, imports of torch / torchvision / mmpretrain, the
+  config and the runner) costs every method the same seconds;
 - ``iterations``: the same for the training iterations alone (mean logged
   iteration time x iterations; what a long schedule tends to);
 - the seconds of each run and what is neither (start-up, validation,
@@ -21,6 +25,7 @@ Example:
     python benchmarks/train_wall_time.py --rounds 1 --cfg-options train_cfg.max_epochs=3
 """
 import argparse
+import collections
 import json
 import os
 import os.path as osp
@@ -79,6 +84,12 @@ def iteration_seconds(work_dir: str) -> float:
     return statistics.mean(times) * last_iter
 
 
+# mmengine's CheckpointHook logs this in before_train: the runner is built
+# and training starts (what precedes it is process start-up, imports, the
+# config and the runner, the same for every method)
+TRAIN_START_MARK = 'Checkpoints will be saved to'
+
+
 def train(config: str, work_dir: str, cfg_options) -> dict:
     cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
     if cfg_options:
@@ -86,13 +97,24 @@ def train(config: str, work_dir: str, cfg_options) -> dict:
     # this checkout's package, not whichever one pip installed in the venv
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    startup = None
+    tail = collections.deque(maxlen=60)
+    with subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        for line in proc.stdout:
+            if startup is None and TRAIN_START_MARK in line:
+                startup = time.perf_counter() - start
+            tail.append(line)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
-                           f'{proc.stderr[-3000:]}')
+                           f'{"".join(tail)[-3000:]}')
+    if startup is None:
+        raise RuntimeError(f'{" ".join(cmd)}: no "{TRAIN_START_MARK}" line in its log '
+                           '(is the CheckpointHook off?)')
     iters = iteration_seconds(work_dir)
-    return dict(wall=wall, iterations=iters, rest=wall - iters)
+    return dict(wall=wall, startup=startup, training=wall - startup,
+                iterations=iters, rest=wall - iters)
 
 
 def main(argv=None):
@@ -113,25 +135,32 @@ def main(argv=None):
     for r, pair, config, work_dir in schedule:
         res = train(config, work_dir, args.cfg_options)
         runs[pair][config].append(res)
-        print(f'round {r}: {Path(config).stem}: {res["wall"]:.1f} s (iterations '
+        print(f'round {r}: {Path(config).stem}: {res["wall"]:.1f} s (start-up '
+              f'{res["startup"]:.1f} s, training {res["training"]:.1f} s; iterations '
               f'{res["iterations"]:.1f} s, rest {res["rest"]:.1f} s)', flush=True)
     summary = []
-    print('\n| baseline | candidate | wall ratio (median) | per round | iterations ratio '
+    print('\n| baseline | candidate | wall ratio (median) | per round '
+          '| after start-up ratio | iterations ratio | start-up s (baseline / candidate) '
           '| baseline s (iter / rest) | candidate s (iter / rest) |')
-    print('| --- | --- | --- | --- | --- | --- | --- |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     for (base, cand), res in runs.items():
         wall = [c['wall'] / b['wall'] for b, c in zip(res[base], res[cand])]
         iters = [c['iterations'] / b['iterations'] for b, c in zip(res[base], res[cand])]
+        training = [c['training'] / b['training'] for b, c in zip(res[base], res[cand])]
 
         def seconds(rs):
             return (f'{statistics.median(r["wall"] for r in rs):.1f} '
                     f'({statistics.median(r["iterations"] for r in rs):.1f} / '
                     f'{statistics.median(r["rest"] for r in rs):.1f})')
         print(f'| {Path(base).stem} | {Path(cand).stem} | {statistics.median(wall):.3f} '
-              f'| {" / ".join(f"{w:.3f}" for w in wall)} | {statistics.median(iters):.3f} '
+              f'| {" / ".join(f"{w:.3f}" for w in wall)} '
+              f'| {statistics.median(training):.3f} | {statistics.median(iters):.3f} '
+              f'| {statistics.median(r["startup"] for r in res[base]):.1f} / '
+              f'{statistics.median(r["startup"] for r in res[cand]):.1f} '
               f'| {seconds(res[base])} | {seconds(res[cand])} |')
         summary.append(dict(baseline=base, candidate=cand, wall_ratio=statistics.median(wall),
-                            wall_ratios=wall, iteration_ratio=statistics.median(iters),
+                            wall_ratios=wall, training_ratio=statistics.median(training),
+                            iteration_ratio=statistics.median(iters),
                             baseline_runs=res[base], candidate_runs=res[cand]))
     if args.json:
         with open(args.json, 'w') as f:

@@ -18,7 +18,13 @@ def test_tiny_pair_reports_wall_and_iteration_ratios(tmp_path):
     for side in ('baseline_runs', 'candidate_runs'):
         run, = pair[side]
         assert 0 < run['iterations'] < run['wall']
+        # start-up ends when training starts: before the iterations, inside the run
+        assert 0 < run['startup'] < run['wall']
+        assert run['training'] == run['wall'] - run['startup'] > run['iterations']
     assert pair['wall_ratio'] == pair['wall_ratios'][0] > 0
+    base, = pair['baseline_runs']
+    cand, = pair['candidate_runs']
+    assert pair['training_ratio'] == cand['training'] / base['training']
     # both runs trained in their own folder, kept with --work-dir
     assert sorted(p.name for p in (tmp_path / 'runs').iterdir()) == [
         'resnet18-w16_1xb64_digits_nfgsm_round0', 'resnet18-w16_1xb64_digits_round0']
