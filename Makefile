@@ -8,6 +8,12 @@ REQS := requirements/tested.txt requirements/tests.txt setup.cfg pyproject.toml 
 .PHONY: install demo test clean-venv
 
 install: $(STAMP)
+	@# tools/*.py put tools/ (not the checkout) first on sys.path, so they import the venv's
+	@# nofrost_mm: make sure that is this checkout's, not another clone's editable install
+	@$(PY) -P -c "import importlib.util as u, os, sys; s = u.find_spec('nofrost_mm'); \
+	sys.exit(s is None or os.path.dirname(os.path.dirname(os.path.realpath(s.origin))) != os.path.realpath('.'))" \
+	|| { echo "the venv's nofrost_mm is not this checkout's: installing this one (editable)"; \
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .; }
 
 # Re-run the set-up only when the pinned set or the package metadata changed.
 $(STAMP): $(REQS)

@@ -14,7 +14,7 @@ custom_hooks = [
     dict(
         type='AdversarialTrainingHook',
         eps_warmup=5,
-        adv_val_interval=5,
+        adv_val_interval=10,
         val_attack=dict(type='PGDAttack', eps=32, steps=20, early_exit=True)),
     # catastrophic-overfitting guard: PGD-5 and FGSM accuracy on 64 fixed val
     # images every 3 epochs (the setting that caught a real collapse in

@@ -12,6 +12,6 @@ custom_hooks = [
     dict(
         type='AdversarialTrainingHook',
         eps_warmup=10,
-        adv_val_interval=5,
+        adv_val_interval=10,
         val_attack=dict(type='PGDAttack', eps=32, steps=20, early_exit=True)),
 ]

@@ -11,7 +11,7 @@ custom_hooks = [
     dict(
         type='AdversarialTrainingHook',
         eps_warmup=5,
-        adv_val_interval=5,
+        adv_val_interval=10,
         val_attack=dict(type='PGDAttack', eps=eps, steps=20, early_exit=True)),
 ]
 test_attacks = [

@@ -24,7 +24,10 @@ def test_tiny_pair_reports_wall_and_iteration_ratios(tmp_path):
     assert pair['wall_ratio'] == pair['wall_ratios'][0] > 0
     base, = pair['baseline_runs']
     cand, = pair['candidate_runs']
-    assert pair['training_ratio'] == cand['training'] / base['training']
+    assert pair['training_ratio'] == pair['training_ratios'][0] == cand['training'] / base['training']
+    # the verdict against the target follows the median training ratio
+    assert pair['met'] == (pair['training_ratio'] <= pair['target'] == 0.5)
+    assert f"training ratio {pair['training_ratio']:.3f}" in proc.stdout
     # both runs trained in their own folder, kept with --work-dir
     assert sorted(p.name for p in (tmp_path / 'runs').iterdir()) == [
         'resnet18-w16_1xb64_digits_nfgsm_round0', 'resnet18-w16_1xb64_digits_round0']

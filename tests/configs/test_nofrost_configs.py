@@ -112,3 +112,28 @@ def test_at_configs_test_autoattack_by_default(path):
     args.attacks = ['none', 'PGD']
     with pytest.raises(ValueError, match='"none" cannot be combined'):
         tool.merge_args(copy.deepcopy(cfg), args)
+
+
+def test_demo_at_configs_validate_robustness_at_the_official_cadence():
+    """Every demo AT config attacks the val set at epochs 10 and 15 of 15 only.
+
+    Official: every 10 epochs and in the last 10%; with val_interval 5 the val
+    loop runs at 5, 10, 15 and epoch 5 stays clean-only.
+    """
+    from types import SimpleNamespace
+    configs = sorted((REPO_ROOT / 'configs/demo').glob('*_digits_*.py'))
+    checked = 0
+    for path in configs:
+        cfg = Config.fromfile(path)
+        hooks = [h for h in cfg.get('custom_hooks', [])
+                 if h['type'] == 'AdversarialTrainingHook']
+        if not hooks:
+            continue
+        hook = HOOKS.build(hooks[0])
+        epochs = cfg.train_cfg.max_epochs
+        val_epochs = range(cfg.train_cfg.val_interval, epochs + 1, cfg.train_cfg.val_interval)
+        robust = [e for e in val_epochs if hook._robust_val_due(SimpleNamespace(
+            _train_loop=object(), epoch=e, max_epochs=epochs))]
+        assert robust == [10, 15], (path.name, robust)
+        checked += 1
+    assert checked >= 16  # the PGD-5, eps 48/64, pure, TRADES and single-step configs
