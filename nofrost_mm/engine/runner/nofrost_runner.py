@@ -8,6 +8,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
+from collections import Counter
 from typing import Optional
 
 import torch
@@ -100,6 +101,14 @@ class NoFrostRunner(Runner):
     - The config's text (``meta['cfg']`` of every checkpoint, the log, the
       dumped config) is formatted once per content
       (:class:`TextCachedConfig`), not again for every checkpoint.
+    - Every runner of a process gets its own logger, message hub, visualizer
+      and scope: mmengine names them ``{config}_{timestamp}`` (to the second)
+      and returns an existing instance of that name, so a second runner of
+      the same config built within the same second shared the first one's
+      message hub, and with it CheckpointHook's list of checkpoints to
+      delete (it removed the other run's ``epoch_1.pth`` in a test). The
+      n-th runner of a config in a process (n >= 2) without an
+      ``experiment_name`` is named ``{config}-{n}_{timestamp}``.
 
     ``save_checkpoint`` gathers RNG states from all ranks, so like every
     mmengine call site (``CheckpointHook``) it must be called on every rank.
@@ -107,8 +116,11 @@ class NoFrostRunner(Runner):
 
     _rng_before_val: Optional[dict] = None
     _rng_to_restore: Optional[dict] = None
+    # runners built so far in this process, per config file name
+    _runners_per_config: Counter = Counter()
 
     def __init__(self, *args, **kwargs):
+        self._name_distinct_from_earlier_runners(kwargs)
         # before anything is built or read: misspelt arguments of the
         # plug-in's components, reported with the closest valid name
         check_plugin_component_keys(
@@ -134,6 +146,19 @@ class NoFrostRunner(Runner):
         from nofrost_mm.engine.hooks import ClassSubsetHook
         if not any(isinstance(h, ClassSubsetHook) for h in self.hooks):
             self.register_hook(ClassSubsetHook())
+
+    @classmethod
+    def _name_distinct_from_earlier_runners(cls, kwargs: dict) -> None:
+        if kwargs.get('experiment_name') is not None:
+            return  # the user's own name is kept as given
+        cfg = kwargs.get('cfg')
+        filename = getattr(cfg, 'filename', None)
+        stem = osp.splitext(osp.basename(filename))[0] if filename else 'run'
+        cls._runners_per_config[stem] += 1
+        count = cls._runners_per_config[stem]
+        if count > 1:
+            # mmengine appends the timestamp
+            kwargs['experiment_name'] = f'{stem}-{count}'
 
     def _check_plugin_datasets(self) -> None:
         """Build the plug-in's datasets lazily: their checks, no data read.
