@@ -2,6 +2,7 @@
 # Same command line as mmpretrain's tools/test.py.
 import argparse
 import ast
+import faulthandler
 import os
 import os.path as osp
 
@@ -185,6 +186,9 @@ def robust_test_cfg(cfg, num_samples):
 
 
 def main():
+    # a fatal signal (a rare SIGABRT of one rank at gloo teardown, a segfault
+    # in a kernel) prints the Python stack of every thread to stderr
+    faulthandler.enable()
     args = parse_args()
     if args.out is None and args.out_item is not None:
         raise ValueError('--out-item needs --out FILE')

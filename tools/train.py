@@ -1,6 +1,7 @@
 # Train a model with a nofrost_mm (or any mmpretrain) config.
 # Same command line as mmpretrain's tools/train.py.
 import argparse
+import faulthandler
 import os
 import os.path as osp
 from copy import deepcopy
@@ -144,6 +145,9 @@ def build_runner(cfg):
 
 
 def main():
+    # a fatal signal (a rare SIGABRT of one rank at gloo teardown, a segfault
+    # in a kernel) prints the Python stack of every thread to stderr
+    faulthandler.enable()
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
