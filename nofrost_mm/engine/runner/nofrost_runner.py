@@ -106,7 +106,8 @@ class NoFrostRunner(Runner):
       and returns an existing instance of that name, so a second runner of
       the same config built within the same second shared the first one's
       message hub, and with it CheckpointHook's list of checkpoints to
-      delete (it removed the other run's ``epoch_1.pth`` in a test). The
+      delete: it deleted its own ``epoch_1.pth`` and ``epoch_2.pth`` (a
+      test's rollback checks found them gone). The
       n-th runner of a config in a process (n >= 2) without an
       ``experiment_name`` is named ``{config}-{n}_{timestamp}``.
 
