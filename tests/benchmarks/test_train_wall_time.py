@@ -26,7 +26,8 @@ def test_tiny_pair_reports_wall_and_iteration_ratios(tmp_path):
     cand, = pair['candidate_runs']
     assert pair['training_ratio'] == pair['training_ratios'][0] == cand['training'] / base['training']
     # the verdict against the target follows the median training ratio
-    assert pair['met'] == (pair['training_ratio'] <= pair['target'] == 0.5)
+    assert pair['target'] == 0.5
+    assert pair['met'] == (pair['training_ratio'] <= 0.5)
     assert f"training ratio {pair['training_ratio']:.3f}" in proc.stdout
     # both runs trained in their own folder, kept with --work-dir
     assert sorted(p.name for p in (tmp_path / 'runs').iterdir()) == [
