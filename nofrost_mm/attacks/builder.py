@@ -1,4 +1,5 @@
 """Build attacks from config without scope warnings."""
+import inspect
 from typing import Callable, List, Sequence, Tuple, Union
 
 from mmengine.registry import DefaultScope
@@ -27,6 +28,18 @@ def build_attack(cfg: Union[dict, Callable]) -> Callable:
         return cfg
     with DefaultScope.overwrite_default_scope(ATTACKS.scope):
         return ATTACKS.build(cfg)
+
+
+def takes_sample_keys(attack: Callable) -> bool:
+    """Whether ``attack(model, images, labels, keys=...)`` is accepted.
+
+    The plug-in's attacks take per-sample random keys; a user's own attack
+    callable may not, and is then called without them.
+    """
+    try:
+        return 'keys' in inspect.signature(attack).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def attack_name(cfg: dict) -> str:

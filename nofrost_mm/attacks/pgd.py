@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
+from nofrost_mm.utils.sample_random import sample_normal, sample_randint, sample_uniform
 
 
 @ATTACKS.register_module()
@@ -43,8 +44,8 @@ class PGDAttack:
             ``0.001 * N(0, 1)`` in [0, 1] units, TRADES's start (the KL loss
             has a zero gradient at the clean image); False: from the clean
             image. Defaults to True.
-        targeted (bool): Move each image towards a random wrong class, drawn
-            with torch's global RNG. Defaults to False.
+        targeted (bool): Move each image towards a random wrong class.
+            Defaults to False.
         loss (str): 'ce' (cross entropy; soft labels give soft-label cross
             entropy) or 'cw' (the CW margin loss
             ``-max(z_y - max_{j != y} z_j + confidence, 0)``; soft labels are
@@ -66,6 +67,12 @@ class PGDAttack:
             last-iterate value. Not with loss='kl'. Training attacks keep the
             last iterate: Defaults to False.
 
+    Random starts and random targets come from torch's global generator,
+    or, when the caller passes per-sample ``keys``
+    (:func:`nofrost_mm.utils.sample_keys`, as the evaluation loops do), from
+    those keys alone: a sample then gets the same start in any batch, process
+    or resume point.
+
     Example:
         >>> attack = PGDAttack(eps=8, steps=10)
         >>> with attack_context(model) as net:
@@ -77,6 +84,8 @@ class PGDAttack:
     RANDOM_STARTS = (True, False, 'uniform', 'normal')
     # TRADES's start: x + 0.001 * randn in [0, 1] units (Zhang et al. 2019)
     NORMAL_START_STD = 0.001
+    # streams of the per-sample random numbers (nofrost_mm.utils.sample_random)
+    START_STREAM, RADIUS_STREAM, TARGET_STREAM = 1, 2, 3
 
     def __init__(self,
                  eps: float = 8.,
@@ -154,7 +163,8 @@ class PGDAttack:
         return min(1.25 * self.eps, self.eps + 4) / self.steps
 
     def __call__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
-                 images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+                 images: torch.Tensor, labels: torch.Tensor,
+                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Generate adversarial examples.
 
         Args:
@@ -162,6 +172,9 @@ class PGDAttack:
                 (N, K), e.g. a :class:`NormalizedClassifier`.
             images (torch.Tensor): Float images (N, C, H, W) in [0, 1].
             labels (torch.Tensor): Integer labels (N,) or soft labels (N, K).
+            keys (torch.Tensor, optional): Per-sample int64 keys (N,) of the
+                random start and targets; None draws them from torch's
+                global generator. Defaults to None.
 
         Returns:
             torch.Tensor: Detached adversarial images in [0, 1], within
@@ -177,6 +190,9 @@ class PGDAttack:
             raise ValueError('PGDAttack: labels must be (N,) class indices or (N, K) '
                              f'soft labels for N={images.shape[0]} images, got '
                              f'shape {tuple(labels.shape)}')
+        if keys is not None and tuple(keys.shape) != (images.shape[0], ):
+            raise ValueError(f'PGDAttack: keys must be (N,) for N={images.shape[0]} '
+                             f'images, got shape {tuple(keys.shape)}')
         images = images.detach()
         labels = labels.detach()
         if self.eps == 0 or self.steps == 0:
@@ -184,10 +200,10 @@ class PGDAttack:
         eps = self.eps / 255.
         alpha = self.get_step_size() / 255.
         if self.early_exit:
-            return self._early_exit_attack(model_fn, images, labels, eps, alpha)
+            return self._early_exit_attack(model_fn, images, labels, eps, alpha, keys)
 
         with torch.enable_grad():
-            delta = self._random_start(images, eps) if self.random_start \
+            delta = self._random_start(images, eps, keys) if self.random_start \
                 else torch.zeros_like(images)
             targets = None
             if self.loss == 'kl':
@@ -200,7 +216,7 @@ class PGDAttack:
                 delta.requires_grad_(True)
                 logits = model_fn(images + delta)
                 if targets is None:
-                    targets = self._targets(labels, logits)
+                    targets = self._targets(labels, logits, keys)
                 objective = self._objective(logits, targets)
                 grad, = torch.autograd.grad(objective, delta)
                 delta = self._step(delta.detach(), grad, alpha, eps)
@@ -209,8 +225,8 @@ class PGDAttack:
         return (images + delta).clamp_(0, 1).detach()
 
     def _early_exit_attack(self, model_fn, images: torch.Tensor,
-                           labels: torch.Tensor, eps: float,
-                           alpha: float) -> torch.Tensor:
+                           labels: torch.Tensor, eps: float, alpha: float,
+                           keys: Optional[torch.Tensor]) -> torch.Tensor:
         """PGD whose broken samples leave the batch at their breaking iterate.
 
         The random start (and random targets) are drawn for the whole batch
@@ -221,14 +237,14 @@ class PGDAttack:
         truth = labels.argmax(dim=1) if labels.dim() == 2 else labels
         active = torch.arange(images.size(0), device=images.device)
         with torch.enable_grad():
-            delta = self._random_start(images, eps) if self.random_start \
+            delta = self._random_start(images, eps, keys) if self.random_start \
                 else torch.zeros_like(images)
             targets = None
             for _ in range(self.steps):
                 delta.requires_grad_(True)
                 logits = model_fn(images + delta)
                 if targets is None:
-                    targets = self._targets(labels, logits)
+                    targets = self._targets(labels, logits, keys)
                 broken = logits.argmax(dim=1) != truth
                 if broken.any():
                     adv[active[broken]] = (images + delta)[broken].detach()
@@ -251,20 +267,38 @@ class PGDAttack:
         adv[active] = images + delta
         return adv.clamp_(0, 1).detach()
 
-    def _random_start(self, images: torch.Tensor, eps: float) -> torch.Tensor:
+    def _uniform(self, images: torch.Tensor, bound: float,
+                 keys: Optional[torch.Tensor]) -> torch.Tensor:
+        """U(-bound, bound) noise shaped and laid out like ``images``."""
+        if keys is None:
+            return torch.empty_like(images).uniform_(-bound, bound)
+        noise = sample_uniform(keys, images.shape[1:], self.START_STREAM, images.dtype)
+        return torch.empty_like(images).copy_(noise.mul_(2 * bound).sub_(bound))
+
+    def _normal(self, images: torch.Tensor,
+                keys: Optional[torch.Tensor]) -> torch.Tensor:
+        if keys is None:
+            return torch.randn_like(images)
+        return torch.empty_like(images).copy_(
+            sample_normal(keys, images.shape[1:], self.START_STREAM, images.dtype))
+
+    def _random_start(self, images: torch.Tensor, eps: float,
+                      keys: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.random_start == 'normal':
-            delta = self.NORMAL_START_STD * torch.randn_like(images)
+            delta = self.NORMAL_START_STD * self._normal(images, keys)
             if self.norm == 'Linf':
                 delta = delta.clamp_(-eps, eps)
             else:
                 norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
                 delta = delta * (eps / norms).clamp(max=1.)
         elif self.norm == 'Linf':
-            delta = torch.empty_like(images).uniform_(-eps, eps)
+            delta = self._uniform(images, eps, keys)
         else:
-            delta = torch.randn_like(images)
+            delta = self._normal(images, keys)
             norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            radius = torch.rand(images.size(0), 1, 1, 1, device=images.device)
+            radius = torch.rand(images.size(0), 1, 1, 1, device=images.device) \
+                if keys is None else sample_uniform(
+                    keys, (1, 1, 1), self.RADIUS_STREAM, images.dtype)
             delta = delta / norms * radius * eps
         return (images + delta).clamp_(0, 1) - images
 
@@ -286,14 +320,17 @@ class PGDAttack:
             raise ValueError(f'PGDAttack: soft labels have {labels.size(1)} classes, '
                              f'the model returns {num_classes} logits')
 
-    def _targets(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def _targets(self, labels: torch.Tensor, logits: torch.Tensor,
+                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Labels the objective uses: the true ones, or random wrong classes."""
         self._check_classes(labels, logits)
         num_classes = logits.size(1)
         if labels.dim() == 2 and (self.targeted or self.loss == 'cw'):
             labels = labels.argmax(dim=1)
         if self.targeted:
-            shift = torch.randint(1, num_classes, labels.shape, device=labels.device)
+            shift = torch.randint(1, num_classes, labels.shape, device=labels.device) \
+                if keys is None else 1 + sample_randint(
+                    keys, num_classes - 1, stream=self.TARGET_STREAM)
             labels = (labels + shift) % num_classes
         return labels
 

@@ -153,9 +153,9 @@ class NFGSM(_SingleStep):
         return (f'NFGSM(eps={self.eps}, noise_ratio={self.noise_ratio}, '
                 f'step_size={self.get_step_size()}, loss={self.loss!r})')
 
-    def _random_start(self, images: torch.Tensor, eps: float) -> torch.Tensor:
-        bound = self.noise_ratio * eps
-        delta = torch.empty_like(images).uniform_(-bound, bound)
+    def _random_start(self, images: torch.Tensor, eps: float,
+                      keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+        delta = self._uniform(images, self.noise_ratio * eps, keys)
         return (images + delta).clamp_(0, 1) - images
 
     def _step(self, delta: torch.Tensor, grad: torch.Tensor, alpha: float,

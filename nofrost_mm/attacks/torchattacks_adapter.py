@@ -213,8 +213,13 @@ class TorchAttack:
         return attack
 
     def __call__(self, model: nn.Module, images: torch.Tensor,
-                 labels: torch.Tensor) -> torch.Tensor:
-        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
+                 labels: torch.Tensor,
+                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images.
+
+        ``keys`` (the plug-in attacks' per-sample random keys) are accepted
+        and not used: torchattacks draws from torch's global generator.
+        """
         if self._model is not model:
             with torch.no_grad():
                 num_classes = model(images[:1]).shape[1]

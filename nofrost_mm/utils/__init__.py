@@ -3,12 +3,12 @@ from .config_checks import (check_bool, check_choice, check_keys, check_number,
                             check_plugin_component_keys)
 from .distributed import shutdown_distributed
 from .rng_state import get_rng_state, set_rng_state
-from .sample_random import (random_keys, sample_bits, sample_keys, sample_normal,
+from .sample_random import (fold_keys, random_keys, sample_bits, sample_keys, sample_normal,
                             sample_randint, sample_uniform)
 from .version_check import check_dependency_versions
 
 __all__ = ['shutdown_distributed', 'check_dependency_versions', 'register_checkpoint_safe_globals',
            'check_bool', 'check_choice', 'check_keys', 'check_number',
            'check_plugin_component_keys', 'get_rng_state', 'set_rng_state',
-           'random_keys', 'sample_bits', 'sample_keys', 'sample_normal', 'sample_randint',
+           'fold_keys', 'random_keys', 'sample_bits', 'sample_keys', 'sample_normal', 'sample_randint',
            'sample_uniform']

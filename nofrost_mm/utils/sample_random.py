@@ -63,6 +63,17 @@ def sample_keys(seed: int, indices: Union[torch.Tensor, Sequence[int]],
     return _mix(keys, seed)
 
 
+def fold_keys(keys: torch.Tensor, value: int) -> torch.Tensor:
+    """Keys of an independent draw: ``keys`` folded with ``value`` (>= 0).
+
+    Args:
+        keys (Tensor): Per-sample int64 keys.
+        value (int): E.g. a restart number; different values give
+            independent numbers for the same samples.
+    """
+    return _mix(keys.to(torch.int64), value)
+
+
 def random_keys(num: int, device: Union[str, torch.device, None] = None,
                 generator: torch.Generator = None) -> torch.Tensor:
     """Keys drawn from torch's generator, for callers without dataset indices.

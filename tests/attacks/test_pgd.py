@@ -180,3 +180,27 @@ def test_early_exit_removes_broken_samples_from_later_steps(setup):
 def test_early_exit_is_refused_with_the_kl_loss():
     with pytest.raises(ValueError, match='early_exit'):
         PGDAttack(loss='kl', random_start='normal', early_exit=True)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(eps=16, steps=2), dict(eps=16, steps=2, norm='L2'), dict(eps=16, random_start='normal'),
+    dict(eps=16, steps=2, targeted=True), dict(eps=16, steps=3, early_exit=True)])
+def test_with_keys_a_samples_attack_does_not_depend_on_its_batch(setup, kwargs):
+    from nofrost_mm.utils import sample_keys
+    net, images, labels = setup
+    attack = PGDAttack(**kwargs)
+    keys = sample_keys(0, torch.arange(len(images)))
+    with attack_context(net.classifier):
+        whole = attack(net, images, labels, keys=keys)
+        torch.manual_seed(123)  # the global generator plays no part
+        part = attack(net, images[5:13], labels[5:13], keys=keys[5:13])
+        other = attack(net, images[5:13], labels[5:13],
+                       keys=sample_keys(1, torch.arange(len(images)))[5:13])
+    assert torch.allclose(part, whole[5:13], atol=1e-6)
+    assert not torch.allclose(other, part, atol=1e-6)
+
+
+def test_keys_must_match_the_batch(setup):
+    net, images, labels = setup
+    with pytest.raises(ValueError, match=r'keys must be \(N,\)'):
+        PGDAttack(eps=8)(net, images, labels, keys=torch.zeros(3, dtype=torch.int64))

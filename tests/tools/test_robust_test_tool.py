@@ -65,6 +65,27 @@ def test_dist_test_matches_one_process(checkpoint, one_process, tmp_path):
     assert '2/2' in log and '3/3' not in log
 
 
+# a random point of a large ball and one small step: which samples survive
+# depends on where each one starts (and, targeted, on its drawn target)
+START_SENSITIVE = [
+    "{'type': 'PGDAttack', 'eps': 24, 'steps': 1, 'step_size': 1, 'name': 'rs'}",
+    "{'type': 'PGDAttack', 'eps': 24, 'steps': 2, 'targeted': True, 'name': 'tg'}"]
+
+
+def test_the_plugin_attacks_results_do_not_depend_on_the_batch_size(checkpoint, tmp_path):
+    results = {}
+    for batch_size in (16, 60):
+        out = tmp_path / f'b{batch_size}.json'
+        run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path, '--out', out,
+                  '--num-samples', '60', '--attacks', *START_SENSITIVE,
+                  '--cfg-options', f'test_dataloader.batch_size={batch_size}'])
+        results[batch_size] = json.loads(out.read_text())
+    for key in ('robust/rs', 'robust/tg'):
+        # not a trivial 0 or the clean accuracy: the start matters
+        assert 0 < results[16][key] < results[16]['robust/clean'], results[16]
+        assert results[16][key] == results[60][key], key
+
+
 def test_bad_attack_fails_before_the_model_is_loaded(checkpoint, tmp_path):
     # the other bad configs are covered in-process by the attack/loop tests
     proc = run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path,

@@ -17,8 +17,9 @@ from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
 from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_name,
-                                build_attack, build_attacks)
+                                build_attack, build_attacks, takes_sample_keys)
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
+from nofrost_mm.utils import sample_keys
 from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
                                find_resumable_state)
 
@@ -75,10 +76,16 @@ class RobustTestLoop(TestLoop):
     robust accuracy per attack, the worst case over all attacks and their
     times; any other metric of the evaluator gets the clean predictions.
 
-    The random state is reset before every attack from ``seed`` and the
-    batch's position in the (sub)set (two attacks with the same random start
-    start from the same point), and batches are the same consecutive chunks whatever the number of
-    processes, so ``tools/dist_test.sh`` gives the numbers of one process.
+    The plug-in's attacks (``PGDAttack`` and its variants, ``AutoAttack``)
+    draw their random starts per sample, from ``seed`` and the sample's
+    dataset index (:func:`nofrost_mm.utils.sample_keys`): a sample's result
+    does not depend on the batch size, the number of processes or a resume
+    point, and two attacks with the same random start start from the same
+    point. For torchattacks' attacks, which draw from torch's global
+    generator, it is reset before every attack from ``seed`` and the
+    batch's position in the (sub)set; batches are the same consecutive
+    chunks whatever the number of processes, so ``tools/dist_test.sh`` gives
+    the numbers of one process for them too (at a given batch size).
 
     After evaluation a gradient-masking guard warns (naming both numbers)
     when, at the same norm and eps, an attack that should be stronger leaves
@@ -355,6 +362,7 @@ class RobustTestLoop(TestLoop):
             images = images.contiguous(memory_format=torch.channels_last)
         data_samples = data_batch['data_samples']
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(device)
+        keys = sample_keys(self.seed, [ds.sample_idx for ds in data_samples], device)
 
         with autocast(enabled=self.fp16):
             logits = net(images).float()
@@ -362,7 +370,7 @@ class RobustTestLoop(TestLoop):
         seconds = {}
         with attack_context(net.classifier):
             per_sample = self.attack_batch(
-                idx, net, images, labels, correct, seconds)
+                idx, net, images, labels, keys, correct, seconds)
 
         scores = logits.softmax(1).cpu()
         for i, ds in enumerate(data_samples):
@@ -384,34 +392,39 @@ class RobustTestLoop(TestLoop):
 
     def attack_batch(self, idx: int, net: NormalizedClassifier,
                      images: torch.Tensor, labels: torch.Tensor,
-                     correct: Dict[str, torch.Tensor],
+                     keys: torch.Tensor, correct: Dict[str, torch.Tensor],
                      seconds: Dict[str, float]) -> Dict[str, torch.Tensor]:
         """Run every attack on the samples it starts from, in batch ``idx``.
 
-        Fills ``correct[name]`` (per-sample bools) and ``seconds[name]``;
-        returns extra per-sample values to record (none here).
+        ``keys`` are the samples' random keys (:func:`sample_keys`). Fills
+        ``correct[name]`` (per-sample bools) and ``seconds[name]``; returns
+        extra per-sample values to record (none here).
         """
-        # same draws for this chunk in any number of processes; attacks
-        # with the same random start then start alike
         seed = self.chunk_seed(idx)
         for (_, attack, _), name, start_from in zip(
                 self.attacks, self.result_names, self.start_from):
             start = time.perf_counter()
             survived = correct[start_from].clone()
-            self.attack_survivors(net, attack, images, labels, survived, seed)
+            self.attack_survivors(net, attack, images, labels, keys, survived, seed)
             seconds[name] = time.perf_counter() - start
             correct[name] = survived
         return {}
 
     def attack_survivors(self, net: NormalizedClassifier, attack,
                          images: torch.Tensor, labels: torch.Tensor,
-                         survived: torch.Tensor, seed: int) -> None:
-        """Attack the samples marked in ``survived``; unmark those broken."""
+                         keys: torch.Tensor, survived: torch.Tensor,
+                         seed: int) -> None:
+        """Attack the samples marked in ``survived``; unmark those broken.
+
+        The plug-in's attacks draw from the survivors' ``keys``; torchattacks'
+        attacks from torch's generator, seeded with ``seed``.
+        """
         todo = survived.nonzero().squeeze(1)
         if not len(todo):
             return
         torch.manual_seed(seed)
+        kwargs = dict(keys=keys[todo]) if takes_sample_keys(attack) else {}
         with torch.enable_grad(), autocast(enabled=self.fp16):
-            adv = attack(net, images[todo], labels[todo])
+            adv = attack(net, images[todo], labels[todo], **kwargs)
         with autocast(enabled=self.fp16):
             survived[todo] = net(adv).argmax(1) == labels[todo]

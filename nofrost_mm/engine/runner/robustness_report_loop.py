@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from nofrost_mm.attacks import NormalizedClassifier
 from nofrost_mm.evaluation.report_attack_entries import restart_name, split_report_keys
+from nofrost_mm.utils import fold_keys
 from .robust_test_loop import RobustTestLoop
 
 
@@ -130,16 +131,21 @@ class RobustnessReportLoop(RobustTestLoop):
 
     def attack_batch(self, idx: int, net: NormalizedClassifier,
                      images: torch.Tensor, labels: torch.Tensor,
-                     correct: Dict[str, torch.Tensor],
+                     keys: torch.Tensor, correct: Dict[str, torch.Tensor],
                      seconds: Dict[str, float]) -> Dict[str, torch.Tensor]:
-        """Input gradients, then every attack with its restarts and chain."""
+        """Input gradients, then every attack with its restarts and chain.
+
+        Restart ``r`` draws from the keys folded with ``r`` (restart 0 from
+        ``keys`` themselves, as a single run of the same attack would).
+        """
         chunk = self._batch_sampler.chunk_ids[idx]
         margin, grad_l1 = margin_gradients(net, images, labels)
         for a, (name, attack, _) in enumerate(self.attacks):
             start = time.perf_counter()
             survived = correct[self.start_from[a]].clone()
             for r in range(self.restarts[a]):
-                self.attack_survivors(net, attack, images, labels, survived,
+                self.attack_survivors(net, attack, images, labels,
+                                      keys if r == 0 else fold_keys(keys, r), survived,
                                       self._seed(chunk, r))
                 if r == 0:
                     correct[name] = survived.clone()
