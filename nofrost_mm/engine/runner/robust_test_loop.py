@@ -318,7 +318,7 @@ class RobustTestLoop(TestLoop):
         elif self.resume:
             directory = find_resumable_state(work_dir, fingerprint)
             if directory is None:
-                print_log(f'--resume: no unfinished evaluation under {work_dir}; '
+                print_log(f'--resume: no evaluation state under {work_dir}; '
                           'starting from the first batch', logger='current')
         else:
             directory = None
