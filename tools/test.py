@@ -50,9 +50,10 @@ def parse_args():
         const=True,
         default=False,
         help='continue a killed robust evaluation from its saved per-batch '
-        'results: the newest unfinished one under --work-dir, or the '
-        'robust_eval_state folder given; config, checkpoint, attacks, subset '
-        'and number of processes must be those of the saved run')
+        'results: the newest one under --work-dir with these settings (a '
+        'finished one is read back), or the robust_eval_state folder given; '
+        'config, checkpoint, attacks, subset and number of processes must be '
+        'those of the saved run (else an error names what differs)')
     parser.add_argument(
         '--cascade',
         action='store_true',

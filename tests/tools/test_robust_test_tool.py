@@ -65,12 +65,18 @@ def test_dist_test_matches_one_process(checkpoint, one_process, tmp_path):
     assert '2/2' in log and '3/3' not in log
 
 
-def test_bad_attack_fails_before_the_model_is_loaded(checkpoint, tmp_path):
+@pytest.mark.parametrize('attack, message', [
+    ("{'type': 'PGD', 'epsilon': 8}", "unknown argument(s) ['epsilon']; torchattacks.PGD accepts"),
+    # the plug-in's own attacks follow the adapters' pixel-unit rule
+    ("{'type': 'PGDAttack', 'eps': 0.03, 'steps': 10}",
+     'attack PGDAttack: eps=0.03 looks like a [0, 1]-scale value; sizes are in pixel '
+     'units of 255 (use eps=7.65 for 0.03 in [0, 1])')])
+def test_bad_attack_fails_before_the_model_is_loaded(checkpoint, tmp_path, attack, message):
     # the other bad configs are covered in-process by the attack/loop tests
     proc = run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path,
-                     '--attacks', "{'type': 'PGD', 'epsilon': 8}"], check=False)
+                     '--attacks', attack], check=False)
     assert proc.returncode != 0
-    assert "unknown argument(s) ['epsilon']; torchattacks.PGD accepts" in proc.stderr
+    assert message in proc.stderr
     assert 'Load checkpoint' not in proc.stdout + proc.stderr
 
 

@@ -126,8 +126,9 @@ class RobustTestLoop(TestLoop):
         resume (bool | str): Continue the newest evaluation state of the work
             dir with this fingerprint (config, checkpoint, attacks, subset,
             world size; a finished one is read back whole), else the newest
-            unfinished one, which must match (True); or the state in the
-            given folder. Defaults to False.
+            unfinished or finished one, which must match: an error names
+            what differs (True); or the state in the given folder. Defaults
+            to False.
 
     Example:
         >>> test_cfg = dict(type='RobustTestLoop', num_samples=1000, attacks=[
