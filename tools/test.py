@@ -11,8 +11,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 
-# metrics that understand RobustTestLoop's per-sample results
-ROBUST_METRICS = ('RobustAccuracy', 'CorruptionAccuracy')
+from nofrost_mm.engine.runner.robust_test_config import robust_test_cfg
+
 # loops that keep per-batch results and resume
 RESUMABLE_LOOPS = ('RobustTestLoop', 'RobustnessReportLoop')
 
@@ -50,9 +50,10 @@ def parse_args():
         const=True,
         default=False,
         help='continue a killed robust evaluation from its saved per-batch '
-        'results: the newest unfinished one under --work-dir, or the '
-        'robust_eval_state folder given; config, checkpoint, attacks, subset '
-        'and number of processes must be those of the saved run')
+        'results: the newest one under --work-dir with these settings (a '
+        'finished one is read back), or the robust_eval_state folder given; '
+        'config, checkpoint, attacks, subset and number of processes must be '
+        'those of the saved run (else an error names what differs)')
     parser.add_argument(
         '--cascade',
         action='store_true',
@@ -156,33 +157,6 @@ def parse_attack(spec):
             raise ValueError(f'--attacks {spec!r}: needs a \'type\' key')
         return attack
     return spec
-
-
-def robust_test_cfg(cfg, num_samples):
-    """Turn ``test_attacks`` / ``--num-samples`` into a RobustTestLoop.
-
-    ``test_attacks = [dict(type='PGD', eps=8, steps=20), ...]`` (top level of
-    the config, or ``--attacks`` / ``--cfg-options test_attacks=PGD,FGSM``)
-    becomes ``test_cfg.attacks``; RobustAccuracy then replaces the test
-    evaluator (it also reports clean accuracy) unless the config already
-    uses the plug-in's robust metrics.
-    """
-    attacks = cfg.pop('test_attacks', None)
-    is_robust = cfg.get('test_cfg', {}).get('type') == 'RobustTestLoop'
-    if attacks is None and num_samples is None and not is_robust:
-        return
-    test_cfg = dict(cfg.get('test_cfg') or {})
-    test_cfg['type'] = 'RobustTestLoop'
-    if attacks is not None:
-        test_cfg['attacks'] = list(attacks)
-    if num_samples is not None:
-        test_cfg['num_samples'] = num_samples
-    cfg.test_cfg = test_cfg
-    evaluator = cfg.get('test_evaluator')
-    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
-    if not any(isinstance(m, dict) and m.get('type') in ROBUST_METRICS
-               for m in metrics):
-        cfg.test_evaluator = dict(type='RobustAccuracy')
 
 
 def main():

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_normal, sample_randint, sample_uniform
+from .pixel_size import check_pixel_size
 
 
 @ATTACKS.register_module()
@@ -98,9 +99,8 @@ class PGDAttack:
                  confidence: float = 0.,
                  num_classes: Optional[int] = None,
                  early_exit: bool = False):
-        if not isinstance(eps, (int, float)) or eps < 0:
-            raise ValueError(f'PGDAttack: `eps` must be a number >= 0 (pixel units '
-                             f'of 255, e.g. 8 for 8/255), got {eps!r}')
+        # eps=0.03 meant as 8/255 would train and evaluate at 0.03/255
+        check_pixel_size(type(self).__name__, 'eps', eps, norm, allow_zero=True)
         if not isinstance(steps, int) or steps < (1 if eps > 0 else 0):
             raise ValueError(f'PGDAttack: `steps` must be an int >= 1 when eps > 0 '
                              f'(>= 0 when eps = 0), got {steps!r}')

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import ATTACKS
+from .pixel_size import check_pixel_size
 
 # sizes in the [0, 1] input space of torchattacks, given here in pixel units
 # (/255); L2 radii scale the same way (eps=127.5 is an L2 radius of 0.5)
@@ -238,30 +239,6 @@ class TorchAttack:
     def __repr__(self):
         args = ', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())
         return f'{type(self).__name__}({args})'
-
-
-def check_pixel_size(attack: str, key: str, value, norm: str) -> None:
-    """Raise a clear error for a size that is not in pixel units of 255.
-
-    Args:
-        attack (str): Attack name, for the message.
-        key (str): The argument (``eps``, ``alpha``...).
-        value: Its value.
-        norm (str): ``'Linf'`` bounds the value to (0, 255]; an L-inf eps
-            below 0.5 is refused as a likely [0, 1]-scale value.
-    """
-    if not isinstance(value, (int, float)) or isinstance(value, bool) \
-            or value <= 0:
-        raise ValueError(f'attack {attack}: {key}={value!r} must be a '
-                         'positive number in pixel units of 255 (8 = 8/255)')
-    if norm == 'Linf' and value > 255:
-        raise ValueError(f'attack {attack}: {key}={value!r} is out of range '
-                         '(0, 255] for an L-inf attack (pixel units of 255)')
-    if norm == 'Linf' and key in ('eps', 'max_epsilon') and value < 0.5:
-        raise ValueError(
-            f'attack {attack}: {key}={value!r} looks like a [0, 1]-scale '
-            f'value; sizes are in pixel units of 255 (use {key}='
-            f'{value * 255:g} for {value!r} in [0, 1])')
 
 
 def _register_all():

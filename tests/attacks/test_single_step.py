@@ -90,7 +90,7 @@ def test_registered_with_checked_arguments():
                      (dict(type='FGSMRS', step_ratio=0), 'step_ratio'),
                      (dict(type='FGSMRS', random_start='normal'), 'random_start'),
                      (dict(type='NFGSM', eps=-2), 'eps')]:
-        with pytest.raises(ValueError, match=f'`{key}`'):
+        with pytest.raises(ValueError, match=f'`{key}`| {key}=-'):
             build_attack(cfg)
     with pytest.raises(TypeError):
         build_attack(dict(type='NFGSM', steps=2))  # no such argument

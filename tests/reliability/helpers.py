@@ -115,3 +115,15 @@ class KillAtTestIterHook(Hook):
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if batch_idx == self.at_batch:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class FailAfterTestHook(Hook):
+    """Raise on rank ``rank`` once the test loop is done (results gathered)."""
+
+    def __init__(self, rank):
+        self.rank = rank
+
+    def after_test(self, runner):
+        if runner.rank == self.rank:
+            raise RuntimeError(f'FailAfterTestHook: rank {self.rank} fails on purpose')

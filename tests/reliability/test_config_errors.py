@@ -56,7 +56,15 @@ CASES = {
     'AT loss weight': (PGDAT, {'data_preprocessor.adv_loss_weight': 2.0}, ValueError,
                        ['data_preprocessor.adv_loss_weight must be a number in [0, 1]']),
     'AT attack eps': (PGDAT, {'data_preprocessor.attack.eps': -8}, ValueError,
-                      ['PGDAttack: `eps` must be a number >= 0']),
+                      ['data_preprocessor.attack: attack PGDAttack: eps=-8 must be a '
+                       'number >= 0 in pixel units of 255']),
+    'AT attack eps [0, 1] scale': (PGDAT, {'data_preprocessor.attack.eps': 0.03},
+                                   ValueError, [
+        'data_preprocessor.attack: attack PGDAttack: eps=0.03 looks like a [0, 1]-scale '
+        'value; sizes are in pixel units of 255 (use eps=7.65 for 0.03 in [0, 1])']),
+    'AT val attack eps [0, 1] scale': (PGDAT, {'custom_hooks.0.val_attack.eps': 0.03},
+                                       ValueError, [
+        'attack PGDAttack: eps=0.03 looks like a [0, 1]-scale value']),
     'AT unknown hook key': (PGDAT, {'custom_hooks.0.eps_warmpu': 3}, KeyError,
                             ["unknown key 'eps_warmpu' (did you mean 'eps_warmup'?)"]),
     'AT unknown preprocessor key': (PGDAT, {'data_preprocessor.adv_forwrd': 'concat'},

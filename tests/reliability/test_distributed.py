@@ -8,7 +8,7 @@ import torch
 
 import nofrost_mm  # noqa: F401
 from tests.conftest import REPO_ROOT, run_tool
-from tests.reliability.helpers import free_port, write_config
+from tests.reliability.helpers import DEMO, free_port, write_config
 
 PGDAT = REPO_ROOT / 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'
 # Normalizer-free AT with every source of per-rank randomness off: no random
@@ -103,3 +103,35 @@ def test_hung_rank_times_out_after_the_configured_timeout(tmp_path):
     assert rc != 0
     assert 'env_cfg.dist_cfg.timeout=5 s' in err
     assert 'Timed out waiting 5000ms' in err  # gloo's own words, kept in the message
+
+
+def _untrained_checkpoint(path):
+    """The demo model's initial weights as a checkpoint (no training)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    torch.save({'state_dict': MODELS.build(Config.fromfile(DEMO).model).state_dict()}, path)
+    return path
+
+
+def test_dist_test_exit_codes_report_success_and_a_failing_rank(tmp_path):
+    """Ranks end with os._exit after a final barrier (no gloo teardown abort);
+    the exit code still says whether every rank succeeded."""
+    checkpoint = _untrained_checkpoint(tmp_path / 'init.pth')
+    small = ['--cfg-options', 'test_dataloader.dataset.indices=40']
+    ok = run_tool(['bash', 'tools/dist_test.sh', DEMO, checkpoint, 2, '--work-dir',
+                   tmp_path / 'ok', '--out', tmp_path / 'ok.json', *small],
+                  env={'PORT': str(free_port())})
+    assert 'accuracy/top1' in (tmp_path / 'ok.json').read_text()
+    # the log file was flushed and closed before the process ended
+    logs = list((tmp_path / 'ok').glob('*/*.log'))
+    assert logs and 'Epoch(test) [1/1]' in logs[0].read_text(), ok.stderr[-2000:]
+
+    config = write_config(tmp_path / 'fail.py', body=(
+        "custom_hooks = [dict(type='FailAfterTestHook', rank=1)]\n"))
+    failed = run_tool(['bash', 'tools/dist_test.sh', config, checkpoint, 2,
+                       '--work-dir', tmp_path / 'fail', *small],
+                      env={'PORT': str(free_port())}, check=False)
+    assert failed.returncode != 0
+    assert 'FailAfterTestHook: rank 1 fails on purpose' in failed.stdout + failed.stderr

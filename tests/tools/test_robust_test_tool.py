@@ -86,12 +86,18 @@ def test_the_plugin_attacks_results_do_not_depend_on_the_batch_size(checkpoint, 
         assert results[16][key] == results[60][key], key
 
 
-def test_bad_attack_fails_before_the_model_is_loaded(checkpoint, tmp_path):
+@pytest.mark.parametrize('attack, message', [
+    ("{'type': 'PGD', 'epsilon': 8}", "unknown argument(s) ['epsilon']; torchattacks.PGD accepts"),
+    # the plug-in's own attacks follow the adapters' pixel-unit rule
+    ("{'type': 'PGDAttack', 'eps': 0.03, 'steps': 10}",
+     'attack PGDAttack: eps=0.03 looks like a [0, 1]-scale value; sizes are in pixel '
+     'units of 255 (use eps=7.65 for 0.03 in [0, 1])')])
+def test_bad_attack_fails_before_the_model_is_loaded(checkpoint, tmp_path, attack, message):
     # the other bad configs are covered in-process by the attack/loop tests
     proc = run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path,
-                     '--attacks', "{'type': 'PGD', 'epsilon': 8}"], check=False)
+                     '--attacks', attack], check=False)
     assert proc.returncode != 0
-    assert "unknown argument(s) ['epsilon']; torchattacks.PGD accepts" in proc.stderr
+    assert message in proc.stderr
     assert 'Load checkpoint' not in proc.stdout + proc.stderr
 
 
@@ -130,3 +136,17 @@ def test_analysis_tools_draw_and_summarise(checkpoint, tmp_path):
         for key in keys:
             assert summary['a'][key]['n'] == 12
         assert 'a: ' in proc.stdout and 'median' in proc.stdout
+
+
+def test_mmpretrain_own_test_tool_runs_test_attacks(checkpoint, tmp_path):
+    """The README's claim: mmpretrain's tools/test.py evaluates a config's attacks."""
+    import importlib.util
+    tool = (f"{importlib.util.find_spec('mmpretrain').submodule_search_locations[0]}"
+            '/.mim/tools/test.py')
+    out = tmp_path / 'metrics.json'
+    run_tool([tool, CONFIG, checkpoint, '--work-dir', tmp_path, '--out', out,
+              '--out-item', 'metrics', '--cfg-options', 'test_attacks=FGSM',
+              'test_dataloader.dataset.indices=32'])
+    res = json.loads(out.read_text())
+    assert res['robust/num_samples'] == 32
+    assert 0 <= res['robust/FGSM'] <= res['robust/clean']

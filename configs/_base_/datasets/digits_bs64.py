@@ -18,9 +18,13 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='PackInputs')]
 
+# The images are in memory: no worker processes. persistent_workers=False is
+# spelt out because mmpretrain's own tools/train.py defaults it to True, which
+# torch refuses with num_workers=0.
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         split='train',
@@ -31,6 +35,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=120,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         split='val',
@@ -43,6 +48,7 @@ val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = dict(
     batch_size=120,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         split='test',

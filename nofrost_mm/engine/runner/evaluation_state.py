@@ -61,8 +61,10 @@ def find_resumable_state(work_dir: str, fingerprint: Dict[str, Any]) -> Optional
     """The state under ``work_dir``'s run folders that ``--resume`` continues.
 
     The newest state with this fingerprint (finished or not: a finished one
-    is read back whole); else the newest unfinished one, whose mismatch
-    :class:`EvaluationState` then reports; else None (nothing to resume).
+    is read back whole); else the newest unfinished one, else the newest
+    finished one: :class:`EvaluationState` then reports how it differs
+    (``--resume`` never starts a new full run while states exist). None when
+    there is no state at all (nothing to resume).
     """
     fingerprint = canonical(fingerprint)
     found = sorted((d for d in glob.glob(osp.join(work_dir, '*', STATE_DIR))
@@ -75,18 +77,36 @@ def find_resumable_state(work_dir: str, fingerprint: Dict[str, Any]) -> Optional
                 return d
         if unfinished is None and not osp.exists(osp.join(d, COMPLETE)):
             unfinished = d
-    return unfinished
+    return unfinished or (found[0] if found else None)
 
 
-def describe_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
-    """One line per fingerprint key whose value differs."""
-    lines = []
-    for key in sorted(set(saved) | set(current)):
-        if saved.get(key) != current.get(key):
-            was = json.dumps(saved.get(key), sort_keys=True)
-            now = json.dumps(current.get(key), sort_keys=True)
-            lines.append(f'  {key}: saved {was[:300]}, this run {now[:300]}')
-    return lines
+# a key present in one fingerprint only
+_MISSING = object()
+
+
+def describe_differences(saved: Any, current: Any, key: str = '') -> List[str]:
+    """One line per differing leaf: its full key path and both full values.
+
+    Dicts are compared key by key and lists of equal length item by item, so
+    a changed ``eps`` reads ``config.test_cfg.attacks[0].eps: saved 8, this
+    run 16``: the differing values in full, not whole config texts.
+    """
+    if saved == current:
+        return []
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [line for k in sorted(set(saved) | set(current))
+                for line in describe_differences(
+                    saved.get(k, _MISSING), current.get(k, _MISSING),
+                    f'{key}.{k}' if key else str(k))]
+    if isinstance(saved, list) and isinstance(current, list) \
+            and len(saved) == len(current):
+        return [line for i, (a, b) in enumerate(zip(saved, current))
+                for line in describe_differences(a, b, f'{key}[{i}]')]
+
+    def text(value):
+        return 'no such key' if value is _MISSING else json.dumps(value, sort_keys=True)
+
+    return [f'  {key}: saved {text(saved)}, this run {text(current)}']
 
 
 class EvaluationState:

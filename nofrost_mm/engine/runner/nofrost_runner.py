@@ -22,6 +22,7 @@ from mmengine.runner import EpochBasedTrainLoop, Runner
 from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
+from nofrost_mm.engine.runner.robust_test_config import robust_test_cfg
 from nofrost_mm.engine.runner.text_cached_config import TextCachedConfig
 from nofrost_mm.utils.config_checks import (check_bool, check_keys, check_number,
                                             check_plugin_component_keys)
@@ -98,6 +99,10 @@ class NoFrostRunner(Runner):
       channels-last and its checkpoints load into any model);
       :class:`PGDDataPreprocessor` follows with channels-last inputs and
       attack images. Faster convolutions on recent CPUs and on tensor cores.
+    - A top-level ``test_attacks`` list is the config's test loop:
+      ``test_cfg=dict(type='RobustTestLoop', attacks=...)`` with the
+      RobustAccuracy evaluator (:meth:`from_cfg`), for mmpretrain's own
+      ``tools/test.py`` as for this repository's.
     - The config's text (``meta['cfg']`` of every checkpoint, the log, the
       dumped config) is formatted once per content
       (:class:`TextCachedConfig`), not again for every checkpoint.
@@ -135,6 +140,19 @@ class NoFrostRunner(Runner):
         super().__init__(*args, **kwargs)
         self._check_plugin_datasets()
         self._ensure_class_subset_hook()
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'NoFrostRunner':
+        """Build the runner from a config; ``test_attacks`` become its test loop.
+
+        A config's ``test_attacks`` is the RobustTestLoop that
+        :func:`robust_test_cfg` makes of it, whichever tool builds the runner
+        (mmpretrain's own ``tools/test.py`` too), not a key left unread.
+        """
+        if cfg.get('test_attacks') is not None:
+            cfg = copy.deepcopy(cfg)
+            robust_test_cfg(cfg)
+        return super().from_cfg(cfg)
 
     def _ensure_class_subset_hook(self) -> None:
         """Register ClassSubsetHook unless the config has one.

@@ -133,8 +133,9 @@ class RobustTestLoop(TestLoop):
         resume (bool | str): Continue the newest evaluation state of the work
             dir with this fingerprint (config, checkpoint, attacks, subset,
             world size; a finished one is read back whole), else the newest
-            unfinished one, which must match (True); or the state in the
-            given folder. Defaults to False.
+            unfinished or finished one, which must match: an error names
+            what differs (True); or the state in the given folder. Defaults
+            to False.
 
     Example:
         >>> test_cfg = dict(type='RobustTestLoop', num_samples=1000, attacks=[
@@ -325,7 +326,7 @@ class RobustTestLoop(TestLoop):
         elif self.resume:
             directory = find_resumable_state(work_dir, fingerprint)
             if directory is None:
-                print_log(f'--resume: no unfinished evaluation under {work_dir}; '
+                print_log(f'--resume: no evaluation state under {work_dir}; '
                           'starting from the first batch', logger='current')
         else:
             directory = None

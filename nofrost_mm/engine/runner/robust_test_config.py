@@ -1,0 +1,46 @@
+"""``test_attacks`` of a config as the RobustTestLoop it stands for.
+
+The one translation: :meth:`NoFrostRunner.from_cfg` applies it, so every
+entry point that builds the runner from the config (this repository's
+``tools/test.py``, mmpretrain's own ``tools/test.py``, a script's
+``RUNNERS.build(cfg)``) evaluates the attacks the config names.
+"""
+from typing import Optional
+
+# metrics that understand RobustTestLoop's per-sample results
+ROBUST_METRICS = ('RobustAccuracy', 'CorruptionAccuracy')
+
+
+def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
+    """Turn ``test_attacks`` / ``num_samples`` into a RobustTestLoop, in place.
+
+    ``test_attacks = [dict(type='PGD', eps=8, steps=20), ...]`` (top level of
+    the config, or ``--attacks`` / ``--cfg-options test_attacks=PGD,FGSM``)
+    becomes ``test_cfg.attacks``; RobustAccuracy then replaces the test
+    evaluator (it also reports clean accuracy) unless the config already
+    uses the plug-in's robust metrics. A config without either is left as
+    it is.
+
+    Args:
+        cfg (Config): The whole config; ``test_attacks`` is popped.
+        num_samples (int, optional): Evaluate a fixed random subset of this
+            many test samples (``test_cfg.num_samples``). Defaults to None.
+    """
+    attacks = cfg.pop('test_attacks', None)
+    is_robust = (cfg.get('test_cfg') or {}).get('type') == 'RobustTestLoop'
+    if attacks is None and num_samples is None and not is_robust:
+        return
+    if isinstance(attacks, (str, dict)):  # `--cfg-options test_attacks=PGD`
+        attacks = [attacks]
+    test_cfg = dict(cfg.get('test_cfg') or {})
+    test_cfg['type'] = 'RobustTestLoop'
+    if attacks is not None:
+        test_cfg['attacks'] = list(attacks)
+    if num_samples is not None:
+        test_cfg['num_samples'] = num_samples
+    cfg.test_cfg = test_cfg
+    evaluator = cfg.get('test_evaluator')
+    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
+    if not any(isinstance(m, dict) and m.get('type') in ROBUST_METRICS
+               for m in metrics):
+        cfg.test_evaluator = dict(type='RobustAccuracy')
