@@ -122,7 +122,7 @@ def merge_args(cfg, args):
     if args.attacks is not None and [a.lower() for a in args.attacks] == [
             'none']:
         cfg.pop('test_attacks', None)
-        if cfg.get('test_cfg', {}).get('type') == 'RobustTestLoop':
+        if cfg.get('test_cfg', {}).get('type') in RESUMABLE_LOOPS:
             cfg.test_cfg.attacks = []  # a config's own loop: clean only
     elif args.attacks is not None:
         if any(a.lower() == 'none' for a in args.attacks):
@@ -168,11 +168,13 @@ def robust_test_cfg(cfg, num_samples):
     uses the plug-in's robust metrics.
     """
     attacks = cfg.pop('test_attacks', None)
-    is_robust = cfg.get('test_cfg', {}).get('type') == 'RobustTestLoop'
+    loop = cfg.get('test_cfg', {}).get('type')
+    is_robust = loop in RESUMABLE_LOOPS
     if attacks is None and num_samples is None and not is_robust:
         return
     test_cfg = dict(cfg.get('test_cfg') or {})
-    test_cfg['type'] = 'RobustTestLoop'
+    # a config's RobustnessReportLoop (attack restarts) is kept
+    test_cfg['type'] = loop if is_robust else 'RobustTestLoop'
     if attacks is not None:
         test_cfg['attacks'] = list(attacks)
     if num_samples is not None:
@@ -197,10 +199,15 @@ def main():
     cfg = merge_args(cfg, args)
 
     import nofrost_mm  # noqa: F401  (registers NoFrostRunner)
-    if cfg.get('test_cfg', {}).get('type') == 'RobustTestLoop':
+    loop = cfg.get('test_cfg', {}).get('type')
+    if loop in RESUMABLE_LOOPS:
         # bad attack configs fail here, before the model is built or loaded
         from nofrost_mm.attacks import build_attacks
-        build_attacks(cfg.test_cfg.get('attacks', ()))
+        from nofrost_mm.evaluation.report_attack_entries import split_report_keys
+        attacks = cfg.test_cfg.get('attacks', ())
+        if loop == 'RobustnessReportLoop':  # entries with restarts / after
+            attacks = split_report_keys(attacks)[0]
+        build_attacks(attacks)
     cfg.setdefault('runner_type', 'NoFrostRunner')
     runner = RUNNERS.build(cfg)
 
