@@ -18,7 +18,7 @@ per-batch results (``tools/test.py --resume``). Needs the MNIST files
 Usage:
     python tools/mnist_study.py [--methods NAME ...] [--seeds 0 1 2]
         [--num-samples 1000] [--work-dir work_dirs/mnist_study]
-        [--no-autoattack] [--subset-only] [--quick]
+        [--no-autoattack] [--subset-only] [--data-root DIR] [--quick]
 """
 import argparse
 import json
@@ -83,6 +83,9 @@ def parse_args(argv=None):
                         help='PGD-50 x 10 only (AutoAttack: ~8,000 passes per '
                         'robust image)')
     parser.add_argument('--work-dir', default='work_dirs/mnist_study')
+    parser.add_argument('--data-root', default=None,
+                        help="a folder with the four MNIST IDX files instead "
+                        "of the configs' data/mnist")
     parser.add_argument('--quick', action='store_true',
                         help='1 epoch on 200 images, 20 test images: a smoke run')
     args = parser.parse_args(argv)
@@ -105,7 +108,14 @@ def attacks(no_autoattack):
     return [pgd] if no_autoattack else [pgd, aa]
 
 
-def train(config, work_dir, seed, quick):
+def data_options(data_root):
+    if data_root is None:
+        return []
+    return [f'{loader}.dataset.data_root={data_root}' for loader in
+            ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def train(config, work_dir, seed, quick, data_root=None):
     """Train once; the wall time is kept beside the checkpoints."""
     record = osp.join(work_dir, 'train_seconds.json')
     if osp.isfile(record):
@@ -115,7 +125,7 @@ def train(config, work_dir, seed, quick):
     start = time.time()
     run(['tools/train.py', config, '--work-dir', work_dir, '--resume',
          '--cfg-options', f'randomness.seed={seed}',
-         *(QUICK_TRAIN if quick else [])],
+         *(QUICK_TRAIN if quick else []), *data_options(data_root)],
         osp.join(work_dir, 'train_console.log'),
         show=lambda line: 'Epoch(' in line or 'CatastrophicOverfitting' in line)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
@@ -126,7 +136,8 @@ def train(config, work_dir, seed, quick):
     return result
 
 
-def evaluate(config, checkpoint, work_dir, num_samples, no_autoattack):
+def evaluate(config, checkpoint, work_dir, num_samples, no_autoattack,
+             data_root=None):
     """tools/test.py once per (subset, attacks); a killed run resumes."""
     tag = 'full' if num_samples is None else f'n{num_samples}'
     tag += '_pgd' if no_autoattack else ''
@@ -137,6 +148,8 @@ def evaluate(config, checkpoint, work_dir, num_samples, no_autoattack):
                '--attacks', *[repr(a) for a in attacks(no_autoattack)]]
         if num_samples is not None:
             cmd += ['--num-samples', str(num_samples)]
+        if data_root is not None:
+            cmd += ['--cfg-options', *data_options(data_root)]
         run(cmd, osp.join(work_dir, f'test_{tag}_console.log'),
             show=lambda line: 'robust/' in line)
     with open(out) as f:
@@ -199,9 +212,9 @@ def main(argv=None):
             slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
             work_dir = osp.join(args.work_dir, f'{slug}_seed{seed}')
             print(f'\n==> [{name}, seed {seed}] {config}', flush=True)
-            trained = train(config, work_dir, seed, args.quick)
+            trained = train(config, work_dir, seed, args.quick, args.data_root)
             metrics = evaluate(config, trained['checkpoint'], work_dir,
-                               num_samples, args.no_autoattack)
+                               num_samples, args.no_autoattack, args.data_root)
             rows.setdefault(name, []).append(dict(
                 seed=seed, config=config, train_seconds=trained['seconds'],
                 checkpoint=trained['checkpoint'], metrics=metrics,

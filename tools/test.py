@@ -152,8 +152,10 @@ def parse_attack(spec):
             attack = ast.literal_eval(spec)
         except (ValueError, SyntaxError) as e:
             raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
-        if not isinstance(attack, dict) or 'type' not in attack:
-            raise ValueError(f'--attacks {spec!r}: needs a \'type\' key')
+        # RobustnessReportLoop entries hold the attack under 'attack'
+        if not isinstance(attack, dict) or not ('type' in attack or 'attack' in attack):
+            raise ValueError(f'--attacks {spec!r}: needs a \'type\' key (or '
+                             "'attack', for an entry with 'restarts')")
         return attack
     return spec
 
