@@ -2,9 +2,10 @@
 # attack (PGD-40, step 0.01, uniform start, loss CE(adv) only) on Wong et
 # al.'s smaller net with the 10-epoch cyclic Adam schedule of the FGSM-RS
 # reproduction. It shortens Madry's recipe (madry-cnn_1xb50_mnist_pgdat.py:
-# his net, batch 50, 100k iterations = 83 epochs, flat Adam 1e-4) to a
-# tenth of the net's FC width and an eighth of the epochs: ~4 min an epoch
-# on 2 CPU cores (the issue's estimate) instead of ~24.
+# his net, batch 50, 100k iterations = 83 epochs, flat Adam 1e-4) to a net
+# of 1/20 of the parameters (0.17M instead of 3.3M) and an eighth of the
+# epochs: ~4 min an epoch on 2 idle CPU cores (the issue's estimate) instead
+# of ~24.
 _base_ = ['./fast-at-cnn_1xb100_mnist_fgsmrs.py']
 
 data_preprocessor = dict(
