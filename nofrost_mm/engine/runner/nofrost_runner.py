@@ -184,9 +184,13 @@ class NoFrostRunner(Runner):
 
         The Runner builds dataloaders only when a loop starts, the val one
         after the train data is loaded; a bad ``val_dataloader.dataset`` key
-        would only show then.
+        would only show then. mmpretrain's ``MNIST`` without download must
+        find its four files (an error naming the offline converter otherwise).
         """
+        from mmpretrain.datasets import MNIST
         from mmpretrain.registry import DATASETS
+
+        from nofrost_mm.datasets.mnist_files import check_mnist_files
         for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             loader = getattr(self, f'_{name}')
             dataset = loader.get('dataset') if isinstance(loader, dict) \
@@ -197,6 +201,11 @@ class NoFrostRunner(Runner):
             cls = DATASETS.get(dataset['type'])
             if inspect.isclass(cls) and cls.__module__.startswith('nofrost_mm'):
                 DATASETS.build(dict(copy.deepcopy(dataset), lazy_init=True))
+            elif cls is MNIST and not dataset.get('download', True):
+                # mmpretrain's own error comes only when the data is loaded
+                # and suggests download=True (its server is gone)
+                lazy = DATASETS.build(dict(copy.deepcopy(dataset), lazy_init=True))
+                check_mnist_files(lazy.data_prefix['root'], f'{name}.dataset')
 
     # ---------------------------------------------------------------- dist
     def setup_env(self, env_cfg: dict) -> None:

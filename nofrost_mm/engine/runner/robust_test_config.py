@@ -9,6 +9,8 @@ from typing import Optional
 
 # metrics that understand RobustTestLoop's per-sample results
 ROBUST_METRICS = ('RobustAccuracy', 'CorruptionAccuracy')
+# test loops that take `attacks` and `num_samples` (and resume)
+ROBUST_LOOPS = ('RobustTestLoop', 'RobustnessReportLoop')
 
 
 def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
@@ -16,7 +18,8 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
 
     ``test_attacks = [dict(type='PGD', eps=8, steps=20), ...]`` (top level of
     the config, or ``--attacks`` / ``--cfg-options test_attacks=PGD,FGSM``)
-    becomes ``test_cfg.attacks``; RobustAccuracy then replaces the test
+    becomes ``test_cfg.attacks`` (of a RobustTestLoop, or of the config's
+    RobustnessReportLoop); RobustAccuracy then replaces the test
     evaluator (it also reports clean accuracy) unless the config already
     uses the plug-in's robust metrics. A config without either is left as
     it is.
@@ -27,13 +30,15 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
             many test samples (``test_cfg.num_samples``). Defaults to None.
     """
     attacks = cfg.pop('test_attacks', None)
-    is_robust = (cfg.get('test_cfg') or {}).get('type') == 'RobustTestLoop'
+    loop = (cfg.get('test_cfg') or {}).get('type')
+    is_robust = loop in ROBUST_LOOPS
     if attacks is None and num_samples is None and not is_robust:
         return
     if isinstance(attacks, (str, dict)):  # `--cfg-options test_attacks=PGD`
         attacks = [attacks]
     test_cfg = dict(cfg.get('test_cfg') or {})
-    test_cfg['type'] = 'RobustTestLoop'
+    # a config's RobustnessReportLoop (attack restarts) is kept
+    test_cfg['type'] = loop if is_robust else 'RobustTestLoop'
     if attacks is not None:
         test_cfg['attacks'] = list(attacks)
     if num_samples is not None:

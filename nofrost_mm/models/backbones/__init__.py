@@ -1,6 +1,8 @@
+from .mnist_convnet import MNISTConvNet
 from .nf_resnet import NFResNet, NFResNet_CIFAR
 from .norm_free_converter import NormFreeConverter, convert_to_normfree
 
 __all__ = [
-    'NFResNet', 'NFResNet_CIFAR', 'NormFreeConverter', 'convert_to_normfree'
+    'MNISTConvNet', 'NFResNet', 'NFResNet_CIFAR', 'NormFreeConverter',
+    'convert_to_normfree'
 ]

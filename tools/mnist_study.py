@@ -1,0 +1,239 @@
+"""The MNIST study at L-inf eps 0.3: our rows beside the published ones.
+
+Trains each chosen config of ``configs/mnist/`` (``tools/train.py``), then
+evaluates it with ``tools/test.py`` (the configs' test attacks: PGD-50 with
+step 0.01 and 10 restarts, AutoAttack standard; clean accuracy on the same
+images): the reproduction rows on the full 10k test set, the others on a
+fixed seeded subset (``--num-samples``, the same images for every row). It
+writes ``table.md`` (published rows first; every number with its 95% Wilson
+interval over the evaluated images; training time on this machine) and
+``summary.json`` to ``--work-dir``.
+
+Everything is resumable: run folders are fixed (``{method}_seed{seed}``), a
+finished training (``train_seconds.json``) or evaluation (``test_*.json``)
+is not repeated, and an evaluation killed halfway continues from its
+per-batch results (``tools/test.py --resume``). Needs the MNIST files
+(``python tools/dataset_converters/prepare_mnist.py``).
+
+Usage:
+    python tools/mnist_study.py [--methods NAME ...] [--seeds 0 1 2]
+        [--num-samples 1000] [--work-dir work_dirs/mnist_study]
+        [--no-autoattack] [--subset-only] [--data-root DIR] [--quick]
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import platform
+import re
+import subprocess
+import sys
+import time
+
+# tools/ is first on sys.path: the demo's subprocess and statistics helpers
+from demo import mean_std, run
+
+# Croce & Hein 2020 (AutoAttack), MNIST eps 0.3, full test set: clean / AA
+PUBLISHED = [
+    ('Madry et al. 2018 (PGD-40 AT), published', 98.53, 88.50),
+    ('TRADES (SmallCNN), published', 99.48, 92.81),
+    ('Wong et al. 2020 (FGSM-RS), published', 98.50, 82.93),
+]
+# (name, config, reproduction row: evaluated on the full test set)
+METHODS = [
+    ('FGSM-RS (Wong et al. net and recipe)',
+     'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs.py', True),
+    ('PGD-40 AT, CPU-sized (Wong et al. net, 10 epochs)',
+     'configs/mnist/fast-at-cnn_1xb100_mnist_pgdat.py', True),
+    ('N-FGSM (Wong et al. net)',
+     'configs/mnist/fast-at-cnn_1xb100_mnist_nfgsm.py', False),
+    ('FGSM-RS, BN', 'configs/mnist/fast-at-cnn-bn_1xb100_mnist_fgsmrs.py',
+     False),
+    ('FGSM-RS, NF', 'configs/mnist/fast-at-cnn-nf_1xb100_mnist_fgsmrs.py',
+     False),
+    # GPU recipes (days on 2 CPU cores): only when asked for
+    ('PGD-40 AT (Madry et al. net and recipe)',
+     'configs/mnist/madry-cnn_1xb50_mnist_pgdat.py', True),
+    ('TRADES (SmallCNN, repository recipe)',
+     'configs/mnist/smallcnn_1xb128_mnist_trades.py', True),
+]
+DEFAULT_METHODS = [m for m, _, _ in METHODS[:5]]
+# result keys of tools/test.py -> table columns
+COLUMNS = [('robust/clean', 'clean'), ('robust/PGD-50x10', 'PGD-50x10'),
+           ('robust/AutoAttack', 'AutoAttack'),
+           ('robust/worst_case', 'worst case')]
+QUICK_TRAIN = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=200',
+               'val_dataloader.dataset.indices=100']
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    names = [m for m, _, _ in METHODS]
+    parser.add_argument('--methods', nargs='+', default=DEFAULT_METHODS,
+                        help=f'rows to run (default: the first '
+                        f'{len(DEFAULT_METHODS)}); allowed: {names}')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--num-samples', type=int, default=1000,
+                        help='fixed seeded test subset of the other rows '
+                        '(default 1000)')
+    parser.add_argument('--subset-only', action='store_true',
+                        help='evaluate the reproduction rows on the subset too')
+    parser.add_argument('--no-autoattack', action='store_true',
+                        help='PGD-50 x 10 only (AutoAttack: ~8,000 passes per '
+                        'robust image)')
+    parser.add_argument('--work-dir', default='work_dirs/mnist_study')
+    parser.add_argument('--data-root', default=None,
+                        help="a folder with the four MNIST IDX files instead "
+                        "of the configs' data/mnist")
+    parser.add_argument('--quick', action='store_true',
+                        help='1 epoch on 200 images, 20 test images: a smoke run')
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.methods) - set(names))
+    if unknown:
+        parser.error(f'--methods {unknown}: allowed {names}')
+    if args.num_samples < 1:
+        parser.error('--num-samples must be >= 1')
+    if args.quick:
+        args.num_samples, args.subset_only = 20, True
+    return args
+
+
+def attacks(no_autoattack):
+    pgd = dict(attack=dict(type='PGDAttack', eps=76.5, steps=50,
+                           step_size=2.55, early_exit=True),
+               name='PGD-50', restarts=10)
+    aa = dict(type='AutoAttack', eps=76.5, version='standard',
+              name='AutoAttack')
+    return [pgd] if no_autoattack else [pgd, aa]
+
+
+def data_options(data_root):
+    if data_root is None:
+        return []
+    return [f'{loader}.dataset.data_root={data_root}' for loader in
+            ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def train(config, work_dir, seed, quick, data_root=None):
+    """Train once; the wall time is kept beside the checkpoints."""
+    record = osp.join(work_dir, 'train_seconds.json')
+    if osp.isfile(record):
+        with open(record) as f:
+            return json.load(f)
+    os.makedirs(work_dir, exist_ok=True)
+    start = time.time()
+    run(['tools/train.py', config, '--work-dir', work_dir, '--resume',
+         '--cfg-options', f'randomness.seed={seed}',
+         *(QUICK_TRAIN if quick else []), *data_options(data_root)],
+        osp.join(work_dir, 'train_console.log'),
+        show=lambda line: 'Epoch(' in line or 'CatastrophicOverfitting' in line)
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        result = dict(checkpoint=f.read().strip(),
+                      seconds=time.time() - start)
+    with open(record, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
+def evaluate(config, checkpoint, work_dir, num_samples, no_autoattack,
+             data_root=None):
+    """tools/test.py once per (subset, attacks); a killed run resumes."""
+    tag = 'full' if num_samples is None else f'n{num_samples}'
+    tag += '_pgd' if no_autoattack else ''
+    out = osp.join(work_dir, f'test_{tag}.json')
+    if not osp.isfile(out):
+        cmd = ['tools/test.py', config, checkpoint, '--work-dir',
+               osp.join(work_dir, f'test_{tag}'), '--out', out, '--resume',
+               '--attacks', *[repr(a) for a in attacks(no_autoattack)]]
+        if num_samples is not None:
+            cmd += ['--num-samples', str(num_samples)]
+        if data_root is not None:
+            cmd += ['--cfg-options', *data_options(data_root)]
+        run(cmd, osp.join(work_dir, f'test_{tag}_console.log'),
+            show=lambda line: 'robust/' in line)
+    with open(out) as f:
+        return json.load(f)
+
+
+def wilson(percent, n, z=1.96):
+    """95% Wilson score interval (in %) of an accuracy over n images."""
+    p = percent / 100.
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100. * max(0., centre - half), 100. * min(1., centre + half)
+
+
+def cell(values, n):
+    values = [v for v in values if v is not None]
+    if not values:
+        return '-'
+    mean, std = mean_std(values)
+    if len(values) > 1:
+        return f'{mean:.2f} ± {std:.2f}'
+    low, high = wilson(mean, n)
+    return f'{mean:.2f} [{low:.1f}, {high:.1f}]'
+
+
+def table(rows):
+    lines = ['| method | test images | seeds | clean (%) | PGD-50x10 (%) '
+             '| AutoAttack (%) | worst case (%) | train time (s) |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    for name, clean, aa in PUBLISHED:
+        lines.append(f'| {name} | 10000 | - | {clean:.2f} | - | {aa:.2f} | - | - |')
+    for name, runs in rows.items():
+        n = runs[0]['num_samples']
+        cells = [cell([r['metrics'].get(key) for r in runs], n)
+                 for key, _ in COLUMNS]
+        seconds = mean_std([r['train_seconds'] for r in runs])[0]
+        lines.append(f'| {name} | {n} | {len(runs)} | ' + ' | '.join(cells)
+                     + f' | {seconds:.0f} |')
+    return '\n'.join(lines)
+
+
+def cpu_model():
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
+        return re.search(r'Model name:\s*(.+)', out).group(1).strip()
+    except Exception:  # lscpu missing or unparsable: the platform string
+        return platform.processor() or platform.machine()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    rows = {}
+    for name, config, reproduction in METHODS:
+        if name not in args.methods:
+            continue
+        num_samples = None if reproduction and not args.subset_only \
+            else args.num_samples
+        for seed in args.seeds:
+            slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+            work_dir = osp.join(args.work_dir, f'{slug}_seed{seed}')
+            print(f'\n==> [{name}, seed {seed}] {config}', flush=True)
+            trained = train(config, work_dir, seed, args.quick, args.data_root)
+            metrics = evaluate(config, trained['checkpoint'], work_dir,
+                               num_samples, args.no_autoattack, args.data_root)
+            rows.setdefault(name, []).append(dict(
+                seed=seed, config=config, train_seconds=trained['seconds'],
+                checkpoint=trained['checkpoint'], metrics=metrics,
+                num_samples=metrics['robust/num_samples']))
+    summary = dict(
+        command=' '.join(['python', 'tools/mnist_study.py'] + (argv or sys.argv[1:])),
+        date=time.strftime('%Y-%m-%d'), cpu=cpu_model(),
+        cores=os.cpu_count(), threads=os.environ.get('OMP_NUM_THREADS'),
+        quick=args.quick, published=PUBLISHED, rows=rows, table=table(rows))
+    with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    with open(osp.join(args.work_dir, 'table.md'), 'w') as f:
+        f.write(summary['table'] + '\n')
+    print(f'\nMNIST, L-inf eps 0.3 ({summary["date"]}, {summary["cpu"]}, '
+          f'{summary["cores"]} cores{", QUICK smoke run" if args.quick else ""}); '
+          '[95% Wilson interval over the test images], or mean ± std over seeds:\n')
+    print(summary['table'])
+    print(f'\nwrote {osp.join(args.work_dir, "table.md")} and summary.json')
+
+
+if __name__ == '__main__':
+    main()
