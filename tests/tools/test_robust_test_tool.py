@@ -63,6 +63,10 @@ def test_dist_test_matches_one_process(checkpoint, one_process, tmp_path):
     # rank 0 alone draws the progress bar (rank 0 has 2 batches, rank 1 three)
     log = proc.stdout + proc.stderr
     assert '2/2' in log and '3/3' not in log
+    # the ranks end with os._exit (shutdown_distributed): the log file was
+    # flushed and closed before
+    logs = list(tmp_path.glob('*/*.log'))
+    assert logs and 'Epoch(test)' in logs[0].read_text()
 
 
 # a random point of a large ball and one small step: which samples survive
