@@ -17,6 +17,7 @@ test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=100,
     num_workers=0,
+    persistent_workers=False,  # mmpretrain's tools/train.py would set True
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -31,6 +32,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=500,
     num_workers=0,
+    persistent_workers=False,  # mmpretrain's tools/train.py would set True
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -46,6 +48,7 @@ val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = dict(
     batch_size=500,
     num_workers=0,
+    persistent_workers=False,  # mmpretrain's tools/train.py would set True
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
