@@ -136,51 +136,71 @@ def test_apgd_ce_is_the_reference_step_by_step(tiny, monkeypatch):
     assert torch.equal(broken, ref_broken | ~correct)
 
 
-@pytest.mark.parametrize('name', ['apgd-ce', 'apgd-t', 'fab-t', 'square'])
-def test_each_member_breaks_what_the_reference_breaks(tiny, name):
+MEMBERS = ['apgd-ce', 'apgd-t', 'fab-t', 'square']
+
+
+@pytest.fixture(scope='module')
+def broken_by(tiny):
+    """Samples each member breaks alone: the reference's and the plug-in's."""
     model, x, y = tiny
+    keys = sample_keys(0, torch.arange(len(x)))
     ref = _reference(model)
-    ref.attacks_to_run = [name]
-    ref.version = 'custom'
     with torch.no_grad():
-        ref_adv, _ = ref.run_standard_evaluation(x, y, batch_size=len(x))
-        ref_broken = model(ref_adv).argmax(1) != y
-        correct = model(x).argmax(1) == y
-    aa = AutoAttack(eps=EPS)
-    member = dict(aa.members)[name]
-    adv = member(model, x, y, keys=sample_keys(0, torch.arange(len(x))))
-    assert (adv - x).abs().max() <= EPS / 255. + 1e-6
-    broken = model(adv).argmax(1) != y
+        ref_adv = ref.run_standard_evaluation_individual(x, y, batch_size=len(x))
+    members = dict(AutoAttack(eps=EPS).members)
+    out = {}
+    for name in MEMBERS:
+        adv = members[name](model, x, y, keys=keys)
+        assert (adv - x).abs().max() <= EPS / 255. + 1e-6
+        with torch.no_grad():
+            out[name] = (model(adv).argmax(1) != y,
+                         model(ref_adv[name][0]).argmax(1) != y)
+    return out
+
+
+@pytest.mark.parametrize('name', MEMBERS)
+def test_each_member_breaks_what_the_reference_breaks(tiny, broken_by, name):
+    model, x, y = tiny
+    correct = model(x).argmax(1) == y
+    broken, ref_broken = broken_by[name]
     # members attack the correct samples only
     assert torch.equal(broken & ~correct, ~correct)
+    assert 0 < int((broken & correct).sum())
     # exact in its algorithm: only the random numbers differ (FAB-T has none)
     differ = int((broken != ref_broken).sum())
     assert differ <= (1 if name == 'fab-t' else 3), (name, broken, ref_broken)
-    assert int((broken & correct).sum()) > 0
 
 
-def test_cascade_matches_the_reference(tiny):
+def test_cascade_matches_the_reference(tiny, broken_by):
     model, x, y = tiny
-    with torch.no_grad():
-        ref_adv, _ = _reference(model).run_standard_evaluation(x, y, batch_size=len(x))
-        ref_robust = model(ref_adv).argmax(1) == y
     adv = AutoAttack(eps=EPS)(model, x, y, keys=sample_keys(0, torch.arange(len(x))))
     robust = model(adv).argmax(1) == y
-    assert 3 <= int(ref_robust.sum()) <= len(x) - 10
-    assert abs(int(robust.sum()) - int(ref_robust.sum())) <= 2
-    assert int((robust != ref_robust).sum()) <= 4
+    correct = model(x).argmax(1) == y
+    # each member on the survivors: a sample survives exactly when no
+    # member alone breaks it (a sample's result does not depend on its batch)
+    ours = correct.clone()
+    ref = correct.clone()
+    for name in MEMBERS:
+        ours &= ~broken_by[name][0]
+        ref &= ~broken_by[name][1]
+    assert torch.equal(robust, ours)
+    assert 3 <= int(ref.sum()) <= len(x) - 10
+    assert abs(int(robust.sum()) - int(ref.sum())) <= 2
+    assert int((robust != ref).sum()) <= 4
 
 
 def test_a_sample_result_does_not_depend_on_its_batch(tiny):
     model, x, y = tiny
     keys = sample_keys(3, torch.arange(len(x)))
-    aa = AutoAttack(eps=EPS)
-    big = aa(model, x[:20], y[:20], keys=keys[:20])
-    small = aa(model, x[5:10], y[5:10], keys=keys[5:10])
-    assert torch.allclose(big[5:10], small, atol=1e-6)
-    again = aa(model, x[:20], y[:20], keys=keys[:20])
-    assert torch.equal(big, again)
+    for attack in (APGDAttack(eps=EPS, steps=10),
+                   APGDAttack(eps=EPS, steps=10, loss='dlr-targeted'),
+                   FABAttack(eps=EPS, steps=10), SquareAttack(eps=EPS, n_queries=150)):
+        big = attack(model, x[:20], y[:20], keys=keys[:20])
+        small = attack(model, x[5:10], y[5:10], keys=keys[5:10])
+        assert torch.allclose(big[5:10], small, atol=1e-6), attack
+        assert torch.equal(big, attack(model, x[:20], y[:20], keys=keys[:20]))
     # without keys the seed decides, and the call repeats
+    aa = AutoAttack(eps=EPS)
     assert torch.equal(aa(model, x[:8], y[:8]), aa(model, x[:8], y[:8]))
 
 
@@ -188,8 +208,8 @@ def test_target_batch_keeps_the_broken_samples(tiny):
     model, x, y = tiny
     keys = sample_keys(0, torch.arange(len(x)))
     for cls, kw in ((APGDAttack, dict(loss='dlr-targeted')), (FABAttack, {})):
-        full = cls(eps=EPS, steps=20, **kw)(model, x, y, keys=keys)
-        sliced = cls(eps=EPS, steps=20, target_batch=7, **kw)(model, x, y, keys=keys)
+        full = cls(eps=EPS, steps=10, **kw)(model, x, y, keys=keys)
+        sliced = cls(eps=EPS, steps=10, target_batch=7, **kw)(model, x, y, keys=keys)
         assert torch.equal(model(full).argmax(1) != y, model(sliced).argmax(1) != y)
 
 
@@ -226,3 +246,22 @@ def test_n_classes_must_match_the_model(tiny):
     model, x, y = tiny
     with pytest.raises(ValueError, match='n_classes=12 but the model returns 10'):
         AutoAttack(eps=EPS, n_classes=12)(model, x[:2], y[:2])
+
+
+def test_fewer_than_ten_classes_target_every_other_class():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5)).requires_grad_(False)
+    x = torch.rand(6, 3, 4, 4)
+    y = model(x).argmax(1)
+    attack = APGDAttack(eps=EPS, steps=3, loss='dlr-targeted')
+    seen = []
+    run = attack._run
+    attack._run = lambda model, x, y, target, noise, groups: (
+        seen.append(target) or run(model, x, y, target, noise, groups))
+    attack(model, x, y)
+    # 4 targets per sample, none of them its own class, all distinct
+    target = torch.cat(seen).view(4, 6).t()
+    assert not (target == y[:, None]).any()
+    assert all(len(set(t.tolist())) == 4 for t in target)
+    adv = AutoAttack(eps=EPS)(model, x, y)
+    assert (adv - x).abs().max() <= EPS / 255. + 1e-6
