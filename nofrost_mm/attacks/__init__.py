@@ -7,9 +7,14 @@ from .cw_linf import CWLinf
 from .single_step import FGSMRS, NFGSM
 from .mixed_precision import GradScaledClassifier, autocast_dtype
 from .torchattacks_adapter import TORCHATTACKS_ADAPTERS, TorchAttack
+from .apgd import APGDAttack
+from .fab import FABAttack
+from .square import SquareAttack
+from .autoattack import AutoAttack
 
 __all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack',
            'attack_name', 'build_attacks', 'takes_sample_keys',
            'frozen_running_stats']
 __all__ += ['CWLinf', 'TorchAttack', 'TORCHATTACKS_ADAPTERS']
 __all__ += ['FGSMRS', 'NFGSM', 'GradScaledClassifier', 'autocast_dtype']
+__all__ += ['APGDAttack', 'FABAttack', 'SquareAttack', 'AutoAttack']

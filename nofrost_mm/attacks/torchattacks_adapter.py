@@ -8,14 +8,9 @@ own name and takes its own keyword arguments; only the sizes are converted:
 the keys in ``PIXEL_KWARGS`` are given in pixel units of 255 (``eps=8`` means
 8/255), like the training attack, and divided by 255 for torchattacks.
 
-Note: torchattacks' ``AutoAttack`` builds its APGD, APGD-T and FAB members
-with torchattacks' default of 10 iterations and targets every other class,
-where Croce & Hein's reference AutoAttack runs 100 iterations against the 9
-most likely other classes. The adapter sets the members to the reference
-values (``AUTOATTACK_MEMBER_STEPS``, ``AUTOATTACK_TARGET_CLASSES``), and
-Square to the reference's fixed schedule of ``p`` (``resc_schedule=False``,
-where torchattacks rescales it to the query budget), so that ``AutoAttack``
-here is the standard evaluation, not a weaker ensemble.
+``AutoAttack`` is not torchattacks' (whose members default to 10 iterations
+and every other class as target): it is the plug-in's own implementation of
+the reference's standard version, :class:`nofrost_mm.attacks.AutoAttack`.
 """
 import ast
 import importlib
@@ -32,19 +27,15 @@ from .pixel_size import check_pixel_size
 # sizes in the [0, 1] input space of torchattacks, given here in pixel units
 # (/255); L2 radii scale the same way (eps=127.5 is an L2 radius of 0.5)
 PIXEL_KWARGS = ('eps', 'alpha', 'max_epsilon')
-# wrappers that take other attacks or a training loader, not a model
-NOT_ADAPTED = ('MultiAttack', 'LGV')
+# wrappers that take other attacks or a training loader, not a model, and
+# AutoAttack, which the plug-in implements itself (attacks/autoattack.py)
+NOT_ADAPTED = ('MultiAttack', 'LGV', 'AutoAttack')
 # attacks without a ``norm`` argument that are not L-inf
 _L2_ATTACKS = ('PGDL2', 'PGDRSL2')
 # norms the torchattacks classes with a ``norm`` argument implement (they
 # would only fail, or silently do nothing, at the first batch)
 NORMS = dict(FAB=('Linf', 'L2', 'L1'))
 DEFAULT_NORMS = ('Linf', 'L2')
-# the reference AutoAttack (fra31/auto-attack): 100 iterations for APGD-CE,
-# APGD-T and FAB-T, targeted versions against the 9 most likely other classes
-AUTOATTACK_MEMBER_STEPS = 100
-AUTOATTACK_TARGET_CLASSES = 9
-
 
 class _ProbeModel(nn.Module):
     """Stand-in model: lets a torchattacks class check its arguments early."""
@@ -130,15 +121,14 @@ class TorchAttack:
 
     Subclasses set ``attack_name``, the torchattacks class's name
     (``attack_cls`` is that class); one is registered per torchattacks attack
-    (``PGD``, ``APGD``, ``AutoAttack``, ``FGSM``, ``Square``, ...). Arguments
+    (``PGD``, ``APGD``, ``FGSM``, ``Square``, ...; not ``AutoAttack``). Arguments
     are checked when the adapter is built (names against the torchattacks
     signature, eps range, torchattacks' own checks on a stand-in model), so a
     bad config fails before any checkpoint is loaded. The torchattacks object
     is created on the first call for the model it is given (and again if the
-    model changes); attacks taking ``n_classes`` (APGDT, FAB, AutoAttack) get
+    model changes); attacks taking ``n_classes`` (APGDT, FAB) get
     the number of logits of the model unless it is set, and attacks taking a
-    ``seed`` get 0 unless set (torchattacks' AutoAttack would otherwise seed
-    from the clock). The train/eval mode of every submodule of the model is
+    ``seed`` get 0 unless set. The train/eval mode of every submodule of the model is
     the same after the call as before it.
 
     Args:
@@ -147,7 +137,7 @@ class TorchAttack:
 
     Example:
         >>> from nofrost_mm.registry import ATTACKS
-        >>> attack = ATTACKS.build(dict(type='AutoAttack', eps=8))
+        >>> attack = ATTACKS.build(dict(type='APGD', eps=8, steps=100))
         >>> adv = attack(normalized_classifier, images_0_1, labels)
     """
 
@@ -184,7 +174,7 @@ class TorchAttack:
                            for k, v in kwargs.items()}
         if 'seed' in params and 'seed' not in kwargs:
             self._ta_kwargs['seed'] = 0
-        # torchattacks' own checks (e.g. AutoAttack's version, FAB's norm)
+        # torchattacks' own checks (e.g. FAB's norm)
         try:
             self._make(_ProbeModel(), num_classes=2)
         except (ValueError, AssertionError, TypeError) as e:
@@ -199,18 +189,6 @@ class TorchAttack:
         if 'n_classes' in params:
             kwargs.setdefault('n_classes', num_classes)
         attack = self.attack_cls(model, **kwargs)
-        torchattacks = _torchattacks()
-        if isinstance(attack, torchattacks.AutoAttack):
-            for member in attack._autoattack.attacks:
-                if hasattr(member, 'steps'):  # APGD, APGDT, FAB (not Square)
-                    member.steps = AUTOATTACK_MEMBER_STEPS
-                if hasattr(member, 'n_target_classes'):
-                    member.n_target_classes = min(AUTOATTACK_TARGET_CLASSES,
-                                                  num_classes - 1)
-                if isinstance(member, torchattacks.Square):
-                    # the reference's Square keeps p's schedule for 10000
-                    # queries (resc_schedule=False); torchattacks rescales it
-                    member.rescale_schedule = False
         return attack
 
     def __call__(self, model: nn.Module, images: torch.Tensor,

@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 # correct than one of a lower tier (nor more steps of the same attack)
 SINGLE_STEP = ('FGSM', 'FFGSM')
 ITERATIVE = ('PGD', 'PGDAttack', 'CWLinf', 'BIM', 'MIFGSM', 'APGD', 'APGDT',
-             'UPGD', 'EOTPGD', 'NIFGSM', 'VMIFGSM', 'VNIFGSM', 'SINIFGSM',
+             'APGDAttack', 'UPGD', 'EOTPGD', 'NIFGSM', 'VMIFGSM', 'VNIFGSM', 'SINIFGSM',
              'PGDL2')
 ENSEMBLE = ('AutoAttack', )
 

@@ -40,8 +40,8 @@ DEFAULT_SQUARE_QUERIES = 1000
 AUTOATTACK_SQUARE_QUERIES = 5000
 # default eps curve, in multiples of the report's eps
 EPS_FACTORS = (0.25, 0.5, 1., 2., 4.)
-# torchattacks attacks that only query the model's outputs
-BLACK_BOX = ('Square', 'OnePixel', 'Pixle')
+# attacks that only query the model's outputs
+BLACK_BOX = ('Square', 'SquareAttack', 'OnePixel', 'Pixle')
 # a first-order margin change over the eps ball below this fraction of the
 # margin counts as a vanishing gradient
 VANISHING_RATIO = 1e-3
@@ -221,13 +221,13 @@ class ReportPlan:
         for loss in ('ce', 'dlr'):
             entries.append(dict(
                 name=f'APGD-{loss.upper()}-{self.apgd_steps}',
-                attack=dict(type='APGD', eps=eps, steps=self.apgd_steps,
+                attack=dict(type='APGDAttack', eps=eps, steps=self.apgd_steps,
                             loss=loss, n_restarts=1)))
         if self.square_queries:
             entries.append(dict(
                 name=f'Square-{self.square_queries}',
-                attack=dict(type='Square', eps=eps,
-                            n_queries=self.square_queries, n_restarts=1)))
+                attack=dict(type='SquareAttack', eps=eps,
+                            n_queries=self.square_queries)))
         if self.autoattack:
             entries += self._autoattack_entries()
         for cfg in self.extra_attacks:
@@ -241,7 +241,7 @@ class ReportPlan:
         for e in self.eps_list:
             entries.append(dict(
                 name=self.eps_name(e), after=prev,
-                attack=dict(type='APGD', eps=e, steps=self.apgd_steps,
+                attack=dict(type='APGDAttack', eps=e, steps=self.apgd_steps,
                             loss='ce', n_restarts=1)))
             prev = self.eps_name(e)
         return entries
@@ -252,20 +252,18 @@ class ReportPlan:
         Croce & Hein's standard version runs APGD-CE, APGD-T (9 target
         classes), FAB-T (9 targets) with 100 iterations each, then Square
         with 5000 queries, every attack on the survivors of the previous
-        ones (``torchattacks.AutoAttack`` alone would use 10 iterations; the
-        plug-in's ``AutoAttack`` adapter sets 100). As separate entries each
-        stage gets ``apgd_steps`` (100 by default) and its own result, and
-        the first stage is exactly the APGD-CE entry, so it is not run
-        again.
+        ones. The stages are the members of the plug-in's ``AutoAttack``
+        (:mod:`nofrost_mm.attacks.autoattack`, the reference's settings);
+        as separate entries each stage gets ``apgd_steps`` (100 by default)
+        and its own result, and the first stage is exactly the APGD-CE
+        entry, so it is not run again.
         """
         eps, steps = self.eps, self.apgd_steps
-        stages = [('APGD-T', dict(type='APGDT', eps=eps, steps=steps,
-                                  n_restarts=1)),
-                  ('FAB-T', dict(type='FAB', eps=eps, steps=steps,
-                                 multi_targeted=True, n_restarts=1)),
-                  ('Square', dict(type='Square', eps=eps,
-                                  n_queries=self.autoattack_queries,
-                                  n_restarts=1))]
+        stages = [('APGD-T', dict(type='APGDAttack', eps=eps, steps=steps,
+                                  loss='dlr-targeted', n_restarts=1)),
+                  ('FAB-T', dict(type='FABAttack', eps=eps, steps=steps)),
+                  ('Square', dict(type='SquareAttack', eps=eps,
+                                  n_queries=self.autoattack_queries))]
         entries, prev = [], self.apgd_ce
         for stage, attack in stages:
             name = 'AutoAttack' if stage == 'Square' \

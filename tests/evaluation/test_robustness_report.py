@@ -58,7 +58,7 @@ def test_plan_names_and_worst_case_scope():
     # the eps curve is chained: each eps attacks the survivors of the last
     curve = [e for e in plan.cfgs if e['name'].startswith('APGD-CE-10@')]
     assert [e['after'] for e in curve] == [None, 'APGD-CE-10@4', 'APGD-CE-10@8']
-    assert curve[1]['attack'] == dict(type='APGD', eps=8, steps=10, loss='ce',
+    assert curve[1]['attack'] == dict(type='APGDAttack', eps=8, steps=10, loss='ce',
                                       n_restarts=1)
 
 

@@ -1,0 +1,365 @@
+"""APGD (Croce & Hein 2020), L-inf, with the reference's schedule, on batched rows.
+
+The algorithm and its constants are those of ``APGDAttack`` and
+``APGDAttack_targeted`` in fra31/auto-attack (``autopgd_base.py``): a random
+start at the L-inf sphere's scale, step size ``2 * eps`` halved at the
+checkpoints (22%, then every 3% less, at least 6% of the iterations) where
+the loss oscillated (``rho``) or stopped improving, momentum 0.75, restarts
+from the best point. Where the reference runs target classes and restarts one
+after another on the survivors, here every (target, restart) of every sample
+is one row of a single batch: rows are independent, so a sample is broken
+exactly when the reference's sequence would break it (with other random
+starts), and the CPU works on one large batch instead of nine small ones. A
+sample leaves the batch, all its rows at once, at the first iterate that
+misclassifies it, which is the iterate returned for it.
+"""
+from typing import Callable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from nofrost_mm.registry import ATTACKS
+from nofrost_mm.utils.sample_random import random_keys, sample_uniform
+from .torchattacks_adapter import check_pixel_size
+
+# stream ids of the per-sample random numbers (sample_random)
+APGD_STREAM = 0x41504744
+
+
+def check_common(name: str, eps, norm: str, seed) -> None:
+    """Checks shared by the AutoAttack members (eps, norm, seed)."""
+    if norm != 'Linf':
+        raise ValueError(f'attack {name}: norm={norm!r} is not supported; the '
+                         "plug-in's AutoAttack members implement 'Linf' only")
+    check_pixel_size(name, 'eps', eps, norm)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f'attack {name}: seed={seed!r} must be an int >= 0')
+
+
+def check_int(name: str, key: str, value, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f'attack {name}: {key}={value!r} must be an int >= {low}')
+
+
+def default_keys(keys: Optional[torch.Tensor], num: int, seed: int,
+                 device) -> torch.Tensor:
+    """The per-sample keys: the given ones, else drawn from ``seed`` alone."""
+    if keys is None:
+        gen = torch.Generator().manual_seed(seed)
+        return random_keys(num, generator=gen).to(device)
+    keys = torch.as_tensor(keys, dtype=torch.int64, device=device)
+    if keys.shape != (num, ):
+        raise ValueError(f'keys must have shape ({num},), got {tuple(keys.shape)}')
+    return keys
+
+
+def check_images(name: str, images: torch.Tensor, labels: torch.Tensor) -> None:
+    if not torch.is_floating_point(images) or images.dim() != 4:
+        raise ValueError(f'{name}: images must be a float tensor (N, C, H, W), '
+                         f'got {images.dtype} of shape {tuple(images.shape)}')
+    if labels.shape != images.shape[:1]:
+        raise ValueError(f'{name}: labels must be (N,) class indices, got shape '
+                         f'{tuple(labels.shape)} for {images.shape[0]} images')
+
+
+def like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``t`` in the memory format of ``ref`` (channels-last stays so)."""
+    fmt = torch.channels_last if ref.dim() == 4 and not ref.is_contiguous() \
+        and ref.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format
+    return t.contiguous(memory_format=fmt)
+
+
+def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The reference's untargeted DLR loss (per row)."""
+    z, _ = logits.sort(dim=1)
+    top_is_y = logits.argmax(dim=1) == y
+    zy = logits.gather(1, y[:, None])[:, 0]
+    other = torch.where(top_is_y, z[:, -2], z[:, -1])
+    return -(zy - other) / (z[:, -1] - z[:, -3] + 1e-12)
+
+
+def dlr_targeted_loss(logits: torch.Tensor, y: torch.Tensor,
+                      target: torch.Tensor) -> torch.Tensor:
+    """The reference's targeted DLR loss (per row)."""
+    z, _ = logits.sort(dim=1)
+    zy = logits.gather(1, y[:, None])[:, 0]
+    zt = logits.gather(1, target[:, None])[:, 0]
+    return -(zy - zt) / (z[:, -1] - .5 * (z[:, -3] + z[:, -4]) + 1e-12)
+
+
+def target_classes(clean_logits: torch.Tensor, n_target_classes: int) -> torch.Tensor:
+    """(N, T): the 2nd..(T+1)-th most likely classes on the clean images.
+
+    As the reference, ``output.sort(dim=1)[1][:, -target_class]`` for
+    ``target_class`` in 2..T+1.
+    """
+    order = clean_logits.sort(dim=1)[1]
+    return torch.stack([order[:, -t] for t in range(2, n_target_classes + 2)], 1)
+
+
+def run_rows(rows: int, groups: torch.Tensor, chunk: Optional[int],
+             fn: Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]],
+             num_groups: int, like_rows: torch.Tensor):
+    """Run ``fn`` on slices of ``rows`` rows; a group leaves after a break.
+
+    ``fn(idx)`` attacks the rows ``idx`` and returns ``(broken, adv)`` per
+    row. Rows are in the reference's order (target / restart outer, sample
+    inner); a sample broken in one slice has its later rows skipped, as the
+    reference skips broken samples. Returns per group whether it was broken
+    and the adversarial image of its first breaking row.
+    """
+    broken = torch.zeros(num_groups, dtype=torch.bool, device=groups.device)
+    adv = like_rows.clone()
+    step = rows if not chunk else chunk
+    for start in range(0, rows, step):
+        idx = torch.arange(start, min(start + step, rows), device=groups.device)
+        idx = idx[~broken[groups[idx]]]
+        if not len(idx):
+            continue
+        row_broken, row_adv = fn(idx)
+        g = groups[idx][row_broken]
+        sel = row_adv[row_broken]
+        # the first breaking row of each group (a stable sort keeps the
+        # reference's order among a group's rows)
+        order = torch.argsort(g, stable=True)
+        g, sel = g[order], sel[order]
+        first = torch.ones_like(g, dtype=torch.bool)
+        first[1:] = g[1:] != g[:-1]
+        adv[g[first]] = sel[first]
+        broken[g] = True
+    return broken, adv
+
+
+@ATTACKS.register_module()
+class APGDAttack:
+    """APGD-CE, APGD-DLR and APGD-T (targeted DLR) with the reference settings.
+
+    Follows Croce & Hein's ``autopgd_base.py`` (fra31/auto-attack) step by
+    step for L-inf; every (target class, restart) of every sample runs as one
+    row of a batch (see the module docstring), and random starts are drawn
+    per sample from ``keys`` (:mod:`nofrost_mm.utils.sample_random`), so a
+    sample's result does not depend on the other samples of its batch.
+    Called as ``adv = attack(model, images, labels, keys=None)``; the model
+    is used as given (mode and parameters are the caller's, see
+    :func:`attack_context`).
+
+    Args:
+        eps (float): L-inf radius in pixel units of 255. Defaults to 8.
+        steps (int): Iterations (the reference's ``n_iter``). Defaults to 100.
+        n_restarts (int): Random restarts. Defaults to 1.
+        loss (str): 'ce' or 'dlr' (untargeted), or 'dlr-targeted' (APGD-T,
+            the targeted DLR loss against each of the ``n_target_classes``
+            most likely other classes of the clean image). Defaults to 'ce'.
+        n_target_classes (int): Targets of APGD-T. Defaults to 9.
+        rho (float): Oscillation threshold of the step-size checkpoints.
+            Defaults to 0.75.
+        norm (str): Only 'Linf'. Defaults to 'Linf'.
+        seed (int): Keys of the random starts when the call gives none.
+            Defaults to 0.
+        target_batch (int, optional): At most this many rows (images) per
+            forward pass: targets and restarts then run in slices, in the
+            reference's order, later slices only on the survivors (bounds
+            memory on large models; which samples break does not change).
+            None runs all rows at once. Defaults to None.
+
+    Example:
+        >>> attack = APGDAttack(eps=8, loss='dlr-targeted')
+        >>> adv = attack(normalized_classifier, images, labels, keys=keys)
+    """
+
+    LOSSES = ('ce', 'dlr', 'dlr-targeted')
+
+    def __init__(self, eps: float = 8., steps: int = 100, n_restarts: int = 1,
+                 loss: str = 'ce', n_target_classes: int = 9, rho: float = .75,
+                 norm: str = 'Linf', seed: int = 0,
+                 target_batch: Optional[int] = None):
+        name = type(self).__name__
+        check_common(name, eps, norm, seed)
+        check_int(name, 'steps', steps, 1)
+        check_int(name, 'n_restarts', n_restarts, 1)
+        check_int(name, 'n_target_classes', n_target_classes, 1)
+        if target_batch is not None:
+            check_int(name, 'target_batch', target_batch, 1)
+        if loss not in self.LOSSES:
+            raise ValueError(f'attack {name}: loss={loss!r} is not one of {self.LOSSES}')
+        if not isinstance(rho, (int, float)) or not 0 < rho <= 1:
+            raise ValueError(f'attack {name}: rho={rho!r} must be in (0, 1]')
+        self.eps, self.steps, self.n_restarts = eps, steps, n_restarts
+        self.loss, self.n_target_classes, self.rho = loss, n_target_classes, rho
+        self.norm, self.seed, self.target_batch = norm, seed, target_batch
+        # the reference's checkpoints
+        self.n_iter_2 = max(int(0.22 * steps), 1)
+        self.n_iter_min = max(int(0.06 * steps), 1)
+        self.size_decr = max(int(0.03 * steps), 1)
+
+    @property
+    def targeted(self) -> bool:
+        return self.loss == 'dlr-targeted'
+
+    def __repr__(self):
+        return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
+                f'n_restarts={self.n_restarts}, loss={self.loss!r}'
+                + (f', n_target_classes={self.n_target_classes}'
+                   if self.targeted else '') + f', rho={self.rho})')
+
+    def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
+                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
+        check_images(type(self).__name__, images, labels)
+        keys = default_keys(keys, len(images), self.seed, images.device)
+        with torch.no_grad():
+            logits = model(images).float()
+        adv, _ = self.perturb(model, images.detach(), labels, keys, logits)
+        return adv
+
+    def perturb(self, model, images, labels, keys, clean_logits):
+        """Attack the clean-correct samples; ``(adv, broken)`` for all.
+
+        Args:
+            clean_logits (Tensor): The model's logits on ``images`` (the
+                clean pass, shared by the AutoAttack members).
+        """
+        n = len(images)
+        adv = images.clone()
+        broken = torch.zeros(n, dtype=torch.bool, device=images.device)
+        todo = (clean_logits.argmax(1) == labels).nonzero()[:, 0]
+        if not len(todo):
+            return adv, broken
+        x, y, k = images[todo], labels[todo], keys[todo]
+        n_classes = clean_logits.size(1)
+        if self.targeted:
+            n_t = min(self.n_target_classes, n_classes - 1)
+            if n_classes < 4:
+                raise ValueError(f'{type(self).__name__}: the targeted DLR loss '
+                                 f'needs >= 4 classes, the model has {n_classes}')
+            targets = target_classes(clean_logits[todo], n_t).t()  # (T, M)
+        else:
+            n_t = 1
+        m = len(todo)
+        # rows: target outer, restart, then sample (the reference's order)
+        t_idx = torch.arange(n_t, device=x.device).repeat_interleave(
+            self.n_restarts * m)
+        r_idx = torch.arange(self.n_restarts, device=x.device).repeat_interleave(
+            m).repeat(n_t)
+        s_idx = torch.arange(m, device=x.device).repeat(n_t * self.n_restarts)
+
+        def attack_rows(idx):
+            s, t, r = s_idx[idx], t_idx[idx], r_idx[idx]
+            target = targets[t, s] if self.targeted else None
+            # one stream per (target, restart): a sample's start is its own
+            starts = self._starts(k[s], t * 1000 + r, x.shape[1:])
+            return self._run(model, x[s], y[s], target, like(starts, x), s)
+
+        got, got_adv = run_rows(len(s_idx), s_idx, self.target_batch,
+                                attack_rows, m, x)
+        broken[todo[got]] = True
+        adv[todo[got]] = got_adv[got]
+        return adv, broken
+
+    def _starts(self, keys, run, shape):
+        """Uniform noise in [0, 1) per row: its sample's key, stream ``run``."""
+        base = APGD_STREAM + 1_000_000 * self.LOSSES.index(self.loss)
+        out = torch.empty((len(keys), ) + tuple(shape), device=keys.device)
+        for r in torch.unique(run).tolist():
+            sel = run == r
+            out[sel] = sample_uniform(keys[sel], shape, stream=base + r)
+        return out
+
+    def _loss(self, logits, y, target):
+        if self.loss == 'ce':
+            return F.cross_entropy(logits, y, reduction='none')
+        if self.loss == 'dlr':
+            return dlr_loss(logits, y)
+        return dlr_targeted_loss(logits, y, target)
+
+    def _run(self, model, x, y, target, noise, groups):
+        """One APGD run on rows; ``(broken, adv)`` per row.
+
+        A row leaves at its first misclassified iterate, and with it every
+        row of the same group (sample), whose result is then decided.
+        """
+        eps = self.eps / 255.
+        rows = len(x)
+        dims = (1, 2, 3)
+        t = 2 * noise - 1
+        x_adv = x + eps * t / (t.abs().amax(dim=dims, keepdim=True) + 1e-12)
+        x_adv = x_adv.clamp(0., 1.)
+        out_broken = torch.zeros(rows, dtype=torch.bool, device=x.device)
+        out_adv = x.clone()
+        alive = torch.arange(rows, device=x.device)
+
+        def grad_at(x_adv, y, target):
+            with torch.enable_grad():
+                x_adv = x_adv.clone().requires_grad_(True)
+                logits = model(x_adv).float()
+                loss = self._loss(logits, y, target)
+                grad, = torch.autograd.grad(loss.sum(), x_adv)
+            return logits.detach(), loss.detach(), grad.detach()
+
+        logits, loss, grad = grad_at(x_adv, y, target)
+        wrong = logits.argmax(1) != y
+
+        def leave(wrong, x_adv):
+            """Record broken rows; the rows of unbroken groups to keep."""
+            out_broken[alive[wrong]] = True
+            out_adv[alive[wrong]] = x_adv[wrong]
+            return ~torch.isin(groups[alive], groups[alive[wrong]])
+
+        keep = leave(wrong, x_adv)
+        step = torch.full((rows, 1, 1, 1), 2. * eps, device=x.device)
+        x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
+        x_adv_old = x_adv.clone()
+        loss_steps = torch.zeros(self.steps, rows, device=x.device)
+        loss_best_last = loss_best.clone()
+        reduced_last = torch.ones_like(loss_best)
+        k, counter3 = self.n_iter_2, 0
+        lo, hi = x - eps, x + eps
+
+        for i in range(self.steps):
+            if not bool(keep.all()):
+                (alive, x, y, lo, hi, x_adv, x_adv_old, grad, step, x_best,
+                 grad_best, loss_best, loss_best_last, reduced_last) = [
+                    v[keep] for v in (alive, x, y, lo, hi, x_adv, x_adv_old,
+                                      grad, step, x_best, grad_best, loss_best,
+                                      loss_best_last, reduced_last)]
+                loss_steps = loss_steps[:, keep]
+                if target is not None:
+                    target = target[keep]
+                if not len(alive):
+                    break
+            grad2 = x_adv - x_adv_old
+            x_adv_old = x_adv
+            a = 0.75 if i > 0 else 1.0
+            x_adv_1 = torch.min(torch.max(x_adv + step * grad.sign(), lo), hi
+                                ).clamp(0., 1.)
+            x_adv = torch.min(torch.max(
+                x_adv + (x_adv_1 - x_adv) * a + grad2 * (1 - a), lo), hi
+                ).clamp(0., 1.)
+            logits, loss, grad = grad_at(x_adv, y, target)
+            keep = leave(logits.argmax(1) != y, x_adv)
+
+            loss_steps[i] = loss
+            better = loss > loss_best
+            x_best = torch.where(better[:, None, None, None], x_adv, x_best)
+            grad_best = torch.where(better[:, None, None, None], grad, grad_best)
+            loss_best = torch.where(better, loss, loss_best)
+            counter3 += 1
+            if counter3 == k:
+                # check_oscillation of the reference (index -1 wraps to the
+                # buffer's last, still zero, row at the first checkpoint)
+                inc = torch.zeros_like(loss_best)
+                for c in range(k):
+                    inc += (loss_steps[i - c] > loss_steps[i - c - 1]).float()
+                osc = (inc <= k * self.rho).float()
+                no_impr = (1. - reduced_last) * (loss_best_last >= loss_best).float()
+                osc = torch.max(osc, no_impr)
+                reduced_last = osc.clone()
+                loss_best_last = loss_best.clone()
+                red = osc > 0
+                step = torch.where(red[:, None, None, None], step / 2., step)
+                x_adv = torch.where(red[:, None, None, None], x_best, x_adv)
+                grad = torch.where(red[:, None, None, None], grad_best, grad)
+                k = max(k - self.size_decr, self.n_iter_min)
+                counter3 = 0
+        return out_broken, out_adv

@@ -1,0 +1,138 @@
+"""Standard AutoAttack (Croce & Hein, ICML 2020), L-inf: the reference's members and cascade.
+
+APGD-CE, APGD-T (9 targets), FAB-T (9 targets), each 100 iterations, then
+Square with 5000 queries, every member on the samples the earlier ones left
+correct, with the settings of fra31/auto-attack's ``version='standard'``
+(``STANDARD`` lists them). One clean forward pass decides the correct
+samples and the target classes; members run their targets as one batch
+(:class:`APGDAttack`, :class:`FABAttack`) and Square vectorised
+(:class:`SquareAttack`), in the images' memory format.
+"""
+from typing import Optional
+
+import torch
+
+from nofrost_mm.registry import ATTACKS
+from .apgd import APGDAttack, check_common, check_images, default_keys
+from .fab import FABAttack
+from .square import SquareAttack
+
+# fra31/auto-attack, autoattack.py, _set_version('standard') for L-inf
+STANDARD = dict(
+    apgd_ce=dict(steps=100, n_restarts=1, loss='ce', rho=.75),
+    apgd_t=dict(steps=100, n_restarts=1, loss='dlr-targeted', n_target_classes=9,
+                rho=.75),
+    fab_t=dict(steps=100, n_target_classes=9, alpha_max=.1, eta=1.05, beta=.9),
+    square=dict(n_queries=5000, p_init=.8, rescale_schedule=False))
+VERSIONS = ('standard', )
+
+
+@ATTACKS.register_module()
+class AutoAttack:
+    """Standard AutoAttack with the reference's settings, members batched.
+
+    Called as ``adv = attack(model, images, labels, keys=None)`` with images
+    in [0, 1] and ``model`` a module taking them (e.g.
+    :class:`NormalizedClassifier`); returns detached images, the first
+    member's adversarial image for each sample it broke and the clean image
+    for the others. Random starts and squares come from per-sample ``keys``
+    (:mod:`nofrost_mm.utils.sample_random`); without keys they are drawn
+    from ``seed``, so a call repeats. The model is put in eval mode for the
+    attack and every submodule's train/eval flag is restored afterwards.
+
+    Args:
+        eps (float): L-inf radius in pixel units of 255 (8 = 8/255).
+            Defaults to 8.
+        norm (str): 'Linf'; the plug-in's members implement no other norm
+            (L2 raises). Defaults to 'Linf'.
+        version (str): 'standard' (the reference's standard evaluation).
+            Defaults to 'standard'.
+        n_classes (int, optional): Number of classes; None takes the
+            model's number of logits, a different one raises.
+            Defaults to None.
+        seed (int): Seed of the random numbers when the call gives no
+            ``keys``. Defaults to 0.
+        target_batch (int, optional): At most this many images per pass of
+            APGD-T and FAB-T (their rows are survivors x targets); None
+            runs all targets at once. Bounds memory on large models without
+            changing which samples break. Defaults to None.
+        verbose (bool): Print the robust accuracy after each member.
+            Defaults to False.
+
+    Example:
+        >>> attack = ATTACKS.build(dict(type='AutoAttack', eps=8))
+        >>> adv = attack(normalized_classifier, images_0_1, labels, keys=keys)
+    """
+
+    def __init__(self, eps: float = 8., norm: str = 'Linf',
+                 version: str = 'standard', n_classes: Optional[int] = None,
+                 seed: int = 0, target_batch: Optional[int] = None,
+                 verbose: bool = False):
+        check_common('AutoAttack', eps, norm, seed)
+        if version not in VERSIONS:
+            raise ValueError(f'attack AutoAttack: version={version!r} is not one '
+                             f'of {VERSIONS}')
+        if n_classes is not None and (not isinstance(n_classes, int)
+                                      or isinstance(n_classes, bool)
+                                      or n_classes < 2):
+            raise ValueError(f'attack AutoAttack: n_classes={n_classes!r} must be '
+                             'None (the number of logits) or an int >= 2')
+        self.eps, self.norm, self.version = eps, norm, version
+        self.n_classes, self.seed, self.verbose = n_classes, seed, verbose
+        self.steps = STANDARD['apgd_ce']['steps']
+        settings = STANDARD
+        self.members = [
+            ('apgd-ce', APGDAttack(eps=eps, seed=seed, **settings['apgd_ce'])),
+            ('apgd-t', APGDAttack(eps=eps, seed=seed, target_batch=target_batch,
+                                  **settings['apgd_t'])),
+            ('fab-t', FABAttack(eps=eps, seed=seed, target_batch=target_batch,
+                                **settings['fab_t'])),
+            ('square', SquareAttack(eps=eps, seed=seed, **settings['square'])),
+        ]
+
+    def __repr__(self):
+        return (f'AutoAttack(eps={self.eps}, norm={self.norm!r}, version='
+                f'{self.version!r}, seed={self.seed})')
+
+    def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
+                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
+        check_images('AutoAttack', images, labels)
+        if images.min() < 0 or images.max() > 1:
+            raise ValueError('AutoAttack: images must lie in [0, 1]')
+        keys = default_keys(keys, len(images), self.seed, images.device)
+        images, labels = images.detach(), labels.detach()
+        modes = [(m, m.training) for m in model.modules()]
+        try:
+            model.eval()
+            with torch.no_grad():
+                logits = model(images).float()
+            if self.n_classes is not None and logits.size(1) != self.n_classes:
+                raise ValueError(f'AutoAttack: n_classes={self.n_classes} but the '
+                                 f'model returns {logits.size(1)} logits')
+            return self.run(model, images, labels, keys, logits)[0]
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    def run(self, model, images, labels, keys, clean_logits):
+        """The cascade; ``(adv, robust)`` with ``robust`` per sample.
+
+        Args:
+            clean_logits (Tensor): The model's logits on ``images``.
+        """
+        adv = images.clone()
+        robust = clean_logits.argmax(1) == labels
+        for name, member in self.members:
+            todo = robust.nonzero()[:, 0]
+            if not len(todo):
+                break
+            # members draw from their own streams of the sample's key
+            got_adv, broken = member.perturb(model, images[todo], labels[todo],
+                                             keys[todo], clean_logits[todo])
+            robust[todo[broken]] = False
+            adv[todo[broken]] = got_adv[broken]
+            if self.verbose:
+                print(f'AutoAttack: robust accuracy after {name}: '
+                      f'{robust.float().mean().item():.2%}')
+        return adv, robust

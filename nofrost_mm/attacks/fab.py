@@ -1,0 +1,208 @@
+"""Targeted FAB (Croce & Hein 2020), L-inf, the reference's settings, targets batched.
+
+The minimum-norm attack of ``FABAttack`` (fra31/auto-attack, ``fab_base.py``,
+``fab_pt.py``, ``fab_projections.py``) as standard AutoAttack runs it: for each
+of the 9 most likely other classes, 100 iterations from the clean image (one
+restart, so no random start) of the projection onto the linearised decision
+boundary towards the target, with ``alpha_max=0.1``, ``eta=1.05``,
+``beta=0.9``; a sample is broken when an iterate misclassifies it within
+``eps``. The reference runs the targets one after another on the survivors;
+here each (sample, target) is one row of one batch, and a sample leaves the
+batch, all its rows at once, when one row finds an adversarial image within
+``eps`` (the iterates do not depend on the best norm found so far, so the
+samples that break are those the reference breaks).
+"""
+import math
+from typing import Optional
+
+import torch
+
+from nofrost_mm.registry import ATTACKS
+from .apgd import (check_common, check_images, check_int, default_keys, run_rows,
+                   target_classes)
+
+
+def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Smallest L-inf step from ``t`` onto ``{z: w.z = b}`` within [0, 1].
+
+    The reference's ``projection_linf`` (``fab_projections.py``): rows of
+    ``t``, ``w`` (R, D) and ``b`` (R,); a bisection over the sorted
+    coordinates.
+    """
+    w = w.clone()
+    b = b.clone()
+    sign = 2 * ((w * t).sum(1) - b >= 0) - 1
+    w.mul_(sign.unsqueeze(1))
+    b.mul_(sign)
+    a = (w < 0).float()
+    d = (a - t) * (w != 0).float()
+    p = a - t * (2 * a - 1)
+    indp = torch.argsort(p, dim=1)
+    b = b - (w * t).sum(1)
+    b0 = (w * d).sum(1)
+    indp2 = indp.flip((1, ))
+    ws = w.gather(1, indp2)
+    bs2 = -ws * d.gather(1, indp2)
+    s = torch.cumsum(ws.abs(), dim=1)
+    sb = torch.cumsum(bs2, dim=1) + b0.unsqueeze(1)
+    b2 = sb[:, -1] - s[:, -1] * p.gather(1, indp[:, 0:1]).squeeze(1)
+    c_l = b - b2 > 0
+    c2 = (b - b0 > 0) & (~c_l)
+    lb = torch.zeros(int(c2.sum()), device=t.device)
+    ub = torch.full_like(lb, w.shape[1] - 1)
+    nitermax = math.ceil(math.log2(w.shape[1]))
+    indp_, sb_, s_, p_, b_ = indp[c2], sb[c2], s[c2], p[c2], b[c2]
+    for _ in range(nitermax):
+        counter4 = torch.floor((lb + ub) / 2)
+        counter2 = counter4.long().unsqueeze(1)
+        indcurr = indp_.gather(1, indp_.size(1) - 1 - counter2)
+        b2 = (sb_.gather(1, counter2) - s_.gather(1, counter2)
+              * p_.gather(1, indcurr)).squeeze(1)
+        c = b_ - b2 > 0
+        lb = torch.where(c, counter4, lb)
+        ub = torch.where(c, ub, counter4)
+    lb = lb.long()
+    if c_l.any():
+        lmbd_opt = torch.clamp_min((b[c_l] - sb[c_l, -1]) / (-s[c_l, -1]),
+                                   min=0).unsqueeze(-1)
+        d[c_l] = (2 * a[c_l] - 1) * lmbd_opt
+    lmbd_opt = torch.clamp_min((b[c2] - sb[c2, lb]) / (-s[c2, lb]),
+                               min=0).unsqueeze(-1)
+    d[c2] = torch.min(lmbd_opt, d[c2]) * a[c2] + torch.max(-lmbd_opt, d[c2]) * (1 - a[c2])
+    return d * (w != 0).float()
+
+
+@ATTACKS.register_module()
+class FABAttack:
+    """Targeted FAB (FAB-T) for L-inf with the reference's standard settings.
+
+    Called as ``adv = attack(model, images, labels, keys=None)``. Standard
+    AutoAttack's FAB-T has one restart, hence no random start, so it uses
+    no random numbers (``keys`` and ``seed`` are accepted for a uniform
+    call). The model is used as given (see :func:`attack_context`).
+
+    Args:
+        eps (float): L-inf radius in pixel units of 255 (an adversarial
+            image counts when within it). Defaults to 8.
+        steps (int): Iterations per target. Defaults to 100.
+        n_target_classes (int): Targets: the most likely other classes of
+            the clean image. Defaults to 9.
+        alpha_max (float): Largest step towards the clean image's
+            projection. Defaults to 0.1.
+        eta (float): Overshoot of the projection step. Defaults to 1.05.
+        beta (float): Backward step after an adversarial iterate.
+            Defaults to 0.9.
+        norm (str): Only 'Linf'. Defaults to 'Linf'.
+        seed (int): Unused (no random start); kept for the common call.
+            Defaults to 0.
+        target_batch (int, optional): At most this many rows (images) per
+            pass: targets then run in slices, in the reference's order,
+            later slices only on the survivors. None runs all at once.
+            Defaults to None.
+
+    Example:
+        >>> adv = FABAttack(eps=8)(normalized_classifier, images, labels)
+    """
+
+    def __init__(self, eps: float = 8., steps: int = 100, n_target_classes: int = 9,
+                 alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9,
+                 norm: str = 'Linf', seed: int = 0,
+                 target_batch: Optional[int] = None):
+        name = type(self).__name__
+        check_common(name, eps, norm, seed)
+        check_int(name, 'steps', steps, 1)
+        check_int(name, 'n_target_classes', n_target_classes, 1)
+        if target_batch is not None:
+            check_int(name, 'target_batch', target_batch, 1)
+        for key, value, low, high in (('alpha_max', alpha_max, 0, 1),
+                                      ('eta', eta, 1, 10), ('beta', beta, 0, 1)):
+            if not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f'attack {name}: {key}={value!r} must be in '
+                                 f'[{low}, {high}]')
+        self.eps, self.steps, self.n_target_classes = eps, steps, n_target_classes
+        self.alpha_max, self.eta, self.beta = alpha_max, eta, beta
+        self.norm, self.seed, self.target_batch = norm, seed, target_batch
+
+    def __repr__(self):
+        return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
+                f'n_target_classes={self.n_target_classes}, alpha_max='
+                f'{self.alpha_max}, eta={self.eta}, beta={self.beta})')
+
+    def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
+                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
+        check_images(type(self).__name__, images, labels)
+        keys = default_keys(keys, len(images), self.seed, images.device)
+        with torch.no_grad():
+            logits = model(images).float()
+        adv, _ = self.perturb(model, images.detach(), labels, keys, logits)
+        return adv
+
+    def perturb(self, model, images, labels, keys, clean_logits):
+        """Attack the clean-correct samples; ``(adv, broken)`` for all."""
+        adv = images.clone()
+        broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        todo = (clean_logits.argmax(1) == labels).nonzero()[:, 0]
+        if not len(todo):
+            return adv, broken
+        x, y = images[todo], labels[todo]
+        n_t = min(self.n_target_classes, clean_logits.size(1) - 1)
+        targets = target_classes(clean_logits[todo], n_t).t()  # (T, M)
+        m = len(todo)
+        t_idx = torch.arange(n_t, device=x.device).repeat_interleave(m)
+        s_idx = torch.arange(m, device=x.device).repeat(n_t)
+
+        def attack_rows(idx):
+            s = s_idx[idx]
+            return self._run(model, x[s], y[s], targets[t_idx[idx], s], s)
+
+        got, got_adv = run_rows(len(s_idx), s_idx, self.target_batch,
+                                attack_rows, m, x)
+        broken[todo[got]] = True
+        adv[todo[got]] = got_adv[got]
+        return adv, broken
+
+    def _run(self, model, im2, y, target, groups):
+        """FAB-T on rows from the clean image; ``(broken, adv)`` per row."""
+        eps = self.eps / 255.
+        rows = len(im2)
+        out_broken = torch.zeros(rows, dtype=torch.bool, device=im2.device)
+        out_adv = im2.clone()
+        alive = torch.arange(rows, device=im2.device)
+        x1 = im2.clone()
+        for _ in range(self.steps):
+            with torch.enable_grad():
+                xg = x1.clone().requires_grad_(True)
+                logits = model(xg).float()
+                u = torch.arange(len(xg), device=xg.device)
+                diffy = -(logits[u, y] - logits[u, target])
+                dg, = torch.autograd.grad(diffy.sum(), xg)
+            df = diffy.detach()
+            bs = len(x1)
+            w = dg.reshape(bs, -1)
+            b = -df + (w * x1.reshape(bs, -1)).sum(dim=-1)
+            d3 = projection_linf(torch.cat((x1.reshape(bs, -1), im2.reshape(bs, -1)), 0),
+                                 torch.cat((w, w), 0), torch.cat((b, b), 0))
+            d1 = d3[:bs].reshape(x1.shape)
+            d2 = d3[-bs:].reshape(x1.shape)
+            a0 = d3.abs().max(dim=1, keepdim=True)[0].view(-1, 1, 1, 1).clamp_min(1e-8)
+            a1, a2 = a0[:bs], a0[-bs:]
+            alpha = (a1 / (a1 + a2)).clamp(0., self.alpha_max)
+            x1 = ((x1 + self.eta * d1) * (1 - alpha)
+                  + (im2 + d2 * self.eta) * alpha).clamp(0.0, 1.0)
+            with torch.no_grad():
+                is_adv = model(x1).argmax(1) != y
+            if is_adv.any():
+                dist = (x1 - im2).abs().flatten(1).amax(1)
+                hit = is_adv & (dist <= eps)
+                out_broken[alive[hit]] = True
+                out_adv[alive[hit]] = x1[hit]
+                back = is_adv[:, None, None, None]
+                x1 = torch.where(back, im2 + (x1 - im2) * self.beta, x1)
+                keep = ~torch.isin(groups[alive], groups[alive[hit]])
+                if not bool(keep.all()):
+                    alive, x1, im2, y, target = (v[keep] for v in (
+                        alive, x1, im2, y, target))
+                    if not len(alive):
+                        break
+        return out_broken, out_adv
