@@ -12,6 +12,31 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 
+# Tests that train or compare float results, whose margins must hold on any
+# CPU's float path and thread count: `pytest -m numerics` selects them, and
+# tools/misc/portability_check.sh runs them under other CPUs' emulated paths.
+NUMERICS = (
+    'tests/engine/hooks/test_catastrophic_overfitting_hook.py',
+    'tests/attacks/test_pgd.py',
+    'tests/attacks/test_pgd_trades.py',
+    'tests/attacks/test_single_step.py',
+    'tests/attacks/test_mixed_precision.py',
+    'tests/attacks/test_torchattacks_adapter.py::test_plugin_pgd_matches_torchattacks_pgd',
+    'tests/evaluation/test_robustness_analysis.py',
+    'tests/models/data_preprocessors/test_pgd_data_preprocessor.py',
+    'tests/models/classifiers/',
+    'tests/models/backbones/test_nf_resnet.py::test_parity_with_timm',
+    'tests/engine/optim_wrappers/test_agc_optim_wrapper.py',
+    'tests/tools/test_signal_propagation.py',
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(NUMERICS):
+            item.add_marker(pytest.mark.numerics)
+
+
 @contextlib.contextmanager
 def logged_warnings(logger):
     """Collect the messages of the warnings ``logger`` emits inside the block.
