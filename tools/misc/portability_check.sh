@@ -37,7 +37,7 @@ for name in $FLOAT_PATHS; do
         log="$LOG_DIR/${name}_${threads}t.log"
         start=$(date +%s)
         # shellcheck disable=SC2086  # $vars is a list of NAME=VALUE words
-        env $vars OMP_NUM_THREADS="$threads" "$PYTHON" -m pytest tests -q -p no:xdist \
+        env $vars OMP_NUM_THREADS="$threads" "$PYTHON" -m pytest tests -q -n 0 \
             -m numerics "$@" >"$log" 2>&1
         rc=$?
         result=$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1 | tr -d '=')
