@@ -60,9 +60,9 @@ class _SingleStep(PGDAttack):
 class FGSMRS(_SingleStep):
     """FGSM with a random start (FGSM-RS, Wong et al. 2020).
 
-    ``delta ~ U(-eps, eps)`` clipped to the image range; one step
-    ``delta <- clip_[-eps, eps](delta + alpha * sign(grad))``, clipped to the
-    image range again, with ``alpha = step_ratio * eps`` (1.25 eps in the
+    ``delta ~ U(-eps, eps)`` clipped to the image range (``clip_start``); one
+    step ``delta <- clip_[-eps, eps](delta + alpha * sign(grad))``, clipped to
+    the image range, with ``alpha = step_ratio * eps`` (1.25 eps in the
     paper: 10/255 at 8/255). The result is within eps of the image.
     ``random_start=False`` is plain FGSM (from the clean image; with
     ``step_ratio=1`` the classic one), the setting prone to catastrophic
@@ -75,6 +75,13 @@ class FGSMRS(_SingleStep):
         step_size (float, optional): A fixed step size in pixel units of 255
             instead (it does not follow eps warm-up). Defaults to None.
         random_start (bool): Start from a uniform point of the eps-ball.
+            Defaults to True.
+        clip_start (bool): Clip the random start to the image range before
+            the gradient is taken. False takes it at the unclipped point, as
+            fast_adversarial's MNIST recipe (``MNIST/train_mnist.py``; its
+            CIFAR-10 recipe clips): on MNIST's black background half of the
+            clipped starts are 0, a different (and there less stable)
+            training attack. The result is clipped either way.
             Defaults to True.
         targeted (bool): As :class:`PGDAttack`. Defaults to False.
         loss (str): 'ce', 'cw' or 'kl', as :class:`PGDAttack`.
@@ -91,18 +98,28 @@ class FGSMRS(_SingleStep):
                  step_ratio: float = 1.25,
                  step_size: Optional[float] = None,
                  random_start: bool = True,
+                 clip_start: bool = True,
                  targeted: bool = False,
                  loss: str = 'ce',
                  num_classes: Optional[int] = None):
-        if not isinstance(random_start, bool):
-            raise ValueError(f'FGSMRS: `random_start` must be True or False, got '
-                             f'{random_start!r}')
+        for key, value in (('random_start', random_start), ('clip_start', clip_start)):
+            if not isinstance(value, bool):
+                raise ValueError(f'FGSMRS: `{key}` must be True or False, got '
+                                 f'{value!r}')
         super().__init__(eps, step_ratio, step_size, random_start, targeted, loss,
                          num_classes)
+        self.clip_start = clip_start
+
+    def _random_start(self, images: torch.Tensor, eps: float,
+                      keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.clip_start:
+            return super()._random_start(images, eps, keys)
+        return self._uniform(images, eps, keys)
 
     def __repr__(self) -> str:
         return (f'FGSMRS(eps={self.eps}, step_size={self.get_step_size()}, '
-                f'random_start={self.random_start}, loss={self.loss!r})')
+                f'random_start={self.random_start}, clip_start={self.clip_start}, '
+                f'loss={self.loss!r})')
 
 
 @ATTACKS.register_module()

@@ -43,6 +43,34 @@ def test_fgsmrs_is_one_projected_step_of_1_25_eps_from_a_uniform_start(setup):
     assert adv.min() >= 0 and adv.max() <= 1
 
 
+def test_fgsmrs_unclipped_start_takes_the_gradient_outside_the_image_range(setup):
+    """fast_adversarial's MNIST FGSM: the start is not clipped, the result is."""
+    net, x, y = setup
+    eps = 16 / 255
+    seen = []
+
+    def spy(images):
+        seen.append(images.detach().clone())
+        return net(images)
+
+    torch.manual_seed(0)
+    adv = FGSMRS(eps=16, clip_start=False)(spy, x, y)
+    torch.manual_seed(0)
+    delta = torch.empty_like(x).uniform_(-eps, eps)
+    assert torch.equal(seen[0], x + delta)
+    assert seen[0].min() < 0  # the digits' black background, pushed below 0
+    delta = (delta + 1.25 * eps * _grad(net, x + delta, y).sign()).clamp(-eps, eps)
+    assert torch.allclose(adv, (x + delta).clamp(0, 1), atol=1e-6)
+    assert adv.min() >= 0 and adv.max() <= 1
+    dist = (adv - x).abs().amax(dim=(1, 2, 3)) * 255
+    assert dist.max() <= 16 + 1e-3
+    seen.clear()
+    FGSMRS(eps=16)(spy, x, y)
+    assert seen[0].min() >= 0  # the default clips the start
+    with pytest.raises(ValueError, match='`clip_start`'):
+        FGSMRS(clip_start='no')
+
+
 def test_fgsmrs_without_random_start_is_fgsm(setup):
     net, x, y = setup
     adv = FGSMRS(eps=8, random_start=False, step_ratio=1.)(net, x, y)
