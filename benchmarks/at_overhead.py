@@ -83,11 +83,14 @@ def build(args):
     if model_cfg['data_preprocessor'].get('type') != 'PGDDataPreprocessor':
         sys.exit(f'{args.config}: needs data_preprocessor.type=PGDDataPreprocessor')
     pre = model_cfg['data_preprocessor']
-    pre.update(attack=dict(type='PGDAttack', eps=args.eps, steps=args.steps),
-               adv_loss_weight=0.5, adv_forward='separate')
-    model_cfg['type'] = 'AdvImageClassifier'
+    pre.pop('eps', None)
+    pre.update(attack=dict(type='PGDAttack', eps=args.eps, steps=args.steps))
+    model_cfg.update(type='AdvImageClassifier', adv_loss_weight=0.5,
+                     adv_forward='separate')
     std_cfg = copy.deepcopy(model_cfg)
     std_cfg['type'] = 'ImageClassifier'
+    for key in ('adv_loss', 'adv_loss_weight', 'trades_beta', 'adv_forward'):
+        std_cfg.pop(key, None)
     std_cfg['data_preprocessor'] = {
         k: v for k, v in pre.items()
         if k in ('mean', 'std', 'to_rgb', 'num_classes', 'to_onehot')}
@@ -97,7 +100,6 @@ def build(args):
     at_model = MODELS.build(model_cfg).to(args.device)
     std_model = MODELS.build(std_cfg).to(args.device)
     std_model.load_state_dict(at_model.state_dict())
-    at_model.data_preprocessor.set_classifier(at_model)  # AdversarialTrainingHook's job
 
     num_classes = at_model.head.num_classes
     gen = torch.Generator().manual_seed(args.seed)
@@ -145,21 +147,18 @@ def side_by_side(fn_a, fn_b, rounds, device):
 def generation_ratio(args, at_model, batch):
     import torchattacks
 
-    from nofrost_mm.attacks import NormalizedClassifier
     from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 
     pre = at_model.data_preprocessor
     data = ClsDataPreprocessor.forward(pre, copy.deepcopy(batch), True)
     inputs, labels = data['inputs'], pre.attack_targets(data['data_samples'])
-    images = pre._to_unit_range(inputs)
-    mean = pre.mean.flatten() if pre._enable_normalize else None
-    std = pre.std.flatten() if pre._enable_normalize else None
-    net = NormalizedClassifier(at_model, mean, std)
+    images = pre.to_unit_range(inputs)
+    net = pre.normalized_classifier(at_model)
     reference = torchattacks.PGD(net, eps=args.eps / 255, steps=args.steps,
                                  alpha=pre.attack.get_step_size() / 255)
     at_model.train()  # as in training: the attack switches to eval and back
     ratio, ours, theirs = side_by_side(
-        lambda: pre.attack_inputs(inputs, labels),
+        lambda: pre.attack_inputs(at_model, inputs, labels),
         lambda: reference(images, labels), args.rounds, args.device)
     return ratio, ours, theirs
 
@@ -178,19 +177,18 @@ def single_step_ratio(args, at_model, std_model, batch, at_optim, std_optim, wei
     from nofrost_mm.attacks import NFGSM
 
     pre = at_model.data_preprocessor
-    saved = pre.attack, pre.adv_loss_weight
-    pre.attack, pre.adv_loss_weight = NFGSM(eps=args.eps), weight
+    saved = pre.attack, at_model.adv_loss_weight
+    pre.attack, at_model.adv_loss_weight = NFGSM(eps=args.eps), weight
     try:
         return iteration_ratio(args, at_model, std_model, batch, at_optim, std_optim)
     finally:
-        pre.attack, pre.adv_loss_weight = saved
+        pre.attack, at_model.adv_loss_weight = saved
 
 
 def channels_last_ratio(args, at_model, batch, at_optim):
     """PGD-K AT iteration in the default layout / in channels-last."""
     at_model.train()
     last_model = copy.deepcopy(at_model).to(memory_format=torch.channels_last)
-    last_model.data_preprocessor.set_classifier(last_model)
     last_optim = type(at_optim)(torch.optim.SGD(last_model.parameters(), lr=1e-3,
                                                 momentum=0.9))
     return side_by_side(

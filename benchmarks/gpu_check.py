@@ -108,12 +108,11 @@ def build_models(backbone, args, attack):
     torch.manual_seed(0)
     at = MODELS.build(dict(base, type='AdvImageClassifier', data_preprocessor=dict(
         type='PGDDataPreprocessor', mean=MEAN, std=STD, to_rgb=True, num_classes=1000,
-        attack=attack, adv_loss_weight=0.5, adv_forward='separate'))).to(args.device)
+        attack=attack), adv_loss_weight=0.5, adv_forward='separate')).to(args.device)
     std = MODELS.build(dict(base, type='ImageClassifier', data_preprocessor=dict(
         type='ClsDataPreprocessor', mean=MEAN, std=STD, to_rgb=True,
         num_classes=1000))).to(args.device)
     std.load_state_dict(at.state_dict())
-    at.data_preprocessor.set_classifier(at)  # AdversarialTrainingHook's job
     return at, std
 
 
@@ -220,7 +219,7 @@ def attack_rows(at, args):
     import torchattacks
     from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 
-    from nofrost_mm.attacks import NormalizedClassifier, PGDAttack, build_attack
+    from nofrost_mm.attacks import PGDAttack, build_attack
 
     pre = at.data_preprocessor
     pre.attack = PGDAttack(eps=args.eps, steps=args.steps)
@@ -231,15 +230,15 @@ def attack_rows(at, args):
         inputs = data['inputs']
         with torch.no_grad():  # correctly classified by construction
             labels = at(inputs, mode='tensor').argmax(dim=1)
-        images = pre._to_unit_range(inputs)
+        images = pre.to_unit_range(inputs)
         # eval, wrapper included: torchattacks restores the wrapper's mode
         # on the whole model after each call
-        net = NormalizedClassifier(at, pre.mean.flatten(), pre.std.flatten()).eval()
+        net = pre.normalized_classifier(at).eval()
         if label == 'generation':
             reference = torchattacks.PGD(net, eps=args.eps / 255, steps=args.steps,
                                          alpha=pre.attack.get_step_size() / 255)
             rows[f'PGD-{args.steps} generation (PGDDataPreprocessor)'] = measure(
-                lambda: pre.attack_inputs(inputs, labels, train_mode=False), args, n)
+                lambda: pre.attack_inputs(at, inputs, labels, train_mode=False), args, n)
             rows[f'PGD-{args.steps} generation (torchattacks.PGD)'] = measure(
                 lambda: reference(images, labels), args, n)
         else:

@@ -1,7 +1,6 @@
 # Test (and evaluate) a checkpoint with a nofrost_mm (or any mmpretrain) config.
 # Same command line as mmpretrain's tools/test.py.
 import argparse
-import ast
 import faulthandler
 import os
 import os.path as osp
@@ -11,7 +10,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 
-from nofrost_mm.engine.runner.robust_test_config import ROBUST_LOOPS, robust_test_cfg
+from nofrost_mm.attacks import parse_attack
+from nofrost_mm.evaluation.robust_test_config import ROBUST_LOOPS, robust_test_cfg
 
 
 def parse_args():
@@ -141,21 +141,6 @@ def merge_args(cfg, args):
                          f"'RobustTestLoop'); this config's test_cfg is "
                          f"{dict(cfg.get('test_cfg') or {})}")
     return cfg
-
-
-def parse_attack(spec):
-    """One ``--attacks`` item: a type name or a dict literal."""
-    if spec.lstrip().startswith('{'):
-        try:
-            attack = ast.literal_eval(spec)
-        except (ValueError, SyntaxError) as e:
-            raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
-        # RobustnessReportLoop entries hold the attack under 'attack'
-        if not isinstance(attack, dict) or not ('type' in attack or 'attack' in attack):
-            raise ValueError(f'--attacks {spec!r}: needs a \'type\' key (or '
-                             "'attack', for an entry with 'restarts')")
-        return attack
-    return spec
 
 
 def main():

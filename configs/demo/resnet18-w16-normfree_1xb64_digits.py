@@ -4,19 +4,8 @@
 # wrapper clips unit-wise; the classifier (head.fc) is left unclipped.
 _base_ = ['./resnet18-w16_1xb64_digits.py']
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='NormFreeConverter',
-        backbone=dict(
-            type='ResNet_CIFAR',
-            depth=18,
-            stem_channels=16,
-            base_channels=16,
-            num_stages=4,
-            out_indices=(3, ),
-            style='pytorch'),
-        alpha=0.2))
+model = dict(backbone=dict(
+    _delete_=True, type='NormFreeConverter', backbone=_base_.model.backbone, alpha=0.2))
 
 optim_wrapper = dict(
     type='AGCOptimWrapper',

@@ -6,8 +6,6 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 randomness = dict(seed=0)
-# model, training batches, attacks and test images in NHWC: oneDNN's convs
-# made a whole AT iteration 1.14-1.25x faster on the 2-core CPU
-# (benchmarks/at_overhead.py, 2026-12-01, 32 px)
-# (at 16 px, 2026-12-02, PGD-5 at eps 32: 1.11x with 1 thread)
+# model, batches, attacks and test images in NHWC (oneDNN's convolutions;
+# why it stays on: configs/demo/README.md)
 channels_last = True

@@ -4,5 +4,4 @@
 # CE(adv) only; the paper's defaults (it reports no MNIST recipe).
 _base_ = ['./fast-at-cnn_1xb100_mnist_fgsmrs.py']
 
-data_preprocessor = dict(
-    attack=dict(_delete_=True, type='NFGSM', eps=76.5, noise_ratio=2))
+data_preprocessor = dict(attack=dict(_delete_=True, type='NFGSM', noise_ratio=2))

@@ -9,12 +9,5 @@
 _base_ = ['./fast-at-cnn_1xb100_mnist_fgsmrs.py']
 
 data_preprocessor = dict(
-    attack=dict(_delete_=True, type='PGDAttack', eps=76.5, steps=40,
-                step_size=2.55))
-custom_hooks = [
-    dict(
-        type='AdversarialTrainingHook',
-        adv_val_interval=5,
-        val_attack=dict(type='PGDAttack', eps=76.5, steps=20, step_size=2.55,
-                        early_exit=True)),
-]
+    attack=dict(_delete_=True, type='PGDAttack', steps=40, step_size=2.55))
+custom_hooks = [_base_.at_hook]

@@ -6,22 +6,17 @@
 # recipe; fast-at-cnn_1xb100_mnist_pgdat.py is the CPU-sized one.
 _base_ = [
     '../_base_/models/madry-cnn_mnist.py',
-    '../_base_/datasets/mnist_bs100_at-eps0.3.py',
+    '../_base_/datasets/mnist_bs100.py',
     '../_base_/schedules/mnist_adam_100k-iters.py',
     '../_base_/default_runtime.py',
+    '../_base_/adversarial/mnist-eps0.3.py',
 ]
 
-model = dict(type='AdvImageClassifier')
+model = _base_.adv_model
 data_preprocessor = dict(
-    attack=dict(type='PGDAttack', eps=76.5, steps=40, step_size=2.55))
+    _base_.adv_preprocessor, attack=dict(type='PGDAttack', steps=40, step_size=2.55))
 train_dataloader = dict(batch_size=50)
-custom_hooks = [
-    dict(
-        type='AdversarialTrainingHook',
-        by_epoch=False,
-        adv_val_interval=20_000,
-        val_attack=dict(type='PGDAttack', eps=76.5, steps=20, step_size=2.55,
-                        early_exit=True)),
-]
+custom_hooks = [dict(_base_.at_hook, by_epoch=False, adv_val_interval=20_000)]
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=10_000))
+test_cfg = dict(type='RobustnessReportLoop')  # restarts of PGD-50
 randomness = dict(seed=0)

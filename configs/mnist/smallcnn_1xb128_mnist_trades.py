@@ -7,17 +7,15 @@
 # net per image and step, 100 epochs.
 _base_ = [
     '../_base_/models/smallcnn_mnist.py',
-    '../_base_/datasets/mnist_bs100_at-eps0.3.py',
+    '../_base_/datasets/mnist_bs100.py',
     '../_base_/schedules/mnist_sgd_100e.py',
     '../_base_/default_runtime.py',
+    '../_base_/adversarial/mnist-eps0.3.py',
 ]
 
-model = dict(type='AdvImageClassifier')
-data_preprocessor = dict(
-    adv_loss='trades',
-    trades_beta=1.0,
-    adv_loss_weight=None,  # TRADES has no mixing weight
-    attack=dict(type='PGDAttack', eps=76.5, steps=40, step_size=2.55,
-                loss='kl', random_start='normal'))
+model = dict(_base_.adv_model, adv_loss='trades', trades_beta=1.0, adv_loss_weight=None)
+data_preprocessor = dict(_base_.adv_preprocessor, attack=dict(
+    type='PGDAttack', steps=40, step_size=2.55, loss='kl', random_start='normal'))
 train_dataloader = dict(batch_size=128)
+test_cfg = dict(type='RobustnessReportLoop')  # restarts of PGD-50
 randomness = dict(seed=0)

@@ -5,15 +5,9 @@
 # images every epoch; action 'warn').
 _base_ = ['./nf-resnet18_1xb128_cifar10_pgdat.py']
 
-data_preprocessor = dict(
-    attack=dict(_delete_=True, type='NFGSM', eps=8, noise_ratio=2))
-
+data_preprocessor = dict(attack=dict(_delete_=True, type='NFGSM', noise_ratio=2))
 custom_hooks = [
-    dict(
-        type='AdversarialTrainingHook',
-        adv_val_interval=10,
-        adv_val_last=0.1,
-        val_attack=dict(type='PGDAttack', eps=8, steps=5)),
+    _base_.at_hook,
     dict(type='CatastrophicOverfittingHook', interval=1, num_samples=1000,
          action='warn'),
 ]

@@ -8,15 +8,9 @@
 # catastrophic overfitting is not ruled out without BN, hence the guard.
 _base_ = ['./nf-resnet50_8xb32_in1k_pgdat.py']
 
-data_preprocessor = dict(
-    attack=dict(_delete_=True, type='NFGSM', eps=8, noise_ratio=2))
-
+data_preprocessor = dict(attack=dict(_delete_=True, type='NFGSM', noise_ratio=2))
 custom_hooks = [
-    dict(
-        type='AdversarialTrainingHook',
-        adv_val_interval=10,
-        adv_val_last=0.1,
-        val_attack=dict(type='PGDAttack', eps=8, steps=5)),
+    _base_.at_hook,
     # PGD-10 and FGSM accuracy on 500 fixed val images after every epoch;
     # warns with the numbers and the last good checkpoint on a collapse
     dict(type='CatastrophicOverfittingHook', interval=1, num_samples=500,

@@ -41,7 +41,7 @@ train_dataloader = dict(
 param_scheduler = dict(T_max=30, end=30)
 train_cfg = dict(max_epochs=30)
 # PGD-5 robust validation every 3 epochs and in the last 10% (NoFrost: every 10 of 90)
-custom_hooks = [dict(_base_.custom_hooks[0], adv_val_interval=3)]
+custom_hooks = [dict(_base_.at_hook, adv_val_interval=3)]
 # --auto-scale-lr counts samples (8 per GPU), not images: 64 samples x 4 views = 256 images
 # at lr 0.1
 auto_scale_lr = dict(base_batch_size=64)

@@ -1,6 +1,7 @@
 """Build attacks from config without scope warnings."""
+import ast
 import inspect
-from typing import Callable, List, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from mmengine.registry import DefaultScope
 
@@ -28,6 +29,35 @@ def build_attack(cfg: Union[dict, Callable]) -> Callable:
         return cfg
     with DefaultScope.overwrite_default_scope(ATTACKS.scope):
         return ATTACKS.build(cfg)
+
+
+def parse_attack(spec: str, eps: Optional[float] = None) -> Union[str, dict]:
+    """One ``--attacks`` item of the tools: a type name or a dict literal.
+
+    Args:
+        spec (str): ``PGD`` or ``"{'type': 'PGDAttack', 'steps': 20}"``; a
+            dict may hold its attack under ``attack`` instead (an entry of
+            ``RobustnessReportLoop``, with ``restarts``).
+        eps (float, optional): Give the attack this eps unless it names one
+            (a name then becomes ``dict(type=name, eps=eps)``). Defaults to
+            None (names stay names, dicts as written).
+
+    Returns:
+        str | dict: The attack name or config.
+    """
+    if not spec.lstrip().startswith('{'):
+        return spec if eps is None else dict(type=spec, eps=eps)
+    try:
+        cfg = ast.literal_eval(spec)
+    except (ValueError, SyntaxError) as e:
+        raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
+    if not isinstance(cfg, dict) or not ('type' in cfg or 'attack' in cfg):
+        raise ValueError(f"--attacks {spec!r}: needs a 'type' key (or 'attack', "
+                         "for an entry with 'restarts')")
+    if eps is not None:
+        target = cfg['attack'] if isinstance(cfg.get('attack'), dict) else cfg
+        target.setdefault('eps', eps)
+    return cfg
 
 
 def takes_sample_keys(attack: Callable) -> bool:

@@ -27,32 +27,22 @@ def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
 
 
 class _ScaleGrad(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by ``scale``."""
+    """Identity forward; backward multiplies the gradient by ``scale``, or
+    divides it and zeroes overflows (``unscale``)."""
 
     @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
+    def forward(ctx, x, scale, unscale):
+        ctx.scale, ctx.unscale = scale, unscale
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.scale, None
-
-
-class _UnscaleGrad(torch.autograd.Function):
-    """Identity forward; backward divides by ``scale``, zeroes overflows."""
-
-    @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
+        if not ctx.unscale:
+            return grad * ctx.scale, None, None
         # an overflow (inf, or nan from inf - inf) leaves that pixel in place
         # this step instead of making the whole adversarial batch nan
         grad = grad / ctx.scale
-        return torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad)), None
+        return torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad)), None, None
 
 
 class GradScaledClassifier(nn.Module):
@@ -88,5 +78,5 @@ class GradScaledClassifier(nn.Module):
         """Logits of ``x``; gradients flow back at scale 1."""
         if not (torch.is_grad_enabled() and x.requires_grad):
             return self.model_fn(x)
-        logits = self.model_fn(_UnscaleGrad.apply(x, self.scale))
-        return _ScaleGrad.apply(logits, self.scale)
+        logits = self.model_fn(_ScaleGrad.apply(x, self.scale, True))
+        return _ScaleGrad.apply(logits, self.scale, False)

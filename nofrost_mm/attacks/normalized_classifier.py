@@ -54,6 +54,31 @@ class NormalizedClassifier(nn.Module):
         else:
             self.mean = self.std = None
 
+    @classmethod
+    def from_preprocessor(cls, classifier: nn.Module,
+                          preprocessor: Optional[nn.Module] = None,
+                          flip: bool = True) -> 'NormalizedClassifier':
+        """The classifier seen through its ``ClsDataPreprocessor``'s normalization.
+
+        The one place that reads how an mmpretrain preprocessor normalizes
+        (it exposes no public flag for it).
+
+        Args:
+            classifier (nn.Module): The unwrapped classifier.
+            preprocessor (nn.Module, optional): Its data preprocessor;
+                defaults to ``classifier.data_preprocessor``.
+            flip (bool): Apply the preprocessor's BGR->RGB flip; False for
+                inputs that already went through it. Defaults to True.
+        """
+        pre = classifier.data_preprocessor if preprocessor is None else preprocessor
+        mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
+        if not getattr(pre, '_enable_normalize', mean is not None):
+            mean = std = None
+        return cls(classifier,
+                   None if mean is None else mean.flatten(),
+                   None if std is None else std.flatten(),
+                   to_rgb=flip and getattr(pre, '_channel_conversion', False))
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Turn [0, 1] images into the classifier's input, as the preprocessor does."""
         x = x * 255.

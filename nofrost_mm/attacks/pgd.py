@@ -136,14 +136,10 @@ class PGDAttack:
         if early_exit and loss == 'kl':
             raise ValueError("PGDAttack: `early_exit` needs labels to tell broken "
                              "samples; loss='kl' (TRADES) has none")
-        self.early_exit = early_exit
-        self.eps = eps
-        self.steps = steps
-        self.step_size = step_size
-        self.norm = norm
-        self.random_start = random_start
-        self.targeted = targeted
-        self.loss = loss
+        # the threat model, then how the attack searches it
+        self.eps, self.norm, self.targeted = eps, norm, targeted
+        self.steps, self.step_size, self.random_start = steps, step_size, random_start
+        self.loss, self.early_exit = loss, early_exit
         self.confidence = confidence
         self.num_classes = num_classes
 

@@ -12,6 +12,8 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .robust_test_config import robust_test_cfg
+
 
 @dataclass(frozen=True)
 class Benchmark:
@@ -122,12 +124,13 @@ def benchmark_cfg(model_cfg, benchmark: Benchmark, data_root: str,
         if num_workers == 0:
             cfg.test_dataloader.pop('persistent_workers', None)
     cfg.pop('test_attacks', None)
+    cfg.test_cfg = dict()
     if attacks:
-        cfg.test_cfg = dict(type='RobustTestLoop', attacks=list(attacks),
-                            num_samples=num_samples)
+        # RobustAccuracy replaces the benchmark's metric (it also reports
+        # clean accuracy); the one translation into a RobustTestLoop
         cfg.test_evaluator = dict(type='RobustAccuracy')
-    else:
-        cfg.test_cfg = dict()
+        cfg.test_attacks = list(attacks)
+        robust_test_cfg(cfg, num_samples)
     return cfg
 
 

@@ -103,11 +103,7 @@ def load_classifier(config: str, checkpoint: str,
     model = MODELS.build(model_cfg)
     load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
     model.to(device).eval()
-    pre = model.data_preprocessor
-    normalize = getattr(pre, '_enable_normalize', False)
-    net = NormalizedClassifier(
-        model, pre.mean if normalize else None, pre.std if normalize else None,
-        to_rgb=getattr(pre, '_channel_conversion', False)).eval()
+    net = NormalizedClassifier.from_preprocessor(model).eval()
     return net, cfg
 
 

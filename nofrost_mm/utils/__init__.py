@@ -2,12 +2,15 @@ from .checkpoint_safe_globals import register_checkpoint_safe_globals
 from .config_checks import (check_bool, check_choice, check_keys, check_number,
                             check_plugin_component_keys)
 from .distributed import shutdown_distributed
+from .memory_format import model_memory_format
+from .training_eps import follow_training_eps, training_eps
 from .rng_state import get_rng_state, set_rng_state
 from .sample_random import (fold_keys, random_keys, sample_bits, sample_keys, sample_normal,
                             sample_randint, sample_uniform)
 from .version_check import check_dependency_versions
 
-__all__ = ['shutdown_distributed', 'check_dependency_versions', 'register_checkpoint_safe_globals',
+__all__ = ['shutdown_distributed', 'model_memory_format', 'training_eps',
+           'follow_training_eps', 'check_dependency_versions', 'register_checkpoint_safe_globals',
            'check_bool', 'check_choice', 'check_keys', 'check_number',
            'check_plugin_component_keys', 'get_rng_state', 'set_rng_state',
            'fold_keys', 'random_keys', 'sample_bits', 'sample_keys', 'sample_normal', 'sample_randint',

@@ -118,7 +118,9 @@ def check_plugin_component_keys(cfg: Any, registries: Sequence,
 
     Walks ``cfg``; every dict whose ``type`` names a ``nofrost_mm`` class in
     one of ``registries`` must use only arguments that class accepts, else
-    KeyError with the closest valid name. Other types are left to their
+    KeyError with the closest valid name; a key the class lists in its
+    ``MOVED_KEYS`` (old name -> new config key) is a ValueError naming the
+    new key. Other types are left to their
     owners (mmengine reports them when building).
 
     Args:
@@ -137,6 +139,10 @@ def check_plugin_component_keys(cfg: Any, registries: Sequence,
         for registry in registries:
             cls = registry.get(type_name)
             if inspect.isclass(cls) and cls.__module__.startswith('nofrost_mm'):
+                # keys of earlier versions name their new home
+                for key, new in getattr(cls, 'MOVED_KEYS', {}).items():
+                    if key in cfg:
+                        raise ValueError(f'{path or "config"}.{key} moved to {new}')
                 valid = accepted_kwargs(cls)
                 if valid is not None:
                     # an attack's `name` labels its result (RobustTestLoop)

@@ -126,10 +126,7 @@ def sample_normal(keys: torch.Tensor, shape: Sequence[int], stream: int = 0,
     """Standard normal numbers, ``keys.shape + shape`` (Box-Muller).
 
     Args:
-        keys (Tensor): Per-sample int64 keys (:func:`sample_keys`).
-        shape (Sequence[int]): Shape of each sample's numbers.
-        stream (int): Which use the numbers are for. Defaults to 0.
-        dtype (torch.dtype): Floating dtype of the result. Defaults to float32.
+        keys, shape, stream, dtype: As :func:`sample_uniform`.
     """
     u = sample_uniform(keys, (2, ) + tuple(shape), stream, torch.float64)
     radius = torch.sqrt(-2.0 * torch.log1p(-u[:, 0]))

@@ -75,16 +75,15 @@ def test_preprocessor_attack_under_fp16_autocast_scales_its_gradients(monkeypatc
         type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
         attack=dict(type='PGDAttack', eps=8, steps=2)))
     pre = model.data_preprocessor
-    pre.set_classifier(model)
     calls = []
     forward = GradScaledClassifier.forward
     monkeypatch.setattr(GradScaledClassifier, 'forward',
                         lambda self, x: calls.append(x.dtype) or forward(self, x))
     data = clean_preprocess(model, digits_batch(8, split='test'), training=False)
     labels = torch.cat([s.gt_label for s in data['data_samples']])
-    pre.attack_inputs(data['inputs'], labels)
+    pre.attack_inputs(model, data['inputs'], labels)
     assert not calls  # fp32: no scaling
     with torch.autocast('cpu', dtype=torch.float16):  # as AmpOptimWrapper's context
-        adv = pre.attack_inputs(data['inputs'], labels)
+        adv = pre.attack_inputs(model, data['inputs'], labels)
     assert len(calls) == 2 and adv.dtype == torch.float32
     assert (adv - data['inputs']).abs().max() * 255 <= 8 + 1e-3

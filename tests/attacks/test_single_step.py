@@ -126,9 +126,9 @@ def test_registered_with_checked_arguments():
 
 @pytest.mark.parametrize('pre,model', [
     (dict(attack=dict(type='NFGSM', eps=32)), {}),
-    (dict(attack=dict(type='FGSMRS', eps=32), adv_loss_weight=1.0,
-          adv_forward='concat'), {}),
-    (dict(attack=dict(type='NFGSM', eps=32, loss='kl'), adv_loss='trades'), {}),
+    (dict(attack=dict(type='FGSMRS', eps=32)),
+     dict(adv_loss_weight=1.0, adv_forward='concat')),
+    (dict(attack=dict(type='NFGSM', eps=32, loss='kl')), dict(adv_loss='trades')),
     (dict(attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.)),
      dict(grad_align_lambda=0.5)),
     (dict(attack=dict(type='NFGSM', eps=32), batch_augments=dict(
@@ -137,9 +137,7 @@ def test_registered_with_checked_arguments():
 def test_trains_through_the_preprocessor_and_hook(pre, model):
     pre = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3,
                num_classes=10, **pre)
-    classifier = build_classifier(data_preprocessor=pre)
-    for key, value in model.items():
-        setattr(classifier, key, value)
+    classifier = build_classifier(data_preprocessor=pre, **model)
     hook = AdversarialTrainingHook(eps_warmup=2, adv_val_interval=0)
     runner = SimpleNamespace(model=classifier, iter=0, epoch=0,
                              train_dataloader=[None] * 4)

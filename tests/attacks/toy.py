@@ -29,15 +29,27 @@ def digits_batch(n=32, split='train', start=0):
 
 
 def build_classifier(backbone=BN_BACKBONE, type='AdvImageClassifier', head=None,
-                     data_preprocessor=None, seed=0):
+                     data_preprocessor=None, seed=0, **recipe):
+    """A tiny classifier; ``recipe`` are model keys (adv_loss_weight, ...)."""
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
     cfg = dict(
         type=type, backbone=copy.deepcopy(backbone),
         neck=dict(type='GlobalAveragePooling'),
         head=head or dict(type='LinearClsHead', num_classes=10, in_channels=64),
-        data_preprocessor=copy.deepcopy(data_preprocessor or DIGITS_PREPROCESSOR))
+        data_preprocessor=copy.deepcopy(data_preprocessor or DIGITS_PREPROCESSOR),
+        **recipe)
     return MODELS.build(cfg)
+
+
+def adversarial_batch(model, data, seed=0):
+    """A preprocessed training batch with its ``adv_inputs``, as
+    AdvImageClassifier's loss crafts them."""
+    pre = model.data_preprocessor
+    torch.manual_seed(seed)
+    data = pre(data, training=True)
+    data['adv_inputs'] = pre.craft(model, data['inputs'], data['data_samples'])
+    return data
 
 
 def train_briefly(model, iters=40, batch=32, lr=0.01):

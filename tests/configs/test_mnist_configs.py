@@ -1,6 +1,7 @@
 """configs/mnist: eps 0.3 everywhere, mmpretrain's MNIST, and a tiny training."""
 import copy
 import math
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from mmengine.registry import RUNNERS, init_default_scope
 from mmpretrain.registry import HOOKS, MODELS
 
 import nofrost_mm  # noqa: F401  (registers the plug-in)
+from nofrost_mm.utils import follow_training_eps, training_eps
 from tests.conftest import REPO_ROOT
 from tests.datasets.fake_mnist import write_fake_mnist
 from tools.test import robust_test_cfg
@@ -57,15 +59,16 @@ def test_mnist_config(path):
     if method in ('pgdat', 'trades'):
         assert attack.steps == 40
     hooks = [HOOKS.build(copy.deepcopy(h)) for h in cfg.custom_hooks]
-    assert hooks[0].val_attack.eps == EPS
+    hooks[0].before_run(SimpleNamespace(model=classifier))
+    assert hooks[0].val_attack.eps == EPS  # the training eps
     guarded = any(type(h).__name__ == 'CatastrophicOverfittingHook' for h in hooks)
     assert guarded == (method in ('fgsmrs', 'nfgsm'))
     # the literature's evaluation: PGD-50, step 0.01, 10 restarts; AutoAttack
     assert cfg.test_cfg.type == 'RobustnessReportLoop'
-    pgd, aa = cfg.test_attacks
-    assert (pgd.restarts, pgd.attack.eps, pgd.attack.steps, pgd.attack.step_size) == \
-        (10, EPS, 50, STEP)
-    assert (aa.type, aa.eps) == ('AutoAttack', EPS)
+    pgd, aa = follow_training_eps(cfg.test_attacks, training_eps(cfg))
+    assert (pgd['restarts'], pgd['attack']['eps'], pgd['attack']['steps'],
+            pgd['attack']['step_size']) == (10, EPS, 50, STEP)
+    assert (aa['type'], aa['eps']) == ('AutoAttack', EPS)
 
 
 def _runner_cfg(data_root, work_dir, **options):

@@ -32,7 +32,7 @@ def test_at_configs_build_with_the_official_attack(name):
     assert type(pre).__name__ == 'PGDDataPreprocessor'
     assert (pre.attack.eps, pre.attack.steps, pre.attack.norm) == (8, 10, 'Linf')
     assert pre.attack.get_step_size() == pytest.approx(1.0)  # min(1.25*8, 8+4)/10
-    assert pre.adv_loss_weight == 0.5 and pre.adv_forward == 'separate'
+    assert model.adv_loss_weight == 0.5 and model.adv_forward == 'separate'
     hook = HOOKS.build(cfg.custom_hooks[0])
     assert hook.adv_val_interval == 10 and hook.val_attack.steps == 5
     assert cfg.default_hooks.checkpoint.save_best == ['accuracy/top1',
@@ -85,7 +85,7 @@ def test_at_configs_test_autoattack_by_default(path):
     """tools/test.py on an AT config reports PGD-20 and AutoAttack at the training eps."""
     tool = _load_test_tool()
     cfg = Config.fromfile(REPO_ROOT / path)
-    eps = cfg.data_preprocessor.attack.eps
+    eps = cfg.data_preprocessor.eps
     args = argparse.Namespace(work_dir=None, checkpoint=__file__, amp=False,
                               no_pin_memory=False, launcher='none', config=path,
                               cfg_options=None, attacks=None, num_samples=None,

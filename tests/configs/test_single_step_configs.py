@@ -25,7 +25,8 @@ def _model(cfg):
     return MODELS.build(model)
 
 
-def _same_but_attack(cfg, pgdat, skip=('data_preprocessor', 'custom_hooks', 'filename')):
+def _same_but_attack(cfg, pgdat,
+                     skip=('data_preprocessor', 'custom_hooks', 'filename', 'co_guard')):
     for key in set(cfg) | set(pgdat):
         if key not in skip:
             assert cfg.get(key) == pgdat.get(key), key
@@ -56,9 +57,9 @@ def test_demo_single_step_configs(name, pgdat, kind):
     assert type(pre.attack).__name__ == dict(nfgsm='NFGSM', fgsmrs='FGSMRS')[kind]
     assert pre.attack.eps == 32
     # the papers' pure adversarial loss: no clean pass
-    assert cfg.data_preprocessor.adv_loss_weight == 1.0
-    assert pre.adv_loss_weight == 1.0
-    base.data_preprocessor.adv_loss_weight = 1.0
+    assert cfg.model.adv_loss_weight == 1.0
+    assert _model(cfg).adv_loss_weight == 1.0
+    base.model.adv_loss_weight = 1.0
     _same_but_attack(cfg, base)
 
 
@@ -68,5 +69,5 @@ def test_demo_nfgsm_mixed_configs_are_the_pgdat_recipe_with_nfgsm(net):
     base = Config.fromfile(REPO_ROOT / f'configs/demo/{net}_1xb64_digits_pgdat.py')
     pre = _model(cfg).data_preprocessor
     assert type(pre.attack).__name__ == 'NFGSM'
-    assert pre.adv_loss_weight == base.data_preprocessor.adv_loss_weight == 0.5
+    assert _model(cfg).adv_loss_weight == base.model.adv_loss_weight == 0.5
     _same_but_attack(cfg, base)

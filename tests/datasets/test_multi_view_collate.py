@@ -42,7 +42,7 @@ def test_flattens_sample_major_and_is_found_with_and_without_a_scope():
         multi_view_collate(items(), collate='nope')
 
 
-def _model(**preprocessor):
+def _model(recipe):
     torch.manual_seed(0)
     model = MODELS.build(dict(
         type='AdvImageClassifier',
@@ -51,8 +51,9 @@ def _model(**preprocessor):
         neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=10, in_channels=64),
         data_preprocessor=dict(type='PGDDataPreprocessor', num_classes=10,
-                               mean=[127.5] * 3, std=[64.] * 3, **preprocessor)))
-    model.data_preprocessor.set_classifier(model)
+                               mean=[127.5] * 3, std=[64.] * 3,
+                               attack=recipe.pop('attack')),
+        **recipe))
     return model.train()
 
 
@@ -65,7 +66,7 @@ def _loss(model, data_batch):
 PGD = dict(type='PGDAttack', eps=8, steps=2, random_start=False)
 
 
-@pytest.mark.parametrize('preprocessor', [
+@pytest.mark.parametrize('recipe', [
     dict(attack=PGD, adv_loss_weight=0.5, adv_forward='separate'),
     dict(attack=PGD, adv_loss_weight=0.3, adv_forward='concat'),
     dict(attack=PGD, adv_loss_weight=1.0),
@@ -73,8 +74,8 @@ PGD = dict(type='PGDAttack', eps=8, steps=2, random_start=False)
     # noise for one flat batch and per view: eps 0 checks the loss terms only
     dict(attack=dict(type='PGDAttack', eps=0, steps=0, loss='kl'), adv_loss='trades'),
 ], ids=['separate-mix', 'concat-mix0.3', 'pure', 'trades'])
-def test_flat_batch_loss_is_the_mean_of_the_per_view_losses(preprocessor):
-    model = _model(**preprocessor)
+def test_flat_batch_loss_is_the_mean_of_the_per_view_losses(recipe):
+    model = _model(dict(recipe))
     batch = items()
     flat = _loss(model, multi_view_collate(batch))
     per_view = [_loss(model, pseudo_collate([sample[v] for sample in batch]))

@@ -53,12 +53,15 @@ CASES = {
     # issue 5's adversarial-training keys (validated by their own components)
     'AT eps warm-up': (PGDAT, {'custom_hooks.0.eps_warmup': -1}, ValueError,
                        ['AdversarialTrainingHook.eps_warmup must be an int >= 0']),
-    'AT loss weight': (PGDAT, {'data_preprocessor.adv_loss_weight': 2.0}, ValueError,
-                       ['data_preprocessor.adv_loss_weight must be a number in [0, 1]']),
-    'AT attack eps': (PGDAT, {'data_preprocessor.attack.eps': -8}, ValueError,
+    'AT loss weight': (PGDAT, {'model.adv_loss_weight': 2.0}, ValueError,
+                       ['model.adv_loss_weight must be a number in [0, 1]']),
+    'AT loss weight, old key': (PGDAT, {'data_preprocessor.adv_loss_weight': 0.5},
+                                ValueError, ['data_preprocessor.adv_loss_weight moved to '
+                                             'model.adv_loss_weight']),
+    'AT attack eps': (PGDAT, {'data_preprocessor.eps': -8}, ValueError,
                       ['data_preprocessor.attack: attack PGDAttack: eps=-8 must be a '
                        'number >= 0 in pixel units of 255']),
-    'AT attack eps [0, 1] scale': (PGDAT, {'data_preprocessor.attack.eps': 0.03},
+    'AT attack eps [0, 1] scale': (PGDAT, {'data_preprocessor.eps': 0.03},
                                    ValueError, [
         'data_preprocessor.attack: attack PGDAttack: eps=0.03 looks like a [0, 1]-scale '
         'value; sizes are in pixel units of 255 (use eps=7.65 for 0.03 in [0, 1])']),
@@ -67,9 +70,9 @@ CASES = {
         'attack PGDAttack: eps=0.03 looks like a [0, 1]-scale value']),
     'AT unknown hook key': (PGDAT, {'custom_hooks.0.eps_warmpu': 3}, KeyError,
                             ["unknown key 'eps_warmpu' (did you mean 'eps_warmup'?)"]),
-    'AT unknown preprocessor key': (PGDAT, {'data_preprocessor.adv_forwrd': 'concat'},
-                                    KeyError, ["unknown key 'adv_forwrd' (did you mean "
-                                               "'adv_forward'?)"]),
+    'AT unknown model key': (PGDAT, {'model.adv_forwrd': 'concat'},
+                             KeyError, ["unknown key 'adv_forwrd' (did you mean "
+                                        "'adv_forward'?)"]),
 }
 
 

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from nofrost_mm.utils import follow_training_eps, training_eps
 from tests.conftest import REPO_ROOT
 
 
@@ -48,9 +49,11 @@ def test_eps_study_and_studies_together(demo, monkeypatch):
         if demo.family(m) != 'Standard (BN)':
             from mmengine.config import Config
             cfg = Config.fromfile(str(REPO_ROOT / configs[m]))
-            assert cfg.data_preprocessor.attack.eps == e, m
-            assert cfg.custom_hooks[0].val_attack.eps == e, m
-            assert {a['eps'] for a in cfg.test_attacks} == {e}, m
+            assert cfg.data_preprocessor.eps == e, m
+            # validation and test attacks follow the training eps
+            assert 'eps' not in cfg.custom_hooks[0].val_attack, m
+            assert {a['eps'] for a in follow_training_eps(
+                cfg.test_attacks, training_eps(cfg))} == {e}, m
         else:  # one standard model per seed, evaluated at every eps
             assert configs[m] == configs['Standard (BN)']
 

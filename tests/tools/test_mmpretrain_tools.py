@@ -9,6 +9,7 @@ from mmengine.registry import RUNNERS
 
 import nofrost_mm  # noqa: F401
 from nofrost_mm.datasets import SklearnDigits
+from nofrost_mm.utils import follow_training_eps
 from tests.conftest import REPO_ROOT
 
 DEMO = 'configs/demo/resnet18-w16_1xb64_digits.py'
@@ -75,6 +76,8 @@ def test_mmpretrain_test_runs_the_configs_test_attacks(tmp_path, monkeypatch):
     attacks = copy.deepcopy(cfg.test_attacks)
     cfg.log_level = 'WARNING'
     runner = RUNNERS.build(cfg)
-    assert runner._test_loop == dict(type='RobustTestLoop', attacks=attacks)
+    # the attacks follow the training eps
+    assert runner._test_loop == dict(type='RobustTestLoop',
+                                     attacks=follow_training_eps(attacks, 32))
     assert runner._test_evaluator == dict(type='RobustAccuracy')
     assert [a['name'] for a in attacks] == ['PGD-20', 'AutoAttack']

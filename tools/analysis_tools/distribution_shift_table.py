@@ -23,7 +23,6 @@ Usage:
         [--dataset-config imagenet-r=my_imagenet-r.py] [--num-workers 8]
 """
 import argparse
-import ast
 import os
 import os.path as osp
 import time
@@ -94,19 +93,6 @@ def parse_args(argv=None):
     return args
 
 
-def parse_attack(spec: str):
-    """One ``--attacks`` item: a type name or a dict literal."""
-    if spec.lstrip().startswith('{'):
-        try:
-            cfg = ast.literal_eval(spec)
-        except (ValueError, SyntaxError) as e:
-            raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
-        if not isinstance(cfg, dict) or 'type' not in cfg:
-            raise ValueError(f"--attacks {spec!r}: needs a 'type' key")
-        return cfg
-    return spec
-
-
 def load_models(args):
     """Configs and labels of the model pairs, checked (no model is built)."""
     from mmengine.config import Config
@@ -138,7 +124,7 @@ def model_attacks(args, cfg):
     if args.attacks is not None:
         if [a.lower() for a in args.attacks] == ['none']:
             return []
-        return [parse_attack(a) for a in args.attacks]
+        return [_parse(a) for a in args.attacks]
     return list(cfg.get('test_attacks', None) or [])
 
 
@@ -265,6 +251,11 @@ def _main(argv=None):
     print(f"table written to {paths['markdown']}, {paths['json']}, {paths['plot']}",
           flush=True)
 
+
+
+def _parse(spec, eps=None):
+    from nofrost_mm.attacks import parse_attack
+    return parse_attack(spec, eps)
 
 if __name__ == '__main__':
     main()

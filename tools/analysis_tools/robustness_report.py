@@ -22,7 +22,6 @@ Usage:
         tools/analysis_tools/robustness_report.py ... --launcher pytorch
 """
 import argparse
-import ast
 import os
 import os.path as osp
 import time
@@ -113,21 +112,6 @@ def parse_args(argv=None):
     if args.tolerance is not None and args.tolerance < 0:
         parser.error(f'--tolerance must be >= 0, got {args.tolerance}')
     return args
-
-
-def parse_attack(spec: str, eps: float) -> dict:
-    """One ``--attacks`` item (type name or dict literal) as a config."""
-    if spec.lstrip().startswith('{'):
-        try:
-            cfg = ast.literal_eval(spec)
-        except (ValueError, SyntaxError) as e:
-            raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
-        if not isinstance(cfg, dict) or 'type' not in cfg:
-            raise ValueError(f"--attacks {spec!r}: needs a 'type' key")
-    else:
-        cfg = dict(type=spec)
-    cfg.setdefault('eps', eps)
-    return cfg
 
 
 def load_models(args):
@@ -235,7 +219,7 @@ def _main(argv=None):
         square_queries=args.square_queries,
         autoattack=args.autoattack == 'standard',
         autoattack_queries=args.autoattack_queries,
-        extra_attacks=[parse_attack(a, eps) for a in args.attacks])
+        extra_attacks=[_parse(a, eps) for a in args.attacks])
     tolerance = args.tolerance
     os.makedirs(args.out, exist_ok=True)
 
@@ -272,6 +256,11 @@ def _main(argv=None):
     print(f"report written to {paths['markdown']} ({settings['seconds']:.0f} "
           's)', flush=True)
 
+
+
+def _parse(spec, eps=None):
+    from nofrost_mm.attacks import parse_attack
+    return parse_attack(spec, eps)
 
 if __name__ == '__main__':
     main()

@@ -1,7 +1,6 @@
 # scikit-learn's bundled handwritten digits, upsampled from 8x8 to 16x16 (no
 # download). 16 px keeps every source pixel and makes a training or attack
-# step 3.2-3.8x cheaper than 32 px (BN and NF demo ResNets, batch 64,
-# forward + input gradient, 2 CPU threads, 2026-12-01).
+# step 3.2-3.8x cheaper than 32 px (configs/demo/README.md).
 # Train on `train` (1149), validate (choose recipes, best checkpoints) on `val`
 # (288), report on `test` (360): the test split is never used for choices.
 dataset_type = 'SklearnDigits'

@@ -8,10 +8,10 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 from mmpretrain.registry import HOOKS
 
 from nofrost_mm.attacks import PGDAttack, build_attack
+from nofrost_mm.models.classifiers import AdvImageClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
 
 ROBUST_PREFIX = 'robust_accuracy'
@@ -21,11 +21,15 @@ ROBUST_PREFIX = 'robust_accuracy'
 class AdversarialTrainingHook(Hook):
     """Adversarial training with :class:`PGDDataPreprocessor`.
 
-    - Before the run it gives the preprocessor the classifier to attack (the
-      unwrapped model) and checks the pair fits; a model without an
-      attacking preprocessor fails here, before any data is read.
-    - Each iteration it sets the attack's ``eps`` (linear warm-up from 0 over
-      ``eps_warmup`` epochs or iterations) and ``steps`` (a curriculum, e.g.
+    - Before the run it checks the model and its preprocessor fit; a model
+      without an attacking preprocessor fails here, before any data is read.
+      A classifier without an adversarial loss of its own (not
+      :class:`AdvImageClassifier`) is handed to the preprocessor, which then
+      attacks it in ``forward`` (``PGDDataPreprocessor.bind``).
+    - Each iteration it schedules the training attack
+      (``PGDDataPreprocessor.schedule``): ``eps`` (linear warm-up from 0 over
+      ``eps_warmup`` epochs or iterations, up to the configured
+      ``data_preprocessor.attack.eps``) and ``steps`` (a curriculum, e.g.
       the official ``steps_schedule=[3, 5, 7]`` at ``steps_milestones``), and
       logs ``adv_eps``, ``adv_steps``, ``attack_time_share`` and, with
       :class:`AdvImageClassifier`, ``loss_clean``, ``loss_adv``,
@@ -112,13 +116,12 @@ class AdversarialTrainingHook(Hook):
                 or awp_warmup < 0:
             raise ValueError('AdversarialTrainingHook.awp_warmup must be an int >= 0 '
                              f'(epochs or iterations), got {awp_warmup!r}')
-        self.eps_warmup = eps_warmup
-        self.awp_warmup = awp_warmup
-        self.steps_schedule = steps_schedule
-        self.steps_milestones = milestones
+        # the schedules, counted in epochs or iterations (by_epoch)
         self.by_epoch = by_epoch
-        self.adv_val_interval = adv_val_interval
-        self.adv_val_last = adv_val_last
+        self.eps_warmup, self.awp_warmup = eps_warmup, awp_warmup
+        self.steps_schedule, self.steps_milestones = steps_schedule, milestones
+        # when robust validation runs
+        self.adv_val_interval, self.adv_val_last = adv_val_interval, adv_val_last
         self._val_eps_given = isinstance(val_attack, dict) and 'eps' in val_attack
         try:
             self.val_attack = build_attack(val_attack)
@@ -141,25 +144,27 @@ class AdversarialTrainingHook(Hook):
                 f'{type(preprocessor).__name__}): add data_preprocessor = '
                 "dict(type='PGDDataPreprocessor', attack=dict(type='PGDAttack', "
                 'eps=8, steps=10), ...) to the config')
-        preprocessor.set_classifier(model)
+        owns_loss = isinstance(model, AdvImageClassifier)
+        if not owns_loss:
+            _check_plain_classifier(model, preprocessor)
+            preprocessor.bind(model)
         awp_gamma = getattr(model, 'awp_gamma', 0)
         if self.awp_warmup and not awp_gamma:
             raise ValueError('AdversarialTrainingHook.awp_warmup needs adversarial '
                              "weight perturbation: model.type='AdvImageClassifier' "
                              'with model.awp_gamma > 0')
-        if awp_gamma and preprocessor.adv_loss_weight == 0:
+        if awp_gamma and model.adv_loss_weight == 0:
             raise ValueError('model.awp_gamma > 0 perturbs the weights for the '
-                             'adversarial loss, but data_preprocessor.adv_loss_weight=0 '
+                             'adversarial loss, but model.adv_loss_weight=0 '
                              'runs no attack: set awp_gamma=0 or a loss weight > 0')
         attack = preprocessor.attack
         for key, needed in (('eps', self.eps_warmup), ('steps', self.steps_schedule)):
             if needed and not hasattr(attack, key):
                 raise TypeError(f'AdversarialTrainingHook schedules `{key}`, which the '
                                 f'training attack {type(attack).__name__} does not have')
-        self._final_eps = getattr(attack, 'eps', None)
         # fill the training eps in only where the unit is known (pixel /255)
         if not self._val_eps_given and isinstance(self.val_attack, PGDAttack):
-            self.val_attack.eps = self._final_eps
+            self.val_attack.eps = preprocessor.train_eps
 
     # -- schedules and logs ---------------------------------------------------
     def _progress(self, runner) -> float:
@@ -169,14 +174,16 @@ class AdversarialTrainingHook(Hook):
         return runner.iter + 1
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        attack = self._unwrap(runner).data_preprocessor.attack
-        progress = self._progress(runner)
+        preprocessor = self._unwrap(runner).data_preprocessor
+        eps_scale, steps = 1., None
         if self.eps_warmup:
-            attack.eps = self._final_eps * min(1., progress / self.eps_warmup)
+            eps_scale = min(1., self._progress(runner) / self.eps_warmup)
         if self.steps_schedule is not None:
             # milestone m starts at epoch m (0-based runner.epoch) or iteration m
             done = runner.epoch if self.by_epoch else runner.iter
-            attack.steps = self.steps_schedule[bisect.bisect_right(self.steps_milestones, done)]
+            steps = self.steps_schedule[bisect.bisect_right(self.steps_milestones, done)]
+        if self.eps_warmup or self.steps_schedule is not None:
+            preprocessor.schedule(eps_scale, steps)
         if getattr(self._unwrap(runner), 'awp_gamma', 0):
             done = runner.epoch if self.by_epoch else runner.iter
             self._unwrap(runner).awp_enabled = done >= self.awp_warmup
@@ -190,10 +197,9 @@ class AdversarialTrainingHook(Hook):
             torch.cuda.synchronize()
         iter_time = time.perf_counter() - self._iter_start
         hub = runner.message_hub
-        for key in ('eps', 'steps'):
-            if hasattr(preprocessor.attack, key):
-                hub.update_scalar(f'train/adv_{key}', float(getattr(preprocessor.attack, key)))
-        if preprocessor.adv_loss_weight > 0:
+        for key, value in preprocessor.budget.items():
+            hub.update_scalar(f'train/adv_{key}', value)
+        if getattr(model, 'adv_loss_weight', 1) > 0:
             hub.update_scalar('train/attack_time_share',
                               preprocessor.last_attack_time / max(iter_time, 1e-9))
         if getattr(model, 'awp_gamma', 0):
@@ -237,8 +243,7 @@ class AdversarialTrainingHook(Hook):
         model = self._unwrap(runner)
         preprocessor = model.data_preprocessor
         with torch.no_grad():
-            # the plain preprocessing, whatever test_attack says
-            data = ClsDataPreprocessor.forward(preprocessor, data_batch, False)
+            data = preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
         clean_right = torch.tensor(
             [int(o.pred_label) == int(o.gt_label) for o in outputs],
@@ -247,7 +252,7 @@ class AdversarialTrainingHook(Hook):
         todo = clean_right.nonzero().squeeze(1)
         if len(todo):
             targets = preprocessor.attack_targets(samples)[todo.cpu()]
-            adv = preprocessor.attack_inputs(inputs[todo], targets,
+            adv = preprocessor.attack_inputs(model, inputs[todo], targets,
                                              self.val_attack, train_mode=False)
             was_training = model.training
             model.eval()
@@ -275,3 +280,15 @@ class AdversarialTrainingHook(Hook):
         for name, value in evaluator.evaluate(len(dataset)).items():
             metrics[name] = value
             runner.message_hub.update_scalar(f'val/{name}', value)
+
+
+def _check_plain_classifier(model, preprocessor) -> None:
+    """A classifier without an adversarial loss trains on what ``forward`` returns."""
+    name = type(model).__name__
+    if not hasattr(model, 'head') or not hasattr(model, 'extract_feat'):
+        raise TypeError(f'AdversarialTrainingHook: {name} is not an mmpretrain '
+                        "classifier; use model.type='AdvImageClassifier'")
+    if preprocessor.adv_batch is None:
+        raise ValueError(
+            f'data_preprocessor.adv_batch=None leaves {name} without an adversarial '
+            "batch: set 'concat' or 'adv', or model.type='AdvImageClassifier'")

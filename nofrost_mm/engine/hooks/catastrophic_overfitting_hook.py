@@ -7,7 +7,6 @@ from mmengine.dataset import pseudo_collate
 from mmengine.dist import all_reduce, barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 from mmpretrain.registry import HOOKS
 
 from nofrost_mm.attacks import PGDAttack
@@ -124,14 +123,11 @@ class CatastrophicOverfittingHook(Hook):
                 != filename:
             raise ValueError(f'{key}filename must be a file name (no folder), got '
                              f'{filename!r}')
-        self.interval = interval
-        self.by_epoch = by_epoch
-        self.begin = begin
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.seed = seed
-        self.eps = eps
-        self.pgd_steps = pgd_steps
+        # when: every `interval` epochs (iterations) after `begin`
+        self.interval, self.by_epoch, self.begin = interval, by_epoch, begin
+        # the probe: fixed held-out images, PGD and FGSM at `eps`
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.eps, self.pgd_steps = eps, pgd_steps
         self.max_drop = float(max_drop)
         self.max_gap = float(max_gap)
         self.action = action
@@ -158,7 +154,7 @@ class CatastrophicOverfittingHook(Hook):
                 'CatastrophicOverfittingHook needs model.data_preprocessor.type='
                 f"'PGDDataPreprocessor' (got {type(preprocessor).__name__}) and "
                 "custom_hooks = [dict(type='AdversarialTrainingHook'), ...]")
-        if self.eps is None and not hasattr(preprocessor.attack, 'eps'):
+        if self.eps is None and preprocessor.train_eps is None:
             raise TypeError(
                 f'CatastrophicOverfittingHook.eps: the training attack '
                 f'{type(preprocessor.attack).__name__} has no eps; set eps '
@@ -166,8 +162,8 @@ class CatastrophicOverfittingHook(Hook):
 
     def before_train(self, runner) -> None:
         pre = self._unwrap(runner).data_preprocessor
-        # before the first iteration: the warm-up has not touched eps yet
-        eps = float(self.eps if self.eps is not None else pre.attack.eps)
+        # the configured training eps, whatever the warm-up has reached
+        eps = float(self.eps if self.eps is not None else pre.train_eps)
         self.pgd = PGDAttack(eps=eps, steps=self.pgd_steps)
         self.fgsm = PGDAttack(eps=eps, steps=1, random_start=False, step_size=eps)
         if runner.val_loop is None:
@@ -227,12 +223,12 @@ class CatastrophicOverfittingHook(Hook):
                 torch.manual_seed(self.seed)
                 for batch in self._batches:
                     with torch.no_grad():
-                        data = ClsDataPreprocessor.forward(pre, batch, False)
+                        data = pre(batch, False)
                     inputs, samples = data['inputs'], data['data_samples']
                     labels = torch.cat([s.gt_label for s in samples]).to(device)
                     for k, attack in enumerate((None, self.pgd, self.fgsm)):
                         x = inputs if attack is None else pre.attack_inputs(
-                            inputs, labels, attack, train_mode=False)
+                            model, inputs, labels, attack, train_mode=False)
                         with torch.no_grad():
                             logits = model(x, mode='tensor')
                         correct[k] += (logits.argmax(dim=1) == labels).sum()

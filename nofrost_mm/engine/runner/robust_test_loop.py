@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_name,
                                 build_attack, build_attacks, takes_sample_keys)
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
-from nofrost_mm.utils import sample_keys
+from nofrost_mm.utils import model_memory_format, sample_keys
 from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
                                find_resumable_state)
 
@@ -248,14 +248,7 @@ class RobustTestLoop(TestLoop):
         model = self.runner.model
         if is_model_wrapper(model):
             model = model.module
-        preprocessor = model.data_preprocessor
-        mean = getattr(preprocessor, 'mean', None)
-        std = getattr(preprocessor, 'std', None)
-        if not getattr(preprocessor, '_enable_normalize', mean is not None):
-            mean = std = None
-        net = NormalizedClassifier(
-            model, mean, std,
-            to_rgb=getattr(preprocessor, '_channel_conversion', False)).eval()
+        net = NormalizedClassifier.from_preprocessor(model).eval()
         self.state = self._open_state()
         rank, _ = get_dist_info()
         bar = ProgressBar(len(self.dataloader)) if rank == 0 else None
@@ -357,10 +350,9 @@ class RobustTestLoop(TestLoop):
                                  'size (add a resize/crop to the test pipeline)')
             inputs = torch.stack(inputs)
         device = next(net.classifier.parameters()).device
-        images = inputs.to(device).float() / 255.
-        if self.runner.cfg.get('channels_last', False):
-            # the model's layout (NoFrostRunner): no conversion in every conv
-            images = images.contiguous(memory_format=torch.channels_last)
+        # the model's layout: no conversion in every conv
+        images = (inputs.to(device).float() / 255.).contiguous(
+            memory_format=model_memory_format(net.classifier))
         data_samples = data_batch['data_samples']
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(device)
         keys = sample_keys(self.seed, [ds.sample_idx for ds in data_samples], device)

@@ -1,6 +1,6 @@
 """Test loop of the robustness report: restarts, chained attacks, input gradients."""
 import time
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Sequence, Union
 
 import numpy as np
 import torch
@@ -83,19 +83,11 @@ class RobustnessReportLoop(RobustTestLoop):
         attacks (Sequence[dict | str]): Attack configs of the ATTACKS
             registry (pixel units of 255), with optional ``name``,
             ``restarts`` and ``after``. Defaults to ``()``.
-        num_samples (int, optional): Fixed random subset size (seeded).
-            Defaults to None (the whole set).
-        seed (int): Seed of the subset and of the attacks. Defaults to 0.
-        masking_tolerance (float): Points a stronger attack may exceed a
-            weaker one by before the guard of :class:`RobustTestLoop` warns.
-            Defaults to 0.
-        fp16 (bool): Run the model under autocast. Defaults to False.
         progress (bool): Print a line per attack and batch on rank 0.
             Defaults to True.
-        state_dir (str, optional): Keep per-chunk results there, see
-            :class:`RobustTestLoop`. Defaults to None.
-        resume (bool | str): Continue a killed report, see
-            :class:`RobustTestLoop`. Defaults to False.
+        **kwargs: ``num_samples``, ``seed``, ``masking_tolerance``,
+            ``fp16``, ``state_dir``, ``resume`` of :class:`RobustTestLoop`
+            (no ``cascade``: restarts and ``after`` chain attacks here).
 
     Example:
         >>> test_cfg = dict(type='RobustnessReportLoop', num_samples=64,
@@ -103,23 +95,15 @@ class RobustnessReportLoop(RobustTestLoop):
         ...                               name='PGD-20', restarts=5)])
     """
 
-    def __init__(self,
-                 runner,
-                 dataloader: Union[DataLoader, Dict],
-                 evaluator,
-                 attacks: Sequence[Union[dict, str]] = (),
-                 num_samples: Optional[int] = None,
-                 seed: int = 0,
-                 masking_tolerance: float = 0.,
-                 fp16: bool = False,
-                 progress: bool = True,
-                 state_dir: Optional[str] = None,
-                 resume: Union[bool, str] = False):
+    def __init__(self, runner, dataloader: Union[DataLoader, Dict], evaluator,
+                 attacks: Sequence[Union[dict, str]] = (), progress: bool = True,
+                 **kwargs):
+        if 'cascade' in kwargs:
+            raise TypeError("test_cfg.cascade is RobustTestLoop's; "
+                            "RobustnessReportLoop chains attacks with 'after'")
         attacks, self.restarts, after = split_report_keys(attacks)
         self.progress = progress
-        super().__init__(runner, dataloader, evaluator, attacks, num_samples,
-                         seed, masking_tolerance, fp16, state_dir=state_dir,
-                         resume=resume)
+        super().__init__(runner, dataloader, evaluator, attacks, **kwargs)
         self.start_from = [prev or 'clean' for prev in after]
 
     def _seed(self, chunk: int, restart: int) -> int:

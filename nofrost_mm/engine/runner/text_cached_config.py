@@ -5,11 +5,10 @@ from mmengine.config import Config
 class TextCachedConfig(Config):
     """``mmengine.config.Config`` whose ``pretty_text`` is computed once.
 
-    mmengine formats the whole config with yapf (about 0.12 s for a demo
-    config on the 2-core CPU, 2026-12-02) for the log, the dumped config, the
-    runtime info and the ``meta['cfg']`` of *every* checkpoint: 28 times in a
-    15-epoch demo run with the catastrophic-overfitting guard, 3-4 s of a
-    40 s run. The text is kept with the content it was made from and made
+    mmengine formats the whole config with yapf (a tenth of a second for a
+    demo config on a small CPU) for the log, the dumped config, the runtime
+    info and the ``meta['cfg']`` of *every* checkpoint: dozens of times in a
+    short run with the catastrophic-overfitting guard. The text is kept with the content it was made from and made
     again only when the content changes, so it is always the text mmengine
     would write.
     """

@@ -202,16 +202,8 @@ class NFBasicBlock(_NFResNetBlock):
 class NFBottleneck(_NFResNetBlock):
     """NF pre-activation bottleneck block: 1x1, 3x3 (strided), 1x1 convs.
 
-    Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        expansion (int, optional): Ratio of ``out_channels`` to the mid
-            channels. Defaults to None (4).
-        stride (int): Stride of the 3x3 conv. Defaults to 1.
-        conv_cfg (dict): Config of the (scaled WS) convs.
-        zero_init_last (bool): Zero-initialise the last conv's gain so the
-            block starts as the identity. Defaults to True.
-        **kwargs: Passed to :class:`NormFreeBlock`.
+    Args as :class:`NFBasicBlock`, except: the default ``expansion`` (None)
+    is 4, and ``stride`` is the stride of the 3x3 conv.
     """
     expansion = 4
 

@@ -1,6 +1,7 @@
 """ImageClassifier that takes clean and adversarial batches: mixed PGD-AT,
 pure AT, TRADES, adversarial weight perturbation (AWP) and GradAlign."""
 from contextlib import contextmanager
+from numbers import Number
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -12,25 +13,33 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _NormBase
 
 from nofrost_mm.attacks import frozen_running_stats
+from nofrost_mm.utils import model_memory_format
+from ..data_preprocessors import PGDDataPreprocessor
 
 
 @MODELS.register_module()
 class AdvImageClassifier(ImageClassifier):
     """Image classifier for adversarial training.
 
-    :class:`PGDDataPreprocessor` hands it the clean batch and its adversarial
-    version (``adv_inputs``). With ``data_preprocessor.adv_loss='mix'`` the
+    It owns the adversarial training loss; its :class:`PGDDataPreprocessor`
+    crafts the adversarial batch when the loss asks for it (``craft(self,
+    ...)``; the preprocessor is built with ``adv_batch=None`` so that its
+    ``forward`` returns the clean batch). With ``adv_loss='mix'`` the
     loss is ``(1 - w) * loss(clean) + w * loss(adv)`` for every term the head
-    returns, with ``w = data_preprocessor.adv_loss_weight``; w = 1 (pure
-    adversarial training) runs no clean forward pass. With 'trades' it is
+    returns, with ``w = adv_loss_weight``; w = 1 (pure adversarial training,
+    Madry et al. 2018) runs no clean forward pass, w = 0 is standard
+    training and runs no attack. With 'trades' (Zhang et al. 2019) it is
     ``loss_ce = loss(clean)`` plus ``loss_kl = beta * KL(p(clean) || p(adv))`` (batch
     mean of the KL between softmax outputs; gradients flow through both, as
-    in TRADES's code), ``beta = data_preprocessor.trades_beta``. With
-    ``data_preprocessor.adv_forward='separate'`` the halves go through the
-    network in two forward passes (BN statistics of each pass are its own, as
-    in the official NoFrost code); with 'concat' in one pass over the
-    concatenated batch, split after the head. Without ``adv_inputs`` (val,
-    test, ``adv_loss_weight=0``) it is an ``ImageClassifier``.
+    in TRADES's code), ``beta = trades_beta``, with adversarial examples
+    maximising that KL (``attack=dict(type='PGDAttack', loss='kl',
+    random_start='normal')``). With ``adv_forward='separate'`` the halves go
+    through the network in two forward passes (BN statistics of each pass
+    are its own, as in the official NoFrost code); with 'concat' in one pass
+    over the concatenated batch, split after the head (cheaper for
+    normalizer-free models). Outside training losses (val, test) it is an
+    ``ImageClassifier``; inputs take the weights' memory format
+    (:func:`model_memory_format`).
 
     Adversarial weight perturbation (Wu et al. 2020), on when ``awp_gamma >
     0``: the gradient g of the training loss above at the weights w (an extra
@@ -72,6 +81,14 @@ class AdvImageClassifier(ImageClassifier):
     :class:`AdversarialTrainingHook` logs. Pure AT logs no clean terms.
 
     Args:
+        adv_loss (str): 'mix' or 'trades'. Defaults to 'mix'.
+        adv_loss_weight (float, optional): Weight w of the adversarial loss,
+            in [0, 1], for ``adv_loss='mix'``; None means 0.5. TRADES has no
+            such weight: leave it None there. Defaults to None.
+        trades_beta (float): Weight of the KL term of TRADES (6.0 in Zhang
+            et al. 2019); used with ``adv_loss='trades'``. Defaults to 6.0.
+        adv_forward (str): 'separate' or 'concat', see above.
+            Defaults to 'separate'.
         awp_gamma (float): Layer-wise relative size of the adversarial
             weight perturbation; 0 turns AWP off (5e-3 for TRADES-AWP, 1e-2
             for AT-AWP in Wu et al. 2020). Defaults to 0.
@@ -88,16 +105,20 @@ class AdvImageClassifier(ImageClassifier):
         ...              head=dict(type='LinearClsHead', num_classes=10,
         ...                        in_channels=512),
         ...              data_preprocessor=dict(type='PGDDataPreprocessor'),
-        ...              awp_gamma=0.01)
+        ...              adv_loss_weight=0.5, awp_gamma=0.01)
     """
 
-    # PGDDataPreprocessor sends `adv_inputs` only to classifiers saying so
-    accepts_adv_inputs = True
     # Wu et al.'s AWP code divides by ||g|| + 1e-20
     AWP_EPS = 1e-20
+    ADV_FORWARDS = ('separate', 'concat')
+    ADV_LOSSES = ('mix', 'trades')
 
-    def __init__(self, *args, awp_gamma: float = 0., grad_align_lambda: float = 0.,
-                 **kwargs):
+    def __init__(self, *args, adv_loss: str = 'mix',
+                 adv_loss_weight: Optional[float] = None, trades_beta: float = 6.0,
+                 adv_forward: str = 'separate', awp_gamma: float = 0.,
+                 grad_align_lambda: float = 0., **kwargs):
+        adv_loss_weight = _check_recipe(adv_loss, adv_loss_weight, trades_beta,
+                                        adv_forward)
         if (not isinstance(awp_gamma, (int, float)) or isinstance(awp_gamma, bool)
                 or awp_gamma < 0):
             raise ValueError('model.awp_gamma must be a number >= 0 (0: no adversarial '
@@ -108,7 +129,26 @@ class AdvImageClassifier(ImageClassifier):
             raise ValueError('model.grad_align_lambda must be a number >= 0 (0: no '
                              'GradAlign; 0.2 at eps 8/255, 2.0 at 16/255 in the '
                              f'paper), got {grad_align_lambda!r}')
+        pre = kwargs.get('data_preprocessor')
+        if isinstance(pre, dict) and pre.get('type') in (
+                'PGDDataPreprocessor', PGDDataPreprocessor):
+            # this model asks for the adversarial batch itself (`craft`)
+            kwargs['data_preprocessor'] = dict(pre, adv_batch=None)
         super().__init__(*args, **kwargs)
+        # with a plain ClsDataPreprocessor it is an ImageClassifier (nothing
+        # crafts adversarial batches)
+        self.crafts = isinstance(self.data_preprocessor, PGDDataPreprocessor)
+        if adv_loss == 'trades' and self.crafts and getattr(
+                self.data_preprocessor.attack, 'loss', 'kl') != 'kl':
+            raise ValueError(
+                "data_preprocessor.attack.loss must be 'kl' with model.adv_loss="
+                "'trades' (TRADES maximises the KL between clean and "
+                "adversarial predictions); add loss='kl', random_start='normal' "
+                'to the attack')
+        self.adv_loss = adv_loss
+        self.adv_loss_weight = adv_loss_weight
+        self.trades_beta = float(trades_beta)
+        self.adv_forward = adv_forward
         if not hasattr(self.head, '_get_loss'):
             raise TypeError(f'AdvImageClassifier needs a ClsHead-style head with '
                             f'_get_loss(cls_score, data_samples); got '
@@ -124,22 +164,28 @@ class AdvImageClassifier(ImageClassifier):
                 data_samples: Optional[List[DataSample]] = None,
                 mode: str = 'tensor',
                 adv_inputs: Optional[torch.Tensor] = None):
-        """ImageClassifier's forward, plus ``adv_inputs`` in 'loss' mode.
+        """ImageClassifier's forward; in 'loss' mode the adversarial loss.
 
         Args:
             inputs (torch.Tensor): The (clean) batch.
             data_samples (List[DataSample], optional): Annotations.
             mode (str): 'tensor', 'predict' or 'loss'. Defaults to 'tensor'.
             adv_inputs (torch.Tensor, optional): Adversarial version of
-                ``inputs`` (same labels). Defaults to None.
+                ``inputs`` (same labels); None crafts it with the
+                preprocessor's training attack. Defaults to None.
         """
-        if adv_inputs is None:
+        inputs = inputs.contiguous(memory_format=model_memory_format(self))
+        if mode != 'loss' or (adv_inputs is None and (
+                self.adv_loss_weight == 0 or not self.crafts)):
+            if adv_inputs is not None:
+                raise RuntimeError(
+                    f'adv_inputs are only used in "loss" mode, got "{mode}"')
             return super().forward(inputs, data_samples, mode)
-        if mode != 'loss':
-            raise RuntimeError(f'adv_inputs are only used in "loss" mode, got "{mode}"')
-        return self.adv_loss(inputs, adv_inputs, data_samples)
+        if adv_inputs is None:
+            adv_inputs = self.data_preprocessor.craft(self, inputs, data_samples)
+        return self.adversarial_loss(inputs, adv_inputs, data_samples)
 
-    def adv_loss(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
+    def adversarial_loss(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
                  data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
         """The adversarial training loss, at AWP-perturbed weights if enabled.
 
@@ -178,10 +224,10 @@ class AdvImageClassifier(ImageClassifier):
             respect to the weights) and the detached mean cosine.
         """
         pre = self.data_preprocessor
-        images = pre._to_unit_range(inputs.detach())
+        images = pre.to_unit_range(inputs.detach())
         targets = pre.attack_targets(data_samples).to(inputs.device)
-        normalize = pre._normalizer(self).normalize
-        eps = getattr(pre.attack, 'eps', 0) / 255.
+        normalize = pre.normalized_classifier(self).normalize
+        eps = pre.budget.get('eps', 0) / 255.
         with _attack_mode(self, pre.attack_model_mode == 'train'):
             clean = self._input_grad(normalize, images, targets, params, False)
             eta = torch.empty_like(images).uniform_(-eps, eps)
@@ -251,12 +297,11 @@ class AdvImageClassifier(ImageClassifier):
 
     def _training_losses(self, inputs, adv_inputs, data_samples, params=None):
         """Loss terms and log values, at the weights overridden by ``params``."""
-        preprocessor = self.data_preprocessor
-        trades = getattr(preprocessor, 'adv_loss', 'mix') == 'trades'
-        weight = preprocessor.adv_loss_weight
+        trades = self.adv_loss == 'trades'
+        weight = self.adv_loss_weight
         if weight == 1 and not trades:  # pure AT: no clean pass at all
             logits = dict(adv=self._logits(adv_inputs, params))
-        elif preprocessor.adv_forward == 'separate':
+        elif self.adv_forward == 'separate':
             logits = dict(clean=self._logits(inputs, params),
                           adv=self._logits(adv_inputs, params))
         else:
@@ -281,7 +326,7 @@ class AdvImageClassifier(ImageClassifier):
                           logits['clean'].float().softmax(dim=1), reduction='batchmean')
             # not the head's 'loss': mmengine logs the total under that name
             losses['loss_ce'] = losses.pop('loss')
-            losses['loss_kl'] = preprocessor.trades_beta * kl
+            losses['loss_kl'] = self.trades_beta * kl
             logs['trades_kl'] = kl.detach()
         return losses, logs
 
@@ -326,3 +371,30 @@ def _take(feats, index):
     if isinstance(feats, (tuple, list)):
         return type(feats)(f[index] for f in feats)
     return feats[index]
+
+
+def _check_recipe(adv_loss, adv_loss_weight, trades_beta, adv_forward) -> float:
+    """Check the loss recipe keys; returns the effective adversarial weight."""
+    if adv_loss not in AdvImageClassifier.ADV_LOSSES:
+        raise ValueError(f'model.adv_loss must be one of '
+                         f'{AdvImageClassifier.ADV_LOSSES}, got {adv_loss!r}')
+    if adv_loss == 'trades':
+        if adv_loss_weight is not None:
+            raise ValueError(
+                "model.adv_loss_weight must be None with adv_loss='trades' (TRADES "
+                f'weights its KL term with trades_beta), got {adv_loss_weight!r}')
+        if (not isinstance(trades_beta, Number) or isinstance(trades_beta, bool)
+                or trades_beta < 0):
+            raise ValueError('model.trades_beta must be a number >= 0 '
+                             f'(6.0 in the TRADES paper), got {trades_beta!r}')
+        adv_loss_weight = 1.  # every batch is attacked; no mixing weight
+    elif adv_loss_weight is None:
+        adv_loss_weight = 0.5
+    if (not isinstance(adv_loss_weight, Number) or isinstance(adv_loss_weight, bool)
+            or not 0 <= adv_loss_weight <= 1):
+        raise ValueError('model.adv_loss_weight must be a number in [0, 1] (0: '
+                         f'standard training, 1: Madry AT), got {adv_loss_weight!r}')
+    if adv_forward not in AdvImageClassifier.ADV_FORWARDS:
+        raise ValueError(f'model.adv_forward must be one of '
+                         f'{AdvImageClassifier.ADV_FORWARDS}, got {adv_forward!r}')
+    return float(adv_loss_weight)

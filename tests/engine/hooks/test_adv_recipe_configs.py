@@ -37,7 +37,7 @@ def test_awp_settings_are_checked():
     runner = SimpleNamespace(model=build_classifier(data_preprocessor=PRE))
     with pytest.raises(ValueError, match='model.awp_gamma > 0'):
         AdversarialTrainingHook(awp_warmup=1).before_run(runner)
-    runner.model = build_classifier(data_preprocessor=dict(PRE, adv_loss_weight=0))
+    runner.model = build_classifier(data_preprocessor=PRE, adv_loss_weight=0)
     runner.model.awp_gamma = 0.01
     with pytest.raises(ValueError, match='adv_loss_weight=0'):
         AdversarialTrainingHook().before_run(runner)

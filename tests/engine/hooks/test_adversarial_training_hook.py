@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from nofrost_mm.engine.hooks import AdversarialTrainingHook
@@ -95,17 +96,20 @@ def test_hook_without_attacking_preprocessor_fails_at_start(tmp_path):
 
 
 def test_attacking_without_the_hook_says_what_to_add(tmp_path):
-    runner = _runner(BN_AT, tmp_path, custom_hooks=[])
-    runner._train_loop = dict(type='IterBasedTrainLoop', max_iters=1)
-    with pytest.raises(RuntimeError, match="dict\\(type='AdversarialTrainingHook'\\)"):
+    """NoFrostRunner (every shipped config's runner) checks before any batch."""
+    cfg = Config.fromfile(REPO_ROOT / BN_AT)
+    cfg.merge_from_dict(dict(work_dir=str(tmp_path), custom_hooks=[]))
+    runner = RUNNERS.build(cfg)
+    with pytest.raises(ValueError, match="dict\\(type='AdversarialTrainingHook'\\)"):
         runner.train()
+    assert runner.iter == 0
 
 
 def test_bad_values_fail_when_the_runner_is_built(tmp_path):
     cfg = Config.fromfile(REPO_ROOT / BN_AT)
     cfg.work_dir = str(tmp_path)
-    cfg.data_preprocessor.adv_loss_weight = 1.5
-    with pytest.raises(ValueError, match='adv_loss_weight'):
+    cfg.model.adv_loss_weight = 1.5
+    with pytest.raises(ValueError, match='model.adv_loss_weight'):
         Runner.from_cfg(cfg)
 
 

@@ -38,7 +38,6 @@ def _fake_runner(model, n_val=40):
 
 def test_measures_the_model_as_it_is_on_fixed_images():
     model = trained_classifier('bn', data_preprocessor=PRE)
-    model.data_preprocessor.set_classifier(model)
     runner = _fake_runner(model)
     hook = CatastrophicOverfittingHook(num_samples=32, seed=3, pgd_steps=3)
     hook.before_run(runner)
@@ -197,7 +196,7 @@ def _train_single_step(work_dir, monkeypatch, attack, max_epochs):
     cfg.merge_from_dict(dict(
         work_dir=str(work_dir), randomness=dict(seed=CO_SEED),
         train_cfg=dict(max_epochs=max_epochs, val_interval=1000),
-        model=dict(backbone=dict(stem_channels=8, base_channels=8),
+        model=dict(backbone=dict(stem_channels=8, base_channels=8), adv_loss_weight=1.,
                    head=dict(in_channels=64)),
         optim_wrapper=dict(optimizer=dict(lr=0.2)),
         param_scheduler=[dict(type='ConstantLR', factor=1., by_epoch=False, begin=0,
@@ -205,8 +204,9 @@ def _train_single_step(work_dir, monkeypatch, attack, max_epochs):
         default_hooks=dict(checkpoint=dict(interval=1000, save_best=None,
                                            save_last=False),
                            logger=dict(interval=1000)),
-        data_preprocessor=dict(attack=dict(_delete_=True, **attack),
-                               adv_loss_weight=1.),
+        # the training eps is the preprocessor's; the attack keeps the rest
+        data_preprocessor=dict(eps=attack['eps'], attack=dict(
+            _delete_=True, **{k: v for k, v in attack.items() if k != 'eps'})),
         custom_hooks=[dict(type='AdversarialTrainingHook', adv_val_interval=0),
                       dict(type='CatastrophicOverfittingHook', by_epoch=False,
                            interval=20, num_samples=64, pgd_steps=5,

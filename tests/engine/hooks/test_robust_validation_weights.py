@@ -27,7 +27,7 @@ def _cfg(work_dir, priority, max_epochs):
     cfg.train_dataloader.batch_size = 32
     cfg.val_dataloader.dataset.indices = 40
     cfg.data_preprocessor.attack.steps = 2
-    cfg.data_preprocessor.attack.eps = 4
+    cfg.data_preprocessor.eps = 4
     cfg.custom_hooks = [
         dict(type='AdversarialTrainingHook', adv_val_interval=1, val_attack=VAL_ATTACK),
         # EMA weights that stay at their initialisation: far from the
@@ -63,7 +63,7 @@ def _direct(runner, checkpoint):
         labels = torch.cat([s.gt_label for s in data['data_samples']])
         with torch.no_grad():
             clean = model(data['inputs'], mode='tensor').argmax(1) == labels
-        adv = pre.attack_inputs(data['inputs'][clean], labels[clean],
+        adv = pre.attack_inputs(model, data['inputs'][clean], labels[clean],
                                 PGDAttack(**{k: v for k, v in VAL_ATTACK.items()
                                              if k != 'type'}), train_mode=False)
         with torch.no_grad():

@@ -1,4 +1,6 @@
 """NoFrostRunner's channels_last key: model, attack inputs, checkpoints, resume."""
+import copy
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -32,10 +34,15 @@ def test_channels_last_training_checkpoints_and_resume(tmp_path):
     runner.train()
     model = runner.model
     assert _channels_last(model)  # the optimizer steps keep the layout
-    out = model.data_preprocessor(digits_batch(4), training=True)
-    for key in ('inputs', 'adv_inputs'):
-        assert out[key].is_contiguous(memory_format=torch.channels_last), key
-        assert not out[key].is_contiguous(), key
+    # the attack's images and every pass of the network follow the weights
+    seen = []
+    probe = copy.deepcopy(model).train()  # its BN statistics move, not the model's
+    probe.backbone.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    probe(**probe.data_preprocessor(digits_batch(4), training=True), mode='loss')
+    assert len(seen) == 2  # N-FGSM's one step, the adversarial pass
+    for x in seen:
+        assert x.is_contiguous(memory_format=torch.channels_last)
+        assert not x.is_contiguous()
 
     # the checkpoint loads into a model in the default layout, values equal
     plain = _runner(tmp_path / 'plain', channels_last=False,

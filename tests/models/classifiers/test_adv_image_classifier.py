@@ -2,27 +2,26 @@
 import pytest
 import torch
 
-from tests.attacks.toy import NF_BACKBONE, build_classifier, clean_preprocess, digits_batch
+from tests.attacks.toy import (NF_BACKBONE, adversarial_batch, build_classifier,
+                               clean_preprocess, digits_batch)
 
 PGD_PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
                attack=dict(type='PGDAttack', eps=32, steps=2))
 
 
 def _batch(model, n=16):
-    model.data_preprocessor.set_classifier(model)
-    torch.manual_seed(0)
-    return model.data_preprocessor(digits_batch(n), training=True)
+    return adversarial_batch(model, digits_batch(n))
 
 
 @pytest.mark.parametrize('weight', [0.5, 0.3, 1.0])
 def test_separate_loss_is_the_weighted_sum_of_two_passes(weight):
-    model = build_classifier(data_preprocessor=dict(PGD_PRE, adv_loss_weight=weight))
+    model = build_classifier(data_preprocessor=PGD_PRE, adv_loss_weight=weight)
     model.train()
     data = _batch(model)
     losses = model(**data, mode='loss')
     # BN in train mode: each pass normalizes with its own batch statistics
-    clean = model(data['inputs'], data['data_samples'], mode='loss')['loss']
-    adv = model(data['adv_inputs'], data['data_samples'], mode='loss')['loss']
+    clean = model.loss(data['inputs'], data['data_samples'])['loss']
+    adv = model.loss(data['adv_inputs'], data['data_samples'])['loss']
     assert torch.allclose(losses['loss'], (1 - weight) * clean + weight * adv, atol=1e-5)
     logs = model.adv_log_vars
     assert torch.allclose(logs['loss_adv'], adv, atol=1e-5)
@@ -37,8 +36,8 @@ def test_concat_equals_separate_without_normalizers():
     """The cheaper single pass is exact for an NF model (no batch statistics)."""
     results = {}
     for mode in ('separate', 'concat'):
-        model = build_classifier(NF_BACKBONE, data_preprocessor=dict(
-            PGD_PRE, adv_forward=mode, adv_loss_weight=0.3))
+        model = build_classifier(NF_BACKBONE, data_preprocessor=PGD_PRE,
+                                 adv_forward=mode, adv_loss_weight=0.3)
         model.train()
         data = _batch(model)
         results[mode] = model(**data, mode='loss')['loss']
@@ -51,7 +50,7 @@ def test_concat_equals_separate_without_normalizers():
 def test_concat_differs_from_separate_with_bn():
     losses = {}
     for mode in ('separate', 'concat'):
-        model = build_classifier(data_preprocessor=dict(PGD_PRE, adv_forward=mode))
+        model = build_classifier(data_preprocessor=PGD_PRE, adv_forward=mode)
         model.train()
         losses[mode] = model(**_batch(model), mode='loss')['loss']
     assert not torch.allclose(losses['separate'], losses['concat'])
@@ -77,7 +76,24 @@ def test_label_smoothing_head_with_mixup():
     model.train()
     data = _batch(model)
     losses = model(**data, mode='loss')
-    clean = model(data['inputs'], data['data_samples'], mode='loss')['loss']
-    adv = model(data['adv_inputs'], data['data_samples'], mode='loss')['loss']
+    clean = model.loss(data['inputs'], data['data_samples'])['loss']
+    adv = model.loss(data['adv_inputs'], data['data_samples'])['loss']
     assert torch.allclose(losses['loss'], 0.5 * clean + 0.5 * adv, atol=1e-5)
     assert adv > clean
+
+
+def test_loss_mode_crafts_the_adversarial_batch_itself():
+    """Without adv_inputs the model asks its preprocessor, passing itself
+    (an NF model: no running statistics change between the two losses)."""
+    model = build_classifier(NF_BACKBONE, data_preprocessor=PGD_PRE)
+    model.train()
+    torch.manual_seed(0)
+    clean = model.data_preprocessor(digits_batch(16), training=True)
+    assert set(clean) == {'inputs', 'data_samples'}  # adv_batch=None
+    torch.manual_seed(1)
+    own = model(clean['inputs'], clean['data_samples'], mode='loss')['loss']
+    torch.manual_seed(1)
+    adv = model.data_preprocessor.craft(model, clean['inputs'], clean['data_samples'])
+    given = model(clean['inputs'], clean['data_samples'], mode='loss',
+                  adv_inputs=adv)['loss']
+    assert torch.allclose(own, given, atol=1e-6)

@@ -8,19 +8,17 @@ import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 from mmpretrain.registry import MODELS
 
-from tests.attacks.toy import NF_BACKBONE, build_classifier, digits_batch
+from tests.attacks.toy import NF_BACKBONE, adversarial_batch, build_classifier, digits_batch
 
 PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
            attack=dict(type='PGDAttack', eps=32, steps=2))
-TRADES_PRE = dict(PRE, adv_loss='trades', trades_beta=6.0,
-                  attack=dict(type='PGDAttack', eps=32, steps=2, loss='kl',
-                              random_start='normal'))
+TRADES_PRE = dict(PRE, attack=dict(type='PGDAttack', eps=32, steps=2, loss='kl',
+                                   random_start='normal'))
+TRADES = dict(adv_loss='trades', trades_beta=6.0)
 
 
 def _batch(model, n=16):
-    model.data_preprocessor.set_classifier(model)
-    torch.manual_seed(0)
-    return model.data_preprocessor(digits_batch(n), training=True)
+    return adversarial_batch(model, digits_batch(n))
 
 
 def _labels(data):
@@ -38,7 +36,7 @@ def _trades_by_hand(model, data, beta=6.0):
 @pytest.mark.parametrize('backbone,forward', [(None, 'separate'), (NF_BACKBONE, 'concat')])
 def test_trades_loss_is_ce_clean_plus_beta_kl(backbone, forward):
     model = build_classifier(**({} if backbone is None else dict(backbone=backbone)),
-                             data_preprocessor=dict(TRADES_PRE, adv_forward=forward))
+                             data_preprocessor=TRADES_PRE, adv_forward=forward, **TRADES)
     model.train()
     data = _batch(model)
     losses = model(**data, mode='loss')
@@ -58,21 +56,17 @@ def test_trades_loss_is_ce_clean_plus_beta_kl(backbone, forward):
 
 def test_trades_settings_are_checked():
     with pytest.raises(ValueError, match="attack.loss must be 'kl'"):
-        MODELS.build(dict(TRADES_PRE, attack=dict(type='PGDAttack', eps=8)))
-    with pytest.raises(ValueError, match='adv_loss_weight must be None'):
-        MODELS.build(dict(TRADES_PRE, adv_loss_weight=0.5))
-    with pytest.raises(ValueError, match='trades_beta'):
-        MODELS.build(dict(TRADES_PRE, trades_beta=-1))
+        build_classifier(data_preprocessor=PRE, **TRADES)
+    with pytest.raises(ValueError, match='model.adv_loss_weight must be None'):
+        build_classifier(data_preprocessor=TRADES_PRE, adv_loss_weight=0.5, **TRADES)
+    with pytest.raises(ValueError, match='model.trades_beta'):
+        build_classifier(data_preprocessor=TRADES_PRE, adv_loss='trades', trades_beta=-1)
     with pytest.raises(ValueError, match="adv_loss must be one of \\('mix', 'trades'\\)"):
-        MODELS.build(dict(PRE, adv_loss='mart'))
-    model = build_classifier(type='ImageClassifier',
-                             data_preprocessor=dict(TRADES_PRE, adv_forward='concat'))
-    with pytest.raises(ValueError, match='AdvImageClassifier'):
-        model.data_preprocessor.set_classifier(model)
+        build_classifier(data_preprocessor=PRE, adv_loss='mart')
 
 
 def test_pure_at_runs_no_clean_forward_pass():
-    model = build_classifier(data_preprocessor=dict(PRE, adv_loss_weight=1.0))
+    model = build_classifier(data_preprocessor=PRE, adv_loss_weight=1.0)
     model.train()
     calls = []
     model.backbone.register_forward_hook(lambda *_: calls.append(1))
@@ -105,8 +99,9 @@ def _awp_by_hand(model, data, gamma):
 
 @pytest.mark.parametrize('recipe', ['mix', 'trades', 'pure'])
 def test_awp_gradient_is_taken_at_perturbed_weights_and_weights_are_kept(recipe):
-    pre = dict(mix=PRE, trades=TRADES_PRE, pure=dict(PRE, adv_loss_weight=1.))[recipe]
-    model = build_classifier(data_preprocessor=pre)  # BN: running stats matter
+    pre, kwargs = dict(mix=(PRE, {}), trades=(TRADES_PRE, TRADES),
+                       pure=(PRE, dict(adv_loss_weight=1.)))[recipe]
+    model = build_classifier(data_preprocessor=pre, **kwargs)  # BN: running stats matter
     model.awp_gamma = 0.01
     model.train()
     data = _batch(model)
@@ -135,13 +130,11 @@ def test_awp_gradient_is_taken_at_perturbed_weights_and_weights_are_kept(recipe)
 
 def test_awp_optimizer_step_starts_from_the_unperturbed_weights():
     """One mmengine train_step: w_new = w - lr * grad(loss at w + v)."""
-    model = build_classifier(NF_BACKBONE, data_preprocessor=dict(PRE, adv_forward='concat'))
+    model = build_classifier(NF_BACKBONE, data_preprocessor=PRE, adv_forward='concat')
     model.awp_gamma = 0.02
     model.train()
-    model.data_preprocessor.set_classifier(model)
     data = digits_batch(16)
-    torch.manual_seed(0)
-    prepared = model.data_preprocessor(copy.deepcopy(data), training=True)
+    prepared = adversarial_batch(model, copy.deepcopy(data))
     ref, _ = _awp_by_hand(model, prepared, 0.02)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))

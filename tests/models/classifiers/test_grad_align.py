@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from tests.attacks.toy import NF_BACKBONE, build_classifier, digits_batch
+from tests.attacks.toy import NF_BACKBONE, adversarial_batch, build_classifier, digits_batch
 
 PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
            attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.))
@@ -13,10 +13,8 @@ PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classe
 def _model_and_batch(backbone=None, **pre):
     kwargs = {} if backbone is None else dict(backbone=backbone)
     model = build_classifier(data_preprocessor=dict(PRE, **pre), **kwargs)
-    model.data_preprocessor.set_classifier(model)
     model.train()
-    torch.manual_seed(0)
-    return model, model.data_preprocessor(digits_batch(16), training=True)
+    return model, adversarial_batch(model, digits_batch(16))
 
 
 def _input_grad(model, x, y):

@@ -10,8 +10,8 @@ from mmpretrain.registry import MODELS
 
 from nofrost_mm.attacks import NormalizedClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
-from tests.attacks.toy import (build_classifier, clean_preprocess, digits_batch,
-                               trained_classifier)
+from tests.attacks.toy import (adversarial_batch, build_classifier, clean_preprocess,
+                               digits_batch, trained_classifier)
 
 # the digits normalization the toy classifiers are trained with (grey digits:
 # the BGR->RGB flip changes nothing for the model but runs the code path)
@@ -36,15 +36,13 @@ def test_adversarial_examples_acceptance():
     model mode / requires_grad / BN statistics untouched."""
     model = trained_classifier('bn', data_preprocessor=PGD_PRE)
     pre = model.data_preprocessor
-    pre.set_classifier(model)
     model.train()
     model.backbone.layer1.eval()                      # mixed modes
     model.backbone.conv1.weight.requires_grad_(False)  # a frozen parameter
     before = _state(model)
 
     data = digits_batch(64, split='test')
-    torch.manual_seed(1)
-    out = pre(copy.deepcopy(data), training=True)
+    out = adversarial_batch(model, copy.deepcopy(data), seed=1)
     after = _state(model)
     assert after[0] == before[0] and after[1] == before[1]
     for key, value in before[2].items():
@@ -73,10 +71,9 @@ def test_eps_is_in_pixel_space_whatever_the_normalization():
     mean, std = [120., 110., 100.], [60., 50., 40.]
     model = build_classifier(data_preprocessor=dict(PGD_PRE, mean=mean, std=std))
     pre = model.data_preprocessor
-    pre.set_classifier(model)
     data = digits_batch(16)
     data['inputs'][0][0] = 255  # a saturated channel: the range clamp must act
-    out = pre(data, training=True)
+    out = adversarial_batch(model, data)
     clean, adv = _pixels(pre, out['inputs']), _pixels(pre, out['adv_inputs'])
     assert adv.min() >= -1e-5 and adv.max() <= 1 + 1e-5
     assert 7.9 < (adv - clean).abs().max() * 255 <= 8 + 1e-3
@@ -84,10 +81,9 @@ def test_eps_is_in_pixel_space_whatever_the_normalization():
 
 def test_attack_model_mode_train_keeps_bn_statistics():
     model = trained_classifier('bn', data_preprocessor=dict(PGD_PRE, attack_model_mode='train'))
-    model.data_preprocessor.set_classifier(model)
     model.eval()
     before = _state(model)
-    model.data_preprocessor(digits_batch(16), training=True)
+    adversarial_batch(model, digits_batch(16))
     after = _state(model)
     assert after[0] == before[0] and after[1] == before[1]
     for key, value in before[2].items():
@@ -95,14 +91,15 @@ def test_attack_model_mode_train_keeps_bn_statistics():
 
 
 def test_plain_classifier_gets_the_halves_concatenated():
-    model = build_classifier(type='ImageClassifier',
-                             data_preprocessor=dict(PGD_PRE, adv_forward='concat'))
-    model.data_preprocessor.set_classifier(model)
+    model = build_classifier(type='ImageClassifier', data_preprocessor=PGD_PRE)
+    model.data_preprocessor.bind(model)  # AdversarialTrainingHook's job
     out = model.data_preprocessor(digits_batch(8), training=True)
     assert out['inputs'].shape[0] == 16 and len(out['data_samples']) == 16
     losses = model(**out, mode='loss')  # any mmpretrain classifier trains on it
     assert torch.isfinite(losses['loss'])
-    model.data_preprocessor.adv_loss_weight = 1.
+    model = build_classifier(type='ImageClassifier',
+                             data_preprocessor=dict(PGD_PRE, adv_batch='adv'))
+    model.data_preprocessor.bind(model)
     out = model.data_preprocessor(digits_batch(8), training=True)
     assert out['inputs'].shape[0] == 8 and 'adv_inputs' not in out
 
@@ -110,8 +107,7 @@ def test_plain_classifier_gets_the_halves_concatenated():
 def test_mixup_soft_labels_are_attacked():
     model = build_classifier(data_preprocessor=dict(
         PGD_PRE, batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
-    model.data_preprocessor.set_classifier(model)
-    out = model.data_preprocessor(digits_batch(8), training=True)
+    out = adversarial_batch(model, digits_batch(8))
     scores = torch.stack([s.gt_score for s in out['data_samples']])
     assert (scores.max(dim=1).values < 1).any()  # really mixed
     assert out['adv_inputs'].shape == out['inputs'].shape
@@ -119,49 +115,49 @@ def test_mixup_soft_labels_are_attacked():
 
 
 def test_weight_zero_is_standard_training_and_test_is_plain():
-    model = build_classifier(data_preprocessor=dict(PGD_PRE, adv_loss_weight=0))
+    model = build_classifier(data_preprocessor=PGD_PRE, adv_loss_weight=0)
     data = digits_batch(4)
-    # no classifier given: nothing may try to attack
+    # the model asks for no adversarial batch
     out = model.data_preprocessor(copy.deepcopy(data), training=True)
     assert set(out) == {'inputs', 'data_samples'}
+    calls = []
+    model.data_preprocessor.craft = lambda *a: calls.append(1)
+    model.train()
+    model(**out, mode='loss')
+    assert not calls
     plain = clean_preprocess(model, copy.deepcopy(data), training=False)
     out = model.data_preprocessor(copy.deepcopy(data), training=False)
     assert torch.equal(out['inputs'], plain['inputs'])
 
 
-def test_test_attack_replaces_val_batches():
-    model = trained_classifier('bn', data_preprocessor=dict(
-        PGD_PRE, test_attack=dict(type='PGDAttack', eps=16, steps=3)))
-    model.data_preprocessor.set_classifier(model)
-    data = digits_batch(16, split='test')
-    plain = clean_preprocess(model, copy.deepcopy(data), training=False)
-    with torch.no_grad():  # as in the val loop
-        out = model.data_preprocessor(copy.deepcopy(data), training=False)
-    diff = (_pixels(model.data_preprocessor, out['inputs'])
-            - _pixels(model.data_preprocessor, plain['inputs'])).abs().max() * 255
-    assert 1 < diff <= 16 + 1e-3
-
-
-def test_missing_classifier_says_to_add_the_hook():
-    model = build_classifier(data_preprocessor=PGD_PRE)
-    with pytest.raises(RuntimeError, match='AdversarialTrainingHook'):
+def test_unbound_plain_classifier_says_what_to_use():
+    model = build_classifier(type='ImageClassifier', data_preprocessor=PGD_PRE)
+    with pytest.raises(RuntimeError, match='AdvImageClassifier.*AdversarialTrainingHook'):
         model.data_preprocessor(digits_batch(4), training=True)
 
 
-def test_separate_passes_need_adv_image_classifier():
-    model = build_classifier(type='ImageClassifier', data_preprocessor=PGD_PRE)
-    with pytest.raises(ValueError, match="adv_forward='concat'"):
-        model.data_preprocessor.set_classifier(model)
-    model = build_classifier(type='ImageClassifier', data_preprocessor=dict(
-        PGD_PRE, adv_forward='concat', adv_loss_weight=0.3))
-    with pytest.raises(ValueError, match='AdvImageClassifier'):
-        model.data_preprocessor.set_classifier(model)
+@pytest.mark.parametrize('key,new', [
+    ('adv_loss_weight', 'model.adv_loss_weight'),
+    ('adv_loss', 'model.adv_loss'),
+    ('trades_beta', 'model.trades_beta'),
+    ('adv_forward', 'model.adv_forward'),
+    ('test_attack', 'AdversarialTrainingHook.val_attack'),
+])
+def test_moved_keys_name_their_new_home(key, new):
+    with pytest.raises(ValueError, match=f'data_preprocessor.{key} moved to {new}'):
+        MODELS.build(dict(PGD_PRE, **{key: 0.5}))
+
+
+def test_schedule_scales_the_configured_eps():
+    pre = MODELS.build(PGD_PRE)
+    pre.schedule(0.25, steps=3)
+    assert pre.budget == dict(eps=2., steps=3.) and pre.train_eps == 8
+    pre.schedule()
+    assert pre.budget == dict(eps=8., steps=10.)
 
 
 @pytest.mark.parametrize('override,key', [
-    (dict(adv_loss_weight=1.5), 'adv_loss_weight'),
-    (dict(adv_loss_weight=-0.1), 'adv_loss_weight'),
-    (dict(adv_forward='both'), 'adv_forward'),
+    (dict(adv_batch='both'), 'adv_batch'),
     (dict(attack_model_mode='test'), 'attack_model_mode'),
     (dict(pad_size_divisor=32), 'pad_size_divisor'),
     (dict(attack=dict(type='PGDAttack', eps=-1)), 'attack.*eps'),
@@ -175,11 +171,12 @@ def test_bad_settings_name_the_key(override, key):
 
 
 def test_model_with_classifier_deepcopies_and_pickles():
-    model = build_classifier(data_preprocessor=PGD_PRE)
-    model.data_preprocessor.set_classifier(model)
+    model = build_classifier(type='ImageClassifier', data_preprocessor=PGD_PRE)
+    model.data_preprocessor.bind(model)
     model.train()  # no recursion through the classifier reference
     assert 'data_preprocessor.classifier' not in ''.join(model.state_dict())
-    copy.deepcopy(model)
+    twin = copy.deepcopy(model)
+    assert twin.data_preprocessor._bound is twin  # the copy attacks the copy
     clone = pickle.loads(pickle.dumps(model))
     assert isinstance(clone.data_preprocessor, PGDDataPreprocessor)
 
@@ -188,9 +185,16 @@ def test_attack_under_autocast_stays_within_eps():
     """Training runs the preprocessor inside the optim wrapper's autocast (--amp)."""
     model = build_classifier(data_preprocessor=PGD_PRE)
     pre = model.data_preprocessor
-    pre.set_classifier(model)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = pre(digits_batch(8), training=True)
+        out = adversarial_batch(model, digits_batch(8))
     assert out['adv_inputs'].dtype == out['inputs'].dtype == torch.float32
     delta = (_pixels(pre, out['adv_inputs']) - _pixels(pre, out['inputs'])).abs().max()
     assert 4 < delta * 255 <= 8 + 1e-3
+
+
+def test_the_training_eps_is_written_once():
+    pre = MODELS.build(dict(PGD_PRE, eps=16, attack=dict(type='PGDAttack', steps=2)))
+    assert pre.train_eps == pre.attack.eps == 16
+    with pytest.raises(ValueError, match='data_preprocessor.attack.eps: the training '
+                                         'eps is data_preprocessor.eps'):
+        MODELS.build(dict(PGD_PRE, eps=16))  # PGD_PRE's attack names eps=8 too

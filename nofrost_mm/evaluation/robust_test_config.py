@@ -1,11 +1,13 @@
 """``test_attacks`` of a config as the RobustTestLoop it stands for.
 
-The one translation: :meth:`NoFrostRunner.from_cfg` applies it, so every
-entry point that builds the runner from the config (this repository's
+The one translation: :meth:`NoFrostRunner.from_cfg` and the
+distribution-shift table apply it, so every entry point that builds the runner from the config (this repository's
 ``tools/test.py``, mmpretrain's own ``tools/test.py``, a script's
 ``RUNNERS.build(cfg)``) evaluates the attacks the config names.
 """
 from typing import Optional
+
+from nofrost_mm.utils import follow_training_eps, training_eps
 
 # metrics that understand RobustTestLoop's per-sample results
 ROBUST_METRICS = ('RobustAccuracy', 'CorruptionAccuracy')
@@ -19,7 +21,8 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
     ``test_attacks = [dict(type='PGD', eps=8, steps=20), ...]`` (top level of
     the config, or ``--attacks`` / ``--cfg-options test_attacks=PGD,FGSM``)
     becomes ``test_cfg.attacks`` (of a RobustTestLoop, or of the config's
-    RobustnessReportLoop); RobustAccuracy then replaces the test
+    RobustnessReportLoop), each entry without an eps at the training eps
+    (:func:`training_eps`); RobustAccuracy then replaces the test
     evaluator (it also reports clean accuracy) unless the config already
     uses the plug-in's robust metrics. A config without either is left as
     it is.
@@ -29,13 +32,15 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
         num_samples (int, optional): Evaluate a fixed random subset of this
             many test samples (``test_cfg.num_samples``). Defaults to None.
     """
+    # the test attacks follow the training eps unless they name their own
     attacks = cfg.pop('test_attacks', None)
+    if isinstance(attacks, (str, dict)):  # `--cfg-options test_attacks=PGD`
+        attacks = [attacks]
+    attacks = follow_training_eps(attacks, training_eps(cfg))
     loop = (cfg.get('test_cfg') or {}).get('type')
     is_robust = loop in ROBUST_LOOPS
     if attacks is None and num_samples is None and not is_robust:
         return
-    if isinstance(attacks, (str, dict)):  # `--cfg-options test_attacks=PGD`
-        attacks = [attacks]
     test_cfg = dict(cfg.get('test_cfg') or {})
     # a config's RobustnessReportLoop (attack restarts) is kept
     test_cfg['type'] = loop if is_robust else 'RobustTestLoop'

@@ -1,0 +1,27 @@
+# The adversarial-training runtime of the MNIST reproductions at L-inf eps
+# 0.3 (76.5 in pixel units of 255), with the literature's evaluation: PGD-50
+# with step 0.01 and 10 restarts (fast_adversarial's evaluate_mnist.py; a
+# sample counts as broken if any restart breaks it) and AutoAttack
+# (standard). Leaves set model = _base_.adv_model (the pure adversarial
+# loss of Madry and Wong et al.) and data_preprocessor = dict(
+# _base_.adv_preprocessor, attack=...); every attack follows its eps.
+adv_model = dict(type='AdvImageClassifier', adv_loss_weight=1.0, adv_forward='separate')
+adv_preprocessor = dict(type='PGDDataPreprocessor', eps=76.5)
+at_hook = dict(
+    type='AdversarialTrainingHook',
+    # no eps warm-up: none of the reproduced recipes has one
+    eps_warmup=0,
+    adv_val_interval=5,
+    # step 0.01 as the test attack; early exit: never weaker, cheaper
+    val_attack=dict(type='PGDAttack', steps=20, step_size=2.55, early_exit=True))
+custom_hooks = [at_hook]
+
+# `tools/test.py CONFIG CKPT` runs these; leaves set
+# test_cfg = dict(type='RobustnessReportLoop') (restarts; test_cfg belongs to
+# the dataset base). `--num-samples N` evaluates a fixed seeded subset,
+# `--resume` continues a killed evaluation from its per-batch results
+test_attacks = [
+    dict(attack=dict(type='PGDAttack', steps=50, step_size=2.55, early_exit=True),
+         name='PGD-50', restarts=10),
+    dict(type='AutoAttack', version='standard', name='AutoAttack'),
+]

@@ -1,0 +1,60 @@
+"""The training eps of a config, which its other attacks follow.
+
+The owner is the data preprocessor's ``eps`` (``PGDDataPreprocessor``); a
+config written with the eps inside the training attack still has it there.
+Robust validation (``AdversarialTrainingHook.val_attack``), the test attacks
+(``test_attacks``) and the catastrophic-overfitting guard take it when they
+name no eps of their own: at run time from the built preprocessor
+(``train_eps``), for the test attacks of a config through
+:func:`follow_training_eps`.
+"""
+import copy
+from typing import Any, List, Optional
+
+
+def _get(d: Any, *keys: str) -> Any:
+    # dicts, ConfigDicts and mmengine's Config (not a dict subclass)
+    for k in keys:
+        if isinstance(d, str):
+            return None
+        try:
+            d = d[k]
+        except (KeyError, TypeError, IndexError, AttributeError):
+            return None
+    return d
+
+
+def training_eps(cfg: dict) -> Optional[float]:
+    """The training eps (pixel units of 255) of a config, or None.
+
+    Args:
+        cfg (dict | Config): A loaded config.
+    """
+    for pre in (_get(cfg, 'data_preprocessor'), _get(cfg, 'model', 'data_preprocessor')):
+        for eps in (_get(pre, 'eps'), _get(pre, 'attack', 'eps')):
+            if isinstance(eps, (int, float)) and not isinstance(eps, bool):
+                return eps
+    return None
+
+
+def follow_training_eps(attacks: Optional[list], eps: Optional[float]) -> Optional[List]:
+    """Copies of attack configs with ``eps`` filled in where they name none.
+
+    Entries of a ``RobustnessReportLoop`` (the attack under ``attack``) are
+    filled inside; attack names (strings) are left as they are.
+
+    Args:
+        attacks (list, optional): Attack configs (dicts or names).
+        eps (float, optional): The training eps; None changes nothing.
+    """
+    if attacks is None or eps is None:
+        return attacks
+    out = []
+    for attack in attacks:
+        attack = copy.deepcopy(attack)
+        inner = attack.get('attack') if isinstance(attack, dict) else None
+        target = inner if isinstance(inner, dict) else attack
+        if isinstance(target, dict) and 'eps' not in target:
+            target['eps'] = eps
+        out.append(attack)
+    return out
