@@ -118,6 +118,47 @@ def test_square_deltas_match_a_per_image_loop():
         for i in range(n):
             expected[i, :, vh[i]:vh[i] + s, vw[i]:vw[i] + s] = signs[i][:, None, None]
         assert torch.equal(square_deltas(vh, vw, s, signs, h, w), expected)
+    # one side per sample (the look-ahead's rows are at different queries)
+    sizes = torch.tensor([1, 3, 7, 2, 5, 4])
+    vh = (torch.rand(n, generator=g) * (h - sizes + 1)).long()
+    vw = (torch.rand(n, generator=g) * (w - sizes + 1)).long()
+    expected = torch.zeros(n, c, h, w)
+    for i in range(n):
+        s = int(sizes[i])
+        expected[i, :, vh[i]:vh[i] + s, vw[i]:vw[i] + s] = signs[i][:, None, None]
+    assert torch.equal(square_deltas(vh, vw, sizes, signs, h, w), expected)
+
+
+class _Calls(nn.Module):
+    """Counts the model calls of an attack."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.model(x)
+
+
+def test_square_lookahead_keeps_the_sequential_result(tiny):
+    """Queries evaluated ahead keep exactly the proposals of the one-query loop."""
+    model, x, y = tiny
+    keys = sample_keys(0, torch.arange(len(x)))
+    out = {}
+    for ahead in (1, 3, 16):
+        counted = _Calls(model)
+        adv = SquareAttack(eps=EPS, n_queries=300, max_lookahead=ahead)(
+            counted, x, y, keys=keys)
+        out[ahead] = adv, counted.calls
+    (seq, seq_calls), (adv, calls) = out[1], out[16]
+    broken = model(seq).argmax(1) != y
+    assert 0 < int(broken.sum()) < len(x)  # some break, some survive 300 queries
+    for ahead in (3, 16):
+        assert torch.allclose(out[ahead][0], seq, atol=1e-6), ahead
+        assert torch.equal(model(out[ahead][0]).argmax(1) != y, broken)
+    assert seq_calls == 302  # clean pass, initial stripes, one call per query
+    assert calls < seq_calls / 3
 
 
 def test_apgd_ce_is_the_reference_step_by_step(tiny, monkeypatch):
