@@ -270,6 +270,38 @@ def test_autoattack_restores_modes_and_respects_channels_last(tiny):
     assert cl.training and cl.conv1.training and not cl.conv2.training
 
 
+class _Layouts(nn.Module):
+    """Records whether each batch the model sees is channels-last."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x):
+        self.seen.append(not x.is_contiguous()
+                         and x.is_contiguous(memory_format=torch.channels_last))
+        return self.model(x)
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_autoattack_runs_in_the_model_layout(tiny, channels_last):
+    model, x, y = tiny
+    net = TinyCNN()
+    net.load_state_dict(_tiny_state())
+    net.eval().requires_grad_(False)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    spy = _Layouts(net)
+    keys = sample_keys(0, torch.arange(8))
+    adv = AutoAttack(eps=EPS)(spy, x[:8], y[:8], keys=keys)  # contiguous images
+    assert len(spy.seen) > 10 and set(spy.seen) == {channels_last}
+    assert adv.is_contiguous()  # handed back in the caller's layout
+    # the layout changes the float path only (a borderline sample may flip)
+    plain = AutoAttack(eps=EPS)(model, x[:8], y[:8], keys=keys)
+    broken, plain_broken = model(adv).argmax(1) != y[:8], model(plain).argmax(1) != y[:8]
+    assert 0 < int(plain_broken.sum()) and int((broken != plain_broken).sum()) <= 1
+
+
 @pytest.mark.parametrize('cfg, match', [
     (dict(norm='L2'), "norm='L2' is not supported"),
     (dict(version='plus'), "version='plus' is not one of"),
