@@ -13,6 +13,12 @@ after the other in this process:
   targets, vectorised Square), with the per-sample keys of the evaluation
   loop (``sample_keys(seed, dataset indices)``).
 
+The plug-in runs in the config's layout (channels-last model and images
+when it sets ``channels_last = True``, as ``tools/test.py`` runs them; the
+same weights); the reference cannot take channels-last images (its APGD
+calls ``grad.view``), so it gets the contiguous model and images. With
+``--layout contiguous`` both run contiguous.
+
 Prints per model the time of each, the ratio reference / plug-in (target
 >= 2.0), both robust accuracies (target: within one image) and the images
 one breaks that the other does not. The eps is the config's AutoAttack
@@ -26,6 +32,7 @@ Example:
         --num-samples 100 --threads 2
 """
 import argparse
+import copy
 import json
 import sys
 import time
@@ -47,6 +54,9 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--eps', type=float, default=None,
                         help="pixel units of 255; default the config's AutoAttack eps")
+    parser.add_argument('--layout', choices=['config', 'contiguous'], default='config',
+                        help="the plug-in's model and image layout: the config's "
+                        "channels_last, or contiguous as the reference's")
     parser.add_argument('--out', default=None, help='write the results as JSON')
     args = parser.parse_args(argv)
     if len(args.pairs) % 2:
@@ -123,16 +133,23 @@ def main(argv=None):
         with torch.no_grad():
             ref_robust = net(ref_adv).argmax(1) == y
 
+        channels_last = args.layout == 'config' and bool(cfg.get('channels_last', False))
+        layout = 'channels-last' if channels_last else 'contiguous'
+        ours_net, ours_x = net, x
+        if channels_last:
+            ours_net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+            ours_x = x.contiguous(memory_format=torch.channels_last)
         start = time.perf_counter()
         ours = AutoAttack(eps=eps, seed=args.seed)
-        adv = ours(net, x, y, keys=sample_keys(args.seed, indices))
+        adv = ours(ours_net, ours_x, y, keys=sample_keys(args.seed, indices))
         seconds = time.perf_counter() - start
         with torch.no_grad():
             robust = net(adv).argmax(1) == y
         assert float((adv - x).abs().max()) <= eps / 255. + 1e-6
 
         row = dict(config=config, checkpoint=checkpoint, eps=eps, num_samples=len(x),
-                   threads=args.threads, clean=100. * correct.float().mean().item(),
+                   threads=args.threads, plugin_layout=layout,
+                   clean=100. * correct.float().mean().item(),
                    reference_seconds=ref_seconds, plugin_seconds=seconds,
                    ratio=ref_seconds / seconds,
                    reference_robust=100. * ref_robust.float().mean().item(),
@@ -141,7 +158,8 @@ def main(argv=None):
                    broken_by_plugin_only=int((ref_robust & ~robust).sum()))
         results.append(row)
         print(f'{Path(config).stem} ({len(x)} images, eps {eps:g}/255, '
-              f'{args.threads} threads): clean {row["clean"]:.1f}%', flush=True)
+              f'{args.threads} threads, plug-in {layout}, reference contiguous): '
+              f'clean {row["clean"]:.1f}%', flush=True)
         print(f'  reference {ref_seconds:.1f} s, plug-in {seconds:.1f} s, ratio '
               f'reference / plug-in {row["ratio"]:.2f} (target >= 2.0)')
         print(f'  robust accuracy: reference {row["reference_robust"]:.1f}%, '

@@ -6,14 +6,14 @@ correct, with the settings of fra31/auto-attack's ``version='standard'``
 (``STANDARD`` lists them). One clean forward pass decides the correct
 samples and the target classes; members run their targets as one batch
 (:class:`APGDAttack`, :class:`FABAttack`) and Square vectorised
-(:class:`SquareAttack`), in the images' memory format.
+(:class:`SquareAttack`), in the model's memory format.
 """
 from typing import Optional
 
 import torch
 
 from nofrost_mm.registry import ATTACKS
-from .apgd import APGDAttack, check_common, check_images, default_keys
+from .apgd import APGDAttack, check_common, check_images, default_keys, like, model_format
 from .fab import FABAttack
 from .square import SquareAttack
 
@@ -35,7 +35,9 @@ class AutoAttack:
     in [0, 1] and ``model`` a module taking them (e.g.
     :class:`NormalizedClassifier`); returns detached images, the first
     member's adversarial image for each sample it broke and the clean image
-    for the others. Random starts and squares come from per-sample ``keys``
+    for the others, in the layout of ``images``. The attack runs its images
+    in the model's layout (channels-last when its conv weights are). Random
+    starts and squares come from per-sample ``keys``
     (:mod:`nofrost_mm.utils.sample_random`); without keys they are drawn
     from ``seed``, so a call repeats. The model is put in eval mode for the
     attack and every submodule's train/eval flag is restored afterwards.
@@ -101,7 +103,12 @@ class AutoAttack:
         if images.min() < 0 or images.max() > 1:
             raise ValueError('AutoAttack: images must lie in [0, 1]')
         keys = default_keys(keys, len(images), self.seed, images.device)
+        given = images
         images, labels = images.detach(), labels.detach()
+        fmt = model_format(model)
+        if fmt is not None:
+            # every attack image in the model's layout: no conversion per conv
+            images = images.contiguous(memory_format=fmt)
         modes = [(m, m.training) for m in model.modules()]
         try:
             model.eval()
@@ -110,7 +117,7 @@ class AutoAttack:
             if self.n_classes is not None and logits.size(1) != self.n_classes:
                 raise ValueError(f'AutoAttack: n_classes={self.n_classes} but the '
                                  f'model returns {logits.size(1)} logits')
-            return self.run(model, images, labels, keys, logits)[0]
+            return like(self.run(model, images, labels, keys, logits)[0], given)
         finally:
             for m, training in modes:
                 m.training = training

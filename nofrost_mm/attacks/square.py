@@ -8,9 +8,19 @@ every unbroken sample its own square (position and per-channel sign drawn
 from the sample's key, :mod:`nofrost_mm.utils.sample_random`), built for the
 whole batch with index comparisons, no per-image Python; a proposal is kept
 when it lowers the margin or misclassifies.
+
+Queries are evaluated ahead. Until a proposal is kept, a sample's best image
+and margin do not change, so its next proposals (their squares are drawn per
+query index) are known in advance: each sample sends its next few proposals,
+all on its current best image, in one batch, keeps the first that the
+sequential loop would keep, and asks the later ones again from the new best
+image. The kept proposals, hence the result, are those of the one-query loop;
+what changes is the number of model calls (fewer, larger batches; most
+proposals are rejected once the squares are small). How many a sample sends
+follows its own acceptance rate (about one expected acceptance per batch).
 """
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -41,12 +51,15 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return zy - other
 
 
-def square_deltas(vh: torch.Tensor, vw: torch.Tensor, s: int,
+def square_deltas(vh: torch.Tensor, vw: torch.Tensor, s: Union[int, torch.Tensor],
                   signs: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(N, C, H, W): ``signs[n, c]`` on the ``s`` x ``s`` square at
-    ``(vh[n], vw[n])`` of each sample, zero elsewhere."""
+    ``(vh[n], vw[n])`` of each sample, zero elsewhere (``s`` one int or one
+    per sample)."""
     rows = torch.arange(h, device=vh.device)
     cols = torch.arange(w, device=vh.device)
+    if isinstance(s, torch.Tensor):
+        s = s[:, None]
     in_h = (rows[None] >= vh[:, None]) & (rows[None] < vh[:, None] + s)
     in_w = (cols[None] >= vw[:, None]) & (cols[None] < vw[:, None] + s)
     mask = (in_h[:, :, None] & in_w[:, None, :]).to(signs.dtype)
@@ -71,22 +84,30 @@ class SquareAttack:
         norm (str): Only 'Linf'. Defaults to 'Linf'.
         seed (int): Keys of the random squares when the call gives none.
             Defaults to 0.
+        max_lookahead (int): At most this many queries of one sample
+            evaluated in one batch, on the same best image; the first one
+            the sequential loop would keep is kept and the later ones are
+            asked again. Changes the number of model calls, not the result
+            (1 is the sequential loop). Defaults to 16.
 
     Example:
         >>> adv = SquareAttack(eps=8)(normalized_classifier, images, labels)
     """
 
     def __init__(self, eps: float = 8., n_queries: int = 5000, p_init: float = .8,
-                 rescale_schedule: bool = False, norm: str = 'Linf', seed: int = 0):
+                 rescale_schedule: bool = False, norm: str = 'Linf', seed: int = 0,
+                 max_lookahead: int = 16):
         name = type(self).__name__
         check_common(name, eps, norm, seed)
         check_int(name, 'n_queries', n_queries, 1)
+        check_int(name, 'max_lookahead', max_lookahead, 1)
         if not isinstance(p_init, (int, float)) or not 0 < p_init <= 1:
             raise ValueError(f'attack {name}: p_init={p_init!r} must be in (0, 1]')
         if not isinstance(rescale_schedule, bool):
             raise ValueError(f'attack {name}: rescale_schedule must be True or False')
         self.eps, self.n_queries, self.p_init = eps, n_queries, p_init
         self.rescale_schedule, self.norm, self.seed = rescale_schedule, norm, seed
+        self.max_lookahead = max_lookahead
 
     def __repr__(self):
         return (f'{type(self).__name__}(eps={self.eps}, n_queries={self.n_queries}, '
@@ -118,43 +139,117 @@ class SquareAttack:
 
     def attack_rows(self, model, x, y, keys):
         """The reference's ``attack_single_run`` (L-inf); returns the best
-        images and whether each sample ends misclassified."""
+        images and whether each sample ends misclassified.
+
+        Queries are evaluated ahead (see the module docstring): each sample
+        proposes its next ``lookahead`` squares on its current best image in
+        one batch, and keeps the first one that the sequential loop would
+        keep; the proposals after it are dropped and asked again from the
+        new best image.
+        """
         eps = self.eps / 255.
         n, c, h, w = x.shape
         n_features = c * h * w
+        dev = x.device
         stripes = sample_bits(keys, (c, 1, w), stream=SQUARE_STREAM)
         signs = like(((stripes >> 31) & 1).to(x.dtype) * 2 - 1, x)
         x_best = (x + eps * signs).clamp(0., 1.)
         margin_min = margin(model(x_best).float(), y)
         loss_min = margin_min.clone()
         lo, hi = x - eps, x + eps
-        draws = None
-        for i_iter in range(self.n_queries):
-            if i_iter % _DRAW_CHUNK == 0:
-                # (N, queries, 2 + C): square row, column, channel signs
-                span = min(_DRAW_CHUNK, self.n_queries - i_iter)
-                draws = sample_bits(keys, (span, 2 + c), stream=SQUARE_STREAM
-                                    + 1 + i_iter // _DRAW_CHUNK)
-            idx = (margin_min > 0.0).nonzero()[:, 0]
-            if not len(idx):
+        # the side of the square of each query (a function of its index)
+        sizes = torch.tensor([
+            min(max(int(round(math.sqrt(
+                p_selection(self.p_init, i, self.n_queries, self.rescale_schedule)
+                * n_features / c))), 1), min(h, w))
+            for i in range(self.n_queries)], device=dev)
+        draws = _QueryDraws(keys, c, h, w, sizes)
+        nxt = torch.zeros(n, dtype=torch.long, device=dev)  # next query
+        # per-sample acceptance counts: the look-ahead follows the rate
+        accepted = torch.ones(n, device=dev)
+        asked = torch.full((n, ), 2., device=dev)
+        while True:
+            todo = ((margin_min > 0.) & (nxt < self.n_queries)).nonzero()[:, 0]
+            if not len(todo):
                 break
-            p = p_selection(self.p_init, i_iter, self.n_queries,
-                            self.rescale_schedule)
-            s = max(int(round(math.sqrt(p * n_features / c))), 1)
-            s = min(s, min(h, w))
-            bits = draws[idx, i_iter % _DRAW_CHUNK]
-            # the reference draws positions in [0, h - s) (not h - s + 1)
-            vh = (bits[:, 0] * (h - s)) >> 32
-            vw = (bits[:, 1] * (w - s)) >> 32
-            sq_signs = ((bits[:, 2:] >> 31) & 1).to(x.dtype) * 2 - 1
-            deltas = like(square_deltas(vh, vw, s, 2. * eps * sq_signs, h, w), x)
-            x_best_curr = x_best[idx]
-            x_new = torch.min(torch.max(x_best_curr + deltas, lo[idx]), hi[idx]
-                              ).clamp(0., 1.)
-            marg = margin(model(x_new).float(), y[idx])
-            improved = marg < loss_min[idx]
-            loss_min[idx] = torch.where(improved, marg, loss_min[idx])
-            improved = improved | (marg <= 0.)
-            margin_min[idx] = torch.where(improved, marg, margin_min[idx])
-            x_best[idx] = torch.where(improved[:, None, None, None], x_new, x_best_curr)
+            ahead = (asked[todo] / accepted[todo]).floor().long().clamp(
+                1, self.max_lookahead)
+            ahead = torch.minimum(ahead, self.n_queries - nxt[todo])
+            # rows: sample outer, its queries nxt, nxt + 1, ... inner
+            row_s = todo.repeat_interleave(ahead)
+            starts = torch.cumsum(ahead, 0) - ahead
+            offset = torch.arange(len(row_s), device=dev) - starts.repeat_interleave(ahead)
+            query = nxt[row_s] + offset
+            vh, vw, sq_signs = draws.get(row_s, query)
+            s = sizes[query]
+            deltas = like(square_deltas(vh, vw, s, 2. * eps * sq_signs.to(x.dtype),
+                                        h, w), x)
+            x_new = torch.min(torch.max(x_best[row_s] + deltas, lo[row_s]),
+                              hi[row_s]).clamp(0., 1.)
+            marg = margin(model(x_new).float(), y[row_s])
+            # the sequential loop keeps a proposal that lowers the margin or
+            # misclassifies; until one is kept its best image is unchanged
+            keep = (marg < loss_min[row_s]) | (marg <= 0.)
+            big = torch.iinfo(torch.long).max
+            first = torch.full((n, ), big, dtype=torch.long, device=dev)
+            first.scatter_reduce_(0, row_s[keep], offset[keep], 'amin')
+            hit = first[todo] < big
+            done = torch.where(hit, first[todo] + 1, ahead)
+            nxt[todo] += done
+            asked[todo] += done
+            accepted[todo] += hit.float()
+            if bool(hit.any()):
+                won = (offset == first[row_s]).nonzero()[:, 0]
+                ws = row_s[won]
+                loss_min[ws] = torch.minimum(loss_min[ws], marg[won])
+                margin_min[ws] = marg[won]
+                x_best[ws] = x_new[won]
+            draws.release(int(nxt[todo].min()))
         return x_best, margin_min <= 0.
+
+
+class _QueryDraws:
+    """The random numbers of every (sample, query) of one Square run.
+
+    Square ``i`` of a sample comes from the bits of query ``i % 500`` of its
+    stream ``SQUARE_STREAM + 1 + i // 500``: row, column (scaled to the
+    square's side) and one sign per channel. Blocks of 500 queries are drawn
+    for all samples when first asked and dropped once every sample has
+    passed them.
+    """
+
+    def __init__(self, keys, c, h, w, sizes):
+        self.keys, self.c, self.h, self.w, self.sizes = keys, c, h, w, sizes
+        self.blocks = {}
+
+    def _block(self, b):
+        if b not in self.blocks:
+            span = min(_DRAW_CHUNK, len(self.sizes) - b * _DRAW_CHUNK)
+            bits = sample_bits(self.keys, (_DRAW_CHUNK, 2 + self.c),
+                               stream=SQUARE_STREAM + 1 + b)[:, :span]
+            s = self.sizes[b * _DRAW_CHUNK:b * _DRAW_CHUNK + span]
+            # the reference draws positions in [0, h - s) (not h - s + 1)
+            vh = (bits[..., 0] * (self.h - s)) >> 32
+            vw = (bits[..., 1] * (self.w - s)) >> 32
+            sq = ((bits[..., 2:] >> 31) & 1).to(torch.int8) * 2 - 1
+            self.blocks[b] = (vh, vw, sq)
+        return self.blocks[b]
+
+    def get(self, rows, query):
+        """Row, column and channel signs of square ``query[r]`` of sample
+        ``rows[r]``."""
+        block = query // _DRAW_CHUNK
+        vh = torch.empty_like(query)
+        vw = torch.empty_like(query)
+        sq = torch.empty((len(query), self.c), dtype=torch.int8, device=query.device)
+        for b in torch.unique(block).tolist():
+            sel = (block == b).nonzero()[:, 0]
+            bvh, bvw, bsq = self._block(b)
+            r, q = rows[sel], query[sel] - b * _DRAW_CHUNK
+            vh[sel], vw[sel], sq[sel] = bvh[r, q], bvw[r, q], bsq[r, q]
+        return vh, vw, sq
+
+    def release(self, first_query):
+        """Drop the blocks wholly before ``first_query``."""
+        for b in [b for b in self.blocks if (b + 1) * _DRAW_CHUNK <= first_query]:
+            del self.blocks[b]

@@ -118,6 +118,47 @@ def test_square_deltas_match_a_per_image_loop():
         for i in range(n):
             expected[i, :, vh[i]:vh[i] + s, vw[i]:vw[i] + s] = signs[i][:, None, None]
         assert torch.equal(square_deltas(vh, vw, s, signs, h, w), expected)
+    # one side per sample (the look-ahead's rows are at different queries)
+    sizes = torch.tensor([1, 3, 7, 2, 5, 4])
+    vh = (torch.rand(n, generator=g) * (h - sizes + 1)).long()
+    vw = (torch.rand(n, generator=g) * (w - sizes + 1)).long()
+    expected = torch.zeros(n, c, h, w)
+    for i in range(n):
+        s = int(sizes[i])
+        expected[i, :, vh[i]:vh[i] + s, vw[i]:vw[i] + s] = signs[i][:, None, None]
+    assert torch.equal(square_deltas(vh, vw, sizes, signs, h, w), expected)
+
+
+class _Calls(nn.Module):
+    """Counts the model calls of an attack."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.model(x)
+
+
+def test_square_lookahead_keeps_the_sequential_result(tiny):
+    """Queries evaluated ahead keep exactly the proposals of the one-query loop."""
+    model, x, y = tiny
+    keys = sample_keys(0, torch.arange(len(x)))
+    out = {}
+    for ahead in (1, 3, 16):
+        counted = _Calls(model)
+        adv = SquareAttack(eps=EPS, n_queries=300, max_lookahead=ahead)(
+            counted, x, y, keys=keys)
+        out[ahead] = adv, counted.calls
+    (seq, seq_calls), (adv, calls) = out[1], out[16]
+    broken = model(seq).argmax(1) != y
+    assert 0 < int(broken.sum()) < len(x)  # some break, some survive 300 queries
+    for ahead in (3, 16):
+        assert torch.allclose(out[ahead][0], seq, atol=1e-6), ahead
+        assert torch.equal(model(out[ahead][0]).argmax(1) != y, broken)
+    assert seq_calls == 302  # clean pass, initial stripes, one call per query
+    assert calls < seq_calls / 3
 
 
 def test_apgd_ce_is_the_reference_step_by_step(tiny, monkeypatch):
@@ -227,6 +268,38 @@ def test_autoattack_restores_modes_and_respects_channels_last(tiny):
     cl.conv2.eval()
     AutoAttack(eps=EPS)(cl, xc, y[:6])
     assert cl.training and cl.conv1.training and not cl.conv2.training
+
+
+class _Layouts(nn.Module):
+    """Records whether each batch the model sees is channels-last."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x):
+        self.seen.append(not x.is_contiguous()
+                         and x.is_contiguous(memory_format=torch.channels_last))
+        return self.model(x)
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_autoattack_runs_in_the_model_layout(tiny, channels_last):
+    model, x, y = tiny
+    net = TinyCNN()
+    net.load_state_dict(_tiny_state())
+    net.eval().requires_grad_(False)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    spy = _Layouts(net)
+    keys = sample_keys(0, torch.arange(8))
+    adv = AutoAttack(eps=EPS)(spy, x[:8], y[:8], keys=keys)  # contiguous images
+    assert len(spy.seen) > 10 and set(spy.seen) == {channels_last}
+    assert adv.is_contiguous()  # handed back in the caller's layout
+    # the layout changes the float path only (a borderline sample may flip)
+    plain = AutoAttack(eps=EPS)(model, x[:8], y[:8], keys=keys)
+    broken, plain_broken = model(adv).argmax(1) != y[:8], model(plain).argmax(1) != y[:8]
+    assert 0 < int(plain_broken.sum()) and int((broken != plain_broken).sum()) <= 1
 
 
 @pytest.mark.parametrize('cfg, match', [
