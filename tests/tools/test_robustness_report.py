@@ -60,8 +60,10 @@ def test_flags_the_masked_model_not_the_plain_one(models, tmp_path):
     assert (first['name'], second['name']) == ('plain_digits', 'masked_digits')
     p, m = first['summary'], second['summary']
     assert p['num_samples'] == m['num_samples'] == 24
-    # both classify the digits: the quantisation keeps the predictions
-    assert p['clean'] > 50 and m['clean'] > 50
+    # both classify the digits well above chance (10%), the quantisation
+    # keeping the predictions; the briefly trained toy's accuracy itself
+    # moves with the CPU's float path (46-80% seen)
+    assert p['clean'] > 25 and m['clean'] > 25
 
     assert p['flags'] == [], p['flags']
     assert p['gradients']['zero'] == 0
