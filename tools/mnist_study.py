@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 
+from mmengine.config import Config
+
 # tools/ is first on sys.path: the demo's subprocess and statistics helpers
 from demo import mean_std, run
 
@@ -99,13 +101,15 @@ def parse_args(argv=None):
     return args
 
 
-def attacks(no_autoattack):
-    pgd = dict(attack=dict(type='PGDAttack', eps=76.5, steps=50,
-                           step_size=2.55, early_exit=True),
-               name='PGD-50', restarts=10)
-    aa = dict(type='AutoAttack', eps=76.5, version='standard',
-              name='AutoAttack')
-    return [pgd] if no_autoattack else [pgd, aa]
+def attacks(config, no_autoattack):
+    """``--attacks`` for tools/test.py: None runs the config's own test
+    attacks; with ``no_autoattack`` the config's attacks but AutoAttack. Every
+    attack keeps the config's eps (its preprocessor's), written once there."""
+    if not no_autoattack:
+        return None
+    listed = Config.fromfile(config).test_attacks
+    return [a for a in listed
+            if a.get('type', a.get('attack', {}).get('type')) != 'AutoAttack']
 
 
 def data_options(data_root):
@@ -144,8 +148,10 @@ def evaluate(config, checkpoint, work_dir, num_samples, no_autoattack,
     out = osp.join(work_dir, f'test_{tag}.json')
     if not osp.isfile(out):
         cmd = ['tools/test.py', config, checkpoint, '--work-dir',
-               osp.join(work_dir, f'test_{tag}'), '--out', out, '--resume',
-               '--attacks', *[repr(a) for a in attacks(no_autoattack)]]
+               osp.join(work_dir, f'test_{tag}'), '--out', out, '--resume']
+        chosen = attacks(config, no_autoattack)
+        if chosen is not None:
+            cmd += ['--attacks', *[repr(dict(a)) for a in chosen]]
         if num_samples is not None:
             cmd += ['--num-samples', str(num_samples)]
         if data_root is not None:
