@@ -68,10 +68,16 @@ def parse_args(argv=None):
 
 
 def config_autoattack_eps(cfg):
-    for entry in list(cfg.get('test_attacks') or []):
-        if entry.get('type') == 'AutoAttack' and 'eps' in entry:
+    """The eps of the config's AutoAttack test attack (its own, else the
+    training eps it follows, as ``tools/test.py`` resolves it)."""
+    from nofrost_mm.utils.training_eps import follow_training_eps, training_eps
+    for entry in follow_training_eps(list(cfg.get('test_attacks') or []),
+                                     training_eps(cfg)):
+        if isinstance(entry, dict) and entry.get('type') == 'AutoAttack' \
+                and 'eps' in entry:
             return float(entry['eps'])
-    raise SystemExit('the config has no AutoAttack entry in test_attacks; give --eps')
+    raise SystemExit('the config has no AutoAttack entry with an eps in test_attacks '
+                     'and no data_preprocessor.eps; give --eps')
 
 
 def load(config, checkpoint, num_samples, seed):
