@@ -4,6 +4,7 @@ import signal
 import time
 
 import torch
+from mmengine.dist import barrier
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -114,6 +115,10 @@ class KillAtTestIterHook(Hook):
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if batch_idx == self.at_batch:
+            # every rank dies at the same point: without the barrier the
+            # launcher tears a slower rank down before it saved its earlier
+            # batches
+            barrier()  # a no-op in one process
             os.kill(os.getpid(), signal.SIGKILL)
 
 

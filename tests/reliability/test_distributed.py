@@ -27,8 +27,9 @@ train_dataloader = dict(dataset=dict(pipeline=[dict(type='PackInputs')]))
 # Tolerance: 5% of the largest weight change the 4 steps make. A real bug
 # (gradients summed instead of averaged, a rank on other data) is of the size
 # of the update itself; float noise with step 0.5/255 was 3e-8 (ATen default,
-# oneDNN SSE41) to 6e-5 (AVX2, 1 or 2 threads) absolute, at most 0.25% of the
-# update (0.024). With the default step (about 16/255) it reached 2%.
+# oneDNN SSE41) to 6e-5 (AVX-512, 1 or 2 threads) absolute, at most 0.25% of the
+# update (0.024). With the default step (about 16/255) it reached 2% (AVX-512, 2
+# threads).
 PARITY_RTOL = 0.05
 
 
