@@ -69,8 +69,8 @@ def test_measures_the_model_as_it_is_on_fixed_images():
         with torch.no_grad():
             expected[name] = (net(adv).argmax(1) == labels).float().mean().item() * 100
     assert acc == pytest.approx(expected)
-    # the briefly trained toy: 46-80% clean across float paths and thread
-    # counts (56% at AVX2, 2 threads); well above chance is what matters
+    # the briefly trained toy's clean accuracy depends on the float path
+    # (56.25% under emulated AVX2 at 2 threads); well above chance is the point
     assert acc['clean'] > 35 and acc['pgd'] <= acc['fgsm'] < acc['clean']
     with torch.no_grad():  # other weights, other numbers: no stale state
         model.head.fc.weight.zero_()
