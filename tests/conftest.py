@@ -31,10 +31,47 @@ NUMERICS = (
 )
 
 
+# The fast tests that launch tools/dist_train.sh or tools/dist_test.sh with two
+# ranks and check their exit code: `pytest -m dist_tools --repeat 50` (what
+# tools/misc/dist_soak.sh runs beside a busy process) looks for rare teardown
+# failures.
+DIST_TOOLS = (
+    'tests/engine/runner/test_nofrost_runner.py::test_dist_train_two_cpu_processes_agree',
+    'tests/reliability/test_distributed.py::test_dist_test_of_two_ranks_exits_zero',
+    'tests/reliability/test_distributed.py::test_a_failing_rank_fails_the_dist_test_command',
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption('--repeat', type=int, default=1, metavar='N',
+                     help='run every selected test N times, round by round '
+                     '(ids [repeat0] ...); with -x the first failure stops the rounds')
+
+
+def pytest_generate_tests(metafunc):
+    rounds = metafunc.config.getoption('repeat')
+    if rounds < 1:
+        raise pytest.UsageError(f'--repeat {rounds}: give a number of rounds >= 1')
+    if rounds > 1:
+        metafunc.fixturenames.append('repeat_round')
+        metafunc.parametrize('repeat_round', range(rounds),
+                             ids=[f'repeat{i}' for i in range(rounds)])
+
+
+def _repeat_round(item):
+    callspec = getattr(item, 'callspec', None)
+    return callspec.params.get('repeat_round', 0) if callspec else 0
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.startswith(NUMERICS):
             item.add_marker(pytest.mark.numerics)
+        if item.nodeid.startswith(DIST_TOOLS):
+            item.add_marker(pytest.mark.dist_tools)
+    if config.getoption('repeat') > 1:
+        # round by round: every test once, then every test again
+        items.sort(key=_repeat_round)
 
 
 @contextlib.contextmanager

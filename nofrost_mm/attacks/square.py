@@ -88,7 +88,12 @@ class SquareAttack:
             evaluated in one batch, on the same best image; the first one
             the sequential loop would keep is kept and the later ones are
             asked again. Changes the number of model calls, not the result
-            (1 is the sequential loop). Defaults to 16.
+            (1 is the sequential loop). Each query sent after the one kept
+            is work thrown away: on the demo BN-AT ResNet's 44 robust images
+            (5000 queries, 220k images one query at a time) 4 sent 232k
+            images in 1353 calls, 16 sent 284k in 484 calls, and the larger
+            batches were no cheaper per image on a 2-core CPU.
+            Defaults to 4.
 
     Example:
         >>> adv = SquareAttack(eps=8)(normalized_classifier, images, labels)
@@ -96,7 +101,7 @@ class SquareAttack:
 
     def __init__(self, eps: float = 8., n_queries: int = 5000, p_init: float = .8,
                  rescale_schedule: bool = False, norm: str = 'Linf', seed: int = 0,
-                 max_lookahead: int = 16):
+                 max_lookahead: int = 4):
         name = type(self).__name__
         check_common(name, eps, norm, seed)
         check_int(name, 'n_queries', n_queries, 1)

@@ -1,4 +1,5 @@
 """2 CPU processes x batch B == 1 process x batch 2B; a dead or hung rank ends the run."""
+import json
 import os
 import subprocess
 import sys
@@ -117,6 +118,21 @@ def _untrained_checkpoint(path):
     init_default_scope('mmpretrain')
     torch.save({'state_dict': MODELS.build(Config.fromfile(DEMO).model).state_dict()}, path)
     return path
+
+
+def test_dist_test_of_two_ranks_exits_zero_after_writing_results(tmp_path):
+    """The success path of the final barrier and os._exit(0): exit code 0,
+    the merged results of both ranks written (the soak loop's fast case)."""
+    checkpoint = _untrained_checkpoint(tmp_path / 'init.pth')
+    config = write_config(tmp_path / 'ok.py')
+    proc = run_tool(['bash', 'tools/dist_test.sh', config, checkpoint, 2,
+                     '--work-dir', tmp_path / 'ok', '--out', tmp_path / 'ok.json',
+                     '--cfg-options', 'test_dataloader.dataset.indices=40'],
+                    env={'PORT': str(free_port())})
+    assert proc.returncode == 0
+    results = json.loads((tmp_path / 'ok.json').read_text())
+    assert 0 <= results['accuracy/top1'] <= 100
+    assert 'Epoch(test) [' in proc.stdout + proc.stderr
 
 
 def test_a_failing_rank_fails_the_dist_test_command(tmp_path):
