@@ -10,8 +10,9 @@ after the other in this process:
   ``AutoAttack(version='standard', seed=0).run_standard_evaluation`` with one
   batch holding every image;
 - the plug-in's ``AutoAttack`` (the same members and settings, batched
-  targets, vectorised Square), with the per-sample keys of the evaluation
-  loop (``sample_keys(seed, dataset indices)``).
+  targets, vectorised Square, eval BatchNorms folded into their convs),
+  with the per-sample keys of the evaluation loop (``sample_keys(seed,
+  dataset indices)``).
 
 The plug-in runs in the config's layout (channels-last model and images
 when it sets ``channels_last = True``, as ``tools/test.py`` runs them; the
@@ -20,7 +21,8 @@ calls ``grad.view``), so it gets the contiguous model and images. With
 ``--layout contiguous`` both run contiguous.
 
 Prints per model the time of each, the ratio reference / plug-in (target
->= 2.0), both robust accuracies (target: within one image) and the images
+>= 2.0; with ``--rounds N`` the medians of N rounds that alternate which one
+goes first), both robust accuracies (target: within one image) and the images
 one breaks that the other does not. The eps is the config's AutoAttack
 ``test_attacks`` entry unless ``--eps`` is given.
 
@@ -52,6 +54,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0,
                         help='subset and attack seed (test_cfg.seed)')
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='timed rounds of both, alternating which goes first; '
+                        'the ratio is the median of the rounds\' ratios')
     parser.add_argument('--eps', type=float, default=None,
                         help="pixel units of 255; default the config's AutoAttack eps")
     parser.add_argument('--layout', choices=['config', 'contiguous'], default='config',
@@ -61,8 +66,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if len(args.pairs) % 2:
         parser.error('give CONFIG CHECKPOINT pairs')
-    if args.num_samples < 1 or args.threads < 1:
-        parser.error('--num-samples and --threads must be >= 1')
+    if args.num_samples < 1 or args.threads < 1 or args.rounds < 1:
+        parser.error('--num-samples, --threads and --rounds must be >= 1')
     args.pairs = list(zip(args.pairs[::2], args.pairs[1::2]))
     return args
 
@@ -131,33 +136,50 @@ def main(argv=None):
         with torch.no_grad():
             correct = net(x).argmax(1) == y
 
-        start = time.perf_counter()
-        ref = ReferenceAutoAttack(net, norm='Linf', eps=eps / 255., version='standard',
-                                  seed=args.seed, device='cpu')
-        ref_adv, _ = ref.run_standard_evaluation(x, y, batch_size=len(x))
-        ref_seconds = time.perf_counter() - start
-        with torch.no_grad():
-            ref_robust = net(ref_adv).argmax(1) == y
-
         channels_last = args.layout == 'config' and bool(cfg.get('channels_last', False))
         layout = 'channels-last' if channels_last else 'contiguous'
         ours_net, ours_x = net, x
         if channels_last:
             ours_net = copy.deepcopy(net).to(memory_format=torch.channels_last)
             ours_x = x.contiguous(memory_format=torch.channels_last)
-        start = time.perf_counter()
-        ours = AutoAttack(eps=eps, seed=args.seed)
-        adv = ours(ours_net, ours_x, y, keys=sample_keys(args.seed, indices))
-        seconds = time.perf_counter() - start
+
+        def reference():
+            ref = ReferenceAutoAttack(net, norm='Linf', eps=eps / 255., version='standard',
+                                      seed=args.seed, device='cpu')
+            return ref.run_standard_evaluation(x, y, batch_size=len(x))[0]
+
+        def plugin():
+            return AutoAttack(eps=eps, seed=args.seed)(
+                ours_net, ours_x, y, keys=sample_keys(args.seed, indices))
+
+        # rounds alternate which one goes first (a VM's speed drifts); the
+        # ratio is the median of the rounds' ratios
+        seconds = {'reference': [], 'plugin': []}
+        for r in range(args.rounds):
+            for name, run in ((('reference', reference), ('plugin', plugin)) if r % 2 == 0
+                              else (('plugin', plugin), ('reference', reference))):
+                start = time.perf_counter()
+                out = run()
+                seconds[name].append(time.perf_counter() - start)
+                if r == 0:
+                    if name == 'reference':
+                        ref_adv = out
+                    else:
+                        adv = out
         with torch.no_grad():
+            ref_robust = net(ref_adv).argmax(1) == y
             robust = net(adv).argmax(1) == y
         assert float((adv - x).abs().max()) <= eps / 255. + 1e-6
+        ratios = [a / b for a, b in zip(seconds['reference'], seconds['plugin'])]
+        reference_seconds = float(np.median(seconds['reference']))
+        plugin_seconds = float(np.median(seconds['plugin']))
 
         row = dict(config=config, checkpoint=checkpoint, eps=eps, num_samples=len(x),
                    threads=args.threads, plugin_layout=layout,
                    clean=100. * correct.float().mean().item(),
-                   reference_seconds=ref_seconds, plugin_seconds=seconds,
-                   ratio=ref_seconds / seconds,
+                   rounds=args.rounds, reference_seconds=reference_seconds,
+                   plugin_seconds=plugin_seconds, ratio=float(np.median(ratios)),
+                   round_ratios=ratios,
                    reference_robust=100. * ref_robust.float().mean().item(),
                    plugin_robust=100. * robust.float().mean().item(),
                    broken_by_reference_only=int((robust & ~ref_robust).sum()),
@@ -166,8 +188,9 @@ def main(argv=None):
         print(f'{Path(config).stem} ({len(x)} images, eps {eps:g}/255, '
               f'{args.threads} threads, plug-in {layout}, reference contiguous): '
               f'clean {row["clean"]:.1f}%', flush=True)
-        print(f'  reference {ref_seconds:.1f} s, plug-in {seconds:.1f} s, ratio '
-              f'reference / plug-in {row["ratio"]:.2f} (target >= 2.0)')
+        print(f'  reference {reference_seconds:.1f} s, plug-in {plugin_seconds:.1f} s (medians of '
+              f'{args.rounds} rounds), ratio reference / plug-in {row["ratio"]:.2f} '
+              f'(target >= 2.0; rounds {", ".join(f"{v:.2f}" for v in ratios)})')
         print(f'  robust accuracy: reference {row["reference_robust"]:.1f}%, '
               f'plug-in {row["plugin_robust"]:.1f}%; broken by the reference only '
               f'{row["broken_by_reference_only"]}, by the plug-in only '

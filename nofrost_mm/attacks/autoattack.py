@@ -6,7 +6,8 @@ correct, with the settings of fra31/auto-attack's ``version='standard'``
 (``STANDARD`` lists them). One clean forward pass decides the correct
 samples and the target classes; members run their targets as one batch
 (:class:`APGDAttack`, :class:`FABAttack`) and Square vectorised
-(:class:`SquareAttack`), in the model's memory format.
+(:class:`SquareAttack`), in the model's memory format, on the model with its
+eval BatchNorms folded into the convs before them (:func:`fold_batch_norm`).
 """
 from typing import Optional
 
@@ -14,6 +15,7 @@ import torch
 
 from nofrost_mm.registry import ATTACKS
 from .apgd import APGDAttack, check_common, check_images, default_keys, like, model_format
+from .batch_norm_folding import fold_batch_norm
 from .fab import FABAttack
 from .square import SquareAttack
 
@@ -58,6 +60,12 @@ class AutoAttack:
             APGD-T and FAB-T (their rows are survivors x targets); None
             runs all targets at once. Bounds memory on large models without
             changing which samples break. Defaults to None.
+        fold_batch_norm (bool): Attack a copy of the model whose eval-mode
+            BatchNorms that read a conv's output are folded into that conv:
+            the same function up to float rounding (checked on the clean
+            logits; the model is used as it is otherwise), one pass less per
+            normalisation. False attacks the model's own layers.
+            Defaults to True.
         verbose (bool): Print the robust accuracy after each member.
             Defaults to False.
 
@@ -69,7 +77,7 @@ class AutoAttack:
     def __init__(self, eps: float = 8., norm: str = 'Linf',
                  version: str = 'standard', n_classes: Optional[int] = None,
                  seed: int = 0, target_batch: Optional[int] = None,
-                 verbose: bool = False):
+                 fold_batch_norm: bool = True, verbose: bool = False):
         check_common('AutoAttack', eps, norm, seed)
         if version not in VERSIONS:
             raise ValueError(f'attack AutoAttack: version={version!r} is not one '
@@ -80,7 +88,11 @@ class AutoAttack:
             raise ValueError(f'attack AutoAttack: n_classes={n_classes!r} must be '
                              'None (the number of logits) or an int >= 2')
         self.eps, self.norm, self.version = eps, norm, version
+        if not isinstance(fold_batch_norm, bool):
+            raise ValueError('attack AutoAttack: fold_batch_norm must be True or False, '
+                             f'not {fold_batch_norm!r}')
         self.n_classes, self.seed, self.verbose = n_classes, seed, verbose
+        self.fold_batch_norm = fold_batch_norm
         self.steps = STANDARD['apgd_ce']['steps']
         settings = STANDARD
         self.members = [
@@ -117,7 +129,12 @@ class AutoAttack:
             if self.n_classes is not None and logits.size(1) != self.n_classes:
                 raise ValueError(f'AutoAttack: n_classes={self.n_classes} but the '
                                  f'model returns {logits.size(1)} logits')
-            return like(self.run(model, images, labels, keys, logits)[0], given)
+            attacked = model
+            if self.fold_batch_norm:
+                attacked, folded = fold_batch_norm(model, images, logits)
+                if self.verbose:
+                    print(f'AutoAttack: {folded} BatchNorm layers folded into convs')
+            return like(self.run(attacked, images, labels, keys, logits)[0], given)
         finally:
             for m, training in modes:
                 m.training = training
