@@ -15,7 +15,7 @@ from nofrost_mm.attacks.autoattack import STANDARD
 from nofrost_mm.attacks.square import p_selection, square_deltas
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_keys
-from .toy import digits_batch
+from .toy import digits_8x8, train_on_digits_8x8
 
 pyautoattack = pytest.importorskip(
     'pyautoattack', reason='the reference AutoAttack: pip install --no-deps '
@@ -38,26 +38,9 @@ class TinyCNN(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def _images(n, split, start=0):
-    data = digits_batch(n, split=split, start=start)
-    x = torch.stack(data['inputs']).float() / 255.
-    y = torch.tensor([d.gt_label.item() for d in data['data_samples']])
-    return F.avg_pool2d(x, 4), y  # 8x8
-
-
 @functools.lru_cache(maxsize=None)
 def _tiny_state():
-    torch.manual_seed(0)
-    model = TinyCNN()
-    x, y = _images(1024, 'train')
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for i in range(150):
-        idx = torch.arange(i * 64, (i + 1) * 64) % len(x)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.state_dict()
+    return train_on_digits_8x8(TinyCNN)
 
 
 @pytest.fixture(scope='module')
@@ -65,7 +48,7 @@ def tiny():
     model = TinyCNN()
     model.load_state_dict(_tiny_state())
     model.eval().requires_grad_(False)
-    x, y = _images(48, 'test')
+    x, y = digits_8x8(48, 'test')
     return model, x, y
 
 

@@ -10,7 +10,7 @@ from nofrost_mm.attacks import AutoAttack
 from nofrost_mm.attacks.batch_norm_folding import conv_bn_pairs, fold_batch_norm
 from nofrost_mm.models.layers import ScaledWSConv2d
 from nofrost_mm.utils.sample_random import sample_keys
-from .toy import digits_batch
+from .toy import digits_8x8, train_on_digits_8x8
 
 
 class ConvBNNet(nn.Module):
@@ -110,33 +110,16 @@ class TinyBNCNN(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def _images(n, split):
-    data = digits_batch(n, split=split)
-    x = torch.stack(data['inputs']).float() / 255.
-    y = torch.tensor([d.gt_label.item() for d in data['data_samples']])
-    return F.avg_pool2d(x, 4), y  # 8x8
-
-
 @functools.lru_cache(maxsize=None)
 def _trained_bn_state():
-    torch.manual_seed(0)
-    model = TinyBNCNN()
-    x, y = _images(1024, 'train')
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for i in range(150):
-        idx = torch.arange(i * 64, (i + 1) * 64) % len(x)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.state_dict()
+    return train_on_digits_8x8(TinyBNCNN)
 
 
 def test_autoattack_on_the_folded_model_breaks_the_same_samples():
     model = TinyBNCNN()
     model.load_state_dict(_trained_bn_state())
     model.eval().requires_grad_(False)
-    x, y = _images(24, 'test')
+    x, y = digits_8x8(24, 'test')
     keys = sample_keys(0, torch.arange(len(x)))
     folded = AutoAttack(eps=12)(model, x, y, keys=keys)
     plain = AutoAttack(eps=12, fold_batch_norm=False)(model, x, y, keys=keys)

@@ -28,6 +28,30 @@ def digits_batch(n=32, split='train', start=0):
     return pseudo_collate([ds[(start + i) % len(ds)] for i in range(n)])
 
 
+def digits_8x8(n, split, start=0):
+    """``n`` real digits as float images in [0, 1] pooled to 8x8, and labels."""
+    data = digits_batch(n, split=split, start=start)
+    x = torch.stack(data['inputs']).float() / 255.
+    y = torch.tensor([d.gt_label.item() for d in data['data_samples']])
+    return torch.nn.functional.avg_pool2d(x, 4), y
+
+
+def train_on_digits_8x8(model_class, steps=150):
+    """The state of ``model_class()`` (seed 0) after ``steps`` Adam steps on
+    batches of 64 training digits at 8x8: the attack tests' tiny CNNs."""
+    torch.manual_seed(0)
+    model = model_class()
+    x, y = digits_8x8(1024, 'train')
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for i in range(steps):
+        idx = torch.arange(i * 64, (i + 1) * 64) % len(x)
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.state_dict()
+
+
 def build_classifier(backbone=BN_BACKBONE, type='AdvImageClassifier', head=None,
                      data_preprocessor=None, seed=0, **recipe):
     """A tiny classifier; ``recipe`` are model keys (adv_loss_weight, ...)."""
