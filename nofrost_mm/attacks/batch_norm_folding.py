@@ -46,13 +46,12 @@ def conv_bn_pairs(model: nn.Module, images: torch.Tensor) -> list:
     seen = []
     handles = []
 
-    def count(module, *_):
-        calls[module] = calls.get(module, 0) + 1
-
     def conv_hook(module, args, output):
+        calls[module] = calls.get(module, 0) + 1
         produced[id(output)] = (output, module)
 
     def bn_hook(module, args):
+        calls[module] = calls.get(module, 0) + 1
         source = produced.get(id(args[0]))
         if source is not None and source[0] is args[0]:
             seen.append((source[1], module))
@@ -60,10 +59,9 @@ def conv_bn_pairs(model: nn.Module, images: torch.Tensor) -> list:
     try:
         for m in model.modules():
             if _plain_conv(m):
-                handles += [m.register_forward_hook(conv_hook), m.register_forward_hook(count)]
+                handles.append(m.register_forward_hook(conv_hook))
             elif _foldable_bn(m):
-                handles += [m.register_forward_pre_hook(bn_hook),
-                            m.register_forward_hook(count)]
+                handles.append(m.register_forward_pre_hook(bn_hook))
         with torch.no_grad():
             model(images)
     finally:

@@ -132,3 +132,18 @@ def test_autoattack_on_the_folded_model_breaks_the_same_samples():
     # the same function up to float rounding: a borderline sample may flip
     assert int((broken != plain_broken).sum()) <= 1
     assert isinstance(model.bn1, nn.BatchNorm2d)  # the model itself unfolded
+
+
+def test_a_layer_called_twice_is_not_folded():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.bn(self.conv(self.bn(self.conv(x)))).mean((2, 3))
+
+    model = _random_stats(Twice())
+    x = torch.rand(2, 3, 8, 8)
+    assert conv_bn_pairs(model, x) == []
