@@ -25,9 +25,9 @@ FGSMRS = 'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs.py'
 def test_every_mnist_config_is_listed():
     assert [p.name for p in CONFIGS] == [
         'fast-at-cnn-bn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-nf_1xb100_mnist_fgsmrs.py',
-        'fast-at-cnn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn_1xb100_mnist_nfgsm.py',
-        'fast-at-cnn_1xb100_mnist_pgdat.py', 'madry-cnn_1xb50_mnist_pgdat.py',
-        'smallcnn_1xb128_mnist_trades.py']
+        'fast-at-cnn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn_1xb100_mnist_nfgsm-k1.py',
+        'fast-at-cnn_1xb100_mnist_nfgsm.py', 'fast-at-cnn_1xb100_mnist_pgdat.py',
+        'madry-cnn_1xb50_mnist_pgdat.py', 'smallcnn_1xb128_mnist_trades.py']
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
@@ -52,10 +52,12 @@ def test_mnist_config(path):
         assert (pre.mean, pre.std) == ([33.32], [78.57])
     else:  # the attack's [0, 1] space is what the net sees
         assert (pre.mean, pre.std) == ([0.], [255.])
-    method = path.stem.rsplit('_', 1)[1]
+    method = path.stem.rsplit('_', 1)[1].split('-')[0]  # nfgsm-k1 -> nfgsm
     expected = dict(fgsmrs=('FGSMRS', 1.25 * EPS), nfgsm=('NFGSM', EPS),
                     pgdat=('PGDAttack', STEP), trades=('PGDAttack', STEP))[method]
     assert (type(attack).__name__, attack.get_step_size()) == expected
+    if method == 'nfgsm':
+        assert attack.noise_ratio == (1 if path.stem.endswith('-k1') else 2)
     if method in ('pgdat', 'trades'):
         assert attack.steps == 40
     hooks = [HOOKS.build(copy.deepcopy(h)) for h in cfg.custom_hooks]

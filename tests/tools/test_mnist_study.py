@@ -1,7 +1,12 @@
-"""tools/mnist_study.py end to end at a minimal size, and resumed."""
+"""tools/mnist_study.py end to end at a minimal size, and resumed; which
+rows evaluate on which images."""
 import json
+import os.path as osp
+import sys
 
-from tests.conftest import run_tool
+import pytest
+
+from tests.conftest import REPO_ROOT, run_tool
 from tests.datasets.fake_mnist import write_fake_mnist
 
 METHOD = 'FGSM-RS (Wong et al. net and recipe)'
@@ -37,3 +42,57 @@ def test_unknown_method_fails_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert "--methods ['FGSM']: allowed" in proc.stderr and METHOD in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def study_without_work(monkeypatch):
+    """tools/mnist_study.py with training and evaluation replaced by records
+    of what was asked: (run folder, test images; None = the full test set)."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / 'tools'))
+    monkeypatch.delitem(sys.modules, 'mnist_study', raising=False)
+    import mnist_study
+    asked = []
+
+    def train(config, work_dir, seed, quick, data_root=None):
+        return dict(checkpoint=osp.join(work_dir, 'epoch_10.pth'), seconds=100. + seed)
+
+    def evaluate(config, checkpoint, work_dir, num_samples, no_autoattack, data_root=None):
+        asked.append((osp.basename(work_dir), num_samples))
+        return {'robust/num_samples': num_samples or 10000, 'robust/clean': 98.,
+                'robust/PGD-50x10': 88., 'robust/AutoAttack': 80. + len(asked),
+                'robust/worst_case': 80.}
+
+    monkeypatch.setattr(mnist_study, 'train', train)
+    monkeypatch.setattr(mnist_study, 'evaluate', evaluate)
+    return mnist_study, asked
+
+
+def test_every_seed_on_the_subset_and_the_first_on_the_full_test_set(study_without_work,
+                                                                    tmp_path):
+    study, asked = study_without_work
+    study.main(['--methods', METHOD, 'FGSM-RS, BN', '--seeds', '0', '1',
+                '--work-dir', str(tmp_path)])
+    reproduction = 'fgsm-rs-wong-et-al-net-and-recipe'
+    assert asked == [(f'{reproduction}_seed0', 1000), (f'{reproduction}_seed0', None),
+                     (f'{reproduction}_seed1', 1000),
+                     ('fgsm-rs-bn_seed0', 1000), ('fgsm-rs-bn_seed1', 1000)]
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    full = METHOD + ', full test set'
+    assert list(summary['rows']) == [full, METHOD, 'FGSM-RS, BN']
+    assert [(r['seed'], r['num_samples']) for r in summary['rows'][full]] == [(0, 10000)]
+    assert [(r['seed'], r['num_samples']) for r in summary['rows'][METHOD]] == \
+        [(0, 1000), (1, 1000)]
+    lines = summary['table'].splitlines()
+    assert f'| {full} | 10000 | 1 | 98.00 [97.7, 98.3] |' in '\n'.join(lines)
+    # two seeds: mean and std of the two AutoAttack values (81 and 83)
+    assert any(line.startswith(f'| {METHOD} | 1000 | 2 |') and '| 82.00 ± 1.41 |' in line
+               for line in lines)
+
+
+def test_subset_only_and_full_test_seeds_zero_skip_the_full_test_set(study_without_work,
+                                                                     tmp_path):
+    study, asked = study_without_work
+    study.main(['--methods', METHOD, '--subset-only', '--work-dir', str(tmp_path / 'a')])
+    study.main(['--methods', METHOD, '--full-test-seeds', '0', '--num-samples', '500',
+                '--work-dir', str(tmp_path / 'b')])
+    assert [n for _, n in asked] == [1000, 500]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests.conftest import REPO_ROOT, free_port, run_tool
-from tests.tools.conftest import STANDARD_DIGITS_CONFIG as CONFIG
+from tests.conftest import STANDARD_DIGITS_CONFIG as CONFIG
 
 
 @pytest.fixture(scope='module')
