@@ -8,6 +8,5 @@
 # of ~24.
 _base_ = ['./fast-at-cnn_1xb100_mnist_fgsmrs.py']
 
-data_preprocessor = dict(
-    attack=dict(_delete_=True, type='PGDAttack', steps=40, step_size=2.55))
+data_preprocessor = dict(attack=dict(_base_.pgd40, _delete_=True))
 custom_hooks = [_base_.at_hook]

@@ -13,8 +13,7 @@ _base_ = [
 ]
 
 model = _base_.adv_model
-data_preprocessor = dict(
-    _base_.adv_preprocessor, attack=dict(type='PGDAttack', steps=40, step_size=2.55))
+data_preprocessor = dict(_base_.adv_preprocessor, attack=_base_.pgd40)
 train_dataloader = dict(batch_size=50)
 custom_hooks = [dict(_base_.at_hook, by_epoch=False, adv_val_interval=20_000)]
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=10_000))

@@ -28,7 +28,8 @@ RENAMES = {
 }
 # top-level helper variables of config files (values used by other keys,
 # which are compared): not settings of their own
-HELPERS = ('eps', 'at_hook', 'co_guard', 'backbone', 'adv_model', 'adv_preprocessor')
+HELPERS = ('eps', 'at_hook', 'co_guard', 'backbone', 'adv_model', 'adv_preprocessor',
+           'pgd40')
 # settings changed on purpose since the fixture was written: config -> {key: value}
 CHANGED = {
     # fast_adversarial's MNIST FGSM takes its gradient at the unclipped start

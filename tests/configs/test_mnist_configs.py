@@ -24,7 +24,8 @@ FGSMRS = 'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs.py'
 
 def test_every_mnist_config_is_listed():
     assert [p.name for p in CONFIGS] == [
-        'fast-at-cnn-bn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-nf_1xb100_mnist_fgsmrs.py',
+        'fast-at-cnn-bn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-bn_1xb100_mnist_pgdat.py',
+        'fast-at-cnn-nf_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-nf_1xb100_mnist_pgdat.py',
         'fast-at-cnn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn_1xb100_mnist_nfgsm-k1.py',
         'fast-at-cnn_1xb100_mnist_nfgsm.py', 'fast-at-cnn_1xb100_mnist_pgdat.py',
         'madry-cnn_1xb50_mnist_pgdat.py', 'smallcnn_1xb128_mnist_trades.py']

@@ -7,6 +7,8 @@
 # _base_.adv_preprocessor, attack=...); every attack follows its eps.
 adv_model = dict(type='AdvImageClassifier', adv_loss_weight=1.0, adv_forward='separate')
 adv_preprocessor = dict(type='PGDDataPreprocessor', eps=76.5)
+# Madry et al.'s training attack: PGD-40 with step 0.01 (uniform start)
+pgd40 = dict(type='PGDAttack', steps=40, step_size=2.55)
 at_hook = dict(
     type='AdversarialTrainingHook',
     # no eps warm-up: none of the reproduced recipes has one
