@@ -88,7 +88,7 @@ def parse_args(argv=None):
                         f'{len(DEFAULT_METHODS)}); allowed: {names}')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--num-samples', type=int, default=1000,
-                        help='fixed seeded test subset of the other rows '
+                        help='fixed seeded test subset of every row and seed '
                         '(default 1000)')
     parser.add_argument('--full-test-seeds', type=int, default=1,
                         help='how many of the seeds (the first ones) evaluate '
