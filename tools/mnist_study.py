@@ -50,6 +50,8 @@ METHODS = [
      'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs.py', True),
     ('PGD-40 AT, CPU-sized (Wong et al. net, 10 epochs)',
      'configs/mnist/fast-at-cnn_1xb100_mnist_pgdat.py', False),
+    ('FGSM-RS, eps warm-up (Wong et al. net)',
+     'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs-warmup.py', False),
     ('N-FGSM (Wong et al. net)',
      'configs/mnist/fast-at-cnn_1xb100_mnist_nfgsm.py', False),
     ('N-FGSM, noise eps (Wong et al. net)',

@@ -6,4 +6,4 @@
 _base_ = ['./fast-at-cnn-nf_1xb100_mnist_fgsmrs.py']
 
 data_preprocessor = dict(attack=dict(_base_.pgd40, _delete_=True))
-custom_hooks = [_base_.pgd40_cpu_hook]
+custom_hooks = [_base_.eps_warmup_hook]

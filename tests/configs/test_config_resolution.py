@@ -29,7 +29,7 @@ RENAMES = {
 # top-level helper variables of config files (values used by other keys,
 # which are compared): not settings of their own
 HELPERS = ('eps', 'at_hook', 'co_guard', 'backbone', 'adv_model', 'adv_preprocessor',
-           'pgd40', 'pgd40_cpu_hook')
+           'pgd40', 'eps_warmup_hook')
 # settings changed on purpose since the fixture was written: config -> {key: value}
 CHANGED = {
     # fast_adversarial's MNIST FGSM takes its gradient at the unclipped start

@@ -26,7 +26,8 @@ def test_every_mnist_config_is_listed():
     assert [p.name for p in CONFIGS] == [
         'fast-at-cnn-bn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-bn_1xb100_mnist_pgdat.py',
         'fast-at-cnn-nf_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-nf_1xb100_mnist_pgdat.py',
-        'fast-at-cnn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn_1xb100_mnist_nfgsm-k1.py',
+        'fast-at-cnn_1xb100_mnist_fgsmrs-warmup.py', 'fast-at-cnn_1xb100_mnist_fgsmrs.py',
+        'fast-at-cnn_1xb100_mnist_nfgsm-k1.py',
         'fast-at-cnn_1xb100_mnist_nfgsm.py', 'fast-at-cnn_1xb100_mnist_pgdat.py',
         'madry-cnn_1xb50_mnist_pgdat.py', 'smallcnn_1xb128_mnist_trades.py']
 
@@ -64,6 +65,10 @@ def test_mnist_config(path):
     hooks = [HOOKS.build(copy.deepcopy(h)) for h in cfg.custom_hooks]
     hooks[0].before_run(SimpleNamespace(model=classifier))
     assert hooks[0].val_attack.eps == EPS  # the training eps
+    # the CPU-sized schedules warm eps up over 3 epochs; the published recipes do not
+    warmed_up = path.stem.endswith('-warmup') or (
+        path.name.startswith('fast-at-cnn') and method == 'pgdat')
+    assert hooks[0].eps_warmup == (3 if warmed_up else 0)
     guarded = any(type(h).__name__ == 'CatastrophicOverfittingHook' for h in hooks)
     assert guarded == (method in ('fgsmrs', 'nfgsm'))
     # the literature's evaluation: PGD-50, step 0.01, 10 restarts; AutoAttack

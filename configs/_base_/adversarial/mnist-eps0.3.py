@@ -17,11 +17,12 @@ at_hook = dict(
     # step 0.01 as the test attack; early exit: never weaker, cheaper
     val_attack=dict(type='PGDAttack', steps=20, step_size=2.55, early_exit=True))
 custom_hooks = [at_hook]
-# the CPU-sized PGD-40 AT's hook: eps rises linearly from 0 over the first 3
-# epochs (updated every iteration). At the full eps from the first step, with
-# the 10-epoch cyclic Adam schedule, the net stayed at chance (loss 2.30,
-# 10-13% accuracy, clean included) for 5 epochs
-pgd40_cpu_hook = dict(at_hook, eps_warmup=3)
+# eps rises linearly from 0 over the first 3 epochs (updated every
+# iteration), for the CPU-sized PGD-40 AT and the warmed-up FGSM-RS. At the
+# full eps from the first step, with the 10-epoch cyclic Adam schedule, the
+# PGD-40 AT net stayed at chance (loss 2.30, 10-13% accuracy, clean
+# included) for 5 epochs
+eps_warmup_hook = dict(at_hook, eps_warmup=3)
 
 # `tools/test.py CONFIG CKPT` runs these; leaves set
 # test_cfg = dict(type='RobustnessReportLoop') (restarts; test_cfg belongs to
