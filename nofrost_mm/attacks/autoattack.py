@@ -14,7 +14,8 @@ from typing import Optional
 import torch
 
 from nofrost_mm.registry import ATTACKS
-from .apgd import APGDAttack, check_common, check_images, default_keys, like, model_format
+from .apgd import APGDAttack
+from .autoattack_member import check_common, check_images, default_keys, like, model_format
 from .batch_norm_folding import fold_batch_norm
 from .fab import FABAttack
 from .square import SquareAttack

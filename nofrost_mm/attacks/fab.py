@@ -18,8 +18,8 @@ from typing import Optional
 import torch
 
 from nofrost_mm.registry import ATTACKS
-from .apgd import (check_common, check_images, check_int, default_keys, run_rows,
-                   target_classes)
+from .apgd import target_classes
+from .autoattack_member import AutoAttackMember, check_common, check_int, run_rows
 
 
 def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -73,7 +73,7 @@ def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.
 
 
 @ATTACKS.register_module()
-class FABAttack:
+class FABAttack(AutoAttackMember):
     """Targeted FAB (FAB-T) for L-inf with the reference's standard settings.
 
     Called as ``adv = attack(model, images, labels, keys=None)``. Standard
@@ -127,16 +127,6 @@ class FABAttack:
         return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
                 f'n_target_classes={self.n_target_classes}, alpha_max='
                 f'{self.alpha_max}, eta={self.eta}, beta={self.beta})')
-
-    def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
-        check_images(type(self).__name__, images, labels)
-        keys = default_keys(keys, len(images), self.seed, images.device)
-        with torch.no_grad():
-            logits = model(images).float()
-        adv, _ = self.perturb(model, images.detach(), labels, keys, logits)
-        return adv
 
     def perturb(self, model, images, labels, keys, clean_logits):
         """Attack the clean-correct samples; ``(adv, broken)`` for all."""

@@ -20,13 +20,13 @@ proposals are rejected once the squares are small). How many a sample sends
 follows its own acceptance rate (about one expected acceptance per batch).
 """
 import math
-from typing import Optional, Union
+from typing import Union
 
 import torch
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_bits
-from .apgd import check_common, check_images, check_int, default_keys, like
+from .autoattack_member import AutoAttackMember, check_common, check_int, like
 
 SQUARE_STREAM = 0x53515541
 # queries whose random numbers are drawn at once (bounds their memory)
@@ -67,7 +67,7 @@ def square_deltas(vh: torch.Tensor, vw: torch.Tensor, s: Union[int, torch.Tensor
 
 
 @ATTACKS.register_module()
-class SquareAttack:
+class SquareAttack(AutoAttackMember):
     """Square Attack for L-inf, the reference's loop vectorised per sample.
 
     Called as ``adv = attack(model, images, labels, keys=None)``; only the
@@ -117,16 +117,6 @@ class SquareAttack:
     def __repr__(self):
         return (f'{type(self).__name__}(eps={self.eps}, n_queries={self.n_queries}, '
                 f'p_init={self.p_init}, rescale_schedule={self.rescale_schedule})')
-
-    def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
-        check_images(type(self).__name__, images, labels)
-        keys = default_keys(keys, len(images), self.seed, images.device)
-        with torch.no_grad():
-            logits = model(images).float()
-        adv, _ = self.perturb(model, images.detach(), labels, keys, logits)
-        return adv
 
     @torch.no_grad()
     def perturb(self, model, images, labels, keys, clean_logits):

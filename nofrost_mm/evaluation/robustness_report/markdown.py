@@ -1,5 +1,4 @@
 """The Markdown page of the robustness report."""
-import json
 from typing import List, Optional, Sequence
 
 from .plan import ReportPlan, fmt_eps

@@ -14,7 +14,7 @@
 The last (10-way) layer of each is the classification head
 (``LinearClsHead``); the backbone returns the last hidden layer.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
