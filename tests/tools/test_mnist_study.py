@@ -20,7 +20,7 @@ def test_quick_study_writes_the_table_and_resumes(tmp_path):
             '--data-root', data_root, '--work-dir', work_dir]
     out = run_tool(args, timeout=600).stdout
     assert ('| method | test images | seeds | clean (%) | PGD-50x10 (%) | AutoAttack (%) '
-            '| worst case (%) | train time (s) |') in out
+            '| worst case (%) | AutoAttack per seed (%) | train time (s) |') in out
     # the published rows stand beside ours
     assert '| Wong et al. 2020 (FGSM-RS), published | 10000 | - | 98.50 | - | 82.93 |' in out
     summary = json.loads((work_dir / 'summary.json').read_text())
@@ -85,8 +85,12 @@ def test_every_seed_on_the_subset_and_the_first_on_the_full_test_set(study_witho
     lines = summary['table'].splitlines()
     assert f'| {full} | 10000 | 1 | 98.00 [97.7, 98.3] |' in '\n'.join(lines)
     # two seeds: mean and std of the two AutoAttack values (81 and 83)
-    assert any(line.startswith(f'| {METHOD} | 1000 | 2 |') and '| 82.00 ± 1.41 |' in line
-               for line in lines)
+    row, = [line for line in lines if line.startswith(f'| {METHOD} | 1000 | 2 |')]
+    assert '| 82.00 ± 1.41 |' in row
+    # and each seed's value, in the seeds' order; one seed has no such column
+    assert row.endswith('| 81.0 / 83.0 | 100 |')
+    assert lines[-1].startswith('| FGSM-RS, BN | 1000 | 2 |')
+    assert f'| {full} | 10000 | 1 |' in lines[-3] and lines[-3].endswith('| - | 100 |')
 
 
 def test_subset_only_and_full_test_seeds_zero_skip_the_full_test_set(study_without_work,
