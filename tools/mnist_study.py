@@ -28,6 +28,7 @@ import os
 import os.path as osp
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -264,7 +265,8 @@ def main(argv=None):
                     checkpoint=trained['checkpoint'], metrics=metrics,
                     num_samples=metrics['robust/num_samples']))
     summary = dict(
-        command=' '.join(['python', 'tools/mnist_study.py'] + (argv or sys.argv[1:])),
+        command=shlex.join(['python', 'tools/mnist_study.py']
+                           + [str(a) for a in (argv or sys.argv[1:])]),
         date=time.strftime('%Y-%m-%d'), cpu=cpu_model(),
         cores=os.cpu_count(), threads=os.environ.get('OMP_NUM_THREADS'),
         quick=args.quick, published=PUBLISHED, rows=rows, table=table(rows))
