@@ -60,6 +60,24 @@ def parse_attack(spec: str, eps: Optional[float] = None) -> Union[str, dict]:
     return cfg
 
 
+def takes_eps(name: str) -> bool:
+    """Whether the attack type ``name`` of the ATTACKS registry has an
+    ``eps`` argument (PGD, FGSM, AutoAttack, ...; not CW or DeepFool).
+
+    For a torchattacks adapter, the torchattacks class's own signature
+    decides. An unknown name is False (building it raises, naming the
+    allowed types).
+    """
+    cls = ATTACKS.module_dict.get(name)
+    if cls is None:
+        return False
+    target = getattr(cls, 'attack_cls', None) or cls
+    try:
+        return 'eps' in inspect.signature(target.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def takes_sample_keys(attack: Callable) -> bool:
     """Whether ``attack(model, images, labels, keys=...)`` is accepted.
 

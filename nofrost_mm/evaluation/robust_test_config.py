@@ -7,12 +7,20 @@ distribution-shift table apply it, so every entry point that builds the runner f
 """
 from typing import Optional
 
+from nofrost_mm.attacks import takes_eps
 from nofrost_mm.utils import follow_training_eps, training_eps
 
 # metrics that understand RobustTestLoop's per-sample results
 ROBUST_METRICS = ('RobustAccuracy', 'CorruptionAccuracy')
 # test loops that take `attacks` and `num_samples` (and resume)
 ROBUST_LOOPS = ('RobustTestLoop', 'RobustnessReportLoop')
+# keys of an attack entry that only RobustnessReportLoop understands
+REPORT_KEYS = ('attack', 'restarts', 'after')
+
+
+def _report_entries(attacks) -> list:
+    return [a for a in attacks or () if isinstance(a, dict)
+            and any(key in a for key in REPORT_KEYS)]
 
 
 def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
@@ -20,8 +28,10 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
 
     ``test_attacks = [dict(type='PGD', eps=8, steps=20), ...]`` (top level of
     the config, or ``--attacks`` / ``--cfg-options test_attacks=PGD,FGSM``)
-    becomes ``test_cfg.attacks`` (of a RobustTestLoop, or of the config's
-    RobustnessReportLoop), each entry without an eps at the training eps
+    becomes ``test_cfg.attacks`` (of the config's own robust loop, else of a
+    RobustTestLoop, or of a RobustnessReportLoop where an entry has
+    ``restarts`` or ``after``), each entry without an eps (a bare type name
+    included, if its attack has one) at the training eps
     (:func:`training_eps`); RobustAccuracy then replaces the test
     evaluator (it also reports clean accuracy) unless the config already
     uses the plug-in's robust metrics. A config without either is left as
@@ -36,14 +46,28 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
     attacks = cfg.pop('test_attacks', None)
     if isinstance(attacks, (str, dict)):  # `--cfg-options test_attacks=PGD`
         attacks = [attacks]
-    attacks = follow_training_eps(attacks, training_eps(cfg))
+    eps = training_eps(cfg)
+    if attacks is not None and eps is not None:
+        # a bare type name (`--attacks FGSM`) names no eps either
+        attacks = [dict(type=a) if isinstance(a, str) and takes_eps(a) else a
+                   for a in attacks]
+    attacks = follow_training_eps(attacks, eps)
     loop = (cfg.get('test_cfg') or {}).get('type')
     is_robust = loop in ROBUST_LOOPS
     if attacks is None and num_samples is None and not is_robust:
         return
     test_cfg = dict(cfg.get('test_cfg') or {})
-    # a config's RobustnessReportLoop (attack restarts) is kept
-    test_cfg['type'] = loop if is_robust else 'RobustTestLoop'
+    # a config's own robust loop is kept; entries with restarts or after
+    # need the report loop
+    report_entries = _report_entries(attacks)
+    if loop == 'RobustTestLoop' and report_entries:
+        raise ValueError(
+            f"test_attacks {report_entries}: {'/'.join(REPORT_KEYS)} entries need "
+            "test_cfg.type='RobustnessReportLoop' (or no test_cfg.type); this "
+            "config's test_cfg.type is 'RobustTestLoop'")
+    if not is_robust:
+        loop = 'RobustnessReportLoop' if report_entries else 'RobustTestLoop'
+    test_cfg['type'] = loop
     if attacks is not None:
         test_cfg['attacks'] = list(attacks)
     if num_samples is not None:
