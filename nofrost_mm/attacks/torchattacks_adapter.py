@@ -201,7 +201,9 @@ class TorchAttack:
         """
         if self._model is not model:
             with torch.no_grad():
-                num_classes = model(images[:1]).shape[1]
+                # the last dim: a net that squeezes its batch (mmpretrain's LeNet5)
+                # gives a 1-d output for one image
+                num_classes = model(images[:1]).shape[-1]
             self._attack = self._make(_ContiguousInputs(model), num_classes)
             self._model = model
         images = images.contiguous()

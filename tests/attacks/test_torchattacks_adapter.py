@@ -134,3 +134,25 @@ def test_torchattacks_run_on_a_channels_last_model(name):
         adv = attack(model, images, labels)
     assert adv.shape == images.shape
     assert (adv - images).abs().max() <= 8 / 255 + 1e-6
+
+
+class _SqueezingNet(nn.Module):
+    """Squeezes its features as mmpretrain's LeNet5 does: one image gives a
+    1-d output."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).squeeze()
+
+
+def test_the_class_count_of_a_net_that_squeezes_one_image(net_and_batch):
+    net, _, images, labels = net_and_batch
+    squeezing = _SqueezingNet(net)
+    assert squeezing(images[:1]).dim() == 1
+    attack = build_attack(dict(type='FGSM', eps=8))
+    adv = attack(squeezing, images[:8], labels[:8])
+    assert adv.shape == images[:8].shape
+    assert (adv - images[:8]).abs().max() <= 8 / 255 + 1e-6
