@@ -1,7 +1,7 @@
 # components of this folder are imported here (one file each), which registers them
 from .attack_context import attack_context, frozen_running_stats
 from .builder import (attack_name, build_attack, build_attacks, parse_attack,
-                      takes_eps, takes_sample_keys)
+                      takes_eps, takes_sample_keys, with_eps)
 from .normalized_classifier import NormalizedClassifier
 from .pgd import PGDAttack
 from .cw_linf import CWLinf
@@ -15,6 +15,7 @@ from .autoattack import AutoAttack
 
 __all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack',
            'attack_name', 'build_attacks', 'parse_attack', 'takes_eps', 'takes_sample_keys',
+           'with_eps',
            'frozen_running_stats']
 __all__ += ['CWLinf', 'TorchAttack', 'TORCHATTACKS_ADAPTERS']
 __all__ += ['FGSMRS', 'NFGSM', 'GradScaledClassifier', 'autocast_dtype']

@@ -39,14 +39,15 @@ def parse_attack(spec: str, eps: Optional[float] = None) -> Union[str, dict]:
             dict may hold its attack under ``attack`` instead (an entry of
             ``RobustnessReportLoop``, with ``restarts``).
         eps (float, optional): Give the attack this eps unless it names one
-            (a name then becomes ``dict(type=name, eps=eps)``). Defaults to
+            (a name of an attack with an eps then becomes
+            ``dict(type=name, eps=eps)``, :func:`with_eps`). Defaults to
             None (names stay names, dicts as written).
 
     Returns:
         str | dict: The attack name or config.
     """
     if not spec.lstrip().startswith('{'):
-        return spec if eps is None else dict(type=spec, eps=eps)
+        return spec if eps is None else with_eps(spec, eps)
     try:
         cfg = ast.literal_eval(spec)
     except (ValueError, SyntaxError) as e:
@@ -76,6 +77,12 @@ def takes_eps(name: str) -> bool:
         return 'eps' in inspect.signature(target.__init__).parameters
     except (TypeError, ValueError):
         return False
+
+
+def with_eps(name: str, eps: float) -> Union[str, dict]:
+    """``dict(type=name, eps=eps)`` for a bare attack type that has an eps
+    (a name names none, so it takes the one given), else the name as is."""
+    return dict(type=name, eps=eps) if takes_eps(name) else name
 
 
 def takes_sample_keys(attack: Callable) -> bool:

@@ -3,6 +3,9 @@ from typing import Sequence, Union
 
 from nofrost_mm.attacks import attack_name
 
+# keys of an attack entry that only RobustnessReportLoop understands
+REPORT_KEYS = ('attack', 'restarts', 'after')
+
 
 def restart_name(name: str, restarts: int) -> str:
     """Result name of the per-sample worst case over ``restarts`` runs."""

@@ -7,15 +7,14 @@ distribution-shift table apply it, so every entry point that builds the runner f
 """
 from typing import Optional
 
-from nofrost_mm.attacks import takes_eps
+from nofrost_mm.attacks import with_eps
 from nofrost_mm.utils import follow_training_eps, training_eps
+from .report_attack_entries import REPORT_KEYS
 
 # metrics that understand RobustTestLoop's per-sample results
 ROBUST_METRICS = ('RobustAccuracy', 'CorruptionAccuracy')
 # test loops that take `attacks` and `num_samples` (and resume)
 ROBUST_LOOPS = ('RobustTestLoop', 'RobustnessReportLoop')
-# keys of an attack entry that only RobustnessReportLoop understands
-REPORT_KEYS = ('attack', 'restarts', 'after')
 
 
 def _report_entries(attacks) -> list:
@@ -49,8 +48,7 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
     eps = training_eps(cfg)
     if attacks is not None and eps is not None:
         # a bare type name (`--attacks FGSM`) names no eps either
-        attacks = [dict(type=a) if isinstance(a, str) and takes_eps(a) else a
-                   for a in attacks]
+        attacks = [with_eps(a, eps) if isinstance(a, str) else a for a in attacks]
     attacks = follow_training_eps(attacks, eps)
     loop = (cfg.get('test_cfg') or {}).get('type')
     is_robust = loop in ROBUST_LOOPS
