@@ -80,9 +80,13 @@ def takes_eps(name: str) -> bool:
 
 
 def with_eps(name: str, eps: float) -> Union[str, dict]:
-    """``dict(type=name, eps=eps)`` for a bare attack type that has an eps
-    (a name names none, so it takes the one given), else the name as is."""
-    return dict(type=name, eps=eps) if takes_eps(name) else name
+    """``dict(type=name, eps=eps)`` for a bare attack type (a name names no
+    eps, so it takes the one given), the name as is for a known attack
+    without an eps (CW, DeepFool). An unknown name gets the eps too: building
+    it raises, naming the allowed types."""
+    if name in ATTACKS.module_dict and not takes_eps(name):
+        return name
+    return dict(type=name, eps=eps)
 
 
 def takes_sample_keys(attack: Callable) -> bool:

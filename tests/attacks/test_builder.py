@@ -13,6 +13,8 @@ def test_takes_eps_reads_the_attacks_own_signature():
 def test_a_name_gets_the_eps_only_where_its_attack_has_one():
     assert with_eps('FGSM', 76.5) == dict(type='FGSM', eps=76.5)
     assert with_eps('CW', 76.5) == 'CW'
+    # an unknown name keeps the dict form: building it names the allowed types
+    assert with_eps('NoSuchAttack', 8) == dict(type='NoSuchAttack', eps=8)
     # the tools' --attacks items follow the same rule
     assert parse_attack('AutoAttack', 8) == dict(type='AutoAttack', eps=8)
     assert parse_attack('DeepFool', 8) == 'DeepFool'
