@@ -6,7 +6,9 @@ from .normalized_classifier import NormalizedClassifier
 from .pgd import PGDAttack
 from .cw_linf import CWLinf
 from .single_step import FGSMRS, NFGSM
-from .mixed_precision import GradScaledClassifier, autocast_dtype
+from .mixed_precision import (GradScaledClassifier, OverflowCounter,
+                              PrecisionSafeClassifier, autocast_dtype, fp32_logits,
+                              fp32_predict, precision_name, precision_safe)
 from .torchattacks_adapter import TORCHATTACKS_ADAPTERS, TorchAttack
 from .apgd import APGDAttack
 from .fab import FABAttack
@@ -18,5 +20,7 @@ __all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack'
            'with_eps',
            'frozen_running_stats']
 __all__ += ['CWLinf', 'TorchAttack', 'TORCHATTACKS_ADAPTERS']
-__all__ += ['FGSMRS', 'NFGSM', 'GradScaledClassifier', 'autocast_dtype']
+__all__ += ['FGSMRS', 'NFGSM', 'GradScaledClassifier', 'autocast_dtype',
+            'PrecisionSafeClassifier', 'OverflowCounter', 'fp32_logits', 'fp32_predict',
+            'precision_name', 'precision_safe']
 __all__ += ['APGDAttack', 'FABAttack', 'SquareAttack', 'AutoAttack']

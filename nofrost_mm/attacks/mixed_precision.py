@@ -1,22 +1,47 @@
-"""Attack steps under autocast: fp16 input gradients that do not underflow.
+"""Attacks under autocast: fp32 logits and input gradients that neither underflow nor inflate.
 
-Under ``--amp`` (``AmpOptimWrapper``) the training attack runs inside the optim
-wrapper's autocast context: the forward passes are bf16/fp16, the attack loss
-is computed in fp32 (:class:`PGDAttack` casts the logits). bf16 has fp32's
-range. fp16 has not: input gradients of a few 1e-6 (large images, deep nets)
-flush to zero in the fp16 backward and those pixels would not move.
-:class:`GradScaledClassifier` scales the gradient entering the network by a
-constant and unscales it at the input, as a loss scaler does for weights; sign
-(L-inf) and normalized (L2) steps do not depend on the scale.
+Under ``--amp`` the network runs in fp16 or bf16. Three things then weaken an
+attack silently, each of which makes a model look more robust than it is:
+
+- the logit gradient of a confident sample (``p - y`` of a softmax at 1 - 1e-9)
+  is below fp16's smallest number: cast to fp16 for the network's backward it
+  becomes 0, and the input gradient is 0 (half of the entries of a model with
+  logits x10 on the 8x8 digits). A constant loss scale applied after that cast
+  (the 2**8 of the former ``GradScaledClassifier``) cannot bring them back;
+- a loss or a decision computed from reduced-precision logits is rounded
+  (bf16 keeps 8 bits);
+- the decision "this image is misclassified" taken in reduced precision
+  disagrees with fp32 for images close to the boundary, where minimum-norm
+  attacks (FAB) put them.
+
+:class:`PrecisionSafeClassifier` fixes the first two for any attack that
+differentiates a loss of the logits: its logits are fp32, and in the backward
+pass each sample's logit gradient is scaled, in fp32 and before it is cast for
+the network, so that its largest entry is a power of two in the middle of
+fp16's range; the input gradient is divided by the same factor in fp32 (a
+power of two: exact, so sign and normalised steps are those of the unscaled
+gradient). :func:`fp32_logits` and :func:`fp32_predict` take the decisions in
+fp32 (autocast off).
 """
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
-# headroom for logit gradients |p - y| <= 1 of a summed loss; fp16 overflows
-# at 65504
-FP16_ATTACK_GRAD_SCALE = 2.**8
+# The largest entry of each sample's scaled logit gradient lies in
+# [2**LOGIT_GRAD_EXP, 2**(LOGIT_GRAD_EXP + 1)): 11 powers of two below fp16's
+# largest number (65504) for the network to amplify it on the way to the
+# input, 18 (28 with subnormals) above its smallest normal for the smallest
+# input-gradient entries.
+LOGIT_GRAD_EXP = 4
+# an overflow lowers that exponent by this much for the rest of the attack
+OVERFLOW_BACKOFF = 4
+# no lower than this (a logit gradient of 2**-20 is still > 0 in fp16)
+MIN_LOGIT_GRAD_EXP = -20
+# names of the precisions in results and reports
+PRECISION_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
 
 
 def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
@@ -26,57 +51,240 @@ def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     return torch.get_autocast_dtype(device_type)
 
 
-class _ScaleGrad(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by ``scale``, or
-    divides it and zeroes overflows (``unscale``)."""
+def precision_name(device_type: str) -> str:
+    """'fp16', 'bf16' or 'fp32': the precision a network runs in here now."""
+    return PRECISION_NAMES.get(autocast_dtype(device_type) or torch.float32, 'fp32')
+
+
+@contextmanager
+def autocast_off(device_type: str) -> Iterator[None]:
+    """Disable autocast on ``device_type`` inside the block (fp32 models run fp32)."""
+    with torch.autocast(device_type, enabled=False):
+        yield
+
+
+def fp32_logits(model_fn: Callable[[torch.Tensor], torch.Tensor],
+                images: torch.Tensor) -> torch.Tensor:
+    """fp32 logits of ``images`` with autocast off: the decision of record.
+
+    Whether an adversarial image is misclassified is always decided in fp32,
+    whatever precision the attack ran in. No gradient is recorded.
+
+    Args:
+        model_fn (Callable): Maps [0, 1] images to logits.
+        images (torch.Tensor): (N, C, H, W) images.
+
+    Returns:
+        torch.Tensor: (N, K) fp32 logits.
+    """
+    with torch.no_grad(), autocast_off(images.device.type):
+        return model_fn(images).float()
+
+
+def fp32_predict(model_fn: Callable[[torch.Tensor], torch.Tensor],
+                 images: torch.Tensor) -> torch.Tensor:
+    """(N,) predicted classes of ``images``, decided in fp32 (see :func:`fp32_logits`)."""
+    return fp32_logits(model_fn, images).argmax(1)
+
+
+class OverflowCounter:
+    """Rows whose scaled input gradient overflowed, counted on the device.
+
+    Shared by the :class:`PrecisionSafeClassifier` wrappers of one attack run
+    (a copy with folded BatchNorms keeps its original's counter). Counting
+    and the exponent's back-off are device operations: reading
+    :attr:`count` (``int(counter)``) is the one host sync, for the caller to
+    do once per attack call or at log time, never per step.
+    """
+
+    def __init__(self, exp: int = LOGIT_GRAD_EXP):
+        self.initial_exp = exp
+        self.rows: Optional[torch.Tensor] = None  # int64 count, on the device
+        self.exp: Optional[torch.Tensor] = None  # current exponent (float)
+
+    def _ensure(self, ref: torch.Tensor) -> None:
+        if self.rows is None or self.rows.device != ref.device:
+            self.rows = torch.zeros((), dtype=torch.int64, device=ref.device)
+            self.exp = torch.full((), float(self.initial_exp), device=ref.device)
+
+    def add(self, bad_rows: torch.Tensor) -> None:
+        """Count ``bad_rows`` (bool (N,)) and back the exponent off if any."""
+        self._ensure(bad_rows)
+        self.rows += bad_rows.sum()
+        backoff = bad_rows.any().to(self.exp.dtype) * OVERFLOW_BACKOFF
+        self.exp = (self.exp - backoff).clamp_(min=MIN_LOGIT_GRAD_EXP)
+
+    def __int__(self) -> int:
+        return 0 if self.rows is None else int(self.rows)
+
+    @property
+    def count(self) -> int:
+        """Rows that overflowed so far (one host sync)."""
+        return int(self)
+
+    def reset(self) -> None:
+        """Forget the count and go back to the initial exponent."""
+        self.rows = self.exp = None
+
+
+class _ScaleState:
+    """What the two halves of one backward pass share: the per-row scales."""
+
+    def __init__(self, counter: OverflowCounter, per_sample: bool):
+        self.counter, self.per_sample = counter, per_sample
+        self.scale: Optional[torch.Tensor] = None  # (N, 1) fp32 powers of two
+        self.finite: Optional[torch.Tensor] = None  # (N,) logit gradient finite
+
+
+class _ScaleLogitGrad(torch.autograd.Function):
+    """Identity on the fp32 logits; backward scales each row's fp32 gradient
+    so that its largest entry is ``2**exp`` (before the network's cast)."""
 
     @staticmethod
-    def forward(ctx, x, scale, unscale):
-        ctx.scale, ctx.unscale = scale, unscale
+    def forward(ctx, logits, state):
+        ctx.state = state
+        return logits.view_as(logits)
+
+    @staticmethod
+    def backward(ctx, grad):
+        state = ctx.state
+        counter = state.counter
+        counter._ensure(grad)
+        with torch.no_grad():
+            g = grad.detach().float()
+            peak = g.abs().amax(dim=1)
+            if not state.per_sample:  # rows interact (train-mode BatchNorm)
+                peak = peak.amax().expand_as(peak)
+            finite = torch.isfinite(peak)
+            # peak = m * 2**e with m in [0.5, 1): scaled peak in [2**exp, 2**(exp+1))
+            _, e = torch.frexp(peak)
+            shift = (counter.exp - e.to(counter.exp.dtype) + 1).clamp_(-126, 126)
+            usable = finite & (peak > 0)
+            scale = torch.where(usable, torch.exp2(shift), torch.ones_like(shift))
+            state.scale, state.finite = scale[:, None], finite
+        return grad * state.scale.to(grad.dtype), None
+
+
+class _UnscaleInputGrad(torch.autograd.Function):
+    """Identity on the input; backward divides each row's gradient by its
+    scale in fp32 and counts the rows that overflowed in the network."""
+
+    @staticmethod
+    def forward(ctx, x, state):
+        ctx.state = state
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad):
-        if not ctx.unscale:
-            return grad * ctx.scale, None, None
-        # an overflow (inf, or nan from inf - inf) leaves that pixel in place
-        # this step instead of making the whole adversarial batch nan
-        grad = grad / ctx.scale
-        return torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad)), None, None
+        state = ctx.state
+        if state.scale is None:  # the logits were not differentiated
+            return grad, None
+        scale = state.scale.view((-1, ) + (1, ) * (grad.dim() - 1))
+        out = grad.float() / scale
+        with torch.no_grad():
+            row_finite = torch.isfinite(out.detach()).flatten(1).all(dim=1)
+            # an overflow of ours: finite logit gradient, non-finite input one
+            bad = state.finite & ~row_finite
+            state.counter.add(bad)
+        # a NaN row would poison the whole batch's images; the row is
+        # counted (the caller re-runs or reports) and not moved this step
+        keep = (~bad).view(scale.shape)
+        out = torch.where(keep, out, torch.zeros_like(out))
+        return out.to(grad.dtype), None
 
 
-class GradScaledClassifier(nn.Module):
-    """Run ``model_fn`` with its input gradient computed at a larger scale.
+def _rows_interact(model_fn) -> bool:
+    """True when a train-mode BatchNorm couples the rows of a batch."""
+    if not isinstance(model_fn, nn.Module):
+        return False
+    return any(isinstance(m, _BatchNorm) and m.training for m in model_fn.modules())
 
-    The forward pass is ``model_fn(x)`` unchanged; in the backward pass the
-    gradient of the logits is multiplied by ``scale`` before it goes through
-    the (fp16) network and divided by it at the input, so the attack sees the
-    same gradient, without fp16 underflow. Non-finite entries of the input
-    gradient (an overflow) are set to 0. :class:`PGDDataPreprocessor` uses
-    it whenever its attack runs under fp16 autocast.
+
+class PrecisionSafeClassifier(nn.Module):
+    """A classifier whose logits and input gradients are safe under autocast.
+
+    ``forward(x)`` returns ``model_fn(x)`` as fp32 logits, so every loss and
+    decision computed from them is fp32. When autocast is on for ``x``'s
+    device and a gradient flows to ``x``, the backward pass scales each
+    sample's logit gradient, in fp32 before it is cast to the network's
+    precision, by a power of two that puts its largest entry at
+    ``2**LOGIT_GRAD_EXP``, and divides the input gradient by the same factor
+    in fp32: the gradient an attack sees is the network's gradient without
+    fp16 underflow (0 only where it is 0 in fp32 too). With train-mode
+    BatchNorm layers (rows interact) one factor serves the whole batch.
+
+    A row whose scaled gradient overflows in the network (non-finite at the
+    input) gets a zero gradient for that step, is counted in
+    :attr:`overflows` (an :class:`OverflowCounter`, on the device: no host
+    sync per step), and the exponent drops by ``OVERFLOW_BACKOFF`` for the
+    later steps. Callers read the count once per attack (the robust test
+    loop then re-runs that attack in fp32 and logs it) so that no attack
+    is ever silently weaker.
+
+    Without autocast it is an exact pass-through: ``model_fn(x)`` unchanged,
+    bit-identical fp32 results.
 
     Args:
-        model_fn (Callable): Maps [0, 1] images to logits, e.g. a
-            :class:`NormalizedClassifier`.
-        scale (float): The gradient scale. Defaults to 2**8.
+        model_fn (Callable): Maps [0, 1] images (N, C, H, W) to logits
+            (N, K), e.g. a :class:`NormalizedClassifier`.
+        overflows (OverflowCounter, optional): Counter to share with other
+            wrappers (e.g. of a BatchNorm-folded copy of the same model);
+            None makes a new one. Defaults to None.
 
     Example:
+        >>> safe = PrecisionSafeClassifier(net)
         >>> with torch.autocast('cuda', dtype=torch.float16):
-        ...     adv = attack(GradScaledClassifier(net), images, labels)
+        ...     adv = attack(safe, images, labels)
+        >>> robust = fp32_predict(net, adv) == labels
+        >>> assert safe.overflows.count == 0
     """
 
     def __init__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
-                 scale: float = FP16_ATTACK_GRAD_SCALE):
+                 overflows: Optional[OverflowCounter] = None):
         super().__init__()
-        if not isinstance(scale, (int, float)) or scale <= 0:
-            raise ValueError(f'GradScaledClassifier: `scale` must be a number > 0, '
-                             f'got {scale!r}')
+        if isinstance(model_fn, PrecisionSafeClassifier):
+            overflows = overflows or model_fn.overflows
+            model_fn = model_fn.model_fn
+        if not callable(model_fn):
+            raise TypeError('PrecisionSafeClassifier: model_fn must map images to '
+                            f'logits, got {type(model_fn).__name__}')
         self.model_fn = model_fn
-        self.scale = float(scale)
+        self.overflows = overflows if overflows is not None else OverflowCounter()
+
+    def with_model(self, model_fn: Callable[[torch.Tensor], torch.Tensor]
+                   ) -> 'PrecisionSafeClassifier':
+        """The same safety around another function, sharing the counter."""
+        return PrecisionSafeClassifier(model_fn, self.overflows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of ``x``; gradients flow back at scale 1."""
-        if not (torch.is_grad_enabled() and x.requires_grad):
+        """fp32 logits of ``x``; under autocast with safely scaled gradients."""
+        if autocast_dtype(x.device.type) is None:
             return self.model_fn(x)
-        logits = self.model_fn(_ScaleGrad.apply(x, self.scale, True))
-        return _ScaleGrad.apply(logits, self.scale, False)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return self.model_fn(x).float()
+        state = _ScaleState(self.overflows, not _rows_interact(self.model_fn))
+        logits = self.model_fn(_UnscaleInputGrad.apply(x, state)).float()
+        return _ScaleLogitGrad.apply(logits, state)
+
+
+def precision_safe(model_fn: Callable[[torch.Tensor], torch.Tensor]
+                   ) -> PrecisionSafeClassifier:
+    """``model_fn`` as a :class:`PrecisionSafeClassifier` (itself if it is one)."""
+    if isinstance(model_fn, PrecisionSafeClassifier):
+        return model_fn
+    return PrecisionSafeClassifier(model_fn)
+
+
+class GradScaledClassifier(PrecisionSafeClassifier):
+    """Deprecated name of :class:`PrecisionSafeClassifier` (its fixed 2**8
+    scale acted after the fp16 cast of the logit gradient, too late to
+    prevent underflow); ``scale`` is ignored.
+
+    Args:
+        model_fn (Callable): Maps [0, 1] images to logits.
+        scale (float, optional): Ignored. Defaults to None.
+    """
+
+    def __init__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
+                 scale: Optional[float] = None):
+        super().__init__(model_fn)

@@ -1,10 +1,13 @@
-"""Attack steps under autocast (bf16 on CPU) and the fp16 gradient scaling."""
+"""PrecisionSafeClassifier: fp32 logits, per-sample gradient scaling under autocast, fp32 decisions."""
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from nofrost_mm.attacks import NFGSM, NormalizedClassifier, PGDAttack
-from nofrost_mm.attacks.mixed_precision import GradScaledClassifier, autocast_dtype
+from nofrost_mm.attacks import (NFGSM, GradScaledClassifier, NormalizedClassifier,
+                                PGDAttack, PrecisionSafeClassifier, fp32_logits,
+                                fp32_predict, precision_name, precision_safe)
+from nofrost_mm.attacks.mixed_precision import LOGIT_GRAD_EXP, OVERFLOW_BACKOFF, autocast_dtype
 from tests.attacks.toy import clean_preprocess, digits_batch, trained_classifier
 
 
@@ -16,9 +19,27 @@ def setup():
     return NormalizedClassifier(model, [0.] * 3, [255.] * 3), data['inputs'], labels
 
 
+class _Sharp(nn.Module):
+    """The model's logits times ``t``: as confident as a well-trained net."""
+
+    def __init__(self, net, t):
+        super().__init__()
+        self.net, self.t = net, t
+
+    def forward(self, x):
+        return self.net(x) * self.t
+
+
 def _loss(net, x, y):
     with torch.no_grad():
         return F.cross_entropy(net(x), y).item()
+
+
+def _input_grad(fn, x, y, dtype=None):
+    x = x.clone().requires_grad_(True)
+    with torch.autocast('cpu', dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        loss = F.cross_entropy(fn(x).float(), y, reduction='sum')
+    return torch.autograd.grad(loss, x)[0]
 
 
 @pytest.mark.parametrize('attack,bound', [(PGDAttack(eps=8, steps=5), 8),
@@ -31,43 +52,125 @@ def test_bf16_autocast_attack_stays_in_bounds_and_is_as_strong(setup, attack, bo
     torch.manual_seed(0)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         assert autocast_dtype('cpu') == torch.bfloat16
+        assert precision_name('cpu') == 'bf16'
         bf16 = attack(net, x, y)
-    assert autocast_dtype('cpu') is None
+    assert autocast_dtype('cpu') is None and precision_name('cpu') == 'fp32'
     assert bf16.dtype == torch.float32 and bf16.min() >= 0 and bf16.max() <= 1
     assert (bf16 - x).abs().max() * 255 <= bound + 1e-3
     gain32, gain16 = _loss(net, fp32, y) - clean, _loss(net, bf16, y) - clean
     assert gain32 > 0.5 and abs(gain16 - gain32) < 0.15 * gain32, (gain16, gain32)
 
 
-def test_scaled_gradient_is_the_same_gradient(setup):
+def test_without_autocast_it_is_an_exact_pass_through(setup):
     net, x, y = setup
-    grads = []
-    for fn in (net, GradScaledClassifier(net)):
-        xx = x.clone().requires_grad_(True)
-        loss = F.cross_entropy(fn(xx), y, reduction='sum')
-        grads.append(torch.autograd.grad(loss, xx)[0])
-    assert torch.equal(grads[0], grads[1])  # a power of two: exact in fp32
+    safe = PrecisionSafeClassifier(net)
+    assert precision_safe(safe) is safe and PrecisionSafeClassifier(safe).model_fn is net
+    with torch.no_grad():
+        assert torch.equal(safe(x), net(x))
+    assert torch.equal(_input_grad(net, x, y), _input_grad(safe, x, y))
+    assert safe.overflows.count == 0
 
 
-def test_fp16_scaling_keeps_small_gradients_and_zeroes_overflows():
-    def tiny(x):  # an fp16 network whose input gradient (1e-8) flushes to 0 in fp16
-        return (x.flatten(1).half() * 1e-4).sum(1, keepdim=True).float() * 1e-4
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_logits_are_fp32_and_the_scaled_gradient_is_the_gradient(setup, dtype):
+    net, x, y = setup
+    safe = PrecisionSafeClassifier(net)
+    with torch.autocast('cpu', dtype=dtype):
+        assert net(x).dtype == dtype and safe(x).dtype == torch.float32
+    # on a model that does not underflow, the same gradient as without
+    # scaling up to the rounding of the network's precision
+    plain, scaled = _input_grad(net, x, y, dtype), _input_grad(safe, x, y, dtype)
+    exact = _input_grad(net, x, y)
+    agree = (scaled.sign() == exact.sign()).float().mean()
+    cos = F.cosine_similarity(scaled.flatten(1), exact.flatten(1)).min()
+    cos_plain = F.cosine_similarity(plain.flatten(1), scaled.flatten(1)).min()
+    assert agree > 0.9 and cos > 0.95 and cos_plain > 0.999, (agree, cos, cos_plain)
 
-    grads = []
-    for fn in (tiny, GradScaledClassifier(tiny)):
-        x = torch.rand(2, 1, 2, 2, requires_grad=True)
-        grads.append(torch.autograd.grad(fn(x).sum(), x)[0])
-    assert (grads[0] == 0).all()
-    assert torch.allclose(grads[1], torch.full_like(grads[1], 1e-8), rtol=0.05)
 
-    def huge(x):  # the scaled gradient overflows
-        return x.flatten(1)[:, :2] * 1e37
+def test_fp16_underflow_of_a_confident_model_is_removed(setup):
+    """At logits x10 most fp16 input-gradient entries are 0; the per-sample
+    scale before the cast brings them back (a scale applied after the cast,
+    the former GradScaledClassifier's 2**8, did not)."""
+    net, x, y = setup
+    sharp = _Sharp(net, 10.)
+    exact = _input_grad(sharp, x, y)
+    naive = _input_grad(sharp, x, y, torch.float16)
+    safe = _input_grad(PrecisionSafeClassifier(sharp), x, y, torch.float16)
+    zero32 = (exact == 0).float().mean()
+    assert (naive == 0).float().mean() > zero32 + 0.2  # the test can fail
+    assert (safe == 0).float().mean() <= zero32 + 0.01
+    assert (safe.sign() == exact.sign()).float().mean() > 0.97
 
+
+def test_one_power_of_two_per_sample_is_exact():
+    """Rows of very different gradient sizes each land at 2**LOGIT_GRAD_EXP
+    before the cast; the input gradient is divided back exactly."""
+    seen = []
+
+    def probe(x):  # records the (fp16) logit gradient that enters the 'network'
+        out = x.flatten(1)[:, :3].half() * torch.tensor([1., 2., 3.], dtype=torch.half)
+        out.register_hook(seen.append)
+        return out
+
+    x = torch.rand(3, 1, 2, 2, requires_grad=True)
+    weights = torch.tensor([[1e-9, 0, 0], [0, 3e-3, 0], [0, 0, 5.]])
+    with torch.autocast('cpu', dtype=torch.float16):
+        out = PrecisionSafeClassifier(probe)(x)
+    grad, = torch.autograd.grad((out * weights).sum(), x)
+    peaks = seen[0].float().abs().amax(1)
+    assert ((peaks >= 2.**LOGIT_GRAD_EXP) & (peaks < 2.**(LOGIT_GRAD_EXP + 1))).all()
+    expected = torch.zeros(3, 4)
+    expected[0, 0], expected[1, 1], expected[2, 2] = 1e-9, 6e-3, 15.
+    assert torch.allclose(grad.flatten(1), expected, rtol=2e-3)
+
+
+def test_an_overflow_is_counted_backed_off_and_never_a_nan():
+    def huge(x):  # amplifies the gradient beyond fp16's range for row 0 only
+        gain = torch.tensor([6e4, 1.], dtype=torch.half)[:, None]
+        return (x.flatten(1)[:, :2].half() * gain) * gain
+
+    safe = PrecisionSafeClassifier(huge)
     x = torch.rand(2, 1, 2, 2, requires_grad=True)
-    grad = torch.autograd.grad(GradScaledClassifier(huge)(x).sum(), x)[0]
-    assert torch.isfinite(grad).all() and (grad == 0).all()
-    with pytest.raises(ValueError, match='`scale`'):
-        GradScaledClassifier(huge, scale=0)
+    with torch.autocast('cpu', dtype=torch.float16):
+        grad, = torch.autograd.grad(safe(x).sum(), x)
+    assert torch.isfinite(grad).all()
+    assert (grad[0] == 0).all() and (grad[1].flatten()[:2] == 1).all()
+    assert safe.overflows.count == 1
+    assert float(safe.overflows.exp) == LOGIT_GRAD_EXP - OVERFLOW_BACKOFF
+    safe.overflows.reset()
+    assert safe.overflows.count == 0
+
+
+def test_train_mode_batch_norm_gets_one_scale_for_the_batch():
+    """Rows interact through batch statistics: per-row scales would change
+    the gradient, one shared power of two does not."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
+                        nn.Linear(144, 3)).train()
+    x = torch.rand(4, 1, 8, 8)
+    w = torch.tensor([1e-3, 1., 1e2, 1e-1])[:, None]
+    grads = []
+    for fn in (net, PrecisionSafeClassifier(net)):
+        xx = x.clone().requires_grad_(True)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = fn(xx).float()
+        grads.append(torch.autograd.grad((out * w).sum(), xx)[0])
+    assert torch.allclose(grads[0], grads[1], rtol=0, atol=1e-6 * grads[0].abs().max())
+
+
+def test_decisions_are_fp32_under_autocast(setup):
+    net, x, y = setup
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        logits = fp32_logits(net, x)
+        pred = fp32_predict(net, x)
+    with torch.no_grad():
+        assert torch.equal(logits, net(x)) and torch.equal(pred, net(x).argmax(1))
+    assert not logits.requires_grad
+
+
+def test_deprecated_name_is_the_same_class(setup):
+    net, x, y = setup
+    assert isinstance(GradScaledClassifier(net), PrecisionSafeClassifier)
 
 
 def test_preprocessor_attack_under_fp16_autocast_scales_its_gradients(monkeypatch):
@@ -76,14 +179,14 @@ def test_preprocessor_attack_under_fp16_autocast_scales_its_gradients(monkeypatc
         attack=dict(type='PGDAttack', eps=8, steps=2)))
     pre = model.data_preprocessor
     calls = []
-    forward = GradScaledClassifier.forward
-    monkeypatch.setattr(GradScaledClassifier, 'forward',
+    forward = PrecisionSafeClassifier.forward
+    monkeypatch.setattr(PrecisionSafeClassifier, 'forward',
                         lambda self, x: calls.append(x.dtype) or forward(self, x))
     data = clean_preprocess(model, digits_batch(8, split='test'), training=False)
     labels = torch.cat([s.gt_label for s in data['data_samples']])
     pre.attack_inputs(model, data['inputs'], labels)
-    assert not calls  # fp32: no scaling
+    fp32_calls = len(calls)
     with torch.autocast('cpu', dtype=torch.float16):  # as AmpOptimWrapper's context
         adv = pre.attack_inputs(model, data['inputs'], labels)
-    assert len(calls) == 2 and adv.dtype == torch.float32
+    assert len(calls) - fp32_calls >= 2 and adv.dtype == torch.float32
     assert (adv - data['inputs']).abs().max() * 255 <= 8 + 1e-3
