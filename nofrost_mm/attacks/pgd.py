@@ -15,6 +15,24 @@ from .pixel_size import check_pixel_size
 
 
 @ATTACKS.register_module()
+def pgd_step_size(eps: float, steps: int) -> float:
+    """The official NoFrost PGD step size ``min(1.25 * eps, eps + 4) / steps``.
+
+    The plug-in's one rule for a step size that follows the eps: its own
+    PGD's default, and the step (``alpha``) a torchattacks attack gets when
+    it takes the training eps (:func:`nofrost_mm.attacks.with_eps`). All the
+    steps together travel a little beyond the eps ball's radius.
+
+    Args:
+        eps (float): The radius, pixel units of 255.
+        steps (int): The number of steps (0 gives 0).
+
+    Returns:
+        float: The step size, pixel units of 255.
+    """
+    return min(1.25 * eps, eps + 4) / steps if steps else 0.
+
+
 class PGDAttack:
     """Projected gradient descent with a random start.
 
@@ -154,9 +172,7 @@ class PGDAttack:
         """Step size in pixel units of 255 for the current eps and steps."""
         if self.step_size is not None:
             return self.step_size
-        if self.steps == 0:
-            return 0.
-        return min(1.25 * self.eps, self.eps + 4) / self.steps
+        return pgd_step_size(self.eps, self.steps)
 
     def __call__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
                  images: torch.Tensor, labels: torch.Tensor,

@@ -31,7 +31,7 @@ PIXEL_KWARGS = ('eps', 'alpha', 'max_epsilon')
 # AutoAttack, which the plug-in implements itself (attacks/autoattack.py)
 NOT_ADAPTED = ('MultiAttack', 'LGV', 'AutoAttack')
 # attacks without a ``norm`` argument that are not L-inf
-_L2_ATTACKS = ('PGDL2', 'PGDRSL2')
+L2_ATTACKS = ('PGDL2', 'PGDRSL2')
 # norms the torchattacks classes with a ``norm`` argument implement (they
 # would only fail, or silently do nothing, at the first batch)
 NORMS = dict(FAB=('Linf', 'L2', 'L1'))
@@ -156,7 +156,7 @@ class TorchAttack:
         defaults = {k: p.default for k, p in params.items()
                     if p.default is not inspect.Parameter.empty}
         self.norm = kwargs.get('norm', defaults.get(
-            'norm', 'L2' if name in _L2_ATTACKS else 'Linf'))
+            'norm', 'L2' if name in L2_ATTACKS else 'Linf'))
         if 'norm' in kwargs and kwargs['norm'] not in NORMS.get(name, DEFAULT_NORMS):
             raise ValueError(f'attack {name}: norm={kwargs["norm"]!r} is not one '
                              f'of {NORMS.get(name, DEFAULT_NORMS)}')
@@ -179,6 +179,11 @@ class TorchAttack:
             self._make(_ProbeModel(), num_classes=2)
         except (ValueError, AssertionError, TypeError) as e:
             raise ValueError(f'attack {name}{self.kwargs}: rejected by '
+        # the step size and restarts it runs with (attack_settings)
+        self.step_size = kwargs['alpha'] if 'alpha' in kwargs else (
+            None if defaults.get('alpha') is None else defaults['alpha'] * 255)
+        self.n_restarts = kwargs.get('n_restarts', defaults.get('n_restarts'))
+        self.n_queries = kwargs.get('n_queries', defaults.get('n_queries'))
                              f'torchattacks: {e}') from e
         self._model: Optional[nn.Module] = None
         self._attack = None

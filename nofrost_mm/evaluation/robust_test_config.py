@@ -8,11 +8,12 @@ distribution-shift table apply it, so every entry point that builds the runner f
 from typing import Optional
 
 from nofrost_mm.attacks import with_eps
-from nofrost_mm.utils import follow_training_eps, training_eps
+from nofrost_mm.utils import training_eps
 from .report_attack_entries import REPORT_KEYS
 
-# metrics that understand RobustTestLoop's per-sample results
-ROBUST_METRICS = ('RobustAccuracy', 'CorruptionAccuracy')
+# metrics that understand RobustTestLoop's per-sample results (the
+# robustness report's RobustnessRecords is a RobustAccuracy that keeps them)
+ROBUST_METRICS = ('RobustAccuracy', 'RobustnessRecords', 'CorruptionAccuracy')
 # test loops that take `attacks` and `num_samples` (and resume)
 ROBUST_LOOPS = ('RobustTestLoop', 'RobustnessReportLoop')
 
@@ -31,7 +32,8 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
     RobustTestLoop, or of a RobustnessReportLoop where an entry has
     ``restarts`` or ``after``), each entry without an eps (a bare type name
     included, if its attack has one) at the training eps
-    (:func:`training_eps`); RobustAccuracy then replaces the test
+    (:func:`training_eps`), with the step that follows it
+    (:func:`nofrost_mm.attacks.with_eps`); RobustAccuracy then replaces the test
     evaluator (it also reports clean accuracy) unless the config already
     uses the plug-in's robust metrics. A config without either is left as
     it is.
@@ -48,8 +50,7 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
     eps = training_eps(cfg)
     if attacks is not None and eps is not None:
         # a bare type name (`--attacks FGSM`) names no eps either
-        attacks = [with_eps(a, eps) if isinstance(a, str) else a for a in attacks]
-    attacks = follow_training_eps(attacks, eps)
+        attacks = [with_eps(a, eps) for a in attacks]
     loop = (cfg.get('test_cfg') or {}).get('type')
     is_robust = loop in ROBUST_LOOPS
     if attacks is None and num_samples is None and not is_robust:

@@ -65,3 +65,35 @@ def test_a_config_without_attacks_is_left_alone():
     cfg = _cfg(test_cfg=dict())
     robust_test_cfg(cfg)
     assert cfg.test_cfg == dict() and cfg.test_evaluator == dict(type='Accuracy')
+
+
+def test_torchattacks_steps_follow_the_training_eps_as_the_plugins_pgd():
+    # `tools/test.py --attacks AutoAttack PGD` on an eps-0.3 MNIST config: PGD
+    # at 76.5/255 with torchattacks' 2/255 step reached 55% where AutoAttack
+    # reached 25%
+    cfg = _cfg(test_attacks=['AutoAttack', 'PGD', dict(type='MIFGSM', steps=20),
+                             dict(type='PGD', eps=8), dict(type='CW', steps=5)])
+    robust_test_cfg(cfg)
+    aa, pgd, mifgsm, own, cw = cfg.test_cfg.attacks
+    assert aa == dict(type='AutoAttack', eps=EPS)
+    assert pgd == dict(type='PGD', eps=EPS, alpha=pytest.approx(80.5 / 10))
+    assert mifgsm == dict(type='MIFGSM', steps=20, eps=EPS,
+                          alpha=pytest.approx(80.5 / 20))
+    assert own == dict(type='PGD', eps=8)  # its own eps, its own step
+    # CW takes no eps: a dict of it gets none (building it would fail)
+    assert cw == dict(type='CW', steps=5)
+
+
+def test_an_l2_test_attack_without_an_eps_names_the_attack():
+    cfg = _cfg(test_attacks=['PGDL2'])
+    with pytest.raises(ValueError, match='PGDL2 .*L-inf radius'):
+        robust_test_cfg(cfg)
+
+
+def test_the_reports_metric_is_kept():
+    # RobustnessRecords is a RobustAccuracy keeping the per-sample records:
+    # replacing it lost them (the report's AttributeError 'records')
+    cfg = _cfg(test_cfg=dict(type='RobustnessReportLoop'), test_attacks=['PGD'])
+    cfg.test_evaluator = dict(type='RobustnessRecords')
+    robust_test_cfg(cfg)
+    assert cfg.test_evaluator == dict(type='RobustnessRecords')
