@@ -14,7 +14,6 @@ from nofrost_mm.utils.sample_random import sample_normal, sample_randint, sample
 from .pixel_size import check_pixel_size
 
 
-@ATTACKS.register_module()
 def pgd_step_size(eps: float, steps: int) -> float:
     """The official NoFrost PGD step size ``min(1.25 * eps, eps + 4) / steps``.
 
@@ -33,6 +32,7 @@ def pgd_step_size(eps: float, steps: int) -> float:
     return min(1.25 * eps, eps + 4) / steps if steps else 0.
 
 
+@ATTACKS.register_module()
 class PGDAttack:
     """Projected gradient descent with a random start.
 

@@ -166,6 +166,11 @@ class TorchAttack:
             default_eps = defaults.get('eps', defaults.get('max_epsilon'))
             self.eps = None if default_eps is None else default_eps * 255
         self.steps = kwargs.get('steps', defaults.get('steps'))
+        # the step size and restarts it runs with (attack_settings)
+        self.step_size = kwargs['alpha'] if 'alpha' in kwargs else (
+            None if defaults.get('alpha') is None else defaults['alpha'] * 255)
+        self.n_restarts = kwargs.get('n_restarts', defaults.get('n_restarts'))
+        self.n_queries = kwargs.get('n_queries', defaults.get('n_queries'))
         for key in PIXEL_KWARGS:
             if key in kwargs:
                 check_pixel_size(name, key, kwargs[key], self.norm)
@@ -179,11 +184,6 @@ class TorchAttack:
             self._make(_ProbeModel(), num_classes=2)
         except (ValueError, AssertionError, TypeError) as e:
             raise ValueError(f'attack {name}{self.kwargs}: rejected by '
-        # the step size and restarts it runs with (attack_settings)
-        self.step_size = kwargs['alpha'] if 'alpha' in kwargs else (
-            None if defaults.get('alpha') is None else defaults['alpha'] * 255)
-        self.n_restarts = kwargs.get('n_restarts', defaults.get('n_restarts'))
-        self.n_queries = kwargs.get('n_queries', defaults.get('n_queries'))
                              f'torchattacks: {e}') from e
         self._model: Optional[nn.Module] = None
         self._attack = None
