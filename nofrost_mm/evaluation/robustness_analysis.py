@@ -88,20 +88,24 @@ def load_classifier(config: str, checkpoint: str,
 
     Returns:
         tuple: The eval-mode :class:`NormalizedClassifier` and the config.
+
+    Raises:
+        CheckpointLoadError: If the checkpoint is missing, damaged, or does
+            not fit the config's model.
     """
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-    from mmpretrain.registry import MODELS
+    from mmpretrain.apis import get_model
 
     import nofrost_mm  # noqa: F401  (registers the plug-in's models)
+    from nofrost_mm.utils.checkpoint_reader import load_into_model
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = cfg.model.copy()
-    if 'data_preprocessor' not in model_cfg and 'data_preprocessor' in cfg:
-        model_cfg['data_preprocessor'] = cfg.data_preprocessor
-    model = MODELS.build(model_cfg)
-    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    # mmpretrain's own build (it moves a top-level data_preprocessor into the
+    # model); the weights through the plug-in's checked reader, which names
+    # a damaged file or one of another architecture
+    model = get_model(cfg, pretrained=False)
+    load_into_model(model, checkpoint, map_location='cpu')
     model.to(device).eval()
     net = NormalizedClassifier.from_preprocessor(model).eval()
     return net, cfg

@@ -1,3 +1,5 @@
+from .checkpoint_reader import (CheckpointLoadError, latest_complete_checkpoint,
+                                load_into_model, read_checkpoint)
 from .checkpoint_safe_globals import register_checkpoint_safe_globals
 from .config_checks import (check_bool, check_choice, check_keys, check_number,
                             check_plugin_component_keys)
@@ -9,7 +11,8 @@ from .sample_random import (fold_keys, random_keys, sample_bits, sample_keys, sa
                             sample_randint, sample_uniform)
 from .version_check import check_dependency_versions
 
-__all__ = ['shutdown_distributed', 'model_memory_format', 'training_eps',
+__all__ = ['CheckpointLoadError', 'read_checkpoint', 'latest_complete_checkpoint',
+           'load_into_model', 'shutdown_distributed', 'model_memory_format', 'training_eps',
            'follow_training_eps', 'check_dependency_versions', 'register_checkpoint_safe_globals',
            'check_bool', 'check_choice', 'check_keys', 'check_number',
            'check_plugin_component_keys', 'get_rng_state', 'set_rng_state',

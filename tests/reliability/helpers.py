@@ -1,7 +1,9 @@
 """Test-only hooks and helpers of the reliability suite (loaded via custom_imports)."""
 import os
+import random
 import signal
 import time
+import zipfile
 
 import torch
 from mmengine.dist import barrier
@@ -23,6 +25,42 @@ def write_config(path, base=DEMO, body=''):
         "custom_imports = dict(imports=['nofrost_mm', "
         "'tests.reliability.helpers'], allow_failed_imports=False)\n" + body)
     return path
+
+
+DAMAGES = ('flipped', 'random', 'truncated')
+
+
+def damage(good, out, how):
+    """Write a damaged copy of checkpoint ``good`` to ``out``.
+
+    ``flipped``: 2,000 bytes inverted in the middle of the largest member's
+    data (torch reads such a file without an error); ``random``: as many
+    random bytes; ``truncated``: the first half.
+    """
+    data = bytearray(good.read_bytes())
+    if how == 'flipped':
+        with zipfile.ZipFile(good) as archive:
+            largest = max(archive.infolist(), key=lambda i: i.file_size)
+            assert largest.file_size > 6000, largest
+        # the data follows the member's local header (30 bytes + name + extra)
+        start = largest.header_offset + 30 + len(largest.filename.encode()) + \
+            int.from_bytes(data[largest.header_offset + 28:largest.header_offset + 30], 'little')
+        middle = start + largest.file_size // 2 - 1000
+        data[middle:middle + 2000] = bytes(b ^ 0xFF for b in data[middle:middle + 2000])
+    elif how == 'random':
+        data = random.Random(0).randbytes(len(data))
+    else:
+        data = data[:len(data) // 2]
+    out.write_bytes(bytes(data))
+    return out
+
+
+def expected_problem(path, how):
+    """The part of CheckpointLoadError's message that names the damage."""
+    if how == 'flipped':
+        with zipfile.ZipFile(path) as archive:
+            return f"member {archive.testzip()!r} fails its CRC check"
+    return 'truncated or corrupted: no valid zip directory'
 
 
 def unwrap(model):

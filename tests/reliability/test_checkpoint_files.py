@@ -1,15 +1,21 @@
-"""Atomic checkpoint writes, auto-resume past a broken file, clear load errors."""
+"""Atomic checkpoint writes, auto-resume past a broken file, clear load errors;
+damaged checkpoints through every door that reads them."""
 import copy
+import os
+import re
+import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 import nofrost_mm  # noqa: F401
 from nofrost_mm.engine.runner.nofrost_runner import (CheckpointLoadError,
                                                      NoFrostRunner)
-from tests.conftest import run_tool
-from tests.reliability.helpers import DEMO
+from tests.conftest import logged_warnings, run_tool
+from tests.reliability.helpers import DAMAGES, DEMO, damage, expected_problem
 
 
 @pytest.fixture(scope='module')
@@ -137,5 +143,132 @@ def test_train_resume_from_truncated_file_is_clear(tmp_path, runner):
     cfg.merge_from_dict({'train_dataloader.dataset.indices': 64, 'resume': True,
                          'load_from': str(truncated), 'work_dir': str(tmp_path / 'run')})
     with pytest.raises(CheckpointLoadError,
-                       match=f'checkpoint {truncated} is truncated or corrupted'):
+                       match=f'checkpoint {truncated}: truncated or corrupted'):
         NoFrostRunner.from_cfg(cfg).train()
+
+
+@pytest.fixture(scope='module')
+def damaged(runner, tmp_path_factory):
+    """A whole checkpoint of the demo model and its flipped, random and truncated copies."""
+    folder = tmp_path_factory.mktemp('damaged')
+    good = _good_checkpoint(runner, folder / 'good.pth')
+    return good, {how: damage(good, folder / f'{how}.pth', how) for how in DAMAGES}
+
+
+def test_flipped_bytes_are_invisible_to_torch_but_not_to_the_reader(damaged):
+    """The damage the doors must catch: torch itself loads the flipped file."""
+    good, files = damaged
+    flipped = torch.load(files['flipped'], weights_only=True)['state_dict']
+    whole = torch.load(good, weights_only=True)['state_dict']
+    assert any(not torch.equal(flipped[k], whole[k]) for k in whole)
+
+
+@pytest.mark.parametrize('how', DAMAGES)
+def test_damaged_checkpoint_through_the_runner(runner, damaged, how):
+    """load_from / tools/test.py, and --resume FILE: the file and the damage named."""
+    path = damaged[1][how]
+    _assert_load_error(runner, path, expected_problem(path, how))
+    _assert_load_error(runner, path, expected_problem(path, how), resume=True)
+
+
+def test_damaged_checkpoints_through_tools_test(damaged, tmp_path):
+    """As the issue met them: tools/test.py CFG FILE --attacks none evaluated a
+    flipped file (rc 0) and died with a bare IndexError on random bytes."""
+    for how, path in damaged[1].items():
+        proc = run_tool(['tools/test.py', DEMO, path, '--attacks', 'none',
+                         '--work-dir', tmp_path / how,
+                         '--cfg-options', 'test_dataloader.dataset.indices=8'],
+                        check=False)
+        assert proc.returncode != 0, how
+        assert 'CheckpointLoadError' in proc.stderr, proc.stderr[-2000:]
+        assert f'checkpoint {path}: ' in proc.stderr
+        assert expected_problem(path, how) in proc.stderr
+        assert 'Epoch(test)' not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize('how', DAMAGES)
+def test_damaged_checkpoint_through_the_overfitting_guard_rollback(damaged, how):
+    from nofrost_mm.engine.hooks import CatastrophicOverfittingHook
+    hook = CatastrophicOverfittingHook(action='rollback')
+    hook.last_good = str(damaged[1][how])
+    # the file is read before the runner is touched
+    with pytest.raises(CheckpointLoadError,
+                       match=re.escape(expected_problem(hook.last_good, how))):
+        hook._rollback(runner=None)
+
+
+def test_divergence_guard_names_a_complete_checkpoint(damaged, tmp_path):
+    """last_checkpoint names a flipped epoch_2.pth: the guard's "resume from"
+    is the whole epoch_1.pth (mmengine's find_latest_checkpoint trusts the
+    pointer)."""
+    from nofrost_mm.engine.hooks import DivergenceGuardHook
+    good, files = damaged
+    shutil.copy(good, tmp_path / 'epoch_1.pth')
+    shutil.copy(files['flipped'], tmp_path / 'epoch_2.pth')
+    os.utime(tmp_path / 'epoch_1.pth', (1, 1))
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
+    logger = MMLogger.get_current_instance()
+    fake_runner = SimpleNamespace(iter=7, epoch=2, work_dir=str(tmp_path), logger=logger)
+    with logged_warnings(logger) as warnings, pytest.raises(FloatingPointError) as info:
+        DivergenceGuardHook(action='stop').after_train_iter(
+            fake_runner, 0, outputs={'loss': torch.tensor(float('nan'))})
+    assert f'Last good checkpoint: {tmp_path / "epoch_1.pth"}.' in str(info.value)
+    assert any('epoch_2.pth' in w and 'fails its CRC check' in w for w in warnings)
+
+
+@pytest.mark.parametrize('how', DAMAGES)
+def test_damaged_checkpoint_through_load_classifier(damaged, how):
+    """The analysis tools' door (decision_margin.py, smoothness.py)."""
+    from nofrost_mm.evaluation.robustness_analysis import load_classifier
+    path = damaged[1][how]
+    with pytest.raises(CheckpointLoadError) as info:
+        load_classifier(str(DEMO), str(path))
+    assert str(path) in str(info.value)
+    assert expected_problem(path, how) in str(info.value)
+
+
+def test_load_classifier_loads_a_whole_checkpoint_and_refuses_another_model(
+        runner, damaged, tmp_path):
+    from nofrost_mm.evaluation.robustness_analysis import load_classifier
+    good = damaged[0]
+    net, _ = load_classifier(str(DEMO), str(good))
+    weights = torch.load(good, weights_only=True)['state_dict']
+    loaded = dict(net.named_parameters())
+    key = 'backbone.conv1.weight'
+    assert any(torch.equal(p, weights[key]) for n, p in loaded.items()
+               if n.endswith(key))
+    # mmengine's load_checkpoint (strict=False) loaded nothing of it, silently
+    other = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'head.fc.weight': torch.zeros(3, 3)}}, other)
+    with pytest.raises(CheckpointLoadError, match='does not fit the model'):
+        load_classifier(str(DEMO), str(other))
+
+
+def test_auto_resume_passes_over_a_flipped_checkpoint(runner, damaged, tmp_path):
+    good, files = damaged
+    shutil.copy(good, tmp_path / 'epoch_1.pth')
+    os.utime(tmp_path / 'epoch_1.pth', (1, 1))
+    shutil.copy(files['flipped'], tmp_path / 'epoch_2.pth')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
+    old_dir = runner._work_dir
+    runner._work_dir = str(tmp_path)
+    try:
+        assert runner._latest_complete_checkpoint() == str(tmp_path / 'epoch_1.pth')
+    finally:
+        runner._work_dir = old_dir
+
+
+def test_a_damaged_evaluation_chunk_is_evaluated_again(tmp_path):
+    """tools/test.py --resume reads finished batches back: a damaged one is
+    attacked again (same seed, same result) instead of read as results."""
+    from nofrost_mm.engine.runner.evaluation_state import EvaluationState
+    state = EvaluationState(str(tmp_path / 'state'), {'run': 1}, resume=False)
+    results = [{'margin': torch.arange(4000.)}]
+    state.save(0, results)
+    assert torch.equal(state.load(0)[0]['margin'], results[0]['margin'])
+    chunk = tmp_path / 'state' / 'chunk_000000.pth'
+    damage(chunk, chunk, 'flipped')
+    logger = MMLogger.get_current_instance()
+    with logged_warnings(logger) as warnings:
+        assert state.load(0) is None
+    assert any(str(chunk) in w and 'fails its CRC check' in w for w in warnings)

@@ -10,6 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from nofrost_mm.attacks import PGDAttack
+from nofrost_mm.utils.checkpoint_reader import read_checkpoint
 from nofrost_mm.utils.config_checks import check_bool, check_choice, check_number
 
 CO_ACTIONS = ('warn', 'stop', 'rollback')
@@ -304,7 +305,8 @@ class CatastrophicOverfittingHook(Hook):
         barrier()  # the file is complete before any rank may read it
 
     def _rollback(self, runner) -> None:
-        checkpoint = torch.load(self.last_good, map_location='cpu', weights_only=True)
+        # the plug-in's one checked reader: a damaged file is an error, not weights
+        checkpoint = read_checkpoint(self.last_good, map_location='cpu')
         model = self._unwrap(runner)
         model.load_state_dict(checkpoint['state_dict'])
         if 'optimizer' in checkpoint:

@@ -6,9 +6,9 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
-from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
+from nofrost_mm.utils.checkpoint_reader import latest_complete_checkpoint
 from nofrost_mm.utils.config_checks import check_choice, check_number
 
 DIVERGENCE_ACTIONS = ('stop', 'skip')
@@ -125,7 +125,8 @@ class DivergenceGuardHook(Hook):
                 f'Step skipped ({self.consecutive} in a row, '
                 f'{self.skipped} in total).')
             return
-        last = find_latest_checkpoint(runner.work_dir)
+        # a complete file, not whatever last_checkpoint names
+        last = latest_complete_checkpoint(runner.work_dir, runner.logger.warning)
         resume = (f'Last good checkpoint: {last}. Lower the learning rate '
                   '(or use AGC / a warm-up) and resume from it.' if last else
                   'No checkpoint saved yet. Lower the learning rate (or use '

@@ -1,32 +1,95 @@
-"""Checkpoints of NoFrostRunner: atomic writes, resume lookup, checked loading."""
-import glob
+"""Checkpoints of NoFrostRunner: atomic writes, resume lookup, checked loading.
+
+Reading goes through :mod:`nofrost_mm.utils.checkpoint_reader` (the one
+door of the plug-in: integrity check, weights-only, clear errors).
+"""
 import os
 import os.path as osp
-import pickle
 import re
-import zipfile
-from typing import Optional
+from typing import List, Optional
 
-from mmengine.dist import all_gather_object, is_main_process
+from mmengine.dist import (all_gather_object, broadcast_object_list,
+                           is_main_process, master_only)
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
-from mmengine.runner.checkpoint import (_load_checkpoint,
-                                        _load_checkpoint_to_model)
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
+from nofrost_mm.utils.checkpoint_reader import (CHECKPOINT_NAME,
+                                                CheckpointLoadError,
+                                                check_fits_model,
+                                                latest_complete_checkpoint,
+                                                read_checkpoint)
 from nofrost_mm.utils.rng_state import get_rng_state, set_rng_state
 
+# CheckpointLoadError is defined in utils (the analysis tools raise it too)
+# and importable from here, where the runner raises it
+__all__ = ['CheckpointLoadError', 'CheckpointMixin', 'earlier_run_files',
+           'refuse_reused_work_dir']
 
-class CheckpointLoadError(RuntimeError):
-    """A checkpoint that cannot be read, resumed or loaded into the model."""
+# what a training run leaves in its work dir and a new run would overwrite
+_BEST_NAME = re.compile(r'best_.+\.pth')
 
 
-def _is_complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a whole torch zip file (CRCs checked, no unpickling)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return zf.testzip() is None
-    except (OSError, zipfile.BadZipFile):
-        return False
+def earlier_run_files(work_dir: str,
+                      checkpoint_out_dir: Optional[str] = None) -> List[str]:
+    """The checkpoints (and ``last_checkpoint``) of a run in ``work_dir``.
+
+    Args:
+        work_dir (str): The work dir of the new run.
+        checkpoint_out_dir (str, optional): ``CheckpointHook``'s ``out_dir``
+            (it saves into ``out_dir/basename(work_dir)``). Defaults to None.
+
+    Returns:
+        list[str]: Paths, sorted.
+    """
+    folders = [work_dir]
+    if checkpoint_out_dir and '://' not in str(checkpoint_out_dir):
+        folders.append(osp.join(checkpoint_out_dir,
+                                osp.basename(osp.normpath(work_dir))))
+    found = set()
+    for folder in folders:
+        if not osp.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if name == 'last_checkpoint' or CHECKPOINT_NAME.fullmatch(name) \
+                    or _BEST_NAME.fullmatch(name):
+                found.add(osp.join(folder, name))
+    return sorted(found)
+
+
+def refuse_reused_work_dir(cfg) -> None:
+    """Refuse to train into a work dir that holds another run's checkpoints.
+
+    A new run (not ``resume``) would overwrite ``epoch_N.pth``,
+    ``best_*.pth`` and ``last_checkpoint`` of the earlier one. Allowed with
+    ``resume`` (the run continues) or ``overwrite_work_dir = True`` (a
+    top-level config key: the user accepts the loss).
+
+    Args:
+        cfg (Config | dict): With ``work_dir``, ``resume``,
+            ``overwrite_work_dir`` and ``default_hooks.checkpoint.out_dir``.
+
+    Raises:
+        FileExistsError: Naming the folder, the files and the ways forward.
+    """
+    if cfg.get('resume', False) or cfg.get('overwrite_work_dir', False):
+        return
+    work_dir = cfg.get('work_dir')
+    if not work_dir:
+        return
+    checkpoint_hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    files = earlier_run_files(work_dir, checkpoint_hook.get('out_dir'))
+    if not files:
+        return
+    names = [osp.relpath(f, work_dir) for f in files]
+    shown = ', '.join(names[:6]) + (f' and {len(names) - 6} more'
+                                    if len(names) > 6 else '')
+    raise FileExistsError(
+        f'work_dir {work_dir} already holds the checkpoints of an earlier '
+        f'run ({shown}); this run would overwrite them. Continue that run '
+        'with --resume (resume=True), or train into another folder with '
+        '--work-dir NEW_DIR; to overwrite them, set overwrite_work_dir=True '
+        '(--cfg-options overwrite_work_dir=True).')
 
 
 class CheckpointMixin:
@@ -39,10 +102,17 @@ class CheckpointMixin:
       complete checkpoint in the work dir.
     - Every checkpoint carries the python/numpy/torch RNG states of every
       rank (``meta['rng_states']``), restored as the last step of resuming.
-    - Loading a truncated or corrupted file, a bare state dict where a
-      resumable checkpoint is needed, or weights of another architecture
-      raises :class:`CheckpointLoadError` naming the file and the problem.
+    - Loading a truncated or corrupted file (every zip member's CRC is
+      checked), a bare state dict where a resumable checkpoint is needed,
+      or weights of another architecture raises
+      :class:`CheckpointLoadError` naming the file and the problem.
       ``torch.load`` stays weights-only.
+    - A work dir keeps the run it holds: training (not resuming) into a
+      folder with another run's checkpoints is refused
+      (:func:`refuse_reused_work_dir`), resuming a finished run does
+      nothing and says so, and the config copy ``work_dir/{config}.py`` of
+      the first run is kept (each run's own copy is in its log folder). Rank
+      0 decides, for every rank.
 
     ``save_checkpoint`` gathers RNG states from all ranks, so like every
     mmengine call site (``CheckpointHook``) it must be called on every rank.
@@ -51,6 +121,78 @@ class CheckpointMixin:
     # set by RNGIsolationMixin while validation runs
     _rng_before_val: Optional[dict] = None
     _rng_to_restore: Optional[dict] = None
+    # (chosen, path): the checkpoint auto-resume continues from, chosen once
+    # by rank 0 before training (None: not chosen yet)
+    _resume_choice: Optional[tuple] = None
+
+    @master_only
+    def dump_config(self) -> None:
+        """Copy the config into this run's log folder, and into the work dir
+        unless an earlier run's copy is there (it describes its checkpoints)."""
+        name = osp.basename(self.cfg.filename) if self.cfg.filename \
+            else f'{self.timestamp}.py'
+        self.cfg.dump(osp.join(self.log_dir, name))
+        if not osp.exists(osp.join(self.work_dir, name)):
+            self.cfg.dump(osp.join(self.work_dir, name))
+
+    def _before_training(self) -> Optional[str]:
+        """Refuse a reused work dir; say when a resumed run is already done.
+
+        Rank 0 looks at the files and every rank follows its decision (the
+        ranks of a multi-node run may not share the work dir).
+
+        Returns:
+            str | None: The "already complete" message (nothing to train),
+            or None.
+        """
+        decision = [None]
+        if is_main_process():
+            try:
+                decision[0] = ('go', self._decide_training())
+            except (FileExistsError, CheckpointLoadError) as error:
+                decision[0] = ('error', error)
+        if self.distributed:
+            broadcast_object_list(decision)
+        kind, value = decision[0]
+        if kind == 'error':
+            raise value
+        self._resume_choice, complete = value
+        return complete
+
+    def _decide_training(self) -> tuple:
+        if not self._resume:
+            refuse_reused_work_dir(dict(
+                work_dir=self.work_dir, resume=False,
+                overwrite_work_dir=self.cfg.get('overwrite_work_dir', False),
+                default_hooks=self.cfg.get('default_hooks')))
+            return None, None
+        target = self._load_from if self._load_from is not None \
+            else self._latest_complete_checkpoint()
+        if target is None:
+            return (True, None), None
+        meta = read_checkpoint(target, mmap=True).get('meta') or {}
+        loop = self._train_loop
+        if isinstance(loop, dict):
+            max_epochs, max_iters = loop.get('max_epochs'), loop.get('max_iters')
+        else:
+            max_epochs = loop.max_epochs \
+                if isinstance(loop, EpochBasedTrainLoop) else None
+            max_iters = getattr(loop, 'max_iters', None)
+        if max_epochs is not None:
+            unit, done, total, key = 'epoch', meta.get('epoch', 0), \
+                max_epochs, 'max_epochs'
+        elif max_iters is not None:
+            unit, done, total, key = 'iteration', meta.get('iter', 0), \
+                max_iters, 'max_iters'
+        else:  # a loop of its own kind: mmengine decides
+            return (True, target), None
+        if not isinstance(done, int) or done < total:
+            return (True, target), None
+        return (True, target), (
+            f'{target}: this run is already complete ({unit} {done} of '
+            f'{total}): nothing to do; raise train_cfg.{key} to train further '
+            '(the parameter schedulers keep the end stored in the checkpoint, '
+            'docs/reliability.md)')
 
     def save_checkpoint(self, out_dir: str, filename: str,
                         file_client_args: Optional[dict] = None,
@@ -109,11 +251,14 @@ class CheckpointMixin:
         if self._has_loaded:
             return None
         if self._resume and self._load_from is None:
-            resume_from = self._latest_complete_checkpoint()
+            chosen, resume_from = self._resume_choice or (False, None)
+            if not chosen:
+                resume_from = self._latest_complete_checkpoint()
             if resume_from is None:
-                self.logger.info(
-                    f'No complete checkpoint in {self.work_dir} to resume '
-                    'from: training starts from scratch.')
+                self.logger.warning(
+                    f'--resume: no complete checkpoint in {self.work_dir} to '
+                    'resume from: training starts from scratch (if you meant '
+                    "to continue a run, stop and give that run's --work-dir).")
                 return None
             self.logger.info(f'Auto resumed from the latest checkpoint '
                              f'{resume_from}.')
@@ -124,27 +269,7 @@ class CheckpointMixin:
 
     def _latest_complete_checkpoint(self) -> Optional[str]:
         """``last_checkpoint`` if complete, else the newest complete one."""
-        pointer = osp.join(self.work_dir, 'last_checkpoint')
-        named = None
-        if osp.isfile(pointer):
-            with open(pointer) as f:
-                named = f.read().strip() or None
-            if named and _is_complete_checkpoint(named):
-                return named
-            self.logger.warning(
-                f'{pointer} names {named!r}, which is missing or incomplete '
-                '(killed while saving?): looking for the newest complete '
-                'checkpoint instead.')
-        candidates = [
-            p for p in glob.glob(osp.join(self.work_dir, '*.pth'))
-            if re.fullmatch(r'(epoch|iter)_\d+\.pth', osp.basename(p))]
-        for path in sorted(candidates, key=osp.getmtime, reverse=True):
-            if _is_complete_checkpoint(path):
-                if named is not None:
-                    self.logger.warning(f'Resuming from {path} instead.')
-                return path
-            self.logger.warning(f'Skipping incomplete checkpoint {path}.')
-        return None
+        return latest_complete_checkpoint(self.work_dir, self.logger.warning)
 
     def resume(self, filename: str, resume_optimizer: bool = True,
                resume_param_scheduler: bool = True,
@@ -180,11 +305,10 @@ class CheckpointMixin:
         resumed but is no mmengine checkpoint, or does not fit the model.
         """
         resuming = getattr(self, '_resuming', False)
-        checkpoint = self._read_checkpoint(filename, map_location)
+        checkpoint = read_checkpoint(filename, map_location)
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
-        self._check_fits_model(filename, checkpoint, model, resuming,
-                               revise_keys)
+        check_fits_model(filename, checkpoint, model, resuming, revise_keys)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
                                                revise_keys=revise_keys)
@@ -203,75 +327,3 @@ class CheckpointMixin:
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
-
-    @staticmethod
-    def _read_checkpoint(filename: str, map_location):
-        if '://' not in str(filename) and not osp.isfile(filename):
-            raise CheckpointLoadError(f'checkpoint {filename}: no such file')
-        try:
-            checkpoint = _load_checkpoint(filename, map_location=map_location)
-        except pickle.UnpicklingError as error:
-            if 'weights only' in str(error).lower():
-                raise CheckpointLoadError(
-                    f'checkpoint {filename} holds Python objects outside the '
-                    'weights-only allow-list (nofrost_mm keeps weights-only '
-                    'loading on; only mmengine checkpoints and plain state '
-                    f'dicts load): {str(error).splitlines()[0]}') from error
-            raise CheckpointLoadError(
-                f'checkpoint {filename} is corrupted (not a torch checkpoint)'
-                f': {error}') from error
-        except (RuntimeError, EOFError, OSError, ValueError) as error:
-            raise CheckpointLoadError(
-                f'checkpoint {filename} is truncated or corrupted (was its '
-                'writer killed, or the copy incomplete?): '
-                f'{type(error).__name__}: {str(error).splitlines()[0]}'
-            ) from error
-        if not isinstance(checkpoint, dict):
-            raise CheckpointLoadError(
-                f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
-                'not a dict (an mmengine checkpoint or a state dict)')
-        return checkpoint
-
-    @staticmethod
-    def _check_fits_model(filename, checkpoint, model, resuming, revise_keys):
-        is_mmengine = 'state_dict' in checkpoint and 'meta' in checkpoint
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        for pattern, repl in revise_keys:
-            state_dict = {re.sub(pattern, repl, k): v
-                          for k, v in state_dict.items()}
-        timm_like = any(k.startswith(('stem.', 'stages.'))
-                        for k in state_dict)
-        hint = (' Its keys (stem.*, stages.*) are those of a timm '
-                'model state dict: mmpretrain models name them backbone.*, '
-                'neck.*, head.*; convert a timm NF-ResNet with tools/'
-                'model_converters/timm_nfresnet_to_mmpretrain.py and load it '
-                'into an NF-ResNet config.') if timm_like else ''
-        if resuming and not is_mmengine:
-            raise CheckpointLoadError(
-                f'checkpoint {filename} cannot be resumed: it is a bare state '
-                'dict (no meta, optimizer or scheduler states), not a '
-                'checkpoint written by tools/train.py.' + hint +
-                ' Use load_from to start from its weights.')
-        expected = model.state_dict()
-        missing = [k for k in expected if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in expected]
-        mismatched = [
-            f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-            f'{tuple(v.shape)}' for k, v in expected.items()
-            if k in state_dict and hasattr(state_dict[k], 'shape')
-            and tuple(state_dict[k].shape) != tuple(v.shape)]
-        fitting = len(expected) - len(missing) - len(mismatched)
-        # resuming needs every tensor; fine-tuning may swap a head, but a file
-        # that fits less than half of the model is another architecture
-        if (resuming and (missing or unexpected or mismatched)) or \
-                fitting < len(expected) / 2:
-            details = [f'{len(missing)} of {len(expected)} model tensors '
-                       'missing' + (f' (e.g. {missing[0]})' if missing else ''),
-                       f'{len(mismatched)} of other shape' +
-                       (f' (e.g. {mismatched[0]})' if mismatched else ''),
-                       f'{len(unexpected)} unexpected' +
-                       (f' (e.g. {unexpected[0]})' if unexpected else '')]
-            raise CheckpointLoadError(
-                f'checkpoint {filename} does not fit the model '
-                f'({type(model).__name__}): it was saved from another '
-                f'architecture or config: {"; ".join(details)}.' + hint)

@@ -12,6 +12,7 @@ of two evaluations would give numbers of neither.
 import glob
 import hashlib
 import json
+import logging
 import os
 import os.path as osp
 import time
@@ -19,6 +20,9 @@ from typing import Any, Dict, List, Optional
 
 import torch
 from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import print_log
+
+from nofrost_mm.utils.checkpoint_reader import checkpoint_problem
 
 STATE_DIR = 'robust_eval_state'
 MANIFEST = 'manifest.json'
@@ -161,6 +165,11 @@ class EvaluationState:
         """The saved results of a chunk, or None when it is not finished."""
         path = self._chunk_path(chunk_id)
         if not osp.isfile(path):
+            return None
+        problem = checkpoint_problem(path)
+        if problem is not None:  # the same batch attacked again: same results
+            print_log(f'{path}: {problem}: this batch is evaluated again',
+                      logger='current', level=logging.WARNING)
             return None
         return torch.load(path, map_location='cpu', weights_only=True)
 
