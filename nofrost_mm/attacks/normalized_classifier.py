@@ -96,4 +96,8 @@ class NormalizedClassifier(nn.Module):
                 f'{type(self.classifier).__name__}(x, mode="tensor") returned '
                 f'{type(logits).__name__}; an attack needs one logits tensor '
                 '(a classifier with a single classification head)')
+        if logits.dim() == 1:
+            # mmpretrain's LeNet5 squeezes a one-image batch to (K,): an
+            # attack's last survivor would lose its class dimension
+            logits = logits.view(x.shape[0], -1)
         return logits

@@ -38,3 +38,21 @@ def test_torchattacks_take_it_as_model():
 def test_mean_without_std_is_refused():
     with pytest.raises(ValueError, match='mean.*std'):
         NormalizedClassifier(torch.nn.Identity(), mean=[0.])
+
+
+def test_a_one_image_batch_keeps_its_class_dimension():
+    """mmpretrain's LeNet5 squeezes the logits of one image to (K,): the
+    last survivor of an attack on the stock lenet5_mnist config crashed
+    PGDAttack (IndexError in logits.size(1))."""
+    from mmpretrain.models import ImageClassifier
+
+    from nofrost_mm.attacks import PGDAttack
+    # the model of mmpretrain's lenet/lenet5_mnist.py
+    model = ImageClassifier(backbone=dict(type='LeNet5', num_classes=10),
+                            head=dict(type='ClsHead')).eval()
+    net = NormalizedClassifier(model)
+    image = torch.rand(1, 1, 32, 32)
+    assert model(image, mode='tensor').shape == (10, )  # the squeeze
+    assert net(image).shape == (1, 10)
+    adv = PGDAttack(eps=8, steps=2)(net, image, torch.tensor([3]))
+    assert adv.shape == image.shape
