@@ -1,7 +1,7 @@
 """Turn a BatchNorm ResNet-family backbone into a normalizer-free one.
 
 NoFrost's point is that removing every normalizer helps adversarial
-training; this converter lets any mmpretrain ResNet-family config become
+training; this converter lets an mmpretrain ResNet-family config become
 normalizer-free by changing one config key (``NormFreeConverter``).
 """
 from typing import Optional, Tuple
@@ -9,7 +9,9 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer
-from mmengine.logging import print_log
+from mmpretrain.models.backbones import (RegNet, ResNet, ResNet_CIFAR,
+                                         ResNetV1c, ResNetV1d, ResNeXt,
+                                         SEResNet, SEResNeXt)
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck
 from mmpretrain.models.utils import SELayer
@@ -20,20 +22,59 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 from ..layers import RELU_GAMMA, ScaledWSConv2d
 from .nf_resnet import NormFreeBlock, nf_block_scales
 
+# The backbones whose stem and blocks the converter knows, by exact class: a
+# subclass may change the forward (mmpretrain's Res2Net and ResNeSt are
+# ResNets whose blocks compute something else).
+RESNET_FAMILY = (ResNet, ResNetV1c, ResNetV1d, ResNet_CIFAR, ResNeXt,
+                 SEResNet, SEResNeXt, RegNet)
+RESNET_FAMILY_NAMES = tuple(cls.__name__ for cls in RESNET_FAMILY)
+
 # normalizers whose statistics are not per-batch-channel: removing them is
 # not the NF recipe, and the residual scaling below does not replace them
 _UNSUPPORTED_NORMS = (nn.LayerNorm, nn.GroupNorm, _InstanceNorm,
                       nn.LocalResponseNorm)
+_INSTEAD = ("for a normalizer-free net use the plug-in's NFResNet / "
+            "NFResNet_CIFAR backbones (configs/_base_/models/nf-resnet*.py)")
 
 
-def _check_norms(module: nn.Module):
-    for name, m in module.named_modules():
-        if isinstance(m, _UNSUPPORTED_NORMS):
-            raise TypeError(
-                f'convert_to_normfree: cannot remove {type(m).__name__} at '
-                f'"{name or "<root>"}": only BatchNorm layers (BN, SyncBN) '
-                'are supported; build the model with norm_cfg=dict(type='
-                "'BN') before converting")
+def _check_convertible(module: nn.Module, allow_non_resnet: bool):
+    name = type(module).__name__
+    norm_path, norm = next(((path, m) for path, m in module.named_modules()
+                            if isinstance(m, _UNSUPPORTED_NORMS)),
+                           (None, None))
+    if type(module) not in RESNET_FAMILY and not allow_non_resnet:
+        message = (
+            f'NormFreeConverter: backbone.type={name!r} (model.backbone.'
+            'backbone.type in a config) is not supported: it converts the '
+            f'ResNet family of mmpretrain ({", ".join(RESNET_FAMILY_NAMES)}) '
+            'into NF-ResNets (residual branches scaled by alpha and beta). '
+            f'Instead, {_INSTEAD}')
+        if norm is None:
+            message += (f'; to only remove the BatchNorms of {name} (no '
+                        'residual scaling, so no normalizer-free signal '
+                        'propagation) set allow_non_resnet=True')
+        else:
+            message += (f' ({name} normalizes with {type(norm).__name__}, '
+                        'which the converter does not remove)')
+        raise TypeError(message)
+    if norm is not None:
+        # BN instead is advice for the ResNets only: other backbones may not
+        # run with it (mmpretrain's ConvNeXt does not)
+        fix = ("build it with its default norm_cfg=dict(type='BN') or, "
+               if type(module) in RESNET_FAMILY else '')
+        raise TypeError(
+            f'NormFreeConverter: cannot remove {type(norm).__name__} at '
+            f'"{norm_path or "<root>"}" of {name}: only BatchNorm layers '
+            f'(BN, SyncBN) are removed; {fix}{_INSTEAD}')
+
+
+class _RemovedNorm(nn.Identity):
+    """What a removed BatchNorm becomes: the identity, whatever the caller
+    passes besides the input (some backbones hand their norms extra
+    arguments, e.g. ConvNeXt's ``data_format``)."""
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return x
 
 
 def _to_scaled_ws(conv: nn.Conv2d, gamma: float, eps: float) -> nn.Conv2d:
@@ -70,13 +111,13 @@ def _to_scaled_ws(conv: nn.Conv2d, gamma: float, eps: float) -> nn.Conv2d:
 
 
 def _replace_layers(module: nn.Module, gamma: float, eps: float):
-    """BN -> Identity and Conv2d -> ScaledWSConv2d, in place by name."""
+    """BN -> identity and Conv2d -> ScaledWSConv2d, in place by name."""
     for name, child in module.named_children():
         if isinstance(child, SELayer):
             # its 1x1 convs act on pooled features, as in timm's NF SE nets
             continue
         if isinstance(child, _BatchNorm):
-            setattr(module, name, nn.Identity())
+            setattr(module, name, _RemovedNorm())
         elif isinstance(child, nn.Conv2d):
             setattr(module, name, _to_scaled_ws(child, gamma, eps))
         else:
@@ -116,9 +157,23 @@ def _replace_blocks(module: nn.Module, state: dict):
                 module, name,
                 _convert_block(child, state['alpha'], beta, state['act_cfg'],
                                state['attn_gain']))
-            state['count'] += 1
         else:
             _replace_blocks(child, state)
+
+
+def _drop_stem_activation(backbone: nn.Module):
+    """The stem's output goes to the blocks un-activated, as in timm's NF-ResNets.
+
+    Blocks are pre-activation, and the gamma folded into their convs assumes
+    the ReLU of a zero-mean signal (it keeps half the variance); a ReLU on the
+    stem makes the residual stream non-negative, the blocks' ReLU then keeps
+    all of it, and the first transition's shortcut conv amplifies the signal
+    about 2.5x instead of preserving it.
+    """
+    if getattr(backbone, 'deep_stem', False):
+        backbone.stem[-1].activate = nn.Identity()
+    else:
+        backbone.relu = nn.Identity()
 
 
 def convert_to_normfree(module: nn.Module,
@@ -127,28 +182,34 @@ def convert_to_normfree(module: nn.Module,
                         eps: float = 1e-5,
                         zero_init_last: bool = True,
                         attn_gain: float = 2.0,
-                        act_cfg: dict = dict(type='ReLU')) -> nn.Module:
-    """Make a BatchNorm ResNet-family model normalizer-free (NF-ResNet).
+                        act_cfg: dict = dict(type='ReLU'),
+                        allow_non_resnet: bool = False) -> nn.Module:
+    """Make a BatchNorm ResNet-family backbone normalizer-free (NF-ResNet).
 
-    * every BatchNorm (incl. SyncBN) becomes ``nn.Identity``;
+    Supported backbones, by exact class: mmpretrain's ResNet, ResNetV1c,
+    ResNetV1d, ResNet_CIFAR, ResNeXt, SEResNet, SEResNeXt and RegNet
+    (``RESNET_FAMILY``). Their conversion:
+
+    * every BatchNorm (incl. SyncBN) becomes the identity;
     * every ``nn.Conv2d`` becomes a :class:`ScaledWSConv2d` holding the same
       weights (plus a zero bias taking over the BN shift), except the 1x1
       convs inside SE layers;
-    * every mmpretrain ``BasicBlock``/``Bottleneck`` (ResNet, ResNetV1c,
-      ResNetV1d, ResNeXt, SEResNet, ResNet_CIFAR) becomes a
-      :class:`NormFreeBlock` reusing its convs, shortcut and SE layer: a
-      pre-activation block ``h + alpha * f(relu(h) * beta)`` with ``beta``
-      the inverse expected standard deviation of the residual stream
-      (reset by transition blocks), which keeps signal propagation bounded
-      at any depth. SE outputs are multiplied by ``attn_gain``.
+    * every residual block becomes a :class:`NormFreeBlock` reusing its
+      convs, shortcut and SE layer: a pre-activation block
+      ``h + alpha * f(relu(h) * beta)`` with ``beta`` the inverse expected
+      standard deviation of the residual stream (reset by transition
+      blocks), which keeps signal propagation bounded at any depth. SE
+      outputs are multiplied by ``attn_gain``;
+    * the stem's last activation is removed (the blocks activate their
+      input), as in timm's NF-ResNets.
 
     Parameter names stay the same minus the BN ones (plus conv ``gain`` and
-    ``bias``). The stem keeps its activation. Blocks are pre-activation, so
-    the outputs of a converted backbone are the un-activated residual stream;
+    ``bias``). Blocks are pre-activation, so the outputs of a converted
+    backbone are the un-activated residual stream;
     :class:`NormFreeConverter` applies the final activation.
 
     Args:
-        module (nn.Module): Model to convert (changed in place).
+        module (nn.Module): Backbone to convert (changed in place).
         alpha (float): Residual branch scale. Defaults to 0.2.
         gamma (float): Activation gain folded into each conv.
             Defaults to ReLU's.
@@ -158,28 +219,32 @@ def convert_to_normfree(module: nn.Module,
         attn_gain (float): Gain on SE outputs. Defaults to 2.0.
         act_cfg (dict): Activation of the converted blocks.
             Defaults to ``dict(type='ReLU')``.
+        allow_non_resnet (bool): Accept a module outside the ResNet family
+            (VGG, MobileNetV2, a single layer, ...) and only remove its
+            BatchNorms and standardize its convs: no residual scaling and no
+            stem change, so nothing bounds its signal propagation at
+            initialisation. Defaults to False (such a module is refused).
 
     Returns:
         nn.Module: The converted model (``module`` itself unless it is a
         single conv or BN layer).
 
     Raises:
-        TypeError: If the model holds LayerNorm, GroupNorm, InstanceNorm or
-            LocalResponseNorm layers (message names the module path).
+        TypeError: If the module is outside the ResNet family (without
+            ``allow_non_resnet``), or holds LayerNorm, GroupNorm,
+            InstanceNorm or LocalResponseNorm layers (the message names the
+            module path).
     """
-    _check_norms(module)
+    _check_convertible(module, allow_non_resnet)
     if isinstance(module, _BatchNorm):
-        return nn.Identity()
+        return _RemovedNorm()
     if isinstance(module, nn.Conv2d):
         return _to_scaled_ws(module, gamma, eps)
-    state = dict(
-        var=1., alpha=alpha, act_cfg=act_cfg, attn_gain=attn_gain, count=0)
-    _replace_blocks(module, state)
-    if state['count'] == 0:
-        print_log(
-            f'convert_to_normfree: no ResNet blocks in {type(module).__name__}'
-            '; removed its BN layers without residual scaling',
-            logger='current')
+    if type(module) in RESNET_FAMILY:
+        state = dict(
+            var=1., alpha=alpha, act_cfg=act_cfg, attn_gain=attn_gain)
+        _replace_blocks(module, state)
+        _drop_stem_activation(module)
     _replace_layers(module, gamma, eps)
     if zero_init_last:
         for m in module.modules():
@@ -192,10 +257,12 @@ def convert_to_normfree(module: nn.Module,
 class NormFreeConverter(BaseBackbone):
     """Build a backbone and make it normalizer-free.
 
-    Wraps any ResNet-family backbone config (ResNet, ResNetV1c, ResNetV1d,
-    ResNeXt, SEResNet, ResNet_CIFAR) and applies :func:`convert_to_normfree`,
-    then passes each output through the final activation the pre-activation
-    blocks leave out. Parameters live under ``backbone.``.
+    Wraps a ResNet-family backbone config (mmpretrain's ResNet, ResNetV1c,
+    ResNetV1d, ResNet_CIFAR, ResNeXt, SEResNet, SEResNeXt, RegNet) and
+    applies :func:`convert_to_normfree`, then passes each output through the
+    final activation the pre-activation blocks leave out. Parameters live
+    under ``backbone.``. Another backbone type is refused when the model is
+    built, before any training, unless ``allow_non_resnet`` is set.
 
     Args:
         backbone (dict): Config of the backbone to convert.
@@ -205,6 +272,14 @@ class NormFreeConverter(BaseBackbone):
         zero_init_last (bool): SkipInit zero gains. Defaults to True.
         attn_gain (float): Gain on SE outputs. Defaults to 2.0.
         act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
+        allow_non_resnet (bool): Also accept a backbone outside the ResNet
+            family (e.g. VGG or MobileNetV2 with BN) and only remove its
+            BatchNorms and standardize its convs (scaled WS). Nothing scales
+            its residual branches, so its signal propagation at
+            initialisation is whatever the architecture gives (not the NF
+            guarantee), and its outputs are returned as the backbone makes
+            them. LayerNorm, GroupNorm and InstanceNorm stay unsupported.
+            Defaults to False.
         init_cfg (dict, optional): Initialization config. The wrapped
             backbone keeps its own ``init_cfg`` (e.g. ``Pretrained``).
             Defaults to None.
@@ -219,6 +294,15 @@ class NormFreeConverter(BaseBackbone):
         ...     neck=dict(type='GlobalAveragePooling'),
         ...     head=dict(type='LinearClsHead', num_classes=1000,
         ...               in_channels=2048))
+
+        In a config that inherits its backbone, replace it whole
+        (``_delete_=True``), else the inherited keys (depth, norm_cfg, ...)
+        are merged into the converter's arguments::
+
+            _base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py']
+            model = dict(backbone=dict(
+                _delete_=True, type='NormFreeConverter',
+                backbone=dict(type='ResNet', depth=18), alpha=0.2))
     """
 
     def __init__(self,
@@ -229,6 +313,7 @@ class NormFreeConverter(BaseBackbone):
                  zero_init_last: bool = True,
                  attn_gain: float = 2.0,
                  act_cfg: dict = dict(type='ReLU'),
+                 allow_non_resnet: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if not isinstance(backbone, dict) or 'type' not in backbone:
@@ -241,9 +326,13 @@ class NormFreeConverter(BaseBackbone):
             eps=eps,
             zero_init_last=zero_init_last,
             attn_gain=attn_gain,
-            act_cfg=act_cfg)
+            act_cfg=act_cfg,
+            allow_non_resnet=allow_non_resnet)
         self.zero_init_last = zero_init_last
-        self.final_act = build_activation_layer(act_cfg)
+        # pre-activation blocks leave their outputs un-activated; a backbone
+        # only stripped of its BNs returns what it always returned
+        self.final_act = build_activation_layer(act_cfg) if type(
+            self.backbone) in RESNET_FAMILY else nn.Identity()
 
     def init_weights(self):
         super().init_weights()
