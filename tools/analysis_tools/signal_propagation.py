@@ -6,8 +6,25 @@ block output, and the average channel variance of the residual branch (just
 before it joins the skip path). A config with BatchNorm is drawn three
 times: as built (BN), with the BNs simply deleted (naive), and converted by
 ``convert_to_normfree`` (NF); a normalizer-free config is drawn as built.
-``--json`` also writes the numbers, with the variance each block should have
-according to the NF ``beta``/``alpha`` bookkeeping.
+
+Each normalizer-free model is drawn with its own prediction (dashed, same
+colour): Brock et al.'s rule with that model's ``alpha``, ``beta`` and
+last-conv gains. A block adds ``alpha**2 * beta**2 * Var(h)`` (its branch's
+scaled WS convs keep the variance of their scaled input); a transition
+block's shortcut passes ``beta**2 * Var(h)``, times the variance ratio of
+its average pool if it has one. The rule does not cover what the stem
+delivers, nor how much a 2x2 average pool keeps (1/4 of a spatially white
+signal, all of a constant one), so the prediction takes three things from
+the measurement: the variance entering the first block, how much of it the
+blocks' activation passes (``gamma**2 * Var(act(h)) / Var(h)``: 1 for a
+zero-mean stream, about 2.9 after timm's stem max pool, whose output is
+mostly positive; the first transition's convs reset it) and each pool's
+ratio. It ignores zero padding and the channel-common part a
+weight-standardized conv removes, so the measured curve lies a little
+below it: 0.79-0.97 of it at 128 px for NF-ResNet-26 and a converted
+ResNet-50, closer at 224 px. ``--json`` also has ``beta_expected_var``, the
+input variance each ``beta`` was set for (a unit-variance stem and
+variance-preserving shortcuts assumed).
 
 Usage:
     python tools/analysis_tools/signal_propagation.py CONFIG [CONFIG ...] \
@@ -71,21 +88,50 @@ def _branch_end(block):
     return block.norm3 if isinstance(block, Bottleneck) else block.norm2
 
 
-def predicted_variances(blocks, alpha=0.2):
-    """Expected output variance of each block under the NF bookkeeping."""
-    from nofrost_mm.models.backbones.nf_resnet import nf_block_scales
-    expected, out = 1., []
-    for block in blocks:
-        _, expected = nf_block_scales(expected, alpha, block.downsample
-                                      is not None)
-        out.append(expected)
-    return out
-
-
 def _channel_stats(x):
     x = x.detach().double().transpose(0, 1).flatten(1)  # (C, N*H*W)
     mean = x.mean(1)
     return float((mean**2).mean()), float(x.var(1, unbiased=False).mean())
+
+
+def predicted_variances(blocks, input_var, act_gain, pool_ratios):
+    """Output variance of each NF block by Brock et al.'s rule.
+
+    Block ``i`` computes ``shortcut + alpha * f(act(h) * beta)``. Its
+    branch's scaled WS convs (the activation's gain folded in) pass
+    ``beta**2 * Var(h)``, times the last conv's mean squared gain; its
+    shortcut is ``h`` or, in a transition block, a conv of the same scaled
+    input (``beta**2 * Var(h)``) after an optional average pool. That holds
+    for a zero-mean stream; up to the first transition, whose convs reset
+    it, the stream carries what the stem left, so its activation passes
+    ``act_gain`` times that.
+
+    Args:
+        blocks (list[NormFreeBlock]): The blocks, in forward order.
+        input_var (float): Variance entering the first block.
+        act_gain (float): ``gamma**2 * Var(act(h)) / Var(h)`` of the first
+            block's input ``h``: 1 for a zero-mean Gaussian stream, more for
+            a mostly positive one (a stem's max pool keeps the largest of 9
+            values).
+        pool_ratios (list[float]): Per block, the output/input variance
+            ratio of the shortcut's average pool (1.0 without one).
+
+    Returns:
+        list[float]: Predicted output variance of each block.
+    """
+    gains = torch.stack([
+        b.last_conv.gain.detach().double().pow(2).mean() for b in blocks
+    ]).tolist()
+    var, out = input_var, []
+    for block, gain2, pool in zip(blocks, gains, pool_ratios):
+        scaled = block.beta**2 * act_gain * var
+        if block.downsample is None:
+            shortcut = var
+        else:
+            shortcut, act_gain = pool * scaled, 1.
+        var = shortcut + block.alpha**2 * gain2 * scaled
+        out.append(var)
+    return out
 
 
 @torch.no_grad()
@@ -97,15 +143,31 @@ def measure(backbone, inputs):
         inputs (Tensor): Input batch.
 
     Returns:
-        dict: Lists ``sq_mean``, ``var``, ``branch_var``, ``predicted_var``.
+        dict: Lists ``sq_mean``, ``var``, ``branch_var``; for a
+        normalizer-free backbone (``normfree``) also ``predicted_var`` (see
+        :func:`predicted_variances`), ``beta_expected_var`` (the input
+        variance each block's ``beta`` assumes), ``act_gain`` and
+        ``pool_ratio`` (what the prediction measured), else None for those;
+        ``input_var``, the variance entering the first block.
     """
     from nofrost_mm.models.backbones.nf_resnet import NormFreeBlock
     blocks = _residual_blocks(backbone)
     if not blocks:
         raise ValueError(f'{type(backbone).__name__} has no residual blocks '
                          '(mmpretrain BasicBlock/Bottleneck or NormFreeBlock)')
+    normfree = all(isinstance(b, NormFreeBlock) for b in blocks)
     stats = {k: [None] * len(blocks) for k in ('sq_mean', 'var', 'branch_var')}
+    pool_ratio = [1.] * len(blocks)
+    first = {}
     handles = []
+
+    def on_first_input(block, args):
+        first['var'] = _channel_stats(args[0])[1]
+        if normfree:
+            first['act_gain'] = block.conv1.gamma**2 * _channel_stats(
+                block.act(args[0]))[1] / first['var']
+
+    handles.append(blocks[0].register_forward_pre_hook(on_first_input))
     for i, block in enumerate(blocks):
 
         def on_output(_, args, out, i=i, block=block):
@@ -121,13 +183,32 @@ def measure(backbone, inputs):
                 stats['branch_var'][i] = _channel_stats(out)[1]
 
             handles.append(_branch_end(block).register_forward_hook(on_branch))
+        elif block.downsample is not None:
+            for pool in block.downsample.modules():
+                if isinstance(pool, nn.AvgPool2d):
+
+                    def on_pool(_, args, out, i=i):
+                        pool_ratio[i] = (_channel_stats(out)[1]
+                                         / _channel_stats(args[0])[1])
+
+                    handles.append(pool.register_forward_hook(on_pool))
     try:
         backbone(inputs)
     finally:
         for h in handles:
             h.remove()
-    stats['predicted_var'] = predicted_variances(blocks)
-    stats['normfree'] = all(isinstance(b, NormFreeBlock) for b in blocks)
+    stats['normfree'] = normfree
+    stats['input_var'] = first['var']
+    if normfree:
+        stats['act_gain'] = first['act_gain']
+        stats['pool_ratio'] = pool_ratio
+        stats['predicted_var'] = predicted_variances(
+            blocks, first['var'], first['act_gain'], pool_ratio)
+        stats['beta_expected_var'] = [b.beta**-2 for b in blocks]
+    else:
+        for key in ('act_gain', 'pool_ratio', 'predicted_var',
+                    'beta_expected_var'):
+            stats[key] = None
     return stats
 
 
@@ -154,10 +235,12 @@ def _remove_bn(module):
 
 
 def build_variants(cfg, zero_init=False):
-    """Backbones to compare: BN / naive / NF for a BN config, else itself."""
+    """Backbones to compare: BN / naive / NF (ResNet family) for a BN
+    config, else the model itself."""
     from mmpretrain.registry import MODELS
 
     from nofrost_mm.models.backbones import convert_to_normfree
+    from nofrost_mm.models.backbones.norm_free_converter import RESNET_FAMILY
     model_cfg = cfg.model.get('backbone', cfg.model)
     backbone = MODELS.build(model_cfg)
     logger = MMLogger.get_current_instance()
@@ -171,13 +254,15 @@ def build_variants(cfg, zero_init=False):
         _set_skipinit_to_one(backbone)
     if not any(isinstance(m, _BatchNorm) for m in backbone.modules()):
         return {'': backbone}
-    naive = _remove_bn(copy.deepcopy(backbone))
-    nf = convert_to_normfree(
-        copy.deepcopy(backbone), zero_init_last=zero_init)
-    return {'BN': backbone, 'naive': naive, 'NF': nf}
+    variants = {'BN': backbone, 'naive': _remove_bn(copy.deepcopy(backbone))}
+    if type(backbone) in RESNET_FAMILY:  # what the converter converts
+        variants['NF'] = convert_to_normfree(
+            copy.deepcopy(backbone), zero_init_last=zero_init)
+    return variants
 
 
-def plot(results, out):
+def figure(results):
+    """The three panels; each NF model's prediction dashed in its colour."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -188,29 +273,42 @@ def plot(results, out):
         branch_var='residual branch variance')
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for ax, (key, title) in zip(axes, titles.items()):
-        for label, stats in results.items():
+        for k, (label, stats) in enumerate(results.items()):
+            color = f'C{k % 10}'
             values = [max(v, 1e-12) for v in stats[key]]
             ax.plot(range(1, len(values) + 1), values, marker='.',
-                    label=label)
-        if key == 'var':
-            for stats in results.values():
-                if stats['normfree']:
-                    ax.plot(
-                        range(1, len(stats['predicted_var']) + 1),
-                        stats['predicted_var'],
-                        'k--',
-                        lw=1,
-                        label='NF prediction (beta)')
-                    break
+                    color=color, label=label)
+            if key == 'var' and stats['predicted_var'] is not None:
+                # each model's own prediction, in its colour
+                ax.plot(range(1, len(values) + 1), stats['predicted_var'],
+                        '--', color=color, lw=1,
+                        label=f'{label}: NF prediction')
         ax.set_yscale('log')
         ax.set_xlabel('residual block')
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.suptitle('Signal propagation at initialisation, N(0, 1) inputs')
+    axes[1].legend(fontsize=7)
+    fig.suptitle('Signal propagation at initialisation, N(0, 1) inputs '
+                 '(dashed: each NF model\'s prediction)')
     fig.tight_layout()
+    return fig
+
+
+def plot(results, out):
+    import matplotlib.pyplot as plt
+    fig = figure(results)
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def prediction_summary(stats):
+    """One line on how the measured variances follow the NF prediction."""
+    if stats['predicted_var'] is None:
+        return 'not normalizer-free: no NF prediction'
+    ratios = [v / p for v, p in zip(stats['var'], stats['predicted_var'])]
+    return (f'measured / NF prediction {min(ratios):.3g}-{max(ratios):.3g} '
+            f'(first block input: variance {stats["input_var"]:.3g}, '
+            f'activation gain {stats["act_gain"]:.3g})')
 
 
 def main():
@@ -232,14 +330,9 @@ def main():
             for m in backbone.modules():
                 if isinstance(m, _BatchNorm):
                     m.train()
-            results[label] = measure(backbone, inputs)
-            worst = max(
-                max(v / p, p / v) for v, p in zip(results[label]['var'],
-                                                  results[label]
-                                                  ['predicted_var']))
-            print(f'{label}: {len(results[label]["var"])} blocks, final '
-                  f'variance {results[label]["var"][-1]:.4g}, worst ratio to '
-                  f'the NF prediction {worst:.3g}')
+            stats = results[label] = measure(backbone, inputs)
+            print(f'{label}: {len(stats["var"])} blocks, final variance '
+                  f'{stats["var"][-1]:.4g}, {prediction_summary(stats)}')
     plot(results, args.out)
     print(f'plot saved to {args.out}')
     if args.json:
