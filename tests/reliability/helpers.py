@@ -83,6 +83,20 @@ class PauseAtIterHook(Hook):
 
 
 @HOOKS.register_module()
+class PauseAtTestIterHook(Hook):
+    """Write ``marker`` after test batch ``at_batch`` (0-based) and wait to be signalled."""
+
+    def __init__(self, at_batch, marker):
+        self.at_batch, self.marker = at_batch, marker
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if batch_idx == self.at_batch:
+            with open(self.marker, 'w') as f:
+                f.write(str(batch_idx))
+            time.sleep(120)
+
+
+@HOOKS.register_module()
 class PoisonBatchHook(Hook):
     """Make the loss of the given iterations NaN (the input mean becomes NaN)."""
 

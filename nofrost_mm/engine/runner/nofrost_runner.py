@@ -1,11 +1,13 @@
 """An mmengine Runner that distributes without a GPU and resumes exactly.
 
-Its concerns live in one module each: checkpoints (checkpoint_io.py), RNG
-isolation of validation (rng_isolation.py), gloo without CUDA
-(cpu_distributed.py); this file holds the pre-flight checks, naming and
-the model's memory format.
+Its concerns live in one module each: checkpoints and the work dir
+(checkpoint_io.py), RNG isolation of validation (rng_isolation.py), gloo
+without CUDA (cpu_distributed.py), the line printed on SIGTERM/SIGINT
+(stop_signals.py), the dataset checks (nofrost_mm/datasets/data_checks.py);
+this file holds the pre-flight checks, naming and the model's memory format.
 """
 import copy
+import glob
 import inspect
 import os
 import os.path as osp
@@ -23,6 +25,7 @@ from nofrost_mm.utils.config_checks import check_bool, check_plugin_component_ke
 from .checkpoint_io import CheckpointLoadError, CheckpointMixin
 from .cpu_distributed import COMM_FAILURE, CPUDistributedMixin
 from .rng_isolation import RNGIsolationMixin
+from .stop_signals import resume_command, stop_signals
 from .text_cached_config import TextCachedConfig
 
 __all__ = ['NoFrostRunner', 'CheckpointLoadError']
@@ -51,10 +54,13 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
       with an error saying so.
     - Before any data is read, misspelt arguments of the plug-in's
       components are reported with the closest valid name (moved keys with
-      their new one), and the plug-in's datasets are built lazily (so their
-      argument checks run, val and test ones included).
+      their new one), the plug-in's datasets are built lazily (so their
+      argument checks run, val and test ones included), and missing data
+      folders or MNIST files are named with their config key (before any
+      download attempt).
     - Atomic checkpoints with every rank's RNG states, an auto-resume that
-      skips incomplete files, checked loading (:class:`CheckpointMixin`);
+      skips incomplete files, integrity-checked loading, a work dir that
+      keeps the run it holds (:class:`CheckpointMixin`);
       validation on a saved RNG state (:class:`RNGIsolationMixin`). With
       mmengine's restored sampler seed/epoch, optimizer and schedulers, a
       resumed epoch-based run is bit-exact (``docs/reliability.md``).
@@ -67,6 +73,10 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
     - A top-level ``test_attacks`` list is the config's test loop
       (:meth:`from_cfg`), for mmpretrain's own ``tools/test.py`` as for this
       repository's.
+    - SIGTERM or SIGINT during training or a test logs one line before the
+      process ends as the signal would: what was saved (the last checkpoint,
+      the robust evaluation's finished batches) and the command that
+      continues it with ``--resume`` (:mod:`.stop_signals`).
     - The config's text is formatted once per content
       (:class:`TextCachedConfig`), not again for every checkpoint.
     - Every runner of a process gets its own logger, message hub, visualizer
@@ -136,32 +146,20 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
             kwargs['experiment_name'] = f'{stem}-{count}'
 
     def _check_plugin_datasets(self) -> None:
-        """Build the plug-in's datasets lazily: their checks, no data read.
+        """Check the train/val/test datasets now, without reading data.
 
         The Runner builds dataloaders only when a loop starts, the val one
-        after the train data is loaded; a bad ``val_dataloader.dataset`` key
-        would only show then. mmpretrain's ``MNIST`` without download must
-        find its four files (an error naming the offline converter otherwise).
+        after the train data is loaded: a bad ``val_dataloader.dataset`` key
+        or a missing data folder would only show then
+        (:func:`nofrost_mm.datasets.data_checks.check_dataset_cfg`: the
+        plug-in's datasets built lazily, MNIST's files before any download,
+        the folders of folder datasets).
         """
-        from mmpretrain.datasets import MNIST
-        from mmpretrain.registry import DATASETS
-
-        from nofrost_mm.datasets.mnist_files import check_mnist_files
+        from nofrost_mm.datasets.data_checks import check_dataset_cfg
         for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             loader = getattr(self, f'_{name}')
-            dataset = loader.get('dataset') if isinstance(loader, dict) \
-                else None
-            if not isinstance(dataset, dict) or \
-                    not isinstance(dataset.get('type'), str):
-                continue
-            cls = DATASETS.get(dataset['type'])
-            if inspect.isclass(cls) and cls.__module__.startswith('nofrost_mm'):
-                DATASETS.build(dict(copy.deepcopy(dataset), lazy_init=True))
-            elif cls is MNIST and not dataset.get('download', True):
-                # mmpretrain's own error comes only when the data is loaded
-                # and suggests download=True (its server is gone)
-                lazy = DATASETS.build(dict(copy.deepcopy(dataset), lazy_init=True))
-                check_mnist_files(lazy.data_prefix['root'], f'{name}.dataset')
+            if isinstance(loader, dict):
+                check_dataset_cfg(loader.get('dataset'), f'{name}.dataset')
 
     def wrap_model(self, model_wrapper_cfg, model):
         if self.cfg.get('channels_last', False) and not is_model_wrapper(model):
@@ -200,9 +198,14 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
                 'model.adv_loss_weight=0 for standard training')
 
     def train(self):
+        complete = self._before_training()
+        if complete is not None:
+            self.logger.warning(complete)
+            return self.model
         self._check_adversarial_training_setup()
         try:
-            return super().train()
+            with stop_signals(self._training_stopped, self._log_on_main):
+                return super().train()
         except Exception as error:
             if not (self.distributed and COMM_FAILURE.search(str(error))):
                 raise
@@ -218,3 +221,38 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
                 f'--resume from the last checkpoint in {self.work_dir}. '
                 f'({type(error).__name__}: {first_line})') from error
 
+    def test(self) -> dict:
+        with stop_signals(self._test_stopped, self._log_on_main):
+            return super().test()
+
+    def _log_on_main(self, message: str) -> None:
+        if self.rank == 0:
+            self.logger.warning(message)
+
+    def _training_stopped(self, signal_name: str) -> str:
+        """What a stopped training saved, and the command that continues it."""
+        pointer = osp.join(self.work_dir, 'last_checkpoint')
+        last = None
+        if osp.isfile(pointer):
+            with open(pointer) as f:
+                last = f.read().strip() or None
+        saved = f'the last checkpoint is {last}' if last else \
+            f'no checkpoint was saved yet in {self.work_dir}'
+        return (f'{signal_name}: training stopped in epoch {self.epoch + 1} '
+                f'(iteration {self.iter + 1}); {saved}. Continue with '
+                f'{resume_command()} (work dir {self.work_dir}).')
+
+    def _test_stopped(self, signal_name: str) -> str:
+        """What a stopped evaluation saved, and the command that continues it."""
+        loop = self._test_loop
+        state = getattr(loop, 'state', None)
+        if state is None:
+            return (f'{signal_name}: evaluation stopped; it keeps no partial '
+                    'results (a robust evaluation of tools/test.py does, '
+                    'test_cfg.state_dir): run it again.')
+        saved = len(glob.glob(osp.join(state.directory, 'chunk_*.pth')))
+        total = len(loop.dataloader) * self.world_size
+        return (f'{signal_name}: robust evaluation stopped; the results of '
+                f'{saved} of {total} batches are saved in {state.directory}. '
+                f'Resume with {resume_command()} (work dir {self.work_dir}): '
+                'only the other batches are attacked.')

@@ -1,0 +1,91 @@
+"""A missing data folder is named with its config key before any data is read
+or downloaded: mmpretrain's MNIST on a stock config (whose download server is
+gone), and the folder datasets (CustomDataset, ImageNet)."""
+import copy
+
+import pytest
+from mmengine.config import Config
+
+import nofrost_mm  # noqa: F401
+from nofrost_mm.engine.runner import NoFrostRunner
+from tests.conftest import REPO_ROOT, run_tool
+from tests.reliability.helpers import DEMO
+from tests.tools.test_stock_mmpretrain_config import PLUGIN_KEYS
+
+# any connection attempt of the tool is reported and fails at once
+NO_NETWORK = '''
+import socket, sys
+
+def _refuse(*args, **kwargs):
+    sys.stderr.write('NETWORK ATTEMPT %r\\n' % (args[:2],))
+    raise OSError('network disabled by the test')
+
+socket.getaddrinfo = _refuse
+socket.socket.connect = _refuse
+socket.create_connection = _refuse
+'''
+
+
+def test_the_readme_stock_lenet5_config_without_data_names_the_converter(tmp_path):
+    """The README's example run from a folder without data/mnist died with
+    URLError from a download attempt (download=True is MNIST's default)."""
+    config = tmp_path / 'lenet5_mnist_fgsmrs.py'
+    config.write_text(PLUGIN_KEYS)
+    guard = tmp_path / 'no_network'
+    guard.mkdir()
+    (guard / 'sitecustomize.py').write_text(NO_NETWORK)
+    proc = run_tool([str(REPO_ROOT / 'tools/train.py'), config, '--work-dir', tmp_path / 'work'],
+                    cwd=tmp_path, check=False,
+                    env={'PYTHONPATH': f'{guard}:{REPO_ROOT}'})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'NETWORK ATTEMPT' not in out and 'URLError' not in out
+    assert "FileNotFoundError: train_dataloader.dataset: MNIST files missing in " \
+        "'data/mnist': train-images-idx3-ubyte" in out, out[-3000:]
+    assert 'download=True cannot fetch them' in out
+    assert 'python tools/dataset_converters/prepare_mnist.py --out data/mnist' in out
+    assert 'or point train_dataloader.dataset.data_prefix to your own copy' in out
+
+
+def _demo_with_test_dataset(tmp_path, dataset):
+    cfg = Config.fromfile(DEMO)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.log_level = 'WARNING'
+    cfg.test_dataloader.dataset = dict(
+        dataset, pipeline=copy.deepcopy(cfg.test_dataloader.dataset.pipeline))
+    return cfg
+
+
+@pytest.mark.parametrize('dataset, key, what', [
+    (dict(type='ImageNet', data_root='{tmp}/imagenet', split='val'),
+     'test_dataloader.dataset.data_root', "no such folder '{tmp}/imagenet'"),
+    (dict(type='CustomDataset', data_root='{tmp}', ann_file='meta/val.txt'),
+     'test_dataloader.dataset.ann_file', "no such file '{tmp}/meta/val.txt'"),
+    (dict(type='CustomDataset', data_prefix='{tmp}/images'),
+     'test_dataloader.dataset.data_prefix', "no such folder '{tmp}/images'"),
+    (dict(type='ClassBalancedDataset', oversample_thr=0.1,
+          dataset=dict(type='ImageNet', data_root='{tmp}/imagenet', split='val')),
+     'test_dataloader.dataset.dataset.data_root', "no such folder '{tmp}/imagenet'"),
+])
+def test_a_missing_folder_is_named_with_its_key_when_the_runner_is_built(
+        tmp_path, dataset, key, what):
+    """Before, the test data was read (and found missing) only when a test
+    started, after the whole training."""
+    def fill(value):
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value.replace('{tmp}', str(tmp_path)) if isinstance(value, str) else value
+
+    cfg = _demo_with_test_dataset(tmp_path, fill(dataset))
+    with pytest.raises(FileNotFoundError) as info:
+        NoFrostRunner.from_cfg(cfg)
+    message = str(info.value)
+    assert message.startswith(f'{key}: {fill(what)}'), message
+    assert f'--cfg-options {key}=PATH' in message
+
+
+def test_an_existing_folder_passes(tmp_path):
+    (tmp_path / 'imagenet' / 'val').mkdir(parents=True)
+    cfg = _demo_with_test_dataset(
+        tmp_path, dict(type='ImageNet', data_root=str(tmp_path / 'imagenet'), split='val'))
+    NoFrostRunner.from_cfg(cfg)
