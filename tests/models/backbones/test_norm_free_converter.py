@@ -1,8 +1,11 @@
 import math
+import re
+import textwrap
 
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
@@ -12,6 +15,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from nofrost_mm.models.backbones import NormFreeConverter, convert_to_normfree
 from nofrost_mm.models.backbones.nf_resnet import NormFreeBlock
 from nofrost_mm.models.layers import ScaledWSConv2d
+from tests.conftest import REPO_ROOT
 
 TINY = dict(stem_channels=8, base_channels=8)
 FAMILIES = {
@@ -301,3 +305,32 @@ def test_converted_blocks_follow_the_nf_variance_rule():
     ratios = torch.stack(ratios)
     assert len(ratios) == 8
     assert ((ratios >= 0.75) & (ratios <= 1.1)).all(), ratios
+
+
+def _readme_converter_snippet():
+    """The README's NormFreeConverter config, as a user copies it."""
+    blocks = re.findall(r'```python\n(.*?)```',
+                        (REPO_ROOT / 'README.md').read_text(), re.S)
+    snippet, = [b for b in blocks if 'NormFreeConverter' in b]
+    return textwrap.dedent(snippet)
+
+
+def test_readme_snippet_builds_on_a_stock_mmpretrain_config(tmp_path):
+    snippet = _readme_converter_snippet()
+    assert "_base_ = ['mmpretrain::" in snippet  # a stock config
+    config = tmp_path / 'nf_stock.py'
+    config.write_text(snippet)
+    cfg = Config.fromfile(config)
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    assert isinstance(model.backbone, NormFreeConverter)
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    logits = model(torch.randn(2, 3, 32, 32), mode='tensor')
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+    # what the README says of _delete_=True: without it the inherited
+    # ResNet's keys land in the converter's arguments
+    config.write_text('\n'.join(line for line in snippet.splitlines()
+                                if '_delete_' not in line))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'depth'"):
+        MODELS.build(Config.fromfile(config).model)
