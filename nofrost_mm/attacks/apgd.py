@@ -20,8 +20,9 @@ import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_uniform
-from .autoattack_member import (AutoAttackMember, check_common, check_int, like,
-                               run_rows)
+from nofrost_mm.utils.progress import NO_PROGRESS
+from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
+                               end_status, like, run_rows)
 
 # stream ids of the per-sample random numbers (sample_random)
 APGD_STREAM = 0x41504744
@@ -121,18 +122,24 @@ class APGDAttack(AutoAttackMember):
     def targeted(self) -> bool:
         return self.loss == 'dlr-targeted'
 
+    @property
+    def title(self) -> str:
+        return 'apgd-t' if self.targeted else f'apgd-{self.loss}'
+
     def __repr__(self):
         return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
                 f'n_restarts={self.n_restarts}, loss={self.loss!r}'
                 + (f', n_target_classes={self.n_target_classes}'
                    if self.targeted else '') + f', rho={self.rho})')
 
-    def perturb(self, model, images, labels, keys, clean_logits):
+    def perturb(self, model, images, labels, keys, clean_logits,
+                progress=NO_PROGRESS):
         """Attack the clean-correct samples; ``(adv, broken)`` for all.
 
         Args:
             clean_logits (Tensor): The model's logits on ``images`` (the
                 clean pass, shared by the AutoAttack members).
+            progress (ProgressReporter): Gets the lines of task ``title``.
         """
         n = len(images)
         adv = images.clone()
@@ -158,15 +165,20 @@ class APGDAttack(AutoAttackMember):
             m).repeat(n_t)
         s_idx = torch.arange(m, device=x.device).repeat(n_t * self.n_restarts)
 
-        def attack_rows(idx):
-            s, t, r = s_idx[idx], t_idx[idx], r_idx[idx]
-            target = targets[t, s] if self.targeted else None
-            # one stream per (target, restart): a sample's start is its own
-            starts = self._starts(k[s], t * 1000 + r, x.shape[1:])
-            return self._run(model, x[s], y[s], target, like(starts, x), s)
+        with progress.task(self.title) as task:
+            rows = RowProgress(task, m, len(s_idx), self.steps,
+                               self.n_restarts * m if self.targeted else None)
 
-        got, got_adv = run_rows(len(s_idx), s_idx, self.target_batch,
-                                attack_rows, m, x)
+            def attack_rows(idx):
+                s, t, r = s_idx[idx], t_idx[idx], r_idx[idx]
+                target = targets[t, s] if self.targeted else None
+                # one stream per (target, restart): a sample's start is its own
+                starts = self._starts(k[s], t * 1000 + r, x.shape[1:])
+                return self._run(model, x[s], y[s], target, like(starts, x), s, rows)
+
+            got, got_adv = run_rows(len(s_idx), s_idx, self.target_batch,
+                                    attack_rows, m, x, rows)
+            task.end(end_status(m, got), always=True)
         broken[todo[got]] = True
         adv[todo[got]] = got_adv[got]
         return adv, broken
@@ -187,11 +199,12 @@ class APGDAttack(AutoAttackMember):
             return dlr_loss(logits, y)
         return dlr_targeted_loss(logits, y, target)
 
-    def _run(self, model, x, y, target, noise, groups):
+    def _run(self, model, x, y, target, noise, groups, progress=None):
         """One APGD run on rows; ``(broken, adv)`` per row.
 
         A row leaves at its first misclassified iterate, and with it every
         row of the same group (sample), whose result is then decided.
+        ``progress`` (:class:`RowProgress`) is told of every step.
         """
         eps = self.eps / 255.
         rows = len(x)
@@ -202,6 +215,8 @@ class APGDAttack(AutoAttackMember):
         out_broken = torch.zeros(rows, dtype=torch.bool, device=x.device)
         out_adv = x.clone()
         alive = torch.arange(rows, device=x.device)
+        if progress is not None:
+            progress.pass_rows(groups, out_broken)
 
         def grad_at(x_adv, y, target):
             with torch.enable_grad():
@@ -276,4 +291,6 @@ class APGDAttack(AutoAttackMember):
                 grad = torch.where(red[:, None, None, None], grad_best, grad)
                 k = max(k - self.size_decr, self.n_iter_min)
                 counter3 = 0
+            if progress is not None:
+                progress.step_done(i + 1, len(alive))
         return out_broken, out_adv

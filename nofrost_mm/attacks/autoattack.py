@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from nofrost_mm.registry import ATTACKS
+from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 from .apgd import APGDAttack
 from .autoattack_member import check_common, check_images, default_keys, like, model_format
 from .batch_norm_folding import fold_batch_norm
@@ -34,8 +35,9 @@ VERSIONS = ('standard', )
 class AutoAttack:
     """Standard AutoAttack with the reference's settings, members batched.
 
-    Called as ``adv = attack(model, images, labels, keys=None)`` with images
-    in [0, 1] and ``model`` a module taking them (e.g.
+    Called as ``adv = attack(model, images, labels, keys=None,
+    progress=NO_PROGRESS)`` with images in [0, 1] and ``model`` a module
+    taking them (e.g.
     :class:`NormalizedClassifier`); returns detached images, the first
     member's adversarial image for each sample it broke and the clean image
     for the others, in the layout of ``images``. The attack runs its images
@@ -44,6 +46,9 @@ class AutoAttack:
     (:mod:`nofrost_mm.utils.sample_random`); without keys they are drawn
     from ``seed``, so a call repeats. The model is put in eval mode for the
     attack and every submodule's train/eval flag is restored afterwards.
+    A :class:`ProgressReporter` given as ``progress`` gets each member's
+    progress (steps, targets, samples broken and still robust, elapsed time
+    and ETA) and a line at each member's end; it changes no result.
 
     Args:
         eps (float): L-inf radius in pixel units of 255 (8 = 8/255).
@@ -110,7 +115,8 @@ class AutoAttack:
                 f'{self.version!r}, seed={self.seed})')
 
     def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 keys: Optional[torch.Tensor] = None,
+                 progress: ProgressReporter = NO_PROGRESS) -> torch.Tensor:
         """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
         check_images('AutoAttack', images, labels)
         if images.min() < 0 or images.max() > 1:
@@ -135,16 +141,19 @@ class AutoAttack:
                 attacked, folded = fold_batch_norm(model, images, logits)
                 if self.verbose:
                     print(f'AutoAttack: {folded} BatchNorm layers folded into convs')
-            return like(self.run(attacked, images, labels, keys, logits)[0], given)
+            return like(self.run(attacked, images, labels, keys, logits,
+                                 progress)[0], given)
         finally:
             for m, training in modes:
                 m.training = training
 
-    def run(self, model, images, labels, keys, clean_logits):
+    def run(self, model, images, labels, keys, clean_logits,
+            progress: ProgressReporter = NO_PROGRESS):
         """The cascade; ``(adv, robust)`` with ``robust`` per sample.
 
         Args:
             clean_logits (Tensor): The model's logits on ``images``.
+            progress (ProgressReporter): Gets the members' lines.
         """
         adv = images.clone()
         robust = clean_logits.argmax(1) == labels
@@ -154,7 +163,8 @@ class AutoAttack:
                 break
             # members draw from their own streams of the sample's key
             got_adv, broken = member.perturb(model, images[todo], labels[todo],
-                                             keys[todo], clean_logits[todo])
+                                             keys[todo], clean_logits[todo],
+                                             progress=progress)
             robust[todo[broken]] = False
             adv[todo[broken]] = got_adv[broken]
             if self.verbose:

@@ -10,6 +10,7 @@ from typing import Callable, Optional, Tuple
 
 import torch
 
+from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 from nofrost_mm.utils.sample_random import random_keys
 from .pixel_size import check_pixel_size
 
@@ -69,16 +70,95 @@ def model_format(model) -> Optional[torch.memory_format]:
     return None
 
 
+class RowProgress:
+    """A member's progress over its rows, for its :class:`ProgressTask`.
+
+    Work is counted in row-steps (one row through one step). Rows still
+    attacked have every step left to run, rows of later passes (slices of
+    targets) all their steps: the ETA scales the elapsed time by those over
+    the row-steps run, from shapes alone. The broken samples are counted
+    (a host sync) only when a line is written.
+
+    Args:
+        task (ProgressTask): The member's task.
+        samples (int): Samples attacked.
+        rows (int): Their rows (targets x restarts x samples).
+        steps (int): Steps of every row.
+        rows_per_target (int, optional): Rows of one target (targets are
+            outer), to name the targets a pass runs. Defaults to None
+            (untargeted).
+    """
+
+    def __init__(self, task, samples: int, rows: int, steps: int,
+                 rows_per_target: Optional[int] = None):
+        self.task, self.samples, self.rows, self.steps = task, samples, rows, steps
+        self.rows_per_target = rows_per_target
+        self.run = 0  # row-steps run
+        self.later = rows  # rows of the passes not started
+        self.alive = self.step = self.pass_no = 0
+        self.passes, self.targets = 1, ''
+        self.broken = self.pass_groups = self.pass_broken = None
+
+    def start_pass(self, pass_no: int, passes: int, first: int, end: int,
+                   rows: int, broken: torch.Tensor) -> None:
+        """Pass ``pass_no`` runs ``rows`` of the rows ``[first, end)``;
+        ``broken`` (per sample) is updated in place after each pass."""
+        self.pass_no, self.passes, self.later = pass_no, passes, self.rows - end
+        self.alive, self.step, self.broken = rows, 0, broken
+        self.pass_groups = self.pass_broken = None
+        if self.rows_per_target:
+            t0, t1 = first // self.rows_per_target + 1, (end - 1) // self.rows_per_target + 1
+            self.targets = f'target {t0}' if t0 == t1 else f'targets {t0}-{t1}'
+
+    def pass_rows(self, groups: torch.Tensor, broken: torch.Tensor) -> None:
+        """The sample of each row of the pass and the rows' broken flags
+        (updated in place by the member)."""
+        self.pass_groups, self.pass_broken = groups, broken
+
+    def step_done(self, step: int, alive: int) -> None:
+        """Step ``step`` of the pass ran on ``alive`` rows (a shape: no sync)."""
+        self.run += alive
+        self.alive, self.step = alive, step
+        self.task.update(self.run, self._total, self._status)
+
+    def _total(self) -> int:
+        return self.run + self.alive * (self.steps - self.step) + self.later * self.steps
+
+    def num_broken(self) -> int:
+        broken = self.broken.clone()
+        if self.pass_groups is not None:
+            broken[self.pass_groups[self.pass_broken]] = True
+        return int(broken.sum())
+
+    def _status(self) -> str:
+        n = self.num_broken()
+        where = f'step {self.step}/{self.steps}' + (
+            f', {self.targets}' if self.targets else '') + (
+            f' (pass {self.pass_no + 1}/{self.passes})' if self.passes > 1 else '')
+        return f'{where}: {n} of {self.samples} samples broken, ' \
+               f'{self.samples - n} still robust'
+
+
+def end_status(samples: int, broken: torch.Tensor) -> Callable[[], str]:
+    """A member's end line (a callable: the count syncs only when written)."""
+    def status():
+        n = int(broken.sum())
+        return f'{n} of {samples} samples broken, {samples - n} robust'
+    return status
+
+
 def run_rows(rows: int, groups: torch.Tensor, chunk: Optional[int],
              fn: Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]],
-             num_groups: int, like_rows: torch.Tensor):
+             num_groups: int, like_rows: torch.Tensor,
+             progress: Optional[RowProgress] = None):
     """Run ``fn`` on slices of ``rows`` rows; a group leaves after a break.
 
     ``fn(idx)`` attacks the rows ``idx`` and returns ``(broken, adv)`` per
     row. Rows are in the reference's order (target / restart outer, sample
     inner); a sample broken in one slice has its later rows skipped, as the
     reference skips broken samples. Returns per group whether it was broken
-    and the adversarial image of its first breaking row.
+    and the adversarial image of its first breaking row. ``progress`` is
+    told where each slice starts.
     """
     broken = torch.zeros(num_groups, dtype=torch.bool, device=groups.device)
     adv = like_rows.clone()
@@ -86,6 +166,9 @@ def run_rows(rows: int, groups: torch.Tensor, chunk: Optional[int],
     for start in range(0, rows, step):
         idx = torch.arange(start, min(start + step, rows), device=groups.device)
         idx = idx[~broken[groups[idx]]]
+        if progress is not None:
+            progress.start_pass(start // step, -(-rows // step), start,
+                                min(start + step, rows), len(idx), broken)
         if not len(idx):
             continue
         row_broken, row_adv = fn(idx)
@@ -107,23 +190,36 @@ class AutoAttackMember:
 
     A member sets ``seed`` (the keys of its random numbers when a call
     gives none) and implements ``perturb(model, images, labels, keys,
-    clean_logits) -> (adv, broken)``, which attacks the clean-correct
-    samples and returns, for every sample, the adversarial image found (the
-    clean one where none was) and whether it was broken.
+    clean_logits, progress) -> (adv, broken)``, which attacks the
+    clean-correct samples and returns, for every sample, the adversarial
+    image found (the clean one where none was) and whether it was broken,
+    writing its progress to the :class:`ProgressReporter` ``progress`` in a
+    task named ``title``.
     """
 
     seed: int
 
     def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
+                 keys: Optional[torch.Tensor] = None,
+                 progress: ProgressReporter = NO_PROGRESS) -> torch.Tensor:
+        """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images.
+
+        ``progress`` gets the member's progress lines (no effect on the
+        result)."""
         check_images(type(self).__name__, images, labels)
         keys = default_keys(keys, len(images), self.seed, images.device)
         with torch.no_grad():
             logits = model(images).float()
-        adv, _ = self.perturb(model, images.detach(), labels, keys, logits)
+        adv, _ = self.perturb(model, images.detach(), labels, keys, logits,
+                              progress=progress)
         return adv
 
+    @property
+    def title(self) -> str:
+        """The member's name in progress lines (AutoAttack's names)."""
+        raise NotImplementedError
+
     def perturb(self, model, images: torch.Tensor, labels: torch.Tensor,
-                keys: torch.Tensor, clean_logits: torch.Tensor):
+                keys: torch.Tensor, clean_logits: torch.Tensor,
+                progress: ProgressReporter = NO_PROGRESS):
         raise NotImplementedError

@@ -19,7 +19,9 @@ import torch
 
 from nofrost_mm.registry import ATTACKS
 from .apgd import target_classes
-from .autoattack_member import AutoAttackMember, check_common, check_int, run_rows
+from nofrost_mm.utils.progress import NO_PROGRESS
+from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
+                               end_status, run_rows)
 
 
 def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -128,7 +130,10 @@ class FABAttack(AutoAttackMember):
                 f'n_target_classes={self.n_target_classes}, alpha_max='
                 f'{self.alpha_max}, eta={self.eta}, beta={self.beta})')
 
-    def perturb(self, model, images, labels, keys, clean_logits):
+    title = 'fab-t'
+
+    def perturb(self, model, images, labels, keys, clean_logits,
+                progress=NO_PROGRESS):
         """Attack the clean-correct samples; ``(adv, broken)`` for all."""
         adv = images.clone()
         broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
@@ -142,25 +147,32 @@ class FABAttack(AutoAttackMember):
         t_idx = torch.arange(n_t, device=x.device).repeat_interleave(m)
         s_idx = torch.arange(m, device=x.device).repeat(n_t)
 
-        def attack_rows(idx):
-            s = s_idx[idx]
-            return self._run(model, x[s], y[s], targets[t_idx[idx], s], s)
+        with progress.task(self.title) as task:
+            rows = RowProgress(task, m, len(s_idx), self.steps, m)
 
-        got, got_adv = run_rows(len(s_idx), s_idx, self.target_batch,
-                                attack_rows, m, x)
+            def attack_rows(idx):
+                s = s_idx[idx]
+                return self._run(model, x[s], y[s], targets[t_idx[idx], s], s, rows)
+
+            got, got_adv = run_rows(len(s_idx), s_idx, self.target_batch,
+                                    attack_rows, m, x, rows)
+            task.end(end_status(m, got), always=True)
         broken[todo[got]] = True
         adv[todo[got]] = got_adv[got]
         return adv, broken
 
-    def _run(self, model, im2, y, target, groups):
-        """FAB-T on rows from the clean image; ``(broken, adv)`` per row."""
+    def _run(self, model, im2, y, target, groups, progress=None):
+        """FAB-T on rows from the clean image; ``(broken, adv)`` per row;
+        ``progress`` (:class:`RowProgress`) is told of every step."""
         eps = self.eps / 255.
         rows = len(im2)
         out_broken = torch.zeros(rows, dtype=torch.bool, device=im2.device)
         out_adv = im2.clone()
         alive = torch.arange(rows, device=im2.device)
         x1 = im2.clone()
-        for _ in range(self.steps):
+        if progress is not None:
+            progress.pass_rows(groups, out_broken)
+        for step in range(self.steps):
             with torch.enable_grad():
                 xg = x1.clone().requires_grad_(True)
                 logits = model(xg).float()
@@ -195,4 +207,6 @@ class FABAttack(AutoAttackMember):
                         alive, x1, im2, y, target))
                     if not len(alive):
                         break
+            if progress is not None:
+                progress.step_done(step + 1, len(alive))
         return out_broken, out_adv

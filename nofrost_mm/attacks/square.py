@@ -25,8 +25,9 @@ from typing import Union
 import torch
 
 from nofrost_mm.registry import ATTACKS
+from nofrost_mm.utils.progress import NO_PROGRESS, NO_TASK
 from nofrost_mm.utils.sample_random import sample_bits
-from .autoattack_member import AutoAttackMember, check_common, check_int, like
+from .autoattack_member import AutoAttackMember, check_common, check_int, end_status, like
 
 SQUARE_STREAM = 0x53515541
 # queries whose random numbers are drawn at once (bounds their memory)
@@ -118,8 +119,11 @@ class SquareAttack(AutoAttackMember):
         return (f'{type(self).__name__}(eps={self.eps}, n_queries={self.n_queries}, '
                 f'p_init={self.p_init}, rescale_schedule={self.rescale_schedule})')
 
+    title = 'square'
+
     @torch.no_grad()
-    def perturb(self, model, images, labels, keys, clean_logits):
+    def perturb(self, model, images, labels, keys, clean_logits,
+                progress=NO_PROGRESS):
         """Attack the clean-correct samples; ``(adv, broken)`` for all."""
         adv = images.clone()
         broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
@@ -127,12 +131,14 @@ class SquareAttack(AutoAttackMember):
         if not len(todo):
             return adv, broken
         x, y, k = images[todo], labels[todo], keys[todo]
-        best, got = self.attack_rows(model, x, y, k)
+        with progress.task(self.title) as task:
+            best, got = self.attack_rows(model, x, y, k, task)
+            task.end(end_status(len(todo), got), always=True)
         broken[todo] = got
         adv[todo[got]] = best[got]
         return adv, broken
 
-    def attack_rows(self, model, x, y, keys):
+    def attack_rows(self, model, x, y, keys, task=NO_TASK):
         """The reference's ``attack_single_run`` (L-inf); returns the best
         images and whether each sample ends misclassified.
 
@@ -140,7 +146,9 @@ class SquareAttack(AutoAttackMember):
         proposes its next ``lookahead`` squares on its current best image in
         one batch, and keeps the first one that the sequential loop would
         keep; the proposals after it are dropped and asked again from the
-        new best image.
+        new best image. ``task`` (a :class:`ProgressTask`) gets the
+        progress: the images sent, and the queries left (counted when a
+        line is written).
         """
         eps = self.eps / 255.
         n, c, h, w = x.shape
@@ -163,6 +171,7 @@ class SquareAttack(AutoAttackMember):
         # per-sample acceptance counts: the look-ahead follows the rate
         accepted = torch.ones(n, device=dev)
         asked = torch.full((n, ), 2., device=dev)
+        sent = 0  # images sent to the model, look-ahead included
         while True:
             todo = ((margin_min > 0.) & (nxt < self.n_queries)).nonzero()[:, 0]
             if not len(todo):
@@ -200,7 +209,22 @@ class SquareAttack(AutoAttackMember):
                 margin_min[ws] = marg[won]
                 x_best[ws] = x_new[won]
             draws.release(int(nxt[todo].min()))
+            sent += len(row_s)
+            task.update(sent, lambda: sent + self._queries_left(nxt, margin_min),
+                        lambda: self._status(nxt, margin_min))
         return x_best, margin_min <= 0.
+
+    def _queries_left(self, nxt, margin_min) -> int:
+        return int(((self.n_queries - nxt) * (margin_min > 0.)).sum())
+
+    def _status(self, nxt, margin_min) -> str:
+        n = len(nxt)
+        robust = margin_min > 0.
+        broken = n - int(robust.sum())
+        # the query the slowest robust sample is at
+        query = int(nxt[robust].min()) if broken < n else int(nxt.max())
+        return (f'query {query}/{self.n_queries} (slowest sample): {broken} of {n} '
+                f'samples broken, {n - broken} still robust')
 
 
 class _QueryDraws:

@@ -312,8 +312,8 @@ def test_fewer_than_ten_classes_target_every_other_class():
     attack = APGDAttack(eps=EPS, steps=3, loss='dlr-targeted')
     seen = []
     run = attack._run
-    attack._run = lambda model, x, y, target, noise, groups: (
-        seen.append(target) or run(model, x, y, target, noise, groups))
+    attack._run = lambda model, x, y, target, noise, *rest: (
+        seen.append(target) or run(model, x, y, target, noise, *rest))
     attack(model, x, y)
     # 4 targets per sample, none of them its own class, all distinct
     target = torch.cat(seen).view(4, 6).t()

@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from nofrost_mm.attacks import APGDAttack, FABAttack, SquareAttack
 from nofrost_mm.attacks.autoattack_member import AutoAttackMember, run_rows
+from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 
 
 class RecordingMember(AutoAttackMember):
@@ -15,8 +16,9 @@ class RecordingMember(AutoAttackMember):
         self.seed = seed
         self.calls = []
 
-    def perturb(self, model, images, labels, keys, clean_logits):
-        self.calls.append(dict(keys=keys, logits=clean_logits, grad=images.requires_grad))
+    def perturb(self, model, images, labels, keys, clean_logits, progress=None):
+        self.calls.append(dict(keys=keys, logits=clean_logits, grad=images.requires_grad,
+                               progress=progress))
         return images + .5, torch.ones(len(images), dtype=torch.bool)
 
 
@@ -43,6 +45,11 @@ def test_the_call_hands_perturb_clean_logits_and_seeded_keys():
     # given keys are used as they are
     member(model, images, labels, keys=torch.arange(4))
     assert member.calls[2]['keys'].tolist() == [0, 1, 2, 3]
+    # the progress reporter is handed on (none given: the silent one)
+    assert first['progress'] is NO_PROGRESS
+    reporter = ProgressReporter(30)
+    member(model, images, labels, progress=reporter)
+    assert member.calls[3]['progress'] is reporter
 
 
 @pytest.mark.parametrize('images, labels, message', [
