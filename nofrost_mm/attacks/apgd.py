@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_uniform
+from .mixed_precision import confirm_misclassified
 from nofrost_mm.utils.progress import NO_PROGRESS
 from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
                                end_status, like, run_rows)
@@ -231,6 +232,8 @@ class APGDAttack(AutoAttackMember):
 
         def leave(wrong, x_adv):
             """Record broken rows; the rows of unbroken groups to keep."""
+            # in fp32 under autocast: rounding must not end a sample's attack
+            wrong = confirm_misclassified(model, x_adv, y, wrong)
             out_broken[alive[wrong]] = True
             out_adv[alive[wrong]] = x_adv[wrong]
             return ~torch.isin(groups[alive], groups[alive[wrong]])

@@ -19,6 +19,8 @@ from .apgd import APGDAttack
 from .autoattack_member import check_common, check_images, default_keys, like, model_format
 from .batch_norm_folding import fold_batch_norm
 from .fab import FABAttack
+from .mixed_precision import (PrecisionSafeClassifier, autocast_dtype, autocast_off,
+                              fp32_logits)
 from .square import SquareAttack
 
 # fra31/auto-attack, autoattack.py, _set_version('standard') for L-inf
@@ -46,6 +48,10 @@ class AutoAttack:
     (:mod:`nofrost_mm.utils.sample_random`); without keys they are drawn
     from ``seed``, so a call repeats. The model is put in eval mode for the
     attack and every submodule's train/eval flag is restored afterwards.
+    Under autocast the members run through a :class:`PrecisionSafeClassifier`
+    (fp32 logits and losses, input gradients without fp16 underflow), the
+    clean decision and every decision that ends a sample's attack in fp32;
+    FAB-T runs in fp32, and Square too under bf16 (``fp32_parts``).
     A :class:`ProgressReporter` given as ``progress`` gets each member's
     progress (steps, targets, samples broken and still robust, elapsed time
     and ETA) and a line at each member's end; it changes no result.
@@ -79,6 +85,11 @@ class AutoAttack:
         >>> attack = ATTACKS.build(dict(type='AutoAttack', eps=8))
         >>> adv = attack(normalized_classifier, images_0_1, labels, keys=keys)
     """
+
+    # as strong under fp16 / bf16 autocast as in fp32 (mixed_precision.py),
+    # FAB-T in fp32, and Square under bf16
+    amp_safe = True
+    fp32_parts = dict(fp16=('fab-t', ), bf16=('fab-t', 'square'))
 
     def __init__(self, eps: float = 8., norm: str = 'Linf',
                  version: str = 'standard', n_classes: Optional[int] = None,
@@ -124,6 +135,10 @@ class AutoAttack:
         keys = default_keys(keys, len(images), self.seed, images.device)
         given = images
         images, labels = images.detach(), labels.detach()
+        # a precision-safe wrapper's model is folded, then wrapped again
+        safe = model if isinstance(model, PrecisionSafeClassifier) else None
+        if safe is not None:
+            model = safe.model_fn
         fmt = model_format(model)
         if fmt is not None:
             # every attack image in the model's layout: no conversion per conv
@@ -131,16 +146,20 @@ class AutoAttack:
         modes = [(m, m.training) for m in model.modules()]
         try:
             model.eval()
-            with torch.no_grad():
-                logits = model(images).float()
+            logits = fp32_logits(model, images)
             if self.n_classes is not None and logits.size(1) != self.n_classes:
                 raise ValueError(f'AutoAttack: n_classes={self.n_classes} but the '
                                  f'model returns {logits.size(1)} logits')
             attacked = model
             if self.fold_batch_norm:
-                attacked, folded = fold_batch_norm(model, images, logits)
+                with autocast_off(images.device.type):  # checked on fp32 logits
+                    attacked, folded = fold_batch_norm(model, images, logits)
                 if self.verbose:
                     print(f'AutoAttack: {folded} BatchNorm layers folded into convs')
+            if autocast_dtype(images.device.type) is not None:
+                # one overflow count with the caller's wrapper, if any
+                attacked = safe.with_model(attacked) if safe is not None \
+                    else PrecisionSafeClassifier(attacked)
             return like(self.run(attacked, images, labels, keys, logits,
                                  progress)[0], given)
         finally:

@@ -12,6 +12,7 @@ import torch
 
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 from nofrost_mm.utils.sample_random import random_keys
+from .mixed_precision import autocast_dtype, fp32_logits, precision_safe
 from .pixel_size import check_pixel_size
 
 
@@ -198,6 +199,8 @@ class AutoAttackMember:
     """
 
     seed: int
+    # under autocast: fp32 logits, safe gradients, fp32 decisions to leave
+    amp_safe = True
 
     def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
                  keys: Optional[torch.Tensor] = None,
@@ -208,8 +211,10 @@ class AutoAttackMember:
         result)."""
         check_images(type(self).__name__, images, labels)
         keys = default_keys(keys, len(images), self.seed, images.device)
-        with torch.no_grad():
-            logits = model(images).float()
+        # the clean decision (which samples are attacked, the targets) in fp32
+        logits = fp32_logits(model, images)
+        if autocast_dtype(images.device.type) is not None:
+            model = precision_safe(model)
         adv, _ = self.perturb(model, images.detach(), labels, keys, logits,
                               progress=progress)
         return adv

@@ -23,11 +23,13 @@ power of two: exact, so sign and normalised steps are those of the unscaled
 gradient). :func:`fp32_logits` and :func:`fp32_predict` take the decisions in
 fp32 (autocast off).
 """
+import functools
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from torch.nn.modules.batchnorm import _BatchNorm
 
 # The largest entry of each sample's scaled logit gradient lies in
@@ -288,3 +290,104 @@ class GradScaledClassifier(PrecisionSafeClassifier):
     def __init__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
                  scale: Optional[float] = None):
         super().__init__(model_fn)
+
+
+def fp32_recheck(model_fn: Callable[[torch.Tensor], torch.Tensor],
+                 images: torch.Tensor, candidates: torch.Tensor,
+                 values: torch.Tensor,
+                 fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                 ) -> torch.Tensor:
+    """``values`` with the rows of ``candidates`` decided again in fp32.
+
+    Under autocast, ``values[r]`` becomes ``fn(logits, rows)[i]`` for the
+    ``candidates`` rows ``rows`` (``logits``: their fp32 logits, autocast
+    off); without autocast ``values`` is returned as it is. Attacks call it
+    where a reduced-precision decision would end a sample's attack (an
+    iterate "misclassified", a margin "<= 0"): only those rows pay an fp32
+    forward pass, and the index is read where the attack already reads
+    which samples leave.
+
+    Args:
+        model_fn (Callable): Maps [0, 1] images to logits.
+        images (torch.Tensor): (N, C, H, W) images.
+        candidates (torch.Tensor): (N,) bool, the rows to decide again.
+        values (torch.Tensor): (N, ...) the reduced-precision decisions.
+        fn (Callable): ``fn(fp32_logits, rows)`` gives their new values.
+
+    Returns:
+        torch.Tensor: The decisions, fp32 for the candidates.
+    """
+    if autocast_dtype(images.device.type) is None:
+        return values
+    rows = candidates.nonzero()[:, 0]
+    if len(rows):
+        values = values.clone()
+        values[rows] = fn(fp32_logits(model_fn, images[rows]), rows).to(values.dtype)
+    return values
+
+
+def confirm_misclassified(model_fn: Callable[[torch.Tensor], torch.Tensor],
+                          images: torch.Tensor, labels: torch.Tensor,
+                          candidates: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the ``candidates`` whose fp32 prediction is not ``labels``.
+
+    Without autocast the candidates themselves (decided in fp32 already);
+    see :func:`fp32_recheck`.
+    """
+    return fp32_recheck(model_fn, images, candidates, candidates,
+                        lambda logits, rows: logits.argmax(1) != labels[rows])
+
+
+def attack_precision(attack, device_type: str) -> str:
+    """The precision ``attack`` runs in if called now on ``device_type``.
+
+    The autocast dtype's name ('fp16', 'bf16') for an attack that is safe
+    in it, else 'fp32' (the robust test loops run such attacks with autocast
+    off). An attack says where it is safe with its ``amp_safe`` attribute:
+    True (every reduced precision), or the names of those where it is
+    (``('fp16', )``). Parts that run in fp32 inside an attack are named by
+    its ``fp32_parts`` (a tuple, or a dict from precision name to tuple):
+    'bf16 (fab-t, square fp32)'.
+    """
+    if autocast_dtype(device_type) is None:
+        return 'fp32'
+    name = precision_name(device_type)
+    safe = getattr(attack, 'amp_safe', False)
+    if not (safe is True or isinstance(safe, (tuple, list)) and name in safe):
+        return 'fp32'
+    parts = getattr(attack, 'fp32_parts', ())
+    if isinstance(parts, dict):
+        parts = parts.get(name, ())
+    return name + (f' ({", ".join(parts)} fp32)' if parts else '')
+
+
+def fp32_under_autocast(reason: str, precisions=('fp16', 'bf16')):
+    """Decorate an attack method to run with autocast off (logged once).
+
+    For what cannot be made safe in reduced precision: under autocast to
+    one of ``precisions`` the method runs in fp32 on the device of its
+    first tensor argument, and the first such call writes one log line
+    naming the attack and ``reason``.
+
+    Args:
+        reason (str): Why it needs fp32, for the log line.
+        precisions (tuple[str]): Autocast precisions it is not safe in.
+            Defaults to ('fp16', 'bf16').
+    """
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapped(self, *args, **kwargs):
+            tensor = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            device_type = tensor.device.type if tensor is not None else 'cpu'
+            name = precision_name(device_type)
+            if name not in precisions:
+                return method(self, *args, **kwargs)
+            logged = self.__dict__.setdefault('_fp32_logged', set())
+            if name not in logged:
+                logged.add(name)
+                print_log(f'{type(self).__name__} runs in fp32 under {name} '
+                          f'autocast: {reason}', logger='current')
+            with autocast_off(device_type):
+                return method(self, *args, **kwargs)
+        return wrapped
+    return decorate

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_normal, sample_randint, sample_uniform
+from .mixed_precision import autocast_dtype, confirm_misclassified, precision_safe
 from .pixel_size import check_pixel_size
 
 
@@ -86,6 +87,11 @@ class PGDAttack:
             last-iterate value. Not with loss='kl'. Training attacks keep the
             last iterate: Defaults to False.
 
+    Under autocast (``--amp``) the model is called through a
+    :class:`PrecisionSafeClassifier`: fp32 logits and loss, input gradients
+    without fp16 underflow; ``early_exit`` decides in fp32 that an iterate
+    is misclassified before a sample leaves.
+
     Random starts and random targets come from torch's global generator,
     or, when the caller passes per-sample ``keys``
     (:func:`nofrost_mm.utils.sample_keys`, as the evaluation loops do), from
@@ -100,6 +106,8 @@ class PGDAttack:
 
     NORMS = ('Linf', 'L2')
     LOSSES = ('ce', 'cw', 'kl')
+    # as strong under fp16 / bf16 autocast as in fp32 (mixed_precision.py)
+    amp_safe = True
     RANDOM_STARTS = (True, False, 'uniform', 'normal')
     # TRADES's start: x + 0.001 * randn in [0, 1] units (Zhang et al. 2019)
     NORMAL_START_STD = 0.001
@@ -209,6 +217,8 @@ class PGDAttack:
         labels = labels.detach()
         if self.eps == 0 or self.steps == 0:
             return images.clone()
+        if autocast_dtype(images.device.type) is not None:
+            model_fn = precision_safe(model_fn)
         eps = self.eps / 255.
         alpha = self.get_step_size() / 255.
         if self.early_exit:
@@ -257,7 +267,9 @@ class PGDAttack:
                 logits = model_fn(images + delta)
                 if targets is None:
                     targets = self._targets(labels, logits, keys)
-                broken = logits.argmax(dim=1) != truth
+                # in fp32 (autocast): rounding must not end a sample's attack
+                broken = confirm_misclassified(model_fn, (images + delta).detach(), truth,
+                                               logits.argmax(dim=1) != truth)
                 if broken.any():
                     adv[active[broken]] = (images + delta)[broken].detach()
                     keep = ~broken

@@ -27,6 +27,7 @@ import torch
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.progress import NO_PROGRESS, NO_TASK
 from nofrost_mm.utils.sample_random import sample_bits
+from .mixed_precision import fp32_recheck, fp32_under_autocast
 from .autoattack_member import AutoAttackMember, check_common, check_int, end_status, like
 
 SQUARE_STREAM = 0x53515541
@@ -72,7 +73,10 @@ class SquareAttack(AutoAttackMember):
     """Square Attack for L-inf, the reference's loop vectorised per sample.
 
     Called as ``adv = attack(model, images, labels, keys=None)``; only the
-    model's outputs are used (no gradients).
+    model's outputs are used (no gradients). Under fp16 autocast its margins
+    are fp32 from the fp16 network, a margin at or below 0 computed again in
+    fp32 before a sample stops; under bf16 it runs in fp32 (one log line):
+    bf16 rounding of the margins left 1-2% more samples robust.
 
     Args:
         eps (float): L-inf radius in pixel units of 255. Defaults to 8.
@@ -99,6 +103,10 @@ class SquareAttack(AutoAttackMember):
     Example:
         >>> adv = SquareAttack(eps=8)(normalized_classifier, images, labels)
     """
+
+    # fp16 margins (fp32 where one says "broken") keep the fp32 search;
+    # under bf16 it runs in fp32 (attack_rows)
+    amp_safe = ('fp16', )
 
     def __init__(self, eps: float = 8., n_queries: int = 5000, p_init: float = .8,
                  rescale_schedule: bool = False, norm: str = 'Linf', seed: int = 0,
@@ -138,6 +146,8 @@ class SquareAttack(AutoAttackMember):
         adv[todo[got]] = best[got]
         return adv, broken
 
+    @fp32_under_autocast("bf16's 8-bit margins hide the small improvements its "
+                         'search keeps', precisions=('bf16', ))
     def attack_rows(self, model, x, y, keys, task=NO_TASK):
         """The reference's ``attack_single_run`` (L-inf); returns the best
         images and whether each sample ends misclassified.
@@ -157,7 +167,7 @@ class SquareAttack(AutoAttackMember):
         stripes = sample_bits(keys, (c, 1, w), stream=SQUARE_STREAM)
         signs = like(((stripes >> 31) & 1).to(x.dtype) * 2 - 1, x)
         x_best = (x + eps * signs).clamp(0., 1.)
-        margin_min = margin(model(x_best).float(), y)
+        margin_min = self._margin(model, x_best, y)
         loss_min = margin_min.clone()
         lo, hi = x - eps, x + eps
         # the side of the square of each query (a function of its index)
@@ -190,7 +200,7 @@ class SquareAttack(AutoAttackMember):
                                         h, w), x)
             x_new = torch.min(torch.max(x_best[row_s] + deltas, lo[row_s]),
                               hi[row_s]).clamp(0., 1.)
-            marg = margin(model(x_new).float(), y[row_s])
+            marg = self._margin(model, x_new, y[row_s])
             # the sequential loop keeps a proposal that lowers the margin or
             # misclassifies; until one is kept its best image is unchanged
             keep = (marg < loss_min[row_s]) | (marg <= 0.)
@@ -225,6 +235,15 @@ class SquareAttack(AutoAttackMember):
         query = int(nxt[robust].min()) if broken < n else int(nxt.max())
         return (f'query {query}/{self.n_queries} (slowest sample): {broken} of {n} '
                 f'samples broken, {n - broken} still robust')
+
+
+    @staticmethod
+    def _margin(model, images, y):
+        """fp32 margins of ``images``; under autocast the rounded margins
+        ``<= 0`` (a sample would stop there) are computed again in fp32."""
+        marg = margin(model(images).float(), y)
+        return fp32_recheck(model, images, marg <= 0., marg,
+                            lambda logits, rows: margin(logits, y[rows]))
 
 
 class _QueryDraws:

@@ -20,8 +20,10 @@ from typing import List, Optional
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
 from ..registry import ATTACKS
+from .mixed_precision import PrecisionSafeClassifier, autocast_dtype, autocast_off
 from .pixel_size import check_pixel_size
 
 # sizes in the [0, 1] input space of torchattacks, given here in pixel units
@@ -35,6 +37,12 @@ L2_ATTACKS = ('PGDL2', 'PGDRSL2')
 # norms the torchattacks classes with a ``norm`` argument implement (they
 # would only fail, or silently do nothing, at the first batch)
 NORMS = dict(FAB=('Linf', 'L2', 'L1'))
+# run under fp16 / bf16 autocast (fp32 logits and safe gradients through a
+# PrecisionSafeClassifier): fixed-budget steps whose result the caller
+# decides in fp32 (tests/attacks/test_mixed_precision_strength.py). The
+# others decide inside torchattacks (best iterate, early stop, minimum
+# norm) on rounded logits: they run in fp32, with a log line.
+AMP_SAFE = ('FGSM', 'PGD', 'PGDL2')
 DEFAULT_NORMS = ('Linf', 'L2')
 
 class _ProbeModel(nn.Module):
@@ -131,6 +139,11 @@ class TorchAttack:
     ``seed`` get 0 unless set. The train/eval mode of every submodule of the model is
     the same after the call as before it.
 
+    Under autocast (``--amp``) the attacks of ``AMP_SAFE`` see the model
+    through a :class:`PrecisionSafeClassifier` (fp32 logits, input gradients
+    without fp16 underflow); the others run with autocast off, and say so
+    once in the log.
+
     Args:
         **kwargs: The keyword arguments of the torchattacks class, with the
             keys in ``PIXEL_KWARGS`` in pixel units of 255.
@@ -187,6 +200,12 @@ class TorchAttack:
                              f'torchattacks: {e}') from e
         self._model: Optional[nn.Module] = None
         self._attack = None
+        self._fp32_logged = False
+
+    @property
+    def amp_safe(self) -> bool:
+        """Whether it runs in reduced precision under autocast (``AMP_SAFE``)."""
+        return self.attack_name in AMP_SAFE
 
     def _make(self, model: nn.Module, num_classes: int):
         kwargs = dict(self._ta_kwargs)
@@ -209,13 +228,26 @@ class TorchAttack:
                 # the last dim: a net that squeezes its batch (mmpretrain's LeNet5)
                 # gives a 1-d output for one image
                 num_classes = model(images[:1]).shape[-1]
-            self._attack = self._make(_ContiguousInputs(model), num_classes)
+            # fp32 logits and safe gradients under autocast (without it, a
+            # pass-through)
+            self._attack = self._make(
+                _ContiguousInputs(PrecisionSafeClassifier(model)), num_classes)
             self._model = model
         images = images.contiguous()
         # torchattacks calls model.train() afterwards if the top module was
         # in train mode, which would switch a caller's eval-mode layers
         modes = [(m, m.training) for m in model.modules()]
+        device_type = images.device.type
+        fp32 = autocast_dtype(device_type) is not None and not self.amp_safe
+        if fp32 and not self._fp32_logged:
+            print_log(f'attack {self.attack_name}: runs in fp32 under autocast (it '
+                      'decides inside torchattacks on rounded logits; safe in '
+                      f'reduced precision: {", ".join(AMP_SAFE)})', logger='current')
+            self._fp32_logged = True
         try:
+            if fp32:
+                with autocast_off(device_type):
+                    return self._attack(images, labels).detach()
             return self._attack(images, labels).detach()
         finally:
             for m, training in modes:

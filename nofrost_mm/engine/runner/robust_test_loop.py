@@ -19,6 +19,9 @@ from torch.utils.data import DataLoader
 from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_name,
                                 build_attack, build_attacks, takes_sample_keys)
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
+from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier,
+                                                attack_precision, fp32_logits,
+                                                fp32_predict, precision_name)
 from nofrost_mm.utils import model_memory_format, sample_keys
 from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
                                find_resumable_state)
@@ -124,7 +127,15 @@ class RobustTestLoop(TestLoop):
         masking_tolerance (float): Accuracy points by which a stronger
             attack may exceed a weaker one before the guard warns.
             Defaults to 0.
-        fp16 (bool): Run the model under autocast. Defaults to False.
+        fp16 (bool): Run the attacks under autocast (``tools/test.py
+            --amp``; fp16 on CUDA, bf16 on a CPU): those safe in reduced
+            precision (``amp_safe``: the plug-in's attacks, some torchattacks
+            ones) through a :class:`PrecisionSafeClassifier`, the others in
+            fp32 with a log line; an attack whose fp16 gradients overflowed
+            attacks its survivors again in fp32. The clean and adversarial
+            predictions are fp32 whatever this flag; the metrics say which
+            precision each attack ran in (``precision/<attack>``).
+            Defaults to False.
         cascade (bool): Attack only the survivors of the previous attacks;
             results are then cumulative. Defaults to False.
         state_dir (str, optional): Keep per-chunk results in this folder
@@ -357,13 +368,17 @@ class RobustTestLoop(TestLoop):
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(device)
         keys = sample_keys(self.seed, [ds.sample_idx for ds in data_samples], device)
 
-        with autocast(enabled=self.fp16):
-            logits = net(images).float()
+        # the decisions of record are fp32 (autocast only inside attacks)
+        logits = fp32_logits(net, images)
         correct = {'clean': logits.argmax(1) == labels}
         seconds = {}
+        self._precisions = {}
         with attack_context(net.classifier):
             per_sample = self.attack_batch(
                 idx, net, images, labels, keys, correct, seconds)
+        precision = {name: self._precisions.get(id(attack)) or
+                     self._precision(attack, images.device.type)
+                     for name, attack, _ in self.attacks}
 
         scores = logits.softmax(1).cpu()
         for i, ds in enumerate(data_samples):
@@ -372,6 +387,7 @@ class RobustTestLoop(TestLoop):
                 robust_correct={k: bool(v[i]) for k, v in correct.items()},
                 attack_seconds={k: v / len(data_samples)
                                 for k, v in seconds.items()},
+                attack_precision=precision,
                 **{k: float(v[i]) for k, v in per_sample.items()}))
         results = [ds.to_dict() for ds in data_samples]
         self.evaluator.process(data_samples=results, data_batch=data_batch)
@@ -417,7 +433,48 @@ class RobustTestLoop(TestLoop):
             return
         torch.manual_seed(seed)
         kwargs = dict(keys=keys[todo]) if takes_sample_keys(attack) else {}
-        with torch.enable_grad(), autocast(enabled=self.fp16):
-            adv = attack(net, images[todo], labels[todo], **kwargs)
-        with autocast(enabled=self.fp16):
-            survived[todo] = net(adv).argmax(1) == labels[todo]
+        precision = self._precision(attack, images.device.type)
+        model = net if precision == 'fp32' else self._precision_safe(net)
+        with torch.enable_grad(), autocast(enabled=precision != 'fp32'):
+            adv = attack(model, images[todo], labels[todo], **kwargs)
+        survived[todo] = fp32_predict(net, adv) == labels[todo]
+        # one sync per attack and batch, not per step
+        overflows = 0 if precision == 'fp32' else model.overflows.count
+        if overflows:
+            print_log(f'{attack!r}: {overflows} input-gradient rows overflowed in '
+                      f'{precision}; its survivors are attacked again in fp32',
+                      logger='current', level=30)
+            precision += '+fp32'
+            todo = survived.nonzero().squeeze(1)
+            if len(todo):
+                torch.manual_seed(seed)
+                if 'keys' in kwargs:
+                    kwargs['keys'] = keys[todo]
+                with torch.enable_grad():
+                    adv = attack(net, images[todo], labels[todo], **kwargs)
+                survived[todo] = fp32_predict(net, adv) == labels[todo]
+        self._precisions[id(attack)] = precision
+
+    def _precision(self, attack, device_type: str) -> str:
+        """'fp32', 'fp16' or 'bf16': what ``attack`` runs in here; an attack
+        not safe in reduced precision runs in fp32 (logged once)."""
+        if not self.fp16:
+            return 'fp32'
+        with autocast(enabled=True):
+            reduced = precision_name(device_type)
+            ran = attack_precision(attack, device_type)
+        logged = self.__dict__.setdefault('_fp32_logged', set())
+        if ran == 'fp32' and id(attack) not in logged:
+            logged.add(id(attack))
+            print_log(f'{attack!r} runs in fp32 under test_cfg.fp16 (--amp): it is '
+                      f'not safe in {reduced} (no amp_safe)', logger='current')
+        return ran
+
+    def _precision_safe(self, net: NormalizedClassifier) -> PrecisionSafeClassifier:
+        """The loop's one safe wrapper of ``net`` (a stable model for the
+        attacks that cache it), its overflow count reset."""
+        safe = getattr(self, '_safe_net', None)
+        if safe is None or safe.model_fn is not net:
+            safe = self._safe_net = PrecisionSafeClassifier(net)
+        safe.overflows.reset()
+        return safe

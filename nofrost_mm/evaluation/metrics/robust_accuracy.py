@@ -30,6 +30,10 @@ class RobustAccuracy(BaseMetric):
       worst case, the robust accuracy that counts);
     - ``robust/time_s/<attack>``: seconds spent in the attack, summed over
       processes;
+    - ``robust/precision/<attack>``: the precision the attack ran in
+      ('fp32', 'fp16', 'bf16'; 'fp16+fp32' when its survivors were attacked
+      again in fp32 after an overflow; several joined by '/' when batches
+      differ), whatever it was, the decisions are fp32;
     - ``robust/num_samples``: number of evaluated samples.
 
     Results are identified by ``sample_idx``, so distributed runs give the
@@ -59,7 +63,8 @@ class RobustAccuracy(BaseMetric):
             self.results.append(dict(
                 sample_idx=int(ds['sample_idx']),
                 correct=dict(ds['robust_correct']),
-                seconds=dict(ds['attack_seconds'])))
+                seconds=dict(ds['attack_seconds']),
+                precision=dict(ds.get('attack_precision') or {})))
 
     def compute_metrics(self, results: List[dict]) -> dict:
         results = dedup_by_sample_idx(results)
@@ -71,5 +76,8 @@ class RobustAccuracy(BaseMetric):
             all(r['correct'].values()) for r in results) / n
         for name in names[1:]:
             metrics[f'time_s/{name}'] = sum(r['seconds'][name] for r in results)
+        for name in dict.fromkeys(k for r in results for k in r.get('precision', {})):
+            metrics[f'precision/{name}'] = '/'.join(sorted(
+                {r['precision'][name] for r in results if name in r.get('precision', {})}))
         metrics['num_samples'] = n
         return metrics
