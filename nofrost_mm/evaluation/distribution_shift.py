@@ -26,19 +26,21 @@ class Benchmark:
             with its ``test_dataloader``/``test_evaluator``; None: the model
             config's own test set.
         columns (tuple): ``(column, metric key)`` pairs of the clean run.
-        default_root (str): Data root when none is given.
+        default_root (str, optional): Data root when none is given; None:
+            the model config's own (its test set, whatever its type).
     """
 
     name: str
     title: str
     dataset_config: Optional[str]
     columns: Tuple[Tuple[str, str], ...]
-    default_root: str
+    default_root: Optional[str]
 
 
 BENCHMARKS = {b.name: b for b in (
-    Benchmark('imagenet', 'ImageNet', None, (('clean', 'accuracy/top1'), ),
-              'data/imagenet'),
+    # the model config's own test set, where its config puts it (an ImageNet
+    # config's data/imagenet; a test set without a root, as the bundled digits)
+    Benchmark('imagenet', 'ImageNet', None, (('clean', 'accuracy/top1'), ), None),
     Benchmark('imagenet-c', 'ImageNet-C', 'imagenet-c_bs64.py',
               (('mCE', 'corruption/mCE'), ('accuracy', 'corruption/mean_accuracy')),
               'data/imagenet-c'),
@@ -57,9 +59,9 @@ def parse_data_roots(items: Sequence[str], benchmarks: Sequence[str],
                      option: str = '--data-root') -> Dict[str, Optional[str]]:
     """``NAME=PATH`` items -> {benchmark: path} for every benchmark.
 
-    Benchmarks without an item get their default data root (``--data-root``)
-    or None (any other option). Raises ValueError naming a bad item or an
-    unknown benchmark.
+    Benchmarks without an item get their default data root (``--data-root``;
+    None for the model config's own) or None (any other option). Raises
+    ValueError naming a bad item or an unknown benchmark.
     """
     paths = {}
     for item in items or ():
@@ -76,7 +78,7 @@ def parse_data_roots(items: Sequence[str], benchmarks: Sequence[str],
             for b in benchmarks}
 
 
-def benchmark_cfg(model_cfg, benchmark: Benchmark, data_root: str,
+def benchmark_cfg(model_cfg, benchmark: Benchmark, data_root: Optional[str],
                   dataset_cfg=None, attacks: Optional[list] = None,
                   num_samples: Optional[int] = None,
                   batch_size: Optional[int] = None,
@@ -94,8 +96,9 @@ def benchmark_cfg(model_cfg, benchmark: Benchmark, data_root: str,
     Args:
         model_cfg (Config): The model's config (not modified).
         benchmark (Benchmark): The benchmark.
-        data_root (str): Its data root (for ImageNet: the root holding
-            ``val/``, as the model config's test set).
+        data_root (str, optional): Its data root (for ImageNet: the root
+            holding ``val/``, as the model config's test set); None keeps the
+            model config's.
         dataset_cfg (Config, optional): The benchmark's dataset config.
         attacks (list, optional): Attack configs of ``RobustTestLoop``.
         num_samples (int, optional): Seeded test subset of the robust run.
@@ -116,7 +119,8 @@ def benchmark_cfg(model_cfg, benchmark: Benchmark, data_root: str,
         cfg.custom_hooks = hooks
     if cfg.get('test_dataloader', None) is None:
         raise ValueError(f'{benchmark.title}: the model config has no test_dataloader')
-    cfg.test_dataloader.dataset.data_root = data_root
+    if data_root is not None:
+        cfg.test_dataloader.dataset.data_root = data_root
     if batch_size is not None:
         cfg.test_dataloader.batch_size = batch_size
     if num_workers is not None:

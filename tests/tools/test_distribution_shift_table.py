@@ -149,3 +149,18 @@ def test_subset_benchmark_with_a_200_class_head_fails_before_any_run(tmp_path, d
             ) in str(error.value)
     assert '[1/' not in capsys.readouterr().out  # no benchmark was run (Sketch is first)
 
+
+
+def test_the_configs_own_test_set_keeps_its_root_and_a_missing_one_is_named(tmp_path):
+    """Without --data-root imagenet=..., the ImageNet column is the config's test
+    set where the config puts it: a missing root names the key, before any run."""
+    config, ckpt = _write_model(tmp_path)
+    missing = tmp_path / 'no_imagenet_here'
+    with pytest.raises(FileNotFoundError) as error:
+        _tool().main([str(a) for a in [
+            config, ckpt, '--out', tmp_path / 'table', '--benchmarks', 'imagenet',
+            '--cfg-options', f'test_dataloader.dataset.data_root={missing}']])
+    assert str(error.value) == (
+        f'ImageNet: {config}: test_dataloader.dataset.data_root={missing} does not '
+        'exist (--data-root imagenet=PATH)')
+    assert not (tmp_path / 'table').exists()

@@ -49,8 +49,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--data-root', nargs='+', default=[], metavar='NAME=PATH',
         help='data root of a benchmark; defaults: ' + ', '.join(
-            f'{b.name}={b.default_root}' for b in BENCHMARKS.values()) +
-        " (imagenet: the folder of the config's test set, e.g. with val/)")
+            f'{b.name}={b.default_root}' for b in BENCHMARKS.values()
+            if b.default_root) + "; imagenet: the config's own test set where "
+        'the config puts it (a root given here holds val/)')
     parser.add_argument(
         '--dataset-config', nargs='+', default=[], metavar='NAME=FILE',
         help='replace the dataset config of a benchmark (default: '
@@ -143,7 +144,7 @@ def plan_runs(args, models):
     dataset_cfgs = {}
     for b in args.benchmarks:
         bench = BENCHMARKS[b]
-        if not osp.exists(roots[b]):
+        if roots[b] is not None and not osp.exists(roots[b]):
             raise FileNotFoundError(f'{bench.title}: data root {roots[b]} does not exist '
                                     f'(--data-root {b}=PATH)')
         path = files[b] if files[b] is not None else None if bench.dataset_config is None \
@@ -160,6 +161,11 @@ def plan_runs(args, models):
         m['attack_names'] = [name for name, _, _ in built]
         for b in args.benchmarks:
             bench = BENCHMARKS[b]
+            own_root = m['cfg'].get('test_dataloader', {}).get('dataset', {}).get('data_root')
+            if roots[b] is None and own_root and not osp.exists(own_root):
+                raise FileNotFoundError(
+                    f"{bench.title}: {m['config']}: test_dataloader.dataset.data_root="
+                    f'{own_root} does not exist (--data-root {b}=PATH)')
             cfg = benchmark_cfg(m['cfg'], bench, roots[b], dataset_cfgs.get(b),
                                 batch_size=args.batch_size, num_workers=args.num_workers)
             # the class list and the head width, before any model work
@@ -234,7 +240,7 @@ def _main(argv=None):
         return
     settings = dict(
         benchmarks=' '.join(args.benchmarks),
-        data_roots=', '.join(f'{b}={roots[b]}' for b in args.benchmarks),
+        data_roots=', '.join(f"{b}={roots[b] or 'own test set'}" for b in args.benchmarks),
         robust_benchmarks=' '.join(args.robust_benchmarks) if any(
             m['attack_names'] for m in models) else 'none',
         attacks='; '.join(f"{m['name']}: {', '.join(m['attack_names']) or 'none'}"
