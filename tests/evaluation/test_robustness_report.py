@@ -6,7 +6,7 @@ import nofrost_mm  # noqa: F401
 from nofrost_mm.evaluation.metrics import RobustnessRecords
 from nofrost_mm.evaluation.robustness_report import (ReportPlan, check_eps_list,
                                                      config_eps,
-                                                     default_eps_list,
+                                                     default_eps_list, markdown,
                                                      summarize)
 from nofrost_mm.evaluation.report_attack_entries import split_report_keys
 from tests.conftest import REPO_ROOT
@@ -83,6 +83,30 @@ def test_pgd_step_size_rule():
     assert official.to_dict()['pgd_step_size'] is None
     with pytest.raises(ValueError, match='pgd_step_size must be None'):
         small_plan(pgd_step_size=0)
+
+
+def test_the_plan_states_what_each_attack_runs_with():
+    # an extra bare name at the report's eps: torchattacks' PGD steps by the
+    # plug-in's rule, not its own 2/255
+    from nofrost_mm.attacks import parse_attack
+    plan = small_plan(eps=32, extra_attacks=[parse_attack('PGD', 32)])
+    settings = plan.settings
+    assert settings['PGD-5'] == dict(eps=32, step=pytest.approx(36 / 5), steps=5,
+                                     restarts=3)
+    assert settings['PGD'] == dict(eps=32, step=pytest.approx(3.6), steps=10,
+                                   restarts=1)
+    assert settings['APGD-CE-10'] == dict(eps=32, steps=10, restarts=1)  # adaptive
+    assert settings['Square-50'] == dict(eps=32, queries=50, restarts=1)
+    assert settings['APGD-CE-10@16'] == dict(eps=16, steps=10, restarts=1)
+    assert plan.to_dict()['settings'] == settings
+    summary = summarize(_records(plan, {}), plan, tolerance=5)
+    page = markdown([dict(name='m', config='c.py', checkpoint='c.pth',
+                          summary=summary)], plan,
+                    dict(eps_source='--eps', num_samples_used=10, seed=0))
+    table = page.split('## Attacks as run')[1]
+    assert "| PGD | 32 | 3.6 | 10 | - | 1 | `{'type': 'PGD', 'eps': 32, 'alpha': 3.6}` |" \
+        in table
+    assert '| PGD-5 | 32 | 7.2 | 5 | - | 3 |' in table
 
 
 def test_split_report_keys():

@@ -2,7 +2,10 @@
 
 A plainly trained model (real SGD on the digits, inside the test) gets no
 gradient-masking flag; the same weights behind a non-differentiable input
-quantisation get flagged, from numbers the report computes.
+quantisation get flagged, from numbers the report computes. The adversarial
+configs (PGD-AT, single-step with the catastrophic-overfitting guard, NF) and
+a stock mmpretrain config with the plug-in's keys get the report's own
+attacks, each stated with the settings it ran with.
 """
 import importlib.util
 import json
@@ -13,6 +16,9 @@ import torch
 
 from tests.attacks.toy import trained_classifier
 from tests.conftest import REPO_ROOT, free_port, run_tool
+# the shared tiny runs of the config families users have, each trained once
+# per session
+from tests.tools.user_path_runs import trained, user_path_folder  # noqa: F401
 
 TOOL = 'tools/analysis_tools/robustness_report.py'
 DEMO = REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits.py'
@@ -90,7 +96,7 @@ def test_flags_the_masked_model_not_the_plain_one(models, tmp_path):
         data = (out / png).read_bytes()
         assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 20_000
     log = proc.stdout
-    assert 'batch 1/1: PGD-5' in log  # progress while it runs
+    assert 'batch 1/1 > PGD-5: done in' in log  # progress while it runs
     assert 'FLAG masked_digits: [gradients]' in log
     assert 'FLAG plain_digits' not in log
 
@@ -167,3 +173,89 @@ def test_odd_number_of_paths_is_a_usage_error(models, tmp_path, capsys):
     assert exit_info.value.code == 2  # argparse's usage error
     assert 'models come in CONFIG CHECKPOINT pairs' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+# every part of the report at the smallest size: 4 samples, 2 steps
+TINY = ['--num-samples', '4', '--pgd-steps', '2', '--restarts', '2', '--apgd-steps', '2',
+        '--square-queries', '5', '--autoattack-queries', '5']
+# the report's results at eps 32 with one more attack, in running order
+REPORT_ATTACKS = ['PGD-2', 'PGD-2x2', 'APGD-CE-2', 'APGD-DLR-2', 'Square-5',
+                  'AutoAttack/APGD-T', 'AutoAttack/FAB-T', 'AutoAttack', 'PGD']
+
+
+def test_adversarial_training_configs_get_the_reports_attacks(trained, tmp_path,
+                                                               capsys):
+    """PGD-AT, FGSM-RS with the catastrophic-overfitting guard and NoFrost's
+    NF config in one report. Their test_attacks (PGD-20, AutoAttack) used to
+    replace the report's attacks and metric when the runner was built: a
+    report of the wrong attacks that crashed once they had run
+    (AttributeError: 'RobustAccuracy' object has no attribute 'records')."""
+    runs = [trained(name) for name in ('pgd-at', 'single-step', 'nf')]
+    out = tmp_path / 'report'
+    # `PGD`: torchattacks' PGD at the report's eps, by the plug-in's step rule
+    _tool_main()([str(p) for r in runs for p in (r.config, r.checkpoint)]
+                 + ['--out', str(out), '--attacks', 'PGD', '--eps-list', '16', '32',
+                    *TINY, '--num-samples', '16'])
+    report = json.loads((out / 'report.json').read_text())
+    assert report['settings']['eps'] == 32
+    assert [m['name'] for m in report['models']] == [r.config.stem for r in runs]
+    for m in report['models']:
+        s = m['summary']
+        assert list(s['attacks']) == REPORT_ATTACKS, m['name']
+        assert s['num_samples'] == 16 and 0 <= s['worst_case'] <= s['clean'] <= 100
+        assert set(s['eps_curve']) == {'16', '32'}
+        assert {p['sample_idx'] for p in s['per_sample']} == \
+            {p['sample_idx'] for p in report['models'][0]['summary']['per_sample']}
+    # what each attack ran with, before the first one ran and in the report
+    settings = report['plan']['settings']
+    assert settings['PGD'] == dict(eps=32, step=pytest.approx(3.6), steps=10,
+                                   restarts=1)  # min(1.25 eps, eps + 4) / 10
+    assert settings['PGD-2'] == dict(eps=32, step=18, steps=2, restarts=2)
+    printed = capsys.readouterr().out
+    assert '  PGD (PGD): eps 32, step 3.6, 10 steps, 1 restart\n' in printed
+    assert printed.index('attacks as run') < printed.index('[1/3]')
+    page = (out / 'report.md').read_text()
+    assert "| PGD | 32 | 3.6 | 10 | - | 1 | `{'type': 'PGD', 'eps': 32.0, 'alpha': 3.6}` |" \
+        in page
+
+
+def test_a_stock_config_with_the_plugins_keys(trained, tmp_path, capsys):
+    """mmpretrain's own lenet5_mnist.py plus the plug-in's keys, at its
+    eps of 0.3 (76.5/255): bare names follow it with their steps."""
+    r = trained('stock')
+    out = tmp_path / 'report'
+    _tool_main()([str(r.config), str(r.checkpoint), '--out', str(out), '--attacks',
+                  'PGD', "{'type': 'BIM', 'steps': 5}", 'FGSM', *TINY])
+    report = json.loads((out / 'report.json').read_text())
+    assert report['settings']['eps'] == 76.5
+    settings = report['plan']['settings']
+    # torchattacks' 2/255 would travel 20 of the 76.5 in 10 steps
+    assert settings['PGD'] == dict(eps=76.5, step=pytest.approx(8.05), steps=10,
+                                   restarts=1)
+    assert settings['BIM-5'] == dict(eps=76.5, step=pytest.approx(16.1), steps=5,
+                                     restarts=1)
+    assert settings['FGSM'] == dict(eps=76.5, restarts=1)
+    summary = report['models'][0]['summary']
+    assert {'PGD', 'BIM-5', 'FGSM'} <= set(summary['attacks'])
+    assert 0 <= summary['worst_case'] <= summary['clean'] <= 100
+    assert 'PGD (PGD): eps 76.5, step 8.05, 10 steps' in capsys.readouterr().out
+
+
+def test_what_the_report_cannot_do_fails_before_any_attack(trained, tmp_path):
+    at, stock = trained('pgd-at'), trained('stock')
+    main = _tool_main()
+    out = tmp_path / 'report'
+    # the second model's test set (16 fake MNIST images) is too small: said
+    # before the first model is attacked
+    with pytest.raises(ValueError, match=r'--num-samples 20 is larger than the test '
+                       r'set of .*lenet5_mnist_fgsmrs\.py \(16 samples\)'):
+        main([str(at.config), str(at.checkpoint), str(stock.config),
+              str(stock.checkpoint), '--eps', '32', '--out', str(out),
+              '--num-samples', '20'])
+    assert not out.exists()
+    # an earlier report is read back with --resume, never overwritten
+    out.mkdir()
+    (out / 'report.json').write_text('{"earlier": true}')
+    with pytest.raises(FileExistsError, match='pass --resume'):
+        main([str(at.config), str(at.checkpoint), '--out', str(out), *TINY])
+    assert (out / 'report.json').read_text() == '{"earlier": true}'
+    assert sorted(p.name for p in out.iterdir()) == ['report.json']

@@ -11,7 +11,12 @@ Writes ``report.md``, ``report.json``, ``accuracy_vs_steps.png`` and
 
 The eps defaults to the configs' training attack eps (``--eps`` otherwise);
 the test subset is fixed by ``--num-samples`` and ``--seed``, and the numbers
-do not depend on the number of processes.
+do not depend on the number of processes. The report runs its own attacks and
+metric whatever the configs' ``test_attacks`` / ``test_cfg`` /
+``test_evaluator`` say; the settings of every attack (eps, step, steps,
+restarts) are printed before the first one runs and written to the report.
+An ``--out`` that holds a report is continued with ``--resume``, never
+overwritten.
 
 Usage:
     python tools/analysis_tools/robustness_report.py \
@@ -22,6 +27,7 @@ Usage:
         tools/analysis_tools/robustness_report.py ... --launcher pytorch
 """
 import argparse
+import copy
 import os
 import os.path as osp
 import time
@@ -142,28 +148,57 @@ def load_models(args):
     return models
 
 
+def check_inputs(args, models):
+    """What would fail after attacks ran, checked before any model is built.
+
+    The output folder holds no finished report (unless ``--resume``), and each
+    config has a test set of at least ``--num-samples`` samples (the test
+    sets are built, not their images read: a missing data folder fails
+    here, not after the first model's attacks).
+    """
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import DATASETS
+
+    # report.json is written last, by rank 0: every process sees the same
+    # (a killed report's per-batch results are kept either way: a new run
+    # writes them into a new timestamped folder)
+    earlier = osp.join(args.out, 'report.json')
+    if osp.exists(earlier) and not args.resume:
+        raise FileExistsError(
+            f'--out {args.out} holds an earlier report ({earlier}): pass '
+            '--resume to read it back (same models, attacks and subset), or '
+            'choose another --out')
+    for m in models:
+        loader = m['cfg'].get('test_dataloader')
+        if not isinstance(loader, dict) or not isinstance(loader.get('dataset'), dict):
+            raise ValueError(f"config {m['config']}: no test_dataloader.dataset; "
+                             'the report attacks the test set')
+        init_default_scope(m['cfg'].get('default_scope', 'mmpretrain'))
+        size = len(DATASETS.build(copy.deepcopy(loader['dataset'])))
+        if args.num_samples > size:
+            raise ValueError(f'--num-samples {args.num_samples} is larger than '
+                             f"the test set of {m['config']} ({size} samples)")
+
+
 def resolve_eps(args, models):
     """The report's eps and where it came from."""
-    from nofrost_mm.evaluation.robustness_report import config_eps
+    from nofrost_mm.evaluation.robustness_report import configs_eps
 
     if args.eps is not None:
         return args.eps, '--eps'
-    found = {m['config']: config_eps(m['cfg']) for m in models}
-    values = {v for v in found.values() if v is not None}
-    if not values:
+    eps = configs_eps({m['config']: m['cfg'] for m in models})
+    if eps is None:
         raise ValueError('no attack eps in the configs (no training attack, '
                          'val_attack or test_attacks): pass --eps, e.g. --eps 8 '
                          'for 8/255')
-    if len(values) > 1:
-        raise ValueError(f'the configs train at different eps {found}: pass '
-                         '--eps to compare the models at one eps')
-    eps = values.pop()
     return eps, "the configs' training attack"
 
 
 def run_model(i, model, args, plan):
     """Attack one model through its runner; the records on rank 0."""
     from mmengine.registry import RUNNERS
+
+    from nofrost_mm.evaluation.metrics import RobustnessRecords
 
     cfg = model['cfg']
     stem = osp.splitext(osp.basename(model['config']))[0]
@@ -173,6 +208,10 @@ def run_model(i, model, args, plan):
     cfg.load_from = model['checkpoint']
     cfg.resume = False
     cfg.log_level = args.log_level
+    # the report's loop and metric, whatever the config tests: its
+    # test_attacks would become the loop's attacks and RobustAccuracy its
+    # metric when the runner is built (NoFrostRunner.from_cfg)
+    cfg.pop('test_attacks', None)
     cfg.test_cfg = dict(
         type='RobustnessReportLoop', attacks=plan.cfgs,
         num_samples=args.num_samples, seed=args.seed,
@@ -187,8 +226,18 @@ def run_model(i, model, args, plan):
         cfg.test_dataloader.batch_size = args.batch_size
     cfg.setdefault('runner_type', 'NoFrostRunner')
     runner = RUNNERS.build(cfg)
+    # the loop is built (no checkpoint loaded, no attack run) to check that
+    # it runs the plan's attacks and keeps the per-sample records the report
+    # is made of
+    metric = runner.test_loop.robust_metric
+    names = [name for name, _, _ in runner.test_loop.attacks]
+    if not isinstance(metric, RobustnessRecords) or names != list(plan.built):
+        raise RuntimeError(
+            f"{model['config']}: the report's test loop would run {names} "
+            f'measured by {type(metric).__name__}, not the attacks '
+            f'{list(plan.built)} by RobustnessRecords')
     runner.test()
-    return runner.rank, runner.test_loop.robust_metric.records
+    return runner.rank, metric.records
 
 
 def main(argv=None):
@@ -202,6 +251,7 @@ def main(argv=None):
 def _main(argv=None):
     args = parse_args(argv)
     import nofrost_mm  # noqa: F401  (registers the plug-in)
+    from nofrost_mm.attacks import format_settings
     from nofrost_mm.evaluation.robustness_report import (ReportPlan,
                                                          default_eps_list,
                                                          default_tolerance,
@@ -221,7 +271,13 @@ def _main(argv=None):
         autoattack_queries=args.autoattack_queries,
         extra_attacks=[_parse(a, eps) for a in args.attacks])
     tolerance = args.tolerance
+    check_inputs(args, models)
     os.makedirs(args.out, exist_ok=True)
+    if int(os.environ.get('RANK', 0)) == 0:
+        print('attacks as run (sizes in pixel units of 255):\n' + '\n'.join(
+            '  ' + format_settings(f"{name} ({plan.built[name][1]['type']})", s)
+            for name, s in plan.settings.items()),
+            flush=True)
 
     rank = 0
     start = time.perf_counter()

@@ -32,14 +32,14 @@ from .plan import (AUTOATTACK_SQUARE_QUERIES, BLACK_BOX, DEFAULT_APGD_STEPS,
 
                    DEFAULT_PGD_STEPS, DEFAULT_RESTARTS, DEFAULT_SQUARE_QUERIES,
                    EPS_FACTORS, VANISHING_RATIO, ReportPlan, check_eps_list,
-                   config_eps, default_eps_list, fmt_eps)
+                   config_eps, configs_eps, default_eps_list, fmt_eps)
 from .plots import plot_eps, plot_steps
 from .summary import default_tolerance, gradient_stats, summarize
 
 __all__ = ['AUTOATTACK_SQUARE_QUERIES', 'BLACK_BOX', 'DEFAULT_APGD_STEPS',
            'DEFAULT_PGD_STEPS', 'DEFAULT_RESTARTS', 'DEFAULT_SQUARE_QUERIES',
            'EPS_FACTORS', 'VANISHING_RATIO', 'ReportPlan', 'check_eps_list',
-           'config_eps', 'default_eps_list', 'default_tolerance', 'fmt_eps',
+           'config_eps', 'configs_eps', 'default_eps_list', 'default_tolerance', 'fmt_eps',
            'gradient_stats', 'markdown', 'masking_flags', 'plot_eps', 'plot_steps',
            'summarize', 'write_report']
 

@@ -15,6 +15,14 @@ def _pct(x: Optional[float]) -> str:
     return '-' if x is None else f'{x:.2f}'
 
 
+def _num(x) -> str:
+    return '-' if x is None else f'{x:.4g}'
+
+
+def _attack_cfg(plan: ReportPlan, name: str) -> dict:
+    return {k: v for k, v in plan.built[name][1].items() if k != 'name'}
+
+
 def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
     """The Markdown report: summary, flags, tables, plots."""
     eps = fmt_eps(plan.eps)
@@ -96,6 +104,16 @@ def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
                    for m in models] for n in plan.attack_names]
     rows.append(['**worst case**'] + [f"**{_pct(m['summary']['worst_case'])}**"
                                       for m in models])
+    out.append(_table(header, rows))
+
+    out.append('\n## Attacks as run\n')
+    out.append('Sizes in pixel units of 255; no step: the attack sets its '
+               "own (APGD's adaptive step, Square's random squares); "
+               'restarts: runs of the attack, a sample counting as broken '
+               'if any run breaks it.\n')
+    header = ['attack', 'eps', 'step', 'steps', 'queries', 'restarts', 'config']
+    rows = [[n, *(_num(s.get(k)) for k in header[1:-1]),
+             f"`{_attack_cfg(plan, n)}`"] for n, s in plan.settings.items()]
     out.append(_table(header, rows))
 
     out.append('\n## Input gradients (logit margin, correct samples)\n')

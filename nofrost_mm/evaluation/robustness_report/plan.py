@@ -1,9 +1,9 @@
 """The attack plan of the robustness report: defaults, eps lists, which attacks run."""
 import math
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from nofrost_mm.attacks import attack_name, build_attacks
+from nofrost_mm.attacks import attack_name, attack_settings, build_attacks
 from nofrost_mm.utils import training_eps
 from ..report_attack_entries import restart_name, split_report_keys
 
@@ -54,6 +54,31 @@ def config_eps(cfg) -> Optional[float]:
         if isinstance(eps, (int, float)) and not isinstance(eps, bool):
             return float(eps)
     return None
+
+
+def configs_eps(cfgs: Dict[str, object], option: str = '--eps') -> Optional[float]:
+    """The one eps (:func:`config_eps`) of several configs, or None.
+
+    The analysis tools compare models at the eps they were trained at
+    unless told another.
+
+    Args:
+        cfgs (dict): Loaded configs by file name.
+        option (str): The command-line option that sets another eps, named
+            in the error. Defaults to '--eps'.
+
+    Returns:
+        float | None: The eps, or None when no config has an attack.
+
+    Raises:
+        ValueError: The configs train at different eps.
+    """
+    found = {name: config_eps(cfg) for name, cfg in cfgs.items()}
+    values = {v for v in found.values() if v is not None}
+    if len(values) > 1:
+        raise ValueError(f'the configs train at different eps {found}: pass '
+                         f'{option} to compare the models at one eps')
+    return values.pop() if values else None
 
 
 def default_eps_list(eps: float) -> List[float]:
@@ -298,6 +323,14 @@ class ReportPlan:
                 and self.built[self._base(n)][1]['type'] != 'AutoAttack'
                 and self.at_report_eps(self._base(n))]
 
+    @property
+    def settings(self) -> Dict[str, dict]:
+        """What each attack runs with (eps, step, steps, restarts, ...; see
+        :func:`nofrost_mm.attacks.attack_settings`), by result name."""
+        restarts = {e['name']: e.get('restarts', 1) for e in self.cfgs}
+        return {name: attack_settings(attack, restarts[name])
+                for name, (attack, _) in self.built.items()}
+
     def to_dict(self) -> dict:
         return dict(eps=self.eps, eps_list=list(self.eps_list),
                     pgd_steps=list(self.pgd_steps), restarts=self.restarts,
@@ -306,4 +339,4 @@ class ReportPlan:
                     square_queries=self.square_queries,
                     autoattack=self.autoattack,
                     autoattack_queries=self.autoattack_queries,
-                    attacks=self.cfgs)
+                    attacks=self.cfgs, settings=self.settings)
