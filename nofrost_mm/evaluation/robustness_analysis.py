@@ -47,6 +47,16 @@ def labelled_models(args) -> list:
     return [(label, config, ckpt) for label, (config, ckpt) in zip(labels, pairs)]
 
 
+def models_eps(labelled: list, option: str) -> Optional[float]:
+    """The training eps of the configs of :func:`labelled_models` (all the
+    same, else an error naming ``option``), or None for standard models."""
+    from mmengine.config import Config
+
+    from nofrost_mm.evaluation.robustness_report import configs_eps
+    return configs_eps({config: Config.fromfile(config)
+                        for _, config, _ in labelled}, option)
+
+
 def measure_models(args, measure: Callable) -> dict:
     """Run ``measure`` on each model of :func:`add_comparison_args`.
 

@@ -10,23 +10,37 @@ Usage:
     python tools/analysis_tools/decision_margin.py \
         CONFIG CKPT [CONFIG CKPT ...] --labels BN-AT NoFrost \
         --out margin.png [--json margin.json] [--num-samples 500] [--eps-max 32]
+
+The search radius defaults to twice the configs' training eps (32/255 for
+standard models); it is printed and written to the JSON.
 """
 import argparse
 import math
 
 import torch
 
+# the search radius of standard models
+DEFAULT_EPS_MAX = 32.
+
 
 def parse_args():
     from nofrost_mm.evaluation import robustness_analysis as ra
     parser = argparse.ArgumentParser(description='Decision-margin plots')
     ra.add_comparison_args(parser)
-    parser.add_argument('--eps-max', type=float, default=32.,
-                        help='search radius, pixel units of 255')
+    parser.add_argument('--eps-max', type=float,
+                        help='search radius, pixel units of 255 (default: twice '
+                        "the configs' training eps, at most 255; else 32)")
     parser.add_argument('--steps', type=int, default=20,
                         help='PGD steps giving the adversarial direction')
     args = parser.parse_args()
     args.labelled_models = ra.labelled_models(args)
+    if args.eps_max is None:
+        eps = ra.models_eps(args.labelled_models, '--eps-max')
+        # twice the eps: the distances of a robust model lie around it
+        args.eps_max, args.eps_source = (DEFAULT_EPS_MAX, 'default: no training attack') \
+            if eps is None else (min(2 * eps, 255.), "twice the configs' training eps")
+    else:
+        args.eps_source = '--eps-max'
     if args.eps_max <= 0 or args.steps < 1:
         raise SystemExit('--eps-max must be > 0 and --steps >= 1')
     return args
@@ -35,6 +49,7 @@ def parse_args():
 def main():
     args = parse_args()
     from nofrost_mm.evaluation import robustness_analysis as ra
+    print(f'boundary search radius: eps-max {args.eps_max:g}/255 ({args.eps_source})')
 
     def measure(label, net, images, targets):
         print(f'{label}: boundary distances of {len(images)} samples')
@@ -56,7 +71,8 @@ def main():
               f"median {m['median']:.3f} mean {m['mean']:.3f}, negative "
               f"{100 * float((results[label]['margin'] < 0).double().mean()):.1f}%")
     ra.save_comparison(args, plot(results, args),
-                       dict(eps_max=args.eps_max, models=summary))
+                       dict(eps_max=args.eps_max, eps_source=args.eps_source,
+                            models=summary))
 
 
 def plot(results, args):

@@ -10,22 +10,35 @@ Usage:
     python tools/analysis_tools/smoothness.py \
         CONFIG CKPT [CONFIG CKPT ...] --labels BN-AT NoFrost \
         --out smooth.png [--json smooth.json] [--num-samples 500] [--eps 8]
+
+The Lipschitz radius defaults to the configs' training eps (8/255 for
+standard models); it is printed and written to the JSON.
 """
 import argparse
 
 import torch
+
+# the Lipschitz radius of standard models (CIFAR's 8/255)
+DEFAULT_EPS = 8.
 
 
 def parse_args():
     from nofrost_mm.evaluation import robustness_analysis as ra
     parser = argparse.ArgumentParser(description='Input-gradient / Lipschitz plots')
     ra.add_comparison_args(parser)
-    parser.add_argument('--eps', type=float, default=8.,
-                        help='radius of the Lipschitz estimate, pixel units of 255')
+    parser.add_argument('--eps', type=float,
+                        help='radius of the Lipschitz estimate, pixel units of 255 '
+                        "(default: the configs' training eps, else 8)")
     parser.add_argument('--steps', type=int, default=10,
                         help='ascent steps of the Lipschitz estimate')
     args = parser.parse_args()
     args.labelled_models = ra.labelled_models(args)
+    if args.eps is None:
+        eps = ra.models_eps(args.labelled_models, '--eps')
+        args.eps, args.eps_source = (DEFAULT_EPS, 'default: no training attack') \
+            if eps is None else (eps, "the configs' training eps")
+    else:
+        args.eps_source = '--eps'
     if args.eps <= 0 or args.steps < 1:
         raise SystemExit('--eps must be > 0 and --steps >= 1')
     return args
@@ -34,6 +47,7 @@ def parse_args():
 def main():
     args = parse_args()
     from nofrost_mm.evaluation import robustness_analysis as ra
+    print(f'local Lipschitz radius: eps {args.eps:g}/255 ({args.eps_source})')
 
     def measure(label, net, images, targets):
         print(f'{label}: input gradients of {len(images)} samples')
@@ -54,7 +68,8 @@ def main():
               f"{g['mean']:.4g}; local Lipschitz (eps {args.eps:g}) median "
               f"{lip['median']:.4g} mean {lip['mean']:.4g}")
     ra.save_comparison(args, plot(results, args),
-                       dict(eps=args.eps, models=summary))
+                       dict(eps=args.eps, eps_source=args.eps_source,
+                            models=summary))
 
 
 def plot(results, args):
