@@ -5,8 +5,11 @@ each with ``tools/test.py`` (clean and PGD-20 on the whole test split,
 AutoAttack on a fixed, seeded subset), prints a Markdown table and writes
 ``summary.json`` and ``summary.png`` (accuracy bars and training curves) in
 ``--work-dir``. With several ``--seeds`` it reports mean and standard deviation
-over seeds. Every invocation trains into a new timestamped folder under
-``--work-dir/runs``, so earlier runs are never overwritten.
+over seeds; ``summary.json`` keeps each number as ``{"mean", "std", "n_seeds",
+"per_seed"}`` (std null for one seed; the study summaries of 2026-12-02 in
+docs/results/ have ``[mean, std]`` pairs, std 0.0 for one seed). Every
+invocation trains into a new timestamped folder under ``--work-dir/runs``, so
+earlier runs are never overwritten.
 
 Usage:
     python tools/demo.py [--seeds 0 1 2] [--aa-samples 100] [--work-dir DIR]
@@ -206,26 +209,40 @@ def read_curves(work_dir):
     return curves
 
 
-def mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    return statistics.mean(values), (statistics.stdev(values)
-                                     if len(values) > 1 else 0.)
+def seed_stats(values):
+    """Statistics of one number over seeds, labeled (``summary.json``).
+
+    Args:
+        values (list): One value per seed, in the seeds' order; None where a
+            run has none.
+
+    Returns:
+        dict: ``mean`` (None without values), ``std`` (sample standard
+        deviation; None below two values: one seed has no spread to
+        report), ``n_seeds`` (values present) and ``per_seed`` (the values).
+    """
+    present = [v for v in values if v is not None]
+    return dict(
+        mean=statistics.mean(present) if present else None,
+        std=statistics.stdev(present) if len(present) > 1 else None,
+        n_seeds=len(present), per_seed=list(values))
 
 
-def fmt(mean, std, several):
-    if mean is None:
+def fmt(stats):
+    """'98.6 ± 0.2' over seeds, '98.6' for one, '-' for none."""
+    if stats['mean'] is None:
         return '-'
-    return f'{mean:.1f} ± {std:.1f}' if several else f'{mean:.1f}'
+    if stats['std'] is None:
+        return f"{stats['mean']:.1f}"
+    return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
 
 
-def markdown_table(summary, several):
+def markdown_table(summary):
     rows = ['| method | eps (/255) | clean acc (%) | PGD-20 acc (%) '
             '| AutoAttack acc (%) | worst case (%) | train time (s) |',
             '| --- | --- | --- | --- | --- | --- | --- |']
     for name, res in summary['methods'].items():
-        cells = [fmt(*res[key], several) for key in
+        cells = [fmt(res[key]) for key in
                  ('clean', 'pgd20', 'autoattack', 'worst_case',
                   'train_seconds')]
         rows.append(f'| {name} | {res["eps"]} | ' + ' | '.join(cells) + ' |')
@@ -244,8 +261,8 @@ def plot(summary, curves, path):
             ('autoattack', 'AutoAttack')]
     width = 0.8 / len(keys)
     for k, (key, label) in enumerate(keys):
-        means = [summary['methods'][n][key][0] or 0. for n in names]
-        stds = [summary['methods'][n][key][1] or 0. for n in names]
+        means = [summary['methods'][n][key]['mean'] or 0. for n in names]
+        stds = [summary['methods'][n][key]['std'] or 0. for n in names]
         xs = [i + (k - 1) * width for i in range(len(names))]
         bars = axes[0].bar(xs, means, width, yerr=stds, capsize=3, label=label)
         axes[0].bar_label(bars, fmt='%.1f', fontsize=7)
@@ -290,12 +307,13 @@ def plot_against_eps(summary, path):
     for ax, (key, label) in zip(axes, [('clean', 'clean'),
                                        ('autoattack', 'AutoAttack')]):
         for i, fam in enumerate(families):
-            points = sorted((res['eps'], res[key]) for n, res in
-                            summary['methods'].items() if family(n) == fam)
-            if len(points) < 2 or any(m is None for _, (m, _) in points):
+            points = sorted((res['eps'], res[key]['mean'], res[key]['std'])
+                            for n, res in summary['methods'].items()
+                            if family(n) == fam)
+            if len(points) < 2 or any(m is None for _, m, _ in points):
                 continue
-            ax.errorbar([e for e, _ in points], [m for _, (m, _) in points],
-                        yerr=[s for _, (_, s) in points], marker='o',
+            ax.errorbar([e for e, _, _ in points], [m for _, m, _ in points],
+                        yerr=[s or 0. for _, _, s in points], marker='o',
                         capsize=3, color=f'C{i}', label=fam)
         ax.set_xlabel('eps (/255), training and test')
         ax.set_xticks(sorted({res['eps'] for res in
@@ -381,11 +399,11 @@ def main():
         machine=f'{platform.machine()}, {os.cpu_count()} CPU cores, '
         f'Python {platform.python_version()}',
         methods={name: dict(eps=method_eps(name), **{
-            key: mean_std([r[key] for r in runs]) for key in
+            key: seed_stats([r[key] for r in runs]) for key in
             ('clean', 'pgd20', 'autoattack', 'worst_case', 'train_seconds')})
                  for name, runs in per_run.items()},
         runs=per_run)
-    table = markdown_table(summary, len(args.seeds) > 1)
+    table = markdown_table(summary)
     summary['table'] = table
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:

@@ -8,7 +8,9 @@ same images for every row, so rows compare), and the reproduction rows of
 the first ``--full-test-seeds`` seeds on the full 10k test set as well. It
 writes ``table.md`` (published rows first; every number with its 95% Wilson
 interval over the evaluated images, or mean +- std over seeds; training time
-on this machine) and ``summary.json`` to ``--work-dir``.
+on this machine) and ``summary.json`` to ``--work-dir`` (every run's results, and
+per row and column ``{"mean", "std", "n_seeds", "per_seed"}``, std null for one
+seed).
 
 Everything is resumable: run folders are fixed (``{method}_seed{seed}``), a
 finished training (``train_seconds.json``) or evaluation (``test_*.json``)
@@ -36,7 +38,7 @@ import time
 from mmengine.config import Config
 
 # tools/ is first on sys.path: the demo's subprocess and statistics helpers
-from demo import mean_std, run
+from demo import run, seed_stats
 
 # Croce & Hein 2020 (AutoAttack), MNIST eps 0.3, full test set: clean / AA
 PUBLISHED = [
@@ -192,22 +194,31 @@ def wilson(percent, n, z=1.96):
     return 100. * max(0., centre - half), 100. * min(1., centre + half)
 
 
-def cell(values, n):
-    values = [v for v in values if v is not None]
-    if not values:
+def row_stats(runs):
+    """Per column of the table (and the training time), the row's
+    statistics over seeds (:func:`demo.seed_stats`)."""
+    stats = {key: seed_stats([r['metrics'].get(key) for r in runs])
+             for key, _ in COLUMNS}
+    stats['train_seconds'] = seed_stats([r['train_seconds'] for r in runs])
+    return stats
+
+
+def cell(stats, n):
+    """Mean ± std over seeds, or one seed's value with its 95% Wilson
+    interval over the ``n`` test images."""
+    if stats['mean'] is None:
         return '-'
-    mean, std = mean_std(values)
-    if len(values) > 1:
-        return f'{mean:.2f} ± {std:.2f}'
-    low, high = wilson(mean, n)
-    return f'{mean:.2f} [{low:.1f}, {high:.1f}]'
+    if stats['std'] is not None:
+        return f"{stats['mean']:.2f} ± {stats['std']:.2f}"
+    low, high = wilson(stats['mean'], n)
+    return f"{stats['mean']:.2f} [{low:.1f}, {high:.1f}]"
 
 
-def per_seed(runs, key='robust/AutoAttack'):
+def per_seed(stats):
     """'79.9 / 16.3 / 10.7': one value per seed, in the seeds' order (a mean
     over seeds hides whether one run collapsed)."""
-    values = [r['metrics'].get(key) for r in runs]
-    if len(runs) < 2 or any(v is None for v in values):
+    values = stats['per_seed']
+    if len(values) < 2 or any(v is None for v in values):
         return '-'
     return ' / '.join(f'{v:.1f}' for v in values)
 
@@ -221,11 +232,11 @@ def table(rows):
         lines.append(f'| {name} | 10000 | - | {clean:.2f} | - | {aa:.2f} | - | - | - |')
     for name, runs in rows.items():
         n = runs[0]['num_samples']
-        cells = [cell([r['metrics'].get(key) for r in runs], n)
-                 for key, _ in COLUMNS]
-        seconds = mean_std([r['train_seconds'] for r in runs])[0]
+        stats = row_stats(runs)
+        cells = [cell(stats[key], n) for key, _ in COLUMNS]
         lines.append(f'| {name} | {n} | {len(runs)} | ' + ' | '.join(cells)
-                     + f' | {per_seed(runs)} | {seconds:.0f} |')
+                     + f" | {per_seed(stats['robust/AutoAttack'])} "
+                     f"| {stats['train_seconds']['mean']:.0f} |")
     return '\n'.join(lines)
 
 
@@ -269,7 +280,9 @@ def main(argv=None):
                            + [str(a) for a in (argv or sys.argv[1:])]),
         date=time.strftime('%Y-%m-%d'), cpu=cpu_model(),
         cores=os.cpu_count(), threads=os.environ.get('OMP_NUM_THREADS'),
-        quick=args.quick, published=PUBLISHED, rows=rows, table=table(rows))
+        quick=args.quick, published=PUBLISHED, rows=rows,
+        stats={name: row_stats(runs) for name, runs in rows.items()},
+        table=table(rows))
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     with open(osp.join(args.work_dir, 'table.md'), 'w') as f:

@@ -91,6 +91,13 @@ def test_every_seed_on_the_subset_and_the_first_on_the_full_test_set(study_witho
     assert row.endswith('| 81.0 / 83.0 | 100 |')
     assert lines[-1].startswith('| FGSM-RS, BN | 1000 | 2 |')
     assert f'| {full} | 10000 | 1 |' in lines[-3] and lines[-3].endswith('| - | 100 |')
+    # the same numbers, labeled, in summary.json; one seed has no std
+    stats = summary['stats'][METHOD]['robust/AutoAttack']
+    assert stats['mean'] == 82. and stats['n_seeds'] == 2 and stats['per_seed'] == [81., 83.]
+    assert abs(stats['std'] - 2 ** 0.5) < 1e-9
+    assert summary['stats'][full]['robust/AutoAttack'] == dict(
+        mean=82., std=None, n_seeds=1, per_seed=[82.])
+    assert summary['stats'][METHOD]['train_seconds']['per_seed'] == [100., 101.]
 
 
 def test_subset_only_and_full_test_seeds_zero_skip_the_full_test_set(study_without_work,

@@ -23,6 +23,7 @@ from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier,
                                                 attack_precision, fp32_logits,
                                                 fp32_predict, precision_name)
 from nofrost_mm.utils import model_memory_format, sample_keys
+from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter, takes_progress
 from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
                                find_resumable_state)
 
@@ -109,6 +110,15 @@ class RobustTestLoop(TestLoop):
     --resume``) and ends with exactly the numbers of an uninterrupted run;
     see :class:`EvaluationState`.
 
+    With attacks, rank 0 writes progress lines through mmengine's logger
+    (the console and the run's log file) instead of a progress bar, at most
+    one every ``progress_interval`` seconds: the batch and attack running,
+    the samples attacked and still robust, the progress of the plug-in's
+    attacks inside a batch (AutoAttack per member: steps, targets, samples
+    broken and still robust), elapsed time and ETA; a line at the end of
+    each AutoAttack member, and after the last batch the robust accuracy
+    of each attack. They change no result.
+
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The test dataloader (config).
@@ -147,6 +157,9 @@ class RobustTestLoop(TestLoop):
             unfinished or finished one, which must match: an error names
             what differs (True); or the state in the given folder. Defaults
             to False.
+        progress_interval (float, optional): Seconds between two progress
+            lines (0: every step); None draws mmengine's progress bar
+            instead (one tick per batch). Defaults to 30.
 
     Example:
         >>> test_cfg = dict(type='RobustTestLoop', num_samples=1000, attacks=[
@@ -165,9 +178,19 @@ class RobustTestLoop(TestLoop):
                  fp16: bool = False,
                  cascade: bool = False,
                  state_dir: Optional[str] = None,
-                 resume: Union[bool, str] = False):
+                 resume: Union[bool, str] = False,
+                 progress_interval: Optional[float] = 30.):
         # configuration errors surface before data or checkpoint are loaded
         self.attacks = build_attacks(attacks)
+        if progress_interval is not None and (
+                isinstance(progress_interval, bool)
+                or not isinstance(progress_interval, (int, float))
+                or not progress_interval >= 0):
+            raise ValueError('test_cfg.progress_interval must be None (a progress '
+                             'bar) or a number of seconds >= 0, got '
+                             f'{progress_interval!r}')
+        self.progress_interval = progress_interval
+        self.reporter = NO_PROGRESS
         if not isinstance(cascade, bool):
             raise ValueError(f'test_cfg.cascade must be True or False, got {cascade!r}')
         if state_dir is not None and not isinstance(state_dir, str):
@@ -261,21 +284,47 @@ class RobustTestLoop(TestLoop):
             model = model.module
         net = NormalizedClassifier.from_preprocessor(model).eval()
         self.state = self._open_state()
-        rank, _ = get_dist_info()
-        bar = ProgressBar(len(self.dataloader)) if rank == 0 else None
+        rank, world_size = get_dist_info()
+        # progress lines where attacks make batches long, else the bar
+        self.reporter = ProgressReporter(self.progress_interval) \
+            if rank == 0 and self.attacks else NO_PROGRESS
+        bar = ProgressBar(len(self.dataloader)) \
+            if rank == 0 and not self.reporter.enabled else None
         reused = 0
-        for idx, data_batch in enumerate(self.dataloader):
-            chunk = self._batch_sampler.chunk_ids[idx]
-            results = self.state.load(chunk) if self.state else None
-            if results is None:
-                results = self.run_iter(idx, data_batch, net)
-                if self.state is not None:
-                    self.state.save(chunk, results)
-            else:  # finished before the run was killed: the same results
-                self.evaluator.process(data_samples=results, data_batch=data_batch)
-                reused += 1
-            if bar is not None:
-                bar.update()
+        n = len(self.dataloader)
+        if self.reporter.enabled:
+            print_log(f'robust test: {n} batch{"es" if n > 1 else ""}' + (
+                f' (of rank 0; {world_size} processes)' if world_size > 1 else '')
+                + f', attacks {", ".join(self.result_names)}; a progress line at most '
+                f'every {self.progress_interval:g} s (test_cfg.progress_interval)',
+                logger='current')
+        survive = dict.fromkeys(['clean'] + self.result_names, 0)
+        total = 0
+        with self.reporter.task('robust test', chain=False) as progress:
+            for idx, data_batch in enumerate(self.dataloader):
+                chunk = self._batch_sampler.chunk_ids[idx]
+                results = self.state.load(chunk) if self.state else None
+                if results is None:
+                    with self.reporter.task(f'batch {idx + 1}/{n}'):
+                        results = self.run_iter(idx, data_batch, net)
+                    if self.state is not None:
+                        self.state.save(chunk, results)
+                else:  # finished before the run was killed: the same results
+                    self.evaluator.process(data_samples=results, data_batch=data_batch)
+                    reused += 1
+                if bar is not None:
+                    bar.update()
+                if self.reporter.enabled:
+                    total += len(results)
+                    for r in results:
+                        for k, ok in r.get('robust_correct', {}).items():
+                            survive[k] = survive.get(k, 0) + ok
+                    progress.update(idx + 1, n, status=lambda: (
+                        f'{idx + 1}/{n} batches, correct so far: ' + ', '.join(
+                            f'{k} {v}/{total}' for k, v in survive.items())))
+            progress.end(lambda: f'{n}/{n} batches, accuracy: ' + ', '.join(
+                f'{k} {v}/{total} ({100 * v / max(total, 1):.1f}%)'
+                for k, v in survive.items()), always=True)
         if bar is not None:
             print()
         if reused and rank == 0:
@@ -414,10 +463,19 @@ class RobustTestLoop(TestLoop):
                 self.attacks, self.result_names, self.start_from):
             start = time.perf_counter()
             survived = correct[start_from].clone()
-            self.attack_survivors(net, attack, images, labels, keys, survived, seed)
-            seconds[name] = time.perf_counter() - start
+            with self.reporter.task(name) as task:
+                task.update(status=self._attacked(survived))
+                self.attack_survivors(net, attack, images, labels, keys, survived, seed)
+                seconds[name] = time.perf_counter() - start
+                task.end(lambda: f'{int(survived.sum())}/{len(survived)} survive')
             correct[name] = survived
         return {}
+
+    @staticmethod
+    def _attacked(survived: torch.Tensor):
+        """An attack's first line: how many samples it attacks (a callable:
+        counted when written)."""
+        return lambda: f'started on {int(survived.sum())} of {len(survived)} samples'
 
     def attack_survivors(self, net: NormalizedClassifier, attack,
                          images: torch.Tensor, labels: torch.Tensor,
@@ -433,6 +491,8 @@ class RobustTestLoop(TestLoop):
             return
         torch.manual_seed(seed)
         kwargs = dict(keys=keys[todo]) if takes_sample_keys(attack) else {}
+        if self.reporter.enabled and takes_progress(attack):
+            kwargs['progress'] = self.reporter
         precision = self._precision(attack, images.device.type)
         model = net if precision == 'fp32' else self._precision_safe(net)
         with torch.enable_grad(), autocast(enabled=precision != 'fp32'):

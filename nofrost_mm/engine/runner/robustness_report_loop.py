@@ -4,7 +4,6 @@ from typing import Dict, Sequence, Union
 
 import numpy as np
 import torch
-from mmengine.dist import get_dist_info
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
@@ -71,9 +70,11 @@ class RobustnessReportLoop(RobustTestLoop):
       which makes an eps sweep monotone and cheap.
 
     For every sample it also records the clean logit margin and the L1 norm
-    of the margin's input gradient (:func:`margin_gradients`), and prints a
-    line per attack and batch on rank 0 (result, time). Only
-    :meth:`attack_batch` differs from the parent loop.
+    of the margin's input gradient (:func:`margin_gradients`), and writes a
+    line per attack and batch on rank 0 (samples surviving each run, time),
+    besides the parent loop's throttled progress lines (a line per restart
+    when one is due). Only :meth:`attack_batch` differs from the parent
+    loop.
 
     Args:
         runner (Runner): The runner.
@@ -83,10 +84,12 @@ class RobustnessReportLoop(RobustTestLoop):
         attacks (Sequence[dict | str]): Attack configs of the ATTACKS
             registry (pixel units of 255), with optional ``name``,
             ``restarts`` and ``after``. Defaults to ``()``.
-        progress (bool): Print a line per attack and batch on rank 0.
+        progress (bool): Write progress lines on rank 0, and a line per
+            attack and batch; False draws a progress bar only.
             Defaults to True.
         **kwargs: ``num_samples``, ``seed``, ``masking_tolerance``,
-            ``fp16``, ``state_dir``, ``resume`` of :class:`RobustTestLoop`
+            ``fp16``, ``state_dir``, ``resume``, ``progress_interval`` of
+            :class:`RobustTestLoop`
             (no ``cascade``: restarts and ``after`` chain attacks here).
 
     Example:
@@ -102,7 +105,11 @@ class RobustnessReportLoop(RobustTestLoop):
             raise TypeError("test_cfg.cascade is RobustTestLoop's; "
                             "RobustnessReportLoop chains attacks with 'after'")
         attacks, self.restarts, after = split_report_keys(attacks)
+        if not isinstance(progress, bool):
+            raise ValueError(f'test_cfg.progress must be True or False, got {progress!r}')
         self.progress = progress
+        if not progress:
+            kwargs['progress_interval'] = None
         super().__init__(runner, dataloader, evaluator, attacks, **kwargs)
         self.start_from = [prev or 'clean' for prev in after]
 
@@ -127,29 +134,26 @@ class RobustnessReportLoop(RobustTestLoop):
         for a, (name, attack, _) in enumerate(self.attacks):
             start = time.perf_counter()
             survived = correct[self.start_from[a]].clone()
-            for r in range(self.restarts[a]):
-                self.attack_survivors(net, attack, images, labels,
-                                      keys if r == 0 else fold_keys(keys, r), survived,
-                                      self._seed(chunk, r))
-                if r == 0:
-                    correct[name] = survived.clone()
-                    seconds[name] = time.perf_counter() - start
-            if self.restarts[a] > 1:
-                full = restart_name(name, self.restarts[a])
-                correct[full] = survived
-                seconds[full] = time.perf_counter() - start
-            self._print_progress(idx, name, correct, seconds)
+            restarts = self.restarts[a]
+            with self.reporter.task(name) as task:
+                task.update(status=self._attacked(survived))
+                for r in range(restarts):
+                    if r:
+                        task.update(r, restarts, status=lambda: (
+                            f'restart {r + 1}/{restarts} on {int(survived.sum())} '
+                            'surviving samples'))
+                    self.attack_survivors(net, attack, images, labels,
+                                          keys if r == 0 else fold_keys(keys, r),
+                                          survived, self._seed(chunk, r))
+                    if r == 0:
+                        correct[name] = survived.clone()
+                        seconds[name] = time.perf_counter() - start
+                if restarts > 1:
+                    full = restart_name(name, restarts)
+                    correct[full] = survived
+                    seconds[full] = time.perf_counter() - start
+                names = [name] + ([full] if restarts > 1 else [])
+                task.end(lambda: ', '.join(
+                    f'{k} {int(correct[k].sum())}/{len(survived)} survive '
+                    f'({seconds[k]:.1f} s)' for k in names), always=True)
         return dict(margin=margin, grad_l1=grad_l1)
-
-    def _print_progress(self, idx: int, name: str, correct: dict,
-                        seconds: dict) -> None:
-        if not self.progress or get_dist_info()[0] != 0:
-            return
-        n = len(correct['clean'])
-        names = [k for k in correct if k == name or k.startswith(name + 'x')]
-        parts = [f'{k} {int(correct[k].sum())}/{n} survive '
-                 f'({seconds[k]:.1f} s)' for k in names]
-        # the first line of a batch leaves the progress bar's line
-        first = name == self.attacks[0][0]
-        print(('\n' if first else '') + f'  batch {idx + 1}/'
-              f'{len(self.dataloader)}: ' + ', '.join(parts), flush=True)
