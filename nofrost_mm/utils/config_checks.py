@@ -14,6 +14,7 @@ Example:
 """
 import difflib
 import inspect
+import logging
 import numbers
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -155,3 +156,99 @@ def check_plugin_component_keys(cfg: Any, registries: Sequence,
     for key, value in cfg.items():
         check_plugin_component_keys(value, registries,
                                     f'{path}.{key}' if path else str(key))
+
+
+
+# mmengine's "no end" of a parameter scheduler (mmengine.optim.scheduler)
+_MMENGINE_INF = int(1e9)
+
+
+def _schedule_windows(param_scheduler: Any,
+                      key: str = 'param_scheduler') -> list:
+    """(config key, type, begin, end, by_epoch) of each scheduler config.
+
+    ``end`` is where the scheduler's curve is complete: its ``end``, or for
+    an open-ended one its ``begin`` plus ``T_max`` (cosine), ``total_steps``
+    (one-cycle), the sum of ``periods`` (cosine restarts) or the last of its
+    ``milestones``; None when nothing bounds it (step or exponential decay).
+    """
+    if isinstance(param_scheduler, Mapping) and 'type' not in param_scheduler:
+        # one scheduler list per optimizer
+        return [w for name, sub in param_scheduler.items()
+                for w in _schedule_windows(sub, f'{key}.{name}')]
+    if isinstance(param_scheduler, Mapping):
+        entries = [(key, param_scheduler)]
+    elif isinstance(param_scheduler, (list, tuple)):
+        entries = [(f'{key}[{i}]', s) for i, s in enumerate(param_scheduler)]
+    else:
+        return []
+    windows = []
+    for name, cfg in entries:
+        if not isinstance(cfg, Mapping):
+            continue  # an already built scheduler
+        begin, end = cfg.get('begin', 0), cfg.get('end', _MMENGINE_INF)
+        if end >= _MMENGINE_INF:
+            length = (cfg.get('T_max') or cfg.get('total_steps')
+                      or sum(cfg.get('periods') or [])
+                      or max(cfg.get('milestones') or [0]))
+            end = begin + length if length else None
+        windows.append((name, cfg.get('type'), begin, end,
+                        cfg.get('by_epoch', True)))
+    return windows
+
+
+def check_schedule_length(param_scheduler: Any,
+                          train_cfg: Optional[Mapping]) -> Optional[str]:
+    """Warn when training stops before its parameter schedule ends.
+
+    A run shortened with ``--cfg-options train_cfg.max_epochs=1`` keeps the
+    schedule written for the full run: a warm-up, a cyclic or one-cycle lr
+    never reaches its peak, a decay never reaches its end, and nothing says
+    so. Compares each scheduler's window (``begin``-``end``, or the end its
+    ``T_max``, ``total_steps``, ``periods`` or ``milestones`` imply) with
+    ``train_cfg.max_epochs`` (epoch-based schedulers) or
+    ``train_cfg.max_iters`` (iteration-based ones), and logs one warning
+    naming every scheduler cut short, the epochs (or iterations) and what
+    to change. Schedulers in the other unit than the training loop's are
+    not judged (the iterations of an epoch are unknown here).
+
+    Args:
+        param_scheduler (Any): The config's ``param_scheduler``: a dict, a
+            list of dicts or a dict of such lists (one per optimizer).
+        train_cfg (Mapping, optional): The config's ``train_cfg``.
+
+    Returns:
+        str | None: The warning logged, or None if the schedule fits.
+    """
+    from mmengine.logging import print_log
+    train_cfg = train_cfg or {}
+    if 'max_epochs' in train_cfg:
+        key, by_epoch, unit = 'max_epochs', True, 'epoch'
+    elif 'max_iters' in train_cfg:
+        key, by_epoch, unit = 'max_iters', False, 'iteration'
+    else:
+        return None
+    length = train_cfg[key]
+    cut = [(name, kind, begin, end)
+           for name, kind, begin, end, sched_by_epoch in _schedule_windows(
+               param_scheduler)
+           if sched_by_epoch == by_epoch and end is not None and end > length]
+    if not cut:
+        return None
+    described = []
+    for name, kind, begin, end in cut:
+        window = f'{name} ({kind}, {unit}s {begin}-{end})'
+        described.append(f'{window} never starts' if begin >= length else
+                         f'{window} stops at {unit} {length}')
+    full = max(end for *_, end in cut)
+    units = f'{length} {unit}' + ('s' if length != 1 else '')
+    message = (
+        f'train_cfg.{key}={length} ends training before its parameter '
+        f'schedule: {"; ".join(described)}. What the schedule sets after '
+        f'{unit} {length} (the peak lr of a warm-up, cyclic or one-cycle '
+        'schedule, the end of a decay) is never reached. To train this '
+        "short, scale the schedulers' begin/end (and T_max, milestones, "
+        f'total_steps) to {units}; to follow the schedule, set '
+        f'train_cfg.{key}={full}.')
+    print_log(message, logger='current', level=logging.WARNING)
+    return message

@@ -21,7 +21,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from nofrost_mm.evaluation.robust_test_config import robust_test_cfg
-from nofrost_mm.utils.config_checks import check_bool, check_plugin_component_keys
+from nofrost_mm.utils.config_checks import (check_bool, check_plugin_component_keys,
+                                         check_schedule_length)
 from .checkpoint_io import CheckpointLoadError, CheckpointMixin
 from .cpu_distributed import COMM_FAILURE, CPUDistributedMixin
 from .rng_isolation import RNGIsolationMixin
@@ -203,6 +204,9 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
             self.logger.warning(complete)
             return self.model
         self._check_adversarial_training_setup()
+        # a run shortened below its lr schedule says so before it starts
+        check_schedule_length(self.param_schedulers, self._train_loop
+                              if isinstance(self._train_loop, dict) else None)
         try:
             with stop_signals(self._training_stopped, self._log_on_main):
                 return super().train()
