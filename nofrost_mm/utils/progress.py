@@ -30,7 +30,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Callable, Iterator, List, Optional, Union
 
-from mmengine.logging import print_log
+from mmengine.dist import get_dist_info
+from mmengine.logging import MMLogger, print_log
 
 # a value, or a callable computing it when a line is written
 Lazy = Union[str, float, Callable[[], Union[str, float]]]
@@ -38,6 +39,14 @@ Lazy = Union[str, float, Callable[[], Union[str, float]]]
 
 def _value(x):
     return x() if callable(x) else x
+
+
+def _console_shows_info(logger: logging.Logger) -> bool:
+    """Whether INFO records of ``logger`` reach the console."""
+    # a FileHandler is a StreamHandler too: the console's is the plain one
+    return logger.isEnabledFor(logging.INFO) and any(
+        type(h) is logging.StreamHandler and h.level <= logging.INFO
+        for h in logger.handlers)
 
 
 def format_seconds(seconds: float) -> str:
@@ -128,8 +137,10 @@ class ProgressReporter:
             disables the reporter: no line, and no callable given to it is
             called. Defaults to 30.
         logger (str | logging.Logger): Where lines go: 'current' is
-            mmengine's current logger (the console and the run's log file),
-            None prints. Defaults to 'current'.
+            mmengine's current logger (the console and the run's log file;
+            where its level hides INFO from the console, as the robustness
+            report's default WARNING does, rank 0 prints them too), None
+            prints. Defaults to 'current'.
         clock (callable): Seconds on a monotonic clock. Defaults to
             ``time.monotonic``.
 
@@ -182,7 +193,12 @@ class ProgressReporter:
         """Write ``text`` as ``task``'s line, prefixed by the open tasks."""
         names = [t.title for t in self.stack[:self.stack.index(task)]
                  if t.chain and t.title] if task in self.stack else []
-        print_log(' > '.join(names + [task.title]) + ': ' + text, logger=self.logger)
+        line = ' > '.join(names + [task.title]) + ': ' + text
+        print_log(line, logger=self.logger)
+        if self.logger == 'current' and get_dist_info()[0] == 0 and \
+                not _console_shows_info(MMLogger.get_current_instance()):
+            # a log level meant to quiet the runner does not hide progress
+            print(line, flush=True)
         task.written = True
         self.last_line = self.clock()
 

@@ -1,5 +1,6 @@
 """tools/test.py and tools/dist_test.sh with attacks, on a checkpoint trained here."""
 import json
+import re
 
 import pytest
 
@@ -49,7 +50,11 @@ def test_one_run_reports_clean_attacks_worst_case_and_guard(one_process):
     msg = (f"PGD-tiny ({res['robust/PGD-tiny']:.2f}%) is above that under the "
            f"weaker FGSM ({res['robust/FGSM']:.2f}%)")
     assert [w for w in res['warnings'] if msg in w]
-    assert 'possible gradient masking' in log and 'ETA' in log
+    assert 'possible gradient masking' in log
+    # progress lines name the batch, the attack and AutoAttack's members
+    assert re.search(r'batch \d/4 > AutoAttack > apgd-ce: done in \d:\d\d:\d\d, '
+                     r'\d+ of \d+ samples broken, 0 robust', log)
+    assert re.search(r'robust test: done in \S+, 4/4 batches, accuracy: clean \d+/60', log)
 
 
 def test_dist_test_matches_one_process(checkpoint, one_process, tmp_path):
@@ -60,13 +65,38 @@ def test_dist_test_matches_one_process(checkpoint, one_process, tmp_path):
     two = json.loads((tmp_path / 'two.json').read_text())
     accuracy = [k for k in one if '/time_s/' not in k]
     assert {k: one[k] for k in accuracy} == {k: two[k] for k in accuracy}
-    # rank 0 alone draws the progress bar (rank 0 has 2 batches, rank 1 three)
+    # rank 0 alone writes progress (rank 0 has 2 batches, rank 1 three)
     log = proc.stdout + proc.stderr
-    assert '2/2' in log and '3/3' not in log
+    assert 'robust test: 2 batches (of rank 0; 2 processes)' in log
+    assert 'batch 2/2 >' in log or 'robust test: done in' in log
+    assert 'batch 3/3' not in log and '3 batches' not in log
     # the ranks end with os._exit (shutdown_distributed): the log file was
     # flushed and closed before
     logs = list(tmp_path.glob('*/*.log'))
     assert logs and 'Epoch(test)' in logs[0].read_text()
+
+
+def test_one_batch_autoattack_shows_progress_inside_the_batch(checkpoint, tmp_path):
+    # one batch is all the work: what a user sees comes from inside AutoAttack
+    proc = run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path,
+                     '--num-samples', '8', '--attacks',
+                     # eps 32 breaks all 8 within APGD-CE's first steps
+                     "{'type': 'AutoAttack', 'eps': 32}",
+                     '--cfg-options', 'test_cfg.progress_interval=0'])
+    console = proc.stdout + proc.stderr
+    log_file, = tmp_path.glob('*/*.log')
+    for text in (console, log_file.read_text()):
+        assert 'a progress line at most every 0 s (test_cfg.progress_interval)' in text
+        assert re.search(r'batch 1/1 > AutoAttack: started on \d of 8 samples', text)
+        assert re.search(r'batch 1/1 > AutoAttack > apgd-ce: \d+%, step \d+/100: \d of '
+                         r'\d samples broken, \d still robust; elapsed \d:\d\d:\d\d, '
+                         r'ETA \d:\d\d:\d\d', text)
+        assert re.search(r'batch 1/1 > AutoAttack > apgd-ce: done in \d:\d\d:\d\d, '
+                         r'\d of \d samples broken, 0 robust', text)
+        assert re.search(r'robust test: done in \S+, 1/1 batches, accuracy: clean \d/8 '
+                         r'\(\S+%\), AutoAttack 0/8', text)
+    # not mmengine's bar, which stood at 0/1 for the whole attack
+    assert '0/1, elapsed: 0s, ETA:' not in console
 
 
 # a random point of a large ball and one small step: which samples survive

@@ -121,3 +121,16 @@ def test_takes_progress():
     assert takes_progress(with_progress)
     assert not takes_progress(lambda model, images, labels: None)
     assert not takes_progress(len)
+
+
+def test_a_log_level_above_info_does_not_hide_progress(capsys):
+    logger = MMLogger.get_instance('test_progress_quiet', log_level='WARNING')
+    assert MMLogger.get_current_instance() is logger
+    with ProgressReporter(0).task('PGD-5') as task:
+        task.end('3/4 survive', always=True)
+    assert 'PGD-5: done in 0:00:00, 3/4 survive' in capsys.readouterr().out
+    # at INFO the logger's console shows it: not printed twice
+    MMLogger.get_instance('test_progress_loud', log_level='INFO')
+    with ProgressReporter(0).task('PGD-5') as task:
+        task.end('3/4 survive', always=True)
+    assert capsys.readouterr().out.count('3/4 survive') == 1
