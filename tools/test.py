@@ -177,7 +177,9 @@ def main():
             and runner.rank == 0:
         warnings = getattr(runner.test_loop, 'warnings', None)
         if warnings is not None:  # RobustTestLoop: keep its guard's verdict
-            metrics = dict(metrics, warnings=warnings)
+            metrics = dict(metrics, warnings=warnings,
+                           # and what each attack ran with
+                           attack_settings=runner.test_loop.attack_settings)
         mmengine.dump(metrics, args.out)
         runner.logger.info(f'metrics written to {args.out}')
     from nofrost_mm.utils import shutdown_distributed

@@ -17,7 +17,8 @@ from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
 from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_name,
-                                build_attack, build_attacks, takes_sample_keys)
+                                attack_settings, build_attack, build_attacks,
+                                format_settings, takes_sample_keys)
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
 from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier,
                                                 attack_precision, fp32_logits,
@@ -285,6 +286,11 @@ class RobustTestLoop(TestLoop):
         net = NormalizedClassifier.from_preprocessor(model).eval()
         self.state = self._open_state()
         rank, world_size = get_dist_info()
+        if rank == 0 and self.attacks:
+            # what runs, before it runs (a bare name's eps and step included)
+            print_log('attacks (sizes in pixel units of 255): ' + '; '.join(
+                format_settings(name, s) for name, s in self.attack_settings.items()),
+                logger='current')
         # progress lines where attacks make batches long, else the bar
         self.reporter = ProgressReporter(self.progress_interval) \
             if rank == 0 and self.attacks else NO_PROGRESS
@@ -342,6 +348,12 @@ class RobustTestLoop(TestLoop):
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
         return metrics
+
+    @property
+    def attack_settings(self) -> Dict[str, dict]:
+        """What each attack runs with, by name: eps, step, steps, queries,
+        restarts (:func:`nofrost_mm.attacks.attack_settings`)."""
+        return {name: attack_settings(attack) for name, attack, _ in self.attacks}
 
     def fingerprint(self) -> dict:
         """What the per-sample results depend on (compared on --resume)."""

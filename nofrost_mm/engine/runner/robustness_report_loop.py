@@ -7,7 +7,7 @@ import torch
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
-from nofrost_mm.attacks import NormalizedClassifier
+from nofrost_mm.attacks import NormalizedClassifier, attack_settings
 from nofrost_mm.evaluation.report_attack_entries import restart_name, split_report_keys
 from nofrost_mm.utils import fold_keys
 from .robust_test_loop import RobustTestLoop
@@ -112,6 +112,12 @@ class RobustnessReportLoop(RobustTestLoop):
             kwargs['progress_interval'] = None
         super().__init__(runner, dataloader, evaluator, attacks, **kwargs)
         self.start_from = [prev or 'clean' for prev in after]
+
+    @property
+    def attack_settings(self) -> Dict[str, dict]:
+        """The parent's, with each entry's ``restarts``."""
+        return {name: attack_settings(attack, restarts) for (name, attack, _), restarts
+                in zip(self.attacks, self.restarts)}
 
     def _seed(self, chunk: int, restart: int) -> int:
         # one stream per (seed, batch, restart), the same whichever process
