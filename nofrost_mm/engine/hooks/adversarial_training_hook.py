@@ -11,6 +11,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from nofrost_mm.attacks import PGDAttack, build_attack
+from nofrost_mm.attacks.mixed_precision import autocast_off
 from nofrost_mm.models.classifiers import AdvImageClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
 
@@ -34,7 +35,10 @@ class AdversarialTrainingHook(Hook):
       logs ``adv_eps``, ``adv_steps``, ``attack_time_share`` and, with
       :class:`AdvImageClassifier`, ``loss_clean``, ``loss_adv``,
       ``acc_clean``, ``acc_adv`` (``trades_kl`` with TRADES, ``awp_gamma``
-      with adversarial weight perturbation).
+      with adversarial weight perturbation). It writes one log line naming
+      the precision the training attack runs in (under ``--amp`` that of
+      the autocast when the attack is safe in it, see
+      :class:`PGDDataPreprocessor`), and another whenever it changes.
     - With ``model.awp_gamma > 0`` it keeps AWP off during the first
       ``awp_warmup`` epochs (iterations).
     - In validation epochs number ``k * adv_val_interval`` and in the last
@@ -43,7 +47,10 @@ class AdversarialTrainingHook(Hook):
       as ``robust_accuracy/top1`` beside the clean accuracy. It attacks each
       val batch right after its clean prediction, in the same pass, so both
       numbers come from the same weights (EMAHook's too, at any priority);
-      samples predicted wrongly clean are not attacked. CheckpointHook
+      samples predicted wrongly clean are not attacked. The attack runs in
+      the precision of the moment, made safe as the training attack is;
+      whether an attacked image is misclassified is decided in fp32.
+      CheckpointHook
       can keep the best of both:
       ``save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'``
       (epochs without the robust evaluation report -inf for it, never a best).
@@ -128,6 +135,7 @@ class AdversarialTrainingHook(Hook):
         except (ValueError, TypeError, KeyError) as e:
             raise type(e)(f'AdversarialTrainingHook.val_attack: {e}') from e
         self._iter_start = 0.
+        self._logged_precision = None
 
     @staticmethod
     def _unwrap(runner):
@@ -206,6 +214,14 @@ class AdversarialTrainingHook(Hook):
             hub.update_scalar('train/awp_gamma', model.awp_gamma * model.awp_enabled)
         for key, value in getattr(model, 'adv_log_vars', {}).items():
             hub.update_scalar(f'train/{key}', value)
+        precision = preprocessor.train_attack_precision
+        if precision is not None and precision != self._logged_precision:
+            self._logged_precision = precision
+            runner.logger.info(
+                f'AdversarialTrainingHook: the training attack '
+                f'{type(preprocessor.attack).__name__} runs in {precision}'
+                + ('' if precision == 'fp32' else ' autocast (fp32 logits and loss, '
+                   'per-sample scaled input gradients)'))
 
     # -- robust validation ----------------------------------------------------
     def _robust_val_due(self, runner) -> bool:
@@ -257,7 +273,8 @@ class AdversarialTrainingHook(Hook):
             was_training = model.training
             model.eval()
             try:
-                with torch.no_grad():
+                # the decision of record is fp32, whatever the attack ran in
+                with torch.no_grad(), autocast_off(adv.device.type):
                     preds = model(adv, [samples[i] for i in todo.tolist()],
                                   mode='predict')
             finally:

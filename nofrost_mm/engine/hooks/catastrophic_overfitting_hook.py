@@ -10,6 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from nofrost_mm.attacks import PGDAttack
+from nofrost_mm.attacks.mixed_precision import autocast_off
 from nofrost_mm.utils.checkpoint_reader import read_checkpoint
 from nofrost_mm.utils.config_checks import check_bool, check_choice, check_number
 
@@ -28,8 +29,11 @@ class CatastrophicOverfittingHook(Hook):
     the val dataloader's dataset with ``seed``) with PGD-``pgd_steps``
     (random start, the official step size) and FGSM (no random start, step
     eps), at the training attack's final eps, on the model as it is at that
-    moment (the unwrapped model in eval mode, fp32, input gradients only,
-    BN statistics untouched: :meth:`PGDDataPreprocessor.attack_inputs`). The
+    moment (the unwrapped model in eval mode, input gradients only, BN
+    statistics untouched: :meth:`PGDDataPreprocessor.attack_inputs`). Hooks
+    run outside the optimizer's autocast, so the checks are fp32; inside an
+    autocast the attacks are made as safe as the training attack, and
+    every accuracy is decided in fp32 either way. The
     attacks draw from a generator reseeded with ``seed`` at each check, so
     checks differ only by the weights, and the training RNG stream is left
     as it was. Under DDP the images are split over the ranks and the counts
@@ -230,7 +234,8 @@ class CatastrophicOverfittingHook(Hook):
                     for k, attack in enumerate((None, self.pgd, self.fgsm)):
                         x = inputs if attack is None else pre.attack_inputs(
                             model, inputs, labels, attack, train_mode=False)
-                        with torch.no_grad():
+                        # decided in fp32 whatever precision the attack ran in
+                        with torch.no_grad(), autocast_off(device.type):
                             logits = model(x, mode='tensor')
                         correct[k] += (logits.argmax(dim=1) == labels).sum()
         finally:

@@ -1,11 +1,14 @@
 """ImageClassifier that takes clean and adversarial batches: mixed PGD-AT,
 pure AT, TRADES, adversarial weight perturbation (AWP) and GradAlign."""
+import logging
 from contextlib import contextmanager
 from numbers import Number
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -13,6 +16,8 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _NormBase
 
 from nofrost_mm.attacks import frozen_running_stats
+from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier, autocast_dtype,
+                                                autocast_off, precision_name)
 from nofrost_mm.utils import model_memory_format
 from ..data_preprocessors import PGDDataPreprocessor
 
@@ -56,7 +61,12 @@ class AdvImageClassifier(ImageClassifier):
     ``torch.autograd.grad``, which neither fills ``.grad`` nor triggers
     DDP's synchronisation, while the returned loss goes through DDP's
     backward as usual. Each rank perturbs with its own batch.
-    :class:`AdversarialTrainingHook` can delay it (``awp_warmup``).
+    :class:`AdversarialTrainingHook` can delay it (``awp_warmup``). Under
+    autocast (``--amp``) g is computed with the logits' gradient scaled, in
+    fp32 and before the network's cast, by one power of two for the batch
+    (so a batch of confident samples does not underflow to g = 0 in fp16)
+    and divided back in fp32; if the scaled fp16 gradient overflows, g is
+    computed again in fp32 (logged once).
 
     GradAlign (Andriushchenko & Flammarion 2020), on when
     ``grad_align_lambda > 0``, adds ``loss_grad_align = lambda * mean_i(1 -
@@ -64,8 +74,15 @@ class AdvImageClassifier(ImageClassifier):
     cross entropy in [0, 1] pixel space, ``eta ~ U(-eps, eps)`` (eps of the
     training attack, so it follows eps warm-up; ``x + eta`` clipped to
     [0, 1]). The first gradient is detached, the second is taken with
-    ``create_graph=True`` (double backprop), as in the official code; samples
-    with a zero gradient are left out of the mean. Both passes run in the
+    ``create_graph=True`` (double backprop), as in the official code. The
+    cosine is taken after dividing each gradient by its largest entry
+    (detached: the cosine does not depend on it), so that the tiny
+    gradients of confident samples do not underflow in the norms; samples
+    whose gradient is exactly zero are left out of the mean (the official
+    code's rule), counted in ``grad_align_dropped``. Under autocast the
+    gradients are those of a :class:`PrecisionSafeClassifier` (per-sample
+    scaled, no fp16 underflow); if a scaled fp16 gradient overflows, both
+    are computed again in fp32 (logged once). Both passes run in the
     attack's model mode (``data_preprocessor.attack_model_mode``: eval by
     default, the function the attack linearises; in train mode BN uses batch
     statistics and its running statistics are left unchanged) and at the
@@ -77,7 +94,8 @@ class AdvImageClassifier(ImageClassifier):
     After each adversarial loss it keeps ``adv_log_vars``: loss_clean,
     loss_adv (unweighted sums of the head's loss terms; with TRADES loss_adv
     is computed without gradient, for the log), trades_kl (the unweighted
-    KL), acc_clean, acc_adv (top-1 %, from the same logits), which
+    KL), acc_clean, acc_adv (top-1 %, from the same logits), with GradAlign
+    grad_align_cos and grad_align_dropped (samples left out), which
     :class:`AdversarialTrainingHook` logs. Pure AT logs no clean terms.
 
     Args:
@@ -205,13 +223,15 @@ class AdvImageClassifier(ImageClassifier):
         losses, self.adv_log_vars = self._training_losses(
             inputs, adv_inputs, data_samples, params)
         if self.grad_align_lambda > 0:
-            reg, cos = self.grad_align(inputs, data_samples, params)
+            reg, cos, dropped = self.grad_align(inputs, data_samples, params)
             losses['loss_grad_align'] = self.grad_align_lambda * reg
             self.adv_log_vars['grad_align_cos'] = cos
+            self.adv_log_vars['grad_align_dropped'] = dropped
         return losses
 
     def grad_align(self, inputs: torch.Tensor, data_samples: List[DataSample],
-                   params: Optional[dict] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                   params: Optional[dict] = None
+                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """GradAlign's ``mean(1 - cos)`` of clean and noisy input gradients.
 
         Args:
@@ -220,8 +240,9 @@ class AdvImageClassifier(ImageClassifier):
             params (dict, optional): Parameters overriding the module's (AWP).
 
         Returns:
-            tuple[Tensor, Tensor]: The regulariser (differentiable with
-            respect to the weights) and the detached mean cosine.
+            tuple[Tensor, Tensor, Tensor]: The regulariser (differentiable
+            with respect to the weights), the detached mean cosine and the
+            number of samples left out (a zero gradient), a float tensor.
         """
         pre = self.data_preprocessor
         images = pre.to_unit_range(inputs.detach())
@@ -229,35 +250,49 @@ class AdvImageClassifier(ImageClassifier):
         normalize = pre.normalized_classifier(self).normalize
         eps = pre.budget.get('eps', 0) / 255.
         with _attack_mode(self, pre.attack_model_mode == 'train'):
-            clean = self._input_grad(normalize, images, targets, params, False)
             eta = torch.empty_like(images).uniform_(-eps, eps)
-            noisy = self._input_grad(normalize, (images + eta).clamp_(0, 1), targets,
-                                     params, True)
-        clean, noisy = clean.flatten(1), noisy.flatten(1)
+            clean, noisy = self._grad_align_grads(
+                _ImageLogits(self, normalize, params), images,
+                (images + eta).clamp_(0, 1), targets)
+        # a confident sample's gradient entries can lie far below 1e-19,
+        # whose squares underflow even in fp32: the cosine is taken of the
+        # rows divided by their largest entry (constants for the cosine)
+        clean, noisy = _peak_normalized(clean.flatten(1)), _peak_normalized(noisy.flatten(1))
         # the official code drops samples with a zero gradient (the norm's
         # gradient is undefined there): select before taking norms
-        keep = (clean.detach().norm(dim=1) > 0) & (noisy.detach().norm(dim=1) > 0)
+        keep = (clean.detach().abs().amax(dim=1) > 0) & (noisy.detach().abs().amax(dim=1) > 0)
+        dropped = (~keep).sum().float()
         if not keep.any():
             zero = noisy.sum() * 0.
-            return zero, zero.detach() + 1.
+            return zero, zero.detach() + 1., dropped
         clean, noisy = clean[keep], noisy[keep]
         cos = (clean * noisy).sum(dim=1) / (clean.norm(dim=1) * noisy.norm(dim=1))
-        return 1. - cos.mean(), cos.mean().detach()
+        return 1. - cos.mean(), cos.mean().detach(), dropped
 
-    def _input_grad(self, normalize, images, targets, params, create_graph):
-        x = images.detach().requires_grad_(True)
-        logits = self._logits(normalize(x), params)
-        if isinstance(logits, (tuple, list)):
-            logits = sum(logits)
-        logits = logits.float()
-        # summed cross entropy (the cosine ignores the scale; a sum keeps
-        # fp16 gradients away from underflow)
-        if targets.dim() == 2:
-            loss = -(targets * logits.log_softmax(dim=1)).sum()
-        else:
-            loss = F.cross_entropy(logits, targets, reduction='sum')
-        grad, = torch.autograd.grad(loss, x, create_graph=create_graph)
-        return grad if create_graph else grad.detach()
+    def _grad_align_grads(self, logits_fn: nn.Module, images: torch.Tensor,
+                          noisy_images: torch.Tensor, targets: torch.Tensor
+                          ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """GradAlign's clean (detached) and noisy (double-backprop) input
+        gradients, without fp16 underflow; in fp32 after an fp16 overflow."""
+        safe = PrecisionSafeClassifier(logits_fn)
+        clean = _input_grad(safe, images, targets, create_graph=False)
+        noisy = _input_grad(safe, noisy_images, targets, create_graph=True)
+        device_type = images.device.type
+        # bf16 has fp32's range; under fp16 one sync per iteration reads
+        # whether a scaled row overflowed (it would be a zero gradient)
+        if precision_name(device_type) == 'fp16' and safe.overflows.count:
+            self._log_once('GradAlign: a scaled input gradient overflowed in fp16; '
+                           'such batches take both gradients again in fp32')
+            with autocast_off(device_type):
+                clean = _input_grad(safe, images, targets, create_graph=False)
+                noisy = _input_grad(safe, noisy_images, targets, create_graph=True)
+        return clean, noisy
+
+    def _log_once(self, message: str) -> None:
+        logged = self.__dict__.setdefault('_logged', set())
+        if message not in logged:
+            logged.add(message)
+            print_log(message, logger='current', level=logging.WARNING)
 
     def awp_perturbation(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
                          data_samples: List[DataSample]
@@ -279,9 +314,8 @@ class AdvImageClassifier(ImageClassifier):
         # the extra pass must not count in the BN running statistics (BN's
         # backward reads them: restore only after it)
         with frozen_running_stats(self):
-            losses, _ = self._training_losses(inputs, adv_inputs, data_samples)
-            loss, _ = self.parse_losses(losses)
-            grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+            grads = self._awp_grads(inputs, adv_inputs, data_samples,
+                                    [p for _, p in named])
         out = []
         for (name, p), g in zip(named, grads):
             if g is not None:
@@ -289,23 +323,69 @@ class AdvImageClassifier(ImageClassifier):
                 out.append((name, p, (scale * g).detach()))
         return out
 
-    def _logits(self, x: torch.Tensor, params: Optional[dict]) -> torch.Tensor:
-        if params is None:
-            return self.head(self.extract_feat(x))
-        # the same network with some parameters replaced by `params`
-        return functional_call(self, params, (x, ), dict(mode='tensor'))
+    def _awp_grads(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
+                   data_samples: List[DataSample],
+                   params: List[torch.nn.Parameter]) -> List[Optional[torch.Tensor]]:
+        """Gradients of the training loss with respect to ``params``.
 
-    def _training_losses(self, inputs, adv_inputs, data_samples, params=None):
-        """Loss terms and log values, at the weights overridden by ``params``."""
+        Under autocast the logits' gradient (fp32) is multiplied by one
+        power of two for the batch before it enters the network, and the
+        weights' gradients are divided by it in fp32 (exact); an fp16
+        overflow computes them again in fp32 (logged once).
+        """
+        device_type = inputs.device.type
+        if autocast_dtype(device_type) is None:
+            losses, _ = self._training_losses(inputs, adv_inputs, data_samples)
+            loss, _ = self.parse_losses(losses)
+            return list(torch.autograd.grad(loss, params, allow_unused=True))
+        logits: List[torch.Tensor] = []
+        losses, _ = self._training_losses(inputs, adv_inputs, data_samples,
+                                          record=logits)
+        loss, _ = self.parse_losses(losses)
+        grads = _scaled_backward(loss, logits, params)
+        # bf16 has fp32's range; under fp16 one sync per iteration
+        if precision_name(device_type) == 'fp16' and not bool(torch.stack(
+                [torch.isfinite(g).all() for g in grads if g is not None]).all()):
+            self._log_once('AWP: the scaled weight gradient overflowed in fp16; '
+                           'such batches take it again in fp32')
+            with autocast_off(device_type):
+                return self._awp_grads(inputs, adv_inputs, data_samples, params)
+        return grads
+
+    def _logits(self, x: torch.Tensor, params: Optional[dict],
+                record: Optional[list] = None) -> torch.Tensor:
+        """The head's logits of ``x``, at the weights overridden by ``params``.
+
+        With ``record`` (a list) they are fp32 tensors, each appended to it.
+        """
+        if params is None:
+            logits = self.head(self.extract_feat(x))
+        else:
+            # the same network with some parameters replaced by `params`
+            logits = functional_call(self, params, (x, ), dict(mode='tensor'))
+        if record is None:
+            return logits
+        if isinstance(logits, (tuple, list)):
+            logits = type(logits)(t.float() for t in logits)
+            record.extend(logits)
+        else:
+            logits = logits.float()
+            record.append(logits)
+        return logits
+
+    def _training_losses(self, inputs, adv_inputs, data_samples, params=None,
+                         record=None):
+        """Loss terms and log values, at the weights overridden by ``params``;
+        ``record`` (a list) collects the fp32 logits they are computed from."""
         trades = self.adv_loss == 'trades'
         weight = self.adv_loss_weight
         if weight == 1 and not trades:  # pure AT: no clean pass at all
-            logits = dict(adv=self._logits(adv_inputs, params))
+            logits = dict(adv=self._logits(adv_inputs, params, record))
         elif self.adv_forward == 'separate':
-            logits = dict(clean=self._logits(inputs, params),
-                          adv=self._logits(adv_inputs, params))
+            logits = dict(clean=self._logits(inputs, params, record),
+                          adv=self._logits(adv_inputs, params, record))
         else:
-            both = self._logits(torch.cat([inputs, adv_inputs]), params)
+            both = self._logits(torch.cat([inputs, adv_inputs]), params, record)
             n = inputs.size(0)
             logits = dict(clean=_take(both, slice(None, n)), adv=_take(both, slice(n, None)))
 
@@ -339,6 +419,79 @@ class AdvImageClassifier(ImageClassifier):
         else:
             labels = torch.cat([s.gt_label for s in data_samples])
         return (scores.argmax(dim=1) == labels.to(scores.device)).float().mean() * 100
+
+
+# The largest entry of the batch's scaled logit gradient lies in [1, 2): the
+# weights' gradients sum it over the batch and positions, within fp16's range
+AWP_LOGIT_GRAD_EXP = 0
+
+
+def _scaled_backward(loss: torch.Tensor, logits: Sequence[torch.Tensor],
+                     params: Sequence[torch.Tensor]) -> List[Optional[torch.Tensor]]:
+    """``d loss / d params`` with the (fp32) gradient of ``logits`` scaled.
+
+    ``loss`` depends on the weights through ``logits`` only. Their gradient
+    is taken in fp32, multiplied by the power of two that puts its largest
+    entry at ``2**AWP_LOGIT_GRAD_EXP`` (one factor for the batch: the
+    weights' gradient sums over samples) before it is cast for the
+    network's backward, and the weights' gradients are divided by it.
+    """
+    logits = list(logits)
+    dlogits = torch.autograd.grad(loss, logits, retain_graph=True, allow_unused=True)
+    used = [(t, d) for t, d in zip(logits, dlogits) if d is not None]
+    if not used:
+        return [None] * len(params)
+    with torch.no_grad():
+        peak = torch.stack([d.abs().amax() for _, d in used]).amax()
+        _, exp = torch.frexp(peak)
+        usable = torch.isfinite(peak) & (peak > 0)
+        scale = torch.where(usable, torch.exp2((AWP_LOGIT_GRAD_EXP + 1 - exp).float()),
+                            torch.ones_like(peak))
+    grads = torch.autograd.grad([t for t, _ in used], params,
+                                grad_outputs=[d * scale for _, d in used],
+                                allow_unused=True)
+    return [None if g is None else g.float() / scale for g in grads]
+
+
+class _ImageLogits(nn.Module):
+    """The classifier's (summed) logits as a function of [0, 1] images, at
+    the weights overridden by ``params``: GradAlign's input gradients.
+
+    A module holding the classifier, so that :class:`PrecisionSafeClassifier`
+    sees its train-mode BatchNorms (rows that interact).
+    """
+
+    def __init__(self, classifier: 'AdvImageClassifier', normalize: Callable,
+                 params: Optional[dict]):
+        super().__init__()
+        self.classifier = classifier
+        self.normalize, self.params = normalize, params
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.classifier._logits(self.normalize(x), self.params)
+        if isinstance(logits, (tuple, list)):
+            logits = sum(logits)
+        return logits
+
+
+def _input_grad(model_fn: Callable, images: torch.Tensor, targets: torch.Tensor,
+                create_graph: bool) -> torch.Tensor:
+    """Input gradient of the summed cross entropy (fp32 loss) at ``images``."""
+    x = images.detach().requires_grad_(True)
+    logits = model_fn(x).float()
+    # a sum: the cosine ignores the scale
+    if targets.dim() == 2:
+        loss = -(targets * logits.log_softmax(dim=1)).sum()
+    else:
+        loss = F.cross_entropy(logits, targets, reduction='sum')
+    grad, = torch.autograd.grad(loss, x, create_graph=create_graph)
+    return grad if create_graph else grad.detach()
+
+
+def _peak_normalized(rows: torch.Tensor) -> torch.Tensor:
+    """Each row divided by its largest absolute entry (detached); zero rows stay."""
+    peak = rows.detach().abs().amax(dim=1, keepdim=True)
+    return rows / torch.where(peak > 0, peak, torch.ones_like(peak))
 
 
 @contextmanager

@@ -1,17 +1,20 @@
 """A data preprocessor that crafts adversarial training batches."""
+import logging
 import time
 from numbers import Number
 from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from nofrost_mm.attacks import NormalizedClassifier, attack_context, build_attack
-from nofrost_mm.attacks.mixed_precision import GradScaledClassifier, autocast_dtype
+from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier, attack_precision,
+                                                autocast_off, precision_name)
 from nofrost_mm.utils import check_choice, model_memory_format
 
 
@@ -70,11 +73,18 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
     ``attack_model_mode='train'``), no parameter gradient is computed, BN
     running statistics are not updated, DDP is bypassed, and all of this is
     restored afterwards (:func:`nofrost_mm.attacks.attack_context`). Memory
-    format follows the model's weights (:func:`model_memory_format`); under
-    autocast (``--amp``) the attack's forward passes are bf16/fp16 with an
-    fp32 attack loss, and under fp16 its input gradients are computed at a
-    larger scale (:class:`GradScaledClassifier`, no underflow). At val/test
-    time it is a plain ``ClsDataPreprocessor``.
+    format follows the model's weights (:func:`model_memory_format`).
+
+    Under autocast (``--amp``: the optim wrapper's context) an attack that is
+    as strong in reduced precision as in fp32 (``amp_safe``: the plug-in's
+    PGD family) runs in it through a :class:`PrecisionSafeClassifier`: fp16
+    or bf16 forward passes, fp32 logits and loss, each sample's input
+    gradient computed without fp16 underflow. Any other attack runs with
+    autocast off, and so does a batch whose scaled fp16 gradient overflowed
+    (it is attacked again); each case writes one log line. The precision of
+    the last training attack is ``train_attack_precision`` (logged by
+    :class:`AdversarialTrainingHook`). At val/test time it is a plain
+    ``ClsDataPreprocessor``.
 
     Args:
         mean (Sequence[Number], optional): Pixel mean (0-255 scale) of the
@@ -165,6 +175,9 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         self.train_eps = getattr(self.attack, 'eps', None)
         self.train_steps = getattr(self.attack, 'steps', None)
         self.last_attack_time = 0.
+        # 'fp32', 'bf16', 'fp16': what the last (training) attack ran in
+        self.last_attack_precision: Optional[str] = None
+        self.train_attack_precision: Optional[str] = None
         # a classifier without an adversarial loss (`bind`); a plain
         # attribute, not a submodule (the model owns this preprocessor:
         # train() and state_dict() must not recurse), that deepcopy and
@@ -262,11 +275,47 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             memory_format=memory_format)
         with attack_context(model, train_mode=train_mode) as model:
             net = self.normalized_classifier(model)
-            model_fn = GradScaledClassifier(net) \
-                if autocast_dtype(images.device.type) == torch.float16 else net
-            adv = attack(model_fn, images, targets.to(inputs.device))
+            adv = self._attack_in_safe_precision(attack, net, images,
+                                                 targets.to(inputs.device))
             return net.normalize(adv).to(inputs.dtype).contiguous(
                 memory_format=memory_format)
+
+    def _attack_in_safe_precision(self, attack: Callable, net: nn.Module,
+                                  images: torch.Tensor,
+                                  targets: torch.Tensor) -> torch.Tensor:
+        """``attack(net, images, targets)`` in the autocast precision where it
+        is as strong as in fp32, else in fp32 (logged); sets
+        ``last_attack_precision``."""
+        device_type = images.device.type
+        precision = attack_precision(attack, device_type)
+        reduced = precision_name(device_type)
+        if precision == 'fp32':
+            if reduced != 'fp32':
+                self._log_once(f'{type(attack).__name__} runs in fp32 under {reduced} '
+                               'autocast: it is not known to be as strong in '
+                               'reduced precision (no amp_safe)')
+            with autocast_off(device_type):
+                adv = attack(net, images, targets)
+        else:
+            safe = PrecisionSafeClassifier(net)
+            adv = attack(safe, images, targets)
+            # bf16 has fp32's range; an fp16 overflow left rows unmoved for a
+            # step: one sync per attack call reads the count
+            if reduced == 'fp16' and safe.overflows.count:
+                self._log_once(f'{type(attack).__name__}: a scaled input gradient '
+                               'overflowed in fp16; such batches are attacked again '
+                               'in fp32')
+                precision = 'fp32'
+                with autocast_off(device_type):
+                    adv = attack(net, images, targets)
+        self.last_attack_precision = precision
+        return adv
+
+    def _log_once(self, message: str) -> None:
+        logged = self.__dict__.setdefault('_logged', set())
+        if message not in logged:
+            logged.add(message)
+            print_log(message, logger='current', level=logging.WARNING)
 
     def craft(self, model: nn.Module, inputs: torch.Tensor,
               data_samples: List[DataSample]) -> torch.Tensor:
@@ -286,6 +335,7 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         adv = self.attack_inputs(model, inputs, self.attack_targets(data_samples))
         _synchronize(inputs)
         self.last_attack_time = time.perf_counter() - start
+        self.train_attack_precision = self.last_attack_precision
         return adv
 
     def forward(self, data: dict, training: bool = False) -> dict:

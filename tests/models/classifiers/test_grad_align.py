@@ -29,7 +29,8 @@ def test_value_is_one_minus_the_mean_cosine_at_a_uniform_point():
     x, samples = data['inputs'], data['data_samples']
     y = torch.cat([s.gt_label for s in samples])
     torch.manual_seed(5)
-    reg, cos = model.grad_align(x, samples)
+    reg, cos, dropped = model.grad_align(x, samples)
+    assert dropped == 0
     torch.manual_seed(5)  # replay the noise
     eta = torch.empty_like(x).uniform_(-32 / 255, 32 / 255)
     model.eval()
@@ -47,7 +48,7 @@ def test_value_is_one_minus_the_mean_cosine_at_a_uniform_point():
 def test_weights_get_the_double_backprop_gradient_and_bn_stats_stay():
     model, data = _model_and_batch(attack_model_mode='train')
     buffers = {k: v.clone() for k, v in model.state_dict().items() if 'running' in k}
-    reg, _ = model.grad_align(data['inputs'], data['data_samples'])
+    reg, _, _ = model.grad_align(data['inputs'], data['data_samples'])
     grads = torch.autograd.grad(reg, [model.backbone.conv1.weight, model.head.fc.weight])
     assert all(g.abs().sum() > 0 for g in grads)  # through the input gradient
     for key, value in buffers.items():

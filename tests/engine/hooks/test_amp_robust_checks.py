@@ -1,0 +1,97 @@
+"""Robust validation and the catastrophic-overfitting guard under fp16 / bf16 autocast.
+
+On the tiny BN ResNet at logits x10 (naive fp16 autocast zeroes most of its
+input-gradient entries), the hooks' attacks run inside CPU autocast must
+break as many of 128 images as in fp32 (at most 1 point more robust
+accuracy), and their decisions (clean accuracy, misclassified or not) are
+fp32's exactly.
+"""
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmpretrain.structures import DataSample
+
+from nofrost_mm.engine.hooks import AdversarialTrainingHook, CatastrophicOverfittingHook
+from tests.attacks.toy import confident_classifier, digits_8x8
+
+# compares float results: run under other CPUs' float paths too
+# (tools/misc/portability_check.sh selects `-m numerics`)
+pytestmark = pytest.mark.numerics
+
+N = 128
+PRE = dict(type='PGDDataPreprocessor', attack=dict(type='FGSMRS', eps=8))
+DTYPES = [None, torch.float16, torch.bfloat16]
+
+
+@pytest.fixture(scope='module')
+def model():
+    return confident_classifier(10., data_preprocessor=PRE)
+
+
+@pytest.fixture(scope='module')
+def dataset():
+    """The 8x8 test digits as a dataset gives them (uint8 CHW, DataSample)."""
+    x, y = digits_8x8(N, 'test')
+    pixels = (x * 255).round().to(torch.uint8)
+    return [dict(inputs=img, data_samples=DataSample().set_gt_label(int(label)))
+            for img, label in zip(pixels, y)]
+
+
+def _autocast(dtype):
+    return torch.autocast('cpu', dtype=dtype or torch.float16, enabled=dtype is not None)
+
+
+class _Collect:
+    """Stands in for the robust evaluator: keeps the robust predictions."""
+
+    def __init__(self):
+        self.samples = []
+
+    def process(self, data_samples, data_batch=None):
+        self.samples += data_samples
+
+    def accuracy(self):
+        return 100. * sum(int(s.pred_label) == int(s.gt_label)
+                          for s in self.samples) / len(self.samples)
+
+
+def _robust_validation(model, dataset, dtype):
+    hook = AdversarialTrainingHook(val_attack=dict(type='PGDAttack', eps=8, steps=10))
+    runner = SimpleNamespace(model=model)
+    batch = dict(inputs=[d['inputs'] for d in dataset],
+                 data_samples=[d['data_samples'] for d in dataset])
+    with torch.no_grad():
+        outputs = model.val_step(batch)  # the clean predictions, fp32
+    hook._robust_evaluator = collect = _Collect()
+    torch.manual_seed(0)
+    with _autocast(dtype):  # as if the whole validation ran under autocast
+        hook.after_val_iter(runner, 0, batch, outputs)
+    return collect.accuracy(), model.data_preprocessor.last_attack_precision
+
+
+def test_robust_validation_under_autocast_is_as_strong(model, dataset):
+    fp32, ran = _robust_validation(model, dataset, None)
+    assert ran == 'fp32' and fp32 < 80
+    for dtype, name in ((torch.float16, 'fp16'), (torch.bfloat16, 'bf16')):
+        robust, ran = _robust_validation(model, dataset, dtype)
+        assert ran == name and robust <= fp32 + 1, (name, robust, fp32)
+
+
+def test_guard_checks_under_autocast_are_as_strong(model, dataset):
+    runner = SimpleNamespace(model=model, val_loop=object(),
+                             val_dataloader=SimpleNamespace(dataset=dataset, batch_size=N))
+    hook = CatastrophicOverfittingHook(num_samples=N, eps=8, pgd_steps=10)
+    hook.before_run(runner)
+    hook.before_train(runner)
+    results = {}
+    for dtype in DTYPES:
+        with _autocast(dtype):
+            results[dtype] = hook.measure(runner)
+    fp32 = results[None]
+    assert fp32['pgd'] < 80 and fp32['fgsm'] < 85
+    for dtype in DTYPES[1:]:
+        got = results[dtype]
+        assert got['clean'] == fp32['clean']  # decided in fp32
+        assert got['pgd'] <= fp32['pgd'] + 1 and got['fgsm'] <= fp32['fgsm'] + 1, \
+            (dtype, got, fp32)
