@@ -84,11 +84,12 @@ def merge_args(cfg, args):
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp is True:
-        # keep adaptive gradient clipping: its AMP twin, not the plain one
-        amp_types = {'AGCOptimWrapper': 'AmpAGCOptimWrapper',
-                     'AmpAGCOptimWrapper': 'AmpAGCOptimWrapper'}
-        cfg.optim_wrapper.type = amp_types.get(
-            cfg.optim_wrapper.get('type'), 'AmpOptimWrapper')
+        # fp16 with a loss scaler on a GPU, bf16 on a CPU (mmengine's
+        # AmpOptimWrapper refuses one); AGC keeps its AMP twin
+        import torch
+        from nofrost_mm.engine.optim_wrappers import amp_optim_wrapper_type
+        cfg.optim_wrapper.type = amp_optim_wrapper_type(
+            cfg.optim_wrapper.get('type'), torch.cuda.is_available())
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.resume == 'auto':
