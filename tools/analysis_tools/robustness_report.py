@@ -90,7 +90,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--attacks', nargs='+', default=[],
         help='more attacks: type names of the ATTACKS registry or dict '
-        "literals \"{'type': 'MIFGSM', 'steps': 20}\" (eps defaults to --eps)")
+        "literals \"{'type': 'MIFGSM', 'steps': 20}\" (an attack without eps "
+        "gets the report's eps, and a torchattacks step (alpha) the plug-in's "
+        'rule min(1.25 eps, eps + 4) / steps)')
     parser.add_argument(
         '--tolerance', type=float,
         help='accuracy points a flag tolerates (default: 2 samples, at '
