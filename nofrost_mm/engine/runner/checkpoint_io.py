@@ -121,9 +121,10 @@ class CheckpointMixin:
     # set by RNGIsolationMixin while validation runs
     _rng_before_val: Optional[dict] = None
     _rng_to_restore: Optional[dict] = None
-    # (chosen, path): the checkpoint auto-resume continues from, chosen once
-    # by rank 0 before training (None: not chosen yet)
-    _resume_choice: Optional[tuple] = None
+    # the checkpoint auto-resume continues from, chosen by rank 0 before
+    # training (None: no checkpoint, start from scratch)
+    _resume_from: Optional[str] = None
+    _resume_from_chosen = False
 
     @master_only
     def dump_config(self) -> None:
@@ -139,27 +140,35 @@ class CheckpointMixin:
         """Refuse a reused work dir; say when a resumed run is already done.
 
         Rank 0 looks at the files and every rank follows its decision (the
-        ranks of a multi-node run may not share the work dir).
+        ranks of a multi-node run may not share the work dir), errors
+        included: a rank left waiting would hang until the timeout.
 
         Returns:
             str | None: The "already complete" message (nothing to train),
             or None.
         """
-        decision = [None]
+        decision, error = [None], None
         if is_main_process():
             try:
                 decision[0] = ('go', self._decide_training())
-            except (FileExistsError, CheckpointLoadError) as error:
-                decision[0] = ('error', error)
+            except Exception as caught:
+                error = caught
+                decision[0] = ('error', (type(caught).__name__, str(caught)))
         if self.distributed:
             broadcast_object_list(decision)
         kind, value = decision[0]
         if kind == 'error':
-            raise value
-        self._resume_choice, complete = value
+            if error is not None:
+                raise error
+            name, message = value
+            kinds = {'FileExistsError': FileExistsError,
+                     'CheckpointLoadError': CheckpointLoadError}
+            raise kinds.get(name, RuntimeError)(message)
+        (self._resume_from, complete), self._resume_from_chosen = value, True
         return complete
 
     def _decide_training(self) -> tuple:
+        """``(checkpoint to resume from, "already complete" message)``."""
         if not self._resume:
             refuse_reused_work_dir(dict(
                 work_dir=self.work_dir, resume=False,
@@ -168,10 +177,10 @@ class CheckpointMixin:
             return None, None
         target = self._load_from if self._load_from is not None \
             else self._latest_complete_checkpoint()
-        if target is None:
-            return (True, None), None
-        meta = read_checkpoint(target, mmap=True).get('meta') or {}
         loop = self._train_loop
+        if target is None or loop is None:
+            return target, None
+        meta = read_checkpoint(target, mmap=True).get('meta') or {}
         if isinstance(loop, dict):
             max_epochs, max_iters = loop.get('max_epochs'), loop.get('max_iters')
         else:
@@ -185,10 +194,10 @@ class CheckpointMixin:
             unit, done, total, key = 'iteration', meta.get('iter', 0), \
                 max_iters, 'max_iters'
         else:  # a loop of its own kind: mmengine decides
-            return (True, target), None
+            return target, None
         if not isinstance(done, int) or done < total:
-            return (True, target), None
-        return (True, target), (
+            return target, None
+        return target, (
             f'{target}: this run is already complete ({unit} {done} of '
             f'{total}): nothing to do; raise train_cfg.{key} to train further '
             '(the parameter schedulers keep the end stored in the checkpoint, '
@@ -251,9 +260,8 @@ class CheckpointMixin:
         if self._has_loaded:
             return None
         if self._resume and self._load_from is None:
-            chosen, resume_from = self._resume_choice or (False, None)
-            if not chosen:
-                resume_from = self._latest_complete_checkpoint()
+            resume_from = self._resume_from if self._resume_from_chosen \
+                else self._latest_complete_checkpoint()
             if resume_from is None:
                 self.logger.warning(
                     f'--resume: no complete checkpoint in {self.work_dir} to '

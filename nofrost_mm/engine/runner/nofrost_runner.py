@@ -8,7 +8,6 @@ this file holds the pre-flight checks, naming and the model's memory format.
 """
 import copy
 import glob
-import inspect
 import os
 import os.path as osp
 from collections import Counter
