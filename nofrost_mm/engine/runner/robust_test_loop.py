@@ -358,8 +358,9 @@ class RobustTestLoop(TestLoop):
     def fingerprint(self) -> dict:
         """What the per-sample results depend on (compared on --resume)."""
         cfg = self.runner.cfg
+        # where results are kept and how progress shows change no result
         test_cfg = {k: v for k, v in dict(cfg.get('test_cfg') or {}).items()
-                    if k not in ('resume', 'state_dir')}
+                    if k not in ('resume', 'state_dir', 'progress_interval', 'progress')}
         checkpoint = getattr(self.runner, '_load_from', None) or cfg.get('load_from')
         # how data is loaded does not change the results; what is loaded does
         loader = {k: v for k, v in dict(cfg.get('test_dataloader') or {}).items()

@@ -15,14 +15,19 @@ ATTACKS = [dict(type='PGDAttack', eps=8, steps=2, name='PGD-2'),
            dict(type='AutoAttack', eps=64)]
 
 
-def _test(work_dir, checkpoint, **test_cfg):
-    """Metrics and log text of 12 samples in 3 batches of 4."""
+def _runner(work_dir, checkpoint, **test_cfg):
+    """A runner testing 12 samples in 3 batches of 4."""
     cfg = Config.fromfile(REPO_ROOT / STANDARD_DIGITS_CONFIG)
     cfg.merge_from_dict(dict(work_dir=str(work_dir), load_from=str(checkpoint),
                              test_dataloader=dict(batch_size=4)))
     cfg.test_evaluator = dict(type='RobustAccuracy')
     cfg.test_cfg = dict(num_samples=12, **test_cfg)
-    runner = NoFrostRunner.from_cfg(cfg)
+    return NoFrostRunner.from_cfg(cfg)
+
+
+def _test(work_dir, checkpoint, **test_cfg):
+    """Metrics and log text of a test by :func:`_runner`."""
+    runner = _runner(work_dir, checkpoint, **test_cfg)
     metrics = runner.test()
     log_file, = Path(runner.log_dir).glob('*.log')
     return metrics, log_file.read_text()
@@ -89,3 +94,12 @@ def test_report_loop_lines_name_restarts(standard_digits_checkpoint, tmp_path):
 def test_bad_progress_interval_is_refused_naming_the_key(interval):
     with pytest.raises(ValueError, match='test_cfg.progress_interval must be None'):
         RobustTestLoop(None, {}, None, progress_interval=interval)
+
+
+def test_progress_settings_do_not_stop_a_resume(standard_digits_checkpoint, tmp_path):
+    # --resume compares fingerprints: how progress shows changes no result
+    fingerprints = [_runner(tmp_path / str(i), standard_digits_checkpoint,
+                            type='RobustTestLoop', attacks=ATTACKS, **kw).test_loop.fingerprint()
+                    for i, kw in enumerate([{}, dict(progress_interval=None),
+                                            dict(progress_interval=5)])]
+    assert fingerprints[0] == fingerprints[1] == fingerprints[2]
