@@ -98,3 +98,22 @@ def test_the_resume_command_continues_from_the_newest_state(argv, expected, monk
     from nofrost_mm.engine.runner.stop_signals import resume_command
     monkeypatch.setattr(sys, 'argv', argv)
     assert resume_command() == expected
+
+
+def test_a_handler_set_before_is_called_and_an_ignored_signal_stays_ignored():
+    """A cluster's requeue handler keeps deciding what a SIGTERM does."""
+    from nofrost_mm.engine.runner.stop_signals import stop_signals
+    received, logged = [], []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        requeue = signal.getsignal(signal.SIGTERM)
+        with stop_signals(lambda name: f'{name}: stopped', logged.append):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler runs between bytecodes
+        assert logged == ['SIGTERM: stopped'] and received == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is requeue
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, ignored)

@@ -52,19 +52,23 @@ def stop_signals(describe: Callable[[str], str], log: Callable[[str], None]):
 
     Args:
         describe (callable): Signal name (``'SIGTERM'``) -> the message.
-        log (callable): Writes the message (the runner's logger, rank 0;
-            other ranks pass a no-op).
+        log (callable): Writes the message (NoFrostRunner: its logger, on
+            rank 0 only).
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    owner = os.getpid()
 
     def handler(signum, frame):
-        try:
-            log(describe(signal.Signals(signum).name))
-        except Exception:  # the message must never keep the process alive
-            pass
+        # forked dataloader workers inherit the handler: only this process
+        # speaks
+        if os.getpid() == owner:
+            try:
+                log(describe(signal.Signals(signum).name))
+            except Exception:  # the message must never keep the process alive
+                pass
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         chained = previous[signum]
