@@ -270,18 +270,23 @@ class AdversarialTrainingHook(Hook):
             targets = preprocessor.attack_targets(samples)[todo.cpu()]
             adv = preprocessor.attack_inputs(model, inputs[todo], targets,
                                              self.val_attack, train_mode=False)
+            # predicted as the batch the clean pass predicted, attacked rows
+            # swapped in: a model that cannot predict one image (mmpretrain's
+            # LeNet5 squeezes its logits to 1-d) predicts any batch its clean
+            # pass did, also when one sample is left to attack
+            attacked = inputs.clone()
+            attacked[todo] = adv
             was_training = model.training
             model.eval()
             try:
                 # the decision of record is fp32, whatever the attack ran in
                 with torch.no_grad(), autocast_off(adv.device.type):
-                    preds = model(adv, [samples[i] for i in todo.tolist()],
-                                  mode='predict')
+                    preds = model(attacked, copy.deepcopy(samples), mode='predict')
             finally:
                 model.train(was_training)
-            for i, pred in zip(todo.tolist(), preds):
-                robust[i].set_pred_score(pred.pred_score).set_pred_label(
-                    pred.pred_label)
+            for i in todo.tolist():
+                robust[i].set_pred_score(preds[i].pred_score).set_pred_label(
+                    preds[i].pred_label)
         self._robust_evaluator.process(data_samples=robust, data_batch=data_batch)
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:

@@ -154,3 +154,42 @@ def test_two_process_cpu_ddp_bn_adversarial_training(tmp_path):
     rank1 = torch.load(work_dir / 'rank1_weights.pth')
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
+
+
+def test_robust_validation_of_one_surviving_sample_on_stock_lenet5():
+    """mmpretrain's LeNet5 squeezes the logits of one image to 1-d (its head's
+    softmax then fails): a val batch whose clean pass got one sample right is
+    still predicted whole, so robust validation of the README's stock MNIST
+    config does not crash (it did on a rank with one right sample)."""
+    from mmpretrain.registry import MODELS
+    from mmpretrain.structures import DataSample
+
+    model = MODELS.build(dict(
+        type='AdvImageClassifier', adv_loss_weight=1.0,
+        backbone=dict(type='LeNet5', num_classes=10), neck=None,
+        head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
+        data_preprocessor=dict(type='PGDDataPreprocessor', eps=76.5, mean=[33.46],
+                               std=[78.87], num_classes=10,
+                               attack=dict(type='FGSMRS', clip_start=False))))
+    torch.manual_seed(0)
+    batch = dict(inputs=[torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8)
+                         for _ in range(4)],
+                 data_samples=[DataSample().set_gt_label(label) for label in range(4)])
+    with torch.no_grad():
+        outputs = model.val_step(batch)
+    # exactly one clean-right sample: sample 2
+    for i, out in enumerate(outputs):
+        out.set_pred_label(2 if i == 2 else (int(out.gt_label) + 1) % 10)
+    clean = [int(o.pred_label) for o in outputs]
+
+    class Collect:
+        def process(self, data_samples, data_batch=None):
+            self.samples = data_samples
+
+    hook = AdversarialTrainingHook(val_attack=dict(type='PGDAttack', steps=2))
+    hook._robust_evaluator = collect = Collect()
+    hook.after_val_iter(SimpleNamespace(model=model), 0, batch, outputs)
+    robust = [int(s.pred_label) for s in collect.samples]
+    assert robust[:2] + robust[3:] == clean[:2] + clean[3:]  # wrong ones stay wrong
+    assert 0 <= robust[2] < 10
+    assert [int(o.pred_label) for o in outputs] == clean  # the clean outputs untouched
