@@ -12,6 +12,30 @@ def restart_name(name: str, restarts: int) -> str:
     return f'{name}x{restarts}'
 
 
+def wrap_report_entry(entry: Union[dict, str]) -> Union[dict, str]:
+    """An entry with ``restarts`` / ``after`` in the form with ``attack``.
+
+    ``dict(type='PGDAttack', eps=8, restarts=2)`` (what a user writes after
+    ``--attacks``) becomes ``dict(attack=dict(type='PGDAttack', eps=8),
+    restarts=2)``: the attack's own arguments stay apart from the report's
+    keys, so the runner's key check (which knows only the attack's
+    arguments) accepts it. Other entries are returned as they are.
+
+    Args:
+        entry (dict | str): An attack entry; not changed in place.
+
+    Returns:
+        dict | str: The entry, wrapped where it needs to be.
+    """
+    if not isinstance(entry, dict) or 'attack' in entry \
+            or not any(key in entry for key in REPORT_KEYS):
+        return entry
+    attack = {k: v for k, v in entry.items()
+              if k not in REPORT_KEYS and k != 'name'}
+    outer = {k: v for k, v in entry.items() if k in REPORT_KEYS or k == 'name'}
+    return dict(attack=attack, **outer)
+
+
 def split_report_keys(attacks: Sequence[Union[dict, str]]):
     """Take ``restarts`` and ``after`` out of attack entries, checked.
 

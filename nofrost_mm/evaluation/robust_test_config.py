@@ -9,7 +9,7 @@ from typing import Optional
 
 from nofrost_mm.attacks import with_eps
 from nofrost_mm.utils import training_eps
-from .report_attack_entries import REPORT_KEYS
+from .report_attack_entries import REPORT_KEYS, wrap_report_entry
 
 # metrics that understand RobustTestLoop's per-sample results (the
 # robustness report's RobustnessRecords is a RobustAccuracy that keeps them)
@@ -47,12 +47,17 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
     attacks = cfg.pop('test_attacks', None)
     if isinstance(attacks, (str, dict)):  # `--cfg-options test_attacks=PGD`
         attacks = [attacks]
+    loop = (cfg.get('test_cfg') or {}).get('type')
+    is_robust = loop in ROBUST_LOOPS
+    if attacks is None and is_robust:
+        # a config's own robust loop: its attacks follow the same rules
+        attacks = (cfg.get('test_cfg') or {}).get('attacks')
     eps = training_eps(cfg)
     if attacks is not None and eps is not None:
         # a bare type name (`--attacks FGSM`) names no eps either
         attacks = [with_eps(a, eps) for a in attacks]
-    loop = (cfg.get('test_cfg') or {}).get('type')
-    is_robust = loop in ROBUST_LOOPS
+    if attacks is not None:
+        attacks = [wrap_report_entry(a) for a in attacks]
     if attacks is None and num_samples is None and not is_robust:
         return
     test_cfg = dict(cfg.get('test_cfg') or {})

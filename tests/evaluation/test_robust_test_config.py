@@ -97,3 +97,51 @@ def test_the_reports_metric_is_kept():
     cfg.test_evaluator = dict(type='RobustnessRecords')
     robust_test_cfg(cfg)
     assert cfg.test_evaluator == dict(type='RobustnessRecords')
+
+
+@pytest.mark.parametrize('entry', [
+    dict(type='PGDAttack', steps=2, restarts=2),
+    dict(type='PGDAttack', steps=2, name='PGD-2', after='clean'),
+])
+def test_report_entries_pass_the_runners_key_check(entry):
+    # `--attacks "{'type': 'PGDAttack', 'restarts': 2}"`: the runner checks the
+    # attack's own arguments, so restarts / after must not sit beside them
+    from nofrost_mm.engine.runner.nofrost_runner import _plugin_registries
+    from nofrost_mm.utils.config_checks import check_plugin_component_keys
+    cfg = _cfg(test_cfg=dict(), test_attacks=[entry])
+    robust_test_cfg(cfg)
+    wrapped = cfg.test_cfg.attacks[0]
+    assert wrapped['attack']['type'] == 'PGDAttack'
+    assert 'restarts' not in wrapped['attack'] and 'after' not in wrapped['attack']
+    check_plugin_component_keys(dict(test_cfg=cfg.test_cfg), _plugin_registries())
+    # unwrapped, the same entry is refused by the key check
+    with pytest.raises(KeyError, match="unknown key 'restarts'|unknown key 'after'"):
+        check_plugin_component_keys(
+            dict(test_cfg=dict(type='RobustnessReportLoop', attacks=[entry])),
+            _plugin_registries())
+
+
+def test_a_configs_own_robust_loop_attacks_follow_the_training_eps():
+    # test_cfg written in the config (no test_attacks): its attacks without an
+    # eps ran at the attack's default 8/255 on an eps-0.3 config
+    cfg = _cfg(test_cfg=dict(type='RobustnessReportLoop', attacks=[
+        dict(type='PGDAttack', steps=5, restarts=2), 'FGSM',
+        dict(type='PGDAttack', eps=4, steps=5)]))
+    robust_test_cfg(cfg)
+    pgd, fgsm, own = cfg.test_cfg.attacks
+    assert pgd['attack']['eps'] == EPS and pgd['restarts'] == 2
+    assert fgsm == dict(type='FGSM', eps=EPS)
+    assert own['eps'] == 4
+
+
+def test_runner_from_cfg_applies_the_rules_to_a_configs_own_robust_loop(monkeypatch):
+    from mmengine.runner import Runner
+
+    from nofrost_mm.engine.runner import NoFrostRunner
+    seen = {}
+    monkeypatch.setattr(Runner, 'from_cfg', classmethod(
+        lambda cls, cfg: seen.setdefault('cfg', cfg)))
+    cfg = _cfg(test_cfg=dict(type='RobustTestLoop', attacks=['FGSM']))
+    NoFrostRunner.from_cfg(cfg)
+    assert seen['cfg'].test_cfg.attacks == [dict(type='FGSM', eps=EPS)]
+    assert cfg.test_cfg.attacks == ['FGSM']  # the caller's config is not changed

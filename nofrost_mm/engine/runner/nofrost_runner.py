@@ -19,7 +19,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from nofrost_mm.evaluation.robust_test_config import robust_test_cfg
+from nofrost_mm.evaluation.robust_test_config import ROBUST_LOOPS, robust_test_cfg
 from nofrost_mm.utils.config_checks import (check_bool, check_plugin_component_keys,
                                          check_schedule_length)
 from .checkpoint_io import CheckpointLoadError, CheckpointMixin
@@ -113,9 +113,12 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
 
         A config's ``test_attacks`` is the RobustTestLoop that
         :func:`robust_test_cfg` makes of it, whichever tool builds the runner
-        (mmpretrain's own ``tools/test.py`` too), not a key left unread.
+        (mmpretrain's own ``tools/test.py`` too), not a key left unread; the
+        attacks of a config's own robust loop follow the same rules (the
+        training eps, the report entries' form).
         """
-        if cfg.get('test_attacks') is not None:
+        if cfg.get('test_attacks') is not None or (
+                cfg.get('test_cfg') or {}).get('type') in ROBUST_LOOPS:
             cfg = copy.deepcopy(cfg)
             robust_test_cfg(cfg)
         return super().from_cfg(cfg)
