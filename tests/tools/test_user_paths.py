@@ -210,23 +210,25 @@ def test_robustness_report(trained, family, tmp_path):
     assert r.config.stem in (out / 'report.md').read_text()
 
 
-@pytest.mark.parametrize('tool, args, keys', [
-    ('decision_margin', ['--eps-max', '32', '--steps', '2'],
-     ('boundary_distance', 'logit_margin')),
-    ('smoothness', ['--eps', '8', '--steps', '2'], ('input_grad_l1', 'local_lipschitz'))],
+@pytest.mark.parametrize('tool, radius, keys', [
+    # the radius follows the training eps: twice it for the boundary search
+    ('decision_margin', ('eps_max', 2), ('boundary_distance', 'logit_margin')),
+    ('smoothness', ('eps', 1), ('input_grad_l1', 'local_lipschitz'))],
     ids=['decision_margin', 'smoothness'])
 @pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
-def test_margin_and_smoothness(trained, family, tool, args, keys, tmp_path, monkeypatch,
+def test_margin_and_smoothness(trained, family, tool, radius, keys, tmp_path, monkeypatch,
                                capsys):
     r = trained(family)
     png, js = tmp_path / f'{tool}.png', tmp_path / f'{tool}.json'
     _run_main(monkeypatch, f'tools/analysis_tools/{tool}.py',
               [r.config, r.checkpoint, '--labels', family, '--num-samples', '4',
-               '--batch-size', '4', '--out', png, '--json', js, *args])
+               '--batch-size', '4', '--steps', '2', '--out', png, '--json', js])
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    summary = json.loads(js.read_text())['models'][family]
-    for key in keys:
-        assert summary[key]['n'] == 4
+    result = json.loads(js.read_text())
+    key, factor = radius
+    assert result[key] == min(factor * r.family.eps, 255)
+    for name in keys:
+        assert result['models'][family][name]['n'] == 4
     assert f'{family}: ' in capsys.readouterr().out
 
 
