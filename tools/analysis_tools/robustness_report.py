@@ -102,6 +102,11 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of every config (key=value)')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='run the attacks under autocast (fp16 on CUDA, bf16 on a CPU) '
+        'where they are as strong as in fp32 (the others in fp32); the report '
+        'says which precision each attack ran in')
     parser.add_argument('--log-level', default='WARNING',
                         help="the runners' log level (INFO shows their logs)")
     parser.add_argument('--launcher', default='none',
@@ -221,7 +226,7 @@ def run_model(i, model, args, plan):
         # standalone attacks only (the chained eps curve would mislead it)
         masking_tolerance=float('inf'),
         # per-batch results in each model's run folder; --resume continues
-        state_dir='auto', resume=args.resume)
+        state_dir='auto', resume=args.resume, fp16=args.amp)
     cfg.test_evaluator = dict(type='RobustnessRecords',
                               worst_case_over=plan.worst_case_over)
     if args.batch_size is not None:

@@ -98,10 +98,14 @@ def markdown(models: List[dict], plan: ReportPlan, settings: dict) -> str:
     out.append(_table(header, rows))
 
     out.append(f'\n## Every attack at eps {eps}/255\n')
-    header = ['attack'] + [f"{m['name']} (%, s)" for m in models]
-    rows = [[n] + [f"{_pct(m['summary']['attacks'][n]['accuracy'])} "
-                   f"({m['summary']['attacks'][n]['seconds']:.1f} s)"
-                   for m in models] for n in plan.attack_names]
+    out.append('Precision: what the attack ran in (`--amp`: bf16 or fp16 '
+               'autocast where the attack is as strong as in fp32, fp32 '
+               'otherwise); every "misclassified?" decision is fp32.\n')
+    header = ['attack'] + [f"{m['name']} (%, s, precision)" for m in models]
+    rows = [[n] + [f"{_pct(a['accuracy'])} ({a['seconds']:.1f} s, "
+                   f"{a.get('precision') or '-'})"
+                   for m in models for a in [m['summary']['attacks'][n]]]
+            for n in plan.attack_names]
     rows.append(['**worst case**'] + [f"**{_pct(m['summary']['worst_case'])}**"
                                       for m in models])
     out.append(_table(header, rows))

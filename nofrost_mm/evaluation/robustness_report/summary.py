@@ -39,7 +39,8 @@ def summarize(records: List[dict], plan: ReportPlan,
         return 100. * sum(r['correct'][name] for r in records) / n
 
     attacks = {name: dict(accuracy=acc(name),
-                          seconds=sum(r['seconds'][name] for r in records))
+                          seconds=sum(r['seconds'][name] for r in records),
+                          precision=attack_precision(records, name))
                for name in plan.attack_names}
     over = ['clean'] + plan.worst_case_over
     worst = 100. * sum(all(r['correct'][k] for k in over)
@@ -59,6 +60,24 @@ def summarize(records: List[dict], plan: ReportPlan,
                     for r in records])
     summary['flags'] = masking_flags(summary, records, plan, tol)
     return summary
+
+
+def attack_precision(records: List[dict], name: str) -> Optional[str]:
+    """The precision(s) the attack of result ``name`` ran in, '/'-joined.
+
+    Read from the records' ``precision`` (per attack name; a restarts
+    result ``<name>x<k>`` is its attack's); None for records that hold
+    none (an evaluation state written before they did).
+    """
+    found = set()
+    for r in records:
+        precision = r.get('precision') or {}
+        value = precision.get(name)
+        if value is None and 'x' in name:
+            value = precision.get(name.rsplit('x', 1)[0])
+        if value is not None:
+            found.add(value)
+    return '/'.join(sorted(found)) or None
 
 
 def gradient_stats(records: List[dict], eps: float) -> dict:
