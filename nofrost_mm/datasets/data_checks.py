@@ -1,24 +1,28 @@
 """Checks of a dataloader's dataset config that cost no data reading.
 
-``NoFrostRunner`` runs :func:`check_dataset_cfg` on the train, val and test
-datasets when it is built, so that a missing data folder is reported before
-any training starts (mmengine builds the val and test data only when their
-loop starts, after hours of training), and before mmpretrain's ``MNIST``
-tries a download from its server, which no longer serves the files:
+``NoFrostRunner`` runs them before any data is read: mmengine builds the val
+and test data only when their loop starts (the val data after the training
+data), and mmpretrain's ``MNIST`` tries a download from a server that no
+longer serves the files.
 
-- the plug-in's own datasets are built lazily (their argument checks run);
-- mmpretrain's ``MNIST`` must find its four files, with or without
-  ``download`` (:func:`check_mnist_files` names the offline converter);
-- folder datasets (``CustomDataset``, ``ImageNet`` and the plug-in's
-  ImageNet-R/-A/-Sketch) must find their ``data_root``, ``ann_file`` or
-  image folder;
-- the datasets of wrappers (``dataset``, ``datasets``) are checked alike.
+- :func:`check_dataset_args`, when the runner is built, for the train, val
+  and test datasets: the plug-in's own datasets are built lazily, so their
+  argument checks run;
+- :func:`check_dataset_files`, when a run starts, for the datasets that run
+  reads (train and val for training, test for a test, so that evaluating
+  on a machine without the training data works): mmpretrain's ``MNIST``
+  must find its four files, with or without ``download``
+  (:func:`check_mnist_files` names the offline converter); folder datasets
+  (``CustomDataset``, ``ImageNet``, the plug-in's ImageNet-R/-A/-Sketch)
+  must find their ``data_root``, ``ann_file`` or image folder.
 
+The datasets inside wrappers (``dataset``, ``datasets``) are checked alike.
 Remote data (``backend_args``, URLs) is left to its loaders.
 """
 import copy
 import inspect
 import os.path as osp
+from typing import Iterator, Tuple
 
 from .mnist_files import check_mnist_files
 
@@ -34,8 +38,42 @@ def _missing(key: str, what: str, path: str) -> FileNotFoundError:
         f'it: --cfg-options {key}=PATH')
 
 
-def check_dataset_cfg(dataset: dict, key: str) -> None:
-    """Check one dataset config without reading its data.
+def _datasets(dataset, key: str) -> Iterator[Tuple[dict, str, type]]:
+    """``(config, key, class)`` of a dataset config and of those it wraps."""
+    from mmpretrain.registry import DATASETS
+    if not isinstance(dataset, dict) or not isinstance(dataset.get('type'), str):
+        return
+    if isinstance(dataset.get('dataset'), dict):
+        yield from _datasets(dataset['dataset'], f'{key}.dataset')
+    for i, inner in enumerate(dataset.get('datasets') or []):
+        yield from _datasets(inner, f'{key}.datasets[{i}]')
+    cls = DATASETS.get(dataset['type'])
+    if inspect.isclass(cls):  # an unknown type: the registry's error at build
+        yield dataset, key, cls
+
+
+def _lazy(dataset: dict):
+    from mmpretrain.registry import DATASETS
+    return DATASETS.build(dict(copy.deepcopy(dataset), lazy_init=True))
+
+
+def check_dataset_args(dataset: dict, key: str) -> None:
+    """Build the plug-in's datasets in ``dataset`` lazily (their checks run).
+
+    Args:
+        dataset (dict): The dataset config (``type`` and arguments).
+        key (str): Its config key (``val_dataloader.dataset``).
+
+    Raises:
+        ValueError | TypeError: A bad argument, named by the dataset.
+    """
+    for cfg, _, cls in _datasets(dataset, key):
+        if cls.__module__.startswith('nofrost_mm'):
+            _lazy(cfg)
+
+
+def check_dataset_files(dataset: dict, key: str) -> None:
+    """Check that the data of ``dataset`` is where its config says.
 
     Args:
         dataset (dict): The dataset config (``type`` and arguments).
@@ -45,41 +83,26 @@ def check_dataset_cfg(dataset: dict, key: str) -> None:
     Raises:
         FileNotFoundError: Naming the key (``...dataset.data_root``) and the
             path that is missing.
-        ValueError | TypeError: A bad argument of a plug-in dataset.
     """
     from mmpretrain.datasets import MNIST, CustomDataset
-    from mmpretrain.registry import DATASETS
-
-    if not isinstance(dataset, dict) or not isinstance(dataset.get('type'), str):
-        return
-    cls = DATASETS.get(dataset['type'])
-    if not inspect.isclass(cls):
-        return  # an unknown type: the registry's own error comes at build
-    if isinstance(dataset.get('dataset'), dict):
-        check_dataset_cfg(dataset['dataset'], f'{key}.dataset')
-    for i, inner in enumerate(dataset.get('datasets') or []):
-        check_dataset_cfg(inner, f'{key}.datasets[{i}]')
-    remote = dataset.get('backend_args') is not None
-    folder_dataset = issubclass(cls, CustomDataset)
-    if cls.__module__.startswith('nofrost_mm') or folder_dataset \
-            or cls is MNIST:
-        lazy = DATASETS.build(dict(copy.deepcopy(dataset), lazy_init=True))
-    if remote:
-        return
-    if cls is MNIST:
-        root = lazy.data_prefix['root']
-        if _local(root):
-            root_key = f'{key}.data_root' if dataset.get('data_root') \
-                else f'{key}.data_prefix'
-            check_mnist_files(root, key, dataset.get('download', True), root_key)
-    elif folder_dataset:
-        root = dataset.get('data_root')
-        if _local(root) and not osp.isdir(root):
-            raise _missing(f'{key}.data_root', 'folder', root)
-        if _local(lazy.ann_file):
-            if not osp.isfile(lazy.ann_file):
-                raise _missing(f'{key}.ann_file', 'file', lazy.ann_file)
-        elif _local(lazy.data_prefix.get('img_path')) \
-                and not osp.isdir(lazy.data_prefix['img_path']):
-            raise _missing(f'{key}.data_prefix', 'folder',
-                           lazy.data_prefix['img_path'])
+    for cfg, key, cls in _datasets(dataset, key):
+        if cfg.get('backend_args') is not None:
+            continue
+        if cls is MNIST:
+            root = _lazy(cfg).data_prefix['root']
+            if _local(root):
+                root_key = f'{key}.data_root' if cfg.get('data_root') \
+                    else f'{key}.data_prefix'
+                check_mnist_files(root, key, cfg.get('download', True), root_key)
+        elif issubclass(cls, CustomDataset):
+            root = cfg.get('data_root')
+            if _local(root) and not osp.isdir(root):
+                raise _missing(f'{key}.data_root', 'folder', root)
+            lazy = _lazy(cfg)
+            if _local(lazy.ann_file):
+                if not osp.isfile(lazy.ann_file):
+                    raise _missing(f'{key}.ann_file', 'file', lazy.ann_file)
+            elif _local(lazy.data_prefix.get('img_path')) \
+                    and not osp.isdir(lazy.data_prefix['img_path']):
+                raise _missing(f'{key}.data_prefix', 'folder',
+                               lazy.data_prefix['img_path'])

@@ -91,7 +91,7 @@ def _runner_cfg(data_root, work_dir, **options):
 def test_missing_files_fail_before_training_naming_the_converter(tmp_path):
     cfg = _runner_cfg(tmp_path / 'no_mnist', tmp_path / 'work')
     with pytest.raises(FileNotFoundError) as error:
-        RUNNERS.build(cfg)
+        RUNNERS.build(cfg).train()
     message = str(error.value)
     assert message.startswith('train_dataloader.dataset: MNIST files missing')
     assert 'python tools/dataset_converters/prepare_mnist.py --out' in message

@@ -67,25 +67,46 @@ def _demo_with_test_dataset(tmp_path, dataset):
           dataset=dict(type='ImageNet', data_root='{tmp}/imagenet', split='val')),
      'test_dataloader.dataset.dataset.data_root', "no such folder '{tmp}/imagenet'"),
 ])
-def test_a_missing_folder_is_named_with_its_key_when_the_runner_is_built(
-        tmp_path, dataset, key, what):
-    """Before, the test data was read (and found missing) only when a test
-    started, after the whole training."""
+def test_a_missing_folder_is_named_with_its_key_before_the_data_is_read(
+        tmp_path, dataset, key, what, monkeypatch):
+    """mmpretrain's own error is a bare FileNotFoundError of a path, without
+    the key (and for the val data only after the first training epoch)."""
+    from mmengine.dataset import BaseDataset
+
     def fill(value):
         if isinstance(value, dict):
             return {k: fill(v) for k, v in value.items()}
         return value.replace('{tmp}', str(tmp_path)) if isinstance(value, str) else value
 
-    cfg = _demo_with_test_dataset(tmp_path, fill(dataset))
+    def refuse(self):
+        raise AssertionError('data was read')
+
+    runner = NoFrostRunner.from_cfg(_demo_with_test_dataset(tmp_path, fill(dataset)))
+    monkeypatch.setattr(BaseDataset, 'full_init', refuse)
     with pytest.raises(FileNotFoundError) as info:
-        NoFrostRunner.from_cfg(cfg)
+        runner.test()
     message = str(info.value)
     assert message.startswith(f'{key}: {fill(what)}'), message
     assert f'--cfg-options {key}=PATH' in message
 
 
-def test_an_existing_folder_passes(tmp_path):
+def test_a_test_needs_no_training_data(tmp_path):
+    """Evaluating on a machine without the training set: only the test data is checked."""
     (tmp_path / 'imagenet' / 'val').mkdir(parents=True)
-    cfg = _demo_with_test_dataset(
-        tmp_path, dict(type='ImageNet', data_root=str(tmp_path / 'imagenet'), split='val'))
-    NoFrostRunner.from_cfg(cfg)
+    cfg = Config.fromfile(DEMO)
+    cfg.merge_from_dict({'work_dir': str(tmp_path / 'work'), 'log_level': 'WARNING',
+                         'test_dataloader.dataset.indices': 16})
+    cfg.train_dataloader.dataset = dict(type='ImageNet', data_root=str(tmp_path / 'none'),
+                                        split='train', pipeline=[])
+    runner = NoFrostRunner.from_cfg(cfg)
+    assert 0 <= runner.test()['accuracy/top1'] <= 100
+    with pytest.raises(FileNotFoundError,
+                       match='^train_dataloader.dataset.data_root: no such folder'):
+        runner.train()
+
+
+def test_an_existing_folder_passes(tmp_path):
+    from nofrost_mm.datasets.data_checks import check_dataset_files
+    (tmp_path / 'imagenet' / 'val').mkdir(parents=True)
+    check_dataset_files(dict(type='ImageNet', data_root=str(tmp_path / 'imagenet'),
+                             split='val'), 'test_dataloader.dataset')

@@ -55,9 +55,10 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
     - Before any data is read, misspelt arguments of the plug-in's
       components are reported with the closest valid name (moved keys with
       their new one), the plug-in's datasets are built lazily (so their
-      argument checks run, val and test ones included), and missing data
-      folders or MNIST files are named with their config key (before any
-      download attempt).
+      argument checks run, val and test ones included). When training or a
+      test starts, missing data folders or MNIST files of the loaders it
+      reads are named with their config key (before any data is read or a
+      download tried).
     - Atomic checkpoints with every rank's RNG states, an auto-resume that
       skips incomplete files, integrity-checked loading, a work dir that
       keeps the run it holds (:class:`CheckpointMixin`);
@@ -149,20 +150,31 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
             kwargs['experiment_name'] = f'{stem}-{count}'
 
     def _check_plugin_datasets(self) -> None:
-        """Check the train/val/test datasets now, without reading data.
+        """Build the plug-in's datasets lazily: their checks, no data read.
 
         The Runner builds dataloaders only when a loop starts, the val one
-        after the train data is loaded: a bad ``val_dataloader.dataset`` key
-        or a missing data folder would only show then
-        (:func:`nofrost_mm.datasets.data_checks.check_dataset_cfg`: the
-        plug-in's datasets built lazily, MNIST's files before any download,
-        the folders of folder datasets).
+        after the train data is loaded; a bad ``val_dataloader.dataset`` key
+        would only show then.
         """
-        from nofrost_mm.datasets.data_checks import check_dataset_cfg
+        from nofrost_mm.datasets.data_checks import check_dataset_args
         for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             loader = getattr(self, f'_{name}')
             if isinstance(loader, dict):
-                check_dataset_cfg(loader.get('dataset'), f'{name}.dataset')
+                check_dataset_args(loader.get('dataset'), f'{name}.dataset')
+
+    def _check_data_files(self, *names: str) -> None:
+        """The data of the loaders a run reads is where the config says.
+
+        Before the loops build them: a missing folder is named with its key
+        before the training data is loaded (val) or a download is tried
+        (MNIST), and a test needs no training data
+        (:func:`nofrost_mm.datasets.data_checks.check_dataset_files`).
+        """
+        from nofrost_mm.datasets.data_checks import check_dataset_files
+        for name in names:
+            loader = getattr(self, f'_{name}')
+            if isinstance(loader, dict):  # not built yet
+                check_dataset_files(loader.get('dataset'), f'{name}.dataset')
 
     def wrap_model(self, model_wrapper_cfg, model):
         if self.cfg.get('channels_last', False) and not is_model_wrapper(model):
@@ -205,6 +217,8 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
         if complete is not None:
             self.logger.warning(complete)
             return self.model
+        self._check_data_files('train_dataloader', *(
+            ['val_dataloader'] if self._val_loop is not None else []))
         self._check_adversarial_training_setup()
         # a run shortened below its lr schedule says so before it starts
         check_schedule_length(self.param_schedulers, self._train_loop
@@ -227,7 +241,12 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
                 f'--resume from the last checkpoint in {self.work_dir}. '
                 f'({type(error).__name__}: {first_line})') from error
 
+    def val(self) -> dict:
+        self._check_data_files('val_dataloader')
+        return super().val()
+
     def test(self) -> dict:
+        self._check_data_files('test_dataloader')
         with stop_signals(self._test_stopped, self._log_on_main):
             return super().test()
 
