@@ -36,48 +36,22 @@ mnist_study.py           pgd-at + nf (one row: PGD-40    single-step: test_mnist
                          AT, NF)                         (no plain or stock row exists)
 =======================  ==============================  ================================
 
-The analysis tools that take ``main(argv)`` (or read ``sys.argv``) run in
-this process: a second process would spend most of each test importing torch;
-the command line is the same.
+The two-rank launchers are in test_user_paths_dist.py, the demo and the MNIST
+study (which train their own configs) in test_user_paths_studies.py: three
+files that test processes run side by side. tools/test.py and the analysis
+tools run in this process (their ``main``, the same command line).
 """
-import importlib.util
 import json
 import re
-import sys
 
 import pytest
 import torch
 
 import nofrost_mm  # noqa: F401  (allow-lists the checkpoints' RNG states for torch.load)
-from tests.conftest import REPO_ROOT, free_port, run_tool
-from tests.datasets.fake_mnist import write_fake_mnist
-from tests.tools.user_path_runs import (FAMILIES, robust_results, trained,  # noqa: F401
-                                        user_path_folder)
+from tests.tools.user_path_runs import (FAMILIES, GUARD_CHECK, one_process,  # noqa: F401
+                                        run_main, tool_module, trained, user_path_folder)
 
 ALL = list(FAMILIES)
-ADVERSARIAL = [name for name in ALL if FAMILIES[name].eps is not None]
-# tools/test.py's cheapest robust evaluation: 4 images, PGD-2 and FGSM, both
-# at the training eps (neither names one)
-TEST_ARGS = ['--num-samples', '4', '--attacks', "{'type': 'PGDAttack', 'steps': 2}", 'FGSM']
-
-# the catastrophic-overfitting guard's check, on its 8 images at the final eps
-GUARD_CHECK = (r'CatastrophicOverfittingHook \(epoch 1\): clean [\d.]+%, PGD-5 [\d.]+%, '
-               r'FGSM [\d.]+% on 8 held-out images at eps 32/255')
-
-
-def _tool(path, name):
-    """A tool script as a module (its main runs in this process)."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _run_main(monkeypatch, path, argv):
-    """A tool whose ``main()`` reads ``sys.argv``, run here as from a shell."""
-    module = _tool(path, f'user_path_{path.rsplit("/", 1)[-1][:-3]}')
-    monkeypatch.setattr(sys, 'argv', [path] + [str(a) for a in argv])
-    module.main()
 
 
 def _attack_logged(log, eps):
@@ -112,27 +86,7 @@ def test_train(trained, family):
         assert re.search(GUARD_CHECK, run.log)
 
 
-# --- test.py and dist_test.sh ---------------------------------------------------------------
-
-@pytest.fixture(scope='module')
-def one_process(trained, tmp_path_factory):
-    """``one_process(name)``: tools/test.py's results and log file, run once a
-    family (in this process, as from a shell)."""
-    done = {}
-
-    def run(name):
-        if name not in done:
-            r = trained(name)
-            folder = tmp_path_factory.mktemp(f'test_{name}')
-            with pytest.MonkeyPatch.context() as monkeypatch:
-                _run_main(monkeypatch, 'tools/test.py', [
-                    r.config, r.checkpoint, '--work-dir', folder,
-                    '--out', folder / 'results.json', *TEST_ARGS])
-            log, = folder.glob('*/*.log')
-            done[name] = json.loads((folder / 'results.json').read_text()), log.read_text()
-        return done[name]
-    return run
-
+# --- test.py ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
 def test_test_tool(one_process, family):
@@ -142,58 +96,13 @@ def test_test_tool(one_process, family):
     assert 'metrics written to' in log
 
 
-@pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
-def test_dist_test(trained, one_process, family, tmp_path):
-    r = trained(family)
-    proc = run_tool(['bash', 'tools/dist_test.sh', r.config, r.checkpoint, 2,
-                     '--work-dir', tmp_path, '--out', tmp_path / 'two.json', *TEST_ARGS],
-                    env={'PORT': str(free_port())})
-    two = json.loads((tmp_path / 'two.json').read_text())
-    # the seeded subset and the numbers do not depend on the number of processes
-    assert robust_results(two) == robust_results(one_process(family)[0])
-    assert 'Distributed launcher: pytorch' in proc.stdout + proc.stderr
-
-
-# --- dist_train.sh --------------------------------------------------------------------------
-
-# every rank writes its final weights (tests/engine/runner/dump_rank_weights.py)
-DUMP_WEIGHTS = """_base_ = ['{base}']
-custom_imports = dict(imports=['nofrost_mm', 'tests.engine.runner.dump_rank_weights'],
-                      allow_failed_imports=False)
-custom_hooks = [*_base_.custom_hooks, dict(type='DumpRankWeightsHook')]
-"""
-
-
-@pytest.mark.parametrize('family', ['single-step', 'stock'])
-def test_dist_train(trained, family, tmp_path):
-    r = trained(family)
-    config = tmp_path / f'{r.config.stem}_dump.py'
-    config.write_text(DUMP_WEIGHTS.format(base=r.config))
-    work_dir = tmp_path / 'two'
-    proc = run_tool(['bash', 'tools/dist_train.sh', config, 2, '--work-dir', work_dir,
-                     '--cfg-options', *r.family.train_options],
-                    env={'PORT': str(free_port())})
-    log = proc.stdout + proc.stderr
-    assert 'Distributed training: True' in log
-    # the two batches of 16 of the one-process run, one on each rank
-    assert 'Epoch(train) [1][2/2]' in r.log and 'Epoch(train) [1][1/1]' in log
-    assert re.search(r'robust_accuracy/top1: \d', log)
-    if family == 'single-step':  # the guard's numbers, summed over the ranks
-        assert re.search(GUARD_CHECK, log)
-    rank0, rank1 = (torch.load(work_dir / f'rank{i}_weights.pth') for i in (0, 1))
-    assert rank0.keys() == rank1.keys()
-    for key in rank0:
-        assert torch.equal(rank0[key], rank1[key]), key
-    assert (work_dir / 'epoch_1.pth').is_file()
-
-
 # --- the analysis tools ---------------------------------------------------------------------
 
 @pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
 def test_robustness_report(trained, family, tmp_path):
     r = trained(family)
     out = tmp_path / 'report'
-    main = _tool('tools/analysis_tools/robustness_report.py', 'user_path_report').main
+    main = tool_module('tools/analysis_tools/robustness_report.py', 'user_path_report').main
     # the eps is the config's training eps, the eps curve its default
     main([str(r.config), str(r.checkpoint), '--out', str(out), '--num-samples', '4',
           '--pgd-steps', '1', '2', '--restarts', '2', '--apgd-steps', '2',
@@ -220,7 +129,7 @@ def test_margin_and_smoothness(trained, family, tool, radius, keys, tmp_path, mo
                                capsys):
     r = trained(family)
     png, js = tmp_path / f'{tool}.png', tmp_path / f'{tool}.json'
-    _run_main(monkeypatch, f'tools/analysis_tools/{tool}.py',
+    run_main(monkeypatch, f'tools/analysis_tools/{tool}.py',
               [r.config, r.checkpoint, '--labels', family, '--num-samples', '4',
                '--batch-size', '4', '--steps', '2', '--out', png, '--json', js])
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -240,10 +149,10 @@ def test_signal_propagation(trained, family, tmp_path, monkeypatch, capsys):
     if family == 'stock':
         # LeNet-5 has no residual block to measure: a clear error, nothing drawn
         with pytest.raises(ValueError, match='LeNet5 has no residual blocks'):
-            _run_main(monkeypatch, 'tools/analysis_tools/signal_propagation.py', argv)
+            run_main(monkeypatch, 'tools/analysis_tools/signal_propagation.py', argv)
         assert not (tmp_path / 'spp.png').exists()
         return
-    _run_main(monkeypatch, 'tools/analysis_tools/signal_propagation.py', argv)
+    run_main(monkeypatch, 'tools/analysis_tools/signal_propagation.py', argv)
     results = json.loads((tmp_path / 'spp.json').read_text())
     # a BN net is drawn as built, without its BNs and converted; an NF net as built
     labels = [config.stem] if family == 'nf' else [
@@ -265,7 +174,7 @@ def test_distribution_shift_table(trained, family, tmp_path):
     # PGD-2 at the training eps; the plain config has none: eps 8
     attack = "{'type': 'PGDAttack', 'steps': 2%s}" % (
         '' if r.family.eps else ", 'eps': 8")
-    _tool('tools/analysis_tools/distribution_shift_table.py', 'user_path_shift').main([
+    tool_module('tools/analysis_tools/distribution_shift_table.py', 'user_path_shift').main([
         str(r.config), str(r.checkpoint), '--out', str(out), '--benchmarks', 'imagenet',
         '--attacks', attack, '--num-samples', '4', '--batch-size', '8'])
     table = json.loads((out / 'distribution_shift.json').read_text())
@@ -275,33 +184,3 @@ def test_distribution_shift_table(trained, family, tmp_path):
     assert 0 <= res['worst_case'] <= res['PGDAttack-2'] <= res['attacked_clean'] <= 100
     assert table['settings']['data_roots'] == 'imagenet=own test set'
     assert (out / 'distribution_shift.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-
-
-# --- the demo and the MNIST study (they train their own configs) -------------------------
-
-def test_demo_single_step(tmp_path):
-    proc = run_tool(['tools/demo.py', '--quick', '--methods', 'BN-AT FGSM-RS',
-                     '--work-dir', tmp_path], timeout=600)
-    assert '| BN-AT FGSM-RS | 32 |' in proc.stdout
-    summary = json.loads((tmp_path / 'summary.json').read_text())
-    result = summary['methods']['BN-AT FGSM-RS']
-    clean, pgd, autoattack, worst = (result[k]['mean'] for k in
-                                     ('clean', 'pgd20', 'autoattack', 'worst_case'))
-    assert 0 <= autoattack <= clean <= 100 and pgd <= clean
-    assert worst <= min(pgd, autoattack)
-
-
-def test_mnist_study_pgd_at_nf(tmp_path):
-    """One row that is both a PGD-AT and a normalizer-free config."""
-    data = tmp_path / 'mnist'
-    write_fake_mnist(data, 300, 40)
-    method = 'PGD-40 AT, NF'
-    proc = run_tool(['tools/mnist_study.py', '--quick', '--no-autoattack', '--methods',
-                     method, '--data-root', data, '--work-dir', tmp_path / 'study'],
-                    timeout=600)
-    assert f'| {method} | 20 | 1 |' in proc.stdout
-    run, = json.loads((tmp_path / 'study' / 'summary.json').read_text())['rows'][method]
-    assert run['config'] == 'configs/mnist/fast-at-cnn-nf_1xb100_mnist_pgdat.py'
-    metrics = run['metrics']
-    assert 0 <= metrics['robust/PGD-50x10'] <= metrics['robust/PGD-50'] \
-        <= metrics['robust/clean'] <= 100

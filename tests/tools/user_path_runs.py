@@ -7,7 +7,10 @@ shrink it to a few seconds: one epoch of two iterations, 16 validation
 images, attacks of two steps.
 """
 import dataclasses
+import importlib.util
+import json
 import re
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -145,3 +148,47 @@ def robust_results(metrics: dict) -> dict:
     precision each attack ran in)."""
     return {k: v for k, v in metrics.items() if k.startswith('robust/')
             and not re.match(r'robust/(time_s|precision)/', k)}
+
+
+# tools/test.py's cheapest robust evaluation: 4 images, PGD-2 and FGSM, both
+# at the training eps (neither names one)
+TEST_ARGS = ['--num-samples', '4', '--attacks', "{'type': 'PGDAttack', 'steps': 2}", 'FGSM']
+# the catastrophic-overfitting guard's check, on its 8 images at the final eps
+GUARD_CHECK = (r'CatastrophicOverfittingHook \(epoch 1\): clean [\d.]+%, PGD-5 [\d.]+%, '
+               r'FGSM [\d.]+% on 8 held-out images at eps 32/255')
+
+
+def tool_module(path: str, name: str):
+    """A tool script as a module (its main runs in this process: a second
+    process would spend most of a test importing torch)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_main(monkeypatch, path: str, argv: list) -> None:
+    """A tool whose ``main()`` reads ``sys.argv``, run here as from a shell."""
+    module = tool_module(path, f'user_path_{Path(path).stem}')
+    monkeypatch.setattr(sys, 'argv', [path] + [str(a) for a in argv])
+    module.main()
+
+
+@pytest.fixture(scope='session')
+def one_process(trained, tmp_path_factory):
+    """``one_process(name)``: tools/test.py's results and log file on a
+    family's run (:data:`TEST_ARGS`), once a test process."""
+    done = {}
+
+    def run(name):
+        if name not in done:
+            r = trained(name)
+            folder = tmp_path_factory.mktemp(f'test_{name}')
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                run_main(monkeypatch, 'tools/test.py', [
+                    r.config, r.checkpoint, '--work-dir', folder,
+                    '--out', folder / 'results.json', *TEST_ARGS])
+            log, = folder.glob('*/*.log')
+            done[name] = json.loads((folder / 'results.json').read_text()), log.read_text()
+        return done[name]
+    return run
