@@ -36,9 +36,10 @@ class Family:
 
     Args:
         name (str): The family's test id.
-        config (str): The config file; a ``{data}`` placeholder is the fake
-            MNIST folder (the stock config's).
-        train_options (list): ``--cfg-options`` of the tiny training.
+        config (str): The config file; for ``stock`` the name of the one
+            written into the shared folder (with its fake MNIST data's path).
+        train_options (list): ``--cfg-options`` of the tiny training (the
+            plain family is the session's 5-epoch run, see :func:`trained`).
         eps (float, optional): Its training eps (pixel units of 255), which
             the attacks that name none follow; None: standard training.
     """
