@@ -236,7 +236,9 @@ class CatastrophicOverfittingHook(Hook):
                             model, inputs, labels, attack, train_mode=False)
                         # decided in fp32 whatever precision the attack ran in
                         with torch.no_grad(), autocast_off(device.type):
-                            logits = model(x, mode='tensor')
+                            # (N, K) also for one image: mmpretrain's LeNet5
+                            # squeezes it to (K,), and a batch can hold one
+                            logits = model(x, mode='tensor').reshape(len(x), -1)
                         correct[k] += (logits.argmax(dim=1) == labels).sum()
         finally:
             model.train(was_training)

@@ -313,3 +313,32 @@ def test_a_healthy_single_step_run_is_never_flagged(tmp_path, monkeypatch):
     # it did learn robustness, by the guard's numbers and by the probe's
     final = _probe(runner, cfg, hook, weights[hook.history[-1]['at']])
     assert hook.history[-1]['pgd'] > 40 and final['test_pgd'] > 30, (final, hook.history)
+
+
+def test_a_one_image_batch_of_stock_lenet5():
+    """mmpretrain's LeNet5 squeezes one image's logits to (K,): 9 held-out
+    images in batches of 8 leave a batch of one, which is measured too (the
+    guard crashed after the epoch on the README's stock MNIST config)."""
+    from mmpretrain.registry import MODELS
+    from mmpretrain.structures import DataSample
+
+    model = MODELS.build(dict(
+        type='AdvImageClassifier', adv_loss_weight=1.0,
+        backbone=dict(type='LeNet5', num_classes=10), neck=None,
+        head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
+        data_preprocessor=dict(type='PGDDataPreprocessor', eps=76.5, mean=[33.46],
+                               std=[78.87], num_classes=10,
+                               attack=dict(type='FGSMRS', clip_start=False))))
+    torch.manual_seed(0)
+    dataset = [dict(inputs=torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8),
+                    data_samples=DataSample().set_gt_label(i % 10)) for i in range(12)]
+    runner = SimpleNamespace(model=model, val_loop=object(),
+                             val_dataloader=SimpleNamespace(dataset=dataset, batch_size=64))
+    hook = CatastrophicOverfittingHook(num_samples=9, batch_size=8, pgd_steps=2)
+    hook.before_run(runner)
+    hook.before_train(runner)
+    assert [len(b['inputs']) for b in hook._batches] == [8, 1]
+    acc = hook.measure(runner)
+    # each a count of the 9 images, in %
+    assert all(round(v * 9 / 100, 6).is_integer() and 0 <= v <= 100 for v in acc.values())
+    assert acc['pgd'] <= acc['clean']
