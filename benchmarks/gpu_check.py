@@ -15,7 +15,12 @@ most about 8 minutes at the defaults. For NF-ResNet-50
 - PGD-10 generation, ``PGDDataPreprocessor.attack_inputs`` against
   ``torchattacks.PGD`` with the same eps, steps and step size;
 - standard AutoAttack (the plug-in's ``AutoAttack``: APGD-CE, APGD-T, FAB-T,
-  Square) on a small batch;
+  Square) on a small batch, in fp32 and under fp16 and bf16 autocast as
+  ``tools/test.py --amp`` runs it (``PrecisionSafeClassifier``, decisions in
+  fp32; FAB-T in fp32, Square too under bf16), each with its robust
+  accuracy (they should agree);
+- PGD-10 adversarial training with bf16 AMP (``AmpOptimWrapper(dtype=
+  'bfloat16')``) beside the fp16 one;
 
 then runs ``tools/dist_train.sh`` with 1 process on a tiny digits config
 (N-FGSM, channels-last): NCCL on a GPU, gloo on CPU. Prints one table and
@@ -129,8 +134,9 @@ def synthetic_batch(args, n):
         for _ in range(n)])
 
 
-def optim_wrapper(model, args, amp):
-    """SGD in an OptimWrapper; AMP: AmpOptimWrapper on CUDA, bf16 autocast on CPU."""
+def optim_wrapper(model, args, amp, dtype=None):
+    """SGD in an OptimWrapper; AMP: AmpOptimWrapper on CUDA (fp16, or ``dtype``),
+    bf16 autocast on CPU."""
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
     class CpuBf16OptimWrapper(OptimWrapper):  # AmpOptimWrapper needs CUDA
@@ -144,6 +150,8 @@ def optim_wrapper(model, args, amp):
     if not amp:
         return OptimWrapper(optimizer=optimizer)
     if args.device == 'cuda':
+        if dtype is not None:
+            return AmpOptimWrapper(optimizer=optimizer, dtype=dtype)
         return AmpOptimWrapper(optimizer=optimizer)  # fp16 + loss scaling: --amp
     return CpuBf16OptimWrapper(optimizer=optimizer)
 
@@ -204,13 +212,15 @@ def training_rows(name, backbone, args):
                 (f'PGD-{args.steps} AT fp32 channels-last', pgd, False, True),
                 (f'PGD-{args.steps} AT AMP', pgd, True, False),
                 (f'PGD-{args.steps} AT AMP channels-last', pgd, True, True),
+                (f'PGD-{args.steps} AT AMP bf16', pgd, 'bfloat16', False),
                 ('N-FGSM AT fp32', nfgsm, False, False),
                 ('N-FGSM AT AMP channels-last', nfgsm, True, True)]
     for label, attack, amp, channels_last in settings:
         at.data_preprocessor.attack = build_attack(attack)
+        dtype = amp if isinstance(amp, str) else None
         with memory_format(at, channels_last):
-            rows[label] = measure(step(at, optim_wrapper(at, args, amp)), args,
-                                  args.batch_size)
+            rows[label] = measure(step(at, optim_wrapper(at, args, bool(amp), dtype)),
+                                  args, args.batch_size)
     return at, rows
 
 
@@ -254,8 +264,31 @@ def attack_rows(at, args):
 
             rows['AutoAttack standard'] = dict(measure(run, args, n),
                                                robust_accuracy=result['robust'] * 100)
+            for precision, dtype in (('fp16', torch.float16), ('bf16', torch.bfloat16)):
+                rows[f'AutoAttack standard {precision} autocast'] = amp_autoattack(
+                    attack, net, images, labels, dtype, args)
             args.iters = saved
     return rows
+
+
+def amp_autoattack(attack, net, images, labels, dtype, args):
+    """AutoAttack under autocast as RobustTestLoop(fp16=True) runs it: the
+    time, the robust accuracy (decided in fp32) and the precision it ran in."""
+    from nofrost_mm.attacks import PrecisionSafeClassifier, fp32_predict
+    from nofrost_mm.attacks.mixed_precision import attack_precision
+
+    result = {}
+
+    def run():
+        safe = PrecisionSafeClassifier(net)
+        with torch.autocast(args.device, dtype=dtype):
+            result['precision'] = attack_precision(attack, args.device)
+            adv = attack(safe, images, labels)
+        result['robust'] = (fp32_predict(net, adv) == labels).float().mean().item()
+        result['overflow_rows'] = safe.overflows.count
+
+    return dict(measure(run, args, len(images)), robust_accuracy=result['robust'] * 100,
+                precision=result['precision'], overflow_rows=result['overflow_rows'])
 
 
 # -- distributed --------------------------------------------------------------
@@ -291,13 +324,16 @@ def dist_run(args, work_dir):
 
 # -- report -------------------------------------------------------------------
 def table(results):
-    lines = ['| model | measurement | images/s | s/call | peak MiB |',
-             '| --- | --- | --- | --- | --- |']
+    lines = ['| model | measurement | images/s | s/call | peak MiB | robust % |',
+             '| --- | --- | --- | --- | --- | --- |']
     for model, rows in results['models'].items():
         for label, row in rows.items():
             peak = '-' if row['peak_mib'] is None else f'{row["peak_mib"]:.0f}'
+            robust = '-' if 'robust_accuracy' not in row else \
+                f'{row["robust_accuracy"]:.1f}' + (
+                    f' ({row["precision"]})' if 'precision' in row else '')
             lines.append(f'| {model} | {label} | {row["images_per_s"]:.1f} | '
-                         f'{row["seconds_per_call"]:.3f} | {peak} |')
+                         f'{row["seconds_per_call"]:.3f} | {peak} | {robust} |')
     return '\n'.join(lines)
 
 
