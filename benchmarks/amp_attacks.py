@@ -128,9 +128,10 @@ def autoattack(model, images, labels, keys, eps, amp: bool):
         start = time.perf_counter()
         with torch.enable_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
             precision = attack_precision(attack, 'cpu')
-            adv = attack(PrecisionSafeClassifier(net) if amp else net,
-                         images[todo], labels[todo], keys=keys[todo])
-        correct[todo] = fp32_predict(net, adv) == labels[todo]
+            if len(todo):
+                adv = attack(PrecisionSafeClassifier(net) if amp else net,
+                             images[todo], labels[todo], keys=keys[todo])
+                correct[todo] = fp32_predict(net, adv) == labels[todo]
         seconds = time.perf_counter() - start
     return seconds, 100. * correct.float().mean().item(), precision
 
