@@ -6,7 +6,6 @@ from numbers import Number
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmpretrain.models.classifiers import ImageClassifier
@@ -16,7 +15,7 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _NormBase
 
 from nofrost_mm.attacks import frozen_running_stats
-from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier, autocast_dtype,
+from nofrost_mm.attacks.mixed_precision import (LOGIT_GRAD_EXP, autocast_dtype,
                                                 autocast_off, precision_name)
 from nofrost_mm.utils import model_memory_format
 from ..data_preprocessors import PGDDataPreprocessor
@@ -75,14 +74,16 @@ class AdvImageClassifier(ImageClassifier):
     training attack, so it follows eps warm-up; ``x + eta`` clipped to
     [0, 1]). The first gradient is detached, the second is taken with
     ``create_graph=True`` (double backprop), as in the official code. The
-    cosine is taken after dividing each gradient by its largest entry
-    (detached: the cosine does not depend on it), so that the tiny
-    gradients of confident samples do not underflow in the norms; samples
-    whose gradient is exactly zero are left out of the mean (the official
-    code's rule), counted in ``grad_align_dropped``. Under autocast the
-    gradients are those of a :class:`PrecisionSafeClassifier` (per-sample
-    scaled, no fp16 underflow); if a scaled fp16 gradient overflows, both
-    are computed again in fp32 (logged once). Both passes run in the
+    cosine does not depend on a sample's scale: each sample's cross entropy
+    (computed in float64, so a softmax saturated by hundreds of nats still
+    has a gradient) is multiplied by the power of two that brings its
+    logits' gradient near 16, and the rows are divided by their largest
+    entry before the norms (a confident sample's gradient underflowed in
+    fp16, and in fp32 its tiny norm gave NaN weight gradients). Samples
+    whose gradient is zero (below 2**-60 after the scaling) are left out of
+    the mean (the official code's rule), counted in ``grad_align_dropped``.
+    If a scaled fp16 gradient overflows, both are computed again in fp32
+    (logged once). Both passes run in the
     attack's model mode (``data_preprocessor.attack_model_mode``: eval by
     default, the function the attack linearises; in train mode BN uses batch
     statistics and its running statistics are left unchanged) and at the
@@ -254,14 +255,15 @@ class AdvImageClassifier(ImageClassifier):
             clean, noisy = self._grad_align_grads(
                 _ImageLogits(self, normalize, params), images,
                 (images + eta).clamp_(0, 1), targets)
-        # a confident sample's gradient entries can lie far below 1e-19,
-        # whose squares underflow even in fp32: the cosine is taken of the
-        # rows divided by their largest entry (constants for the cosine)
-        clean, noisy = _peak_normalized(clean.flatten(1)), _peak_normalized(noisy.flatten(1))
+        clean, noisy = clean.flatten(1), noisy.flatten(1)
         # the official code drops samples with a zero gradient (the norm's
         # gradient is undefined there): select before taking norms
-        keep = (clean.detach().abs().amax(dim=1) > 0) & (noisy.detach().abs().amax(dim=1) > 0)
+        keep = (clean.detach().abs().amax(dim=1) >= GRAD_ALIGN_MIN_PEAK) & \
+            (noisy.detach().abs().amax(dim=1) >= GRAD_ALIGN_MIN_PEAK)
         dropped = (~keep).sum().float()
+        # rows divided by their largest entry (constants for the cosine):
+        # their squared norms neither underflow nor overflow
+        clean, noisy = _peak_normalized(clean), _peak_normalized(noisy)
         if not keep.any():
             zero = noisy.sum() * 0.
             return zero, zero.detach() + 1., dropped
@@ -269,23 +271,25 @@ class AdvImageClassifier(ImageClassifier):
         cos = (clean * noisy).sum(dim=1) / (clean.norm(dim=1) * noisy.norm(dim=1))
         return 1. - cos.mean(), cos.mean().detach(), dropped
 
-    def _grad_align_grads(self, logits_fn: nn.Module, images: torch.Tensor,
+    def _grad_align_grads(self, logits_fn: Callable, images: torch.Tensor,
                           noisy_images: torch.Tensor, targets: torch.Tensor
                           ) -> Tuple[torch.Tensor, torch.Tensor]:
         """GradAlign's clean (detached) and noisy (double-backprop) input
         gradients, without fp16 underflow; in fp32 after an fp16 overflow."""
-        safe = PrecisionSafeClassifier(logits_fn)
-        clean = _input_grad(safe, images, targets, create_graph=False)
-        noisy = _input_grad(safe, noisy_images, targets, create_graph=True)
+        # train-mode BatchNorm couples the rows: one scale for the batch
+        per_sample = self.data_preprocessor.attack_model_mode != 'train'
+        clean = _scaled_input_grad(logits_fn, images, targets, False, per_sample)
+        noisy = _scaled_input_grad(logits_fn, noisy_images, targets, True, per_sample)
         device_type = images.device.type
         # bf16 has fp32's range; under fp16 one sync per iteration reads
-        # whether a scaled row overflowed (it would be a zero gradient)
-        if precision_name(device_type) == 'fp16' and safe.overflows.count:
+        # whether a scaled gradient overflowed
+        if precision_name(device_type) == 'fp16' and not bool(
+                torch.isfinite(clean).all() & torch.isfinite(noisy).all()):
             self._log_once('GradAlign: a scaled input gradient overflowed in fp16; '
                            'such batches take both gradients again in fp32')
             with autocast_off(device_type):
-                clean = _input_grad(safe, images, targets, create_graph=False)
-                noisy = _input_grad(safe, noisy_images, targets, create_graph=True)
+                clean = _scaled_input_grad(logits_fn, images, targets, False, per_sample)
+                noisy = _scaled_input_grad(logits_fn, noisy_images, targets, True, per_sample)
         return clean, noisy
 
     def _log_once(self, message: str) -> None:
@@ -421,6 +425,10 @@ class AdvImageClassifier(ImageClassifier):
         return (scores.argmax(dim=1) == labels.to(scores.device)).float().mean() * 100
 
 
+# GradAlign leaves out a sample whose scaled input gradient's largest entry
+# is below this (exactly 0: a saturated softmax; or negligible beside the
+# batch's, with one scale for a train-mode BatchNorm batch)
+GRAD_ALIGN_MIN_PEAK = 2.**-60
 # The largest entry of the batch's scaled logit gradient lies in [1, 2): the
 # weights' gradients sum it over the batch and positions, within fp16's range
 AWP_LOGIT_GRAD_EXP = 0
@@ -443,55 +451,72 @@ def _scaled_backward(loss: torch.Tensor, logits: Sequence[torch.Tensor],
         return [None] * len(params)
     with torch.no_grad():
         peak = torch.stack([d.abs().amax() for _, d in used]).amax()
-        _, exp = torch.frexp(peak)
-        usable = torch.isfinite(peak) & (peak > 0)
-        scale = torch.where(usable, torch.exp2((AWP_LOGIT_GRAD_EXP + 1 - exp).float()),
-                            torch.ones_like(peak))
+    scale = _pow2_scale(peak, AWP_LOGIT_GRAD_EXP)
     grads = torch.autograd.grad([t for t, _ in used], params,
                                 grad_outputs=[d * scale for _, d in used],
                                 allow_unused=True)
     return [None if g is None else g.float() / scale for g in grads]
 
 
-class _ImageLogits(nn.Module):
+class _ImageLogits:
     """The classifier's (summed) logits as a function of [0, 1] images, at
-    the weights overridden by ``params``: GradAlign's input gradients.
-
-    A module holding the classifier, so that :class:`PrecisionSafeClassifier`
-    sees its train-mode BatchNorms (rows that interact).
-    """
+    the weights overridden by ``params``: GradAlign's input gradients."""
 
     def __init__(self, classifier: 'AdvImageClassifier', normalize: Callable,
                  params: Optional[dict]):
-        super().__init__()
-        self.classifier = classifier
-        self.normalize, self.params = normalize, params
+        self.classifier, self.normalize, self.params = classifier, normalize, params
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.classifier._logits(self.normalize(x), self.params)
         if isinstance(logits, (tuple, list)):
             logits = sum(logits)
         return logits
 
 
-def _input_grad(model_fn: Callable, images: torch.Tensor, targets: torch.Tensor,
-                create_graph: bool) -> torch.Tensor:
-    """Input gradient of the summed cross entropy (fp32 loss) at ``images``."""
+def _scaled_input_grad(model_fn: Callable, images: torch.Tensor, targets: torch.Tensor,
+                       create_graph: bool, per_sample: bool = True) -> torch.Tensor:
+    """Input gradient of the cross entropy at ``images``, each row multiplied
+    by a constant: for cosines only.
+
+    The loss is computed in float64 from the logits, and each sample's loss
+    multiplied by the power of two that puts the largest entry of its
+    logits' gradient at ``2**LOGIT_GRAD_EXP`` (one factor for the batch
+    unless ``per_sample``): a confident sample's gradient (a softmax
+    saturated by tens of nats) then neither underflows in the fp16 or fp32
+    backward nor meets the reciprocal of a tiny norm in the double backprop
+    (``create_graph``; the weights' gradient of GradAlign's term was NaN in
+    fp32 at logits x5). Only a gradient that is 0 in float64 stays 0.
+    """
     x = images.detach().requires_grad_(True)
-    logits = model_fn(x).float()
-    # a sum: the cosine ignores the scale
+    logits = model_fn(x).double()
     if targets.dim() == 2:
-        loss = -(targets * logits.log_softmax(dim=1)).sum()
+        losses = -(targets.double() * logits.log_softmax(dim=1)).sum(dim=1)
     else:
-        loss = F.cross_entropy(logits, targets, reduction='sum')
-    grad, = torch.autograd.grad(loss, x, create_graph=create_graph)
+        losses = F.cross_entropy(logits, targets, reduction='none')
+    dlogits, = torch.autograd.grad(losses.sum(), logits, retain_graph=True)
+    peak = dlogits.abs().amax(dim=1)
+    scale = _pow2_scale(peak if per_sample else peak.amax().expand_as(peak),
+                        LOGIT_GRAD_EXP)
+    grad, = torch.autograd.grad((losses * scale).sum(), x, create_graph=create_graph)
     return grad if create_graph else grad.detach()
 
 
+def _pow2_scale(peak: torch.Tensor, exp: int) -> torch.Tensor:
+    """Powers of two (``peak``'s dtype, no gradient) that bring ``peak`` into
+    ``[2**exp, 2**(exp + 1))``; 1 where it is 0 or not finite."""
+    with torch.no_grad():
+        _, e = torch.frexp(peak)
+        limit = int(torch.finfo(peak.dtype).max).bit_length() - 2  # 126 in fp32
+        shift = (exp + 1 - e).clamp_(-limit, limit).to(peak.dtype)
+        usable = torch.isfinite(peak) & (peak > 0)
+        return torch.where(usable, torch.exp2(shift), torch.ones_like(shift))
+
+
 def _peak_normalized(rows: torch.Tensor) -> torch.Tensor:
-    """Each row divided by its largest absolute entry (detached); zero rows stay."""
+    """Each row divided by its largest absolute entry (detached; at least
+    ``GRAD_ALIGN_MIN_PEAK``, so that the reciprocal stays finite)."""
     peak = rows.detach().abs().amax(dim=1, keepdim=True)
-    return rows / torch.where(peak > 0, peak, torch.ones_like(peak))
+    return rows / peak.clamp(min=GRAD_ALIGN_MIN_PEAK)
 
 
 @contextmanager

@@ -291,9 +291,10 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         reduced = precision_name(device_type)
         if precision == 'fp32':
             if reduced != 'fp32':
+                safe_in = getattr(attack, 'amp_safe', None)
                 self._log_once(f'{type(attack).__name__} runs in fp32 under {reduced} '
-                               'autocast: it is not known to be as strong in '
-                               'reduced precision (no amp_safe)')
+                               f'autocast: it is not known to be as strong in {reduced} '
+                               f'(amp_safe={safe_in!r})')
             with autocast_off(device_type):
                 adv = attack(net, images, targets)
         else:

@@ -2,9 +2,10 @@
 
 On the tiny BN ResNet at logits x10 (naive fp16 autocast zeroes most of its
 input-gradient entries), the hooks' attacks run inside CPU autocast must
-break as many of 128 images as in fp32 (at most 1 point more robust
-accuracy), and their decisions (clean accuracy, misclassified or not) are
-fp32's exactly.
+break as many of the 360 test digits as in fp32 (at most 1 point more
+robust accuracy, the mean of two random starts), and their decisions
+(clean accuracy, misclassified or not) are fp32's exactly. PGD has 5
+steps, the hook's default validation attack.
 """
 from types import SimpleNamespace
 
@@ -19,7 +20,8 @@ from tests.attacks.toy import confident_classifier, digits_8x8
 # (tools/misc/portability_check.sh selects `-m numerics`)
 pytestmark = pytest.mark.numerics
 
-N = 128
+N = 360  # the whole test split
+SEEDS = (0, 1)
 PRE = dict(type='PGDDataPreprocessor', attack=dict(type='FGSMRS', eps=8))
 DTYPES = [None, torch.float16, torch.bfloat16]
 
@@ -57,17 +59,21 @@ class _Collect:
 
 
 def _robust_validation(model, dataset, dtype):
-    hook = AdversarialTrainingHook(val_attack=dict(type='PGDAttack', eps=8, steps=10))
+    """Mean robust accuracy over SEEDS, and the precision the attack ran in."""
+    hook = AdversarialTrainingHook(val_attack=dict(type='PGDAttack', eps=8, steps=5))
     runner = SimpleNamespace(model=model)
     batch = dict(inputs=[d['inputs'] for d in dataset],
                  data_samples=[d['data_samples'] for d in dataset])
     with torch.no_grad():
         outputs = model.val_step(batch)  # the clean predictions, fp32
-    hook._robust_evaluator = collect = _Collect()
-    torch.manual_seed(0)
-    with _autocast(dtype):  # as if the whole validation ran under autocast
-        hook.after_val_iter(runner, 0, batch, outputs)
-    return collect.accuracy(), model.data_preprocessor.last_attack_precision
+    accuracy = 0.
+    for seed in SEEDS:
+        hook._robust_evaluator = collect = _Collect()
+        torch.manual_seed(seed)
+        with _autocast(dtype):  # as if the whole validation ran under autocast
+            hook.after_val_iter(runner, 0, batch, outputs)
+        accuracy += collect.accuracy() / len(SEEDS)
+    return accuracy, model.data_preprocessor.last_attack_precision
 
 
 def test_robust_validation_under_autocast_is_as_strong(model, dataset):
@@ -81,17 +87,20 @@ def test_robust_validation_under_autocast_is_as_strong(model, dataset):
 def test_guard_checks_under_autocast_are_as_strong(model, dataset):
     runner = SimpleNamespace(model=model, val_loop=object(),
                              val_dataloader=SimpleNamespace(dataset=dataset, batch_size=N))
-    hook = CatastrophicOverfittingHook(num_samples=N, eps=8, pgd_steps=10)
-    hook.before_run(runner)
-    hook.before_train(runner)
-    results = {}
-    for dtype in DTYPES:
-        with _autocast(dtype):
-            results[dtype] = hook.measure(runner)
-    fp32 = results[None]
+    results = {dtype: [] for dtype in DTYPES}
+    for seed in SEEDS:  # the guard reseeds its attacks with its seed
+        hook = CatastrophicOverfittingHook(num_samples=N, eps=8, pgd_steps=5, seed=seed)
+        hook.before_run(runner)
+        hook.before_train(runner)
+        for dtype in DTYPES:
+            with _autocast(dtype):
+                results[dtype].append(hook.measure(runner))
+    mean = {dtype: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]}
+            for dtype, rs in results.items()}
+    fp32 = mean[None]
     assert fp32['pgd'] < 80 and fp32['fgsm'] < 85
     for dtype in DTYPES[1:]:
-        got = results[dtype]
+        got = mean[dtype]
         assert got['clean'] == fp32['clean']  # decided in fp32
         assert got['pgd'] <= fp32['pgd'] + 1 and got['fgsm'] <= fp32['fgsm'] + 1, \
             (dtype, got, fp32)

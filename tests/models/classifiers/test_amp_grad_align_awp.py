@@ -63,45 +63,57 @@ def test_grad_align_gradients_under_fp16_point_where_fp32_points(data):
         assert (cos_naive > 0.99).float().mean() < 0.5
 
 
+def test_grad_align_weight_gradient_under_fp16_points_where_fp32s_points(data):
+    """The term's double backprop under fp16: its gradient with respect to
+    the weights (what training steps along) is fp32's up to rounding."""
+    x, y, samples = data
+    model = confident_classifier(10., data_preprocessor=PRE, grad_align_lambda=0.2)
+    weights = model.backbone.conv1.weight, model.head.fc.weight
+    grads = {}
+    for dtype in (None, torch.float16):
+        torch.manual_seed(0)
+        with torch.autocast('cpu', dtype=torch.float16, enabled=dtype is not None):
+            reg, _, _ = model.grad_align(x, samples)
+        grads[dtype] = torch.autograd.grad(reg, weights)
+    for got, ref in zip(grads[torch.float16], grads[None]):
+        # second derivatives through fp16: 0.93-0.99 across CPU float paths
+        assert F.cosine_similarity(got.flatten(), ref.flatten(), dim=0) > 0.9
+        assert 0.67 < got.norm() / ref.norm() < 1.5
+
+
 def test_no_sample_is_dropped_silently(data):
-    """Samples are dropped only where the gradient is exactly 0 (at logits
-    x30 most are, in fp32 too), and counted in ``grad_align_dropped``; a
-    gradient whose squared norm underflows (logits x10) is not dropped."""
+    """At logits x10 and x30 every sample keeps a gradient in every precision
+    (the fp32 code before dropped 99 and 114 of 128: their gradients' squared
+    norms underflowed); a sample is left out only where the float64 softmax
+    saturates (logits x1000), and counted in ``grad_align_dropped``."""
     x, y, samples = data
     for scale in (10., 30.):
         model = confident_classifier(scale, data_preprocessor=PRE, grad_align_lambda=0.2)
-        zero_rows = {}
-        for name, dtype in (('fp32', None), ('fp16', torch.float16),
-                            ('bf16', torch.bfloat16)):
+        for dtype in (None, torch.float16, torch.bfloat16):
             torch.manual_seed(0)
             with torch.autocast('cpu', dtype=dtype or torch.float16,
                                 enabled=dtype is not None):
-                _, cos, dropped = model.grad_align(x, samples)
-            clean = _grads(model, x, y, dtype)[0]
-            zero_rows[name] = int((clean.flatten(1).abs().amax(1) == 0).sum())
-            assert dropped >= zero_rows[name] and 0 < cos <= 1, (scale, name)
-            if name == 'fp32':
-                # the noisy images may lose a few more rows; never most of them
-                assert dropped <= zero_rows[name] + 0.1 * len(y), (scale, int(dropped))
-                fp32_dropped = int(dropped)
-            else:
-                assert dropped <= fp32_dropped + 0.02 * len(y), (scale, name, int(dropped))
-        assert zero_rows['fp16'] <= zero_rows['fp32'] + 2, zero_rows
-    assert fp32_dropped > len(y) // 2  # at x30: the count is exercised
-    # and it reaches the training log
+                reg, cos, dropped = model.grad_align(x, samples)
+            assert dropped == 0 and 0 < cos < 1 and torch.isfinite(reg), (scale, dtype)
+            weights = model.backbone.conv1.weight, model.head.fc.weight
+            assert all(torch.isfinite(g).all() for g in torch.autograd.grad(reg, weights))
+    model = confident_classifier(1000., data_preprocessor=PRE, grad_align_lambda=0.2)
+    zero = (_grads(model, x, y)[0].flatten(1).abs().amax(1) == 0).sum()  # eval mode
     model.train()
     model(x, samples, mode='loss', adv_inputs=x)
-    assert model.adv_log_vars['grad_align_dropped'] > len(y) // 2
+    assert 0 < zero < len(y) and model.adv_log_vars['grad_align_dropped'] >= zero
 
 
-def _confident_batch(model, x, y, n=64):
-    """Samples the model gets right by a logit margin > 20 (train-mode BN)."""
+def _confident_batch(model, x, y, n=48):
+    """Samples the model (eval mode: per-sample logits) gets right by a logit
+    margin in [20, 80]: every fp32 logit gradient of the mean loss is then
+    below fp16's smallest number, and above fp32's."""
     with torch.no_grad():
-        model.train()
-        logits = model(x, mode='tensor')
+        logits = model.eval()(x, mode='tensor')
     top2 = logits.topk(2, dim=1).values
-    keep = ((logits.argmax(1) == y) & (top2[:, 0] - top2[:, 1] > 20)).nonzero()[:n, 0]
-    assert len(keep) == n
+    margin = top2[:, 0] - top2[:, 1]
+    keep = ((logits.argmax(1) == y) & (margin > 20) & (margin < 80)).nonzero()[:n, 0]
+    assert len(keep) >= 32, len(keep)
     return x[keep], y[keep], [DataSample().set_gt_label(int(label)) for label in y[keep]]
 
 
@@ -111,8 +123,13 @@ def _awp(model, x, samples, dtype=None):
         return {name: v for name, _, v in model.awp_perturbation(x, x, samples)}
 
 
-@pytest.mark.parametrize('dtype,bound', [(torch.float16, 0.99), (torch.bfloat16, 0.98)])
+# bf16's 8-bit rounding: 0.81-0.95 across CPU float paths
+@pytest.mark.parametrize('dtype,bound', [(torch.float16, 0.98), (torch.bfloat16, 0.75)])
 def test_awp_perturbation_under_autocast_points_where_fp32_points(data, dtype, bound):
+    """On a batch of confident samples (eval mode: each sample's logits its
+    own) AWP's weight gradient is lost in a naive fp16 or bf16 backward
+    (fp16: 0; bf16: cosine about 0.01 to fp32's); scaled, every perturbed
+    tensor points where fp32's does, up to the precision's rounding."""
     x, y, _ = data
     model = confident_classifier(10., data_preprocessor=PRE, awp_gamma=0.01)
     x, y, samples = _confident_batch(model, x, y)
@@ -122,15 +139,16 @@ def test_awp_perturbation_under_autocast_points_where_fp32_points(data, dtype, b
     cos = {name: F.cosine_similarity(got[name].flatten(), fp32[name].flatten(), dim=0)
            for name in fp32}
     assert min(cos.values()) > bound, cos
-    if dtype == torch.float16:  # the premise: unscaled, most weights turn away
-        params = [p for n, p in model.named_parameters() if n in fp32]
-        with torch.autocast('cpu', dtype=torch.float16):
-            losses, _ = model._training_losses(x, x, samples)
-            loss, _ = model.parse_losses(losses)
-        naive = torch.autograd.grad(loss, params, allow_unused=True)
-        naive_cos = [F.cosine_similarity(g.flatten(), fp32[n].flatten(), dim=0)
-                     for n, g in zip(fp32, naive) if g is not None]
-        assert sum(float(c) < 0.9 for c in naive_cos) >= len(naive_cos) // 2, naive_cos
+    # the premise: unscaled, the weights' gradient is lost
+    params = [p for n, p in model.named_parameters() if n in fp32]
+    with torch.autocast('cpu', dtype=dtype):
+        losses, _ = model._training_losses(x, x, samples)
+        loss, _ = model.parse_losses(losses)
+    naive = torch.autograd.grad(loss, params, allow_unused=True)
+    lost = [g is None or not (g.abs() > 0).any() or
+            F.cosine_similarity(g.flatten(), fp32[n].flatten(), dim=0) < 0.5
+            for n, g in zip(fp32, naive)]
+    assert sum(lost) >= len(lost) // 2, lost
 
 
 def _amplify_stem_gradient(model):

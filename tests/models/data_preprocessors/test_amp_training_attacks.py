@@ -4,31 +4,35 @@ On a tiny BN ResNet made as confident as a well-trained net (logits x10),
 naive fp16 autocast zeroes most input-gradient entries (checked here, so the
 comparisons can fail); ``PGDDataPreprocessor.attack_inputs`` under CPU
 autocast must leave at most 1 point more robust accuracy than in fp32 on
-the same weights, 128 images, the final check in fp32. CW is checked at
-logits x30, where a gradient scaled before the network overflows fp16.
+the same weights, the final check in fp32: all 360 test digits, the mean
+of two random starts (one start on 128 images moved by up to 2 points
+between CPU float paths, either way). CW is checked at logits x30, where a
+gradient scaled before the network overflows fp16.
 """
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nofrost_mm.attacks import build_attack
-from tests.attacks.toy import (clean_preprocess, confident_classifier, digits_8x8,
-                              digits_batch, trained_classifier)
+from tests.attacks.toy import confident_classifier, digits_8x8
 from tests.conftest import logged_warnings
 
 # compares float results: run under other CPUs' float paths too
 # (tools/misc/portability_check.sh selects `-m numerics`)
 pytestmark = pytest.mark.numerics
 
-N = 128
+N = 360  # the whole test split
+SEEDS = (0, 1)
 PRE = dict(type='PGDDataPreprocessor')
+# multi-step attacks at 5 steps (the demo's PGD-AT trains with PGD-5): the
+# fp16 CPU path is slow
 ATTACKS = {
-    'PGD-10': (dict(type='PGDAttack', eps=8, steps=10), 10.),
+    'PGD-5': (dict(type='PGDAttack', eps=8, steps=5), 10.),
     'FGSM-RS': (dict(type='FGSMRS', eps=8), 10.),
     'N-FGSM': (dict(type='NFGSM', eps=8), 10.),
-    'TRADES-KL': (dict(type='PGDAttack', eps=8, steps=10, loss='kl',
+    'TRADES-KL': (dict(type='PGDAttack', eps=8, steps=5, loss='kl',
                        random_start='normal'), 10.),
-    'CW': (dict(type='CWLinf', eps=8, steps=10), 30.),
+    'CW': (dict(type='CWLinf', eps=8, steps=5), 30.),
 }
 DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -49,17 +53,22 @@ def _robust_accuracy(model, x, y):
         return (model(x, mode='tensor').argmax(1) == y).float().mean().item() * 100
 
 
-def _attack(model, cfg, x, y, dtype=None):
-    torch.manual_seed(0)  # the same random start in every precision
+def _attack(model, cfg, x, y, dtype=None, seed=0):
+    torch.manual_seed(seed)  # the same random start in every precision
     with torch.autocast('cpu', dtype=dtype or torch.float16, enabled=dtype is not None):
         adv = model.data_preprocessor.attack_inputs(model, x, y, build_attack(cfg))
     return adv
 
 
+def _mean_robust_accuracy(model, cfg, x, y, dtype=None):
+    return sum(_robust_accuracy(model, _attack(model, cfg, x, y, dtype, seed), y)
+               for seed in SEEDS) / len(SEEDS)
+
+
 @pytest.fixture(scope='module')
 def fp32_results(models, data):
     x, y = data
-    return {name: _robust_accuracy(models[scale], _attack(models[scale], cfg, x, y), y)
+    return {name: _mean_robust_accuracy(models[scale], cfg, x, y)
             for name, (cfg, scale) in ATTACKS.items()}
 
 
@@ -75,7 +84,7 @@ def test_naive_fp16_autocast_underflows_on_this_model(models, data):
         with torch.autocast('cpu', dtype=torch.float16, enabled=dtype is not None):
             loss = F.cross_entropy(net(xx).float(), y, reduction='sum')
         zeros[name] = (torch.autograd.grad(loss, xx)[0] == 0).float().mean().item()
-    assert zeros['fp16'] >= 0.2 and zeros['fp32'] < 0.1, zeros
+    assert zeros['fp16'] >= 0.2 and zeros['fp16'] >= zeros['fp32'] + 0.5, zeros
     assert _robust_accuracy(model, x, y) > 85  # a real classifier
 
 
@@ -90,38 +99,29 @@ def test_training_attack_is_as_strong_under_autocast(models, data, fp32_results,
     assert adv.dtype == torch.float32 and 0 <= adv.min() and adv.max() <= 1
     bound = 24 if cfg['type'] == 'NFGSM' else 8  # N-FGSM: noise 2 eps + step eps
     assert (adv - x).abs().max() * 255 <= bound + 1e-3
-    robust, fp32 = _robust_accuracy(model, adv, y), fp32_results[name]
+    robust = _mean_robust_accuracy(model, cfg, x, y, DTYPES[precision])
+    fp32 = fp32_results[name]
     assert fp32 < 85, 'the fp32 attack breaks samples'
     assert robust <= fp32 + 1, f'{name} under {precision}: {robust:.1f}% vs fp32 {fp32:.1f}%'
-    assert model.data_preprocessor.last_attack_precision == precision
+    # TRADES's KL attack runs in fp32 under bf16 (the test below)
+    expected = 'fp32' if (name, precision) == ('TRADES-KL', 'bf16') else precision
+    assert model.data_preprocessor.last_attack_precision == expected
 
 
-def test_trades_kl_attack_under_bf16_on_an_ordinary_model():
-    """TRADES's KL attack starts 0.001 from the image, where its gradient is
-    below bf16's rounding of the logits: the reference and the first step run
-    in fp32 (all in bf16, this model kept 6 points more robust accuracy and
-    reached 15% less KL)."""
-    model = trained_classifier('bn', data_preprocessor=dict(
-        PRE, mean=[0.] * 3, std=[255.] * 3, num_classes=10))
-    data = clean_preprocess(model, digits_batch(N, split='test'), training=False)
-    x, y = data['inputs'], torch.cat([s.gt_label for s in data['data_samples']])
-    net = model.data_preprocessor.normalized_classifier(model)
+def test_trades_kl_attack_runs_in_fp32_under_bf16_and_says_so(data):
+    """bf16 rounds the logits too coarsely for TRADES's KL attack (on the
+    32 px digits BN ResNet it left 54.7% robust accuracy against 49.2% in
+    fp32): under bf16 it runs in fp32, bit for bit, with one log line."""
+    x, y = data
+    model = confident_classifier(10., data_preprocessor=PRE)  # nothing logged yet
     cfg = ATTACKS['TRADES-KL'][0]
-    results = {}
-    for dtype in (None, torch.bfloat16):
-        robust, kl = [], []
-        for seed in range(2):
-            torch.manual_seed(seed)
-            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype is not None):
-                adv = model.data_preprocessor.attack_inputs(model, x, y, build_attack(cfg))
-            with torch.no_grad():
-                logits = net(adv)
-                kl.append(F.kl_div(logits.log_softmax(1), net(x).softmax(1),
-                                   reduction='batchmean').item())
-            robust.append(_robust_accuracy(model, adv, y))
-        results[dtype] = sum(robust) / 2, sum(kl) / 2
-    (robust32, kl32), (robust16, kl16) = results[None], results[torch.bfloat16]
-    assert robust16 <= robust32 + 1 and kl16 >= 0.95 * kl32, results
+    fp32 = _attack(model, cfg, x[:32], y[:32])
+    with logged_warnings(_current_logger()) as messages:
+        for _ in range(2):
+            bf16 = _attack(model, cfg, x[:32], y[:32], torch.bfloat16)
+    assert torch.equal(bf16, fp32)
+    assert model.data_preprocessor.last_attack_precision == 'fp32'
+    assert len([m for m in messages if 'PGDAttack runs in fp32 under bf16' in m]) == 1
 
 
 class _NotAmpSafe:
