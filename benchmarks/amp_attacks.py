@@ -17,10 +17,12 @@ attack is the PGD AT attack), in this process, alternating fp32 and bf16
   attack under bf16 autocast where it is safe (FAB-T and Square run in fp32,
   ``fp32_parts``), every decision in fp32.
 
-Prints the median seconds of each, the ratio bf16 / fp32 (below 1: bf16 is
-faster), and the robust accuracies of both AutoAttack runs (they must agree
-within 1 point: tests/attacks/test_mixed_precision_strength.py). Time it
-alone: a 2-thread job beside another busy process runs several times slower.
+Prints the median (and fastest) seconds of each, the ratio bf16 / fp32 of
+the medians (of the fastest runs; below 1: bf16 is faster), and the robust
+accuracies of both AutoAttack runs (they must agree within 1 point:
+tests/attacks/test_mixed_precision_strength.py). Time it alone: a 2-thread
+job beside another busy process runs several times slower (on a shared
+machine the fastest of several ``--rounds`` is the better estimate).
 
 Example:
     python tools/train.py configs/demo/resnet18-w16_1xb64_digits_pgdat.py \\
@@ -181,19 +183,19 @@ def main(argv=None):
             print(f'  round {r + 1}: AutoAttack {"bf16" if amp else "fp32"} '
                   f'{seconds:.1f} s, robust {robust[amp]:.2f}%', flush=True)
 
-    print('\n| measurement | fp32 s | bf16 s | bf16 / fp32 | robust fp32 % | '
-          'robust bf16 % |')
+    print('\n| measurement | fp32 s (fastest) | bf16 s (fastest) | bf16 / fp32 (fastest) '
+          '| robust fp32 % | robust bf16 % |')
     print('| --- | --- | --- | --- | --- | --- |')
     rows = [('at', f'PGD-{args.steps} AT iteration (batch {args.batch_size})')]
     if not args.skip_autoattack:
         rows.append(('aa', f'AutoAttack standard ({args.num_samples} images)'))
     for key, label in rows:
-        t32 = statistics.median(times[(key, False)])
-        t16 = statistics.median(times[(key, True)])
+        t32, t16 = (statistics.median(times[(key, amp)]) for amp in (False, True))
+        m32, m16 = (min(times[(key, amp)]) for amp in (False, True))
         accs = [f'{robust[False]:.2f}', f'{robust[True]:.2f} ({precision[True]})'] \
             if key == 'aa' else ['-', '-']
-        print(f'| {label} | {t32:.2f} | {t16:.2f} | {t16 / t32:.2f} | '
-              + ' | '.join(accs) + ' |')
+        print(f'| {label} | {t32:.2f} ({m32:.2f}) | {t16:.2f} ({m16:.2f}) | '
+              f'{t16 / t32:.2f} ({m16 / m32:.2f}) | ' + ' | '.join(accs) + ' |')
     if not args.skip_autoattack and robust[True] > robust[False] + 1:
         print(f'\nFAIL: bf16 AutoAttack leaves {robust[True] - robust[False]:.2f} '
               'points more robust than fp32 (bound: 1)', file=sys.stderr)
