@@ -130,12 +130,21 @@ class OverflowCounter:
 
 
 class _ScaleState:
-    """What the two halves of one backward pass share: the per-row scales."""
+    """What the two halves of one backward pass share: the per-row scales.
+
+    Only the first backward pass through the logits is scaled. A later one
+    (the second order of ``create_graph=True``, as GradAlign takes) also
+    reaches the input along the first pass's own, unscaled, graph, where a
+    division at the input would be wrong: it runs unscaled (exact, without
+    the underflow guard).
+    """
 
     def __init__(self, counter: OverflowCounter, per_sample: bool):
         self.counter, self.per_sample = counter, per_sample
         self.scale: Optional[torch.Tensor] = None  # (N, 1) fp32 powers of two
         self.finite: Optional[torch.Tensor] = None  # (N,) logit gradient finite
+        self.logit_passes = 0  # backward passes through the logits so far
+        self.pending = False  # a scale set for the input's next backward
 
 
 class _ScaleLogitGrad(torch.autograd.Function):
@@ -150,8 +159,13 @@ class _ScaleLogitGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         state = ctx.state
+        state.logit_passes += 1
+        if state.logit_passes > 1:  # a later pass: unscaled (see _ScaleState)
+            state.pending = False
+            return grad, None
         counter = state.counter
         counter._ensure(grad)
+        state.pending = True
         with torch.no_grad():
             g = grad.detach().float()
             peak = g.abs().amax(dim=1)
@@ -179,8 +193,9 @@ class _UnscaleInputGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         state = ctx.state
-        if state.scale is None:  # the logits were not differentiated
+        if not state.pending:  # no scale in this pass (see _ScaleState)
             return grad, None
+        state.pending = False
         scale = state.scale.view((-1, ) + (1, ) * (grad.dim() - 1))
         out = grad.float() / scale
         with torch.no_grad():
@@ -213,7 +228,13 @@ class PrecisionSafeClassifier(nn.Module):
     ``2**LOGIT_GRAD_EXP``, and divides the input gradient by the same factor
     in fp32: the gradient an attack sees is the network's gradient without
     fp16 underflow (0 only where it is 0 in fp32 too). With train-mode
-    BatchNorm layers (rows interact) one factor serves the whole batch.
+    BatchNorm layers (rows interact) one factor serves the whole batch. It
+    serves input gradients; a parameter gradient taken in the same (first)
+    backward pass would keep the per-sample scale: attacks differentiate
+    with respect to their input only (``torch.autograd.grad``), and
+    parameter gradients under AMP are the loss scaler's job. A second
+    backward pass through the first one's graph (``create_graph=True``, as
+    GradAlign's) is exact and unscaled.
 
     A row whose scaled gradient overflows in the network (non-finite at the
     input) gets a zero gradient for that step, is counted in

@@ -190,3 +190,20 @@ def test_preprocessor_attack_under_fp16_autocast_scales_its_gradients(monkeypatc
         adv = pre.attack_inputs(model, data['inputs'], labels)
     assert len(calls) - fp32_calls >= 2 and adv.dtype == torch.float32
     assert (adv - data['inputs']).abs().max() * 255 <= 8 + 1e-3
+
+
+def test_input_gradients_of_second_order():
+    """A second backward pass through the input gradient's graph
+    (GradAlign's) gives the gradients without the wrapper, to the input and
+    to the parameters: the first pass's scale is not applied twice."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Softplus(), nn.Flatten(), nn.Linear(64, 10))
+    x = torch.rand(4, 3, 6, 6, requires_grad=True)
+    y = torch.randint(0, 10, (4, ))
+    second = []
+    for fn in (net, PrecisionSafeClassifier(net)):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            g, = torch.autograd.grad(F.cross_entropy(fn(x).float(), y), x, create_graph=True)
+            second.append(torch.autograd.grad(g.pow(2).sum(), [x, net[0].weight]))
+    for plain, safe in zip(*second):
+        assert torch.allclose(plain, safe, rtol=1e-5, atol=1e-6 * plain.abs().max())
