@@ -61,11 +61,12 @@ class AdvImageClassifier(ImageClassifier):
     DDP's synchronisation, while the returned loss goes through DDP's
     backward as usual. Each rank perturbs with its own batch.
     :class:`AdversarialTrainingHook` can delay it (``awp_warmup``). Under
-    autocast (``--amp``) g is computed with the logits' gradient scaled, in
-    fp32 and before the network's cast, by one power of two for the batch
-    (so a batch of confident samples does not underflow to g = 0 in fp16)
-    and divided back in fp32; if the scaled fp16 gradient overflows, g is
-    computed again in fp32 (logged once).
+    fp16 autocast (``--amp``) g is computed with the logits' gradient
+    scaled, in fp32 and before the network's cast, by one power of two for
+    the batch (so a batch of confident samples does not underflow to g = 0)
+    and divided back in fp32; if the scaled gradient overflows, g is
+    computed again in fp32 (logged once). Under bf16 g is computed in fp32
+    (logged once).
 
     GradAlign (Andriushchenko & Flammarion 2020), on when
     ``grad_align_lambda > 0``, adds ``loss_grad_align = lambda * mean_i(1 -
@@ -332,24 +333,32 @@ class AdvImageClassifier(ImageClassifier):
                    params: List[torch.nn.Parameter]) -> List[Optional[torch.Tensor]]:
         """Gradients of the training loss with respect to ``params``.
 
-        Under autocast the logits' gradient (fp32) is multiplied by one
-        power of two for the batch before it enters the network, and the
-        weights' gradients are divided by it in fp32 (exact); an fp16
-        overflow computes them again in fp32 (logged once).
+        Under fp16 autocast the logits' gradient (fp32) is multiplied by
+        one power of two for the batch before it enters the network, and
+        the weights' gradients are divided by it in fp32 (exact); an
+        overflow computes them again in fp32 (logged once). Under bf16 they
+        are computed in fp32 (logged once): on a batch of confident samples
+        bf16 turned the scaled gradient of some weight tensors by 15-43
+        degrees, depending on the CPU's float path.
         """
         device_type = inputs.device.type
-        if autocast_dtype(device_type) is None:
-            losses, _ = self._training_losses(inputs, adv_inputs, data_samples)
-            loss, _ = self.parse_losses(losses)
-            return list(torch.autograd.grad(loss, params, allow_unused=True))
+        precision = precision_name(device_type)
+        if precision == 'bf16':
+            self._log_once('AWP: the weight perturbation is computed in fp32 under '
+                           'bf16 autocast (bf16 turns its direction)')
+        if precision != 'fp16':
+            with autocast_off(device_type):
+                losses, _ = self._training_losses(inputs, adv_inputs, data_samples)
+                loss, _ = self.parse_losses(losses)
+                return list(torch.autograd.grad(loss, params, allow_unused=True))
         logits: List[torch.Tensor] = []
         losses, _ = self._training_losses(inputs, adv_inputs, data_samples,
                                           record=logits)
         loss, _ = self.parse_losses(losses)
         grads = _scaled_backward(loss, logits, params)
-        # bf16 has fp32's range; under fp16 one sync per iteration
-        if precision_name(device_type) == 'fp16' and not bool(torch.stack(
-                [torch.isfinite(g).all() for g in grads if g is not None]).all()):
+        # one sync per iteration
+        finite = [torch.isfinite(g).all() for g in grads if g is not None]
+        if finite and not bool(torch.stack(finite).all()):
             self._log_once('AWP: the scaled weight gradient overflowed in fp16; '
                            'such batches take it again in fp32')
             with autocast_off(device_type):

@@ -61,8 +61,11 @@ def _attack(model, cfg, x, y, dtype=None, seed=0):
 
 
 def _mean_robust_accuracy(model, cfg, x, y, dtype=None):
+    # the KL attack maximises the KL, not the error: the samples it breaks
+    # move by about 2 points between random starts, so it gets four
+    seeds = range(4) if cfg.get('loss') == 'kl' else SEEDS
     return sum(_robust_accuracy(model, _attack(model, cfg, x, y, dtype, seed), y)
-               for seed in SEEDS) / len(SEEDS)
+               for seed in seeds) / len(seeds)
 
 
 @pytest.fixture(scope='module')
