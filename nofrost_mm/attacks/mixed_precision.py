@@ -24,13 +24,15 @@ gradient). :func:`fp32_logits` and :func:`fp32_predict` take the decisions in
 fp32 (autocast off).
 """
 import functools
+import logging
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from nofrost_mm.utils.log_once import LogOnce
 
 # The largest entry of each sample's scaled logit gradient lies in
 # [2**LOGIT_GRAD_EXP, 2**(LOGIT_GRAD_EXP + 1)): 11 powers of two below fp16's
@@ -382,6 +384,36 @@ def attack_precision(attack, device_type: str) -> str:
     return name + (f' ({", ".join(parts)} fp32)' if parts else '')
 
 
+def safe_precision(attack, device_type: str, log_once: Callable[[str], bool],
+                   label: Optional[str] = None) -> str:
+    """:func:`attack_precision`, saying once when autocast is on but the
+    attack runs in fp32.
+
+    The one rule callers that run attacks under autocast (the training
+    preprocessor, the robust test loops) apply before they call an attack:
+    an attack not declared safe in the current precision runs with autocast
+    off, never silently weaker, and ``log_once`` (a :class:`LogOnce`) gets
+    one line naming it.
+
+    Args:
+        attack: The attack (its ``amp_safe`` / ``fp32_parts``).
+        device_type (str): Where it runs ('cuda', 'cpu').
+        log_once (Callable): Writes a message unless it was written before.
+        label (str, optional): The attack's name in the line. Defaults to
+            its type name.
+
+    Returns:
+        str: The precision it runs in ('fp32', 'bf16', 'fp16 (fab-t fp32)').
+    """
+    precision = attack_precision(attack, device_type)
+    reduced = precision_name(device_type)
+    if precision == 'fp32' and reduced != 'fp32':
+        log_once(f'{label or type(attack).__name__} runs in fp32 under {reduced} '
+                 f'autocast: it is not known to be as strong in {reduced} '
+                 f'(amp_safe={getattr(attack, "amp_safe", None)!r})')
+    return precision
+
+
 def fp32_under_autocast(reason: str, precisions=('fp16', 'bf16')):
     """Decorate an attack method to run with autocast off (logged once).
 
@@ -403,11 +435,8 @@ def fp32_under_autocast(reason: str, precisions=('fp16', 'bf16')):
             name = precision_name(device_type)
             if name not in precisions:
                 return method(self, *args, **kwargs)
-            logged = self.__dict__.setdefault('_fp32_logged', set())
-            if name not in logged:
-                logged.add(name)
-                print_log(f'{type(self).__name__} runs in fp32 under {name} '
-                          f'autocast: {reason}', logger='current')
+            log_once = self.__dict__.setdefault('_fp32_log_once', LogOnce(logging.INFO))
+            log_once(f'{type(self).__name__} runs in fp32 under {name} autocast: {reason}')
             with autocast_off(device_type):
                 return method(self, *args, **kwargs)
         return wrapped

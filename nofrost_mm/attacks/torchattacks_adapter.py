@@ -16,12 +16,13 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import logging
 from typing import List, Optional
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 
+from nofrost_mm.utils.log_once import LogOnce
 from ..registry import ATTACKS
 from .mixed_precision import PrecisionSafeClassifier, autocast_dtype, autocast_off
 from .pixel_size import check_pixel_size
@@ -200,7 +201,7 @@ class TorchAttack:
                              f'torchattacks: {e}') from e
         self._model: Optional[nn.Module] = None
         self._attack = None
-        self._fp32_logged = False
+        self._log_once = LogOnce(logging.INFO)
 
     @property
     def amp_safe(self) -> bool:
@@ -239,11 +240,10 @@ class TorchAttack:
         modes = [(m, m.training) for m in model.modules()]
         device_type = images.device.type
         fp32 = autocast_dtype(device_type) is not None and not self.amp_safe
-        if fp32 and not self._fp32_logged:
-            print_log(f'attack {self.attack_name}: runs in fp32 under autocast (it '
-                      'decides inside torchattacks on rounded logits; safe in '
-                      f'reduced precision: {", ".join(AMP_SAFE)})', logger='current')
-            self._fp32_logged = True
+        if fp32:
+            self._log_once(f'attack {self.attack_name}: runs in fp32 under autocast (it '
+                           'decides inside torchattacks on rounded logits; safe in '
+                           f'reduced precision: {", ".join(AMP_SAFE)})')
         try:
             if fp32:
                 with autocast_off(device_type):

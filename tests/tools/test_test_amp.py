@@ -49,4 +49,4 @@ def test_amp_attacks_are_as_strong_and_say_their_precision(sharpened_checkpoint,
     assert amp['robust/precision/PGD-10'] == 'bf16'
     assert amp['robust/precision/PGD-10@16'] == 'bf16'
     assert amp['robust/precision/ta-APGD'] == 'fp32'
-    assert log.count("APGD(eps=16, steps=5) runs in fp32 under test_cfg.fp16 (--amp)") == 1
+    assert log.count("APGD(eps=16, steps=5) runs in fp32 under bf16 autocast") == 1

@@ -1,6 +1,7 @@
 """Test loop measuring clean and adversarial accuracy in one pass over the data."""
 import copy
 import hashlib
+import logging
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Union
@@ -21,9 +22,9 @@ from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_nam
                                 format_settings, takes_sample_keys)
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
 from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier,
-                                                attack_precision, fp32_logits,
-                                                fp32_predict, precision_name)
-from nofrost_mm.utils import model_memory_format, sample_keys
+                                                fp32_logits, fp32_predict,
+                                                safe_precision)
+from nofrost_mm.utils import LogOnce, model_memory_format, sample_keys
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter, takes_progress
 from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
                                find_resumable_state)
@@ -192,6 +193,8 @@ class RobustTestLoop(TestLoop):
                              f'{progress_interval!r}')
         self.progress_interval = progress_interval
         self.reporter = NO_PROGRESS
+        # attacks that run in fp32 under test_cfg.fp16: said once each
+        self._log_once = LogOnce(logging.INFO)
         if not isinstance(cascade, bool):
             raise ValueError(f'test_cfg.cascade must be True or False, got {cascade!r}')
         if state_dir is not None and not isinstance(state_dir, str):
@@ -534,14 +537,7 @@ class RobustTestLoop(TestLoop):
         if not self.fp16:
             return 'fp32'
         with autocast(enabled=True):
-            reduced = precision_name(device_type)
-            ran = attack_precision(attack, device_type)
-        logged = self.__dict__.setdefault('_fp32_logged', set())
-        if ran == 'fp32' and id(attack) not in logged:
-            logged.add(id(attack))
-            print_log(f'{attack!r} runs in fp32 under test_cfg.fp16 (--amp): it is '
-                      f'not safe in {reduced} (no amp_safe)', logger='current')
-        return ran
+            return safe_precision(attack, device_type, self._log_once, repr(attack))
 
     def _precision_safe(self, net: NormalizedClassifier) -> PrecisionSafeClassifier:
         """The loop's one safe wrapper of ``net`` (a stable model for the

@@ -1,13 +1,11 @@
 """ImageClassifier that takes clean and adversarial batches: mixed PGD-AT,
 pure AT, TRADES, adversarial weight perturbation (AWP) and GradAlign."""
-import logging
 from contextlib import contextmanager
 from numbers import Number
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import print_log
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -17,7 +15,7 @@ from torch.nn.modules.batchnorm import _NormBase
 from nofrost_mm.attacks import frozen_running_stats
 from nofrost_mm.attacks.mixed_precision import (LOGIT_GRAD_EXP, autocast_dtype,
                                                 autocast_off, precision_name)
-from nofrost_mm.utils import model_memory_format
+from nofrost_mm.utils import LogOnce, model_memory_format
 from ..data_preprocessors import PGDDataPreprocessor
 
 
@@ -155,6 +153,8 @@ class AdvImageClassifier(ImageClassifier):
             # this model asks for the adversarial batch itself (`craft`)
             kwargs['data_preprocessor'] = dict(pre, adv_batch=None)
         super().__init__(*args, **kwargs)
+        # fp32 fallbacks and fp16 overflows: said once, not every iteration
+        self._log_once = LogOnce()
         # with a plain ClsDataPreprocessor it is an ImageClassifier (nothing
         # crafts adversarial batches)
         self.crafts = isinstance(self.data_preprocessor, PGDDataPreprocessor)
@@ -293,11 +293,6 @@ class AdvImageClassifier(ImageClassifier):
                 noisy = _scaled_input_grad(logits_fn, noisy_images, targets, True, per_sample)
         return clean, noisy
 
-    def _log_once(self, message: str) -> None:
-        logged = self.__dict__.setdefault('_logged', set())
-        if message not in logged:
-            logged.add(message)
-            print_log(message, logger='current', level=logging.WARNING)
 
     def awp_perturbation(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
                          data_samples: List[DataSample]

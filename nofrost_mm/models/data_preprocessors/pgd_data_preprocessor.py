@@ -1,21 +1,19 @@
 """A data preprocessor that crafts adversarial training batches."""
-import logging
 import time
 from numbers import Number
 from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from nofrost_mm.attacks import NormalizedClassifier, attack_context, build_attack
-from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier, attack_precision,
-                                                autocast_off, precision_name)
-from nofrost_mm.utils import check_choice, model_memory_format
+from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier, autocast_off,
+                                                precision_name, safe_precision)
+from nofrost_mm.utils import LogOnce, check_choice, model_memory_format
 
 
 # keys of earlier versions and where they live now: a config that still
@@ -175,6 +173,8 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         self.train_eps = getattr(self.attack, 'eps', None)
         self.train_steps = getattr(self.attack, 'steps', None)
         self.last_attack_time = 0.
+        # fp32 fallbacks and fp16 overflows: said once, not every iteration
+        self._log_once = LogOnce()
         # 'fp32', 'bf16', 'fp16': what the last (training) attack ran in
         self.last_attack_precision: Optional[str] = None
         self.train_attack_precision: Optional[str] = None
@@ -287,14 +287,9 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         is as strong as in fp32, else in fp32 (logged); sets
         ``last_attack_precision``."""
         device_type = images.device.type
-        precision = attack_precision(attack, device_type)
+        precision = safe_precision(attack, device_type, self._log_once)
         reduced = precision_name(device_type)
         if precision == 'fp32':
-            if reduced != 'fp32':
-                safe_in = getattr(attack, 'amp_safe', None)
-                self._log_once(f'{type(attack).__name__} runs in fp32 under {reduced} '
-                               f'autocast: it is not known to be as strong in {reduced} '
-                               f'(amp_safe={safe_in!r})')
             with autocast_off(device_type):
                 adv = attack(net, images, targets)
         else:
@@ -311,12 +306,6 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
                     adv = attack(net, images, targets)
         self.last_attack_precision = precision
         return adv
-
-    def _log_once(self, message: str) -> None:
-        logged = self.__dict__.setdefault('_logged', set())
-        if message not in logged:
-            logged.add(message)
-            print_log(message, logger='current', level=logging.WARNING)
 
     def craft(self, model: nn.Module, inputs: torch.Tensor,
               data_samples: List[DataSample]) -> torch.Tensor:

@@ -1,11 +1,13 @@
 """RobustTestLoop under autocast: fp32 decisions, fp32 re-run after an fp16 overflow."""
+import logging
+
 import torch
 import torch.nn as nn
 
 import nofrost_mm  # noqa: F401
 from nofrost_mm.attacks import PGDAttack, fp32_predict
 from nofrost_mm.engine.runner import robust_test_loop as rtl
-from nofrost_mm.utils import sample_keys
+from nofrost_mm.utils import LogOnce, sample_keys
 from nofrost_mm.utils.progress import NO_PROGRESS
 from tests.conftest import logged_warnings
 
@@ -34,6 +36,7 @@ def _loop(monkeypatch, dtype):
         'cpu', dtype=dtype, enabled=enabled))
     loop = rtl.RobustTestLoop.__new__(rtl.RobustTestLoop)
     loop.fp16, loop.reporter, loop._precisions = True, NO_PROGRESS, {}
+    loop._log_once = LogOnce(logging.INFO)
     return loop
 
 
