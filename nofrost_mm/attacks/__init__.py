@@ -11,17 +11,13 @@ from .mixed_precision import (GradScaledClassifier, OverflowCounter,
                               PrecisionSafeClassifier, autocast_dtype, fp32_logits,
                               fp32_predict, precision_name, precision_safe)
 from .torchattacks_adapter import TORCHATTACKS_ADAPTERS, TorchAttack
-from .apgd import APGDAttack
-from .fab import FABAttack
-from .square import SquareAttack
-from .autoattack import AutoAttack
+from .autoattack import APGDAttack, AutoAttack, FABAttack, SquareAttack
 
-__all__ = ['PGDAttack', 'NormalizedClassifier', 'attack_context', 'build_attack',
-           'attack_name', 'build_attacks', 'parse_attack', 'takes_eps', 'takes_sample_keys',
-           'with_eps', 'attack_settings', 'format_settings', 'pgd_step_size',
-           'frozen_running_stats']
-__all__ += ['CWLinf', 'TorchAttack', 'TORCHATTACKS_ADAPTERS']
-__all__ += ['FGSMRS', 'NFGSM', 'GradScaledClassifier', 'autocast_dtype',
-            'PrecisionSafeClassifier', 'OverflowCounter', 'fp32_logits', 'fp32_predict',
-            'precision_name', 'precision_safe']
-__all__ += ['APGDAttack', 'FABAttack', 'SquareAttack', 'AutoAttack']
+__all__ = [
+    'APGDAttack', 'AutoAttack', 'CWLinf', 'FABAttack', 'FGSMRS', 'GradScaledClassifier', 'NFGSM',
+    'NormalizedClassifier', 'OverflowCounter', 'PGDAttack', 'PrecisionSafeClassifier',
+    'SquareAttack', 'TORCHATTACKS_ADAPTERS', 'TorchAttack', 'attack_context', 'attack_name',
+    'attack_settings', 'autocast_dtype', 'build_attack', 'build_attacks', 'format_settings',
+    'fp32_logits', 'fp32_predict', 'frozen_running_stats', 'parse_attack', 'pgd_step_size',
+    'precision_name', 'precision_safe', 'takes_eps', 'takes_sample_keys', 'with_eps'
+]

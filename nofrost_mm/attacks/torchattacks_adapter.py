@@ -31,7 +31,7 @@ from .pixel_size import check_pixel_size
 # (/255); L2 radii scale the same way (eps=127.5 is an L2 radius of 0.5)
 PIXEL_KWARGS = ('eps', 'alpha', 'max_epsilon')
 # wrappers that take other attacks or a training loader, not a model, and
-# AutoAttack, which the plug-in implements itself (attacks/autoattack.py)
+# AutoAttack, which the plug-in implements itself (attacks/autoattack/)
 NOT_ADAPTED = ('MultiAttack', 'LGV', 'AutoAttack')
 # attacks without a ``norm`` argument that are not L-inf
 L2_ATTACKS = ('PGDL2', 'PGDRSL2')

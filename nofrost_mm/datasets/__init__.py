@@ -9,7 +9,7 @@ from .multi_view_dataset import MultiViewDataset
 from .multi_view_collate import multi_view_collate
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['SklearnDigits']
-__all__ += ['CorruptedDataset', 'ImageNetC', 'CIFAR10C']
-__all__ += ['WnidFolderDataset', 'ImageNetR', 'ImageNetA', 'ImageNetSketch']
-__all__ += ['MultiViewDataset', 'multi_view_collate']
+__all__ = [
+    'CIFAR10C', 'CorruptedDataset', 'ImageNetA', 'ImageNetC', 'ImageNetR', 'ImageNetSketch',
+    'MultiViewDataset', 'SklearnDigits', 'WnidFolderDataset', 'multi_view_collate'
+]

@@ -3,5 +3,4 @@ from .robust_accuracy import RobustAccuracy
 from .corruption_accuracy import CorruptionAccuracy
 from .robustness_records import RobustnessRecords
 
-__all__ = ['RobustAccuracy', 'CorruptionAccuracy']
-__all__ += ['RobustnessRecords']
+__all__ = ['CorruptionAccuracy', 'RobustAccuracy', 'RobustnessRecords']

@@ -7,10 +7,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nofrost_mm.attacks import AutoAttack
-from nofrost_mm.attacks.batch_norm_folding import conv_bn_pairs, fold_batch_norm
+from nofrost_mm.attacks.autoattack.batch_norm_folding import conv_bn_pairs, fold_batch_norm
 from nofrost_mm.models.layers import ScaledWSConv2d
 from nofrost_mm.utils.sample_random import sample_keys
-from .toy import digits_8x8, train_on_digits_8x8
+from ..toy import digits_8x8, train_on_digits_8x8
 
 
 class ConvBNNet(nn.Module):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_uniform
-from .mixed_precision import confirm_misclassified
+from ..mixed_precision import confirm_misclassified
 from nofrost_mm.utils.progress import NO_PROGRESS
 from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
                                end_status, like, run_rows)

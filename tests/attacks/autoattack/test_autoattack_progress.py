@@ -12,7 +12,7 @@ import torch.nn as nn
 from nofrost_mm.attacks import APGDAttack, AutoAttack, FABAttack, SquareAttack
 from nofrost_mm.utils.progress import ProgressReporter
 from nofrost_mm.utils.sample_random import sample_keys
-from .toy import digits_8x8, train_on_digits_8x8
+from ..toy import digits_8x8, train_on_digits_8x8
 
 EPS = 12  # /255: APGD-CE breaks about half the correct samples, the rest reach Square
 MEMBERS = ('apgd-ce', 'apgd-t', 'fab-t', 'square')

@@ -19,7 +19,7 @@ from .apgd import APGDAttack
 from .autoattack_member import check_common, check_images, default_keys, like, model_format
 from .batch_norm_folding import fold_batch_norm
 from .fab import FABAttack
-from .mixed_precision import (PrecisionSafeClassifier, autocast_dtype, autocast_off,
+from ..mixed_precision import (PrecisionSafeClassifier, autocast_dtype, autocast_off,
                               fp32_logits)
 from .square import SquareAttack
 

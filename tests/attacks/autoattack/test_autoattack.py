@@ -11,11 +11,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nofrost_mm.attacks import APGDAttack, AutoAttack, FABAttack, SquareAttack
-from nofrost_mm.attacks.autoattack import STANDARD
-from nofrost_mm.attacks.square import p_selection, square_deltas
+from nofrost_mm.attacks.autoattack.autoattack import STANDARD
+from nofrost_mm.attacks.autoattack.square import p_selection, square_deltas
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_keys
-from .toy import digits_8x8, train_on_digits_8x8
+from ..toy import digits_8x8, train_on_digits_8x8
 
 pyautoattack = pytest.importorskip(
     'pyautoattack', reason='the reference AutoAttack: pip install --no-deps '

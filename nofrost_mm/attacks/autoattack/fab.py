@@ -19,7 +19,7 @@ import torch
 
 from nofrost_mm.registry import ATTACKS
 from .apgd import target_classes
-from .mixed_precision import fp32_under_autocast
+from ..mixed_precision import fp32_under_autocast
 from nofrost_mm.utils.progress import NO_PROGRESS
 from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
                                end_status, run_rows)

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from nofrost_mm.attacks import APGDAttack, FABAttack, SquareAttack
-from nofrost_mm.attacks.autoattack_member import AutoAttackMember, run_rows
+from nofrost_mm.attacks.autoattack.autoattack_member import AutoAttackMember, run_rows
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 
 

@@ -27,7 +27,7 @@ import torch
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.progress import NO_PROGRESS, NO_TASK
 from nofrost_mm.utils.sample_random import sample_bits
-from .mixed_precision import fp32_recheck, fp32_under_autocast
+from ..mixed_precision import fp32_recheck, fp32_under_autocast
 from .autoattack_member import AutoAttackMember, check_common, check_int, end_status, like
 
 SQUARE_STREAM = 0x53515541

@@ -12,8 +12,8 @@ import torch
 
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 from nofrost_mm.utils.sample_random import random_keys
-from .mixed_precision import autocast_dtype, fp32_logits, precision_safe
-from .pixel_size import check_pixel_size
+from ..mixed_precision import autocast_dtype, fp32_logits, precision_safe
+from ..pixel_size import check_pixel_size
 
 
 def check_common(name: str, eps, norm: str, seed) -> None:
