@@ -13,7 +13,7 @@ starts), and the CPU works on one large batch instead of nine small ones. A
 sample leaves the batch, all its rows at once, at the first iterate that
 misclassifies it, which is the iterate returned for it.
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,8 @@ from nofrost_mm.utils.sample_random import sample_uniform
 from ..mixed_precision import confirm_misclassified
 from nofrost_mm.utils.progress import NO_PROGRESS
 from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
-                               end_status, like, run_rows)
+                               check_target_batch, end_status, like, rows_per_pass,
+                               run_rows)
 
 # stream ids of the per-sample random numbers (sample_random)
 APGD_STREAM = 0x41504744
@@ -83,11 +84,13 @@ class APGDAttack(AutoAttackMember):
         norm (str): Only 'Linf'. Defaults to 'Linf'.
         seed (int): Keys of the random starts when the call gives none.
             Defaults to 0.
-        target_batch (int, optional): At most this many rows (images) per
-            forward pass: targets and restarts then run in slices, in the
-            reference's order, later slices only on the survivors (bounds
-            memory on large models; which samples break does not change).
-            None runs all rows at once. Defaults to None.
+        target_batch (int | str, optional): At most this many rows
+            (images) per forward pass: targets and restarts then run in
+            slices, in the reference's order, later slices only on the
+            survivors (bounds memory on large models; which samples break
+            does not change). 'auto': rows of at most 2**25 input elements
+            (222 at 224 px; a CIFAR batch's 9 targets in one pass). None runs
+            all rows at once. Defaults to 'auto'.
 
     Example:
         >>> attack = APGDAttack(eps=8, loss='dlr-targeted')
@@ -99,14 +102,13 @@ class APGDAttack(AutoAttackMember):
     def __init__(self, eps: float = 8., steps: int = 100, n_restarts: int = 1,
                  loss: str = 'ce', n_target_classes: int = 9, rho: float = .75,
                  norm: str = 'Linf', seed: int = 0,
-                 target_batch: Optional[int] = None):
+                 target_batch: Union[int, str, None] = 'auto'):
         name = type(self).__name__
         check_common(name, eps, norm, seed)
         check_int(name, 'steps', steps, 1)
         check_int(name, 'n_restarts', n_restarts, 1)
         check_int(name, 'n_target_classes', n_target_classes, 1)
-        if target_batch is not None:
-            check_int(name, 'target_batch', target_batch, 1)
+        check_target_batch(name, target_batch)
         if loss not in self.LOSSES:
             raise ValueError(f'attack {name}: loss={loss!r} is not one of {self.LOSSES}')
         if not isinstance(rho, (int, float)) or not 0 < rho <= 1:
@@ -177,7 +179,8 @@ class APGDAttack(AutoAttackMember):
                 starts = self._starts(k[s], t * 1000 + r, x.shape[1:])
                 return self._run(model, x[s], y[s], target, like(starts, x), s, rows)
 
-            got, got_adv = run_rows(len(s_idx), s_idx, self.target_batch,
+            got, got_adv = run_rows(len(s_idx), s_idx,
+                                    rows_per_pass(self.target_batch, x),
                                     attack_rows, m, x, rows)
             task.end(end_status(m, got), always=True)
         broken[todo[got]] = True

@@ -5,11 +5,12 @@ Square with 5000 queries, every member on the samples the earlier ones left
 correct, with the settings of fra31/auto-attack's ``version='standard'``
 (``STANDARD`` lists them). One clean forward pass decides the correct
 samples and the target classes; members run their targets as one batch
-(:class:`APGDAttack`, :class:`FABAttack`) and Square vectorised
-(:class:`SquareAttack`), in the model's memory format, on the model with its
-eval BatchNorms folded into the convs before them (:func:`fold_batch_norm`).
+(:class:`APGDAttack`, :class:`FABAttack`; ``target_batch`` rows at a time)
+and Square vectorised (:class:`SquareAttack`), in the model's memory format,
+on the model with its eval BatchNorms folded into the convs before them
+(:func:`fold_batch_norm`).
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -68,10 +69,15 @@ class AutoAttack:
             Defaults to None.
         seed (int): Seed of the random numbers when the call gives no
             ``keys``. Defaults to 0.
-        target_batch (int, optional): At most this many images per pass of
-            APGD-T and FAB-T (their rows are survivors x targets); None
-            runs all targets at once. Bounds memory on large models without
-            changing which samples break. Defaults to None.
+        target_batch (int | str, optional): At most this many images per
+            pass of APGD-T and FAB-T (their rows are survivors x targets),
+            and per slice of FAB's projection onto the boundary: the one
+            setting that bounds their memory, whatever the number of
+            survivors, without changing which samples break. 'auto': rows
+            of at most 2**25 input elements (222 images at 224 px, so an
+            NF-ResNet-50 stays within an 80 GB GPU; every target of a CIFAR
+            batch of up to 1213 survivors in one pass); None runs all
+            targets at once. Defaults to 'auto'.
         fold_batch_norm (bool): Attack a copy of the model whose eval-mode
             BatchNorms that read a conv's output are folded into that conv:
             the same function up to float rounding (checked on the clean
@@ -93,7 +99,7 @@ class AutoAttack:
 
     def __init__(self, eps: float = 8., norm: str = 'Linf',
                  version: str = 'standard', n_classes: Optional[int] = None,
-                 seed: int = 0, target_batch: Optional[int] = None,
+                 seed: int = 0, target_batch: Union[int, str, None] = 'auto',
                  fold_batch_norm: bool = True, verbose: bool = False):
         check_common('AutoAttack', eps, norm, seed)
         if version not in VERSIONS:

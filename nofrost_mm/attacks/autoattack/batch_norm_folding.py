@@ -11,9 +11,16 @@ Which BN follows which conv is read from one forward pass (forward hooks: the
 BN's input is the very tensor a conv returned), not from module order, and the
 folded copy is checked against the model's own logits on the images it will
 attack; if they differ by more than float rounding (a conv output that some
-other layer also reads, for example) the model is used unfolded.
+other layer also reads, for example) the model is used unfolded. Eval-mode
+``SyncBatchNorm`` (a model converted for distributed training) is the same
+affine map and folds too.
+
+The folded copy is made once per model and kept while the model's weights,
+buffers and modes stay as they are (a robust test calls AutoAttack once per
+batch on the same model): a later call only checks it on its own images.
 """
 import copy
+import weakref
 from typing import Tuple
 
 import torch
@@ -24,8 +31,14 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 FOLD_RTOL = 1e-3
 
 
+# model -> (its state key, folded copy, BatchNorms folded): dropped with the model
+_FOLDED = weakref.WeakKeyDictionary()
+
+
 def _foldable_bn(module: nn.Module) -> bool:
-    return (isinstance(module, nn.BatchNorm2d) and not module.training
+    # eval-mode SyncBatchNorm normalises with its running buffers, no
+    # collective: on a conv's (N, C, H, W) output it is BatchNorm2d
+    return (isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)) and not module.training
             and module.running_mean is not None and module.running_var is not None)
 
 
@@ -76,24 +89,28 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module):
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
-def fold_batch_norm(model: nn.Module, images: torch.Tensor,
-                    logits: torch.Tensor) -> Tuple[nn.Module, int]:
-    """The model with its conv-fed eval BatchNorms folded, and how many.
+def _state_key(model: nn.Module) -> tuple:
+    """What a folded copy of ``model`` depends on: its modules and their
+    modes, and each parameter's and buffer's storage and in-place version
+    (an optimizer step or a loaded checkpoint changes the version)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return (tuple((id(m), m.training) for m in model.modules()),
+            tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device) for t in tensors))
 
-    Args:
-        model (nn.Module): The classifier in eval mode (not modified).
-        images (Tensor): Images it will be attacked on.
-        logits (Tensor): ``model(images)``, the reference of the check.
 
-    Returns:
-        tuple: A folded copy (no parameter requires gradients) and the number
-        of BatchNorms folded, or ``(model, 0)`` when none can be folded or the
-        folded copy's logits differ from ``logits`` beyond float rounding.
-    """
+def _folded_copy(model: nn.Module, images: torch.Tensor) -> Tuple[nn.Module, int]:
+    """A folded copy of ``model`` (unchecked) and its number of folds; made
+    once while the model's state key stays the same."""
+    key = _state_key(model)
+    cached = _FOLDED.get(model)
+    if cached is not None and cached[0] == key:
+        return (cached[1], cached[2]) if cached[2] else (model, 0)
+    _FOLDED.pop(model, None)  # the old copy's memory first
     # the dataflow does not depend on the batch; two images keep the conv
     # outputs the hooks hold small
     pairs = conv_bn_pairs(model, images[:2])
     if not pairs:
+        _FOLDED[model] = (key, None, 0)  # not the model: a weak key's value
         return model, 0
     folded = copy.deepcopy(model)
     with torch.no_grad():
@@ -111,9 +128,35 @@ def fold_batch_norm(model: nn.Module, images: torch.Tensor,
                                        requires_grad=False)
             conv.bias = nn.Parameter(bias.detach(), requires_grad=False)
             _set_submodule(folded, bn_name, nn.Identity())
-        folded.requires_grad_(False)
+    folded.requires_grad_(False)
+    # the copy refers to no tensor of the model's, so the entry dies with it
+    _FOLDED[model] = (key, folded, len(pairs))
+    return folded, len(pairs)
+
+
+def fold_batch_norm(model: nn.Module, images: torch.Tensor,
+                    logits: torch.Tensor) -> Tuple[nn.Module, int]:
+    """The model with its conv-fed eval BatchNorms folded, and how many.
+
+    The copy is reused by later calls on the same, unchanged model (see the
+    module docstring); each call checks it on its own ``images``.
+
+    Args:
+        model (nn.Module): The classifier in eval mode (not modified).
+        images (Tensor): Images it will be attacked on.
+        logits (Tensor): ``model(images)``, the reference of the check.
+
+    Returns:
+        tuple: A folded copy (no parameter requires gradients) and the number
+        of BatchNorms folded, or ``(model, 0)`` when none can be folded or the
+        folded copy's logits differ from ``logits`` beyond float rounding.
+    """
+    folded, count = _folded_copy(model, images)
+    if not count:
+        return model, 0
+    with torch.no_grad():
         check = folded(images).float()
     scale = float(logits.abs().max()) or 1.
     if not bool((check - logits.float()).abs().max() <= FOLD_RTOL * scale):
         return model, 0
-    return folded, len(pairs)
+    return folded, count

@@ -13,7 +13,7 @@ batch, all its rows at once, when one row finds an adversarial image within
 samples that break are those the reference breaks).
 """
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -22,7 +22,7 @@ from .apgd import target_classes
 from ..mixed_precision import fp32_under_autocast
 from nofrost_mm.utils.progress import NO_PROGRESS
 from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
-                               end_status, run_rows)
+                               check_target_batch, end_status, rows_per_pass, run_rows)
 
 
 def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -75,6 +75,26 @@ def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.
     return d * (w != 0).float()
 
 
+def boundary_steps(x1: torch.Tensor, im2: torch.Tensor, w: torch.Tensor,
+                   b: torch.Tensor, rows: Optional[int] = None):
+    """:func:`projection_linf` of the iterates ``x1`` and of the clean images
+    ``im2`` (R, D) onto the same planes, on at most ``rows`` rows at a time.
+
+    Rows are projected independently, so the slices give the steps of the
+    reference's one call on both halves (which the call makes when they fit
+    in ``rows``, or ``rows`` is None).
+    """
+    if rows is None or 2 * len(x1) <= rows:
+        d = projection_linf(torch.cat((x1, im2)), torch.cat((w, w)), torch.cat((b, b)))
+        return d[:len(x1)], d[len(x1):]
+    d1, d2 = torch.empty_like(x1), torch.empty_like(im2)
+    for out, t in ((d1, x1), (d2, im2)):
+        for i in range(0, len(t), rows):
+            out[i:i + rows] = projection_linf(t[i:i + rows], w[i:i + rows],
+                                              b[i:i + rows])
+    return d1, d2
+
+
 @ATTACKS.register_module()
 class FABAttack(AutoAttackMember):
     """Targeted FAB (FAB-T) for L-inf with the reference's standard settings.
@@ -103,10 +123,13 @@ class FABAttack(AutoAttackMember):
         norm (str): Only 'Linf'. Defaults to 'Linf'.
         seed (int): Unused (no random start); kept for the common call.
             Defaults to 0.
-        target_batch (int, optional): At most this many rows (images) per
-            pass: targets then run in slices, in the reference's order,
-            later slices only on the survivors. None runs all at once.
-            Defaults to None.
+        target_batch (int | str, optional): At most this many rows
+            (images) per pass: targets then run in slices, in the
+            reference's order, later slices only on the survivors; the
+            projection onto the boundary runs on slices of as many rows
+            (the same iterates). 'auto': rows of at most 2**25 input
+            elements (222 at 224 px). None runs all at once.
+            Defaults to 'auto'.
 
     Example:
         >>> adv = FABAttack(eps=8)(normalized_classifier, images, labels)
@@ -118,13 +141,12 @@ class FABAttack(AutoAttackMember):
     def __init__(self, eps: float = 8., steps: int = 100, n_target_classes: int = 9,
                  alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9,
                  norm: str = 'Linf', seed: int = 0,
-                 target_batch: Optional[int] = None):
+                 target_batch: Union[int, str, None] = 'auto'):
         name = type(self).__name__
         check_common(name, eps, norm, seed)
         check_int(name, 'steps', steps, 1)
         check_int(name, 'n_target_classes', n_target_classes, 1)
-        if target_batch is not None:
-            check_int(name, 'target_batch', target_batch, 1)
+        check_target_batch(name, target_batch)
         for key, value, low, high in (('alpha_max', alpha_max, 0, 1),
                                       ('eta', eta, 1, 10), ('beta', beta, 0, 1)):
             if not isinstance(value, (int, float)) or not low <= value <= high:
@@ -163,7 +185,8 @@ class FABAttack(AutoAttackMember):
                 s = s_idx[idx]
                 return self._run(model, x[s], y[s], targets[t_idx[idx], s], s, rows)
 
-            got, got_adv = run_rows(len(s_idx), s_idx, self.target_batch,
+            got, got_adv = run_rows(len(s_idx), s_idx,
+                                    rows_per_pass(self.target_batch, x),
                                     attack_rows, m, x, rows)
             task.end(end_status(m, got), always=True)
         broken[todo[got]] = True
@@ -181,6 +204,9 @@ class FABAttack(AutoAttackMember):
         out_adv = im2.clone()
         alive = torch.arange(rows, device=im2.device)
         x1 = im2.clone()
+        # the projection's tensors, about ten of (rows, C x H x W), stay
+        # within those of one pass's forward rows
+        chunk = rows_per_pass(self.target_batch, im2)
         if progress is not None:
             progress.pass_rows(groups, out_broken)
         for step in range(self.steps):
@@ -194,12 +220,11 @@ class FABAttack(AutoAttackMember):
             bs = len(x1)
             w = dg.reshape(bs, -1)
             b = -df + (w * x1.reshape(bs, -1)).sum(dim=-1)
-            d3 = projection_linf(torch.cat((x1.reshape(bs, -1), im2.reshape(bs, -1)), 0),
-                                 torch.cat((w, w), 0), torch.cat((b, b), 0))
-            d1 = d3[:bs].reshape(x1.shape)
-            d2 = d3[-bs:].reshape(x1.shape)
-            a0 = d3.abs().max(dim=1, keepdim=True)[0].view(-1, 1, 1, 1).clamp_min(1e-8)
-            a1, a2 = a0[:bs], a0[-bs:]
+            d1, d2 = boundary_steps(x1.reshape(bs, -1), im2.reshape(bs, -1), w, b,
+                                    chunk)
+            a1, a2 = (d.abs().amax(1).view(-1, 1, 1, 1).clamp_min(1e-8)
+                      for d in (d1, d2))
+            d1, d2 = d1.reshape(x1.shape), d2.reshape(x1.shape)
             alpha = (a1 / (a1 + a2)).clamp(0., self.alpha_max)
             x1 = ((x1 + self.eta * d1) * (1 - alpha)
                   + (im2 + d2 * self.eta) * alpha).clamp(0.0, 1.0)

@@ -147,3 +147,56 @@ def test_a_layer_called_twice_is_not_folded():
     model = _random_stats(Twice())
     x = torch.rand(2, 3, 8, 8)
     assert conv_bn_pairs(model, x) == []
+
+
+def test_the_folded_copy_is_made_once_while_the_model_is_unchanged():
+    model = _random_stats(ConvBNNet())
+    x = torch.rand(6, 3, 8, 8)
+    first, count = fold_batch_norm(model, x, model(x))
+    assert count == 2
+    # a robust test's next batch: the same copy, checked on its images
+    x2 = torch.rand(5, 3, 8, 8)
+    assert fold_batch_norm(model, x2, model(x2)) == (first, 2)
+    # a changed weight (an optimizer step, a loaded checkpoint) folds anew
+    with torch.no_grad():
+        model.conv1.weight.mul_(1.5)
+        model.bn1.running_var.mul_(2)
+    again, count = fold_batch_norm(model, x2, model(x2))
+    assert count == 2 and again is not first
+    assert torch.allclose(again(x2), model(x2), atol=1e-5)
+    # so does a BatchNorm switched to train mode (it cannot fold then)
+    model.bn2.train()
+    train_mode, count = fold_batch_norm(model, x2, model(x2))
+    assert count == 1 and isinstance(train_mode.bn2, nn.BatchNorm2d)
+    model.eval()
+    # a copy never changes the caller's model, whose logits it is checked on
+    assert isinstance(model.bn1, nn.BatchNorm2d)
+
+
+def test_the_cached_copy_goes_with_the_model():
+    import gc
+    import weakref
+    from nofrost_mm.attacks.autoattack import batch_norm_folding
+    model = _random_stats(ConvBNNet())
+    x = torch.rand(4, 3, 8, 8)
+    folded, _ = fold_batch_norm(model, x, model(x))
+    gone = weakref.ref(folded)
+    assert model in batch_norm_folding._FOLDED
+    del model, folded
+    gc.collect()
+    assert gone() is None
+
+
+def test_sync_batch_norm_in_eval_mode_folds():
+    model = _random_stats(nn.SyncBatchNorm.convert_sync_batchnorm(ConvBNNet()))
+    for m in model.modules():  # _random_stats knows BatchNorm2d only
+        if isinstance(m, nn.SyncBatchNorm):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    assert isinstance(model.bn1, nn.SyncBatchNorm)
+    x = torch.rand(6, 3, 8, 8)
+    logits = model(x)  # eval mode: no process group needed
+    folded, count = fold_batch_norm(model, x, logits)
+    assert count == 2 and isinstance(folded.bn1, nn.Identity)
+    assert isinstance(folded.bn_sum, nn.SyncBatchNorm)
+    assert torch.allclose(folded(x), logits, atol=1e-5)
