@@ -1,5 +1,5 @@
 # components of this folder are imported here (one file each), which registers them
-from .attack_context import attack_context, frozen_running_stats
+from .attack_context import attack_context, model_state
 from .builder import (attack_name, attack_settings, build_attack, build_attacks,
                       format_settings, parse_attack, takes_eps, takes_sample_keys,
                       with_eps)
@@ -18,6 +18,6 @@ __all__ = [
     'NormalizedClassifier', 'OverflowCounter', 'PGDAttack', 'PrecisionSafeClassifier',
     'SquareAttack', 'TORCHATTACKS_ADAPTERS', 'TorchAttack', 'attack_context', 'attack_name',
     'attack_settings', 'autocast_dtype', 'build_attack', 'build_attacks', 'format_settings',
-    'fp32_logits', 'fp32_predict', 'frozen_running_stats', 'parse_attack', 'pgd_step_size',
+    'fp32_logits', 'fp32_predict', 'model_state', 'parse_attack', 'pgd_step_size',
     'precision_name', 'precision_safe', 'takes_eps', 'takes_sample_keys', 'with_eps'
 ]

@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from nofrost_mm.utils.log_once import LogOnce
 from ..registry import ATTACKS
+from .attack_context import model_state
 from .mixed_precision import PrecisionSafeClassifier, autocast_dtype, autocast_off
 from .pixel_size import check_pixel_size
 
@@ -235,23 +236,19 @@ class TorchAttack:
                 _ContiguousInputs(PrecisionSafeClassifier(model)), num_classes)
             self._model = model
         images = images.contiguous()
-        # torchattacks calls model.train() afterwards if the top module was
-        # in train mode, which would switch a caller's eval-mode layers
-        modes = [(m, m.training) for m in model.modules()]
         device_type = images.device.type
         fp32 = autocast_dtype(device_type) is not None and not self.amp_safe
         if fp32:
             self._log_once(f'attack {self.attack_name}: runs in fp32 under autocast (it '
                            'decides inside torchattacks on rounded logits; safe in '
                            f'reduced precision: {", ".join(AMP_SAFE)})')
-        try:
+        # torchattacks calls model.train() afterwards if the top module was
+        # in train mode, which would switch a caller's eval-mode layers
+        with model_state(model):
             if fp32:
                 with autocast_off(device_type):
                     return self._attack(images, labels).detach()
             return self._attack(images, labels).detach()
-        finally:
-            for m, training in modes:
-                m.training = training
 
     def __repr__(self):
         args = ', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())

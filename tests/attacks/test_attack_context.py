@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from mmengine.model import MMDistributedDataParallel
 
-from nofrost_mm.attacks import attack_context
+from nofrost_mm.attacks import attack_context, model_state
 from tests.conftest import free_port
 
 
@@ -87,3 +87,42 @@ def test_unwraps_ddp():
         assert all(p.requires_grad for p in model.parameters())
     finally:
         dist.destroy_process_group()
+
+
+def test_model_state_restores_what_a_callee_changed():
+    """train_mode=None keeps the modes; whatever the body switches comes back
+    (torchattacks calls model.eval() and model.train())."""
+    model = _mixed_state(_net())
+    before = _snapshot(model)
+    with model_state(model) as net:
+        assert net is model and [m.training for m in model.modules()] == before[0]
+        model.eval()
+        model[0].weight.requires_grad_(False)
+    after = _snapshot(model)
+    assert after[0] == before[0] and after[1] == before[1]
+
+
+def test_model_state_unchanged_statistics_survive_a_later_backward():
+    """running_stats='unchanged': train-mode passes whose graph is used after
+    the context leave the running statistics bit-identical."""
+    model = _mixed_state(_net())
+    before = _snapshot(model)
+    x = torch.rand(4, 3, 8, 8) * 5
+    with model_state(model, train_mode=True, running_stats='unchanged'):
+        out = model(x)
+        assert all(m.training for m in model.modules())
+    out.sum().backward()  # BN's backward reads the batch statistics it saved
+    after = _snapshot(model)
+    assert after[0] == before[0]
+    assert model[1].momentum == 0.1
+    for key, value in before[2].items():
+        assert torch.equal(after[2][key], value), key
+    with model_state(model, train_mode=True):  # None: the statistics move
+        model(x)
+    assert not torch.equal(model[1].running_mean, before[2]['1.running_mean'])
+
+
+def test_model_state_names_the_allowed_running_stats():
+    with pytest.raises(ValueError, match="running_stats must be one of.*'restore'"):
+        with model_state(_net(), running_stats='frozen'):
+            pass

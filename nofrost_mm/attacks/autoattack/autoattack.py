@@ -15,9 +15,11 @@ from typing import Optional, Union
 import torch
 
 from nofrost_mm.registry import ATTACKS
+from nofrost_mm.utils.memory_format import model_memory_format
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
+from ..attack_context import model_state
 from .apgd import APGDAttack
-from .autoattack_member import check_common, check_images, default_keys, like, model_format
+from .autoattack_member import check_common, check_images, default_keys, like
 from .batch_norm_folding import fold_batch_norm
 from .fab import FABAttack
 from ..mixed_precision import (PrecisionSafeClassifier, autocast_dtype, autocast_off,
@@ -145,13 +147,9 @@ class AutoAttack:
         safe = model if isinstance(model, PrecisionSafeClassifier) else None
         if safe is not None:
             model = safe.model_fn
-        fmt = model_format(model)
-        if fmt is not None:
-            # every attack image in the model's layout: no conversion per conv
-            images = images.contiguous(memory_format=fmt)
-        modes = [(m, m.training) for m in model.modules()]
-        try:
-            model.eval()
+        # every attack image in the model's layout: no conversion per conv
+        images = images.contiguous(memory_format=model_memory_format(model))
+        with model_state(model, train_mode=False):
             logits = fp32_logits(model, images)
             if self.n_classes is not None and logits.size(1) != self.n_classes:
                 raise ValueError(f'AutoAttack: n_classes={self.n_classes} but the '
@@ -168,9 +166,6 @@ class AutoAttack:
                     else PrecisionSafeClassifier(attacked)
             return like(self.run(attacked, images, labels, keys, logits,
                                  progress)[0], given)
-        finally:
-            for m, training in modes:
-                m.training = training
 
     def run(self, model, images, labels, keys, clean_logits,
             progress: ProgressReporter = NO_PROGRESS):

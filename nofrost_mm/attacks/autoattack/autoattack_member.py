@@ -87,17 +87,6 @@ def like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=fmt)
 
 
-def model_format(model) -> Optional[torch.memory_format]:
-    """channels_last when the model's first 4-d parameter (a conv weight) is
-    stored so, contiguous_format for other 4-d weights, None without any."""
-    for p in model.parameters():
-        if p.dim() == 4:
-            cl = not p.is_contiguous() and p.is_contiguous(
-                memory_format=torch.channels_last)
-            return torch.channels_last if cl else torch.contiguous_format
-    return None
-
-
 class RowProgress:
     """A member's progress over its rows, for its :class:`ProgressTask`.
 

@@ -10,7 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from nofrost_mm.attacks import PGDAttack, build_attack
+from nofrost_mm.attacks import PGDAttack, build_attack, model_state
 from nofrost_mm.attacks.mixed_precision import autocast_off
 from nofrost_mm.models.classifiers import AdvImageClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
@@ -276,14 +276,10 @@ class AdversarialTrainingHook(Hook):
             # pass did, also when one sample is left to attack
             attacked = inputs.clone()
             attacked[todo] = adv
-            was_training = model.training
-            model.eval()
-            try:
-                # the decision of record is fp32, whatever the attack ran in
-                with torch.no_grad(), autocast_off(adv.device.type):
-                    preds = model(attacked, copy.deepcopy(samples), mode='predict')
-            finally:
-                model.train(was_training)
+            # the decision of record is fp32, whatever the attack ran in
+            with model_state(model, train_mode=False), torch.no_grad(), \
+                    autocast_off(adv.device.type):
+                preds = model(attacked, copy.deepcopy(samples), mode='predict')
             for i in todo.tolist():
                 robust[i].set_pred_score(preds[i].pred_score).set_pred_label(
                     preds[i].pred_label)

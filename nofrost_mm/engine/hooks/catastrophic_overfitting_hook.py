@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from nofrost_mm.attacks import PGDAttack
+from nofrost_mm.attacks import PGDAttack, model_state
 from nofrost_mm.attacks.mixed_precision import autocast_off
 from nofrost_mm.utils.checkpoint_reader import read_checkpoint
 from nofrost_mm.utils.config_checks import check_bool, check_choice, check_number
@@ -220,28 +220,24 @@ class CatastrophicOverfittingHook(Hook):
         pre = model.data_preprocessor
         device = next(model.parameters()).device
         correct = torch.zeros(3, dtype=torch.float64, device=device)
-        was_training = model.training
-        model.eval()
         devices = [device] if device.type == 'cuda' else []
-        try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.seed)
-                for batch in self._batches:
-                    with torch.no_grad():
-                        data = pre(batch, False)
-                    inputs, samples = data['inputs'], data['data_samples']
-                    labels = torch.cat([s.gt_label for s in samples]).to(device)
-                    for k, attack in enumerate((None, self.pgd, self.fgsm)):
-                        x = inputs if attack is None else pre.attack_inputs(
-                            model, inputs, labels, attack, train_mode=False)
-                        # decided in fp32 whatever precision the attack ran in
-                        with torch.no_grad(), autocast_off(device.type):
-                            # (N, K) also for one image: mmpretrain's LeNet5
-                            # squeezes it to (K,), and a batch can hold one
-                            logits = model(x, mode='tensor').reshape(len(x), -1)
-                        correct[k] += (logits.argmax(dim=1) == labels).sum()
-        finally:
-            model.train(was_training)
+        with model_state(model, train_mode=False), \
+                torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            for batch in self._batches:
+                with torch.no_grad():
+                    data = pre(batch, False)
+                inputs, samples = data['inputs'], data['data_samples']
+                labels = torch.cat([s.gt_label for s in samples]).to(device)
+                for k, attack in enumerate((None, self.pgd, self.fgsm)):
+                    x = inputs if attack is None else pre.attack_inputs(
+                        model, inputs, labels, attack, train_mode=False)
+                    # decided in fp32 whatever precision the attack ran in
+                    with torch.no_grad(), autocast_off(device.type):
+                        # (N, K) also for one image: mmpretrain's LeNet5
+                        # squeezes it to (K,), and a batch can hold one
+                        logits = model(x, mode='tensor').reshape(len(x), -1)
+                    correct[k] += (logits.argmax(dim=1) == labels).sum()
         all_reduce(correct)  # no-op without distribution
         clean, pgd, fgsm = (100. * correct / self._total).tolist()
         return dict(clean=clean, pgd=pgd, fgsm=fgsm)

@@ -1,8 +1,7 @@
 """ImageClassifier that takes clean and adversarial batches: mixed PGD-AT,
 pure AT, TRADES, adversarial weight perturbation (AWP) and GradAlign."""
-from contextlib import contextmanager
 from numbers import Number
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -10,9 +9,8 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.func import functional_call
-from torch.nn.modules.batchnorm import _NormBase
 
-from nofrost_mm.attacks import frozen_running_stats
+from nofrost_mm.attacks import model_state
 from nofrost_mm.attacks.mixed_precision import (LOGIT_GRAD_EXP, autocast_dtype,
                                                 autocast_off, precision_name)
 from nofrost_mm.utils import LogOnce, model_memory_format
@@ -251,7 +249,11 @@ class AdvImageClassifier(ImageClassifier):
         targets = pre.attack_targets(data_samples).to(inputs.device)
         normalize = pre.normalized_classifier(self).normalize
         eps = pre.budget.get('eps', 0) / 255.
-        with _attack_mode(self, pre.attack_model_mode == 'train'):
+        # BN running statistics untouched in train mode, not written back
+        # (the passes' graphs stay alive until the training backward)
+        train_mode = pre.attack_model_mode == 'train'
+        with model_state(self, train_mode=train_mode,
+                         running_stats='unchanged' if train_mode else None):
             eta = torch.empty_like(images).uniform_(-eps, eps)
             clean, noisy = self._grad_align_grads(
                 _ImageLogits(self, normalize, params), images,
@@ -313,7 +315,7 @@ class AdvImageClassifier(ImageClassifier):
                  if p.requires_grad and p.dim() > 1 and 'weight' in n]
         # the extra pass must not count in the BN running statistics (BN's
         # backward reads them: restore only after it)
-        with frozen_running_stats(self):
+        with model_state(self, running_stats='restore'):
             grads = self._awp_grads(inputs, adv_inputs, data_samples,
                                     [p for _, p in named])
         out = []
@@ -521,31 +523,6 @@ def _peak_normalized(rows: torch.Tensor) -> torch.Tensor:
     ``GRAD_ALIGN_MIN_PEAK``, so that the reciprocal stays finite)."""
     peak = rows.detach().abs().amax(dim=1, keepdim=True)
     return rows / peak.clamp(min=GRAD_ALIGN_MIN_PEAK)
-
-
-@contextmanager
-def _attack_mode(model: torch.nn.Module, train_mode: bool) -> Iterator[None]:
-    """Eval (or train) mode for extra passes, BN running statistics untouched.
-
-    Unlike :func:`frozen_running_stats` no buffer is written back (the
-    passes' graphs stay alive until the training backward, which would see
-    the in-place restore): in train mode the BN momentum is 0 instead.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    bns = [(m, m.momentum, m.num_batches_tracked.clone()) for m in model.modules()
-           if isinstance(m, _NormBase) and m.track_running_stats
-           and m.num_batches_tracked is not None] if train_mode else []
-    try:
-        model.train(train_mode)
-        for m, _, _ in bns:
-            m.momentum = 0.  # running = 1 * running + 0 * batch
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-        for m, momentum, count in bns:
-            m.momentum = momentum
-            m.num_batches_tracked.copy_(count)
 
 
 def _take(feats, index):
