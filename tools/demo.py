@@ -17,6 +17,8 @@ Usage:
     python tools/demo.py --study fast --seeds 0 1 2   # N-FGSM / FGSM-RS vs PGD-5
     python tools/demo.py --study eps --seeds 0 1 2    # eps 32, 48, 64 (+ plot)
     python tools/demo.py --study fast eps --seeds 0 1 2   # both, rows shared
+    python tools/demo.py --study dualbn label-smoothing --seeds 0 1 2 \
+        --run-dir work_dirs/study_dualbn/runs/main   # resumable
     python tools/demo.py --quick   # one epoch on a few images: a smoke run (CI)
 """
 import argparse
@@ -70,11 +72,35 @@ EPS_METHODS = [
         ('BN-AT', f'configs/demo/resnet18-w16_1xb64_digits_pgdat-eps{eps}.py'),
         ('NoFrost (NF-AT)',
          f'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat-eps{eps}.py')]]
-ALL_METHODS = METHODS + RECIPE_METHODS + FAST_METHODS + EPS_METHODS
+# the three-way study (--study dualbn): BN-AT, dual-BN AT (AdvProp's
+# separate clean and adversarial BNs, both branches tested) and NoFrost at
+# eps 32 and 48; the two branches are one trained model, tested twice
+DUALBN_METHODS = [
+    (f'Dual-BN AT, {branch} branch{suffix}',
+     f'configs/dualbn/resnet18-w16-dualbn_1xb64_digits_pgdat{config}.py')
+    for suffix, config in (('', ''), (' @48', '-eps48'))
+    for branch in ('clean', 'adv')]
+# config options of a method's tests (its training is the row with the same
+# config): the dual-BN model's adversarial branch
+EVAL_OPTIONS = {name: ['model.backbone.norm_cfg.deploy_branch=adv']
+                for name, _ in DUALBN_METHODS if 'adv branch' in name}
+# the label-smoothing ablation (--study label-smoothing): the official
+# recipe's label smoothing 0.1 against none (the demo's default)
+LS_METHODS = [
+    ('BN-AT LS 0.1', 'configs/demo/resnet18-w16_1xb64_digits_pgdat-ls0.1.py'),
+    ('NoFrost (NF-AT) LS 0.1',
+     'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat-ls0.1.py'),
+]
+ALL_METHODS = (METHODS + RECIPE_METHODS + FAST_METHODS + EPS_METHODS
+               + DUALBN_METHODS + LS_METHODS)
 STUDY = ['BN-AT', 'NoFrost (NF-AT)'] + [n for n, _ in RECIPE_METHODS]
 STUDIES = dict(recipes=STUDY,
                fast=['BN-AT', 'NoFrost (NF-AT)'] + [n for n, _ in FAST_METHODS],
-               eps=[n for n, _ in METHODS + EPS_METHODS])
+               eps=[n for n, _ in METHODS + EPS_METHODS],
+               dualbn=['BN-AT', 'NoFrost (NF-AT)', 'BN-AT @48',
+                       'NoFrost (NF-AT) @48'] + [n for n, _ in DUALBN_METHODS],
+               **{'label-smoothing': ['BN-AT', 'NoFrost (NF-AT)'] +
+                  [n for n, _ in LS_METHODS]})
 
 
 def method_eps(name):
@@ -113,6 +139,11 @@ def parse_args():
                         'seeded subset); clean and PGD-20 use all 360')
     parser.add_argument('--quick', action='store_true',
                         help='one epoch on a few images: a smoke run')
+    parser.add_argument('--run-dir', default=None,
+                        help='train and test in this folder (created if '
+                        'missing) instead of a new --work-dir/runs/<time>; '
+                        'a run of it with a result.json is reused, not '
+                        'repeated: a killed study resumes')
     known = [m for m, _ in ALL_METHODS]
     parser.add_argument('--methods', nargs='+', default=None,
                         help=f'method names to run (default: the first '
@@ -128,6 +159,10 @@ def parse_args():
                         'methods); `--study eps` standard, BN-AT and NoFrost '
                         f'at eps {"/".join(map(str, STUDY_EPS))} with a plot '
                         'of clean and AutoAttack accuracy against eps; '
+                        '`--study dualbn` BN-AT, dual-BN AT (both '
+                        'branches) and NoFrost at eps 32 and 48; '
+                        '`--study label-smoothing` BN-AT and NoFrost with '
+                        'label smoothing 0.1 and without; '
                         'several studies in one run share their rows')
     args = parser.parse_args()
     if args.aa_samples < 1:
@@ -175,13 +210,16 @@ def train(config, work_dir, seed, quick):
         return f.read().strip(), seconds
 
 
-def evaluate(config, checkpoint, work_dir, attacks, num_samples, name):
+def evaluate(config, checkpoint, work_dir, attacks, num_samples, name,
+             options=()):
     out = osp.join(work_dir, f'test_{name}.json')
     cmd = ['tools/test.py', config, checkpoint, '--work-dir',
            osp.join(work_dir, f'test_{name}'), '--out', out,
            '--attacks', *[repr(a) for a in attacks]]
     if num_samples is not None:
         cmd += ['--num-samples', str(num_samples)]
+    if options:
+        cmd += ['--cfg-options', *options]
     run(cmd, osp.join(work_dir, f'test_{name}_console.log'),
         show=lambda line: 'robust/' in line or 'WARNING' in line
         and 'masking' in line.lower())
@@ -245,7 +283,11 @@ def markdown_table(summary):
         cells = [fmt(res[key]) for key in
                  ('clean', 'pgd20', 'autoattack', 'worst_case',
                   'train_seconds')]
-        rows.append(f'| {name} | {res["eps"]} | ' + ' | '.join(cells) + ' |')
+        # a row of a study stopped early names the seeds it has
+        seeds = [r['seed'] for r in summary.get('runs', {}).get(name, [])]
+        label = name if not seeds or seeds == list(summary['seeds']) else (
+            f'{name} (seeds {", ".join(map(str, seeds))})')
+        rows.append(f'| {label} | {res["eps"]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
 
 
@@ -329,83 +371,116 @@ def plot_against_eps(summary, path):
     plt.close(fig)
 
 
-def main():
-    started = time.time()
-    args = parse_args()
-    methods = METHODS if args.methods is None else [
-        (n, c) for n, c in ALL_METHODS if n in args.methods]
-    stamp = time.strftime('%Y%m%d_%H%M%S')
-    run_root = osp.join(args.work_dir, 'runs', stamp)
-    os.makedirs(run_root, exist_ok=False)
-    aa_samples = 16 if args.quick else args.aa_samples
-    print(f'nofrost-mm demo: {len(methods)} methods x {len(args.seeds)} '
-          f'seed(s) on CPU; runs in {run_root}', flush=True)
-
-    per_run = {n: [] for n, _ in methods}
-    curves = {}
-    for seed in args.seeds:
-        trained = {}  # config -> (checkpoint, seconds, work dir) of this seed
-        for name, config in methods:
-            eps = method_eps(name)
-            slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
-            work_dir = osp.join(run_root, f'{slug}_seed{seed}')
-            os.makedirs(work_dir)
-            if config in trained:  # e.g. the standard model at another eps
-                ckpt, seconds, train_dir = trained[config]
-                print(f'\n==> [{name}, seed {seed}] the model trained for '
-                      f'{osp.basename(train_dir)}', flush=True)
-            else:
-                print(f'\n==> [{name}, seed {seed}] training {config}',
-                      flush=True)
-                ckpt, seconds = train(config, work_dir, seed, args.quick)
-                train_dir = work_dir
-                trained[config] = ckpt, seconds, work_dir
-            # the AutoAttack run repeats PGD-20 on its images (cheap next to
-            # AutoAttack) for the per-sample worst case over both
-            if args.quick:  # one evaluation run: the same few images
-                print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
-                      f'PGD-20 and AutoAttack on {aa_samples} test images, '
-                      f'eps {eps}/255', flush=True)
-                main_res = aa_res = evaluate(
-                    config, ckpt, work_dir, [pgd20(eps), autoattack(eps)],
-                    aa_samples, 'attacks')
-            else:
-                print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
-                      f'clean + PGD-20 on the test split, eps {eps}/255',
-                      flush=True)
-                main_res = evaluate(config, ckpt, work_dir, [pgd20(eps)],
-                                    None, 'pgd20')
-                print(f'==> [{name}, seed {seed}] PGD-20 + AutoAttack on '
-                      f'{aa_samples} test images', flush=True)
-                aa_res = evaluate(config, ckpt, work_dir,
-                                  [pgd20(eps), autoattack(eps)], aa_samples,
-                                  'autoattack')
-            per_run[name].append(dict(
-                seed=seed, eps=eps, checkpoint=ckpt, train_seconds=seconds,
-                clean=main_res['robust/clean'],
-                pgd20=main_res['robust/PGD-20'],
-                autoattack=aa_res['robust/AutoAttack'],
-                worst_case=aa_res['robust/worst_case'],
-                autoattack_clean=aa_res['robust/clean'],
-                pgd20_samples=main_res['robust/num_samples'],
-                autoattack_samples=aa_res['robust/num_samples']))
-            if seed == args.seeds[0]:
-                curves[name] = read_curves(train_dir)
-
+def summarize(args, per_run, run_root):
+    """The summary of the runs done so far (rows without runs left out)."""
+    done = {name: runs for name, runs in per_run.items() if runs}
     summary = dict(
         command=' '.join(['python'] + sys.argv), seeds=args.seeds,
-        quick=args.quick, eps=sorted({method_eps(n) for n in per_run}),
+        quick=args.quick, eps=sorted({method_eps(n) for n in done}),
         run_dir=run_root,
         machine=f'{platform.machine()}, {os.cpu_count()} CPU cores, '
         f'Python {platform.python_version()}',
         methods={name: dict(eps=method_eps(name), **{
             key: seed_stats([r[key] for r in runs]) for key in
             ('clean', 'pgd20', 'autoattack', 'worst_case', 'train_seconds')})
-                 for name, runs in per_run.items()},
-        runs=per_run)
-    table = markdown_table(summary)
-    summary['table'] = table
+                 for name, runs in done.items()},
+        runs=done)
+    summary['table'] = markdown_table(summary)
+    return summary
+
+
+def run_method(name, config, seed, work_dir, trained, args):
+    """Train (or reuse this seed's model of ``config``) and test one row."""
+    eps = method_eps(name)
+    aa_samples = 16 if args.quick else args.aa_samples
+    options = EVAL_OPTIONS.get(name, ())
+    if config in trained:  # e.g. the standard model at another eps
+        ckpt, seconds, train_dir = trained[config]
+        print(f'\n==> [{name}, seed {seed}] the model trained for '
+              f'{osp.basename(train_dir)}', flush=True)
+    else:
+        print(f'\n==> [{name}, seed {seed}] training {config}', flush=True)
+        ckpt, seconds = train(config, work_dir, seed, args.quick)
+        train_dir = work_dir
+        trained[config] = ckpt, seconds, work_dir
+    # the AutoAttack run repeats PGD-20 on its images (cheap next to
+    # AutoAttack) for the per-sample worst case over both
+    if args.quick:  # one evaluation run: the same few images
+        print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
+              f'PGD-20 and AutoAttack on {aa_samples} test images, '
+              f'eps {eps}/255', flush=True)
+        main_res = aa_res = evaluate(
+            config, ckpt, work_dir, [pgd20(eps), autoattack(eps)],
+            aa_samples, 'attacks', options)
+    else:
+        print(f'==> [{name}, seed {seed}] trained in {seconds:.0f} s; '
+              f'clean + PGD-20 on the test split, eps {eps}/255', flush=True)
+        main_res = evaluate(config, ckpt, work_dir, [pgd20(eps)], None,
+                            'pgd20', options)
+        print(f'==> [{name}, seed {seed}] PGD-20 + AutoAttack on '
+              f'{aa_samples} test images', flush=True)
+        aa_res = evaluate(config, ckpt, work_dir,
+                          [pgd20(eps), autoattack(eps)], aa_samples,
+                          'autoattack', options)
+    return dict(
+        seed=seed, eps=eps, checkpoint=ckpt, train_seconds=seconds,
+        train_dir=train_dir, test_options=list(options),
+        clean=main_res['robust/clean'],
+        pgd20=main_res['robust/PGD-20'],
+        autoattack=aa_res['robust/AutoAttack'],
+        worst_case=aa_res['robust/worst_case'],
+        autoattack_clean=aa_res['robust/clean'],
+        pgd20_samples=main_res['robust/num_samples'],
+        autoattack_samples=aa_res['robust/num_samples'])
+
+
+def main():
+    started = time.time()
+    args = parse_args()
+    methods = METHODS if args.methods is None else [
+        (n, c) for n, c in ALL_METHODS if n in args.methods]
+    if args.run_dir is None:
+        stamp = time.strftime('%Y%m%d_%H%M%S')
+        run_root = osp.join(args.work_dir, 'runs', stamp)
+        os.makedirs(run_root, exist_ok=False)
+    else:
+        run_root = args.run_dir
+        os.makedirs(run_root, exist_ok=True)
+    print(f'nofrost-mm demo: {len(methods)} methods x {len(args.seeds)} '
+          f'seed(s) on CPU; runs in {run_root}', flush=True)
     os.makedirs(args.work_dir, exist_ok=True)
+
+    per_run = {n: [] for n, _ in methods}
+    curves = {}
+    for seed in args.seeds:
+        trained = {}  # config -> (checkpoint, seconds, work dir) of this seed
+        for name, config in methods:
+            slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+            work_dir = osp.join(run_root, f'{slug}_seed{seed}')
+            result_path = osp.join(work_dir, 'result.json')
+            if osp.exists(result_path):  # --run-dir: done before
+                with open(result_path) as f:
+                    record = json.load(f)
+                trained.setdefault(config, (record['checkpoint'],
+                                            record['train_seconds'],
+                                            record['train_dir']))
+                print(f'==> [{name}, seed {seed}] done before: '
+                      f'{result_path}', flush=True)
+            else:
+                os.makedirs(work_dir, exist_ok=args.run_dir is not None)
+                record = run_method(name, config, seed, work_dir, trained,
+                                    args)
+                with open(result_path, 'w') as f:
+                    json.dump(record, f, indent=2)
+            per_run[name].append(record)
+            if seed == args.seeds[0]:
+                curves[name] = read_curves(record['train_dir'])
+            # the rows so far, for a study stopped before its end
+            with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
+                json.dump(summarize(args, per_run, run_root), f, indent=2)
+
+    summary = summarize(args, per_run, run_root)
+    table = summary['table']
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     plot(summary, curves, osp.join(args.work_dir, 'summary.png'))

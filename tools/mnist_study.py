@@ -67,6 +67,8 @@ METHODS = [
      False),
     ('PGD-40 AT, NF', 'configs/mnist/fast-at-cnn-nf_1xb100_mnist_pgdat.py',
      False),
+    ('PGD-40 AT, dual BN (mixed loss, adversarial branch)',
+     'configs/mnist/fast-at-cnn-dualbn_1xb100_mnist_pgdat.py', False),
     # GPU recipes (days on 2 CPU cores): only when asked for
     ('PGD-40 AT (Madry et al. net and recipe)',
      'configs/mnist/madry-cnn_1xb50_mnist_pgdat.py', True),

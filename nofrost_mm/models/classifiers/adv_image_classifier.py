@@ -15,6 +15,7 @@ from nofrost_mm.attacks.mixed_precision import (LOGIT_GRAD_EXP, autocast_dtype,
                                                 autocast_off, precision_name)
 from nofrost_mm.utils import LogOnce, model_memory_format
 from ..data_preprocessors import PGDDataPreprocessor
+from ..layers import dual_bn_route
 
 
 @MODELS.register_module()
@@ -200,7 +201,9 @@ class AdvImageClassifier(ImageClassifier):
                     f'adv_inputs are only used in "loss" mode, got "{mode}"')
             return super().forward(inputs, data_samples, mode)
         if adv_inputs is None:
-            adv_inputs = self.data_preprocessor.craft(self, inputs, data_samples)
+            # dual BN: the attack runs through the adversarial branch
+            with dual_bn_route(self, 'adv'):
+                adv_inputs = self.data_preprocessor.craft(self, inputs, data_samples)
         return self.adversarial_loss(inputs, adv_inputs, data_samples)
 
     def adversarial_loss(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
@@ -253,7 +256,8 @@ class AdvImageClassifier(ImageClassifier):
         # (the passes' graphs stay alive until the training backward)
         train_mode = pre.attack_model_mode == 'train'
         with model_state(self, train_mode=train_mode,
-                         running_stats='unchanged' if train_mode else None):
+                         running_stats='unchanged' if train_mode else None), \
+                dual_bn_route(self, 'adv'):
             eta = torch.empty_like(images).uniform_(-eps, eps)
             clean, noisy = self._grad_align_grads(
                 _ImageLogits(self, normalize, params), images,
@@ -389,13 +393,18 @@ class AdvImageClassifier(ImageClassifier):
         ``record`` (a list) collects the fp32 logits they are computed from."""
         trades = self.adv_loss == 'trades'
         weight = self.adv_loss_weight
+        # dual BN (DualBatchNorm): each batch through its own branch
         if weight == 1 and not trades:  # pure AT: no clean pass at all
-            logits = dict(adv=self._logits(adv_inputs, params, record))
+            with dual_bn_route(self, 'adv'):
+                logits = dict(adv=self._logits(adv_inputs, params, record))
         elif self.adv_forward == 'separate':
-            logits = dict(clean=self._logits(inputs, params, record),
-                          adv=self._logits(adv_inputs, params, record))
+            with dual_bn_route(self, 'clean'):
+                clean = self._logits(inputs, params, record)
+            with dual_bn_route(self, 'adv'):
+                logits = dict(clean=clean, adv=self._logits(adv_inputs, params, record))
         else:
-            both = self._logits(torch.cat([inputs, adv_inputs]), params, record)
+            with dual_bn_route(self, inputs.size(0)):  # clean rows first
+                both = self._logits(torch.cat([inputs, adv_inputs]), params, record)
             n = inputs.size(0)
             logits = dict(clean=_take(both, slice(None, n)), adv=_take(both, slice(n, None)))
 
