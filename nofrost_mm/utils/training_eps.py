@@ -1,12 +1,13 @@
 """The training eps of a config, which its other attacks follow.
 
-The owner is the data preprocessor's ``eps`` (``PGDDataPreprocessor``); a
-config written with the eps inside the training attack still has it there.
-Robust validation (``AdversarialTrainingHook.val_attack``), the test attacks
-(``test_attacks``) and the catastrophic-overfitting guard take it when they
-name no eps of their own: at run time from the built preprocessor
-(``train_eps``), for the test attacks of a config through
-:func:`follow_training_eps`.
+At run time the training eps has one owner, ``PGDDataPreprocessor``: its
+``train_eps`` (the configured eps, from the keys read here) and ``eps`` (as
+``AdversarialTrainingHook`` scheduled it, through ``schedule``, the one
+writer). Robust validation (``AdversarialTrainingHook.val_attack``) and the
+catastrophic-overfitting guard read ``train_eps`` there. This module reads
+the same keys from a config, before anything is built, for the test attacks
+(``test_attacks``): ``data_preprocessor.eps``, or the eps of the training
+attack when that is not set.
 """
 import copy
 from typing import Any, List, Optional

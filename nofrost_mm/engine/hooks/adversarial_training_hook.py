@@ -22,15 +22,15 @@ ROBUST_PREFIX = 'robust_accuracy'
 class AdversarialTrainingHook(Hook):
     """Adversarial training with :class:`PGDDataPreprocessor`.
 
-    - Before the run it checks the model and its preprocessor fit; a model
-      without an attacking preprocessor fails here, before any data is read.
-      A classifier without an adversarial loss of its own (not
-      :class:`AdvImageClassifier`) is handed to the preprocessor, which then
-      attacks it in ``forward`` (``PGDDataPreprocessor.bind``).
-    - Each iteration it schedules the training attack
-      (``PGDDataPreprocessor.schedule``): ``eps`` (linear warm-up from 0 over
-      ``eps_warmup`` epochs or iterations, up to the configured
-      ``data_preprocessor.attack.eps``) and ``steps`` (a curriculum, e.g.
+    - Before the run it checks the model and its preprocessor fit: the model
+      must be an :class:`AdvImageClassifier` (the owner of the adversarial
+      batch and loss) with a :class:`PGDDataPreprocessor`; anything else
+      fails here, before any data is read.
+    - Each iteration it schedules the training attack through the owner of
+      the training eps, ``PGDDataPreprocessor.schedule`` (the only writer):
+      ``eps`` (linear warm-up from 0 over ``eps_warmup`` epochs or
+      iterations, up to the configured ``data_preprocessor.eps``,
+      ``PGDDataPreprocessor.train_eps``) and ``steps`` (a curriculum, e.g.
       the official ``steps_schedule=[3, 5, 7]`` at ``steps_milestones``), and
       logs ``adv_eps``, ``adv_steps``, ``attack_time_share`` and, with
       :class:`AdvImageClassifier`, ``loss_clean``, ``loss_adv``,
@@ -73,8 +73,9 @@ class AdversarialTrainingHook(Hook):
             (iterations); 0 disables robust validation. Defaults to 10.
         adv_val_last (float): Also validate robustness in this final fraction
             of training, in [0, 1]. Defaults to 0.1.
-        val_attack (dict | Callable): Attack of the robust validation; the
-            eps of a ``PGDAttack`` given without one is the training attack's.
+        val_attack (dict | Callable): Attack of the robust validation; a
+            ``PGDAttack`` config without ``eps`` is built at the training eps
+            (``PGDDataPreprocessor.train_eps``) before the run.
             Defaults to ``dict(type='PGDAttack', steps=5)``.
         awp_warmup (int): Epochs (iterations) trained without adversarial
             weight perturbation before it starts; needs ``model.awp_gamma >
@@ -129,11 +130,10 @@ class AdversarialTrainingHook(Hook):
         self.steps_schedule, self.steps_milestones = steps_schedule, milestones
         # when robust validation runs
         self.adv_val_interval, self.adv_val_last = adv_val_interval, adv_val_last
-        self._val_eps_given = isinstance(val_attack, dict) and 'eps' in val_attack
-        try:
-            self.val_attack = build_attack(val_attack)
-        except (ValueError, TypeError, KeyError) as e:
-            raise type(e)(f'AdversarialTrainingHook.val_attack: {e}') from e
+        # built now, so that a bad attack fails before the run; one that
+        # follows the training eps is built again at it (before_run)
+        self._val_attack_cfg = val_attack
+        self.val_attack = _build_val_attack(val_attack)
         self._iter_start = 0.
         self._logged_precision = None
 
@@ -152,10 +152,11 @@ class AdversarialTrainingHook(Hook):
                 f'{type(preprocessor).__name__}): add data_preprocessor = '
                 "dict(type='PGDDataPreprocessor', attack=dict(type='PGDAttack', "
                 'eps=8, steps=10), ...) to the config')
-        owns_loss = isinstance(model, AdvImageClassifier)
-        if not owns_loss:
-            _check_plain_classifier(model, preprocessor)
-            preprocessor.bind(model)
+        if not isinstance(model, AdvImageClassifier):
+            raise TypeError(
+                "AdversarialTrainingHook needs model.type='AdvImageClassifier' "
+                '(it owns the adversarial batch and loss; any mmpretrain '
+                f'ImageClassifier config takes that type), got {type(model).__name__}')
         awp_gamma = getattr(model, 'awp_gamma', 0)
         if self.awp_warmup and not awp_gamma:
             raise ValueError('AdversarialTrainingHook.awp_warmup needs adversarial '
@@ -170,9 +171,16 @@ class AdversarialTrainingHook(Hook):
             if needed and not hasattr(attack, key):
                 raise TypeError(f'AdversarialTrainingHook schedules `{key}`, which the '
                                 f'training attack {type(attack).__name__} does not have')
-        # fill the training eps in only where the unit is known (pixel /255)
-        if not self._val_eps_given and isinstance(self.val_attack, PGDAttack):
-            self.val_attack.eps = preprocessor.train_eps
+        # the training eps, where the unit is known (PGDAttack: pixel /255)
+        cfg = self._val_attack_cfg
+        if isinstance(cfg, dict) and 'eps' not in cfg \
+                and isinstance(self.val_attack, PGDAttack):
+            if preprocessor.train_eps is None:
+                raise TypeError(
+                    'AdversarialTrainingHook.val_attack names no eps and the training '
+                    f'attack {type(attack).__name__} has none to follow: set '
+                    'val_attack.eps (pixel units of 255)')
+            self.val_attack = _build_val_attack(dict(cfg, eps=preprocessor.train_eps))
 
     # -- schedules and logs ---------------------------------------------------
     def _progress(self, runner) -> float:
@@ -300,13 +308,9 @@ class AdversarialTrainingHook(Hook):
             runner.message_hub.update_scalar(f'val/{name}', value)
 
 
-def _check_plain_classifier(model, preprocessor) -> None:
-    """A classifier without an adversarial loss trains on what ``forward`` returns."""
-    name = type(model).__name__
-    if not hasattr(model, 'head') or not hasattr(model, 'extract_feat'):
-        raise TypeError(f'AdversarialTrainingHook: {name} is not an mmpretrain '
-                        "classifier; use model.type='AdvImageClassifier'")
-    if preprocessor.adv_batch is None:
-        raise ValueError(
-            f'data_preprocessor.adv_batch=None leaves {name} without an adversarial '
-            "batch: set 'concat' or 'adv', or model.type='AdvImageClassifier'")
+def _build_val_attack(cfg: Union[dict, Callable]) -> Callable:
+    """``val_attack`` built, its errors naming the key."""
+    try:
+        return build_attack(cfg)
+    except (ValueError, TypeError, KeyError) as e:
+        raise type(e)(f'AdversarialTrainingHook.val_attack: {e}') from e

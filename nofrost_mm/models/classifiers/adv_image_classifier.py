@@ -22,10 +22,11 @@ from ..layers import dual_bn_route
 class AdvImageClassifier(ImageClassifier):
     """Image classifier for adversarial training.
 
-    It owns the adversarial training loss; its :class:`PGDDataPreprocessor`
-    crafts the adversarial batch when the loss asks for it (``craft(self,
-    ...)``; the preprocessor is built with ``adv_batch=None`` so that its
-    ``forward`` returns the clean batch). With ``adv_loss='mix'`` the
+    It owns the adversarial batch and the adversarial training loss: its
+    loss asks its :class:`PGDDataPreprocessor` for the batch
+    (``craft(self, ...)``, under the training attack at the preprocessor's
+    current eps); the preprocessor's ``forward`` returns the clean batch.
+    With ``adv_loss='mix'`` the
     loss is ``(1 - w) * loss(clean) + w * loss(adv)`` for every term the head
     returns, with ``w = adv_loss_weight``; w = 1 (pure adversarial training,
     Madry et al. 2018) runs no clean forward pass, w = 0 is standard
@@ -146,11 +147,6 @@ class AdvImageClassifier(ImageClassifier):
             raise ValueError('model.grad_align_lambda must be a number >= 0 (0: no '
                              'GradAlign; 0.2 at eps 8/255, 2.0 at 16/255 in the '
                              f'paper), got {grad_align_lambda!r}')
-        pre = kwargs.get('data_preprocessor')
-        if isinstance(pre, dict) and pre.get('type') in (
-                'PGDDataPreprocessor', PGDDataPreprocessor):
-            # this model asks for the adversarial batch itself (`craft`)
-            kwargs['data_preprocessor'] = dict(pre, adv_batch=None)
         super().__init__(*args, **kwargs)
         # fp32 fallbacks and fp16 overflows: said once, not every iteration
         self._log_once = LogOnce()
@@ -251,7 +247,7 @@ class AdvImageClassifier(ImageClassifier):
         images = pre.to_unit_range(inputs.detach())
         targets = pre.attack_targets(data_samples).to(inputs.device)
         normalize = pre.normalized_classifier(self).normalize
-        eps = pre.budget.get('eps', 0) / 255.
+        eps = (pre.eps or 0) / 255.
         # BN running statistics untouched in train mode, not written back
         # (the passes' graphs stay alive until the training backward)
         train_mode = pre.attack_model_mode == 'train'

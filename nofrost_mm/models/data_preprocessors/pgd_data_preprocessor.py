@@ -5,7 +5,6 @@ from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
 from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -24,7 +23,11 @@ MOVED_KEYS = dict(
     trades_beta='model.trades_beta',
     adv_forward='model.adv_forward',
     test_attack="AdversarialTrainingHook.val_attack (robust validation) or "
-                'test_attacks (tools/test.py)')
+                'test_attacks (tools/test.py)',
+    adv_batch="model.type='AdvImageClassifier', which owns the adversarial "
+              "batch and loss: model.adv_loss_weight=0.5 with "
+              "model.adv_forward='concat' for adv_batch='concat', "
+              "model.adv_loss_weight=1.0 for adv_batch='adv'")
 
 
 def check_moved_keys(where: str, kwargs: dict, moved: dict) -> None:
@@ -48,24 +51,23 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
     normalized again. The attack targets the labels the head will see:
     integer labels, or the soft labels of batch augments.
 
-    Who asks for the adversarial batch depends on the classifier:
+    The adversarial batch and loss have one owner,
+    :class:`AdvImageClassifier`: its loss calls :meth:`craft` with itself
+    (:meth:`forward` always returns the clean batch, as
+    ``ClsDataPreprocessor``'s).
 
-    - :class:`AdvImageClassifier` owns the adversarial loss (mixed, pure,
-      TRADES) and calls :meth:`craft` with itself from its loss; it builds
-      its preprocessor with ``adv_batch=None``, so :meth:`forward` returns
-      the clean batch.
-    - Any other mmpretrain classifier gets the batch from :meth:`forward`,
-      formatted by ``adv_batch``: 'concat' (clean and adversarial halves
-      concatenated: the head's mean is the 0.5/0.5 NoFrost loss) or 'adv'
-      (the adversarial batch only: Madry AT). Such a classifier owns no
-      attack, so :class:`AdversarialTrainingHook` hands it over
-      (:meth:`bind`); it is held outside the module tree.
+    The training eps has one owner, this preprocessor, and one writer:
 
-    The training ``eps`` (``data_preprocessor.eps``, or the attack's own
-    ``eps`` when that is not set) has one owner, this preprocessor
-    (``train_eps``): the hook's warm-up scales it (:meth:`schedule`), and the
-    robust validation, test and guard attacks follow it unless they set
-    their own (:func:`nofrost_mm.utils.training_eps` reads it from a config).
+    - ``data_preprocessor.eps`` (or the attack's own ``eps`` when that is not
+      set) is the configured eps, :attr:`train_eps`;
+    - :meth:`schedule` is the only code that changes the training attack's
+      eps and steps (:class:`AdversarialTrainingHook` calls it for the eps
+      warm-up and the steps curriculum);
+    - everything else reads them here: :attr:`eps` (the current, scheduled
+      eps: GradAlign's noise) and :attr:`train_eps` (the robust validation
+      attack and the catastrophic-overfitting guard follow it unless they
+      name their own eps); :func:`nofrost_mm.utils.training_eps` reads the
+      same keys from a config, for the test attacks.
 
     During the attack the classifier is in eval mode (or train mode with
     ``attack_model_mode='train'``), no parameter gradient is computed, BN
@@ -107,10 +109,6 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             at ``eps`` (8 when None). Defaults to None.
         attack_model_mode (str): 'eval' or 'train': the mode of the model
             while the training attack runs. Defaults to 'eval'.
-        adv_batch (str, optional): What :meth:`forward` returns in training
-            for a classifier without an adversarial loss: 'concat' or 'adv';
-            None returns the clean batch (``AdvImageClassifier`` sets it).
-            Defaults to 'concat'.
 
     Example:
         >>> model = dict(
@@ -124,7 +122,6 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
     """
 
     ATTACK_MODEL_MODES = ('eval', 'train')
-    ADV_BATCHES = ('concat', 'adv', None)
     MOVED_KEYS = MOVED_KEYS
 
     def __init__(self,
@@ -139,14 +136,12 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
                  attack: Optional[Union[dict, Callable]] = None,
                  eps: Optional[float] = None,
                  attack_model_mode: str = 'eval',
-                 adv_batch: Optional[str] = 'concat',
                  **moved):
         # check everything before building anything: the runner builds the
         # model before it reads data
         check_moved_keys('data_preprocessor', moved, self.MOVED_KEYS)
         check_choice('data_preprocessor.attack_model_mode', attack_model_mode,
                      self.ATTACK_MODEL_MODES)
-        check_choice('data_preprocessor.adv_batch', adv_batch, self.ADV_BATCHES)
         if pad_size_divisor != 1:
             raise ValueError('data_preprocessor.pad_size_divisor must be 1 with '
                              'PGDDataPreprocessor (padding after normalization has no '
@@ -168,25 +163,22 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         if eps is not None and not isinstance(attack, dict):
             self.attack.eps = eps
         self.attack_model_mode = attack_model_mode
-        self.adv_batch = adv_batch
         # the configured training budget; `schedule` scales from it
-        self.train_eps = getattr(self.attack, 'eps', None)
-        self.train_steps = getattr(self.attack, 'steps', None)
+        self._train_eps = getattr(self.attack, 'eps', None)
+        self._train_steps = getattr(self.attack, 'steps', None)
         self.last_attack_time = 0.
         # fp32 fallbacks and fp16 overflows: said once, not every iteration
         self._log_once = LogOnce()
         # 'fp32', 'bf16', 'fp16': what the last (training) attack ran in
         self.last_attack_precision: Optional[str] = None
         self.train_attack_precision: Optional[str] = None
-        # a classifier without an adversarial loss (`bind`); a plain
-        # attribute, not a submodule (the model owns this preprocessor:
-        # train() and state_dict() must not recurse), that deepcopy and
-        # pickle carry along with the model
-        self.__dict__['_bound'] = None
 
     # -- the training budget (scheduled by AdversarialTrainingHook) -----------
     def schedule(self, eps_scale: float = 1., steps: Optional[int] = None) -> None:
         """Set the training attack's budget for the next batches.
+
+        The one writer of the training attack's ``eps`` and ``steps``
+        (:class:`AdversarialTrainingHook` calls it every iteration).
 
         Args:
             eps_scale (float): Fraction of the configured training eps
@@ -194,16 +186,29 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             steps (int, optional): Attack steps; None keeps the configured
                 ones. Defaults to None.
         """
-        if eps_scale != 1. and self.train_eps is None:
+        if eps_scale != 1. and self._train_eps is None:
             raise TypeError('the training attack '
                             f'{type(self.attack).__name__} has no eps to schedule')
-        if steps is not None and self.train_steps is None:
+        if steps is not None and self._train_steps is None:
             raise TypeError('the training attack '
                             f'{type(self.attack).__name__} has no steps to schedule')
-        if self.train_eps is not None:
-            self.attack.eps = self.train_eps * eps_scale
-        if self.train_steps is not None:
-            self.attack.steps = self.train_steps if steps is None else steps
+        if self._train_eps is not None:
+            self.attack.eps = self._train_eps * eps_scale
+        if self._train_steps is not None:
+            self.attack.steps = self._train_steps if steps is None else steps
+
+    @property
+    def train_eps(self) -> Optional[float]:
+        """The configured training eps (pixel units of 255; None when the
+        training attack has no eps), whatever the warm-up has reached."""
+        return self._train_eps
+
+    @property
+    def eps(self) -> Optional[float]:
+        """The training attack's current eps, as :meth:`schedule` set it
+        (None when the attack has no eps)."""
+        eps = getattr(self.attack, 'eps', None)
+        return None if eps is None else float(eps)
 
     @property
     def budget(self) -> dict:
@@ -212,18 +217,6 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
                 if hasattr(self.attack, k)}
 
     # -- crafting --------------------------------------------------------------
-    def bind(self, classifier: nn.Module) -> None:
-        """Attack ``classifier`` in :meth:`forward` (a classifier without an
-        adversarial loss of its own; ``AdvImageClassifier`` needs none).
-
-        Args:
-            classifier (nn.Module): The model owning this preprocessor; a
-                wrapper (DDP...) is unwrapped.
-        """
-        if is_model_wrapper(classifier):
-            classifier = classifier.module
-        self.__dict__['_bound'] = classifier
-
     def to_unit_range(self, inputs: torch.Tensor) -> torch.Tensor:
         """Normalized (RGB) inputs back to [0, 1] pixels."""
         if self._enable_normalize:
@@ -327,35 +320,6 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         self.last_attack_time = time.perf_counter() - start
         self.train_attack_precision = self.last_attack_precision
         return adv
-
-    def forward(self, data: dict, training: bool = False) -> dict:
-        """Preprocess a batch; in training, format it as ``adv_batch`` says.
-
-        Args:
-            data (dict): Data sampled from the dataloader.
-            training (bool): Whether it is a training batch.
-
-        Returns:
-            dict: ``inputs`` and ``data_samples`` as ClsDataPreprocessor
-            returns them, adversarial as ``adv_batch`` says in training.
-        """
-        data = super().forward(data, training)
-        if not training or self.adv_batch is None:
-            return data
-        model = self._bound
-        if model is None:
-            raise RuntimeError(
-                'PGDDataPreprocessor has no classifier to attack: use '
-                "model.type='AdvImageClassifier' (it owns the adversarial loss) or "
-                "add custom_hooks = [dict(type='AdversarialTrainingHook')]")
-        memory_format = model_memory_format(model)
-        inputs = data['inputs'].contiguous(memory_format=memory_format)
-        samples = data['data_samples']
-        adv = self.craft(model, inputs, samples)
-        if self.adv_batch == 'adv':
-            return dict(inputs=adv, data_samples=samples)
-        # the head's mean over the doubled batch is 0.5/0.5
-        return dict(inputs=torch.cat([inputs, adv]), data_samples=samples + samples)
 
 
 def _synchronize(tensor: torch.Tensor) -> None:

@@ -38,17 +38,47 @@ def test_eps_warmup_and_steps_curriculum_follow_the_runner():
                                    steps_milestones=[1, 3])
     runner = _fake_runner(model)
     hook.before_run(runner)
-    attack = model.data_preprocessor.attack
+    pre = model.data_preprocessor
     seen = []
     for it in range(16):  # 4 epochs of 4 iterations
         runner.iter, runner.epoch = it, it // 4
         hook.before_train_iter(runner, it % 4)
-        seen.append((attack.eps, attack.steps))
+        seen.append((pre.eps, pre.attack.steps))
     assert [eps for eps, _ in seen[:8]] == pytest.approx([16 * (i + 1) / 8 for i in range(8)])
     assert all(eps == 16 for eps, _ in seen[8:])
     assert [steps for _, steps in seen] == [3] * 4 + [5] * 8 + [7] * 4
-    # robust validation defaults to the training eps with 5 steps
+    # robust validation defaults to the configured training eps with 5 steps
     assert hook.val_attack.eps == 16 and hook.val_attack.steps == 5
+    assert hook.val_attack is not pre.attack and pre.train_eps == 16
+
+
+def test_val_attack_is_built_at_the_training_eps_and_never_rescheduled():
+    model = _at_model()
+    hook = AdversarialTrainingHook(eps_warmup=4)
+    runner = _fake_runner(model)
+    hook.before_run(runner)
+    hook.before_train_iter(runner, 0)  # warm-up: the training attack at 16 / 16
+    assert model.data_preprocessor.eps == pytest.approx(1.)
+    assert hook.val_attack.eps == 16  # the configured eps, not the warm-up's
+    given = AdversarialTrainingHook(val_attack=dict(type='PGDAttack', eps=4, steps=2))
+    given.before_run(runner)
+    assert given.val_attack.eps == 4
+
+
+def test_a_plain_classifier_is_told_to_use_adv_image_classifier():
+    model = build_classifier(type='ImageClassifier', data_preprocessor=dict(
+        type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, eps=16))
+    with pytest.raises(TypeError, match="model.type='AdvImageClassifier'.*owns the "
+                                        'adversarial batch and loss.*ImageClassifier'):
+        AdversarialTrainingHook().before_run(_fake_runner(model))
+
+
+def test_val_attack_without_eps_needs_a_training_eps():
+    model = build_classifier(data_preprocessor=dict(
+        type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3,
+        attack=dict(type='CW', steps=2)))
+    with pytest.raises(TypeError, match='val_attack names no eps.*CW.*set val_attack.eps'):
+        AdversarialTrainingHook().before_run(_fake_runner(model))
 
 
 def test_iteration_based_schedules():
@@ -59,7 +89,7 @@ def test_iteration_based_schedules():
     hook.before_run(runner)
     runner.iter = 4
     hook.before_train_iter(runner, 0)
-    assert model.data_preprocessor.attack.eps == pytest.approx(8)
+    assert model.data_preprocessor.eps == pytest.approx(8)
     assert model.data_preprocessor.attack.steps == 1
     runner.iter = 5
     hook.before_train_iter(runner, 0)

@@ -93,7 +93,7 @@ def test_loss_mode_crafts_the_adversarial_batch_itself():
     model.train()
     torch.manual_seed(0)
     clean = model.data_preprocessor(digits_batch(16), training=True)
-    assert set(clean) == {'inputs', 'data_samples'}  # adv_batch=None
+    assert set(clean) == {'inputs', 'data_samples'}  # the loss crafts the rest
     torch.manual_seed(1)
     own = model(clean['inputs'], clean['data_samples'], mode='loss')['loss']
     torch.manual_seed(1)

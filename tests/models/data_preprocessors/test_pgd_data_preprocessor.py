@@ -93,20 +93,6 @@ def test_attack_model_mode_train_keeps_bn_statistics():
         assert torch.equal(after[2][key], value), key
 
 
-def test_plain_classifier_gets_the_halves_concatenated():
-    model = build_classifier(type='ImageClassifier', data_preprocessor=PGD_PRE)
-    model.data_preprocessor.bind(model)  # AdversarialTrainingHook's job
-    out = model.data_preprocessor(digits_batch(8), training=True)
-    assert out['inputs'].shape[0] == 16 and len(out['data_samples']) == 16
-    losses = model(**out, mode='loss')  # any mmpretrain classifier trains on it
-    assert torch.isfinite(losses['loss'])
-    model = build_classifier(type='ImageClassifier',
-                             data_preprocessor=dict(PGD_PRE, adv_batch='adv'))
-    model.data_preprocessor.bind(model)
-    out = model.data_preprocessor(digits_batch(8), training=True)
-    assert out['inputs'].shape[0] == 8 and 'adv_inputs' not in out
-
-
 def test_mixup_soft_labels_are_attacked():
     model = build_classifier(data_preprocessor=dict(
         PGD_PRE, batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
@@ -133,10 +119,16 @@ def test_weight_zero_is_standard_training_and_test_is_plain():
     assert torch.equal(out['inputs'], plain['inputs'])
 
 
-def test_unbound_plain_classifier_says_what_to_use():
-    model = build_classifier(type='ImageClassifier', data_preprocessor=PGD_PRE)
-    with pytest.raises(RuntimeError, match='AdvImageClassifier.*AdversarialTrainingHook'):
-        model.data_preprocessor(digits_batch(4), training=True)
+def test_training_forward_is_the_clean_batch():
+    """The adversarial batch is AdvImageClassifier's (its loss crafts it)."""
+    model = build_classifier(data_preprocessor=PGD_PRE)
+    data = digits_batch(4)
+    torch.manual_seed(0)
+    out = model.data_preprocessor(copy.deepcopy(data), training=True)
+    torch.manual_seed(0)
+    plain = clean_preprocess(model, copy.deepcopy(data), training=True)
+    assert set(out) == {'inputs', 'data_samples'}
+    assert torch.equal(out['inputs'], plain['inputs'])
 
 
 @pytest.mark.parametrize('key,new', [
@@ -145,6 +137,8 @@ def test_unbound_plain_classifier_says_what_to_use():
     ('trades_beta', 'model.trades_beta'),
     ('adv_forward', 'model.adv_forward'),
     ('test_attack', 'AdversarialTrainingHook.val_attack'),
+    ('adv_batch', "model.type='AdvImageClassifier'.*adv_loss_weight=0.5 with "
+                  "model.adv_forward='concat'.*adv_loss_weight=1.0"),
 ])
 def test_moved_keys_name_their_new_home(key, new):
     with pytest.raises(ValueError, match=f'data_preprocessor.{key} moved to {new}'):
@@ -155,12 +149,16 @@ def test_schedule_scales_the_configured_eps():
     pre = MODELS.build(PGD_PRE)
     pre.schedule(0.25, steps=3)
     assert pre.budget == dict(eps=2., steps=3.) and pre.train_eps == 8
+    assert pre.eps == 2. and pre.attack.eps == 2.  # what the attack runs at
     pre.schedule()
-    assert pre.budget == dict(eps=8., steps=10.)
+    assert pre.budget == dict(eps=8., steps=10.) and pre.eps == 8.
+    with pytest.raises(AttributeError):  # schedule() is the one writer
+        pre.train_eps = 4
+    with pytest.raises(AttributeError):
+        pre.eps = 4
 
 
 @pytest.mark.parametrize('override,key', [
-    (dict(adv_batch='both'), 'adv_batch'),
     (dict(attack_model_mode='test'), 'attack_model_mode'),
     (dict(pad_size_divisor=32), 'pad_size_divisor'),
     (dict(attack=dict(type='PGDAttack', eps=-1)), 'attack.*eps'),
@@ -173,15 +171,15 @@ def test_bad_settings_name_the_key(override, key):
         MODELS.build(dict(PGD_PRE, **override))
 
 
-def test_model_with_classifier_deepcopies_and_pickles():
-    model = build_classifier(type='ImageClassifier', data_preprocessor=PGD_PRE)
-    model.data_preprocessor.bind(model)
-    model.train()  # no recursion through the classifier reference
-    assert 'data_preprocessor.classifier' not in ''.join(model.state_dict())
+def test_model_deepcopies_and_pickles():
+    model = build_classifier(data_preprocessor=PGD_PRE)
+    model.data_preprocessor.schedule(0.5)
     twin = copy.deepcopy(model)
-    assert twin.data_preprocessor._bound is twin  # the copy attacks the copy
+    twin.data_preprocessor.schedule(0.25)  # the copy owns its own budget
+    assert twin.data_preprocessor.eps == 2. and model.data_preprocessor.eps == 4.
     clone = pickle.loads(pickle.dumps(model))
     assert isinstance(clone.data_preprocessor, PGDDataPreprocessor)
+    assert clone.data_preprocessor.train_eps == 8 and clone.data_preprocessor.eps == 4.
 
 
 def test_attack_under_autocast_stays_within_eps():
