@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_normal, sample_randint, sample_uniform
+from .logit_margin import logit_margin
 from .mixed_precision import autocast_dtype, confirm_misclassified, precision_safe
 from .pixel_size import check_pixel_size
 
@@ -215,7 +216,9 @@ class PGDAttack:
         if not torch.is_floating_point(images) or images.dim() != 4:
             raise ValueError('PGDAttack: images must be a float tensor (N, C, H, W), '
                              f'got {images.dtype} of shape {tuple(images.shape)}')
-        if images.min() < 0 or images.max() > 1:
+        # one host read for the whole check (a sync on a GPU)
+        low, high = torch.aminmax(images)
+        if bool((low < 0) | (high > 1)):
             raise ValueError('PGDAttack: images must lie in [0, 1] (pixel space '
                              'divided by 255)')
         if labels.shape[0] != images.shape[0] or labels.dim() not in (1, 2):
@@ -381,10 +384,9 @@ class PGDAttack:
             else:
                 loss = F.cross_entropy(logits, targets, reduction='sum')
             return -loss if self.targeted else loss
-        one_hot = F.one_hot(targets, logits.size(1)).bool()
-        real = logits[one_hot]
-        other = logits.masked_fill(one_hot, float('-inf')).amax(dim=1)
-        margin = other - real if self.targeted else real - other
+        margin = logit_margin(logits, targets)
+        if self.targeted:
+            margin = -margin
         dtype = autocast_dtype(logits.device.type)
         if dtype is not None:
             # the clamp stops a sample where its rounded margin reaches

@@ -12,6 +12,8 @@ import torch
 from mmengine.utils import ProgressBar
 
 from nofrost_mm.attacks import NormalizedClassifier, PGDAttack, attack_context
+from nofrost_mm.attacks.logit_margin import logit_margin
+from nofrost_mm.utils import sample_keys, sample_uniform
 
 
 def add_comparison_args(parser) -> None:
@@ -161,15 +163,13 @@ def _batches(n: int, batch_size: int, desc: bool = True):
 
 
 def logit_margins(net, images, labels, batch_size: int = 128) -> torch.Tensor:
-    """``z_y - max_{j != y} z_j`` per sample (negative: misclassified)."""
+    """``z_y - max_{j != y} z_j`` per sample (negative: misclassified), on the
+    host (one copy per batch)."""
     out = []
     with torch.no_grad():
         for sl in _batches(len(images), batch_size, desc=False):
             z = net(images[sl])
-            y = labels[sl].to(z.device)
-            real = z.gather(1, y[:, None]).squeeze(1)
-            other = z.scatter(1, y[:, None], float('-inf')).amax(1)
-            out.append((real - other).cpu())
+            out.append(logit_margin(z, labels[sl].to(z.device)).cpu())
     return torch.cat(out)
 
 
@@ -211,13 +211,16 @@ def boundary_distances(net, images, labels, eps_max: float = 32.,
                 with torch.no_grad():
                     return net(xt).argmax(1) != y
 
-            # coarse grid: bracket the first crossing, then bisect it
-            grid = torch.linspace(0, eps_max, 9)
-            lo, hi = torch.zeros(len(x)), torch.zeros(len(x))
-            found = torch.zeros(len(x), dtype=torch.bool)
+            # coarse grid: bracket the first crossing, then bisect it (on
+            # the images' device, no host read inside the search)
+            grid = torch.linspace(0, eps_max, 9, device=x.device)
+            lo = torch.zeros(len(x), device=x.device)
+            hi = torch.zeros(len(x), device=x.device)
+            found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
             for k in range(1, len(grid)):
                 w = wrong(grid[k].expand(len(x))) & ~found
-                lo[w], hi[w] = grid[k - 1], grid[k]
+                lo = torch.where(w, grid[k - 1], lo)
+                hi = torch.where(w, grid[k], hi)
                 found |= w
             for _ in range(search_steps):
                 mid = torch.where(found, (lo + hi) / 2, torch.zeros_like(lo))
@@ -225,7 +228,8 @@ def boundary_distances(net, images, labels, eps_max: float = 32.,
                 hi = torch.where(found & w, mid, hi)
                 lo = torch.where(found & ~w, mid, lo)
             dist = torch.where(found, hi, torch.full_like(hi, float('inf')))
-            dist[wrong(torch.zeros(len(x)))] = 0.
+            dist = torch.where(wrong(torch.zeros(len(x), device=x.device)),
+                               torch.zeros_like(dist), dist)
             out.append(dist)
     return torch.cat(out)
 
@@ -263,16 +267,18 @@ def local_lipschitz(net, images, eps: float = 8., steps: int = 10,
     bound of the true maximum); logits ``f``, distances in [0, 1] units.
     """
     e, alpha = eps / 255., 2.5 * eps / 255. / steps
-    gen = torch.Generator().manual_seed(seed)
     out = []
     with attack_context(net.classifier):
         for sl in _batches(len(images), batch_size):
             x = images[sl]
             with torch.no_grad():
                 fx = net(x)
-            delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * e
+            # the start of each sample from its seeded key: the same on any
+            # device and in any batch
+            keys = sample_keys(seed, torch.arange(sl.start, sl.stop, device=x.device))
+            delta = (sample_uniform(keys, x.shape[1:], dtype=x.dtype) * 2 - 1) * e
             delta = (x + delta).clamp(0, 1) - x
-            best = torch.zeros(len(x))
+            best = torch.zeros(len(x), device=x.device)
             for _ in range(steps):
                 delta.requires_grad_(True)
                 with torch.enable_grad():

@@ -3,6 +3,8 @@ from .checkpoint_reader import (CheckpointLoadError, latest_complete_checkpoint,
 from .checkpoint_safe_globals import register_checkpoint_safe_globals
 from .config_checks import (check_bool, check_choice, check_keys, check_number,
                             check_plugin_component_keys)
+from .device_scalars import DeviceHistoryBuffer, update_device_scalar
+from .device_timer import DeviceTimer
 from .distributed import shutdown_distributed
 from .log_once import LogOnce
 from .memory_format import model_memory_format
@@ -18,4 +20,4 @@ __all__ = ['CheckpointLoadError', 'read_checkpoint', 'latest_complete_checkpoint
            'check_bool', 'check_choice', 'check_keys', 'check_number',
            'check_plugin_component_keys', 'get_rng_state', 'set_rng_state',
            'fold_keys', 'random_keys', 'sample_bits', 'sample_keys', 'sample_normal', 'sample_randint',
-           'sample_uniform']
+           'sample_uniform', 'DeviceHistoryBuffer', 'DeviceTimer', 'update_device_scalar']

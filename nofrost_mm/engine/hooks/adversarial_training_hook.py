@@ -2,7 +2,6 @@
 import bisect
 import copy
 import math
-import time
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -14,6 +13,7 @@ from nofrost_mm.attacks import PGDAttack, build_attack, model_state
 from nofrost_mm.attacks.mixed_precision import autocast_off
 from nofrost_mm.models.classifiers import AdvImageClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
+from nofrost_mm.utils import DeviceTimer, update_device_scalar
 
 ROBUST_PREFIX = 'robust_accuracy'
 
@@ -134,7 +134,7 @@ class AdversarialTrainingHook(Hook):
         # follows the training eps is built again at it (before_run)
         self._val_attack_cfg = val_attack
         self.val_attack = _build_val_attack(val_attack)
-        self._iter_start = 0.
+        self._iter_timer: Optional[DeviceTimer] = None
         self._logged_precision = None
 
     @staticmethod
@@ -203,25 +203,26 @@ class AdversarialTrainingHook(Hook):
         if getattr(self._unwrap(runner), 'awp_gamma', 0):
             done = runner.epoch if self.by_epoch else runner.iter
             self._unwrap(runner).awp_enabled = done >= self.awp_warmup
-        self._iter_start = time.perf_counter()
+        # CUDA events on a GPU: the iteration is timed without waiting for it
+        self._iter_timer = DeviceTimer(
+            next(self._unwrap(runner).parameters()).device).start()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         model = self._unwrap(runner)
         preprocessor = model.data_preprocessor
-        if torch.cuda.is_available() and next(model.parameters()).is_cuda:
-            torch.cuda.synchronize()
-        iter_time = time.perf_counter() - self._iter_start
         hub = runner.message_hub
         for key, value in preprocessor.budget.items():
             hub.update_scalar(f'train/adv_{key}', value)
-        if getattr(model, 'adv_loss_weight', 1) > 0:
-            hub.update_scalar('train/attack_time_share',
-                              preprocessor.last_attack_time / max(iter_time, 1e-9))
+        iteration, attack = self._iter_timer.stop(), preprocessor.attack_timer
+        if getattr(model, 'adv_loss_weight', 1) > 0 and attack is not None:
+            # device values are read on the host when the logger writes them
+            update_device_scalar(hub, 'train/attack_time_share',
+                                 lambda: _time_share(attack, iteration))
         if getattr(model, 'awp_gamma', 0):
             hub.update_scalar('train/awp_gamma', model.awp_gamma * model.awp_enabled)
         for key, value in getattr(model, 'adv_log_vars', {}).items():
-            hub.update_scalar(f'train/{key}', value)
+            update_device_scalar(hub, f'train/{key}', value)
         precision = preprocessor.train_attack_precision
         if precision is not None and precision != self._logged_precision:
             self._logged_precision = precision
@@ -306,6 +307,13 @@ class AdversarialTrainingHook(Hook):
         for name, value in evaluator.evaluate(len(dataset)).items():
             metrics[name] = value
             runner.message_hub.update_scalar(f'val/{name}', value)
+
+
+def _time_share(part: DeviceTimer, whole: DeviceTimer) -> float:
+    """``part``'s share of ``whole``'s time; the whole is read first: waiting
+    for its later end event completes the part's too."""
+    whole_seconds = whole.seconds
+    return part.seconds / max(whole_seconds, 1e-9)
 
 
 def _build_val_attack(cfg: Union[dict, Callable]) -> Callable:

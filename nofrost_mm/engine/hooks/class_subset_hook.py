@@ -27,6 +27,8 @@ class ClassSubsetLogits:
     def __init__(self, head: nn.Module, indices: Sequence[int],
                  num_outputs: int = 1000, owner: str = 'ClassSubsetLogits'):
         self.indices = torch.as_tensor(list(indices), dtype=torch.long)
+        # a copy per device, made once: attacks call the head every step
+        self._on_device = {self.indices.device: self.indices}
         self.num_outputs = num_outputs
         self.owner = owner
         self.handle = head.register_forward_hook(self._restrict)
@@ -40,7 +42,10 @@ class ClassSubsetLogits:
                 f'{self.owner}: the head returns {output.size(-1)} logits, but '
                 f'the class subset indexes the {self.num_outputs} ImageNet-1k '
                 'classes')
-        return output.index_select(-1, self.indices.to(output.device))
+        indices = self._on_device.get(output.device)
+        if indices is None:
+            indices = self._on_device[output.device] = self.indices.to(output.device)
+        return output.index_select(-1, indices)
 
     def remove(self) -> None:
         """Give the head back its full output."""

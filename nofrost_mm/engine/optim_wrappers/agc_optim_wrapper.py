@@ -14,6 +14,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPERS
 
+from nofrost_mm.utils.device_scalars import update_device_scalar
+
 
 def _unitwise_norm(x: torch.Tensor) -> torch.Tensor:
     # one norm per output unit (dim 0); vectors and scalars as a whole
@@ -26,7 +28,7 @@ def _unitwise_norm(x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def adaptive_clip_grad_(params: Sequence[torch.Tensor],
                         clip_factor: float = 0.01,
-                        eps: float = 1e-3) -> float:
+                        eps: float = 1e-3) -> torch.Tensor:
     """Clip gradients unit-wise, in place (as timm's ``adaptive_clip_grad``).
 
     Args:
@@ -37,9 +39,12 @@ def adaptive_clip_grad_(params: Sequence[torch.Tensor],
             weights can move. Defaults to 1e-3.
 
     Returns:
-        float: Fraction of units whose gradient was clipped.
+        torch.Tensor: Fraction of units whose gradient was clipped, a 0-dim
+        tensor on the gradients' device: counted there, so clipping a
+        network of many parameters does not wait for the device once per
+        parameter (read it when logging).
     """
-    clipped, units = 0, 0
+    clipped, units = [], 0
     for p in params:
         if p.grad is None:
             continue
@@ -50,9 +55,12 @@ def adaptive_clip_grad_(params: Sequence[torch.Tensor],
         scale = torch.where(too_big, max_norm / grad_norm.clamp(min=1e-6),
                             torch.ones_like(grad_norm))
         grad.mul_(scale)
-        clipped += int(too_big.sum())
+        clipped.append(too_big.sum())
         units += too_big.numel()
-    return clipped / max(units, 1)
+    if not clipped:
+        return torch.zeros(())
+    device = clipped[0].device
+    return torch.stack([c.to(device) for c in clipped]).sum() / max(units, 1)
 
 
 class AGCMixin:
@@ -147,7 +155,8 @@ class AGCMixin:
         ratio = adaptive_clip_grad_(params,
                                     self.clip_grad_kwargs['clip_factor'],
                                     self.clip_grad_kwargs['eps'])
-        self.message_hub.update_scalar('train/agc_clip_ratio', ratio)
+        # read on the host when the logger writes it, not every iteration
+        update_device_scalar(self.message_hub, 'train/agc_clip_ratio', ratio)
 
 
 @OPTIM_WRAPPERS.register_module()

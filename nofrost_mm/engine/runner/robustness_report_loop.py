@@ -8,16 +8,10 @@ from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
 from nofrost_mm.attacks import NormalizedClassifier, attack_settings
+from nofrost_mm.attacks.logit_margin import logit_margin
 from nofrost_mm.evaluation.report_attack_entries import restart_name, split_report_keys
 from nofrost_mm.utils import fold_keys
 from .robust_test_loop import RobustTestLoop
-
-
-def logit_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``z_y - max_{j != y} z_j`` per sample (> 0 when classified correctly)."""
-    one_hot = torch.nn.functional.one_hot(labels, logits.size(1)).bool()
-    other = logits.masked_fill(one_hot, float('-inf')).amax(dim=1)
-    return logits[one_hot] - other
 
 
 def margin_gradients(net: torch.nn.Module, images: torch.Tensor,

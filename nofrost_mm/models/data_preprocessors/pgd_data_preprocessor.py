@@ -1,5 +1,4 @@
 """A data preprocessor that crafts adversarial training batches."""
-import time
 from numbers import Number
 from typing import Callable, List, Optional, Sequence, Union
 
@@ -12,7 +11,7 @@ from mmpretrain.structures import DataSample
 from nofrost_mm.attacks import NormalizedClassifier, attack_context, build_attack
 from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier, autocast_off,
                                                 precision_name, safe_precision)
-from nofrost_mm.utils import LogOnce, check_choice, model_memory_format
+from nofrost_mm.utils import DeviceTimer, LogOnce, check_choice, model_memory_format
 
 
 # keys of earlier versions and where they live now: a config that still
@@ -166,7 +165,8 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         # the configured training budget; `schedule` scales from it
         self._train_eps = getattr(self.attack, 'eps', None)
         self._train_steps = getattr(self.attack, 'steps', None)
-        self.last_attack_time = 0.
+        # times the last training attack (read by the hook at log time)
+        self.attack_timer: Optional[DeviceTimer] = None
         # fp32 fallbacks and fp16 overflows: said once, not every iteration
         self._log_once = LogOnce()
         # 'fp32', 'bf16', 'fp16': what the last (training) attack ran in
@@ -209,6 +209,12 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         (None when the attack has no eps)."""
         eps = getattr(self.attack, 'eps', None)
         return None if eps is None else float(eps)
+
+    @property
+    def last_attack_time(self) -> float:
+        """Seconds of the last training attack (0 before the first); on
+        CUDA, reading it waits for that attack: read it when logging."""
+        return 0. if self.attack_timer is None else self.attack_timer.seconds
 
     @property
     def budget(self) -> dict:
@@ -310,19 +316,13 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             data_samples (List[DataSample]): Their annotations.
 
         Returns:
-            torch.Tensor: The adversarial batch; the attack's time is kept in
-            ``last_attack_time`` (logged by the hook).
+            torch.Tensor: The adversarial batch; the attack is timed by
+            ``attack_timer`` (CUDA events on a GPU: nothing waits for the
+            device here; the hook reads it when it logs).
         """
-        _synchronize(inputs)
-        start = time.perf_counter()
+        self.attack_timer = DeviceTimer(inputs.device).start()
         adv = self.attack_inputs(model, inputs, self.attack_targets(data_samples))
-        _synchronize(inputs)
-        self.last_attack_time = time.perf_counter() - start
+        self.attack_timer.stop()
         self.train_attack_precision = self.last_attack_precision
         return adv
 
-
-def _synchronize(tensor: torch.Tensor) -> None:
-    # CUDA runs asynchronously: time the attack, not its launch
-    if tensor.is_cuda:
-        torch.cuda.synchronize(tensor.device)
