@@ -16,7 +16,9 @@ default_hooks = dict(
 )
 
 env_cfg = dict(
-    cudnn_benchmark=False,
+    # cuDNN autotuning for training's fixed batch shapes; the robust test
+    # loops switch it off while attacking (survivor batches change size)
+    cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     # NoFrostRunner switches nccl to gloo on machines without CUDA
     dist_cfg=dict(backend='nccl', timeout=1800),

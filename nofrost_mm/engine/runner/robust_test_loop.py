@@ -24,7 +24,8 @@ from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
 from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier,
                                                 fp32_logits, fp32_predict,
                                                 safe_precision)
-from nofrost_mm.utils import LogOnce, model_memory_format, sample_keys
+from nofrost_mm.utils import (LogOnce, cudnn_autotuning, model_memory_format,
+                               sample_keys, wait_for_ranks)
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter, takes_progress
 from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
                                find_resumable_state)
@@ -339,6 +340,9 @@ class RobustTestLoop(TestLoop):
         if reused and rank == 0:
             print_log(f'--resume: {reused} of {len(self.dataloader)} batches of this '
                       f'process read from {self.state.directory}', logger='current')
+        # the ranks' shards can end hours apart: they meet without a pending
+        # collective, then gather the results at once (rank_wait.py)
+        wait_for_ranks('robust test')
         metrics = self.evaluator.evaluate(self._batch_sampler.total)
         if self.state is not None:
             self.state.mark_complete()
@@ -438,7 +442,8 @@ class RobustTestLoop(TestLoop):
         correct = {'clean': logits.argmax(1) == labels}
         seconds = {}
         self._precisions = {}
-        with attack_context(net.classifier):
+        # survivor batches change size: no cuDNN autotuning for each size
+        with attack_context(net.classifier), cudnn_autotuning(False):
             per_sample = self.attack_batch(
                 idx, net, images, labels, keys, correct, seconds)
         precision = {name: self._precisions.get(id(attack)) or
