@@ -13,6 +13,9 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # scores a val/test set of a class subset (ImageNet-R/-A: 200 of the
+    # 1000 classes) on its classes' logits; does nothing for other datasets
+    class_subset=dict(type='ClassSubsetHook'),
 )
 
 env_cfg = dict(

@@ -1,9 +1,9 @@
 """Checks of a dataloader's dataset config that cost no data reading.
 
-``NoFrostRunner`` runs them before any data is read: mmengine builds the val
-and test data only when their loop starts (the val data after the training
-data), and mmpretrain's ``MNIST`` tries a download from a server that no
-longer serves the files.
+``NoFrostRunner`` runs them (:func:`check_dataloaders`) before any data is
+read: mmengine builds the val and test data only when their loop starts (the
+val data after the training data), and mmpretrain's ``MNIST`` tries a
+download from a server that no longer serves the files.
 
 - :func:`check_dataset_args`, when the runner is built, for the train, val
   and test datasets: the plug-in's own datasets are built lazily, so their
@@ -22,7 +22,7 @@ Remote data (``backend_args``, URLs) is left to its loaders.
 import copy
 import inspect
 import os.path as osp
-from typing import Iterator, Tuple
+from typing import Any, Dict, Iterator, Tuple
 
 from .mnist_files import check_mnist_files
 
@@ -70,6 +70,22 @@ def check_dataset_args(dataset: dict, key: str) -> None:
     for cfg, _, cls in _datasets(dataset, key):
         if cls.__module__.startswith('nofrost_mm'):
             _lazy(cfg)
+
+
+def check_dataloaders(loaders: Dict[str, Any], files: bool = False) -> None:
+    """Check the dataset configs of dataloaders not built yet.
+
+    Args:
+        loaders (dict): Config key (``'val_dataloader'``) -> the dataloader's
+            config; a built dataloader (or None) is skipped.
+        files (bool): Check that the data is where the configs say
+            (:func:`check_dataset_files`); else build the plug-in's datasets
+            lazily (:func:`check_dataset_args`). Defaults to False.
+    """
+    check = check_dataset_files if files else check_dataset_args
+    for name, loader in loaders.items():
+        if isinstance(loader, dict):
+            check(loader.get('dataset'), f'{name}.dataset')
 
 
 def check_dataset_files(dataset: dict, key: str) -> None:

@@ -42,7 +42,9 @@ CHANGED = {
 CHANGED['configs/mnist/fast-at-cnn_1xb100_mnist_pgdat.py'] = {
     'custom_hooks[AdversarialTrainingHook].eps_warmup': 3}
 # keys now written at the component's default where they were absent
-DEFAULTED = {'custom_hooks[AdversarialTrainingHook].eps_warmup': 0}
+DEFAULTED = {'custom_hooks[AdversarialTrainingHook].eps_warmup': 0,
+             # NoFrostRunner added it at run time; default_runtime.py holds it
+             'default_hooks.class_subset.type': 'ClassSubsetHook'}
 
 
 def _resolved(cfg) -> dict:

@@ -178,11 +178,13 @@ def plan_runs(args, models):
                     num_samples=args.num_samples, batch_size=args.batch_size,
                     num_workers=args.num_workers), m['attack_names']))
             for run_cfg, names in todo:
-                # a class-subset set is only scored right on its subset's logits
-                hooks = run_cfg.get('custom_hooks', None) or []
-                if 'class_subset' in dataset.metainfo and not any(
-                        h.get('type') == 'ClassSubsetHook' for h in hooks):
-                    run_cfg.custom_hooks = [*hooks, dict(type='ClassSubsetHook')]
+                # a class-subset set is only scored right on its subset's
+                # logits (whatever --dataset-config holds; of two, one acts)
+                if 'class_subset' in dataset.metainfo:
+                    run_cfg.default_hooks = dict(
+                        run_cfg.get('default_hooks', None) or {})
+                    run_cfg.default_hooks.setdefault(
+                        'class_subset', dict(type='ClassSubsetHook'))
                 runs.append((i, b, run_cfg, names))
     return roots, runs
 

@@ -75,8 +75,13 @@ class ClassSubsetHook(Hook):
         num_outputs (int): Number of classes the subset indices refer to.
             Defaults to 1000.
 
+    The plug-in's ``default_runtime.py`` holds it in ``default_hooks`` (a
+    leaf config's own ``custom_hooks`` do not drop it), the ImageNet-R/-A
+    dataset bases in ``custom_hooks`` (for other runtimes); of several
+    ClassSubsetHooks of a runner only the first acts.
+
     Example:
-        >>> custom_hooks = [dict(type='ClassSubsetHook')]
+        >>> default_hooks = dict(class_subset=dict(type='ClassSubsetHook'))
     """
 
     priority = 'VERY_HIGH'
@@ -102,6 +107,10 @@ class ClassSubsetHook(Hook):
 
     def _install(self, runner, dataset) -> None:
         self._remove()
+        first = next((h for h in getattr(runner, 'hooks', ())
+                      if isinstance(h, ClassSubsetHook)), self)
+        if first is not self:
+            return  # a config may name it twice (default and custom hooks)
         meta = getattr(dataset, 'metainfo', {}) or {}
         indices = meta.get('class_subset')
         if indices is None:

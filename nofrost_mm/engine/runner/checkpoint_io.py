@@ -6,7 +6,7 @@ door of the plug-in: integrity check, weights-only, clear errors).
 import os
 import os.path as osp
 import re
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 from mmengine.dist import (all_gather_object, broadcast_object_list,
                            is_main_process, master_only)
@@ -19,12 +19,12 @@ from nofrost_mm.utils.checkpoint_reader import (CHECKPOINT_NAME,
                                                 check_fits_model,
                                                 latest_complete_checkpoint,
                                                 read_checkpoint)
-from nofrost_mm.utils.rng_state import get_rng_state, set_rng_state
+from nofrost_mm.utils.rng_state import set_rng_state
 
 # CheckpointLoadError is defined in utils (the analysis tools raise it too)
 # and importable from here, where the runner raises it
-__all__ = ['CheckpointLoadError', 'CheckpointMixin', 'earlier_run_files',
-           'refuse_reused_work_dir']
+__all__ = ['CheckpointLoadError', 'CheckpointMixin', 'RunInputs',
+           'earlier_run_files', 'refuse_reused_work_dir']
 
 # what a training run leaves in its work dir and a new run would overwrite
 _BEST_NAME = re.compile(r'best_.+\.pth')
@@ -92,6 +92,24 @@ def refuse_reused_work_dir(cfg) -> None:
         '(--cfg-options overwrite_work_dir=True).')
 
 
+class RunInputs(NamedTuple):
+    """What a run was asked to load, as given to the Runner.
+
+    mmengine keeps these arguments in private attributes; the runner keeps
+    its own copy (:meth:`NoFrostRunner.__init__`) instead of reading them.
+
+    Args:
+        load_from (str, optional): The checkpoint to load or resume from.
+        resume (bool): Resume (the latest complete checkpoint of the work
+            dir when ``load_from`` is None).
+        train_cfg (dict, optional): The training loop's config
+            (``max_epochs`` / ``max_iters``).
+    """
+    load_from: Optional[str] = None
+    resume: bool = False
+    train_cfg: Optional[dict] = None
+
+
 class CheckpointMixin:
     """Checkpoint writing and reading of :class:`NoFrostRunner` (a Runner).
 
@@ -115,11 +133,19 @@ class CheckpointMixin:
       0 decides, for every rank.
 
     ``save_checkpoint`` gathers RNG states from all ranks, so like every
-    mmengine call site (``CheckpointHook``) it must be called on every rank.
+    mmengine call site (``CheckpointHook``) it must be called on every rank;
+    the states it saves are ``training_rng_state()``
+    (:class:`RNGIsolationMixin`).
     """
 
-    # set by RNGIsolationMixin while validation runs
-    _rng_before_val: Optional[dict] = None
+    # set by NoFrostRunner.__init__
+    run_inputs: RunInputs = RunInputs()
+    # set when a checkpoint has been loaded into the model (load_or_resume
+    # then does nothing)
+    checkpoint_loaded = False
+    # while resume() runs: load_checkpoint then needs a whole mmengine
+    # checkpoint and takes its RNG states
+    _resuming = False
     _rng_to_restore: Optional[dict] = None
     # the checkpoint auto-resume continues from, chosen by rank 0 before
     # training (None: no checkpoint, start from scratch)
@@ -169,24 +195,20 @@ class CheckpointMixin:
 
     def _decide_training(self) -> tuple:
         """``(checkpoint to resume from, "already complete" message)``."""
-        if not self._resume:
+        inputs = self.run_inputs
+        if not inputs.resume:
             refuse_reused_work_dir(dict(
                 work_dir=self.work_dir, resume=False,
                 overwrite_work_dir=self.cfg.get('overwrite_work_dir', False),
                 default_hooks=self.cfg.get('default_hooks')))
             return None, None
-        target = self._load_from if self._load_from is not None \
+        target = inputs.load_from if inputs.load_from is not None \
             else self._latest_complete_checkpoint()
-        loop = self._train_loop
+        loop = inputs.train_cfg
         if target is None or loop is None:
             return target, None
         meta = read_checkpoint(target, mmap=True).get('meta') or {}
-        if isinstance(loop, dict):
-            max_epochs, max_iters = loop.get('max_epochs'), loop.get('max_iters')
-        else:
-            max_epochs = loop.max_epochs \
-                if isinstance(loop, EpochBasedTrainLoop) else None
-            max_iters = getattr(loop, 'max_iters', None)
+        max_epochs, max_iters = loop.get('max_epochs'), loop.get('max_iters')
         if max_epochs is not None:
             unit, done, total, key = 'epoch', meta.get('epoch', 0), \
                 max_epochs, 'max_epochs'
@@ -219,7 +241,7 @@ class CheckpointMixin:
         meta = dict(meta or {})
         # during validation (best checkpoints) the state the training resumes
         # with is the one from before validation
-        rng = self._rng_before_val or get_rng_state()
+        rng = self.training_rng_state()
         meta['rng_states'] = all_gather_object(rng) if self.distributed \
             else [rng]
         kwargs = dict(save_optimizer=save_optimizer,
@@ -257,9 +279,9 @@ class CheckpointMixin:
         return None
 
     def load_or_resume(self) -> None:
-        if self._has_loaded:
+        if self.checkpoint_loaded:
             return None
-        if self._resume and self._load_from is None:
+        if self.run_inputs.resume and self.run_inputs.load_from is None:
             resume_from = self._resume_from if self._resume_from_chosen \
                 else self._latest_complete_checkpoint()
             if resume_from is None:
@@ -271,7 +293,6 @@ class CheckpointMixin:
             self.logger.info(f'Auto resumed from the latest checkpoint '
                              f'{resume_from}.')
             self.resume(resume_from)
-            self._has_loaded = True
             return None
         return super().load_or_resume()
 
@@ -288,7 +309,7 @@ class CheckpointMixin:
                            map_location)
         finally:
             self._resuming = False
-        loop = self._train_loop
+        loop = self.train_loop  # built by mmengine's resume
         if isinstance(loop, EpochBasedTrainLoop) and loop.max_iters \
                 and self.iter % (loop.max_iters // loop.max_epochs):
             self.logger.warning(
@@ -297,7 +318,11 @@ class CheckpointMixin:
                 f'epoch {self.epoch + 1}, so this resume is not exact. Resume '
                 'from an epoch checkpoint for a bit-exact continuation.')
         if self._rng_to_restore is not None:
-            # last step of resuming: nothing may draw from the RNGs after it
+            # last step of resuming, so it stays in the runner: mmengine's
+            # resume reseeds (set_randomness with the checkpoint's seed) after
+            # load_checkpoint and its after_load_checkpoint hooks, so a hook
+            # restoring the states there would see them overwritten; nothing
+            # may draw from the RNGs after this
             set_rng_state(self._rng_to_restore)
             self._rng_to_restore = None
             self.logger.info('Restored the RNG states saved in the checkpoint.')
@@ -312,7 +337,7 @@ class CheckpointMixin:
         or corrupted, holds objects outside the weights-only allow-list, is
         resumed but is no mmengine checkpoint, or does not fit the model.
         """
-        resuming = getattr(self, '_resuming', False)
+        resuming = self._resuming
         checkpoint = read_checkpoint(filename, map_location)
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
@@ -332,6 +357,6 @@ class CheckpointMixin:
                     f'this run has {self.world_size}: RNG states not restored.')
             else:
                 self._rng_to_restore = states[self.rank]
-        self._has_loaded = True
+        self.checkpoint_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint

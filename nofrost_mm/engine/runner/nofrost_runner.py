@@ -3,12 +3,15 @@
 Its concerns live in one module each: checkpoints and the work dir
 (checkpoint_io.py), RNG isolation of validation (rng_isolation.py), gloo
 without CUDA (cpu_distributed.py), the line printed on SIGTERM/SIGINT
-(stop_signals.py), the dataset checks (nofrost_mm/datasets/data_checks.py);
-this file holds the pre-flight checks, naming and the model's memory format.
+(stop_signals.py), the config text cache (text_cached_config.py), the dataset
+checks (nofrost_mm/datasets/data_checks.py, MNIST's files included); scoring
+class-subset test sets is ClassSubsetHook's, in default_runtime.py's
+default_hooks. This file holds the order in which they run, the pre-flight checks,
+naming and the model's memory format.
 """
 import copy
 import glob
-import os
+import inspect
 import os.path as osp
 from collections import Counter
 
@@ -19,11 +22,12 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from nofrost_mm.datasets.data_checks import check_dataloaders
 from nofrost_mm.evaluation.robust_test_config import ROBUST_LOOPS, robust_test_cfg
 from nofrost_mm.utils.config_checks import (check_bool, check_plugin_component_keys,
                                          check_schedule_length)
-from .checkpoint_io import CheckpointLoadError, CheckpointMixin
-from .cpu_distributed import COMM_FAILURE, CPUDistributedMixin
+from .checkpoint_io import CheckpointLoadError, CheckpointMixin, RunInputs
+from .cpu_distributed import CPUDistributedMixin
 from .rng_isolation import RNGIsolationMixin
 from .stop_signals import resume_command, stop_signals
 from .text_cached_config import TextCachedConfig
@@ -52,13 +56,16 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
       ``device_ids=None`` (:class:`CPUDistributedMixin`). A collective that
       fails because another rank died or hung past ``timeout`` ends training
       with an error saying so.
-    - Before any data is read, misspelt arguments of the plug-in's
+    - Before any data is read (:mod:`nofrost_mm.datasets.data_checks`), misspelt arguments of the plug-in's
       components are reported with the closest valid name (moved keys with
       their new one), the plug-in's datasets are built lazily (so their
       argument checks run, val and test ones included). When training or a
       test starts, missing data folders or MNIST files of the loaders it
       reads are named with their config key (before any data is read or a
-      download tried).
+      download tried). Test sets of a class subset (ImageNet-R/-A) are
+      scored on their classes' logits by ``ClassSubsetHook``, which the
+      plug-in's ``default_runtime.py`` puts in ``default_hooks`` (a leaf's
+      ``custom_hooks`` do not drop it).
     - Atomic checkpoints with every rank's RNG states, an auto-resume that
       skips incomplete files, integrity-checked loading, a work dir that
       keeps the run it holds (:class:`CheckpointMixin`);
@@ -93,6 +100,10 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
     _runners_per_config: Counter = Counter()
 
     def __init__(self, *args, **kwargs):
+        given = _given_arguments(args, kwargs)
+        self.run_inputs = RunInputs(given.get('load_from'),
+                                    bool(given.get('resume', False)),
+                                    given.get('train_cfg'))
         self._name_distinct_from_earlier_runners(kwargs)
         # before anything is built or read: misspelt arguments of the
         # plug-in's components, reported with the closest valid name
@@ -105,8 +116,11 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
             # formatted once, not again for every checkpoint's meta
             kwargs['cfg'] = TextCachedConfig.of(kwargs['cfg'])
         super().__init__(*args, **kwargs)
-        self._check_plugin_datasets()
-        self._ensure_class_subset_hook()
+        self._register_rng_isolation_hooks()
+        # the plug-in's datasets are built lazily: their argument checks run
+        # now, not when their loop starts (val after the training data)
+        check_dataloaders(self._unbuilt_dataloaders(
+            'train_dataloader', 'val_dataloader', 'test_dataloader'))
 
     @classmethod
     def from_cfg(cls, cfg) -> 'NoFrostRunner':
@@ -124,18 +138,6 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
             robust_test_cfg(cfg)
         return super().from_cfg(cfg)
 
-    def _ensure_class_subset_hook(self) -> None:
-        """Register ClassSubsetHook unless the config has one.
-
-        A leaf config that sets its own ``custom_hooks`` drops the one of
-        the ImageNet-R/-A dataset bases; the 200-class sets would then be
-        scored on all 1000 logits without a word. The hook does nothing for
-        datasets without ``class_subset``.
-        """
-        from nofrost_mm.engine.hooks import ClassSubsetHook
-        if not any(isinstance(h, ClassSubsetHook) for h in self.hooks):
-            self.register_hook(ClassSubsetHook())
-
     @classmethod
     def _name_distinct_from_earlier_runners(cls, kwargs: dict) -> None:
         if kwargs.get('experiment_name') is not None:
@@ -149,47 +151,27 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
             # mmengine appends the timestamp
             kwargs['experiment_name'] = f'{stem}-{count}'
 
-    def _check_plugin_datasets(self) -> None:
-        """Build the plug-in's datasets lazily: their checks, no data read.
+    def _unbuilt_dataloaders(self, *names: str) -> dict:
+        """``{name: dataloader config}`` of the loaders not built yet.
 
-        The Runner builds dataloaders only when a loop starts, the val one
-        after the train data is loaded; a bad ``val_dataloader.dataset`` key
-        would only show then.
+        mmengine's public ``train_dataloader`` (etc.) builds the loader and
+        reads its data; until a loop builds it the config is only held in
+        the Runner's ``_train_dataloader`` (etc.), read here and nowhere
+        else.
         """
-        from nofrost_mm.datasets.data_checks import check_dataset_args
-        for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            loader = getattr(self, f'_{name}')
-            if isinstance(loader, dict):
-                check_dataset_args(loader.get('dataset'), f'{name}.dataset')
+        return {name: getattr(self, f'_{name}') for name in names}
 
     def _check_data_files(self, *names: str) -> None:
-        """The data of the loaders a run reads is where the config says.
-
-        Before the loops build them: a missing folder is named with its key
-        before the training data is loaded (val) or a download is tried
-        (MNIST), and a test needs no training data
-        (:func:`nofrost_mm.datasets.data_checks.check_dataset_files`).
-        """
-        from nofrost_mm.datasets.data_checks import check_dataset_files
-        for name in names:
-            loader = getattr(self, f'_{name}')
-            if isinstance(loader, dict):  # not built yet
-                check_dataset_files(loader.get('dataset'), f'{name}.dataset')
+        """The data of the loaders a run reads is where the config says
+        (before the training data is loaded or a download tried; a test
+        needs no training data)."""
+        check_dataloaders(self._unbuilt_dataloaders(*names), files=True)
 
     def wrap_model(self, model_wrapper_cfg, model):
         if self.cfg.get('channels_last', False) and not is_model_wrapper(model):
             # before DDP (its buckets follow the parameters' layout) and
             # before load_or_resume (copy_ keeps the layout)
             model = model.to(memory_format=torch.channels_last)
-        if self.distributed and not torch.cuda.is_available() \
-                and not is_model_wrapper(model):
-            model_wrapper_cfg = copy.deepcopy(model_wrapper_cfg) or dict(
-                broadcast_buffers=False,
-                find_unused_parameters=self.cfg.get(
-                    'find_unused_parameters', False))
-            # CPU modules take no device ids (DDP rejects [LOCAL_RANK])
-            model_wrapper_cfg['device_ids'] = None
-            os.environ.setdefault('LOCAL_RANK', '0')
         return super().wrap_model(model_wrapper_cfg, model)
 
     def _check_adversarial_training_setup(self) -> None:
@@ -217,29 +199,20 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
         if complete is not None:
             self.logger.warning(complete)
             return self.model
-        self._check_data_files('train_dataloader', *(
-            ['val_dataloader'] if self._val_loop is not None else []))
+        # a val loop exists exactly when a val_dataloader is given (mmengine
+        # refuses one without the other)
+        self._check_data_files('train_dataloader', 'val_dataloader')
         self._check_adversarial_training_setup()
         # a run shortened below its lr schedule says so before it starts
-        check_schedule_length(self.param_schedulers, self._train_loop
-                              if isinstance(self._train_loop, dict) else None)
+        check_schedule_length(self.param_schedulers, self.run_inputs.train_cfg)
         try:
             with stop_signals(self._training_stopped, self._log_on_main):
                 return super().train()
         except Exception as error:
-            if not (self.distributed and COMM_FAILURE.search(str(error))):
+            failure = self.collective_failure(error)
+            if failure is None:
                 raise
-            timeout = self.cfg.get('env_cfg', {}).get('dist_cfg', {}).get(
-                'timeout', 1800)
-            first_line = str(error).strip().splitlines()[0][:300]
-            raise RuntimeError(
-                f'rank {self.rank}/{self.world_size}: a collective operation '
-                f'failed in epoch {self.epoch + 1}, iteration {self.iter + 1}: '
-                'another '
-                'rank died or did not answer within env_cfg.dist_cfg.timeout='
-                f'{timeout} s. Check the logs of the other ranks; resume with '
-                f'--resume from the last checkpoint in {self.work_dir}. '
-                f'({type(error).__name__}: {first_line})') from error
+            raise failure from error
 
     def val(self) -> dict:
         self._check_data_files('val_dataloader')
@@ -269,6 +242,8 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
 
     def _test_stopped(self, signal_name: str) -> str:
         """What a stopped evaluation saved, and the command that continues it."""
+        # not the public test_loop: it would build the loop (in a signal
+        # handler) when the signal came before test() had built it
         loop = self._test_loop
         state = getattr(loop, 'state', None)
         if state is None:
@@ -281,3 +256,12 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
                 f'{saved} of {total} batches are saved in {state.directory}. '
                 f'Resume with {resume_command()} (work dir {self.work_dir}): '
                 'only the other batches are attacked.')
+
+
+def _given_arguments(args: tuple, kwargs: dict) -> dict:
+    """The Runner's arguments by name, however they were passed."""
+    try:
+        return inspect.signature(Runner.__init__).bind(
+            None, *args, **kwargs).arguments
+    except TypeError:  # the Runner raises its own error for these
+        return kwargs

@@ -368,7 +368,10 @@ class RobustTestLoop(TestLoop):
         # where results are kept and how progress shows change no result
         test_cfg = {k: v for k, v in dict(cfg.get('test_cfg') or {}).items()
                     if k not in ('resume', 'state_dir', 'progress_interval', 'progress')}
-        checkpoint = getattr(self.runner, '_load_from', None) or cfg.get('load_from')
+        # NoFrostRunner keeps the load_from it was given (a runner built
+        # without a config has none in cfg)
+        inputs = getattr(self.runner, 'run_inputs', None)
+        checkpoint = getattr(inputs, 'load_from', None) or cfg.get('load_from')
         # how data is loaded does not change the results; what is loaded does
         loader = {k: v for k, v in dict(cfg.get('test_dataloader') or {}).items()
                   if k not in ('num_workers', 'pin_memory', 'persistent_workers')}

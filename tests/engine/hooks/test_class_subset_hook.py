@@ -107,11 +107,26 @@ def test_datasets_without_a_subset_are_untouched(tmp_path):
     torch.testing.assert_close(logits, full[:, :2])
 
 
-def test_nofrost_runner_adds_the_hook_a_leaf_config_dropped(tmp_path, imagenet_r):
-    from nofrost_mm.engine.runner import NoFrostRunner
-    plain = _runner(tmp_path, imagenet_r, runner_cls=NoFrostRunner, custom_hooks=())
-    assert sum(isinstance(h, ClassSubsetHook) for h in plain.hooks) == 1
+def test_a_leaf_config_with_its_own_custom_hooks_keeps_the_hook(tmp_path):
+    from mmengine.config import Config
+
+    from tests.conftest import REPO_ROOT
+    leaf = tmp_path / 'leaf.py'
+    leaf.write_text(f"_base_ = ['{REPO_ROOT}/configs/_base_/default_runtime.py', "
+                    f"'{REPO_ROOT}/configs/_base_/datasets/imagenet-r_bs64.py']\n"
+                    "custom_hooks = [dict(type='EMAHook')]\n")
+    cfg = Config.fromfile(str(leaf))
+    # the dataset base's custom hook is dropped, default_runtime.py's kept
+    assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook']
+    assert cfg.default_hooks.class_subset == dict(type='ClassSubsetHook')
+
+
+def test_a_hook_named_twice_restricts_the_logits_once(tmp_path, imagenet_r):
+    # default_runtime.py's default hook and a custom one: the second would
+    # otherwise index the 200 logits with ImageNet-1k indices
+    twice = _runner(tmp_path, imagenet_r, custom_hooks=(dict(type='ClassSubsetHook'), ) * 2)
+    assert sum(isinstance(h, ClassSubsetHook) for h in twice.hooks) == 2
     torch.manual_seed(0)
-    plain.model.head.fc.bias.data[
-        plain.test_dataloader.dataset.metainfo['class_subset'][57]] = 50.
-    assert plain.test()['accuracy/top1'] == pytest.approx(100 * 2 / 6)
+    twice.model.head.fc.bias.data[
+        twice.test_dataloader.dataset.metainfo['class_subset'][57]] = 50.
+    assert twice.test()['accuracy/top1'] == pytest.approx(100 * 2 / 6)
