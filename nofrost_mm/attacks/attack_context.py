@@ -1,11 +1,12 @@
 """The one way the plug-in changes a model's state for a while: train/eval
 mode, ``requires_grad``, normalization running statistics, restored on exit."""
+import types
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
 import torch.nn as nn
 from mmengine.model import is_model_wrapper
-from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.batchnorm import _BatchNorm, _NormBase
 
 _RUNNING_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 # how `model_state` keeps normalization running statistics
@@ -89,13 +90,18 @@ def attack_context(model: nn.Module, train_mode: bool = False) -> Iterator[nn.Mo
     when ``train_mode`` is True, and no parameter requires gradients, so an
     attack computes input gradients only. Running statistics of normalization
     layers are frozen even in train mode: the attack's forward passes use
-    batch statistics but leave the running buffers exactly as they were. DDP
+    batch statistics but leave the running buffers exactly as they were, and
+    a ``SyncBatchNorm`` normalises with this process's batch alone (no
+    collective: ranks attack different numbers of steps and survivors; in
+    eval mode it uses its running statistics and syncs nothing anyway). DDP
     and other mmengine wrappers are unwrapped, so the attack neither
-    synchronises gradients nor broadcasts buffers. Everything is restored on
-    exit (:func:`model_state`).
+    synchronises gradients nor broadcasts buffers. A model sharded by FSDP
+    is refused: its unwrapped module holds this rank's shard of the weights,
+    not the model. Everything is restored on exit (:func:`model_state`).
 
     Args:
-        model (nn.Module): The classifier, possibly wrapped (DDP, FSDP...).
+        model (nn.Module): The classifier, possibly wrapped (DDP and the
+            other mmengine wrappers but FSDP).
         train_mode (bool): Attack the model in train mode (dropout, drop path
             and batch statistics active) instead of eval mode.
             Defaults to False.
@@ -107,11 +113,49 @@ def attack_context(model: nn.Module, train_mode: bool = False) -> Iterator[nn.Mo
         >>> with attack_context(runner.model) as net:
         ...     adv = attack(NormalizedClassifier(net, mean, std), x, y)
     """
+    check_not_sharded(model)
     if is_model_wrapper(model):
         model = model.module
     # batch statistics are used in train mode, so restoring the running
     # buffers afterwards is exactly "never updated"
     with model_state(model, train_mode=train_mode, requires_grad=False,
-                     running_stats='restore' if train_mode else None):
+                     running_stats='restore' if train_mode else None), \
+            local_sync_batch_norm(model if train_mode else None):
         yield model
+
+
+def check_not_sharded(model: nn.Module) -> None:
+    """Raise when ``model`` (or a part of it) is wrapped by FSDP."""
+    try:
+        from torch.distributed import fsdp
+    except ImportError:  # a torch built without distributed support
+        return
+    kinds = tuple(k for k in (getattr(fsdp, 'FullyShardedDataParallel', None),
+                              getattr(fsdp, 'FSDPModule', None)) if k is not None)
+    if kinds and any(isinstance(m, kinds) for m in model.modules()):
+        raise ValueError(
+            'attack_context: the model is sharded by FSDP, whose module holds '
+            "this rank's shard of the weights, not the model an attack needs; "
+            'use DDP (model_wrapper_cfg=dict(type=\'MMDistributedDataParallel\'), '
+            "mmengine's default) for adversarial training and robust tests")
+
+
+@contextmanager
+def local_sync_batch_norm(model: Optional[nn.Module]) -> Iterator[None]:
+    """Inside, every ``SyncBatchNorm`` of ``model`` runs as a BatchNorm of this
+    process's batch (``_BatchNorm.forward``): no collective per attack step
+    (ranks would wait at different steps). None: nothing changes."""
+    syncs = [] if model is None else [
+        (m, m.__dict__.get('forward')) for m in model.modules()
+        if isinstance(m, nn.SyncBatchNorm)]
+    try:
+        for m, _ in syncs:
+            m.forward = types.MethodType(_BatchNorm.forward, m)
+        yield
+    finally:
+        for m, own in syncs:
+            if own is None:
+                del m.forward
+            else:
+                m.forward = own
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_name,
                                 attack_settings, build_attack, build_attacks,
                                 format_settings, takes_sample_keys)
+from nofrost_mm.attacks.attack_context import check_not_sharded
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
 from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier,
                                                 fp32_logits, fp32_predict,
@@ -285,6 +286,7 @@ class RobustTestLoop(TestLoop):
         self.runner.call_hook('before_test_epoch')
         self.runner.model.eval()
         model = self.runner.model
+        check_not_sharded(model)  # FSDP's module is this rank's shard
         if is_model_wrapper(model):
             model = model.module
         net = NormalizedClassifier.from_preprocessor(model).eval()
