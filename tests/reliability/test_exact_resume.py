@@ -24,6 +24,12 @@ CONFIGS = {
                   'val_dataloader.dataset.indices=30', 'train_cfg.val_interval=1',
                   'custom_hooks.0.eps_warmup=3', 'custom_hooks.0.adv_val_interval=1',
                   'custom_hooks.0.val_attack.steps=2'], 2),
+    # dual BN: both branches' statistics, batch counts and parameters
+    'dualbn-pgdat': ('configs/dualbn/resnet18-w16-dualbn_1xb64_digits_pgdat.py',
+                     ['train_dataloader.dataset.indices=128',
+                      'val_dataloader.dataset.indices=30', 'train_cfg.val_interval=1',
+                      'custom_hooks.0.eps_warmup=3', 'custom_hooks.0.adv_val_interval=1',
+                      'custom_hooks.0.val_attack.steps=2'], 2),
 }
 
 
