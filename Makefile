@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nofrost-setup-stamp
 REQS := requirements/tested.txt requirements/tests.txt requirements/mnist.txt setup.cfg pyproject.toml tools/misc/install_torchattacks.py
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test lint format clean-venv
 
 install: $(STAMP)
 	@# tools/*.py put tools/ (not the checkout) first on sys.path, so they import the venv's
@@ -41,6 +41,18 @@ TEST_THREADS ?= 1
 
 test: install
 	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests -q -n auto --dist loadfile --durations=15
+
+# Lint and format with the ruff pinned in requirements/tests.txt; the rules and options are in
+# pyproject.toml ([tool.ruff]). `make format` sorts the imports and formats the code in place.
+LINT_PATHS := nofrost_mm tools tests benchmarks configs
+
+lint: install
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+
+format: install
+	$(VENV)/bin/ruff check --fix-only --select I $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 clean-venv:
 	rm -rf $(VENV)
