@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_normal, sample_randint, sample_uniform
 from .logit_margin import logit_margin
-from .mixed_precision import autocast_dtype, confirm_misclassified, precision_safe
+from .mixed_precision import autocast_dtype, fp32_logits, precision_safe
 from .pixel_size import check_pixel_size
 
 
@@ -273,6 +273,13 @@ class PGDAttack:
         adv = images.clone()
         truth = labels.argmax(dim=1) if labels.dim() == 2 else labels
         active = torch.arange(images.size(0), device=images.device)
+        # one host read a step (how many rows leave): rows leave by integer
+        # indices, not boolean masks (a read each). Under autocast the
+        # candidates are first confirmed in fp32, so how many leave is only
+        # known at the next step's read: until then they stay in the batch
+        # without a gradient (they take no step) and their iterate is kept
+        recheck = autocast_dtype(images.device.type) is not None
+        leaving = None  # (rows,) bool: confirmed broken, still in the batch
         with torch.enable_grad():
             delta = self._random_start(images, eps, keys) if self.random_start \
                 else torch.zeros_like(images)
@@ -282,28 +289,26 @@ class PGDAttack:
                 logits = model_fn(images + delta)
                 if targets is None:
                     targets = self._targets(labels, logits, keys)
-                # in fp32 (autocast): rounding must not end a sample's attack
-                broken = confirm_misclassified(model_fn, (images + delta).detach(), truth,
-                                               logits.argmax(dim=1) != truth)
-                if broken.any():
-                    adv[active[broken]] = (images + delta)[broken].detach()
-                    keep = ~broken
-                    if not keep.any():
+                candidates = logits.argmax(dim=1) != truth
+                if leaving is not None:
+                    candidates &= ~leaving
+                counts = [candidates.sum()] + ([] if leaving is None else [leaving.sum()])
+                num_candidates, *num_leaving = torch.stack(counts).tolist()
+                keep = None
+                if num_leaving and num_leaving[0]:
+                    keep = _rows_where_false(leaving, num_leaving[0])
+                    if not len(keep):
                         return adv.clamp_(0, 1)
-                    # the objective of the survivors only: broken rows get
-                    # no gradient and are dropped before the step
-                    grad, = torch.autograd.grad(
-                        self._objective(logits[keep], targets[keep]), delta)
-                    active, images, truth, targets = \
-                        active[keep], images[keep], truth[keep], targets[keep]
-                    delta, grad = delta.detach()[keep], grad[keep]
-                else:
-                    grad, = torch.autograd.grad(
-                        self._objective(logits, targets), delta)
-                    delta = delta.detach()
-                delta = self._step(delta, grad, alpha, eps)
-                delta = (images + delta).clamp_(0, 1) - images
-        adv[active] = images + delta
+                    active, images, truth, targets, logits, candidates = (
+                        t[keep] for t in (active, images, truth, targets, logits, candidates))
+                leaving = None
+                iterate = (images + (delta if keep is None else delta[keep])).detach()
+                if num_candidates and recheck:
+                    # in fp32: rounding must not end a sample's attack
+                    rows = _rows_where_true(candidates, num_candidates)
+                    leaving = torch.zeros_like(candidates).index_put_(
+                        (rows, ), fp32_logits(model_fn, iterate[rows]).argmax(1) != truth[rows])
+                    adv[active] = images + delta
         return adv.clamp_(0, 1).detach()
 
     def _uniform(self, images: torch.Tensor, bound: float,
@@ -396,3 +401,14 @@ class PGDAttack:
                 logits.detach().abs().amax(dim=1)
             return -(margin + self.confidence + slack).clamp(min=0).sum()
         return -(margin + self.confidence).clamp(min=0).sum()
+
+def _rows_where_true(mask: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the ``count`` True rows of ``mask``, in order, without a
+    host read (``count`` is known)."""
+    return torch.argsort(mask.to(torch.uint8), stable=True)[len(mask) - count:]
+
+
+def _rows_where_false(mask: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the rows of ``mask`` other than its ``count`` True ones, in
+    order, without a host read."""
+    return torch.argsort(mask.to(torch.uint8), stable=True)[:len(mask) - count]

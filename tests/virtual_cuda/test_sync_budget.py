@@ -9,6 +9,7 @@ reads are mmengine's business.
 from types import SimpleNamespace
 
 import pytest
+import torch
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
@@ -88,13 +89,27 @@ def test_the_budget_does_not_grow_with_steps_or_parameters(pgd2):
     assert len(more_steps[0]) == len(deeper[0]) == len(per_iteration[-1])
 
 
+@pytest.mark.parametrize('autocast', [False, True], ids=['fp32', 'autocast'])
 @pytest.mark.parametrize('steps', [3, 9])
-def test_early_exit_pgd_reads_the_host_once_per_step_at_most(steps):
+def test_early_exit_pgd_reads_the_host_once_per_step_at_most(monkeypatch, steps, autocast):
+    """Also under autocast, where the candidates of a step are confirmed in
+    fp32 before they leave (the virtual device has no CUDA autocast: the
+    attack is told it runs under one)."""
+    from nofrost_mm.attacks import pgd
+    if autocast:
+        monkeypatch.setattr(pgd, 'autocast_dtype', lambda device_type: torch.bfloat16)
     with virtual_cuda() as seen:
         model, net, images, labels, keys = eval_net(n=8)
+        with torch.no_grad():  # predictions that depend on the image
+            model.head.fc.weight.mul_(100)
+            model.head.fc.bias.zero_()
+            labels = net(images).argmax(1)
         start = len(seen.syncs)
         with attack_context(model):
-            PGDAttack(eps=8, steps=steps, early_exit=True)(net, images, labels, keys=keys)
+            adv = PGDAttack(eps=32, steps=steps, early_exit=True)(net, images, labels,
+                                                                 keys=keys)
         syncs = seen.own_syncs(start)
-    # the range check, then at most one read per step
-    assert len(syncs) <= 1 + steps, [f'{s.site} {s.kind}' for s in syncs]
+        broken = int((net(adv).argmax(1) != labels).sum())
+    assert 0 < broken  # samples left the batch
+    # the range check, one read per step, one after the last step
+    assert len(syncs) <= steps + 2, [f'{s.site} {s.kind}' for s in syncs]
