@@ -1,6 +1,7 @@
 """The evaluation paths on the virtual CUDA device: both robust test loops,
 robust validation, the catastrophic-overfitting guard, the class-subset
 logits and the analysis tools."""
+import collections
 import copy
 import logging
 from types import SimpleNamespace
@@ -63,10 +64,17 @@ def test_robust_test_loop_on_cuda():
         loop.result_names.append('AA')
         loop.start_from.append('clean')
         data = _correct_batch(net)
+        start = len(seen.syncs)
         loop.run_iter(0, data, net)
     assert not seen.mismatches and len(processed) == N
     assert set(processed[0]['robust_correct']) == {'clean', 'PGD-2', 'ta-PGD', 'AA'}
     assert all(r['robust_correct']['clean'] for r in processed)
+    # the loop's own reads do not grow with the samples: one per attack to
+    # pick its survivors, one copy of the results (was a read per sample
+    # and result)
+    sites = collections.Counter(s.site for s in seen.own_syncs(start)
+                                if 'robust_test_loop.py' in s.site)
+    assert max(sites.values()) <= len(loop.attacks), sites
 
 
 def test_robustness_report_loop_on_cuda():

@@ -456,14 +456,19 @@ class RobustTestLoop(TestLoop):
                      for name, attack, _ in self.attacks}
 
         scores = logits.softmax(1).cpu()
+        # the per-sample results on the host in one copy (float64 holds the
+        # bools and the float32 values exactly), not a read per sample
+        host = dict(zip(list(correct) + list(per_sample), torch.stack(
+            [v.double() for v in list(correct.values()) + list(per_sample.values())]
+        ).cpu().tolist()))
         for i, ds in enumerate(data_samples):
             ds.set_pred_score(scores[i]).set_pred_label(scores[i].argmax())
             ds.set_metainfo(dict(
-                robust_correct={k: bool(v[i]) for k, v in correct.items()},
+                robust_correct={k: bool(host[k][i]) for k in correct},
                 attack_seconds={k: v / len(data_samples)
                                 for k, v in seconds.items()},
                 attack_precision=precision,
-                **{k: float(v[i]) for k, v in per_sample.items()}))
+                **{k: host[k][i] for k in per_sample}))
         results = [ds.to_dict() for ds in data_samples]
         self.evaluator.process(data_samples=results, data_batch=data_batch)
         self.runner.call_hook('after_test_iter', batch_idx=idx,
