@@ -19,10 +19,12 @@
 # 8 GPUs x 32 images = 8 samples x 4 views (the NoFrost memory per GPU; lr 0.1 for 256 images
 # per step), 30 epochs: every image is seen 4 times per epoch, about the 90 epochs of NoFrost
 # in images (the official CRT_TDAT.py also trains 30 epochs on its 3 views).
-# Differs from the official CRT_TDAT.py, which attacks only the original view (loss =
-# (CE(clean) + CE(DeepAug) + CE(texture) + CE(adv)) / 4), draws the DeepAugment view from EDSR
-# or CAE, augments each view independently and makes its "texture-debiased" view from the
-# original with colour distortion.
+# Differs from the official CRT_TDAT.py (nf-resnet50_8xb32_in1k_nofrost-star-official.py), which
+# attacks only the original view (loss = (CE(clean) + CE(DeepAug) + CE(texture) + CE(adv)) / 4:
+# an adversarial share of 25% against 50% here), draws its DeepAugment view from EDSR only (its
+# dataset pairs ImageNet index i with index i of EDSR + CAE and is as long as ImageNet, so no
+# CAE index is reached), crops each view independently, and makes its "texture-debiased" view
+# from the original image (crop scale 0.64-1, colour distortion) instead of stylized images.
 _base_ = ['./nf-resnet50_8xb32_in1k_pgdat.py']
 
 train_dataloader = dict(
@@ -40,7 +42,7 @@ train_dataloader = dict(
 
 param_scheduler = dict(T_max=30, end=30)
 train_cfg = dict(max_epochs=30)
-# PGD-5 robust validation every 3 epochs and in the last 10% (NoFrost: every 10 of 90)
+# PGD-5 robust validation after epochs 1, 4, ..., 28 and in the last 10% (NoFrost: every 10 of 90)
 custom_hooks = [dict(_base_.at_hook, adv_val_interval=3)]
 # --auto-scale-lr counts samples (8 per GPU), not images: 64 samples x 4 views = 256 images
 # at lr 0.1

@@ -2,14 +2,14 @@
 import copy
 import os.path as osp
 import random
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Union
 
 import mmcv
 import numpy as np
 import torch
 from mmcv.transforms import Compose
 from mmengine import fileio
-from mmpretrain.registry import DATASETS
+from mmpretrain.registry import DATASETS, TRANSFORMS
 
 LOADING_TRANSFORMS = ('LoadImageFromFile', 'CheckedLoadImageFromFile')
 
@@ -35,7 +35,10 @@ class MultiViewDataset:
     larger), then the random state of ``random``, NumPy and torch is reset
     to the same point before the rest of the pipeline, so every view of a
     sample gets the same crop, flip and any other random transform. After
-    the last view the state moves on, so samples still differ.
+    the last view the state moves on, so samples still differ. With
+    ``shared_augmentation=False`` each view draws its own (the official
+    NoFrost* crops each view independently), and ``view_pipelines`` gives
+    a view its own transforms after loading.
 
     An item is the list of the packed views (original first when
     ``include_original``); ``collate_fn=dict(type='multi_view_collate')``
@@ -55,6 +58,12 @@ class MultiViewDataset:
         max_refetch (int): How many other samples to try when a loading
             transform skips a bad image (``CheckedLoadImageFromFile`` with
             ``on_bad_image='skip'``). Defaults to 1000.
+        shared_augmentation (bool): Every view of a sample gets the same
+            random draws (crop, flip, ...). False: each view its own.
+            Defaults to True.
+        view_pipelines (dict[str, list], optional): View name ('original' or
+            a key of ``views``) -> the transforms applied to it after
+            loading, instead of the wrapped dataset's. Defaults to None.
 
     Example:
         >>> train_dataloader = dict(
@@ -71,7 +80,9 @@ class MultiViewDataset:
                  views: Dict[str, str],
                  include_original: bool = True,
                  lazy_init: bool = False,
-                 max_refetch: int = 1000):
+                 max_refetch: int = 1000,
+                 shared_augmentation: bool = True,
+                 view_pipelines: Optional[Dict[str, list]] = None):
         if not isinstance(views, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in views.items()):
             raise TypeError('MultiViewDataset.views must be a dict of view name -> '
@@ -97,6 +108,17 @@ class MultiViewDataset:
                 f'{[type(t).__name__ for t in transforms[:1]]}')
         self._load = transforms[0]
         self._augment = Compose(transforms[1:])
+        self.shared_augmentation = shared_augmentation
+        view_pipelines = dict(view_pipelines or {})
+        unknown = sorted(set(view_pipelines) - set(self.view_names))
+        if unknown:
+            raise KeyError(f'MultiViewDataset.view_pipelines: {unknown} are not '
+                           f'views; the views are {list(self.view_names)}')
+        # built in mmpretrain's registry, as the wrapped dataset's pipeline
+        self._view_augment = {
+            name: Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t
+                           for t in pipeline])
+            for name, pipeline in view_pipelines.items()}
         for name, root in self.views.items():
             if not fileio.isdir(root):
                 raise FileNotFoundError(f'MultiViewDataset: view {name!r}: {root} '
@@ -174,10 +196,11 @@ class MultiViewDataset:
                     loaded['img'] = mmcv.imresize(loaded['img'], size[::-1])
                     loaded['img_shape'] = size
                     loaded['ori_shape'] = size
-            random.setstate(state[0])
-            np.random.set_state(state[1])
-            torch.set_rng_state(state[2])
-            item = self._augment(loaded)
+            if self.shared_augmentation:
+                random.setstate(state[0])
+                np.random.set_state(state[1])
+                torch.set_rng_state(state[2])
+            item = self._view_augment.get(name, self._augment)(loaded)
             if item is None:
                 return None
             items.append(item)

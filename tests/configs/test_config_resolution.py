@@ -41,6 +41,14 @@ CHANGED = {
 # stayed at chance)
 CHANGED['configs/mnist/fast-at-cnn_1xb100_mnist_pgdat.py'] = {
     'custom_hooks[AdversarialTrainingHook].eps_warmup': 3}
+# the ImageNet NoFrost configs validate robustness as the official PGDAT.py:
+# PGD-5 with the training step (1/255) after epochs 1, 11, ..., 81, 82-90
+for _name in ('nf-resnet50_8xb32_in1k_pgdat', 'resnet50_8xb32_in1k_pgdat',
+              'resnet50-nfconv_8xb32_in1k_pgdat', 'nf-resnet50_8xb32_in1k_nfgsm',
+              'resnet50_8xb32_in1k_nfgsm', 'nf-resnet50_8xb32_in1k_nofrost-star'):
+    CHANGED[f'configs/nofrost/{_name}.py'] = {
+        'custom_hooks[AdversarialTrainingHook].adv_val_offset': 1,
+        'custom_hooks[AdversarialTrainingHook].val_attack.step_size': 1}
 # keys now written at the component's default where they were absent
 DEFAULTED = {'custom_hooks[AdversarialTrainingHook].eps_warmup': 0,
              # NoFrostRunner added it at run time; default_runtime.py holds it

@@ -90,3 +90,21 @@ def test_views_only(tmp_path):
     make_views(tmp_path)
     ds = build(tmp_path, include_original=False)
     assert ds.view_names == ('big', 'inverted') and len(ds[0]) == 2
+
+
+def test_independent_augmentation_and_a_view_pipeline_of_its_own(tmp_path):
+    """The official NoFrost*'s views: each view cropped on its own, one view
+    with its own transforms (here: a fixed 8x8 resize, no crop)."""
+    make_views(tmp_path)
+    ds = build(tmp_path, shared_augmentation=False, view_pipelines=dict(
+        inverted=[dict(type='Resize', scale=(8, 8)), dict(type='PackInputs')]))
+    np.random.seed(0)
+    differ = 0
+    for idx in range(6):
+        orig, big, inv = (v['inputs'].numpy().astype(int) for v in ds[idx])
+        assert orig.shape == big.shape == (3, 16, 16) and inv.shape == (3, 8, 8)
+        differ += not np.array_equal(big, orig)  # own crops: not the same pixels
+    assert differ >= 4
+    with pytest.raises(KeyError, match=r"\['stylized'\] are not views; the views are "
+                       r"\['original', 'big', 'inverted'\]"):
+        build(tmp_path, view_pipelines=dict(stylized=[]))

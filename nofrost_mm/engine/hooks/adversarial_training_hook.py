@@ -71,6 +71,11 @@ class AdversarialTrainingHook(Hook):
             ``adv_val_interval`` in epochs, else iterations. Defaults to True.
         adv_val_interval (int): Robust validation every that many epochs
             (iterations); 0 disables robust validation. Defaults to 10.
+        adv_val_offset (int): Robust validation after epochs (iterations)
+            ``adv_val_offset + k * adv_val_interval`` instead of ``k *
+            adv_val_interval``: 1 gives the official NoFrost PGDAT.py's
+            epochs 1, 11, 21, ... (its 0-based ``epoch % 10 == 0``).
+            Defaults to 0.
         adv_val_last (float): Also validate robustness in this final fraction
             of training, in [0, 1]. Defaults to 0.1.
         val_attack (dict | Callable): Attack of the robust validation; a
@@ -92,7 +97,8 @@ class AdversarialTrainingHook(Hook):
                  adv_val_interval: int = 10,
                  adv_val_last: float = 0.1,
                  val_attack: Union[dict, Callable] = dict(type='PGDAttack', steps=5),
-                 awp_warmup: int = 0):
+                 awp_warmup: int = 0,
+                 adv_val_offset: int = 0):
         if not isinstance(eps_warmup, int) or eps_warmup < 0:
             raise ValueError('AdversarialTrainingHook.eps_warmup must be an int >= 0 '
                              f'(epochs or iterations), got {eps_warmup!r}')
@@ -117,6 +123,10 @@ class AdversarialTrainingHook(Hook):
         if not isinstance(adv_val_interval, int) or adv_val_interval < 0:
             raise ValueError('AdversarialTrainingHook.adv_val_interval must be an int '
                              f'>= 0 (0 disables robust validation), got {adv_val_interval!r}')
+        if not isinstance(adv_val_offset, int) or isinstance(adv_val_offset, bool) \
+                or adv_val_offset < 0:
+            raise ValueError('AdversarialTrainingHook.adv_val_offset must be an int >= 0 '
+                             f'(epochs or iterations), got {adv_val_offset!r}')
         if not 0 <= adv_val_last <= 1:
             raise ValueError('AdversarialTrainingHook.adv_val_last must be in [0, 1], '
                              f'got {adv_val_last!r}')
@@ -130,6 +140,7 @@ class AdversarialTrainingHook(Hook):
         self.steps_schedule, self.steps_milestones = steps_schedule, milestones
         # when robust validation runs
         self.adv_val_interval, self.adv_val_last = adv_val_interval, adv_val_last
+        self.adv_val_offset = adv_val_offset
         # built now, so that a bad attack fails before the run; one that
         # follows the training eps is built again at it (before_run)
         self._val_attack_cfg = val_attack
@@ -240,7 +251,9 @@ class AdversarialTrainingHook(Hook):
             return True  # a standalone validation
         done, total = (runner.epoch, runner.max_epochs) if self.by_epoch \
             else (runner.iter, runner.max_iters)
-        return (done % self.adv_val_interval == 0 or done == total
+        return ((done >= self.adv_val_offset
+                 and (done - self.adv_val_offset) % self.adv_val_interval == 0)
+                or done == total
                 or done > total - math.ceil(self.adv_val_last * total))
 
     def before_val_epoch(self, runner) -> None:
