@@ -165,3 +165,17 @@ def test_checkpoint_round_trip_keeps_both_branches(tmp_path):
     for branch in ('clean', 'adv'):
         with dual_bn_route(model, branch), dual_bn_route(again, branch):
             assert torch.equal(model(x)[0], again(x)[0])
+
+
+def test_norm_cfg_builds_it_with_and_without_a_scope():
+    from mmcv.cnn import build_norm_layer
+    from mmengine.registry import DefaultScope
+    for cfg in (dict(type='DualBN', deploy_branch='adv'),
+                dict(type=DualBatchNorm, deploy_branch='adv')):
+        # mmengine's root registry: the scope of a run without mmpretrain's
+        with DefaultScope.overwrite_default_scope('mmengine'):
+            name, layer = build_norm_layer(dict(cfg), 6, postfix=1)
+        assert name == 'bn1' and isinstance(layer, DualBatchNorm)
+        assert layer.weight.shape == (12, ) and layer.deploy_branch == 'adv'
+    init_default_scope('mmpretrain')
+    assert isinstance(build_norm_layer(dict(type='DualBN'), 6)[1], DualBatchNorm)
