@@ -21,7 +21,9 @@ the network, so that its largest entry is a power of two in the middle of
 fp16's range; the input gradient is divided by the same factor in fp32 (a
 power of two: exact, so sign and normalised steps are those of the unscaled
 gradient). :func:`fp32_logits` and :func:`fp32_predict` take the decisions in
-fp32 (autocast off).
+fp32 (autocast off). Under bf16, whose 8-bit logits leave an iterative
+attack's last iterate within rounding of the boundary, :func:`fp32_polish`
+gives each sample the attack leaves robust one more, fp32, step.
 """
 import functools
 import logging
@@ -44,6 +46,13 @@ LOGIT_GRAD_EXP = 4
 OVERFLOW_BACKOFF = 4
 # no lower than this (a logit gradient of 2**-20 is still > 0 in fp16)
 MIN_LOGIT_GRAD_EXP = -20
+# fp32_polish: the precisions whose survivors take the fp32 step (bf16's
+# last iterates stop within its rounding of the boundary; fp16's do not),
+# and that step as a fraction of the attack's own (a full step breaks 2-5
+# points more than the fp32 attack on the demo ResNet: a stronger attack, not
+# the same one; a quarter recovers what bf16 lost)
+POLISH_PRECISIONS = ('bf16', )
+POLISH_STEP = 0.25
 # names of the precisions in results and reports
 PRECISION_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
 
@@ -414,6 +423,65 @@ def safe_precision(attack, device_type: str, log_once: Callable[[str], bool],
     return precision
 
 
+def log_fp32_once(owner, message: str) -> None:
+    """Log ``message`` once per ``owner`` (an attack) at INFO level."""
+    owner.__dict__.setdefault('_fp32_log_once', LogOnce(logging.INFO))(message)
+
+
+def fp32_polish(owner, model_fn: Callable[[torch.Tensor], torch.Tensor],
+                adv: torch.Tensor, truth: torch.Tensor,
+                objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+                ) -> torch.Tensor:
+    """``adv`` after one fp32 step of the samples it leaves robust (under bf16).
+
+    Under autocast to one of ``POLISH_PRECISIONS`` (else ``adv`` is returned
+    as it is): the rows whose fp32 prediction on ``adv`` is still ``truth``
+    take one step of the attack's objective with autocast off, and a row
+    keeps the stepped image only if it is misclassified in fp32. Nothing else
+    changes: a sample is only ever broken by it. On the demo ResNet with
+    logits x3 and x10, bf16 PGD-10 left samples at fp32 margins of 0.003-0.12
+    (logits near 15: bf16 rounds them by 0.06) and up to 2 of 128 more
+    robust than fp32; with this step, as many or fewer. The first call of
+    each ``owner`` logs one line. Costs one fp32 forward of the batch and a
+    forward and backward of the survivors; the index of the survivors is read
+    once (a host sync per call, not per step).
+
+    Args:
+        owner: The attack (its name in the log line, its once-only log).
+        model_fn (Callable): Maps [0, 1] images to logits.
+        adv (torch.Tensor): (N, C, H, W) the attack's images.
+        truth (torch.Tensor): (N,) true classes.
+        objective (Callable): ``objective(fp32_logits, rows)``: the scalar the
+            attack ascends, of the rows ``rows``.
+        step (Callable): ``step(images, grad, rows)``: the rows' images after
+            the attack's step scaled by ``POLISH_STEP``, projected.
+
+    Returns:
+        torch.Tensor: The images, those of the samples it broke replaced.
+    """
+    device_type = adv.device.type
+    name = precision_name(device_type)
+    if name not in POLISH_PRECISIONS:
+        return adv
+    log_fp32_once(owner, f'{type(owner).__name__}: under {name} autocast the samples '
+                  f'it leaves robust take one more step in fp32 ({POLISH_STEP:g} of its '
+                  f'step): {name} rounds the logits too coarsely to see the boundary '
+                  'its last iterates stop at')
+    with autocast_off(device_type):
+        rows = (fp32_predict(model_fn, adv) == truth).nonzero()[:, 0]
+        if not len(rows):
+            return adv
+        with torch.enable_grad():
+            x = adv[rows].detach().requires_grad_(True)
+            grad, = torch.autograd.grad(objective(model_fn(x).float(), rows), x)
+        moved = step(x.detach(), grad, rows)
+        broken = fp32_predict(model_fn, moved) != truth[rows]
+    adv = adv.clone()
+    adv[rows[broken]] = moved[broken].to(adv.dtype)
+    return adv
+
+
 def fp32_under_autocast(reason: str, precisions=('fp16', 'bf16')):
     """Decorate an attack method to run with autocast off (logged once).
 
@@ -435,8 +503,8 @@ def fp32_under_autocast(reason: str, precisions=('fp16', 'bf16')):
             name = precision_name(device_type)
             if name not in precisions:
                 return method(self, *args, **kwargs)
-            log_once = self.__dict__.setdefault('_fp32_log_once', LogOnce(logging.INFO))
-            log_once(f'{type(self).__name__} runs in fp32 under {name} autocast: {reason}')
+            log_fp32_once(self, f'{type(self).__name__} runs in fp32 under {name} '
+                          f'autocast: {reason}')
             with autocast_off(device_type):
                 return method(self, *args, **kwargs)
         return wrapped

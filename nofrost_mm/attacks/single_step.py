@@ -23,6 +23,11 @@ from .pgd import PGDAttack
 class _SingleStep(PGDAttack):
     """One L-inf sign step with a step size proportional to eps."""
 
+    # training attacks of one step: no fp32 polish under bf16 (it would double
+    # their cost; as strong as fp32 without it, tests/attacks/
+    # test_mixed_precision_strength.py)
+    fp32_parts = {}
+
     def __init__(self, eps: float, step_ratio: float, step_size: Optional[float],
                  random_start: bool, targeted: bool, loss: str,
                  num_classes: Optional[int]):

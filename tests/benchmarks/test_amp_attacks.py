@@ -16,4 +16,4 @@ def test_amp_attacks_prints_both_rows(standard_digits_checkpoint):
                if line.startswith('| AutoAttack standard (4 images) |'))
     fp32, bf16 = row.split('|')[5:7]
     assert float(bf16.split()[0]) <= float(fp32) + 1
-    assert '(bf16 (fab-t, square fp32))' in row
+    assert '(bf16 (apgd-ce, apgd-t, fab-t, square fp32))' in row

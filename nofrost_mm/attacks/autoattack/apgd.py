@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_uniform
-from ..mixed_precision import confirm_misclassified
+from ..mixed_precision import confirm_misclassified, fp32_under_autocast
 from nofrost_mm.utils.progress import NO_PROGRESS
 from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
                                check_target_batch, end_status, like, rows_per_pass,
@@ -69,7 +69,9 @@ class APGDAttack(AutoAttackMember):
     sample's result does not depend on the other samples of its batch.
     Called as ``adv = attack(model, images, labels, keys=None)``; the model
     is used as given (mode and parameters are the caller's, see
-    :func:`attack_context`).
+    :func:`attack_context`). Under fp16 autocast it runs through a
+    :class:`PrecisionSafeClassifier` with fp32 decisions; under bf16 in fp32
+    (one log line).
 
     Args:
         eps (float): L-inf radius in pixel units of 255. Defaults to 8.
@@ -98,6 +100,9 @@ class APGDAttack(AutoAttackMember):
     """
 
     LOSSES = ('ce', 'dlr', 'dlr-targeted')
+    # fp16: fp32 logits and losses, safe gradients, fp32 decisions to leave;
+    # under bf16 it runs in fp32 (perturb)
+    amp_safe = ('fp16', )
 
     def __init__(self, eps: float = 8., steps: int = 100, n_restarts: int = 1,
                  loss: str = 'ce', n_target_classes: int = 9, rho: float = .75,
@@ -135,6 +140,10 @@ class APGDAttack(AutoAttackMember):
                 + (f', n_target_classes={self.n_target_classes}'
                    if self.targeted else '') + f', rho={self.rho})')
 
+    @fp32_under_autocast("its step-size schedule compares loss values step to step, "
+                         "which bf16's 8-bit logits reorder (APGD-CE on the demo "
+                         'ResNet with logits x10: up to 1.6 points more robust)',
+                         precisions=('bf16', ))
     def perturb(self, model, images, labels, keys, clean_logits,
                 progress=NO_PROGRESS):
         """Attack the clean-correct samples; ``(adv, broken)`` for all.

@@ -54,7 +54,7 @@ class AutoAttack:
     Under autocast the members run through a :class:`PrecisionSafeClassifier`
     (fp32 logits and losses, input gradients without fp16 underflow), the
     clean decision and every decision that ends a sample's attack in fp32;
-    FAB-T runs in fp32, and Square too under bf16 (``fp32_parts``).
+    FAB-T runs in fp32, and under bf16 APGD and Square too (``fp32_parts``).
     A :class:`ProgressReporter` given as ``progress`` gets each member's
     progress (steps, targets, samples broken and still robust, elapsed time
     and ETA) and a line at each member's end; it changes no result.
@@ -95,9 +95,9 @@ class AutoAttack:
     """
 
     # as strong under fp16 / bf16 autocast as in fp32 (mixed_precision.py),
-    # FAB-T in fp32, and Square under bf16
+    # FAB-T in fp32, and under bf16 every member
     amp_safe = True
-    fp32_parts = dict(fp16=('fab-t', ), bf16=('fab-t', 'square'))
+    fp32_parts = dict(fp16=('fab-t', ), bf16=('apgd-ce', 'apgd-t', 'fab-t', 'square'))
 
     def __init__(self, eps: float = 8., norm: str = 'Linf',
                  version: str = 'standard', n_classes: Optional[int] = None,

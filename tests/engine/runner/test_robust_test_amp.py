@@ -74,4 +74,4 @@ def test_no_overflow_no_rerun_and_the_decision_is_fp32(monkeypatch):
     monkeypatch.setattr(rtl, 'fp32_predict', lambda m, a: calls.append(
         torch.is_autocast_enabled('cpu')) or fp32_predict(m, a))
     loop.attack_survivors(net, attack, x, y, keys, survived, seed=0)
-    assert loop._precisions[id(attack)] == 'bf16' and calls == [False]
+    assert loop._precisions[id(attack)] == 'bf16 (polish fp32)' and calls == [False]
