@@ -15,6 +15,7 @@ from .logit_margin import logit_margin
 from .mixed_precision import (POLISH_STEP, autocast_dtype, fp32_logits, fp32_polish,
                               precision_safe)
 from .pixel_size import check_pixel_size
+from .survivors import rows_where
 
 
 def pgd_step_size(eps: float, steps: int) -> float:
@@ -304,7 +305,7 @@ class PGDAttack:
                 num_candidates, *num_leaving = torch.stack(counts).tolist()
                 keep = None
                 if num_leaving and num_leaving[0]:
-                    keep = _rows_where_false(leaving, num_leaving[0])
+                    keep = rows_where(leaving, num_leaving[0], False)
                     if not len(keep):
                         return adv.clamp_(0, 1)
                     active, images, truth, targets, logits, candidates = (
@@ -313,7 +314,7 @@ class PGDAttack:
                 iterate = (images + (delta if keep is None else delta[keep])).detach()
                 if num_candidates and recheck:
                     # in fp32: rounding must not end a sample's attack
-                    rows = _rows_where_true(candidates, num_candidates)
+                    rows = rows_where(candidates, num_candidates)
                     leaving = torch.zeros_like(candidates).index_put_(
                         (rows, ), fp32_logits(model_fn, iterate[rows]).argmax(1) != truth[rows])
                     adv[active] = images + delta
@@ -425,14 +426,3 @@ class PGDAttack:
                 logits.detach().abs().amax(dim=1)
             return -(margin + self.confidence + slack).clamp(min=0).sum()
         return -(margin + self.confidence).clamp(min=0).sum()
-
-def _rows_where_true(mask: torch.Tensor, count: int) -> torch.Tensor:
-    """Indices of the ``count`` True rows of ``mask``, in order, without a
-    host read (``count`` is known)."""
-    return torch.argsort(mask.to(torch.uint8), stable=True)[len(mask) - count:]
-
-
-def _rows_where_false(mask: torch.Tensor, count: int) -> torch.Tensor:
-    """Indices of the rows of ``mask`` other than its ``count`` True ones, in
-    order, without a host read."""
-    return torch.argsort(mask.to(torch.uint8), stable=True)[:len(mask) - count]

@@ -14,7 +14,7 @@ from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from nofrost_mm.attacks import PGDAttack, attack_context
+from nofrost_mm.attacks import APGDAttack, PGDAttack, SquareAttack, attack_context
 from nofrost_mm.engine.hooks import AdversarialTrainingHook
 from .tiny import NF_BACKBONE, at_model, batch, eval_net
 from .vcuda import virtual_cuda
@@ -113,3 +113,49 @@ def test_early_exit_pgd_reads_the_host_once_per_step_at_most(monkeypatch, steps,
     assert 0 < broken  # samples left the batch
     # the range check, one read per step, one after the last step
     assert len(syncs) <= steps + 2, [f'{s.site} {s.kind}' for s in syncs]
+
+
+def _sharp_net(n: int = 16):
+    model, net, images, labels, keys = eval_net(n=n)
+    with torch.no_grad():  # predictions that depend on the image
+        model.head.fc.weight.mul_(100)
+        model.head.fc.bias.zero_()
+        labels = net(images).argmax(1)
+    return model, net, images, labels, keys
+
+
+@pytest.mark.parametrize('name,make', [
+    ('APGD-CE', lambda: APGDAttack(eps=4, steps=40)),
+    ('APGD-T', lambda: APGDAttack(eps=4, steps=40, loss='dlr-targeted', n_target_classes=3)),
+], ids=['apgd-ce', 'apgd-t'])
+def test_apgd_reads_the_host_less_than_once_a_step(name, make):
+    attack = make()
+    with virtual_cuda() as seen:
+        model, net, images, labels, keys = _sharp_net()
+        start = len(seen.syncs)
+        with attack_context(model):
+            adv = attack(net, images, labels, keys=keys)
+        syncs = seen.own_syncs(start)
+        broken = int((net(adv).argmax(1) != labels).sum())
+    assert 0 < broken < len(labels)  # samples left, others ran every step
+    assert len(syncs) <= attack.steps, [f'{s.site} {s.kind}' for s in syncs]
+
+
+def test_square_reads_the_host_once_a_model_call():
+    calls = []
+    with virtual_cuda() as seen:
+        model, net, images, labels, keys = _sharp_net()
+
+        def counted(x):
+            calls.append(len(x))
+            return net(x)
+        start = len(seen.syncs)
+        with attack_context(model):
+            adv = SquareAttack(eps=4, n_queries=100)(counted, images, labels, keys=keys)
+        syncs = seen.own_syncs(start)
+        broken = int((net(adv).argmax(1) != labels).sum())
+    assert 0 < broken < len(labels)
+    # one read a call (the look-ahead's sizes), one to end, the clean-correct
+    # samples and the first call's margins
+    assert len(syncs) <= len(calls) + 2, [f'{s.site} {s.kind}' for s in syncs]
+    assert len(calls) > 10

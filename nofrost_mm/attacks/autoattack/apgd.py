@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_uniform
+from ..survivors import rows_where, survivor_rows
 from ..mixed_precision import confirm_misclassified, fp32_under_autocast
 from nofrost_mm.utils.progress import NO_PROGRESS
 from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
@@ -100,6 +101,9 @@ class APGDAttack(AutoAttackMember):
     """
 
     LOSSES = ('ce', 'dlr', 'dlr-targeted')
+    # rows that left are dropped from the batch every that many steps (one
+    # host read each time); between, they stay masked (no effect on others)
+    COMPACT_EVERY = 2
     # fp16: fp32 logits and losses, safe gradients, fp32 decisions to leave;
     # under bf16 it runs in fp32 (perturb)
     amp_safe = ('fp16', )
@@ -156,7 +160,7 @@ class APGDAttack(AutoAttackMember):
         n = len(images)
         adv = images.clone()
         broken = torch.zeros(n, dtype=torch.bool, device=images.device)
-        todo = (clean_logits.argmax(1) == labels).nonzero()[:, 0]
+        todo = survivor_rows(clean_logits.argmax(1) == labels)
         if not len(todo):
             return adv, broken
         x, y, k = images[todo], labels[todo], keys[todo]
@@ -192,8 +196,8 @@ class APGDAttack(AutoAttackMember):
                                     rows_per_pass(self.target_batch, x),
                                     attack_rows, m, x, rows)
             task.end(end_status(m, got), always=True)
-        broken[todo[got]] = True
-        adv[todo[got]] = got_adv[got]
+        broken[todo] = got
+        adv[todo] = torch.where(got[:, None, None, None], got_adv, adv[todo])
         return adv, broken
 
     def _starts(self, keys, run, shape):
@@ -228,6 +232,12 @@ class APGDAttack(AutoAttackMember):
         out_broken = torch.zeros(rows, dtype=torch.bool, device=x.device)
         out_adv = x.clone()
         alive = torch.arange(rows, device=x.device)
+        # rows still attacking; rows that left stay in the batch, masked,
+        # until the next compaction (a host read every COMPACT_EVERY steps)
+        active = torch.ones(rows, dtype=torch.bool, device=x.device)
+        # each row's group (sample) as 0..G-1: one read, before the steps
+        group_ids, gid = torch.unique(groups, return_inverse=True)
+        num_groups = len(group_ids)
         if progress is not None:
             progress.pass_rows(groups, out_broken)
 
@@ -242,15 +252,18 @@ class APGDAttack(AutoAttackMember):
         logits, loss, grad = grad_at(x_adv, y, target)
         wrong = logits.argmax(1) != y
 
-        def leave(wrong, x_adv):
-            """Record broken rows; the rows of unbroken groups to keep."""
+        def leave(wrong, x_adv, active):
+            """Record broken rows; the rows still active: those of unbroken
+            groups (on the device, no host read)."""
             # in fp32 under autocast: rounding must not end a sample's attack
-            wrong = confirm_misclassified(model, x_adv, y, wrong)
-            out_broken[alive[wrong]] = True
-            out_adv[alive[wrong]] = x_adv[wrong]
-            return ~torch.isin(groups[alive], groups[alive[wrong]])
+            wrong = confirm_misclassified(model, x_adv, y, wrong & active)
+            out_broken[alive] = out_broken[alive] | wrong
+            out_adv[alive] = torch.where(wrong[:, None, None, None], x_adv, out_adv[alive])
+            hit = torch.zeros(num_groups, dtype=torch.int32, device=x.device).index_add_(
+                0, gid[alive], wrong.int()) > 0
+            return active & ~hit[gid[alive]]
 
-        keep = leave(wrong, x_adv)
+        active = leave(wrong, x_adv, active)
         step = torch.full((rows, 1, 1, 1), 2. * eps, device=x.device)
         x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
         x_adv_old = x_adv.clone()
@@ -261,12 +274,14 @@ class APGDAttack(AutoAttackMember):
         lo, hi = x - eps, x + eps
 
         for i in range(self.steps):
-            if not bool(keep.all()):
+            num_active = int(active.sum()) if i % self.COMPACT_EVERY == 0 else len(active)
+            if num_active < len(active):
+                keep = rows_where(active, num_active)
                 (alive, x, y, lo, hi, x_adv, x_adv_old, grad, step, x_best,
-                 grad_best, loss_best, loss_best_last, reduced_last) = [
+                 grad_best, loss_best, loss_best_last, reduced_last, active) = [
                     v[keep] for v in (alive, x, y, lo, hi, x_adv, x_adv_old,
                                       grad, step, x_best, grad_best, loss_best,
-                                      loss_best_last, reduced_last)]
+                                      loss_best_last, reduced_last, active)]
                 loss_steps = loss_steps[:, keep]
                 if target is not None:
                     target = target[keep]
@@ -281,7 +296,7 @@ class APGDAttack(AutoAttackMember):
                 x_adv + (x_adv_1 - x_adv) * a + grad2 * (1 - a), lo), hi
                 ).clamp(0., 1.)
             logits, loss, grad = grad_at(x_adv, y, target)
-            keep = leave(logits.argmax(1) != y, x_adv)
+            active = leave(logits.argmax(1) != y, x_adv, active)
 
             loss_steps[i] = loss
             better = loss > loss_best

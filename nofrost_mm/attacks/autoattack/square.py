@@ -28,6 +28,7 @@ from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.progress import NO_PROGRESS, NO_TASK
 from nofrost_mm.utils.sample_random import sample_bits
 from ..mixed_precision import fp32_recheck, fp32_under_autocast
+from ..survivors import rows_where, survivor_rows
 from .autoattack_member import AutoAttackMember, check_common, check_int, end_status, like
 
 SQUARE_STREAM = 0x53515541
@@ -135,7 +136,7 @@ class SquareAttack(AutoAttackMember):
         """Attack the clean-correct samples; ``(adv, broken)`` for all."""
         adv = images.clone()
         broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
-        todo = (clean_logits.argmax(1) == labels).nonzero()[:, 0]
+        todo = survivor_rows(clean_logits.argmax(1) == labels)
         if not len(todo):
             return adv, broken
         x, y, k = images[todo], labels[todo], keys[todo]
@@ -143,7 +144,7 @@ class SquareAttack(AutoAttackMember):
             best, got = self.attack_rows(model, x, y, k, task)
             task.end(end_status(len(todo), got), always=True)
         broken[todo] = got
-        adv[todo[got]] = best[got]
+        adv[todo] = torch.where(got[:, None, None, None], best, adv[todo])
         return adv, broken
 
     @fp32_under_autocast("bf16's 8-bit margins hide the small improvements its "
@@ -182,19 +183,30 @@ class SquareAttack(AutoAttackMember):
         accepted = torch.ones(n, device=dev)
         asked = torch.full((n, ), 2., device=dev)
         sent = 0  # images sent to the model, look-ahead included
+        big = torch.iinfo(torch.long).max
         while True:
-            todo = ((margin_min > 0.) & (nxt < self.n_queries)).nonzero()[:, 0]
-            if not len(todo):
+            # the iteration's one host read: how many samples go on, how many
+            # images they send and which query blocks those fall in; the
+            # rest is masked on the device, not picked by boolean masks
+            todo = (margin_min > 0.) & (nxt < self.n_queries)
+            ahead = (asked / accepted).floor().long().clamp(1, self.max_lookahead)
+            ahead = torch.where(todo, torch.minimum(ahead, self.n_queries - nxt), 0)
+            count, total, first_query, last_query = torch.stack([
+                todo.sum(), ahead.sum(), torch.where(todo, nxt, big).min(),
+                torch.where(todo, nxt + ahead - 1, -1).max()]).tolist()
+            if not count:
                 break
-            ahead = (asked[todo] / accepted[todo]).floor().long().clamp(
-                1, self.max_lookahead)
-            ahead = torch.minimum(ahead, self.n_queries - nxt[todo])
+            draws.release(first_query)
+            todo = rows_where(todo, count)
+            ahead = ahead[todo]
             # rows: sample outer, its queries nxt, nxt + 1, ... inner
-            row_s = todo.repeat_interleave(ahead)
+            row_s = todo.repeat_interleave(ahead, output_size=total)
             starts = torch.cumsum(ahead, 0) - ahead
-            offset = torch.arange(len(row_s), device=dev) - starts.repeat_interleave(ahead)
+            offset = torch.arange(total, device=dev) - starts.repeat_interleave(
+                ahead, output_size=total)
             query = nxt[row_s] + offset
-            vh, vw, sq_signs = draws.get(row_s, query)
+            vh, vw, sq_signs = draws.get(row_s, query, range(
+                first_query // _DRAW_CHUNK, last_query // _DRAW_CHUNK + 1))
             s = sizes[query]
             deltas = like(square_deltas(vh, vw, s, 2. * eps * sq_signs.to(x.dtype),
                                         h, w), x)
@@ -204,22 +216,23 @@ class SquareAttack(AutoAttackMember):
             # the sequential loop keeps a proposal that lowers the margin or
             # misclassifies; until one is kept its best image is unchanged
             keep = (marg < loss_min[row_s]) | (marg <= 0.)
-            big = torch.iinfo(torch.long).max
             first = torch.full((n, ), big, dtype=torch.long, device=dev)
-            first.scatter_reduce_(0, row_s[keep], offset[keep], 'amin')
+            first.scatter_reduce_(0, row_s, torch.where(keep, offset, big), 'amin')
             hit = first[todo] < big
             done = torch.where(hit, first[todo] + 1, ahead)
             nxt[todo] += done
             asked[todo] += done
             accepted[todo] += hit.float()
-            if bool(hit.any()):
-                won = (offset == first[row_s]).nonzero()[:, 0]
-                ws = row_s[won]
-                loss_min[ws] = torch.minimum(loss_min[ws], marg[won])
-                margin_min[ws] = marg[won]
-                x_best[ws] = x_new[won]
-            draws.release(int(nxt[todo].min()))
-            sent += len(row_s)
+            # each sample's kept proposal (at most one row), where it has one
+            won = torch.where(offset == first[row_s],
+                              torch.arange(total, device=dev), -1)
+            pick = torch.full((n, ), -1, dtype=torch.long, device=dev).scatter_reduce_(
+                0, row_s, won, 'amax')
+            has, pick = pick >= 0, pick.clamp(min=0)
+            loss_min = torch.where(has, torch.minimum(loss_min, marg[pick]), loss_min)
+            margin_min = torch.where(has, marg[pick], margin_min)
+            x_best = torch.where(has[:, None, None, None], x_new[pick], x_best)
+            sent += total
             task.update(sent, lambda: sent + self._queries_left(nxt, margin_min),
                         lambda: self._status(nxt, margin_min))
         return x_best, margin_min <= 0.
@@ -273,18 +286,21 @@ class _QueryDraws:
             self.blocks[b] = (vh, vw, sq)
         return self.blocks[b]
 
-    def get(self, rows, query):
+    def get(self, rows, query, blocks):
         """Row, column and channel signs of square ``query[r]`` of sample
-        ``rows[r]``."""
+        ``rows[r]``; ``blocks`` (a range the caller read) holds every
+        query's block (each block is picked by a mask: no host read)."""
         block = query // _DRAW_CHUNK
-        vh = torch.empty_like(query)
-        vw = torch.empty_like(query)
-        sq = torch.empty((len(query), self.c), dtype=torch.int8, device=query.device)
-        for b in torch.unique(block).tolist():
-            sel = (block == b).nonzero()[:, 0]
+        vh = torch.zeros_like(query)
+        vw = torch.zeros_like(query)
+        sq = torch.zeros((len(query), self.c), dtype=torch.int8, device=query.device)
+        for b in blocks:
             bvh, bvw, bsq = self._block(b)
-            r, q = rows[sel], query[sel] - b * _DRAW_CHUNK
-            vh[sel], vw[sel], sq[sel] = bvh[r, q], bvw[r, q], bsq[r, q]
+            sel = block == b
+            q = (query - b * _DRAW_CHUNK).clamp(0, bvh.size(1) - 1)
+            vh = torch.where(sel, bvh[rows, q], vh)
+            vw = torch.where(sel, bvw[rows, q], vw)
+            sq = torch.where(sel[:, None], bsq[rows, q], sq)
         return vh, vw, sq
 
     def release(self, first_query):

@@ -11,6 +11,7 @@ from mmpretrain.registry import HOOKS
 
 from nofrost_mm.attacks import PGDAttack, build_attack, model_state
 from nofrost_mm.attacks.mixed_precision import autocast_off
+from nofrost_mm.attacks.survivors import attack_survivors
 from nofrost_mm.models.classifiers import AdvImageClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
 from nofrost_mm.utils import DeviceTimer, update_device_scalar
@@ -283,28 +284,35 @@ class AdversarialTrainingHook(Hook):
         with torch.no_grad():
             data = preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
-        clean_right = torch.tensor(
-            [int(o.pred_label) == int(o.gt_label) for o in outputs],
-            device=inputs.device)
+        # the clean decisions, compared on the device (no read per sample)
+        device = inputs.device
+        clean = torch.cat([o.pred_label.view(-1) for o in outputs]).to(device)
+        labels = torch.cat([o.gt_label.view(-1) for o in outputs]).to(device)
+        targets = preprocessor.attack_targets(samples).to(device)
         robust = copy.deepcopy(list(outputs))
-        todo = clean_right.nonzero().squeeze(1)
-        if len(todo):
-            targets = preprocessor.attack_targets(samples)[todo.cpu()]
-            adv = preprocessor.attack_inputs(model, inputs[todo], targets,
-                                             self.val_attack, train_mode=False)
+        predicted = []
+
+        def attack(rows):
+            return preprocessor.attack_inputs(model, inputs[rows], targets[rows],
+                                              self.val_attack, train_mode=False)
+
+        def predict(adv, rows):
             # predicted as the batch the clean pass predicted, attacked rows
             # swapped in: a model that cannot predict one image (mmpretrain's
             # LeNet5 squeezes its logits to 1-d) predicts any batch its clean
             # pass did, also when one sample is left to attack
             attacked = inputs.clone()
-            attacked[todo] = adv
+            attacked[rows] = adv
             # the decision of record is fp32, whatever the attack ran in
             with model_state(model, train_mode=False), torch.no_grad(), \
-                    autocast_off(adv.device.type):
-                preds = model(attacked, copy.deepcopy(samples), mode='predict')
-            for i in todo.tolist():
-                robust[i].set_pred_score(preds[i].pred_score).set_pred_label(
-                    preds[i].pred_label)
+                    autocast_off(device.type):
+                predicted[:] = model(attacked, copy.deepcopy(samples), mode='predict')
+            return torch.cat([p.pred_label.view(-1) for p in predicted]).to(device)[rows]
+
+        rows, _ = attack_survivors(attack, labels, clean == labels, predict)
+        for i in rows.tolist():
+            robust[i].set_pred_score(predicted[i].pred_score).set_pred_label(
+                predicted[i].pred_label)
         self._robust_evaluator.process(data_samples=robust, data_batch=data_batch)
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:

@@ -21,6 +21,7 @@ from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_nam
                                 attack_settings, build_attack, build_attacks,
                                 format_settings, takes_sample_keys)
 from nofrost_mm.attacks.attack_context import check_not_sharded
+from nofrost_mm.attacks.survivors import attack_survivors
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
 from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier,
                                                 fp32_logits, fp32_predict,
@@ -517,18 +518,26 @@ class RobustTestLoop(TestLoop):
         The plug-in's attacks draw from the survivors' ``keys``; torchattacks'
         attacks from torch's generator, seeded with ``seed``.
         """
-        todo = survived.nonzero().squeeze(1)
-        if not len(todo):
-            return
-        torch.manual_seed(seed)
-        kwargs = dict(keys=keys[todo]) if takes_sample_keys(attack) else {}
-        if self.reporter.enabled and takes_progress(attack):
-            kwargs['progress'] = self.reporter
+        extra = dict(progress=self.reporter) \
+            if self.reporter.enabled and takes_progress(attack) else {}
+
+        def attack_rows(model, reduced: bool):
+            def run(rows):
+                torch.manual_seed(seed)
+                kwargs = dict(extra, keys=keys[rows]) if takes_sample_keys(attack) else extra
+                with torch.enable_grad(), autocast(enabled=reduced):
+                    return attack(model, images[rows], labels[rows], **kwargs)
+            return run
+
+        def predict(adv, rows):
+            return fp32_predict(net, adv)
+
         precision = self._precision(attack, images.device.type)
         model = net if precision == 'fp32' else self._precision_safe(net)
-        with torch.enable_grad(), autocast(enabled=precision != 'fp32'):
-            adv = attack(model, images[todo], labels[todo], **kwargs)
-        survived[todo] = fp32_predict(net, adv) == labels[todo]
+        rows, _ = attack_survivors(attack_rows(model, precision != 'fp32'), labels,
+                                   survived, predict)
+        if not len(rows):
+            return
         # one sync per attack and batch, not per step
         overflows = 0 if precision == 'fp32' else model.overflows.count
         if overflows:
@@ -536,14 +545,7 @@ class RobustTestLoop(TestLoop):
                       f'{precision}; its survivors are attacked again in fp32',
                       logger='current', level=30)
             precision += '+fp32'
-            todo = survived.nonzero().squeeze(1)
-            if len(todo):
-                torch.manual_seed(seed)
-                if 'keys' in kwargs:
-                    kwargs['keys'] = keys[todo]
-                with torch.enable_grad():
-                    adv = attack(net, images[todo], labels[todo], **kwargs)
-                survived[todo] = fp32_predict(net, adv) == labels[todo]
+            attack_survivors(attack_rows(net, False), labels, survived, predict)
         self._precisions[id(attack)] = precision
 
     def _precision(self, attack, device_type: str) -> str:
