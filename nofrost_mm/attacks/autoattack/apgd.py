@@ -13,7 +13,7 @@ starts), and the CPU works on one large batch instead of nine small ones. A
 sample leaves the batch, all its rows at once, at the first iterate that
 misclassifies it, which is the iterate returned for it.
 """
-from typing import Optional, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
