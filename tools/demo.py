@@ -144,6 +144,9 @@ def parse_args():
                         'missing) instead of a new --work-dir/runs/<time>; '
                         'a run of it with a result.json is reused, not '
                         'repeated: a killed study resumes')
+    parser.add_argument('--report-only', action='store_true',
+                        help='with --run-dir: the table of its finished runs '
+                        '(rows name their seeds), nothing is trained or tested')
     known = [m for m, _ in ALL_METHODS]
     parser.add_argument('--methods', nargs='+', default=None,
                         help=f'method names to run (default: the first '
@@ -165,6 +168,8 @@ def parse_args():
                         'label smoothing 0.1 and without; '
                         'several studies in one run share their rows')
     args = parser.parse_args()
+    if args.report_only and args.run_dir is None:
+        parser.error('--report-only needs --run-dir')
     if args.aa_samples < 1:
         parser.error('--aa-samples must be >= 1')
     if args.study is not None and args.methods:
@@ -466,6 +471,8 @@ def main():
                                             record['train_dir']))
                 print(f'==> [{name}, seed {seed}] done before: '
                       f'{result_path}', flush=True)
+            elif args.report_only:
+                continue
             else:
                 os.makedirs(work_dir, exist_ok=args.run_dir is not None)
                 record = run_method(name, config, seed, work_dir, trained,
@@ -473,13 +480,15 @@ def main():
                 with open(result_path, 'w') as f:
                     json.dump(record, f, indent=2)
             per_run[name].append(record)
-            if seed == args.seeds[0]:
+            if name not in curves:  # the first seed the row has
                 curves[name] = read_curves(record['train_dir'])
             # the rows so far, for a study stopped before its end
             with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
                 json.dump(summarize(args, per_run, run_root), f, indent=2)
 
     summary = summarize(args, per_run, run_root)
+    if not summary['methods']:
+        raise SystemExit(f'no finished run in {run_root}')
     table = summary['table']
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
@@ -488,7 +497,7 @@ def main():
     if len(summary['eps']) > 1:
         plot_against_eps(summary, osp.join(args.work_dir, 'eps_study.png'))
         written.append('eps_study.png')
-    first = next(iter(per_run.values()))[0]
+    first = next(runs for runs in per_run.values() if runs)[0]
     print(f'\nDigits test split (360 images; AutoAttack on a seeded subset of '
           f"{first['autoattack_samples']}; worst case over PGD-20 and "
           f"AutoAttack on it), eps in {summary['eps']} /255, "

@@ -77,8 +77,15 @@ def test_run_dir_reuses_finished_runs_and_the_table_names_partial_seeds(
     assert calls == [('Dual-BN AT, clean branch', 1), ('Dual-BN AT, adv branch', 1)]
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert summary['methods']['Dual-BN AT, adv branch']['autoattack']['per_seed'] == [50., 51.]
-    # a study stopped early: the rows say which seeds they have
-    partial = dict(summary, seeds=[0, 1, 2])
-    assert '| Dual-BN AT, adv branch (seeds 0, 1) | 32 | 50.5 ± 0.7 |' in \
-        demo.markdown_table(partial)
-    assert '| Dual-BN AT, adv branch | 32 | 50.5 ± 0.7 |' in demo.markdown_table(summary)
+    assert '| Dual-BN AT, adv branch | 32 | 50.5 ± 0.7 |' in summary['table']
+    # a study stopped early: --report-only tables what finished, each row
+    # with its seeds, and runs nothing
+    calls.clear()
+    monkeypatch.setattr(sys, 'argv', common + ['--seeds', '0', '1', '2', '--report-only'])
+    demo.main()
+    assert calls == []
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert '| Dual-BN AT, adv branch (seeds 0, 1) | 32 | 50.5 ± 0.7 |' in summary['table']
+    monkeypatch.setattr(sys, 'argv', ['demo.py', '--report-only'])
+    with pytest.raises(SystemExit):
+        demo.parse_args()
