@@ -94,8 +94,12 @@ def _state_key(model: nn.Module) -> tuple:
     modes, and each parameter's and buffer's storage and in-place version
     (an optimizer step or a loaded checkpoint changes the version)."""
     tensors = list(model.parameters()) + list(model.buffers())
-    return (tuple((id(m), m.training) for m in model.modules()),
-            tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device) for t in tensors))
+    try:
+        versions = tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device)
+                         for t in tensors)
+    except RuntimeError:  # inference-mode tensors keep no version: never reused
+        return None
+    return tuple((id(m), m.training) for m in model.modules()), versions
 
 
 def _folded_copy(model: nn.Module, images: torch.Tensor) -> Tuple[nn.Module, int]:
@@ -103,7 +107,7 @@ def _folded_copy(model: nn.Module, images: torch.Tensor) -> Tuple[nn.Module, int
     once while the model's state key stays the same."""
     key = _state_key(model)
     cached = _FOLDED.get(model)
-    if cached is not None and cached[0] == key:
+    if cached is not None and key is not None and cached[0] == key:
         return (cached[1], cached[2]) if cached[2] else (model, 0)
     _FOLDED.pop(model, None)  # the old copy's memory first
     # the dataflow does not depend on the batch; two images keep the conv

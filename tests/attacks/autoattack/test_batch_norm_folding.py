@@ -176,6 +176,7 @@ def test_the_folded_copy_is_made_once_while_the_model_is_unchanged():
 def test_the_cached_copy_goes_with_the_model():
     import gc
     import weakref
+
     from nofrost_mm.attacks.autoattack import batch_norm_folding
     model = _random_stats(ConvBNNet())
     x = torch.rand(4, 3, 8, 8)
@@ -200,3 +201,12 @@ def test_sync_batch_norm_in_eval_mode_folds():
     assert count == 2 and isinstance(folded.bn1, nn.Identity)
     assert isinstance(folded.bn_sum, nn.SyncBatchNorm)
     assert torch.allclose(folded(x), logits, atol=1e-5)
+
+
+def test_a_model_made_in_inference_mode_is_folded_every_call():
+    with torch.inference_mode():
+        model = _random_stats(ConvBNNet())
+    x = torch.rand(4, 3, 8, 8)
+    first, count = fold_batch_norm(model, x, model(x))
+    again, _ = fold_batch_norm(model, x, model(x))
+    assert count == 2 and again is not first  # no version counter to trust
