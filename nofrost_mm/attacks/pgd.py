@@ -317,7 +317,34 @@ class PGDAttack:
                     rows = rows_where(candidates, num_candidates)
                     leaving = torch.zeros_like(candidates).index_put_(
                         (rows, ), fp32_logits(model_fn, iterate[rows]).argmax(1) != truth[rows])
-                    adv[active] = images + delta
+                    adv[active] = torch.where(leaving.view(-1, 1, 1, 1), iterate, adv[active])
+                    # no gradient (no step) for them
+                    logits = torch.where(leaving.view(-1, 1), logits.detach(), logits)
+                elif num_candidates:
+                    rows = rows_where(candidates, num_candidates)
+                    adv[active[rows]] = iterate[rows]
+                    if num_candidates == len(candidates):
+                        return adv.clamp_(0, 1)
+                    # the objective of the survivors only
+                    survivors = rows_where(candidates, num_candidates, False)
+                    keep = survivors if keep is None else keep[survivors]
+                    active, images, truth, targets, logits = (
+                        t[survivors] for t in (active, images, truth, targets, logits))
+                grad, = torch.autograd.grad(self._objective(logits, targets), delta)
+                if keep is not None:
+                    delta, grad = delta.detach()[keep], grad[keep]
+                delta = self._step(delta.detach(), grad, alpha, eps)
+                delta = (images + delta).clamp_(0, 1) - images
+        if leaving is not None:  # confirmed broken at the last step
+            num_leaving = int(leaving.sum())
+            if num_leaving:
+                keep = rows_where(leaving, num_leaving, False)
+                if not len(keep):
+                    return adv.clamp_(0, 1)
+                active, images, truth, targets, delta = (
+                    t[keep] for t in (active, images, truth, targets, delta))
+        adv[active] = self._polish(model_fn, images, (images + delta).clamp_(0, 1).detach(),
+                                   truth, targets, alpha, eps)
         return adv.clamp_(0, 1).detach()
 
     def _uniform(self, images: torch.Tensor, bound: float,
