@@ -14,7 +14,8 @@ from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from nofrost_mm.attacks import APGDAttack, PGDAttack, SquareAttack, attack_context
+from nofrost_mm.attacks import (APGDAttack, FABAttack, PGDAttack, SquareAttack,
+                                attack_context)
 from nofrost_mm.engine.hooks import AdversarialTrainingHook
 from .tiny import NF_BACKBONE, at_model, batch, eval_net
 from .vcuda import virtual_cuda
@@ -127,8 +128,9 @@ def _sharp_net(n: int = 16):
 @pytest.mark.parametrize('name,make', [
     ('APGD-CE', lambda: APGDAttack(eps=4, steps=40)),
     ('APGD-T', lambda: APGDAttack(eps=4, steps=40, loss='dlr-targeted', n_target_classes=3)),
-], ids=['apgd-ce', 'apgd-t'])
-def test_apgd_reads_the_host_less_than_once_a_step(name, make):
+    ('FAB-T', lambda: FABAttack(eps=4, steps=40, n_target_classes=3)),
+], ids=['apgd-ce', 'apgd-t', 'fab-t'])
+def test_apgd_and_fab_read_the_host_less_than_once_a_step(name, make):
     attack = make()
     with virtual_cuda() as seen:
         model, net, images, labels, keys = _sharp_net()

@@ -20,6 +20,7 @@ import torch
 from nofrost_mm.registry import ATTACKS
 from .apgd import target_classes
 from ..mixed_precision import fp32_under_autocast
+from ..survivors import rows_where, survivor_rows
 from nofrost_mm.utils.progress import NO_PROGRESS
 from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
                                check_target_batch, end_status, rows_per_pass, run_rows)
@@ -51,27 +52,28 @@ def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.
     b2 = sb[:, -1] - s[:, -1] * p.gather(1, indp[:, 0:1]).squeeze(1)
     c_l = b - b2 > 0
     c2 = (b - b0 > 0) & (~c_l)
-    lb = torch.zeros(int(c2.sum()), device=t.device)
+    # the bisection and both updates run on every row, each kept where its
+    # case holds (torch.where): the same values per row as on the case's
+    # rows alone, without a host read of which rows those are
+    lb = torch.zeros(len(w), device=t.device)
     ub = torch.full_like(lb, w.shape[1] - 1)
     nitermax = math.ceil(math.log2(w.shape[1]))
-    indp_, sb_, s_, p_, b_ = indp[c2], sb[c2], s[c2], p[c2], b[c2]
     for _ in range(nitermax):
         counter4 = torch.floor((lb + ub) / 2)
         counter2 = counter4.long().unsqueeze(1)
-        indcurr = indp_.gather(1, indp_.size(1) - 1 - counter2)
-        b2 = (sb_.gather(1, counter2) - s_.gather(1, counter2)
-              * p_.gather(1, indcurr)).squeeze(1)
-        c = b_ - b2 > 0
+        indcurr = indp.gather(1, indp.size(1) - 1 - counter2)
+        b2 = (sb.gather(1, counter2) - s.gather(1, counter2)
+              * p.gather(1, indcurr)).squeeze(1)
+        c = b - b2 > 0
         lb = torch.where(c, counter4, lb)
         ub = torch.where(c, ub, counter4)
-    lb = lb.long()
-    if c_l.any():
-        lmbd_opt = torch.clamp_min((b[c_l] - sb[c_l, -1]) / (-s[c_l, -1]),
-                                   min=0).unsqueeze(-1)
-        d[c_l] = (2 * a[c_l] - 1) * lmbd_opt
-    lmbd_opt = torch.clamp_min((b[c2] - sb[c2, lb]) / (-s[c2, lb]),
-                               min=0).unsqueeze(-1)
-    d[c2] = torch.min(lmbd_opt, d[c2]) * a[c2] + torch.max(-lmbd_opt, d[c2]) * (1 - a[c2])
+    lb = lb.long().unsqueeze(1)
+    lmbd_l = torch.clamp_min((b - sb[:, -1]) / (-s[:, -1]), min=0).unsqueeze(-1)
+    d = torch.where(c_l[:, None], (2 * a - 1) * lmbd_l, d)
+    lmbd_opt = torch.clamp_min((b - sb.gather(1, lb).squeeze(1))
+                               / (-s.gather(1, lb).squeeze(1)), min=0).unsqueeze(-1)
+    d = torch.where(c2[:, None],
+                    torch.min(lmbd_opt, d) * a + torch.max(-lmbd_opt, d) * (1 - a), d)
     return d * (w != 0).float()
 
 
@@ -162,13 +164,16 @@ class FABAttack(AutoAttackMember):
                 f'{self.alpha_max}, eta={self.eta}, beta={self.beta})')
 
     title = 'fab-t'
+    # rows that left are dropped from the batch every that many steps (one
+    # host read each time); between, they stay masked (no effect on others)
+    COMPACT_EVERY = 2
 
     def perturb(self, model, images, labels, keys, clean_logits,
                 progress=NO_PROGRESS):
         """Attack the clean-correct samples; ``(adv, broken)`` for all."""
         adv = images.clone()
         broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
-        todo = (clean_logits.argmax(1) == labels).nonzero()[:, 0]
+        todo = survivor_rows(clean_logits.argmax(1) == labels)
         if not len(todo):
             return adv, broken
         x, y = images[todo], labels[todo]
@@ -189,8 +194,8 @@ class FABAttack(AutoAttackMember):
                                     rows_per_pass(self.target_batch, x),
                                     attack_rows, m, x, rows)
             task.end(end_status(m, got), always=True)
-        broken[todo[got]] = True
-        adv[todo[got]] = got_adv[got]
+        broken[todo] = got
+        adv[todo] = torch.where(got[:, None, None, None], got_adv, adv[todo])
         return adv, broken
 
     @fp32_under_autocast('its steps onto the linearised boundary end next to it, '
@@ -203,6 +208,11 @@ class FABAttack(AutoAttackMember):
         out_broken = torch.zeros(rows, dtype=torch.bool, device=im2.device)
         out_adv = im2.clone()
         alive = torch.arange(rows, device=im2.device)
+        # rows still attacking; rows that left stay in the batch, masked,
+        # until the next compaction (a host read every COMPACT_EVERY steps)
+        active = torch.ones(rows, dtype=torch.bool, device=im2.device)
+        group_ids, gid = torch.unique(groups, return_inverse=True)
+        num_groups = len(group_ids)
         x1 = im2.clone()
         # the projection's tensors, about ten of (rows, C x H x W), stay
         # within those of one pass's forward rows
@@ -210,6 +220,14 @@ class FABAttack(AutoAttackMember):
         if progress is not None:
             progress.pass_rows(groups, out_broken)
         for step in range(self.steps):
+            num_active = int(active.sum()) if step % self.COMPACT_EVERY == 0 \
+                else len(active)
+            if num_active < len(active):
+                keep = rows_where(active, num_active)
+                alive, x1, im2, y, target, active = (v[keep] for v in (
+                    alive, x1, im2, y, target, active))
+                if not len(alive):
+                    break
             with torch.enable_grad():
                 xg = x1.clone().requires_grad_(True)
                 logits = model(xg).float()
@@ -230,19 +248,17 @@ class FABAttack(AutoAttackMember):
                   + (im2 + d2 * self.eta) * alpha).clamp(0.0, 1.0)
             with torch.no_grad():
                 is_adv = model(x1).argmax(1) != y
-            if is_adv.any():
-                dist = (x1 - im2).abs().flatten(1).amax(1)
-                hit = is_adv & (dist <= eps)
-                out_broken[alive[hit]] = True
-                out_adv[alive[hit]] = x1[hit]
-                back = is_adv[:, None, None, None]
-                x1 = torch.where(back, im2 + (x1 - im2) * self.beta, x1)
-                keep = ~torch.isin(groups[alive], groups[alive[hit]])
-                if not bool(keep.all()):
-                    alive, x1, im2, y, target = (v[keep] for v in (
-                        alive, x1, im2, y, target))
-                    if not len(alive):
-                        break
+            # on the device: the rows that break within eps leave with
+            # their group (sample); the adversarial rows step back
+            dist = (x1 - im2).abs().flatten(1).amax(1)
+            hit = is_adv & (dist <= eps) & active
+            out_broken[alive] = out_broken[alive] | hit
+            out_adv[alive] = torch.where(hit[:, None, None, None], x1, out_adv[alive])
+            back = is_adv[:, None, None, None]
+            x1 = torch.where(back, im2 + (x1 - im2) * self.beta, x1)
+            left = torch.zeros(num_groups, dtype=torch.int32, device=x1.device).index_add_(
+                0, gid[alive], hit.int()) > 0
+            active = active & ~left[gid[alive]]
             if progress is not None:
                 progress.step_done(step + 1, len(alive))
         return out_broken, out_adv
