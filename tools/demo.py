@@ -27,12 +27,11 @@ import os
 import os.path as osp
 import platform
 import re
-import statistics
-import subprocess
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from nofrost_mm.utils.studies import run_logged as run
+from nofrost_mm.utils.studies import seed_stats
 
 # (name, config); the order is the table's order
 METHODS = [
@@ -185,25 +184,6 @@ def parse_args():
     return args
 
 
-def run(cmd, log_path, show=None):
-    """Run a repo command, keep its whole output in a log, show some lines."""
-    env = dict(os.environ, PYTHONPATH=REPO)
-    with open(log_path, 'w') as log:
-        proc = subprocess.Popen([sys.executable] + cmd, cwd=REPO, env=env,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
-        for line in proc.stdout:
-            log.write(line)
-            if show is None or show(line):
-                print('    ' + line.rstrip()[-150:], flush=True)
-        proc.wait()
-    if proc.returncode != 0:
-        with open(log_path) as f:
-            tail = ''.join(f.readlines()[-30:])
-        raise SystemExit(f'{" ".join(cmd)} failed ({proc.returncode}); '
-                         f'log: {log_path}\n{tail}')
-
-
 def train(config, work_dir, seed, quick):
     options = [f'randomness.seed={seed}'] + (QUICK_TRAIN if quick else [])
     start = time.time()
@@ -250,25 +230,6 @@ def read_curves(work_dir):
                     curves['val_robust'].append(
                         rec.get('robust_accuracy/top1', float('nan')))
     return curves
-
-
-def seed_stats(values):
-    """Statistics of one number over seeds, labeled (``summary.json``).
-
-    Args:
-        values (list): One value per seed, in the seeds' order; None where a
-            run has none.
-
-    Returns:
-        dict: ``mean`` (None without values), ``std`` (sample standard
-        deviation; None below two values: one seed has no spread to
-        report), ``n_seeds`` (values present) and ``per_seed`` (the values).
-    """
-    present = [v for v in values if v is not None]
-    return dict(
-        mean=statistics.mean(present) if present else None,
-        std=statistics.stdev(present) if len(present) > 1 else None,
-        n_seeds=len(present), per_seed=list(values))
 
 
 def fmt(stats):

@@ -2,21 +2,5 @@
 # Usage: tools/dist_train.sh CONFIG NPROC [train.py args]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on every node.
 # GPUs: NCCL, one process per GPU; no GPU: gloo on CPU (NoFrostRunner).
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-$PYTHON -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    $(dirname "$0")/train.py \
-    $CONFIG \
-    --launcher pytorch ${@:3}
+source "$(dirname "$0")/launch_common.sh"
+dist_launch "$2" train.py "$1" --launcher pytorch "${@:3}"

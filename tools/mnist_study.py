@@ -37,8 +37,8 @@ import time
 
 from mmengine.config import Config
 
-# tools/ is first on sys.path: the demo's subprocess and statistics helpers
-from demo import run, seed_stats
+from nofrost_mm.utils.studies import run_logged as run
+from nofrost_mm.utils.studies import seed_stats
 
 # Croce & Hein 2020 (AutoAttack), MNIST eps 0.3, full test set: clean / AA
 PUBLISHED = [
@@ -198,7 +198,7 @@ def wilson(percent, n, z=1.96):
 
 def row_stats(runs):
     """Per column of the table (and the training time), the row's
-    statistics over seeds (:func:`demo.seed_stats`)."""
+    statistics over seeds (:func:`nofrost_mm.utils.studies.seed_stats`)."""
     stats = {key: seed_stats([r['metrics'].get(key) for r in runs])
              for key, _ in COLUMNS}
     stats['train_seconds'] = seed_stats([r['train_seconds'] for r in runs])

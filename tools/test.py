@@ -2,16 +2,16 @@
 # Same command line as mmpretrain's tools/test.py.
 import argparse
 import faulthandler
-import os
 import os.path as osp
 
 import mmengine
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 
 from nofrost_mm.attacks import parse_attack
 from nofrost_mm.evaluation.robust_test_config import ROBUST_LOOPS, robust_test_cfg
+from nofrost_mm.utils import cli
 
 
 def parse_args():
@@ -56,12 +56,7 @@ def parse_args():
         action='store_true',
         help='run each attack only on the survivors of the attacks before it '
         '(test_cfg.cascade=True): same worst case, cheaper, cumulative columns')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
+    cli.add_cfg_options_arg(parser)
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -70,27 +65,14 @@ def parse_args():
         '--no-pin-memory',
         action='store_true',
         help='whether to disable the pin_memory option in dataloaders.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    cli.add_launcher_args(parser)
+    return cli.parse_launched(parser)
 
 
 def merge_args(cfg, args):
     """Merge CLI arguments to config."""
     cfg.launcher = args.launcher
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cli.set_work_dir(cfg, args.work_dir, args.config)
 
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint}: no such file')
@@ -99,34 +81,18 @@ def merge_args(cfg, args):
     if args.amp:
         cfg.test_cfg.fp16 = True
 
-    default_dataloader_cfg = ConfigDict(
-        pin_memory=True,
-        collate_fn=dict(type='default_collate'),
-    )
-
-    def set_default_dataloader_cfg(cfg, field):
-        if cfg.get(field, None) is None:
-            return
-        dataloader_cfg = default_dataloader_cfg.copy()
-        dataloader_cfg.update(cfg[field])
-        cfg[field] = dataloader_cfg
-        if args.no_pin_memory:
-            cfg[field]['pin_memory'] = False
-
-    set_default_dataloader_cfg(cfg, 'test_dataloader')
+    cli.set_dataloader_defaults(cfg, ('test_dataloader', ),
+                                args.no_pin_memory)
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    if args.attacks is not None and [a.lower() for a in args.attacks] == [
-            'none']:
+    attacks = cli.attack_specs(args.attacks)
+    if attacks == []:
         cfg.pop('test_attacks', None)
         if cfg.get('test_cfg', {}).get('type') in ROBUST_LOOPS:
             cfg.test_cfg.attacks = []  # a config's own loop: clean only
-    elif args.attacks is not None:
-        if any(a.lower() == 'none' for a in args.attacks):
-            raise ValueError('--attacks: "none" cannot be combined with '
-                             f'attacks, got {args.attacks}')
-        cfg.test_attacks = [parse_attack(a) for a in args.attacks]
+    elif attacks is not None:
+        cfg.test_attacks = [parse_attack(a) for a in attacks]
     robust_test_cfg(cfg, args.num_samples)
     if cfg.get('test_cfg', {}).get('type') in ROBUST_LOOPS:
         # every robust evaluation keeps its per-batch results in its run folder
@@ -159,7 +125,7 @@ def main():
     if loop in ROBUST_LOOPS:
         # bad attack configs fail here, before the model is built or loaded
         from nofrost_mm.attacks import build_attacks
-        from nofrost_mm.evaluation.report_attack_entries import split_report_keys
+        from nofrost_mm.evaluation.robustness_report.attack_entries import split_report_keys
         attacks = cfg.test_cfg.get('attacks', ())
         if loop == 'RobustnessReportLoop':  # entries with restarts / after
             attacks = split_report_keys(attacks)[0]

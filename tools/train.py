@@ -2,12 +2,12 @@
 # Same command line as mmpretrain's tools/train.py.
 import argparse
 import faulthandler
-import os
 import os.path as osp
-from copy import deepcopy
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
+
+from nofrost_mm.utils import cli
 
 
 def parse_args():
@@ -44,27 +44,9 @@ def parse_args():
         action='store_true',
         help='whether to disable the persistent_workers option in dataloaders.'
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK)
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    cli.add_cfg_options_arg(parser)
+    cli.add_launcher_args(parser)
+    return cli.parse_launched(parser)
 
 
 def merge_args(cfg, args):
@@ -75,18 +57,13 @@ def merge_args(cfg, args):
         cfg.val_evaluator = None
 
     cfg.launcher = args.launcher
-
-    # work_dir is determined in this priority: CLI > segment in file > filename
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cli.set_work_dir(cfg, args.work_dir, args.config)
 
     if args.amp is True:
         # fp16 with a loss scaler on a GPU, bf16 on a CPU (mmengine's
         # AmpOptimWrapper refuses one); AGC keeps its AMP twin
         import torch
+
         from nofrost_mm.engine.optim_wrappers import amp_optim_wrapper_type
         cfg.optim_wrapper.type = amp_optim_wrapper_type(
             cfg.optim_wrapper.get('type'), torch.cuda.is_available())
@@ -115,29 +92,9 @@ def merge_args(cfg, args):
                            'base_batch_size=N)` in the config')
         cfg.auto_scale_lr.enable = True
 
-    default_dataloader_cfg = ConfigDict(
-        pin_memory=True,
-        persistent_workers=True,
-        collate_fn=dict(type='default_collate'),
-    )
-
-    def set_default_dataloader_cfg(cfg, field):
-        if cfg.get(field, None) is None:
-            return
-        dataloader_cfg = deepcopy(default_dataloader_cfg)
-        dataloader_cfg.update(cfg[field])
-        # persistent workers need worker processes
-        if dataloader_cfg.get('num_workers', 0) == 0:
-            dataloader_cfg.persistent_workers = False
-        cfg[field] = dataloader_cfg
-        if args.no_pin_memory:
-            cfg[field]['pin_memory'] = False
-        if args.no_persistent_workers:
-            cfg[field]['persistent_workers'] = False
-
-    set_default_dataloader_cfg(cfg, 'train_dataloader')
-    set_default_dataloader_cfg(cfg, 'val_dataloader')
-    set_default_dataloader_cfg(cfg, 'test_dataloader')
+    cli.set_dataloader_defaults(
+        cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'),
+        args.no_pin_memory, args.no_persistent_workers)
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
+from nofrost_mm.utils.config_checks import check_bool, check_choice, check_number
 from nofrost_mm.utils.sample_random import sample_normal, sample_randint, sample_uniform
 from .logit_margin import logit_margin
 from .mixed_precision import (POLISH_STEP, autocast_dtype, fp32_logits, fp32_polish,
@@ -145,38 +146,27 @@ class PGDAttack:
                  early_exit: bool = False):
         # eps=0.03 meant as 8/255 would train and evaluate at 0.03/255
         check_pixel_size(type(self).__name__, 'eps', eps, norm, allow_zero=True)
-        if not isinstance(steps, int) or steps < (1 if eps > 0 else 0):
-            raise ValueError(f'PGDAttack: `steps` must be an int >= 1 when eps > 0 '
-                             f'(>= 0 when eps = 0), got {steps!r}')
-        if step_size is not None and (not isinstance(step_size, (int, float))
-                                      or step_size <= 0):
-            raise ValueError(f'PGDAttack: `step_size` must be None (default '
-                             f'min(1.25*eps, eps+4)/steps) or a number > 0 '
-                             f'(pixel units of 255), got {step_size!r}')
-        if norm not in self.NORMS:
-            raise ValueError(f'PGDAttack: `norm` must be one of {self.NORMS}, '
-                             f'got {norm!r}')
-        if loss not in self.LOSSES:
-            raise ValueError(f'PGDAttack: `loss` must be one of {self.LOSSES}, '
-                             f'got {loss!r}')
-        if random_start not in self.RANDOM_STARTS or isinstance(random_start, int) \
-                and not isinstance(random_start, bool):
-            raise ValueError(f'PGDAttack: `random_start` must be one of '
-                             f'{self.RANDOM_STARTS}, got {random_start!r}')
+        # steps 0 only for eps 0 (the images themselves)
+        check_number('PGDAttack.steps', steps, integer=True,
+                     min_value=1 if eps > 0 else 0)
+        if step_size is not None:  # None: min(1.25 eps, eps + 4) / steps
+            check_number('PGDAttack.step_size (pixel units of 255)', step_size,
+                         min_value=0, min_inclusive=False)
+        check_choice('PGDAttack.norm', norm, self.NORMS)
+        check_choice('PGDAttack.loss', loss, self.LOSSES)
+        if isinstance(random_start, int) and not isinstance(random_start, bool):
+            # 1 == True would pass the choice below: only the bools are flags
+            check_bool('PGDAttack.random_start', random_start)
+        check_choice('PGDAttack.random_start', random_start, self.RANDOM_STARTS)
         if loss == 'kl' and targeted:
             raise ValueError("PGDAttack: `targeted` must be False with loss='kl' "
                              '(the KL loss moves away from the clean prediction, '
                              'it has no target class)')
-        if not isinstance(confidence, (int, float)) or confidence < 0:
-            raise ValueError(f'PGDAttack: `confidence` must be a number >= 0, '
-                             f'got {confidence!r}')
-        if num_classes is not None and (not isinstance(num_classes, int)
-                                        or num_classes < 2):
-            raise ValueError(f'PGDAttack: `num_classes` must be None or an int '
-                             f'>= 2, got {num_classes!r}')
-        if not isinstance(early_exit, bool):
-            raise ValueError(f'PGDAttack: `early_exit` must be True or False, '
-                             f'got {early_exit!r}')
+        check_number('PGDAttack.confidence', confidence, min_value=0)
+        if num_classes is not None:
+            check_number('PGDAttack.num_classes', num_classes, integer=True,
+                         min_value=2)
+        check_bool('PGDAttack.early_exit', early_exit)
         if early_exit and loss == 'kl':
             raise ValueError("PGDAttack: `early_exit` needs labels to tell broken "
                              "samples; loss='kl' (TRADES) has none")

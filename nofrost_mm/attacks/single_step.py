@@ -16,6 +16,7 @@ from typing import Optional
 import torch
 
 from nofrost_mm.registry import ATTACKS
+from nofrost_mm.utils.config_checks import check_bool, check_number
 
 from .pgd import PGDAttack
 
@@ -31,11 +32,9 @@ class _SingleStep(PGDAttack):
     def __init__(self, eps: float, step_ratio: float, step_size: Optional[float],
                  random_start: bool, targeted: bool, loss: str,
                  num_classes: Optional[int]):
-        name = type(self).__name__
-        if (not isinstance(step_ratio, (int, float)) or isinstance(step_ratio, bool)
-                or step_ratio <= 0):
-            raise ValueError(f'{name}: `step_ratio` must be a number > 0 (the step '
-                             f'size as a multiple of eps), got {step_ratio!r}')
+        # the step size as a multiple of eps
+        check_number(f'{type(self).__name__}.step_ratio', step_ratio,
+                     min_value=0, min_inclusive=False)
         super().__init__(eps=eps, steps=1, step_size=step_size, norm='Linf',
                          random_start=random_start, targeted=targeted, loss=loss,
                          num_classes=num_classes)
@@ -107,10 +106,8 @@ class FGSMRS(_SingleStep):
                  targeted: bool = False,
                  loss: str = 'ce',
                  num_classes: Optional[int] = None):
-        for key, value in (('random_start', random_start), ('clip_start', clip_start)):
-            if not isinstance(value, bool):
-                raise ValueError(f'FGSMRS: `{key}` must be True or False, got '
-                                 f'{value!r}')
+        check_bool('FGSMRS.random_start', random_start)
+        check_bool('FGSMRS.clip_start', clip_start)
         super().__init__(eps, step_ratio, step_size, random_start, targeted, loss,
                          num_classes)
         self.clip_start = clip_start
@@ -152,8 +149,10 @@ class NFGSM(_SingleStep):
         num_classes (int, optional): As :class:`PGDAttack`. Defaults to None.
 
     Example:
-        >>> data_preprocessor = dict(type='PGDDataPreprocessor',
-        ...                          attack=dict(type='NFGSM', eps=8))
+        >>> # the paper's setting for wide nets at 16/255
+        >>> data_preprocessor = dict(
+        ...     type='PGDDataPreprocessor',
+        ...     attack=dict(type='NFGSM', eps=16, noise_ratio=4))
     """
 
     def __init__(self,
@@ -164,10 +163,8 @@ class NFGSM(_SingleStep):
                  targeted: bool = False,
                  loss: str = 'ce',
                  num_classes: Optional[int] = None):
-        if (not isinstance(noise_ratio, (int, float)) or isinstance(noise_ratio, bool)
-                or noise_ratio < 0):
-            raise ValueError(f'NFGSM: `noise_ratio` must be a number >= 0 (the noise '
-                             f'half-width as a multiple of eps), got {noise_ratio!r}')
+        # the noise half-width as a multiple of eps
+        check_number('NFGSM.noise_ratio', noise_ratio, min_value=0)
         super().__init__(eps, step_ratio, step_size, True, targeted, loss, num_classes)
         self.noise_ratio = float(noise_ratio)
 

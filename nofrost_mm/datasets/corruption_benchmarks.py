@@ -10,17 +10,40 @@ from .corrupted_dataset import check_packs_corruption_keys, resolve_corruptions
 from .transforms.image_corruption import check_severity
 
 
-def _check_severities(severities, owner):
-    severities = tuple(severities)
-    if not severities:
-        raise ValueError(f'{owner}.severities is empty')
-    for s in severities:
-        check_severity(s, f'{owner}.severities')
-    return severities
+class _CorruptionBenchmark(BaseDataset):
+    """The released files of a corruption benchmark, test-mode.
+
+    The corruption names and severities are checked, then the files
+    (:meth:`_check_files`) before any is read, and the pipeline must keep
+    ``corruption`` and ``severity`` in ``PackInputs``'s ``meta_keys``.
+    Arguments as :class:`ImageNetC`'s.
+    """
+
+    def __init__(self,
+                 data_root: str,
+                 corruptions: Union[str, Sequence[str]] = 'imagenet-c',
+                 severities: Sequence[int] = (1, 2, 3, 4, 5),
+                 pipeline: Sequence = (),
+                 **kwargs):
+        name = type(self).__name__
+        self.corruptions = resolve_corruptions(corruptions, f'{name}.corruptions')
+        self.severities = tuple(severities)
+        if not self.severities:
+            raise ValueError(f'{name}.severities is empty')
+        for s in self.severities:
+            check_severity(s, f'{name}.severities')
+        self._check_files(data_root)
+        kwargs.setdefault('test_mode', True)
+        super().__init__(ann_file='', data_root=data_root, pipeline=pipeline,
+                         **kwargs)
+        check_packs_corruption_keys(self.pipeline, name)
+
+    def _check_files(self, data_root: str) -> None:
+        raise NotImplementedError
 
 
 @DATASETS.register_module()
-class ImageNetC(BaseDataset):
+class ImageNetC(_CorruptionBenchmark):
     """ImageNet-C as released: ``data_root/<corruption>/<severity>/<wnid>/*.JPEG``.
 
     Each ``(corruption, severity)`` folder is read with mmpretrain's
@@ -46,14 +69,7 @@ class ImageNetC(BaseDataset):
         ...     meta_keys=('sample_idx', 'corruption', 'severity'))])
     """
 
-    def __init__(self,
-                 data_root: str,
-                 corruptions: Union[str, Sequence[str]] = 'imagenet-c',
-                 severities: Sequence[int] = (1, 2, 3, 4, 5),
-                 pipeline: Sequence = (),
-                 **kwargs):
-        self.corruptions = resolve_corruptions(corruptions, 'ImageNetC.corruptions')
-        self.severities = _check_severities(severities, 'ImageNetC.severities')
+    def _check_files(self, data_root: str) -> None:
         for c in self.corruptions:
             for s in self.severities:
                 folder = osp.join(data_root, c, str(s))
@@ -61,10 +77,6 @@ class ImageNetC(BaseDataset):
                     raise FileNotFoundError(
                         f'ImageNetC: {folder} is missing (expected '
                         'data_root/<corruption>/<severity>/<class>/<image>)')
-        kwargs.setdefault('test_mode', True)
-        super().__init__(ann_file='', data_root=data_root, pipeline=pipeline,
-                         **kwargs)
-        check_packs_corruption_keys(self.pipeline, 'ImageNetC')
 
     def load_data_list(self) -> List[dict]:
         data_list, classes = [], None
@@ -88,7 +100,7 @@ class ImageNetC(BaseDataset):
 
 
 @DATASETS.register_module()
-class CIFAR10C(BaseDataset):
+class CIFAR10C(_CorruptionBenchmark):
     """CIFAR-10-C as released: ``data_root/<corruption>.npy`` and ``labels.npy``.
 
     Each corruption file holds the test set at severities 1 to 5 stacked in
@@ -110,23 +122,15 @@ class CIFAR10C(BaseDataset):
     METAINFO = {'classes': ('airplane', 'automobile', 'bird', 'cat', 'deer',
                             'dog', 'frog', 'horse', 'ship', 'truck')}
 
-    def __init__(self,
-                 data_root: str,
-                 corruptions: Union[str, Sequence[str]] = 'imagenet-c',
-                 severities: Sequence[int] = (1, 2, 3, 4, 5),
-                 pipeline: Sequence = (),
-                 **kwargs):
-        self.corruptions = resolve_corruptions(corruptions, 'CIFAR10C.corruptions')
-        self.severities = _check_severities(severities, 'CIFAR10C.severities')
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('serialize_data', False)  # keep images memory-mapped
+        super().__init__(*args, **kwargs)
+
+    def _check_files(self, data_root: str) -> None:
         for name in self.corruptions + ('labels', ):
             path = osp.join(data_root, f'{name}.npy')
             if not osp.isfile(path):
                 raise FileNotFoundError(f'CIFAR10C: {path} is missing')
-        kwargs.setdefault('test_mode', True)
-        kwargs.setdefault('serialize_data', False)  # keep images memory-mapped
-        super().__init__(ann_file='', data_root=data_root, pipeline=pipeline,
-                         **kwargs)
-        check_packs_corruption_keys(self.pipeline, 'CIFAR10C')
 
     def load_data_list(self) -> List[dict]:
         labels = np.load(osp.join(self.data_root, 'labels.npy'))

@@ -19,13 +19,8 @@ class ImageNetA(WnidFolderDataset):
     ``eval.py`` does (``output[:, indices_in_1k]``).
 
     Args:
-        data_root (str): The ``imagenet-a`` folder.
-        **kwargs: Other arguments of :class:`WnidFolderDataset`.
-
-    Example:
-        >>> test_dataloader = dict(dataset=dict(
-        ...     type='ImageNetA', data_root='data/imagenet-a', pipeline=[...]))
-        >>> custom_hooks = [dict(type='ClassSubsetHook')]
+        data_root (str): The ``imagenet-a`` folder; the other arguments and
+            the use are those of :class:`ImageNetR`.
     """
 
     CLASS_LIST = 'imagenet-a'

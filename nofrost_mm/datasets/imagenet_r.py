@@ -25,7 +25,8 @@ class ImageNetR(WnidFolderDataset):
     Example:
         >>> test_dataloader = dict(dataset=dict(
         ...     type='ImageNetR', data_root='data/imagenet-r', pipeline=[...]))
-        >>> custom_hooks = [dict(type='ClassSubsetHook')]
+        >>> # in the plug-in's default_runtime.py already
+        >>> default_hooks = dict(class_subset=dict(type='ClassSubsetHook'))
     """
 
     CLASS_LIST = 'imagenet-r'

@@ -9,7 +9,7 @@ from typing import Optional
 
 from nofrost_mm.attacks import with_eps
 from nofrost_mm.utils import training_eps
-from .report_attack_entries import REPORT_KEYS, wrap_report_entry
+from .robustness_report.attack_entries import REPORT_KEYS, wrap_report_entry
 
 # metrics that understand RobustTestLoop's per-sample results (the
 # robustness report's RobustnessRecords is a RobustAccuracy that keeps them)

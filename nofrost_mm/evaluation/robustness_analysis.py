@@ -1,8 +1,9 @@
 """The paper's analyses of robust models: decision margins and smoothness.
 
 Used by ``tools/analysis_tools/decision_margin.py`` and
-``tools/analysis_tools/smoothness.py``; every function takes a model of
-[0, 1] images (:class:`NormalizedClassifier`) and works in batches.
+``tools/analysis_tools/smoothness.py`` (their command line:
+:func:`nofrost_mm.utils.cli.comparison_args`); every function takes a model
+of [0, 1] images (:class:`NormalizedClassifier`) and works in batches.
 """
 import json
 from typing import Callable, Optional, Tuple
@@ -16,42 +17,10 @@ from nofrost_mm.attacks.logit_margin import logit_margin
 from nofrost_mm.utils import sample_keys, sample_uniform
 
 
-def add_comparison_args(parser) -> None:
-    """Arguments shared by the tools comparing checkpoints (models, output)."""
-    parser.add_argument('models', nargs='+',
-                        help='pairs of config file and checkpoint')
-    parser.add_argument('--labels', nargs='+', help='a name per checkpoint')
-    parser.add_argument('--out', required=True, help='output PNG file')
-    parser.add_argument('--json', help='also write the summary numbers here')
-    parser.add_argument('--num-samples', type=int, default=500,
-                        help='seeded subset of the test set (0: all)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--batch-size', type=int, default=128)
-
-
-def labelled_models(args) -> list:
-    """Check the shared arguments; ``[(label, config, checkpoint), ...]``.
-
-    Raises SystemExit naming the argument, before any model is built.
-    """
-    if len(args.models) % 2:
-        raise SystemExit('models: give CONFIG CHECKPOINT pairs, got an odd '
-                         f'number of paths ({len(args.models)})')
-    pairs = list(zip(args.models[::2], args.models[1::2]))
-    if args.labels is not None and len(args.labels) != len(pairs):
-        raise SystemExit(f'--labels: {len(args.labels)} names for '
-                         f'{len(pairs)} checkpoints')
-    if args.num_samples < 0 or args.batch_size < 1:
-        raise SystemExit('--num-samples must be >= 0 and --batch-size >= 1')
-    if not args.out.endswith('.png'):
-        raise SystemExit(f'--out must be a .png file, got {args.out}')
-    labels = args.labels or [ckpt for _, ckpt in pairs]
-    return [(label, config, ckpt) for label, (config, ckpt) in zip(labels, pairs)]
-
-
 def models_eps(labelled: list, option: str) -> Optional[float]:
-    """The training eps of the configs of :func:`labelled_models` (all the
-    same, else an error naming ``option``), or None for standard models."""
+    """The training eps of the configs of ``(name, config, checkpoint)``
+    pairs (:func:`nofrost_mm.utils.cli.model_pairs`; all the same, else an
+    error naming ``option``), or None for standard models."""
     from mmengine.config import Config
 
     from nofrost_mm.evaluation.robustness_report import configs_eps
@@ -59,11 +28,37 @@ def models_eps(labelled: list, option: str) -> Optional[float]:
                         for _, config, _ in labelled}, option)
 
 
+def analysis_radius(given: Optional[float], option: str, labelled: list,
+                    default: float, factor: int = 1) -> Tuple[float, str]:
+    """An analysis' radius (pixel units of 255) and where it came from.
+
+    Args:
+        given (float, optional): The value of ``option``, None if not given.
+        option (str): The option (``--eps``), named in the source and in the
+            error of configs with different eps.
+        labelled (list): ``(name, config, checkpoint)`` pairs.
+        default (float): The radius of standard models (no training attack).
+        factor (int): Multiple of the configs' training eps (at most 255).
+            Defaults to 1.
+
+    Returns:
+        tuple[float, str]: The radius and its source.
+    """
+    if given is not None:
+        return given, option
+    eps = models_eps(labelled, option)
+    if eps is None:
+        return default, 'default: no training attack'
+    times = {1: '', 2: 'twice '}.get(factor, f'{factor} times ')
+    return min(factor * eps, 255.), f"{times}the configs' training eps"
+
+
 def measure_models(args, measure: Callable) -> dict:
     """Run ``measure`` on each model of :func:`add_comparison_args`.
 
     Args:
-        args (Namespace): Parsed arguments with ``labelled_models``.
+        args (Namespace): Parsed arguments with ``labelled_models``
+            (:func:`nofrost_mm.utils.cli.comparison_args`).
         measure (callable): ``measure(label, net, images, labels)`` -> a dict
             of per-sample tensors, on the seeded test subset.
 

@@ -114,8 +114,9 @@ def test_eps_zero_returns_the_images(setup):
     (dict(loss='dlr'), 'loss'), (dict(confidence=-1), 'confidence'),
     (dict(num_classes=1), 'num_classes')])
 def test_bad_settings_name_the_key(kwargs, key):
-    # sizes follow the attacks' shared pixel-unit rule: `eps=-1 must be ...`
-    with pytest.raises(ValueError, match=f'`{key}`| {key}=-'):
+    # sizes follow the attacks' shared pixel-unit rule (`eps=-1 must be ...`),
+    # the others check_number's and check_choice's (`PGDAttack.steps=0 is ...`)
+    with pytest.raises((TypeError, ValueError), match=rf'PGDAttack\.{key}\b| {key}=-'):
         PGDAttack(**kwargs)
 
 

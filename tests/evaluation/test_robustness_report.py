@@ -8,7 +8,7 @@ from nofrost_mm.evaluation.robustness_report import (ReportPlan, check_eps_list,
                                                      config_eps,
                                                      default_eps_list, markdown,
                                                      summarize)
-from nofrost_mm.evaluation.report_attack_entries import split_report_keys
+from nofrost_mm.evaluation.robustness_report.attack_entries import split_report_keys
 from tests.conftest import REPO_ROOT
 
 DEMO = REPO_ROOT / 'configs/demo'

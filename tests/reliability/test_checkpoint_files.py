@@ -12,8 +12,8 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 import nofrost_mm  # noqa: F401
-from nofrost_mm.engine.runner.nofrost_runner import (CheckpointLoadError,
-                                                     NoFrostRunner)
+from nofrost_mm.engine.runner.nofrost_runner import NoFrostRunner
+from nofrost_mm.utils import CheckpointLoadError
 from tests.conftest import logged_warnings, run_tool
 from tests.reliability.helpers import DAMAGES, DEMO, damage, expected_problem
 

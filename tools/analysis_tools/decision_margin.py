@@ -14,7 +14,6 @@ Usage:
 The search radius defaults to twice the configs' training eps (32/255 for
 standard models); it is printed and written to the JSON.
 """
-import argparse
 import math
 
 import torch
@@ -23,26 +22,17 @@ import torch
 DEFAULT_EPS_MAX = 32.
 
 
-def parse_args():
+def parse_args(argv=None):
     from nofrost_mm.evaluation import robustness_analysis as ra
-    parser = argparse.ArgumentParser(description='Decision-margin plots')
-    ra.add_comparison_args(parser)
-    parser.add_argument('--eps-max', type=float,
-                        help='search radius, pixel units of 255 (default: twice '
-                        "the configs' training eps, at most 255; else 32)")
-    parser.add_argument('--steps', type=int, default=20,
-                        help='PGD steps giving the adversarial direction')
-    args = parser.parse_args()
-    args.labelled_models = ra.labelled_models(args)
-    if args.eps_max is None:
-        eps = ra.models_eps(args.labelled_models, '--eps-max')
-        # twice the eps: the distances of a robust model lie around it
-        args.eps_max, args.eps_source = (DEFAULT_EPS_MAX, 'default: no training attack') \
-            if eps is None else (min(2 * eps, 255.), "twice the configs' training eps")
-    else:
-        args.eps_source = '--eps-max'
-    if args.eps_max <= 0 or args.steps < 1:
-        raise SystemExit('--eps-max must be > 0 and --steps >= 1')
+    from nofrost_mm.utils.cli import comparison_args
+    _, args = comparison_args(
+        'Decision-margin plots', '--eps-max',
+        'search radius, pixel units of 255 (default: twice the configs\' '
+        'training eps, at most 255; else 32)', 20,
+        'PGD steps giving the adversarial direction', argv)
+    # twice the eps: the distances of a robust model lie around it
+    args.eps_max, args.eps_source = ra.analysis_radius(
+        args.eps_max, '--eps-max', args.labelled_models, DEFAULT_EPS_MAX, 2)
     return args
 
 

@@ -27,23 +27,20 @@ import os
 import os.path as osp
 import time
 
+from nofrost_mm.utils import cli
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATASET_CONFIGS = osp.join(REPO_ROOT, 'configs', '_base_', 'datasets')
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
-
     from nofrost_mm.evaluation.distribution_shift import BENCHMARKS
 
     parser = argparse.ArgumentParser(
         description='ImageNet / -C / -R / -A / -Sketch table (Markdown, JSON, '
         'bar plot) for one or more checkpoints')
-    parser.add_argument('models', nargs='+', metavar='CONFIG CHECKPOINT',
-                        help='config and checkpoint of each model, in pairs')
+    cli.add_model_pairs_args(parser)
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--labels', nargs='+', help='a name per model '
-                        '(default: the config names)')
     parser.add_argument('--benchmarks', nargs='+', default=list(BENCHMARKS),
                         choices=list(BENCHMARKS), help='columns (default: all)')
     parser.add_argument(
@@ -70,62 +67,20 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, help='test batch size')
     parser.add_argument('--num-workers', type=int,
                         help='dataloader workers per process (default: the configs\')')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of every model config')
-    parser.add_argument('--log-level', default='WARNING',
-                        help="the runners' log level")
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if len(args.models) % 2:
-        parser.error(f'models come in CONFIG CHECKPOINT pairs; got '
-                     f'{len(args.models)} paths: {args.models}')
-    if args.labels is not None and len(args.labels) != len(args.models) // 2:
-        parser.error(f'--labels: {len(args.labels)} names for '
-                     f'{len(args.models) // 2} models')
-    for key in ('num_samples', 'batch_size', 'num_workers'):
-        value = getattr(args, key)
-        if value is not None and value < (0 if key == 'num_workers' else 1):
-            parser.error(f'--{key.replace("_", "-")} must be >= '
-                         f'{0 if key == "num_workers" else 1}, got {value}')
+    cli.add_tool_runner_args(parser)
+    args = cli.parse_launched(parser, argv)
+    cli.check_at_least(parser, args, num_samples=1, batch_size=1, num_workers=0)
+    # checked (paths, pairs) before any config is read
+    args.pairs = cli.model_pairs(parser, args)
     return args
-
-
-def load_models(args):
-    """Configs and labels of the model pairs, checked (no model is built)."""
-    from mmengine.config import Config
-
-    pairs = list(zip(args.models[::2], args.models[1::2]))
-    models = []
-    for i, (config, checkpoint) in enumerate(pairs):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config {config}: no such file')
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint}: no such file '
-                                    f'(paired with config {config})')
-        cfg = Config.fromfile(config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        stem = osp.splitext(osp.basename(config))[0]
-        name = args.labels[i] if args.labels else stem
-        models.append(dict(name=name, stem=stem, config=config,
-                           checkpoint=checkpoint, cfg=cfg))
-    names = [m['name'] for m in models]
-    for i, m in enumerate(models):  # the same config twice: number them
-        if names.count(m['name']) > 1:
-            m['name'] = f"{i + 1}: {m['name']}"
-    return models
 
 
 def model_attacks(args, cfg):
     """The attack configs of a model's robust runs ([] for none)."""
-    if args.attacks is not None:
-        if [a.lower() for a in args.attacks] == ['none']:
-            return []
-        return [_parse(a) for a in args.attacks]
+    from nofrost_mm.attacks import parse_attack
+    specs = cli.attack_specs(args.attacks)
+    if specs is not None:
+        return [parse_attack(a) for a in specs]
     return list(cfg.get('test_attacks', None) or [])
 
 
@@ -135,9 +90,13 @@ def plan_runs(args, models):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import DATASETS
 
-    from nofrost_mm.engine.runner.robust_test_loop import build_attacks
+    from nofrost_mm.attacks import build_attacks
     from nofrost_mm.evaluation.distribution_shift import (
-        BENCHMARKS, benchmark_cfg, check_head_for_benchmark, parse_data_roots)
+        BENCHMARKS,
+        benchmark_cfg,
+        check_head_for_benchmark,
+        parse_data_roots,
+    )
 
     roots = parse_data_roots(args.data_root, args.benchmarks)
     files = parse_data_roots(args.dataset_config, args.benchmarks, '--dataset-config')
@@ -190,17 +149,12 @@ def plan_runs(args, models):
 
 
 def run_one(i, model, bench, cfg, args, robust):
-    from mmengine.registry import RUNNERS
-
     kind = 'robust' if robust else 'clean'
-    cfg.launcher = args.launcher
-    cfg.work_dir = osp.join(args.out, 'work_dirs', f"{i}_{model['stem']}", f'{bench}_{kind}')
-    cfg.experiment_name = f"distribution_shift_{i}_{model['stem']}_{bench}_{kind}"
-    cfg.load_from = model['checkpoint']
-    cfg.resume = False
-    cfg.log_level = args.log_level
-    cfg.setdefault('runner_type', 'NoFrostRunner')
-    runner = RUNNERS.build(cfg)
+    runner = cli.build_tool_runner(
+        cfg, model['checkpoint'],
+        osp.join(args.out, 'work_dirs', f"{i}_{model['stem']}", f'{bench}_{kind}'),
+        f"distribution_shift_{i}_{model['stem']}_{bench}_{kind}", args.launcher,
+        args.log_level)
     metrics = runner.test()
     return runner.rank, metrics
 
@@ -215,10 +169,15 @@ def _main(argv=None):
     import nofrost_mm  # noqa: F401  (registers the plug-in)
     args = parse_args(argv)
     from nofrost_mm.evaluation.distribution_shift import (
-        BENCHMARKS, output_paths, plot_bars, result_columns, write_json,
-        write_markdown)
+        BENCHMARKS,
+        output_paths,
+        plot_bars,
+        result_columns,
+        write_json,
+        write_markdown,
+    )
 
-    models = load_models(args)
+    models = cli.load_model_configs(args.pairs, args.cfg_options)
     roots, runs = plan_runs(args, models)
     os.makedirs(args.out, exist_ok=True)
     results = [dict(name=m['name'], config=m['config'], checkpoint=m['checkpoint'],
@@ -259,11 +218,6 @@ def _main(argv=None):
     print(f"table written to {paths['markdown']}, {paths['json']}, {paths['plot']}",
           flush=True)
 
-
-
-def _parse(spec, eps=None):
-    from nofrost_mm.attacks import parse_attack
-    return parse_attack(spec, eps)
 
 if __name__ == '__main__':
     main()

@@ -32,20 +32,24 @@ import os
 import os.path as osp
 import time
 
+from nofrost_mm.utils import cli
+
 DEFAULT_NUM_SAMPLES = 32
 
 
 def parse_args(argv=None):
     from nofrost_mm.evaluation.robustness_report import (
-        AUTOATTACK_SQUARE_QUERIES, DEFAULT_APGD_STEPS, DEFAULT_PGD_STEPS,
-        DEFAULT_RESTARTS, DEFAULT_SQUARE_QUERIES)
-    from mmengine.config import DictAction
+        AUTOATTACK_SQUARE_QUERIES,
+        DEFAULT_APGD_STEPS,
+        DEFAULT_PGD_STEPS,
+        DEFAULT_RESTARTS,
+        DEFAULT_SQUARE_QUERIES,
+    )
 
     parser = argparse.ArgumentParser(
         description='Robust accuracy against attack strength and eps, with '
         'gradient-masking flags, for one or more checkpoints')
-    parser.add_argument('models', nargs='+', metavar='CONFIG CHECKPOINT',
-                        help='config and checkpoint of each model, in pairs')
+    cli.add_model_pairs_args(parser)
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument(
         '--num-samples', type=int, default=DEFAULT_NUM_SAMPLES,
@@ -100,59 +104,18 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int,
                         help='test batch size (default: the config\'s)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of every config (key=value)')
-    parser.add_argument(
         '--amp', action='store_true',
         help='run the attacks under autocast (fp16 on CUDA, bf16 on a CPU) '
         'where they are as strong as in fp32 (the others in fp32); the report '
         'says which precision each attack ran in')
-    parser.add_argument('--log-level', default='WARNING',
-                        help="the runners' log level (INFO shows their logs)")
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if len(args.models) % 2:
-        parser.error(f'models come in CONFIG CHECKPOINT pairs; got '
-                     f'{len(args.models)} paths: {args.models}')
-    if args.num_samples < 1:
-        parser.error(f'--num-samples must be >= 1, got {args.num_samples}')
-    if args.batch_size is not None and args.batch_size < 1:
-        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    cli.add_tool_runner_args(parser)
+    args = cli.parse_launched(parser, argv)
+    cli.check_at_least(parser, args, num_samples=1, batch_size=1)
     if args.tolerance is not None and args.tolerance < 0:
         parser.error(f'--tolerance must be >= 0, got {args.tolerance}')
+    # checked (paths, pairs) before any config is read
+    args.pairs = cli.model_pairs(parser, args)
     return args
-
-
-def load_models(args):
-    """Check the model paths and load the configs (no model is built)."""
-    from mmengine.config import Config
-
-    pairs = list(zip(args.models[::2], args.models[1::2]))
-    models, names = [], []
-    for config, checkpoint in pairs:
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config {config}: no such file')
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint}: no such file '
-                                    f'(paired with config {config})')
-        cfg = Config.fromfile(config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        name = osp.splitext(osp.basename(config))[0]
-        names.append(name)
-        models.append(dict(name=name, config=config, checkpoint=checkpoint,
-                           cfg=cfg))
-    for m in models:  # same config twice: tell the checkpoints apart
-        if names.count(m['name']) > 1:
-            m['name'] += ' (' + osp.splitext(osp.basename(m['checkpoint']))[0] + ')'
-    if len({m['name'] for m in models}) < len(models):
-        for i, m in enumerate(models):
-            m['name'] = f"{i + 1}: {m['name']}"
-    return models
 
 
 def check_inputs(args, models):
@@ -203,36 +166,16 @@ def resolve_eps(args, models):
 
 def run_model(i, model, args, plan):
     """Attack one model through its runner; the records on rank 0."""
-    from mmengine.registry import RUNNERS
-
     from nofrost_mm.evaluation.metrics import RobustnessRecords
 
     cfg = model['cfg']
-    stem = osp.splitext(osp.basename(model['config']))[0]
-    cfg.launcher = args.launcher
-    cfg.work_dir = osp.join(args.out, 'work_dirs', f'{i}_{stem}')
-    cfg.experiment_name = f'robustness_report_{i}_{stem}'
-    cfg.load_from = model['checkpoint']
-    cfg.resume = False
-    cfg.log_level = args.log_level
-    # the report's loop and metric, whatever the config tests: its
-    # test_attacks would become the loop's attacks and RobustAccuracy its
-    # metric when the runner is built (NoFrostRunner.from_cfg)
-    cfg.pop('test_attacks', None)
-    cfg.test_cfg = dict(
-        type='RobustnessReportLoop', attacks=plan.cfgs,
-        num_samples=args.num_samples, seed=args.seed,
-        # the report runs RobustTestLoop's ordering guard itself, over the
-        # standalone attacks only (the chained eps curve would mislead it)
-        masking_tolerance=float('inf'),
-        # per-batch results in each model's run folder; --resume continues
-        state_dir='auto', resume=args.resume, fp16=args.amp)
-    cfg.test_evaluator = dict(type='RobustnessRecords',
-                              worst_case_over=plan.worst_case_over)
+    stem = model['stem']
+    plan.set_test(cfg, args.num_samples, args.seed, args.resume, args.amp)
     if args.batch_size is not None:
         cfg.test_dataloader.batch_size = args.batch_size
-    cfg.setdefault('runner_type', 'NoFrostRunner')
-    runner = RUNNERS.build(cfg)
+    runner = cli.build_tool_runner(
+        cfg, model['checkpoint'], osp.join(args.out, 'work_dirs', f'{i}_{stem}'),
+        f'robustness_report_{i}_{stem}', args.launcher, args.log_level)
     # the loop is built (no checkpoint loaded, no attack run) to check that
     # it runs the plan's attacks and keeps the per-sample records the report
     # is made of
@@ -258,15 +201,17 @@ def main(argv=None):
 def _main(argv=None):
     args = parse_args(argv)
     import nofrost_mm  # noqa: F401  (registers the plug-in)
-    from nofrost_mm.attacks import format_settings
-    from nofrost_mm.evaluation.robustness_report import (ReportPlan,
-                                                         default_eps_list,
-                                                         default_tolerance,
-                                                         summarize,
-                                                         write_report)
+    from nofrost_mm.attacks import format_settings, parse_attack
+    from nofrost_mm.evaluation.robustness_report import (
+        ReportPlan,
+        default_eps_list,
+        default_tolerance,
+        summarize,
+        write_report,
+    )
 
     # every input is checked before any model is built or loaded
-    models = load_models(args)
+    models = cli.load_model_configs(args.pairs, args.cfg_options)
     eps, eps_source = resolve_eps(args, models)
     plan = ReportPlan(
         eps=eps,
@@ -276,7 +221,8 @@ def _main(argv=None):
         square_queries=args.square_queries,
         autoattack=args.autoattack == 'standard',
         autoattack_queries=args.autoattack_queries,
-        extra_attacks=[_parse(a, eps) for a in args.attacks])
+        extra_attacks=[parse_attack(a, eps)
+                       for a in cli.attack_specs(args.attacks) or []])
     tolerance = args.tolerance
     check_inputs(args, models)
     os.makedirs(args.out, exist_ok=True)
@@ -319,11 +265,6 @@ def _main(argv=None):
     print(f"report written to {paths['markdown']} ({settings['seconds']:.0f} "
           's)', flush=True)
 
-
-
-def _parse(spec, eps=None):
-    from nofrost_mm.attacks import parse_attack
-    return parse_attack(spec, eps)
 
 if __name__ == '__main__':
     main()

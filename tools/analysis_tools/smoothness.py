@@ -14,33 +14,22 @@ Usage:
 The Lipschitz radius defaults to the configs' training eps (8/255 for
 standard models); it is printed and written to the JSON.
 """
-import argparse
-
 import torch
 
 # the Lipschitz radius of standard models (CIFAR's 8/255)
 DEFAULT_EPS = 8.
 
 
-def parse_args():
+def parse_args(argv=None):
     from nofrost_mm.evaluation import robustness_analysis as ra
-    parser = argparse.ArgumentParser(description='Input-gradient / Lipschitz plots')
-    ra.add_comparison_args(parser)
-    parser.add_argument('--eps', type=float,
-                        help='radius of the Lipschitz estimate, pixel units of 255 '
-                        "(default: the configs' training eps, else 8)")
-    parser.add_argument('--steps', type=int, default=10,
-                        help='ascent steps of the Lipschitz estimate')
-    args = parser.parse_args()
-    args.labelled_models = ra.labelled_models(args)
-    if args.eps is None:
-        eps = ra.models_eps(args.labelled_models, '--eps')
-        args.eps, args.eps_source = (DEFAULT_EPS, 'default: no training attack') \
-            if eps is None else (eps, "the configs' training eps")
-    else:
-        args.eps_source = '--eps'
-    if args.eps <= 0 or args.steps < 1:
-        raise SystemExit('--eps must be > 0 and --steps >= 1')
+    from nofrost_mm.utils.cli import comparison_args
+    _, args = comparison_args(
+        'Input-gradient / Lipschitz plots', '--eps',
+        'radius of the Lipschitz estimate, pixel units of 255 (default: the '
+        "configs' training eps, else 8)", 10,
+        'ascent steps of the Lipschitz estimate', argv)
+    args.eps, args.eps_source = ra.analysis_radius(
+        args.eps, '--eps', args.labelled_models, DEFAULT_EPS)
     return args
 
 

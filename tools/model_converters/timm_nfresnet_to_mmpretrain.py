@@ -101,8 +101,10 @@ def parse_args():
 
 def main():
     args = parse_args()
-    # plain tensors only: weights_only keeps untrusted pickles out
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    # the plug-in's checked reader: weights-only (no untrusted pickle), and a
+    # truncated or damaged download named as such
+    from nofrost_mm.utils import read_checkpoint
+    checkpoint = read_checkpoint(args.src)
     state_dict = convert_timm_nfresnet(extract_state_dict(checkpoint))
     torch.save({'state_dict': state_dict}, args.dst)
     print(f'converted {len(state_dict)} tensors: {args.src} -> {args.dst}')

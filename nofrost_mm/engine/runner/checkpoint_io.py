@@ -8,22 +8,21 @@ import os.path as osp
 import re
 from typing import List, NamedTuple, Optional
 
-from mmengine.dist import (all_gather_object, broadcast_object_list,
-                           is_main_process, master_only)
+from mmengine.dist import all_gather_object, broadcast_object_list, is_main_process, master_only
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-from nofrost_mm.utils.checkpoint_reader import (CHECKPOINT_NAME,
-                                                CheckpointLoadError,
-                                                check_fits_model,
-                                                latest_complete_checkpoint,
-                                                read_checkpoint)
+from nofrost_mm.utils.checkpoint_reader import (
+    CHECKPOINT_NAME,
+    CheckpointLoadError,
+    check_fits_model,
+    latest_complete_checkpoint,
+    read_checkpoint,
+)
 from nofrost_mm.utils.rng_state import set_rng_state
 
-# CheckpointLoadError is defined in utils (the analysis tools raise it too)
-# and importable from here, where the runner raises it
-__all__ = ['CheckpointLoadError', 'CheckpointMixin', 'RunInputs',
+__all__ = ['CheckpointMixin', 'RunInputs',
            'earlier_run_files', 'refuse_reused_work_dir']
 
 # what a training run leaves in its work dir and a new run would overwrite

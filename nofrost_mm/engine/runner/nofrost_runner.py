@@ -18,21 +18,25 @@ from collections import Counter
 import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
+
 # in mmengine's root registry: runner_type is resolved before any default scope is set
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from nofrost_mm.datasets.data_checks import check_dataloaders
 from nofrost_mm.evaluation.robust_test_config import ROBUST_LOOPS, robust_test_cfg
-from nofrost_mm.utils.config_checks import (check_bool, check_plugin_component_keys,
-                                         check_schedule_length)
-from .checkpoint_io import CheckpointLoadError, CheckpointMixin, RunInputs
+from nofrost_mm.utils.config_checks import (
+    check_bool,
+    check_plugin_component_keys,
+    check_schedule_length,
+)
+from .checkpoint_io import CheckpointMixin, RunInputs
 from .cpu_distributed import CPUDistributedMixin
 from .rng_isolation import RNGIsolationMixin
 from .stop_signals import resume_command, stop_signals
 from .text_cached_config import TextCachedConfig
 
-__all__ = ['NoFrostRunner', 'CheckpointLoadError']
+__all__ = ['NoFrostRunner']
 
 
 def _plugin_registries():

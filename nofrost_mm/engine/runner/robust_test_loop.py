@@ -17,9 +17,9 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
-from nofrost_mm.attacks import (NormalizedClassifier, attack_context, attack_name,
-                                attack_settings, build_attack, build_attacks,
-                                format_settings, takes_sample_keys)
+from nofrost_mm.attacks import (NormalizedClassifier, attack_context,
+                                attack_settings, build_attacks, format_settings,
+                                takes_sample_keys)
 from nofrost_mm.attacks.attack_context import check_not_sharded
 from nofrost_mm.attacks.survivors import attack_survivors
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
@@ -32,8 +32,7 @@ from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter, takes_progr
 from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
                                find_resumable_state)
 
-__all__ = ['RobustTestLoop', 'attack_name', 'build_attack', 'build_attacks',
-           'gradient_masking_warnings']
+__all__ = ['RobustTestLoop']
 
 
 

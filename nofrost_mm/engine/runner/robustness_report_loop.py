@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from nofrost_mm.attacks import NormalizedClassifier, attack_settings
 from nofrost_mm.attacks.logit_margin import logit_margin
-from nofrost_mm.evaluation.report_attack_entries import restart_name, split_report_keys
+from nofrost_mm.evaluation.robustness_report.attack_entries import restart_name, split_report_keys
 from nofrost_mm.utils import fold_keys
 from .robust_test_loop import RobustTestLoop
 

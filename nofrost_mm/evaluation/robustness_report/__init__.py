@@ -18,8 +18,10 @@ AutoAttack's own checks (Croce & Hein 2020) and of Athalye et al. 2018:
 
 Each flag names the numbers behind it. :class:`RobustnessReportLoop` runs
 the attacks; ``tools/analysis_tools/robustness_report.py`` is the command.
-One module per concern: the attack plan (plan.py), statistics
-(summary.py), flags (flags.py), plots (plots.py), the page (markdown.py).
+One module per concern: the attack entries with restarts or chained eps
+(attack_entries.py), the attack plan and the test it sets (plan.py),
+statistics (summary.py), flags (flags.py), plots (plots.py), the page
+(markdown.py); the per-sample records are :class:`RobustnessRecords`'s.
 """
 import json
 import os.path as osp

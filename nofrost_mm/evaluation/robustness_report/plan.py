@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Sequence
 
 from nofrost_mm.attacks import attack_name, attack_settings, build_attacks
 from nofrost_mm.utils import training_eps
-from ..report_attack_entries import restart_name, split_report_keys
+from .attack_entries import restart_name, split_report_keys
 
 
 DEFAULT_PGD_STEPS = (5, 10, 20, 50, 100)
@@ -330,6 +330,35 @@ class ReportPlan:
         restarts = {e['name']: e.get('restarts', 1) for e in self.cfgs}
         return {name: attack_settings(attack, restarts[name])
                 for name, (attack, _) in self.built.items()}
+
+    def set_test(self, cfg, num_samples: int, seed: int = 0,
+                 resume: bool = False, fp16: bool = False) -> None:
+        """Make a model config's test the report's loop and metric.
+
+        Whatever the config tests: its ``test_attacks`` would become the
+        loop's attacks and ``RobustAccuracy`` its metric when the runner is
+        built (``NoFrostRunner.from_cfg``).
+
+        Args:
+            cfg (Config): The model's config (changed in place).
+            num_samples (int): The seeded test subset.
+            seed (int): Seed of the subset and of the attacks. Defaults to 0.
+            resume (bool): Continue the per-batch results of a killed
+                report. Defaults to False.
+            fp16 (bool): Attacks under autocast where as strong as in fp32.
+                Defaults to False.
+        """
+        cfg.pop('test_attacks', None)
+        cfg.test_cfg = dict(
+            type='RobustnessReportLoop', attacks=self.cfgs,
+            num_samples=num_samples, seed=seed,
+            # the report runs RobustTestLoop's ordering guard itself, over the
+            # standalone attacks only (the chained eps curve would mislead it)
+            masking_tolerance=float('inf'),
+            # per-batch results in each model's run folder; resume continues
+            state_dir='auto', resume=resume, fp16=fp16)
+        cfg.test_evaluator = dict(type='RobustnessRecords',
+                                  worst_case_over=self.worst_case_over)
 
     def to_dict(self) -> dict:
         return dict(eps=self.eps, eps_list=list(self.eps_list),

@@ -11,8 +11,7 @@ from mmpretrain.registry import DATASETS, MODELS
 
 import nofrost_mm  # noqa: F401
 from nofrost_mm.engine.hooks import ClassSubsetHook
-from tests.datasets.shift_folders import (TINY_MODEL, TINY_PREPROCESSOR,
-                                          subset_wnids, write_images)
+from tests.datasets.shift_folders import TINY_MODEL, TINY_PREPROCESSOR, subset_wnids, write_images
 
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 
