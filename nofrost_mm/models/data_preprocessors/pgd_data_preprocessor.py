@@ -218,9 +218,10 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
 
     @property
     def budget(self) -> dict:
-        """The training attack's current ``eps`` and ``steps`` (those it has)."""
-        return {k: float(getattr(self.attack, k)) for k in ('eps', 'steps')
-                if hasattr(self.attack, k)}
+        """The training attack's current :attr:`eps` and ``steps``, those it
+        has (the values the hook logs)."""
+        budget = dict(eps=self.eps, steps=getattr(self.attack, 'steps', None))
+        return {k: float(v) for k, v in budget.items() if v is not None}
 
     # -- crafting --------------------------------------------------------------
     def to_unit_range(self, inputs: torch.Tensor) -> torch.Tensor:

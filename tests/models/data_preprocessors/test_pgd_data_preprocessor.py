@@ -158,6 +158,15 @@ def test_schedule_scales_the_configured_eps():
         pre.eps = 4
 
 
+def test_an_attack_without_eps_has_no_training_eps():
+    """torchattacks' CW has an `eps` attribute set to None: no eps to log."""
+    pre = MODELS.build(dict(PGD_PRE, attack=dict(type='CW', steps=2)))
+    assert pre.train_eps is None and pre.eps is None
+    assert 'eps' not in pre.budget
+    with pytest.raises(TypeError, match='CW has no eps to schedule'):
+        pre.schedule(0.5)
+
+
 @pytest.mark.parametrize('override,key', [
     (dict(attack_model_mode='test'), 'attack_model_mode'),
     (dict(pad_size_divisor=32), 'pad_size_divisor'),
