@@ -20,7 +20,7 @@ overwritten.
 
 Usage:
     python tools/analysis_tools/robustness_report.py \
-        CONFIG CHECKPOINT [CONFIG CHECKPOINT ...] --out DIR \
+        CONFIG CHECKPOINT [CONFIG CHECKPOINT ...] --out DIR [--labels A B] \
         [--num-samples 64] [--seed 0] [--eps 32] [--eps-list 8 16 32 64 128]
     # several processes (gloo on CPU, NCCL on GPUs), same numbers:
     python -m torch.distributed.run --nproc_per_node 2 \

@@ -47,3 +47,43 @@ def test_attacking_preprocessor_without_hook_fails_before_data(tmp_path):
         runner.train()
     # the train dataloader was never built: no data was read
     assert isinstance(runner._train_dataloader, dict)
+
+
+def test_validation_leaves_the_rng_streams_as_they_were(tmp_path):
+    """Hooks around validation draw from python's, numpy's and torch's RNGs,
+    and the val data is shuffled: the training stream after validation is
+    the one from before it (NoFrostRunner's first before_val and last
+    after_val hooks), with the val loop's run method left as mmengine's."""
+    import random
+
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.hooks import Hook
+    from mmengine.registry import RUNNERS
+
+    import nofrost_mm  # noqa: F401
+
+    class Draws(Hook):
+        def before_val(self, runner):
+            random.random(), np.random.rand(), torch.rand(1)
+
+        after_val = before_val
+
+    cfg = Config.fromfile(str(REPO_ROOT / CONFIG))
+    cfg.work_dir = str(tmp_path)
+    cfg.val_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)
+    runner = RUNNERS.build(cfg)
+    for priority in ('HIGHEST', 'VERY_LOW'):
+        runner.register_hook(Draws(), priority=priority)
+
+    def states():
+        return random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+
+    before = states()
+    runner.val()
+    after = states()
+    assert before[0] == after[0]
+    assert np.array_equal(before[1], after[1])
+    assert torch.equal(before[2], after[2])
+    assert runner.rng_before_val is None  # only set while validation runs
+    assert 'run' not in vars(runner.val_loop)  # mmengine's ValLoop.run
