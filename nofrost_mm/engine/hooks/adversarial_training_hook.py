@@ -147,6 +147,9 @@ class AdversarialTrainingHook(Hook):
         self._val_attack_cfg = val_attack
         self.val_attack = _build_val_attack(val_attack)
         self._iter_timer: Optional[DeviceTimer] = None
+        # between before_train and after_train: validations follow the
+        # schedule; outside (runner.val()) every validation is robust
+        self._training = False
         self._logged_precision = None
 
     @staticmethod
@@ -193,6 +196,12 @@ class AdversarialTrainingHook(Hook):
                     f'attack {type(attack).__name__} has none to follow: set '
                     'val_attack.eps (pixel units of 255)')
             self.val_attack = _build_val_attack(dict(cfg, eps=preprocessor.train_eps))
+
+    def before_train(self, runner) -> None:
+        self._training = True
+
+    def after_train(self, runner) -> None:
+        self._training = False
 
     # -- schedules and logs ---------------------------------------------------
     def _progress(self, runner) -> float:
@@ -248,7 +257,7 @@ class AdversarialTrainingHook(Hook):
     def _robust_val_due(self, runner) -> bool:
         if self.adv_val_interval == 0:
             return False
-        if isinstance(runner._train_loop, dict) or runner._train_loop is None:
+        if not self._training:
             return True  # a standalone validation
         done, total = (runner.epoch, runner.max_epochs) if self.by_epoch \
             else (runner.iter, runner.max_iters)

@@ -15,7 +15,8 @@ def _robust_epochs(config):
     kwargs.pop('type')
     hook = AdversarialTrainingHook(**kwargs)
     total = cfg.train_cfg.max_epochs
-    runner = SimpleNamespace(_train_loop=object(), max_epochs=total, epoch=0)
+    runner = SimpleNamespace(max_epochs=total, epoch=0)
+    hook.before_train(runner)
     due = []
     for done in range(1, total + 1):
         runner.epoch = done  # epochs done when the validation after one runs
@@ -45,7 +46,8 @@ def test_official_nofrost_star_validates_after_its_epochs():
 
 def test_default_offset_keeps_multiples_of_the_interval():
     hook = AdversarialTrainingHook(adv_val_interval=10, adv_val_last=0.1)
-    runner = SimpleNamespace(_train_loop=object(), max_epochs=90, epoch=0)
+    runner = SimpleNamespace(max_epochs=90, epoch=0)
+    hook.before_train(runner)
     due = [d for d in range(1, 91) if not setattr(runner, 'epoch', d)
            and hook._robust_val_due(runner)]
     assert due == [10, 20, 30, 40, 50, 60, 70, 80, *range(82, 91)]
@@ -55,3 +57,14 @@ def test_default_offset_keeps_multiples_of_the_interval():
 def test_bad_offset_names_the_key(offset):
     with pytest.raises(ValueError, match='adv_val_offset must be an int >= 0'):
         AdversarialTrainingHook(adv_val_offset=offset)
+
+
+def test_a_validation_outside_training_is_always_robust():
+    """runner.val() (before or after runner.train()) measures robustness."""
+    hook = AdversarialTrainingHook(adv_val_interval=10, adv_val_last=0.)
+    runner = SimpleNamespace(max_epochs=90, epoch=3)
+    assert hook._robust_val_due(runner)
+    hook.before_train(runner)
+    assert not hook._robust_val_due(runner)
+    hook.after_train(runner)
+    assert hook._robust_val_due(runner)
