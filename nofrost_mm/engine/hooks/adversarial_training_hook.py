@@ -183,7 +183,7 @@ class AdversarialTrainingHook(Hook):
                              'runs no attack: set awp_gamma=0 or a loss weight > 0')
         attack = preprocessor.attack
         for key, needed in (('eps', self.eps_warmup), ('steps', self.steps_schedule)):
-            if needed and not hasattr(attack, key):
+            if needed and key not in preprocessor.budget:
                 raise TypeError(f'AdversarialTrainingHook schedules `{key}`, which the '
                                 f'training attack {type(attack).__name__} does not have')
         # the training eps, where the unit is known (PGDAttack: pixel /255)
@@ -235,8 +235,10 @@ class AdversarialTrainingHook(Hook):
         hub = runner.message_hub
         for key, value in preprocessor.budget.items():
             hub.update_scalar(f'train/adv_{key}', value)
-        iteration, attack = self._iter_timer.stop(), preprocessor.attack_timer
-        if getattr(model, 'adv_loss_weight', 1) > 0 and attack is not None:
+        iteration, attack = self._iter_timer, preprocessor.attack_timer
+        if getattr(model, 'adv_loss_weight', 1) > 0 and attack is not None \
+                and iteration is not None:
+            iteration.stop()
             # device values are read on the host when the logger writes them
             update_device_scalar(hub, 'train/attack_time_share',
                                  lambda: _time_share(attack, iteration))

@@ -79,6 +79,9 @@ def test_val_attack_without_eps_needs_a_training_eps():
         attack=dict(type='CW', steps=2)))
     with pytest.raises(TypeError, match='val_attack names no eps.*CW.*set val_attack.eps'):
         AdversarialTrainingHook().before_run(_fake_runner(model))
+    # its eps attribute is None: nothing to warm up, said before the run
+    with pytest.raises(TypeError, match='schedules `eps`, which the training attack CW'):
+        AdversarialTrainingHook(eps_warmup=2).before_run(_fake_runner(model))
 
 
 def test_iteration_based_schedules():
