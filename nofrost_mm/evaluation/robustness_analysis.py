@@ -260,6 +260,9 @@ def local_lipschitz(net, images, eps: float = 8., steps: int = 10,
     output change is maximised by projected sign-gradient ascent from a
     random start and the largest ratio over the iterates is kept (a lower
     bound of the true maximum); logits ``f``, distances in [0, 1] units.
+    Each sample's random start comes from its key (``seed`` and its
+    position in ``images``, :func:`sample_keys`): the same on any device
+    and in any batch.
     """
     e, alpha = eps / 255., 2.5 * eps / 255. / steps
     out = []
