@@ -7,8 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nofrost_mm.attacks import APGDAttack, AutoAttack, FABAttack, SquareAttack
-from nofrost_mm.attacks.autoattack.autoattack_member import (AUTO_ROW_ELEMENTS,
-                                                             rows_per_pass)
+from nofrost_mm.attacks.autoattack.autoattack_member import AUTO_ROW_ELEMENTS, rows_per_pass
 from nofrost_mm.attacks.autoattack.fab import boundary_steps, projection_linf
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_keys
