@@ -14,7 +14,7 @@ from nofrost_mm.attacks.mixed_precision import autocast_off
 from nofrost_mm.attacks.survivors import attack_survivors
 from nofrost_mm.models.classifiers import AdvImageClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
-from nofrost_mm.utils import DeviceTimer, update_device_scalar
+from nofrost_mm.utils import DeviceTimer, cudnn_autotuning, update_device_scalar
 
 ROBUST_PREFIX = 'robust_accuracy'
 
@@ -320,7 +320,10 @@ class AdversarialTrainingHook(Hook):
                 predicted[:] = model(attacked, copy.deepcopy(samples), mode='predict')
             return torch.cat([p.pred_label.view(-1) for p in predicted]).to(device)[rows]
 
-        rows, _ = attack_survivors(attack, labels, clean == labels, predict)
+        # the survivors make a new batch size almost every batch: no cuDNN
+        # autotuning for each (training keeps env_cfg.cudnn_benchmark)
+        with cudnn_autotuning(False):
+            rows, _ = attack_survivors(attack, labels, clean == labels, predict)
         for i in rows.tolist():
             robust[i].set_pred_score(predicted[i].pred_score).set_pred_label(
                 predicted[i].pred_label)
