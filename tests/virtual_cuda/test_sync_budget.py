@@ -17,8 +17,9 @@ from mmengine.registry import init_default_scope
 from nofrost_mm.attacks import (APGDAttack, FABAttack, PGDAttack, SquareAttack,
                                 attack_context)
 from nofrost_mm.engine.hooks import AdversarialTrainingHook
-from .tiny import NF_BACKBONE, at_model, batch, eval_net
-from .vcuda import virtual_cuda
+from nofrost_mm.utils import sample_keys
+from .tiny import NF_BACKBONE, at_model, batch
+from .vcuda import to_vcuda, virtual_cuda
 
 # one AT iteration outside the logger's iterations: the attack's input-range
 # check, at most one more
@@ -100,11 +101,7 @@ def test_early_exit_pgd_reads_the_host_once_per_step_at_most(monkeypatch, steps,
     if autocast:
         monkeypatch.setattr(pgd, 'autocast_dtype', lambda device_type: torch.bfloat16)
     with virtual_cuda() as seen:
-        model, net, images, labels, keys = eval_net(n=8)
-        with torch.no_grad():  # predictions that depend on the image
-            model.head.fc.weight.mul_(100)
-            model.head.fc.bias.zero_()
-            labels = net(images).argmax(1)
+        model, net, images, labels, keys = _sharp_net(n=8)
         start = len(seen.syncs)
         with attack_context(model):
             adv = PGDAttack(eps=32, steps=steps, early_exit=True)(net, images, labels,
@@ -117,12 +114,17 @@ def test_early_exit_pgd_reads_the_host_once_per_step_at_most(monkeypatch, steps,
 
 
 def _sharp_net(n: int = 16):
-    model, net, images, labels, keys = eval_net(n=n)
-    with torch.no_grad():  # predictions that depend on the image
-        model.head.fc.weight.mul_(100)
-        model.head.fc.bias.zero_()
+    """(model, net, images, labels, keys): a conv net of a few ops on the
+    device (the counts are the attack's; a deeper net only costs time)
+    whose predictions depend on the image, and images it classifies."""
+    torch.manual_seed(0)
+    net = to_vcuda(torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Linear(8 * 6 * 6, 10)).eval())
+    images = torch.rand(n, 3, 8, 8, device='cuda')
+    with torch.no_grad():
         labels = net(images).argmax(1)
-    return model, net, images, labels, keys
+    return net, net, images, labels, sample_keys(0, torch.arange(n, device='cuda'))
 
 
 @pytest.mark.parametrize('name,make', [
