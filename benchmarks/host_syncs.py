@@ -48,7 +48,7 @@ def main():
     show('logger iteration: reading train/agc_clip_ratio, attack_time_share, loss_adv',
          log_syncs)
     for name, attack, iterations in (
-            ('PGD-10 early exit', PGDAttack(eps=16, steps=10, early_exit=True), 10),
+            ('PGD-10 early exit', PGDAttack(eps=2, steps=10, early_exit=True), 10),
             ('APGD-CE, 40 steps', APGDAttack(eps=4, steps=40), 40),
             ('APGD-T, 40 steps, 3 targets in one pass',
              APGDAttack(eps=4, steps=40, loss='dlr-targeted', n_target_classes=3), 40),
