@@ -1,5 +1,6 @@
 """The logit margin ``z_y - max_{j != y} z_j``: one definition for the CW
 loss, the robustness report and the decision-margin analysis."""
+
 import torch
 
 

@@ -13,8 +13,7 @@ from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.config_checks import check_bool, check_choice, check_number
 from nofrost_mm.utils.sample_random import sample_normal, sample_randint, sample_uniform
 from .logit_margin import logit_margin
-from .mixed_precision import (POLISH_STEP, autocast_dtype, fp32_logits, fp32_polish,
-                              precision_safe)
+from .mixed_precision import POLISH_STEP, autocast_dtype, fp32_logits, fp32_polish, precision_safe
 from .pixel_size import check_pixel_size
 from .survivors import rows_where
 

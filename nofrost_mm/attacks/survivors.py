@@ -1,5 +1,6 @@
 """Attack the samples that still resist, count those that survive: the one
 loop of the robust test loops, robust validation and AutoAttack's members."""
+
 from typing import Callable, Tuple
 
 import torch
@@ -20,10 +21,12 @@ def survivor_rows(survived: torch.Tensor) -> torch.Tensor:
     return survived.nonzero()[:, 0]
 
 
-def attack_survivors(attack: Callable[[torch.Tensor], torch.Tensor],
-                     labels: torch.Tensor, survived: torch.Tensor,
-                     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+def attack_survivors(
+    attack: Callable[[torch.Tensor], torch.Tensor],
+    labels: torch.Tensor,
+    survived: torch.Tensor,
+    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Attack the samples marked in ``survived``; unmark those broken.
 
     Args:
@@ -62,4 +65,4 @@ def rows_where(mask: torch.Tensor, count: int, value: bool = True) -> torch.Tens
         torch.Tensor: (count,) or (N - count,) int64 indices.
     """
     order = torch.argsort(mask.to(torch.uint8), stable=True)
-    return order[len(mask) - count:] if value else order[:len(mask) - count]
+    return order[len(mask) - count :] if value else order[: len(mask) - count]

@@ -1,4 +1,5 @@
 """Training scalars logged from the device without waiting for it."""
+
 from typing import Callable, Union
 
 import torch
@@ -25,8 +26,9 @@ class DeviceHistoryBuffer(HistoryBuffer):
         super().__init__(list(log_history), list(count_history), max_length)
         self._pending = []
 
-    def update(self, log_val: Union[int, float, torch.Tensor, Callable[[], float]],
-               count: int = 1) -> None:
+    def update(
+        self, log_val: Union[int, float, torch.Tensor, Callable[[], float]], count: int = 1
+    ) -> None:
         if isinstance(log_val, torch.Tensor) or callable(log_val):
             self._pending.append((log_val, count))
             return
@@ -39,15 +41,22 @@ class DeviceHistoryBuffer(HistoryBuffer):
             return
         pending, self._pending = self._pending, []
         tensors = [v for v, _ in pending if isinstance(v, torch.Tensor)]
-        host = iter(torch.stack([t.detach().reshape(()).float().to(tensors[0].device)
-                                 for t in tensors]).tolist() if tensors else ())
+        host = iter(
+            torch.stack(
+                [t.detach().reshape(()).float().to(tensors[0].device) for t in tensors]
+            ).tolist()
+            if tensors
+            else ()
+        )
         # callables newest first: waiting for the last timing completes the
         # earlier ones (one stream)
-        called = {i: float(v()) for i, (v, _) in reversed(list(enumerate(pending)))
-                  if not isinstance(v, torch.Tensor)}
+        called = {
+            i: float(v())
+            for i, (v, _) in reversed(list(enumerate(pending)))
+            if not isinstance(v, torch.Tensor)
+        }
         for i, (value, count) in enumerate(pending):
-            super().update(next(host) if isinstance(value, torch.Tensor) else called[i],
-                           count)
+            super().update(next(host) if isinstance(value, torch.Tensor) else called[i], count)
 
     @property
     def data(self):
@@ -81,9 +90,12 @@ class DeviceHistoryBuffer(HistoryBuffer):
         return plain.__reduce_ex__(protocol)
 
 
-def update_device_scalar(hub: MessageHub, key: str,
-                         value: Union[float, torch.Tensor, Callable[[], float]],
-                         count: int = 1) -> None:
+def update_device_scalar(
+    hub: MessageHub,
+    key: str,
+    value: Union[float, torch.Tensor, Callable[[], float]],
+    count: int = 1,
+) -> None:
     """``hub.update_scalar(key, value)`` without a host sync now.
 
     ``MessageHub.update_scalar`` reads a tensor with ``.item()``, which waits

@@ -1,4 +1,5 @@
 """Wall time of work queued on a device, read without stalling it."""
+
 import time
 from typing import Optional
 
@@ -44,4 +45,4 @@ class DeviceTimer:
             if not self._end.query():  # done once a later event was waited for
                 self._end.synchronize()
             self._seconds = self._start.elapsed_time(self._end) / 1e3
-        return self._seconds or 0.
+        return self._seconds or 0.0

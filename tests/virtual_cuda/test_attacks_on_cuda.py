@@ -1,9 +1,20 @@
 """Every attack on the virtual CUDA device: no device mix, no CPU generator,
 the adversarial images on the device, with and without per-sample keys."""
+
 import pytest
 
-from nofrost_mm.attacks import (FGSMRS, NFGSM, APGDAttack, AutoAttack, CWLinf, FABAttack,
-                                PGDAttack, SquareAttack, attack_context, build_attack)
+from nofrost_mm.attacks import (
+    FGSMRS,
+    NFGSM,
+    APGDAttack,
+    AutoAttack,
+    CWLinf,
+    FABAttack,
+    PGDAttack,
+    SquareAttack,
+    attack_context,
+    build_attack,
+)
 from .tiny import eval_net
 from .vcuda import VDEV, is_vcuda, virtual_cuda
 
@@ -28,12 +39,17 @@ ATTACKS = {
 
 
 # torchattacks' attacks draw from torch's generator only (no per-sample keys)
-CASES = [(name, keys) for name in sorted(ATTACKS) for keys in (False, True)
-         if not (keys and name.startswith('torchattacks'))]
+CASES = [
+    (name, keys)
+    for name in sorted(ATTACKS)
+    for keys in (False, True)
+    if not (keys and name.startswith('torchattacks'))
+]
 
 
-@pytest.mark.parametrize('name,keys', CASES,
-                         ids=[f'{n}-{"keys" if k else "rng"}' for n, k in CASES])
+@pytest.mark.parametrize(
+    'name,keys', CASES, ids=[f'{n}-{"keys" if k else "rng"}' for n, k in CASES]
+)
 def test_attack_runs_on_cuda(name, keys):
     attack = ATTACKS[name]()
     with virtual_cuda() as seen:
@@ -52,11 +68,12 @@ def test_attack_runs_on_cuda(name, keys):
 
 def small_autoattack(fold: bool) -> AutoAttack:
     aa = AutoAttack(eps=1, fold_batch_norm=fold)
-    aa.members = [('apgd-ce', APGDAttack(eps=1, steps=3)),
-                  ('apgd-t', APGDAttack(eps=1, steps=3, loss='dlr-targeted',
-                                        n_target_classes=3)),
-                  ('fab-t', FABAttack(eps=1, steps=3, n_target_classes=3)),
-                  ('square', SquareAttack(eps=1, n_queries=30))]
+    aa.members = [
+        ('apgd-ce', APGDAttack(eps=1, steps=3)),
+        ('apgd-t', APGDAttack(eps=1, steps=3, loss='dlr-targeted', n_target_classes=3)),
+        ('fab-t', FABAttack(eps=1, steps=3, n_target_classes=3)),
+        ('square', SquareAttack(eps=1, n_queries=30)),
+    ]
     return aa
 
 
@@ -70,6 +87,7 @@ def test_autoattack_runs_every_member_on_cuda(fold):
         def counted(*args, _perturb=perturb, _name=name, **kwargs):
             ran.append(_name)
             return _perturb(*args, **kwargs)
+
         member.perturb = counted
     with virtual_cuda() as seen:
         # eps=1/255 on a random net: most samples survive to the last member

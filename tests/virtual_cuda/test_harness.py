@@ -4,6 +4,7 @@ Each test injects one bug into a real attack and asserts that the harness
 fails on it (a CUDA build would raise there, or sync in a loop), and that
 the same attack without the bug passes.
 """
+
 import pytest
 import torch
 
@@ -44,11 +45,21 @@ def _labels_to_host(self, labels, logits, keys=None):
     return labels.cpu()
 
 
-@pytest.mark.parametrize('method,bug', [
-    ('_uniform', _no_device), ('_uniform', _cpu_generator),
-    ('_uniform', _cpu_generator_factory), ('_targets', _labels_to_host)
-], ids=['tensor-without-device', 'cpu-generator', 'cpu-generator-in-factory',
-        'labels-moved-to-host'])
+@pytest.mark.parametrize(
+    'method,bug',
+    [
+        ('_uniform', _no_device),
+        ('_uniform', _cpu_generator),
+        ('_uniform', _cpu_generator_factory),
+        ('_targets', _labels_to_host),
+    ],
+    ids=[
+        'tensor-without-device',
+        'cpu-generator',
+        'cpu-generator-in-factory',
+        'labels-moved-to-host',
+    ],
+)
 def test_a_device_bug_fails(monkeypatch, method, bug):
     monkeypatch.setattr(PGDAttack, method, bug)
     with pytest.raises(DeviceMixError, match='cuda'):
@@ -70,8 +81,14 @@ def test_a_sync_per_step_is_counted_at_its_line(monkeypatch):
     assert extra == 4
     # attributed to the injected line (this file is not the plug-in's: the
     # harness counts it under its own site, not the attack's)
-    assert sum(n for (site, _), n in buggy.by_site(start_buggy, own_only=False).items()
-               if 'test_harness.py' in site) == 4
+    assert (
+        sum(
+            n
+            for (site, _), n in buggy.by_site(start_buggy, own_only=False).items()
+            if 'test_harness.py' in site
+        )
+        == 4
+    )
 
 
 def test_a_host_to_device_copy_in_the_plugin_is_counted(monkeypatch):

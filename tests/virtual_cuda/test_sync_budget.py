@@ -6,6 +6,7 @@ stalls the pipeline. The budgets count the plug-in's own reads
 (``Recorder.own_syncs``): mmengine's batch transfer and its logger's loss
 reads are mmengine's business.
 """
+
 from types import SimpleNamespace
 
 import pytest
@@ -14,8 +15,7 @@ from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from nofrost_mm.attacks import (APGDAttack, FABAttack, PGDAttack, SquareAttack,
-                                attack_context)
+from nofrost_mm.attacks import APGDAttack, FABAttack, PGDAttack, SquareAttack, attack_context
 from nofrost_mm.engine.hooks import AdversarialTrainingHook
 from nofrost_mm.utils import sample_keys
 from .tiny import NF_BACKBONE, at_model, batch
@@ -36,17 +36,29 @@ def _at_iterations(steps: int, depth: int = 18, iterations: int = 3):
     init_default_scope('mmpretrain')
     hub = MessageHub.get_instance(f'sync-budget-{steps}-{depth}')
     with virtual_cuda() as seen:
-        model = at_model(backbone=_nf_backbone(depth),
-                         attack=dict(type='PGDAttack', eps=8, steps=steps))
-        wrapper = build_optim_wrapper(model, dict(
-            type='AGCOptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9),
-            clip_grad=dict(type='agc', clip_factor=0.01)))
+        model = at_model(
+            backbone=_nf_backbone(depth), attack=dict(type='PGDAttack', eps=8, steps=steps)
+        )
+        wrapper = build_optim_wrapper(
+            model,
+            dict(
+                type='AGCOptimWrapper',
+                optimizer=dict(type='SGD', lr=0.01, momentum=0.9),
+                clip_grad=dict(type='agc', clip_factor=0.01),
+            ),
+        )
         wrapper.message_hub = hub
         wrapper.set_agc_model(model)
         hook = AdversarialTrainingHook()
-        runner = SimpleNamespace(model=model, message_hub=hub, epoch=0, iter=0,
-                                 train_dataloader=[None] * 10, max_epochs=1,
-                                 logger=MMLogger.get_current_instance())
+        runner = SimpleNamespace(
+            model=model,
+            message_hub=hub,
+            epoch=0,
+            iter=0,
+            train_dataloader=[None] * 10,
+            max_epochs=1,
+            logger=MMLogger.get_current_instance(),
+        )
         hook.before_run(runner)
         per_iteration = []
         for i in range(iterations):
@@ -59,9 +71,10 @@ def _at_iterations(steps: int, depth: int = 18, iterations: int = 3):
             per_iteration.append(seen.own_syncs(start))
         start = len(seen.syncs)
         # what the logger reads at its iteration
-        logged = {key: hub.get_scalar(key).mean(iterations)
-                  for key in ('train/agc_clip_ratio', 'train/attack_time_share',
-                              'train/loss_adv')}
+        logged = {
+            key: hub.get_scalar(key).mean(iterations)
+            for key in ('train/agc_clip_ratio', 'train/attack_time_share', 'train/loss_adv')
+        }
         log_syncs = seen.own_syncs(start) + [s for s in seen.syncs[start:] if not s.own]
     assert not seen.mismatches
     return per_iteration, logged, log_syncs, len(list(model.parameters()))
@@ -98,14 +111,14 @@ def test_early_exit_pgd_reads_the_host_once_per_step_at_most(monkeypatch, steps,
     fp32 before they leave (the virtual device has no CUDA autocast: the
     attack is told it runs under one)."""
     from nofrost_mm.attacks import pgd
+
     if autocast:
         monkeypatch.setattr(pgd, 'autocast_dtype', lambda device_type: torch.bfloat16)
     with virtual_cuda() as seen:
         model, net, images, labels, keys = _sharp_net(n=8)
         start = len(seen.syncs)
         with attack_context(model):
-            adv = PGDAttack(eps=32, steps=steps, early_exit=True)(net, images, labels,
-                                                                 keys=keys)
+            adv = PGDAttack(eps=32, steps=steps, early_exit=True)(net, images, labels, keys=keys)
         syncs = seen.own_syncs(start)
         broken = int((net(adv).argmax(1) != labels).sum())
     assert 0 < broken  # samples left the batch
@@ -118,20 +131,29 @@ def _sharp_net(n: int = 16):
     device (the counts are the attack's; a deeper net only costs time)
     whose predictions depend on the image, and images it classifies."""
     torch.manual_seed(0)
-    net = to_vcuda(torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-        torch.nn.Linear(8 * 6 * 6, 10)).eval())
+    net = to_vcuda(
+        torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(8 * 6 * 6, 10),
+        ).eval()
+    )
     images = torch.rand(n, 3, 8, 8, device='cuda')
     with torch.no_grad():
         labels = net(images).argmax(1)
     return net, net, images, labels, sample_keys(0, torch.arange(n, device='cuda'))
 
 
-@pytest.mark.parametrize('name,make', [
-    ('APGD-CE', lambda: APGDAttack(eps=4, steps=40)),
-    ('APGD-T', lambda: APGDAttack(eps=4, steps=40, loss='dlr-targeted', n_target_classes=3)),
-    ('FAB-T', lambda: FABAttack(eps=4, steps=40, n_target_classes=3)),
-], ids=['apgd-ce', 'apgd-t', 'fab-t'])
+@pytest.mark.parametrize(
+    'name,make',
+    [
+        ('APGD-CE', lambda: APGDAttack(eps=4, steps=40)),
+        ('APGD-T', lambda: APGDAttack(eps=4, steps=40, loss='dlr-targeted', n_target_classes=3)),
+        ('FAB-T', lambda: FABAttack(eps=4, steps=40, n_target_classes=3)),
+    ],
+    ids=['apgd-ce', 'apgd-t', 'fab-t'],
+)
 def test_apgd_and_fab_read_the_host_less_than_once_a_step(name, make):
     attack = make()
     with virtual_cuda() as seen:
@@ -153,6 +175,7 @@ def test_square_reads_the_host_once_a_model_call():
         def counted(x):
             calls.append(len(x))
             return net(x)
+
         start = len(seen.syncs)
         with attack_context(model):
             adv = SquareAttack(eps=4, n_queries=100)(counted, images, labels, keys=keys)

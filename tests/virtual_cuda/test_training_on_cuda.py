@@ -1,5 +1,6 @@
 """Every adversarial-training recipe, AGC and the divergence guard on the
 virtual CUDA device: no device mix, every gradient on the device."""
+
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
@@ -10,17 +11,21 @@ from .vcuda import VDEV, is_vcuda, virtual_cuda
 RECIPES = {
     'PGD mixed 0.5': dict(),
     'PGD concat': dict(adv_forward='concat'),
-    'PGD pure': dict(adv_loss_weight=1.),
-    'TRADES': dict(adv_loss='trades', attack=dict(type='PGDAttack', eps=8, steps=2,
-                                                  loss='kl', random_start='normal')),
+    'PGD pure': dict(adv_loss_weight=1.0),
+    'TRADES': dict(
+        adv_loss='trades',
+        attack=dict(type='PGDAttack', eps=8, steps=2, loss='kl', random_start='normal'),
+    ),
     'AWP': dict(awp_gamma=0.01),
-    'GradAlign + FGSM': dict(grad_align_lambda=0.2, attack=dict(
-        type='FGSMRS', random_start=False, step_ratio=1.)),
+    'GradAlign + FGSM': dict(
+        grad_align_lambda=0.2, attack=dict(type='FGSMRS', random_start=False, step_ratio=1.0)
+    ),
     'FGSM-RS': dict(attack=dict(type='FGSMRS', eps=8)),
     'N-FGSM': dict(attack=dict(type='NFGSM', eps=8)),
     'train-mode attack': dict(prekw=dict(attack_model_mode='train')),
-    'Mixup soft labels': dict(prekw=dict(batch_augments=dict(
-        augments=[dict(type='Mixup', alpha=1.)]))),
+    'Mixup soft labels': dict(
+        prekw=dict(batch_augments=dict(augments=[dict(type='Mixup', alpha=1.0)]))
+    ),
     'NF-ResNet': dict(backbone=NF_BACKBONE),
     'channels-last': dict(channels_last=True),
 }
@@ -51,6 +56,7 @@ def test_recipe_trains_on_cuda(recipe):
 
 def test_agc_on_cuda_reads_nothing_per_parameter():
     from nofrost_mm.engine.optim_wrappers import adaptive_clip_grad_
+
     with virtual_cuda() as seen:
         model = at_model(backbone=NF_BACKBONE)
         params = list(model.parameters())
@@ -65,12 +71,12 @@ def test_agc_on_cuda_reads_nothing_per_parameter():
 
 def test_divergence_guard_checks_gradients_on_cuda():
     from nofrost_mm.engine.hooks import DivergenceGuardHook
+
     with virtual_cuda() as seen:
         model = at_model()
         for p in model.parameters():
             p.grad = torch.ones_like(p)
         start = len(seen.syncs)
-        DivergenceGuardHook()._check_grads(
-            torch.optim.SGD(model.parameters(), lr=0.1), (), {})
+        DivergenceGuardHook()._check_grads(torch.optim.SGD(model.parameters(), lr=0.1), (), {})
     assert not seen.mismatches
     assert len(seen.own_syncs(start)) <= 1  # one read for all parameters

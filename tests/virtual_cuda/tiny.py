@@ -1,4 +1,5 @@
 """Tiny models and batches on the virtual CUDA device (tests/virtual_cuda)."""
+
 import copy
 
 import torch
@@ -12,24 +13,30 @@ from nofrost_mm.attacks import NormalizedClassifier
 from nofrost_mm.utils import sample_keys
 from .vcuda import VDEV, to_vcuda
 
-BN_BACKBONE = dict(type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8,
-                   out_indices=(3, ))
-NF_BACKBONE = dict(type='NFResNet_CIFAR', depth=18, stem_channels=8, base_channels=8,
-                   out_indices=(3, ))
-PREPROCESSOR = dict(mean=[0., 0., 0.], std=[255., 255., 255.], num_classes=10)
+BN_BACKBONE = dict(
+    type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8, out_indices=(3,)
+)
+NF_BACKBONE = dict(
+    type='NFResNet_CIFAR', depth=18, stem_channels=8, base_channels=8, out_indices=(3,)
+)
+PREPROCESSOR = dict(mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0], num_classes=10)
 N, HW = 6, 8
 
 
-def build(type: str = 'ImageClassifier', data_preprocessor=None, backbone=BN_BACKBONE,
-          **kwargs):
+def build(type: str = 'ImageClassifier', data_preprocessor=None, backbone=BN_BACKBONE, **kwargs):
     """A 10-class classifier of 8x8 images (on the CPU)."""
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
-    return MODELS.build(dict(type=type, backbone=copy.deepcopy(backbone),
-                             neck=dict(type='GlobalAveragePooling'),
-                             head=dict(type='LinearClsHead', num_classes=10, in_channels=64),
-                             data_preprocessor=data_preprocessor or dict(PREPROCESSOR),
-                             **kwargs))
+    return MODELS.build(
+        dict(
+            type=type,
+            backbone=copy.deepcopy(backbone),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=64),
+            data_preprocessor=data_preprocessor or dict(PREPROCESSOR),
+            **kwargs,
+        )
+    )
 
 
 def on_device(model):
@@ -61,17 +68,24 @@ def batch(n: int = N, idx0: int = 0, labels=None) -> dict:
     g = torch.Generator().manual_seed(idx0)
     samples = []
     for i in range(n):
-        label = int(torch.randint(10, (1, ), generator=g)) if labels is None \
-            else int(labels[i])
-        samples.append(dict(
-            inputs=torch.randint(0, 256, (3, HW, HW), dtype=torch.uint8, generator=g),
-            data_samples=DataSample(metainfo=dict(sample_idx=idx0 + i)).set_gt_label(label)))
+        label = int(torch.randint(10, (1,), generator=g)) if labels is None else int(labels[i])
+        samples.append(
+            dict(
+                inputs=torch.randint(0, 256, (3, HW, HW), dtype=torch.uint8, generator=g),
+                data_samples=DataSample(metainfo=dict(sample_idx=idx0 + i)).set_gt_label(label),
+            )
+        )
     return pseudo_collate(samples)
 
 
 def at_model(backbone=BN_BACKBONE, attack=None, prekw=None, **recipe):
     """A training-mode :class:`AdvImageClassifier` on the device."""
-    pre = dict(PREPROCESSOR, type='PGDDataPreprocessor',
-               attack=attack or dict(type='PGDAttack', eps=8, steps=2), **(prekw or {}))
-    return on_device(build('AdvImageClassifier', data_preprocessor=pre, backbone=backbone,
-                           **recipe)).train()
+    pre = dict(
+        PREPROCESSOR,
+        type='PGDDataPreprocessor',
+        attack=attack or dict(type='PGDAttack', eps=8, steps=2),
+        **(prekw or {}),
+    )
+    return on_device(
+        build('AdvImageClassifier', data_preprocessor=pre, backbone=backbone, **recipe)
+    ).train()

@@ -22,6 +22,7 @@ whether that line is the plug-in's (``nofrost_mm/``) or a library's
 Only this test suite uses it: a GPU-readiness check without a GPU. The
 permanent negative controls are in ``test_harness.py``.
 """
+
 import collections
 import contextlib
 import os
@@ -34,9 +35,12 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 VDEV = torch.device('cuda', 0)
-_PACKAGE = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    'nofrost_mm') + os.sep
+_PACKAGE = (
+    os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'nofrost_mm'
+    )
+    + os.sep
+)
 _TORCH = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _HERE = os.path.abspath(__file__)
 _STDLIB = os.path.dirname(os.path.abspath(contextlib.__file__)) + os.sep
@@ -44,6 +48,7 @@ _STDLIB = os.path.dirname(os.path.abspath(contextlib.__file__)) + os.sep
 
 class Sync(NamedTuple):
     """One host-device synchronisation."""
+
     kind: str
     site: str  # file:line of the first caller outside torch and this module
     own: bool  # that caller is the plug-in's code (nofrost_mm/)
@@ -83,7 +88,8 @@ class Recorder:
     def by_site(self, start: int = 0, own_only: bool = True) -> collections.Counter:
         """Counts per (site, kind), for failure messages."""
         return collections.Counter(
-            (s.site, s.kind) for s in self.syncs[start:] if s.own or not own_only)
+            (s.site, s.kind) for s in self.syncs[start:] if s.own or not own_only
+        )
 
 
 _RECORDER: List[Optional[Recorder]] = [None]
@@ -92,13 +98,13 @@ _RECORDER: List[Optional[Recorder]] = [None]
 # library functions whose sync is the library's own business: mmengine
 # moving the batch to the device (once per iteration, non-blocking from
 # pinned memory on a GPU)
-LIBRARY_TRANSFERS = ('cast_data', )
+LIBRARY_TRANSFERS = ('cast_data',)
 
 
 def _short(frame) -> str:
     name = frame.f_code.co_filename
     if name.startswith(_PACKAGE):
-        name = 'nofrost_mm/' + name[len(_PACKAGE):]
+        name = 'nofrost_mm/' + name[len(_PACKAGE) :]
     else:
         name = name.split('site-packages/')[-1].split('/work/main/')[-1]
     return f'{name}:{frame.f_lineno}'
@@ -106,8 +112,9 @@ def _short(frame) -> str:
 
 def _skipped(frame) -> bool:
     name = frame.f_code.co_filename
-    return (name.startswith(_TORCH) or name == _HERE or name.startswith(_STDLIB)
-            or name.startswith('<'))
+    return (
+        name.startswith(_TORCH) or name == _HERE or name.startswith(_STDLIB) or name.startswith('<')
+    )
 
 
 def _caller():
@@ -124,12 +131,19 @@ def _caller():
     if frame.f_code.co_filename.startswith(_PACKAGE):
         return _short(frame), True
     library, outer = frame, frame.f_back
-    while outer is not None and (_skipped(outer) or not (
+    while outer is not None and (
+        _skipped(outer)
+        or not (
             outer.f_code.co_filename.startswith(_PACKAGE)
-            or os.sep + 'tests' + os.sep in outer.f_code.co_filename)):
+            or os.sep + 'tests' + os.sep in outer.f_code.co_filename
+        )
+    ):
         outer = outer.f_back
-    if outer is None or not outer.f_code.co_filename.startswith(_PACKAGE) \
-            or library.f_code.co_name in LIBRARY_TRANSFERS:
+    if (
+        outer is None
+        or not outer.f_code.co_filename.startswith(_PACKAGE)
+        or library.f_code.co_name in LIBRARY_TRANSFERS
+    ):
         return _short(library), False
     return f'{_short(outer)} (in {_short(library)})', True
 
@@ -171,8 +185,15 @@ class VCuda(torch.Tensor):
     def __new__(cls, elem: torch.Tensor, requires_grad: bool = False):
         assert type(elem) is torch.Tensor and elem.device.type == 'cpu', (type(elem), elem.device)
         r = torch.Tensor._make_wrapper_subclass(
-            cls, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(),
-            dtype=elem.dtype, layout=elem.layout, device='cpu', requires_grad=requires_grad)
+            cls,
+            elem.size(),
+            strides=elem.stride(),
+            storage_offset=elem.storage_offset(),
+            dtype=elem.dtype,
+            layout=elem.layout,
+            device='cpu',
+            requires_grad=requires_grad,
+        )
         r.elem = elem
         return r
 
@@ -211,8 +232,12 @@ class VCuda(torch.Tensor):
             for g in flat:
                 if isinstance(g, torch.Generator) and g.device.type == 'cpu':
                     _mismatch(f'{func}: a CPU torch.Generator used on a cuda tensor')
-        index_op = base in ('aten.index', 'aten.index_put_', 'aten.index_put',
-                            'aten._index_put_impl_')
+        index_op = base in (
+            'aten.index',
+            'aten.index_put_',
+            'aten.index_put',
+            'aten._index_put_impl_',
+        )
         if base == 'aten.copy_' and has_v:
             dst, src = args[0], args[1]
             if _is_v(dst) and not _is_v(src) and src.dim() > 0:
@@ -222,37 +247,66 @@ class VCuda(torch.Tensor):
         elif has_v:
             bad = []
             for i, a in enumerate(args):
-                for t in (a if isinstance(a, (list, tuple)) else [a]):
-                    if isinstance(t, torch.Tensor) and not _is_v(t) and t.dim() > 0 \
-                            and _tagged(t) and not (index_op and i == 1):
+                for t in a if isinstance(a, (list, tuple)) else [a]:
+                    if (
+                        isinstance(t, torch.Tensor)
+                        and not _is_v(t)
+                        and t.dim() > 0
+                        and _tagged(t)
+                        and not (index_op and i == 1)
+                    ):
                         bad.append(tuple(t.shape))
-            bad += [tuple(t.shape) for t in kwargs.values()
-                    if isinstance(t, torch.Tensor) and not _is_v(t) and t.dim() > 0
-                    and _tagged(t)]
+            bad += [
+                tuple(t.shape)
+                for t in kwargs.values()
+                if isinstance(t, torch.Tensor) and not _is_v(t) and t.dim() > 0 and _tagged(t)
+            ]
             if bad:
-                _mismatch(f'{func}: CPU tensor(s) of shape {bad} mixed with cuda:0 '
-                          'tensors (a GPU raises "Expected all tensors to be on the '
-                          'same device")')
+                _mismatch(
+                    f'{func}: CPU tensor(s) of shape {bad} mixed with cuda:0 '
+                    'tensors (a GPU raises "Expected all tensors to be on the '
+                    'same device")'
+                )
         if base in ('aten._local_scalar_dense', 'aten.is_nonzero', 'aten.item'):
             _record_sync('scalar read')
-        elif base in ('aten.nonzero', 'aten.masked_select', 'aten._unique2', 'aten.unique_dim',
-                      'aten.unique_consecutive', 'aten.equal') and has_v:
+        elif (
+            base
+            in (
+                'aten.nonzero',
+                'aten.masked_select',
+                'aten._unique2',
+                'aten.unique_dim',
+                'aten.unique_consecutive',
+                'aten.equal',
+            )
+            and has_v
+        ):
             _record_sync(base)
-        elif base == 'aten.repeat_interleave' and has_v and \
-                func._overloadname in ('Tensor', 'self_Tensor') and \
-                kwargs.get('output_size') is None:
+        elif (
+            base == 'aten.repeat_interleave'
+            and has_v
+            and func._overloadname in ('Tensor', 'self_Tensor')
+            and kwargs.get('output_size') is None
+        ):
             _record_sync('repeat_interleave with tensor repeats')
         elif index_op and has_v and len(args) > 1:
-            if any(isinstance(t, torch.Tensor) and t.dtype in (torch.bool, torch.uint8)
-                   for t in (args[1] or [])):
+            if any(
+                isinstance(t, torch.Tensor) and t.dtype in (torch.bool, torch.uint8)
+                for t in (args[1] or [])
+            ):
                 _record_sync(f'boolean-mask {base}')
-        if kwargs.get('device') is not None and \
-                torch.device(kwargs['device']).type in ('meta', 'cuda'):
+        if kwargs.get('device') is not None and torch.device(kwargs['device']).type in (
+            'meta',
+            'cuda',
+        ):
             kwargs['device'] = torch.device('cpu')
-        out = func(*tree_map(lambda t: t.elem if _is_v(t) else t, args),
-                   **tree_map(lambda t: t.elem if _is_v(t) else t, kwargs))
-        return tree_map(lambda t: VCuda(t) if isinstance(t, torch.Tensor)
-                        and not _is_v(t) else t, out)
+        out = func(
+            *tree_map(lambda t: t.elem if _is_v(t) else t, args),
+            **tree_map(lambda t: t.elem if _is_v(t) else t, kwargs),
+        )
+        return tree_map(
+            lambda t: VCuda(t) if isinstance(t, torch.Tensor) and not _is_v(t) else t, out
+        )
 
 
 def _map_out(fn, out):
@@ -272,11 +326,16 @@ def _map_out(fn, out):
 class _Mode(TorchFunctionMode):
     """Runs ``device='cuda'`` factories on the CPU; counts transfers."""
 
-    SCALAR_READS = {torch.Tensor.tolist: 'tolist()', torch.Tensor.numpy: 'numpy()',
-                    torch.Tensor.item: 'item()', torch.Tensor.__bool__: 'bool()',
-                    torch.Tensor.__int__: 'int()', torch.Tensor.__float__: 'float()',
-                    torch.Tensor.__index__: '__index__()',
-                    torch.Tensor.__array__: '__array__()'}
+    SCALAR_READS = {
+        torch.Tensor.tolist: 'tolist()',
+        torch.Tensor.numpy: 'numpy()',
+        torch.Tensor.item: 'item()',
+        torch.Tensor.__bool__: 'bool()',
+        torch.Tensor.__int__: 'int()',
+        torch.Tensor.__float__: 'float()',
+        torch.Tensor.__index__: '__index__()',
+        torch.Tensor.__array__: '__array__()',
+    }
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
@@ -299,9 +358,11 @@ class _Mode(TorchFunctionMode):
         if dev is not None and torch.device(dev).type == 'cuda':
             g = kwargs.get('generator')
             if isinstance(g, torch.Generator) and g.device.type == 'cpu':
-                _mismatch(f'{getattr(func, "__name__", func)}(device=cuda, generator=a CPU '
-                          'generator): a GPU raises "Expected a \'cuda\' device type for '
-                          'generator"')
+                _mismatch(
+                    f'{getattr(func, "__name__", func)}(device=cuda, generator=a CPU '
+                    'generator): a GPU raises "Expected a \'cuda\' device type for '
+                    'generator"'
+                )
             kwargs['device'] = 'cpu'
             return _map_out(lambda t: t if _is_v(t) else VCuda(t), func(*args, **kwargs))
         flat, _ = tree_flatten((args, kwargs))
@@ -310,20 +371,28 @@ class _Mode(TorchFunctionMode):
         has_v = any(_is_v(t) for t in flat)
         out = func(*args, **kwargs)
         if has_v:  # a Python-level composite keeps its inputs' device
-            return _map_out(lambda t: VCuda(t) if not _is_v(t) and t.device.type == 'cpu'
-                            and not t.requires_grad else t, out)
+            return _map_out(
+                lambda t: (
+                    VCuda(t)
+                    if not _is_v(t) and t.device.type == 'cpu' and not t.requires_grad
+                    else t
+                ),
+                out,
+            )
         return _map_out(_tag, out)
 
     @staticmethod
     def _to(func, args, kwargs):
         self_ = args[0]
         dev, dtype, _, memory_format = torch._C._nn._parse_to(*args[1:], **kwargs)
-        other = args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) \
-            else kwargs.get('other')
+        other = (
+            args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) else kwargs.get('other')
+        )
         if isinstance(other, torch.Tensor):
             dev = other.device
-        rest = {k: v for k, v in (('dtype', dtype), ('memory_format', memory_format))
-                if v is not None}
+        rest = {
+            k: v for k, v in (('dtype', dtype), ('memory_format', memory_format)) if v is not None
+        }
         if dev is not None and dev.type == 'cuda':
             if _is_v(self_):
                 return self_.to(**rest) if rest else self_
@@ -365,8 +434,10 @@ class VEvent:
         if not self.enable_timing or self._time is None or end._time is None:
             raise RuntimeError('elapsed_time of an event not recorded with timing')
         if not end.query():
-            raise RuntimeError('elapsed_time before the end event completed '
-                               '(cudaErrorNotReady): synchronize it first')
+            raise RuntimeError(
+                'elapsed_time before the end event completed '
+                '(cudaErrorNotReady): synchronize it first'
+            )
         return (end._time - self._time) * 1e3
 
 
@@ -390,9 +461,12 @@ def virtual_cuda(strict: bool = True):
         Recorder: What the block did.
     """
     recorder = Recorder(strict)
-    saved = dict(synchronize=torch.cuda.synchronize, Event=torch.cuda.Event,
-                 get_rng_state=torch.cuda.get_rng_state,
-                 set_rng_state=torch.cuda.set_rng_state)
+    saved = dict(
+        synchronize=torch.cuda.synchronize,
+        Event=torch.cuda.Event,
+        get_rng_state=torch.cuda.get_rng_state,
+        set_rng_state=torch.cuda.set_rng_state,
+    )
     torch.cuda.synchronize = _synchronize
     torch.cuda.Event = VEvent
     torch.cuda.get_rng_state = lambda *a, **k: torch.zeros(1, dtype=torch.uint8)
@@ -415,8 +489,7 @@ def to_vcuda(obj):
     for m in obj.modules():
         for k, p in list(m._parameters.items()):
             if p is not None and not _is_v(p):
-                m._parameters[k] = torch.nn.Parameter(VCuda(p.detach().clone()),
-                                                      p.requires_grad)
+                m._parameters[k] = torch.nn.Parameter(VCuda(p.detach().clone()), p.requires_grad)
         for k, b in list(m._buffers.items()):
             if b is not None and not _is_v(b):
                 m._buffers[k] = VCuda(b.detach().clone())

@@ -19,13 +19,21 @@ import torch
 import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
-from nofrost_mm.utils.sample_random import sample_uniform
-from ..survivors import rows_where, survivor_rows
-from ..mixed_precision import confirm_misclassified, fp32_under_autocast
 from nofrost_mm.utils.progress import NO_PROGRESS
-from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
-                               check_target_batch, end_status, like, rows_per_pass,
-                               run_rows)
+from nofrost_mm.utils.sample_random import sample_uniform
+from ..mixed_precision import confirm_misclassified, fp32_under_autocast
+from ..survivors import rows_where, survivor_rows
+from .autoattack_member import (
+    AutoAttackMember,
+    RowProgress,
+    check_common,
+    check_int,
+    check_target_batch,
+    end_status,
+    like,
+    rows_per_pass,
+    run_rows,
+)
 
 # stream ids of the per-sample random numbers (sample_random)
 APGD_STREAM = 0x41504744

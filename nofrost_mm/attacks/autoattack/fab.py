@@ -18,12 +18,20 @@ from typing import Optional, Union
 import torch
 
 from nofrost_mm.registry import ATTACKS
-from .apgd import target_classes
+from nofrost_mm.utils.progress import NO_PROGRESS
 from ..mixed_precision import fp32_under_autocast
 from ..survivors import rows_where, survivor_rows
-from nofrost_mm.utils.progress import NO_PROGRESS
-from .autoattack_member import (AutoAttackMember, RowProgress, check_common, check_int,
-                               check_target_batch, end_status, rows_per_pass, run_rows)
+from .apgd import target_classes
+from .autoattack_member import (
+    AutoAttackMember,
+    RowProgress,
+    check_common,
+    check_int,
+    check_target_batch,
+    end_status,
+    rows_per_pass,
+    run_rows,
+)
 
 
 def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
