@@ -190,6 +190,18 @@ def build_tool_runner(cfg: Config, checkpoint: str, work_dir: str,
     return RUNNERS.build(cfg)
 
 
+def then_leave_together(run, *args):
+    """Run a tool's body, then let every rank leave together.
+
+    The process group is shut down after the body has returned (not after an
+    error: a barrier would then wait for ranks that may be gone).
+    """
+    result = run(*args)
+    from .distributed import shutdown_distributed
+    shutdown_distributed()
+    return result
+
+
 def add_tool_runner_args(parser: argparse.ArgumentParser) -> None:
     """``--cfg-options``, ``--log-level`` and the launcher options of the
     tools that test checkpoints through their configs' runners."""

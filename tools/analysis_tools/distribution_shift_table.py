@@ -159,23 +159,9 @@ def run_one(i, model, bench, cfg, args, robust):
     return runner.rank, metrics
 
 
-def main(argv=None):
-    _main(argv)
-    from nofrost_mm.utils import shutdown_distributed
-    shutdown_distributed()
-
-
 def _main(argv=None):
-    import nofrost_mm  # noqa: F401  (registers the plug-in)
     args = parse_args(argv)
-    from nofrost_mm.evaluation.distribution_shift import (
-        BENCHMARKS,
-        output_paths,
-        plot_bars,
-        result_columns,
-        write_json,
-        write_markdown,
-    )
+    from nofrost_mm.evaluation import distribution_shift as ds
 
     models = cli.load_model_configs(args.pairs, args.cfg_options)
     roots, runs = plan_runs(args, models)
@@ -186,12 +172,12 @@ def _main(argv=None):
     # progress from the first process only (the launchers set RANK)
     log = print if int(os.environ.get('RANK', 0)) == 0 else (lambda *a, **k: None)
     for k, (i, b, cfg, attack_names) in enumerate(runs):
-        what = f"{models[i]['name']} on {BENCHMARKS[b].title}" + (
+        what = f"{models[i]['name']} on {ds.BENCHMARKS[b].title}" + (
             f" under {', '.join(attack_names)}" if attack_names else '')
         log(f'[{k + 1}/{len(runs)}] {what}', flush=True)
         t0 = time.perf_counter()
         rank, metrics = run_one(i, models[i], b, cfg, args, attack_names is not None)
-        cols = result_columns(BENCHMARKS[b], metrics, attack_names or ())
+        cols = ds.result_columns(ds.BENCHMARKS[b], metrics, attack_names or ())
         results[i]['results'].setdefault(b, {}).update(cols)
         shown = ', '.join(f'{c} {v:.2f}' for c, v in cols.items()
                           if v is not None and c != 'robust_num_samples')
@@ -209,14 +195,18 @@ def _main(argv=None):
         num_samples_robust=args.num_samples or 'all',
         launcher=args.launcher, world_size=int(os.environ.get('WORLD_SIZE', 1)),
         seconds=round(time.perf_counter() - start, 1))
-    paths = output_paths(args.out)
-    write_markdown(paths['markdown'], results, args.benchmarks, settings)
-    write_json(paths['json'], results, settings)
-    plot_bars(paths['plot'], results, args.benchmarks)
+    paths = ds.output_paths(args.out)
+    ds.write_markdown(paths['markdown'], results, args.benchmarks, settings)
+    ds.write_json(paths['json'], results, settings)
+    ds.plot_bars(paths['plot'], results, args.benchmarks)
     with open(paths['markdown']) as f:
         print(f.read().split('\n\n')[1], flush=True)
     print(f"table written to {paths['markdown']}, {paths['json']}, {paths['plot']}",
           flush=True)
+
+
+def main(argv=None):
+    cli.then_leave_together(_main, argv)
 
 
 if __name__ == '__main__':

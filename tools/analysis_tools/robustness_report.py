@@ -190,32 +190,17 @@ def run_model(i, model, args, plan):
     return runner.rank, metric.records
 
 
-def main(argv=None):
-    _main(argv)
-    # every rank leaves together, with the process group shut down (not after
-    # an error: a barrier would then wait for ranks that may be gone)
-    from nofrost_mm.utils import shutdown_distributed
-    shutdown_distributed()
-
-
 def _main(argv=None):
     args = parse_args(argv)
-    import nofrost_mm  # noqa: F401  (registers the plug-in)
     from nofrost_mm.attacks import format_settings, parse_attack
-    from nofrost_mm.evaluation.robustness_report import (
-        ReportPlan,
-        default_eps_list,
-        default_tolerance,
-        summarize,
-        write_report,
-    )
+    from nofrost_mm.evaluation import robustness_report as report
 
     # every input is checked before any model is built or loaded
     models = cli.load_model_configs(args.pairs, args.cfg_options)
     eps, eps_source = resolve_eps(args, models)
-    plan = ReportPlan(
+    plan = report.ReportPlan(
         eps=eps,
-        eps_list=args.eps_list or default_eps_list(eps),
+        eps_list=args.eps_list or report.default_eps_list(eps),
         pgd_steps=args.pgd_steps, restarts=args.restarts,
         pgd_step_size=args.pgd_step_size, apgd_steps=args.apgd_steps,
         square_queries=args.square_queries,
@@ -241,7 +226,7 @@ def _main(argv=None):
         t0 = time.perf_counter()
         rank, records = run_model(i, model, args, plan)
         if rank == 0:
-            model['summary'] = summarize(records, plan, tolerance)
+            model['summary'] = report.summarize(records, plan, tolerance)
             s = model['summary']
             print(f"[{i + 1}/{len(models)}] {model['name']}: clean "
                   f"{s['clean']:.2f}%, worst case {s['worst_case']:.2f}%, "
@@ -254,16 +239,20 @@ def _main(argv=None):
     settings = dict(
         eps=eps, eps_source=eps_source, seed=args.seed,
         num_samples=args.num_samples, num_samples_used=n_used,
-        tolerance=default_tolerance(n_used) if tolerance is None else tolerance,
+        tolerance=report.default_tolerance(n_used) if tolerance is None else tolerance,
         launcher=args.launcher,
         world_size=int(os.environ.get('WORLD_SIZE', 1)),
         seconds=time.perf_counter() - start)
-    paths = write_report(args.out, models, plan, settings)
+    paths = report.write_report(args.out, models, plan, settings)
     for m in models:
         for f in m['summary']['flags']:
             print(f"FLAG {m['name']}: [{f['id']}] {f['message']}", flush=True)
     print(f"report written to {paths['markdown']} ({settings['seconds']:.0f} "
           's)', flush=True)
+
+
+def main(argv=None):
+    cli.then_leave_together(_main, argv)
 
 
 if __name__ == '__main__':
