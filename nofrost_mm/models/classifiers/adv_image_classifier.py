@@ -11,8 +11,7 @@ from mmpretrain.structures import DataSample
 from torch.func import functional_call
 
 from nofrost_mm.attacks import model_state
-from nofrost_mm.attacks.mixed_precision import (LOGIT_GRAD_EXP, autocast_dtype,
-                                                autocast_off, precision_name)
+from nofrost_mm.attacks.mixed_precision import LOGIT_GRAD_EXP, autocast_off, precision_name
 from nofrost_mm.utils import LogOnce, model_memory_format
 from ..data_preprocessors import PGDDataPreprocessor
 from ..layers import dual_bn_route
