@@ -186,8 +186,11 @@ def parse_args():
 
 def train(config, work_dir, seed, quick):
     options = [f'randomness.seed={seed}'] + (QUICK_TRAIN if quick else [])
+    # a training killed in a --run-dir continues from its last checkpoint
+    # (the time is then that of the rest only)
+    resume = ['--resume'] if osp.exists(osp.join(work_dir, 'last_checkpoint')) else []
     start = time.time()
-    run(['tools/train.py', config, '--work-dir', work_dir,
+    run(['tools/train.py', config, '--work-dir', work_dir, *resume,
          '--cfg-options', *options], osp.join(work_dir, 'train_console.log'),
         show=lambda line: 'Epoch(' in line)
     seconds = time.time() - start

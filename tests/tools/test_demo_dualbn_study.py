@@ -89,3 +89,17 @@ def test_run_dir_reuses_finished_runs_and_the_table_names_partial_seeds(
     monkeypatch.setattr(sys, 'argv', ['demo.py', '--report-only'])
     with pytest.raises(SystemExit):
         demo.parse_args()
+
+
+def test_a_killed_training_of_a_run_dir_resumes(demo, monkeypatch, tmp_path):
+    commands = []
+
+    def fake_run(cmd, log_path, show=None):
+        commands.append(cmd)
+        (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_15.pth'))
+
+    monkeypatch.setattr(demo, 'run', fake_run)
+    assert demo.train('cfg.py', str(tmp_path), 0, False)[0].endswith('epoch_15.pth')
+    assert '--resume' not in commands[0]  # a fresh folder: a new training
+    demo.train('cfg.py', str(tmp_path), 0, False)  # its checkpoints are there now
+    assert '--resume' in commands[1]
