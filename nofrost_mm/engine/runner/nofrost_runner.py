@@ -6,8 +6,8 @@ without CUDA (cpu_distributed.py), the line printed on SIGTERM/SIGINT
 (stop_signals.py), the config text cache (text_cached_config.py), the dataset
 checks (nofrost_mm/datasets/data_checks.py, MNIST's files included); scoring
 class-subset test sets is ClassSubsetHook's, in default_runtime.py's
-default_hooks. This file holds the order in which they run, the pre-flight checks,
-naming and the model's memory format.
+default_hooks. This file holds the order in which they run, the pre-flight
+checks, naming and the model's memory format.
 """
 import copy
 import glob
