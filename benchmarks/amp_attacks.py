@@ -9,12 +9,13 @@ attack is the PGD AT attack), in this process, alternating fp32 and bf16
   attack, the clean and adversarial passes, backward and SGD step), with a
   plain ``OptimWrapper`` against ``CPUAmpOptimWrapper`` (what
   ``tools/train.py --amp`` uses on a CPU: bf16 autocast; the attack inside it
-  goes through ``PrecisionSafeClassifier``); the weights are restored
+  goes through ``PrecisionSafeClassifier``, its survivors take one fp32
+  step: ``fp32_polish``); the weights are restored
   before every iteration, so both time the same step;
 - standard AutoAttack (the plug-in's, at the config's eps unless ``--eps``)
   on the seeded subset of ``--num-samples`` test images that ``tools/test.py
-  --num-samples`` attacks, as ``RobustTestLoop(fp16=...)`` runs it: the
-  attack under bf16 autocast where it is safe (FAB-T and Square run in fp32,
+  --num-samples`` attacks, as ``RobustTestLoop(fp16=...)`` runs it: under
+  bf16 autocast every member runs in fp32 (APGD, FAB-T and Square:
   ``fp32_parts``), every decision in fp32.
 
 Prints the median (and fastest) seconds of each, the ratio bf16 / fp32 of
