@@ -12,7 +12,10 @@ download from a server that no longer serves the files.
   reads (train and val for training, test for a test, so that evaluating
   on a machine without the training data works): mmpretrain's ``MNIST``
   must find its four files, with or without ``download``
-  (:func:`check_mnist_files` names the offline converter); folder datasets
+  (:func:`check_mnist_files` names the offline converter), its ``CIFAR10``
+  and ``CIFAR100`` their batch files or archive (:func:`check_cifar_files`;
+  with ``download=True``, their default, they would download the archive at
+  run time); folder datasets
   (``CustomDataset``, ``ImageNet``, the plug-in's ImageNet-R/-A/-Sketch)
   must find their ``data_root``, ``ann_file`` or image folder.
 
@@ -22,7 +25,7 @@ Remote data (``backend_args``, URLs) is left to its loaders.
 import copy
 import inspect
 import os.path as osp
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from .mnist_files import check_mnist_files
 
@@ -88,6 +91,54 @@ def check_dataloaders(loaders: Dict[str, Any], files: bool = False) -> None:
             check(loader.get('dataset'), f'{name}.dataset')
 
 
+def check_cifar_files(cls: type, root: str, key: str, download: bool = True,
+                      root_key: Optional[str] = None) -> None:
+    """Raise a clear error when ``root`` holds neither CIFAR batches nor archive.
+
+    mmpretrain's ``CIFAR10`` (and ``CIFAR100``) reads its batch files from
+    ``root/base_folder``; without them it downloads the archive with
+    ``download=True`` (its default: ``URLError`` offline, and a run that
+    must not download at all) or fails with a message about
+    ``download=True``. Present files pass without being read (their MD5
+    sums are mmpretrain's to check); the archive alone passes too, since
+    mmpretrain unpacks a valid one in place of a download.
+
+    Args:
+        cls (type): ``CIFAR10``, ``CIFAR100`` or a subclass: its
+            ``base_folder``, ``train_list``, ``test_list``, ``filename`` and
+            ``url`` say which files it reads.
+        root (str): The folder it reads (``data_root`` joined with
+            ``data_prefix``).
+        key (str): The config key of the dataset, named in the error.
+        download (bool): The dataset's ``download``. Defaults to True.
+        root_key (str, optional): The key that sets ``root``. Defaults to
+            None (``{key}.data_root``).
+
+    Raises:
+        FileNotFoundError: Naming the key, the folder, the files expected
+            and where to get them.
+    """
+    root_key = root_key or f'{key}.data_root'
+    # every batch, whatever the split: mmpretrain checks them all
+    names = [name for name, _ in cls.train_list + cls.test_list]
+    folder = osp.join(root, cls.base_folder)
+    missing = [n for n in names if not osp.isfile(osp.join(folder, n))]
+    if not missing or osp.isfile(osp.join(root, cls.filename)):
+        return
+    why = (' (download=True is not used: nothing is downloaded at run time)'
+           if download else '')
+    expected = f'{cls.base_folder}/{{{",".join(names)}}}'
+    found = '' if len(missing) == len(names) else \
+        f' ({", ".join(missing)} missing)'
+    raise FileNotFoundError(
+        f'{root_key}: no {cls.__name__} data in {root!r}: expected '
+        f'{expected}{found} or the archive {cls.filename}{why}. Get the '
+        f'archive from {cls.url} on a machine with network access and '
+        f'unpack it there (`mkdir -p {root} && tar -xzf {cls.filename} -C '
+        f'{root}`), or point the key to your copy: --cfg-options '
+        f'{root_key}=PATH')
+
+
 def check_dataset_files(dataset: dict, key: str) -> None:
     """Check that the data of ``dataset`` is where its config says.
 
@@ -100,16 +151,26 @@ def check_dataset_files(dataset: dict, key: str) -> None:
         FileNotFoundError: Naming the key (``...dataset.data_root``) and the
             path that is missing.
     """
-    from mmpretrain.datasets import MNIST, CustomDataset
+    from mmpretrain.datasets import CIFAR10, MNIST, CustomDataset
     for cfg, key, cls in _datasets(dataset, key):
         if cfg.get('backend_args') is not None:
             continue
-        if cls is MNIST:
+        if cls is MNIST or issubclass(cls, CIFAR10):
+            root_key = f'{key}.data_root' if cfg.get('data_root') \
+                else f'{key}.data_prefix'
+            if not cfg.get('data_root') and not cfg.get('data_prefix') \
+                    and issubclass(cls, CIFAR10):
+                raise ValueError(
+                    f'{key}.data_root: empty; set it to the folder that holds '
+                    f'{cls.base_folder}/ (--cfg-options {key}.data_root=PATH)')
             root = _lazy(cfg).data_prefix['root']
-            if _local(root):
-                root_key = f'{key}.data_root' if cfg.get('data_root') \
-                    else f'{key}.data_prefix'
+            if not _local(root):
+                continue
+            if cls is MNIST:
                 check_mnist_files(root, key, cfg.get('download', True), root_key)
+            else:
+                check_cifar_files(cls, root, key, cfg.get('download', True),
+                                  root_key)
         elif issubclass(cls, CustomDataset):
             root = cfg.get('data_root')
             if _local(root) and not osp.isdir(root):
