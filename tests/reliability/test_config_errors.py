@@ -52,7 +52,7 @@ CASES = {
         KeyError, ["unknown key 'on_bad_imgae' (did you mean 'on_bad_image'?)"]),
     # issue 5's adversarial-training keys (validated by their own components)
     'AT eps warm-up': (PGDAT, {'custom_hooks.0.eps_warmup': -1}, ValueError,
-                       ['AdversarialTrainingHook.eps_warmup must be an int >= 0']),
+                       ['AdversarialTrainingHook.eps_warmup=-1 is out of range; allowed: [0, inf)']),
     'AT loss weight': (PGDAT, {'model.adv_loss_weight': 2.0}, ValueError,
                        ['model.adv_loss_weight must be a number in [0, 1]']),
     'AT loss weight, old key': (PGDAT, {'data_preprocessor.adv_loss_weight': 0.5},

@@ -14,7 +14,13 @@ from nofrost_mm.attacks.mixed_precision import autocast_off
 from nofrost_mm.attacks.survivors import attack_survivors
 from nofrost_mm.models.classifiers import AdvImageClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
-from nofrost_mm.utils import DeviceTimer, cudnn_autotuning, update_device_scalar
+from nofrost_mm.utils import (
+    DeviceTimer,
+    check_bool,
+    check_number,
+    cudnn_autotuning,
+    update_device_scalar,
+)
 
 ROBUST_PREFIX = 'robust_accuracy'
 
@@ -100,41 +106,37 @@ class AdversarialTrainingHook(Hook):
                  val_attack: Union[dict, Callable] = dict(type='PGDAttack', steps=5),
                  awp_warmup: int = 0,
                  adv_val_offset: int = 0):
-        if not isinstance(eps_warmup, int) or eps_warmup < 0:
-            raise ValueError('AdversarialTrainingHook.eps_warmup must be an int >= 0 '
-                             f'(epochs or iterations), got {eps_warmup!r}')
+        key = 'AdversarialTrainingHook.'
+        # counts of epochs or iterations (by_epoch)
+        for name, value in (('eps_warmup', eps_warmup),
+                            ('adv_val_interval', adv_val_interval),
+                            ('adv_val_offset', adv_val_offset),
+                            ('awp_warmup', awp_warmup)):
+            check_number(key + name, value, integer=True, min_value=0)
+        check_bool(key + 'by_epoch', by_epoch)
+        check_number(key + 'adv_val_last', adv_val_last, min_value=0,
+                     max_value=1)
         milestones = list(steps_milestones)
         if steps_schedule is not None:
             steps_schedule = list(steps_schedule)
-            if not steps_schedule or any(not isinstance(s, int) or s < 1
-                                         for s in steps_schedule):
-                raise ValueError('AdversarialTrainingHook.steps_schedule must be a '
-                                 f'non-empty list of ints >= 1, got {steps_schedule!r}')
+            if not steps_schedule:
+                raise ValueError(f'{key}steps_schedule must be a non-empty list '
+                                 'of ints >= 1, got []')
+            for i, steps in enumerate(steps_schedule):
+                check_number(f'{key}steps_schedule[{i}]', steps, integer=True,
+                             min_value=1)
             if len(milestones) != len(steps_schedule) - 1:
                 raise ValueError(
-                    'AdversarialTrainingHook.steps_milestones needs one entry fewer than '
+                    f'{key}steps_milestones needs one entry fewer than '
                     f'steps_schedule ({len(steps_schedule) - 1}), got {milestones!r}')
         elif milestones:
-            raise ValueError('AdversarialTrainingHook.steps_milestones needs '
-                             'steps_schedule')
-        if any(not isinstance(m, int) or m < 1 for m in milestones) or \
-                milestones != sorted(set(milestones)):
-            raise ValueError('AdversarialTrainingHook.steps_milestones must be '
-                             f'increasing ints >= 1, got {milestones!r}')
-        if not isinstance(adv_val_interval, int) or adv_val_interval < 0:
-            raise ValueError('AdversarialTrainingHook.adv_val_interval must be an int '
-                             f'>= 0 (0 disables robust validation), got {adv_val_interval!r}')
-        if not isinstance(adv_val_offset, int) or isinstance(adv_val_offset, bool) \
-                or adv_val_offset < 0:
-            raise ValueError('AdversarialTrainingHook.adv_val_offset must be an int >= 0 '
-                             f'(epochs or iterations), got {adv_val_offset!r}')
-        if not 0 <= adv_val_last <= 1:
-            raise ValueError('AdversarialTrainingHook.adv_val_last must be in [0, 1], '
-                             f'got {adv_val_last!r}')
-        if not isinstance(awp_warmup, int) or isinstance(awp_warmup, bool) \
-                or awp_warmup < 0:
-            raise ValueError('AdversarialTrainingHook.awp_warmup must be an int >= 0 '
-                             f'(epochs or iterations), got {awp_warmup!r}')
+            raise ValueError(f'{key}steps_milestones needs steps_schedule')
+        for i, milestone in enumerate(milestones):
+            check_number(f'{key}steps_milestones[{i}]', milestone, integer=True,
+                         min_value=1)
+        if milestones != sorted(set(milestones)):
+            raise ValueError(f'{key}steps_milestones must be increasing, got '
+                             f'{milestones!r}')
         # the schedules, counted in epochs or iterations (by_epoch)
         self.by_epoch = by_epoch
         self.eps_warmup, self.awp_warmup = eps_warmup, awp_warmup

@@ -53,9 +53,12 @@ def test_default_offset_keeps_multiples_of_the_interval():
     assert due == [10, 20, 30, 40, 50, 60, 70, 80, *range(82, 91)]
 
 
-@pytest.mark.parametrize('offset', [-1, 1.5, True])
-def test_bad_offset_names_the_key(offset):
-    with pytest.raises(ValueError, match='adv_val_offset must be an int >= 0'):
+@pytest.mark.parametrize('offset, error, message', [
+    (-1, ValueError, r'adv_val_offset=-1 is out of range; allowed: \[0, inf\)'),
+    (1.5, TypeError, 'adv_val_offset must be an int'),
+    (True, TypeError, 'adv_val_offset must be an int')])
+def test_bad_offset_names_the_key(offset, error, message):
+    with pytest.raises(error, match=message):
         AdversarialTrainingHook(adv_val_offset=offset)
 
 

@@ -99,18 +99,30 @@ def test_iteration_based_schedules():
     assert model.data_preprocessor.attack.steps == 4
 
 
-@pytest.mark.parametrize('kwargs,key', [
-    (dict(eps_warmup=-1), 'eps_warmup'),
-    (dict(steps_schedule=[3, 5]), 'steps_milestones'),
-    (dict(steps_schedule=[3, 0], steps_milestones=[2]), 'steps_schedule'),
-    (dict(steps_schedule=[3, 5, 7], steps_milestones=[4, 2]), 'steps_milestones'),
-    (dict(steps_milestones=[2]), 'steps_milestones'),
-    (dict(adv_val_interval=-1), 'adv_val_interval'),
-    (dict(adv_val_last=2), 'adv_val_last'),
-    (dict(val_attack=dict(type='PGDAttack', norm='L3')), 'val_attack'),
+@pytest.mark.parametrize('kwargs,error,message', [
+    (dict(eps_warmup=-1), ValueError,
+     r'AdversarialTrainingHook.eps_warmup=-1 is out of range; allowed: \[0, inf\)'),
+    (dict(eps_warmup=1.5), TypeError,
+     r'AdversarialTrainingHook.eps_warmup must be an int, got 1.5'),
+    (dict(steps_schedule=[3, 5]), ValueError, 'steps_milestones needs one entry fewer'),
+    (dict(steps_schedule=[]), ValueError, 'steps_schedule must be a non-empty list'),
+    (dict(steps_schedule=[3, 0], steps_milestones=[2]), ValueError,
+     r'AdversarialTrainingHook.steps_schedule\[1\]=0 is out of range; allowed: \[1'),
+    (dict(steps_schedule=[3, 5, 7], steps_milestones=[4, 2]), ValueError,
+     r'steps_milestones must be increasing, got \[4, 2\]'),
+    (dict(steps_schedule=[3, 5], steps_milestones=['2']), TypeError,
+     r'AdversarialTrainingHook.steps_milestones\[0\] must be an int'),
+    (dict(steps_milestones=[2]), ValueError, 'steps_milestones needs steps_schedule'),
+    (dict(adv_val_interval=-1), ValueError, 'AdversarialTrainingHook.adv_val_interval=-1'),
+    (dict(adv_val_last=2), ValueError,
+     r'AdversarialTrainingHook.adv_val_last=2 is out of range; allowed: \[0, 1\]'),
+    (dict(awp_warmup=True), TypeError, 'AdversarialTrainingHook.awp_warmup must be an int'),
+    (dict(by_epoch='yes'), TypeError,
+     "AdversarialTrainingHook.by_epoch must be True or False, got 'yes'"),
+    (dict(val_attack=dict(type='PGDAttack', norm='L3')), ValueError, 'val_attack'),
 ])
-def test_bad_hook_settings_name_the_key(kwargs, key):
-    with pytest.raises(ValueError, match=key):
+def test_bad_hook_settings_name_the_key(kwargs, error, message):
+    with pytest.raises(error, match=message):
         AdversarialTrainingHook(**kwargs)
 
 
