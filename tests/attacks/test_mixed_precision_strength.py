@@ -254,7 +254,7 @@ def test_fp32_polish_only_breaks_samples_and_only_under_bf16():
 def test_apgd_runs_in_fp32_under_bf16_and_says_so():
     """APGD's step-size schedule compares loss values step to step, which
     bf16's 8-bit logits reorder: APGD-CE left up to 1.6 points more robust
-    than fp32 on the demo ResNet with logits x10 (0.8 on average over four
+    than fp32 on the demo ResNet with logits x10 (0.8 on average over five
     starts). Under bf16 it runs in fp32, bit for bit, with one log line;
     under fp16 it stays in fp16."""
     net = Sharpened(_model(), 10.)
