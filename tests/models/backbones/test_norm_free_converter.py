@@ -1,3 +1,4 @@
+import inspect
 import math
 import re
 import textwrap
@@ -143,6 +144,19 @@ def test_pretrained_init_cfg_keeps_branches_active(tmp_path):
 def test_bad_backbone_argument():
     with pytest.raises(TypeError, match='backbone must be a config dict'):
         NormFreeConverter(backbone='ResNet')
+
+
+def test_the_converter_offers_the_function_options_with_its_defaults():
+    """NormFreeConverter's signature (its config keys) mirrors
+    convert_to_normfree's options; a default changed on one side only would
+    make a config and a direct call convert differently."""
+    options = {name: p.default for name, p in
+               inspect.signature(convert_to_normfree).parameters.items()
+               if name != 'module'}
+    converter = inspect.signature(NormFreeConverter.__init__).parameters
+    assert {name: converter[name].default for name in options
+            if name in converter} == options
+    assert set(converter) - set(options) == {'self', 'backbone', 'init_cfg'}
 
 
 # stock mmpretrain backbones, built tiny: (config, what NormFreeConverter does
