@@ -25,6 +25,7 @@ FGSMRS = 'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs.py'
 def test_every_mnist_config_is_listed():
     assert [p.name for p in CONFIGS] == [
         'fast-at-cnn-bn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-bn_1xb100_mnist_pgdat.py',
+        'fast-at-cnn-dualbn_1xb100_mnist_pgdat.py',
         'fast-at-cnn-nf_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-nf_1xb100_mnist_pgdat.py',
         'fast-at-cnn_1xb100_mnist_fgsmrs-warmup.py', 'fast-at-cnn_1xb100_mnist_fgsmrs.py',
         'fast-at-cnn_1xb100_mnist_nfgsm-k1.py',
