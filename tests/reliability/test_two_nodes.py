@@ -9,7 +9,7 @@ import subprocess
 import torch
 
 import nofrost_mm  # noqa: F401
-from tests.conftest import REPO_ROOT, free_port, run_tool
+from tests.conftest import REPO_ROOT, free_port
 from tests.reliability.helpers import write_config
 from tests.reliability.test_distributed import PARITY_BODY, PARITY_RTOL, PGDAT
 from tests.tools.user_path_runs import robust_results
@@ -25,34 +25,47 @@ custom_imports = dict(imports=['nofrost_mm', 'tests.reliability.helpers',
                                'tests.reliability.slow_rank'], allow_failed_imports=False)
 """
 TRAIN = ['--no-validate', '--cfg-options', 'train_cfg.max_epochs=1',
-         'train_dataloader.dataset.indices=128', 'custom_hooks.0.eps_warmup=0']
+         'train_dataloader.dataset.indices=64', 'custom_hooks.0.eps_warmup=0']
 TEST = ['--num-samples', '8', '--attacks', "{'type': 'PGDAttack', 'steps': 2}", 'FGSM']
 
 
-def _two_nodes(tool, args, env=None, timeout=600):
-    """``tools/<tool>`` launched as node 0 and node 1 (one process each)."""
+def _start(args, env=None):
+    """``args`` (a tool's command line) started in the background."""
+    args = [str(a) for a in args]
+    if args[0].endswith('.py'):
+        args = [os.sys.executable, *args]
+    return subprocess.Popen(args, cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=dict(
+                                os.environ, PYTHONPATH=str(REPO_ROOT),
+                                PYTHON=os.sys.executable, **(env or {})))
+
+
+def _two_nodes(tool, args, env=None):
+    """``tools/<tool>`` started as node 0 and node 1 (one process each)."""
     port = str(free_port())
-    procs = [subprocess.Popen(
-        ['bash', f'tools/{tool}', *map(str, args)], cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHON=os.sys.executable,
-                 NNODES='2', NODE_RANK=str(node), MASTER_ADDR='127.0.0.1', PORT=port,
-                 **(env or {})),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return [_start(['bash', f'tools/{tool}', *args], dict(
+        env or {}, NNODES='2', NODE_RANK=str(node), MASTER_ADDR='127.0.0.1', PORT=port))
         for node in (0, 1)]
+
+
+def _finish(procs, timeout=600):
+    """The logs of ``procs``, each of which must exit 0."""
     logs = [p.communicate(timeout=timeout)[0] for p in procs]
     for p, log in zip(procs, logs):
-        assert p.returncode == 0, log[-4000:]
+        assert p.returncode == 0, ' '.join(p.args) + '\n' + log[-4000:]
     return logs
 
 
 def test_two_nodes_give_the_numbers_of_one(tmp_path):
     config = write_config(tmp_path / 'cfg.py', base=PGDAT, body=SLOW_BODY)
     # training: one node, one process, batch 32; two nodes of one process x 16
-    run_tool(['tools/train.py', config, '--work-dir', tmp_path / 'one', *TRAIN,
-              'train_dataloader.batch_size=32'])
-    logs = _two_nodes('dist_train.sh', [config, 1, '--work-dir', tmp_path / 'two', *TRAIN,
-                                        'train_dataloader.batch_size=16'])
-    assert 'Epoch(train) [1][4/4]' in logs[0]  # 128 / (2 x 16): the 4 steps of 32
+    # (side by side: they share nothing but the config)
+    logs = _finish([
+        _start(['tools/train.py', config, '--work-dir', tmp_path / 'one', *TRAIN,
+                'train_dataloader.batch_size=32']),
+        *_two_nodes('dist_train.sh', [config, 1, '--work-dir', tmp_path / 'two', *TRAIN,
+                                      'train_dataloader.batch_size=16'])])
+    assert 'Epoch(train) [1][2/2]' in logs[1]  # 64 / (2 x 16): the 2 steps of 32
     one = torch.load(tmp_path / 'one' / 'rank0_weights.pth')
     two = [torch.load(tmp_path / 'two' / f'rank{r}_weights.pth') for r in (0, 1)]
     for key in one:
@@ -63,14 +76,16 @@ def test_two_nodes_give_the_numbers_of_one(tmp_path):
     assert diff <= PARITY_RTOL * moved, (diff, moved)  # see test_distributed.py
 
     # test: node 1's rank starts its batches LATE_S after node 0's, which
-    # then waits longer than the process-group timeout before the gather
+    # then waits longer than the process-group timeout before the gather;
+    # the one-process reference runs meanwhile
     checkpoint = tmp_path / 'two' / 'epoch_1.pth'
-    run_tool(['tools/test.py', config, checkpoint, '--work-dir', tmp_path / 'test1',
-              '--out', tmp_path / 'one.json', *TEST])
-    logs = _two_nodes('dist_test.sh', [
-        config, checkpoint, 1, '--work-dir', tmp_path / 'test2', '--out',
-        tmp_path / 'two.json', *TEST, '--cfg-options',
-        f'env_cfg.dist_cfg.timeout={TIMEOUT_S}'])
+    _finish([
+        _start(['tools/test.py', config, checkpoint, '--work-dir', tmp_path / 'test1',
+                '--out', tmp_path / 'one.json', *TEST]),
+        *_two_nodes('dist_test.sh', [
+            config, checkpoint, 1, '--work-dir', tmp_path / 'test2', '--out',
+            tmp_path / 'two.json', *TEST, '--cfg-options',
+            f'env_cfg.dist_cfg.timeout={TIMEOUT_S}'])])
     one = json.loads((tmp_path / 'one.json').read_text())
     two = json.loads((tmp_path / 'two.json').read_text())
     assert robust_results(two) == robust_results(one) and robust_results(one)
