@@ -5,6 +5,7 @@ timeout still ends with them."""
 import json
 import os
 import subprocess
+import tempfile
 
 import torch
 
@@ -34,10 +35,15 @@ def _start(args, env=None):
     args = [str(a) for a in args]
     if args[0].endswith('.py'):
         args = [os.sys.executable, *args]
-    return subprocess.Popen(args, cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
+    # a file, not a pipe: a process is never blocked on a full pipe while
+    # another one's log is read
+    log = tempfile.TemporaryFile('w+')
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, text=True, stdout=log,
                             stderr=subprocess.STDOUT, env=dict(
                                 os.environ, PYTHONPATH=str(REPO_ROOT),
                                 PYTHON=os.sys.executable, **(env or {})))
+    proc.log = log
+    return proc
 
 
 def _two_nodes(tool, args, env=None):
@@ -50,7 +56,12 @@ def _two_nodes(tool, args, env=None):
 
 def _finish(procs, timeout=600):
     """The logs of ``procs``, each of which must exit 0."""
-    logs = [p.communicate(timeout=timeout)[0] for p in procs]
+    logs = []
+    for p in procs:
+        p.wait(timeout=timeout)
+        p.log.seek(0)
+        logs.append(p.log.read())
+        p.log.close()
     for p, log in zip(procs, logs):
         assert p.returncode == 0, ' '.join(p.args) + '\n' + log[-4000:]
     return logs
