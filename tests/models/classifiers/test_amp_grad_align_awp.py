@@ -76,9 +76,11 @@ def test_grad_align_weight_gradient_under_fp16_points_where_fp32s_points(data):
             reg, _, _ = model.grad_align(x, samples)
         grads[dtype] = torch.autograd.grad(reg, weights)
     for got, ref in zip(grads[torch.float16], grads[None]):
-        # second derivatives through fp16: 0.93-0.99 across CPU float paths
+        # second derivatives through fp16: cosine 0.93-0.99 and conv1's norm ratio 1.06-1.50
+        # across CPU float paths (1.50 under aten-default with oneDNN SSE4.1); the old unscaled
+        # term was 30x off and turned (cosine -0.35)
         assert F.cosine_similarity(got.flatten(), ref.flatten(), dim=0) > 0.9
-        assert 0.67 < got.norm() / ref.norm() < 1.5
+        assert 0.6 < got.norm() / ref.norm() < 1.75
 
 
 def test_no_sample_is_dropped_silently(data):
