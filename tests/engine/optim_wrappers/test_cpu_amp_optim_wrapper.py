@@ -52,7 +52,7 @@ def test_train_tool_amp_on_a_cpu_trains_pgd_at_and_logs_the_attack_precision(tmp
     ], env=dict(CUDA_VISIBLE_DEVICES=''))
     log = proc.stdout + proc.stderr
     assert "type='CPUAmpOptimWrapper'" in log
-    assert 'the training attack PGDAttack runs in bf16 autocast' in log
+    assert 'the training attack PGDAttack runs in bf16 (polish fp32) autocast' in log
     assert log.count('the training attack PGDAttack runs in') == 1  # once, not per iteration
     assert 'loss: nan' not in log and 'robust_accuracy/top1' in log
     assert (tmp_path / 'epoch_1.pth').is_file()
