@@ -39,7 +39,7 @@ demo: install
 # sums of parallel kernels depend on it).
 TEST_THREADS ?= 1
 
-test: install
+test: install lint
 	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests -q -n auto --dist loadfile --durations=15
 
 # Lint and format with the ruff pinned in requirements/tests.txt; the rules and options are in

@@ -31,6 +31,7 @@ Example:
     python benchmarks/amp_attacks.py \\
         configs/demo/resnet18-w16_1xb64_digits_pgdat.py work_dirs/pgdat/epoch_4.pth
 """
+
 import argparse
 import copy
 import platform
@@ -49,22 +50,30 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='an adversarial-training config')
     parser.add_argument('checkpoint', help='its checkpoint')
-    parser.add_argument('--num-samples', type=int, default=64,
-                        help='test images AutoAttack attacks (default 64)')
-    parser.add_argument('--batch-size', type=int, default=64,
-                        help='training batch of the AT iteration (default 64)')
-    parser.add_argument('--steps', type=int, default=10,
-                        help='steps of the training PGD (default 10)')
-    parser.add_argument('--eps', type=float, default=None,
-                        help="AutoAttack's eps, pixel units of 255 (default: the "
-                        "config's training eps)")
+    parser.add_argument(
+        '--num-samples', type=int, default=64, help='test images AutoAttack attacks (default 64)'
+    )
+    parser.add_argument(
+        '--batch-size', type=int, default=64, help='training batch of the AT iteration (default 64)'
+    )
+    parser.add_argument(
+        '--steps', type=int, default=10, help='steps of the training PGD (default 10)'
+    )
+    parser.add_argument(
+        '--eps',
+        type=float,
+        default=None,
+        help="AutoAttack's eps, pixel units of 255 (default: the config's training eps)",
+    )
     parser.add_argument('--seed', type=int, default=0, help='test subset and keys')
-    parser.add_argument('--rounds', type=int, default=1,
-                        help='timed rounds (fp32 then bf16, then bf16 first...); '
-                        'medians are printed')
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=1,
+        help='timed rounds (fp32 then bf16, then bf16 first...); medians are printed',
+    )
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--skip-autoattack', action='store_true',
-                        help='time the AT iteration only')
+    parser.add_argument('--skip-autoattack', action='store_true', help='time the AT iteration only')
     args = parser.parse_args(argv)
     for key in ('num_samples', 'batch_size', 'steps', 'rounds', 'threads'):
         if getattr(args, key) < 1:
@@ -107,8 +116,7 @@ def at_iteration(model, batch, amp: bool):
 
     saved = copy.deepcopy(model.state_dict())
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    wrapper = CPUAmpOptimWrapper(optimizer=optimizer) if amp \
-        else OptimWrapper(optimizer=optimizer)
+    wrapper = CPUAmpOptimWrapper(optimizer=optimizer) if amp else OptimWrapper(optimizer=optimizer)
     model.train()
     start = time.perf_counter()
     model.train_step(copy.deepcopy(batch), wrapper)
@@ -119,8 +127,13 @@ def at_iteration(model, batch, amp: bool):
 
 def autoattack(model, images, labels, keys, eps, amp: bool):
     """AutoAttack as RobustTestLoop(fp16=amp) runs it: (seconds, robust %, precision)."""
-    from nofrost_mm.attacks import (AutoAttack, NormalizedClassifier,
-                                    PrecisionSafeClassifier, attack_context, fp32_predict)
+    from nofrost_mm.attacks import (
+        AutoAttack,
+        NormalizedClassifier,
+        PrecisionSafeClassifier,
+        attack_context,
+        fp32_predict,
+    )
     from nofrost_mm.attacks.mixed_precision import attack_precision
 
     attack = AutoAttack(eps=eps)
@@ -132,11 +145,15 @@ def autoattack(model, images, labels, keys, eps, amp: bool):
         with torch.enable_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
             precision = attack_precision(attack, 'cpu')
             if len(todo):
-                adv = attack(PrecisionSafeClassifier(net) if amp else net,
-                             images[todo], labels[todo], keys=keys[todo])
+                adv = attack(
+                    PrecisionSafeClassifier(net) if amp else net,
+                    images[todo],
+                    labels[todo],
+                    keys=keys[todo],
+                )
                 correct[todo] = fp32_predict(net, adv) == labels[todo]
         seconds = time.perf_counter() - start
-    return seconds, 100. * correct.float().mean().item(), precision
+    return seconds, 100.0 * correct.float().mean().item(), precision
 
 
 def main(argv=None):
@@ -151,21 +168,34 @@ def main(argv=None):
     attack.steps = args.steps
     batch = pseudo_collate([train[i] for i in range(args.batch_size)])
     # the subset tools/test.py --num-samples attacks (RobustTestLoop's draw)
-    subset = np.sort(np.random.default_rng(args.seed).choice(
-        len(test), args.num_samples, replace=False)).tolist()
+    subset = np.sort(
+        np.random.default_rng(args.seed).choice(len(test), args.num_samples, replace=False)
+    ).tolist()
     data = pseudo_collate([test[i] for i in subset])
-    images = torch.stack(data['inputs']).float() / 255.
-    images = images.contiguous(memory_format=torch.channels_last) \
-        if cfg.get('channels_last') else images
+    images = torch.stack(data['inputs']).float() / 255.0
+    images = (
+        images.contiguous(memory_format=torch.channels_last) if cfg.get('channels_last') else images
+    )
     labels = torch.cat([d.gt_label for d in data['data_samples']])
     keys = sample_keys(args.seed, subset)
-    cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
-                if line.startswith('model name')), platform.processor()) \
-        if Path('/proc/cpuinfo').exists() else platform.processor()
-    print(f'amp_attacks on {cpu}, {args.threads} threads, torch {torch.__version__}: '
-          f'{args.config}, PGD-{args.steps} AT batch {args.batch_size}, AutoAttack '
-          f'eps {eps:g}/255 on {args.num_samples} test images, {args.rounds} round(s)',
-          flush=True)
+    cpu = (
+        next(
+            (
+                line.split(':', 1)[1].strip()
+                for line in open('/proc/cpuinfo')
+                if line.startswith('model name')
+            ),
+            platform.processor(),
+        )
+        if Path('/proc/cpuinfo').exists()
+        else platform.processor()
+    )
+    print(
+        f'amp_attacks on {cpu}, {args.threads} threads, torch {torch.__version__}: '
+        f'{args.config}, PGD-{args.steps} AT batch {args.batch_size}, AutoAttack '
+        f'eps {eps:g}/255 on {args.num_samples} test images, {args.rounds} round(s)',
+        flush=True,
+    )
 
     at_iteration(model, batch, False)  # warm-up (allocator, first-call costs)
     at_iteration(model, batch, True)
@@ -178,14 +208,18 @@ def main(argv=None):
         if args.skip_autoattack:
             continue
         for amp in order:
-            seconds, robust[amp], precision[amp] = autoattack(
-                model, images, labels, keys, eps, amp)
+            seconds, robust[amp], precision[amp] = autoattack(model, images, labels, keys, eps, amp)
             times[('aa', amp)].append(seconds)
-            print(f'  round {r + 1}: AutoAttack {"bf16" if amp else "fp32"} '
-                  f'{seconds:.1f} s, robust {robust[amp]:.2f}%', flush=True)
+            print(
+                f'  round {r + 1}: AutoAttack {"bf16" if amp else "fp32"} '
+                f'{seconds:.1f} s, robust {robust[amp]:.2f}%',
+                flush=True,
+            )
 
-    print('\n| measurement | fp32 s (fastest) | bf16 s (fastest) | bf16 / fp32 (fastest) '
-          '| robust fp32 % | robust bf16 % |')
+    print(
+        '\n| measurement | fp32 s (fastest) | bf16 s (fastest) | bf16 / fp32 (fastest) '
+        '| robust fp32 % | robust bf16 % |'
+    )
     print('| --- | --- | --- | --- | --- | --- |')
     rows = [('at', f'PGD-{args.steps} AT iteration (batch {args.batch_size})')]
     if not args.skip_autoattack:
@@ -193,13 +227,21 @@ def main(argv=None):
     for key, label in rows:
         t32, t16 = (statistics.median(times[(key, amp)]) for amp in (False, True))
         m32, m16 = (min(times[(key, amp)]) for amp in (False, True))
-        accs = [f'{robust[False]:.2f}', f'{robust[True]:.2f} ({precision[True]})'] \
-            if key == 'aa' else ['-', '-']
-        print(f'| {label} | {t32:.2f} ({m32:.2f}) | {t16:.2f} ({m16:.2f}) | '
-              f'{t16 / t32:.2f} ({m16 / m32:.2f}) | ' + ' | '.join(accs) + ' |')
+        accs = (
+            [f'{robust[False]:.2f}', f'{robust[True]:.2f} ({precision[True]})']
+            if key == 'aa'
+            else ['-', '-']
+        )
+        print(
+            f'| {label} | {t32:.2f} ({m32:.2f}) | {t16:.2f} ({m16:.2f}) | '
+            f'{t16 / t32:.2f} ({m16 / m32:.2f}) | ' + ' | '.join(accs) + ' |'
+        )
     if not args.skip_autoattack and robust[True] > robust[False] + 1:
-        print(f'\nFAIL: bf16 AutoAttack leaves {robust[True] - robust[False]:.2f} '
-              'points more robust than fp32 (bound: 1)', file=sys.stderr)
+        print(
+            f'\nFAIL: bf16 AutoAttack leaves {robust[True] - robust[False]:.2f} '
+            'points more robust than fp32 (bound: 1)',
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -29,6 +29,7 @@ Example:
     nice -n 10 python benchmarks/amp_strength_table.py \\
         configs/demo/resnet18-w16_1xb64_digits.py work_dirs/std5/epoch_5.pth --eps 16
 """
+
 import argparse
 import copy
 import logging
@@ -42,27 +43,33 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-BOUND = 1.  # points: reduced precision may leave at most this much more robust
+BOUND = 1.0  # points: reduced precision may leave at most this much more robust
 DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
 
 
 def make_attacks(eps: float) -> Dict[str, callable]:
     """The table's attacks by name (factories: a fresh attack per run)."""
-    from nofrost_mm.attacks import (APGDAttack, AutoAttack, FABAttack, PGDAttack,
-                                    SquareAttack)
+    from nofrost_mm.attacks import APGDAttack, AutoAttack, FABAttack, PGDAttack, SquareAttack
+
     return {
         'PGD-10': lambda: PGDAttack(eps=eps, steps=10),
         'APGD-CE (20 it.)': lambda: APGDAttack(eps=eps, steps=20),
         'FAB-T (10 it.)': lambda: FABAttack(eps=eps, steps=10, n_target_classes=3),
-        'APGD-T (20 it.)': lambda: APGDAttack(eps=eps, steps=20, loss='dlr-targeted',
-                                              n_target_classes=3),
+        'APGD-T (20 it.)': lambda: APGDAttack(
+            eps=eps, steps=20, loss='dlr-targeted', n_target_classes=3
+        ),
         'Square (300 q.)': lambda: SquareAttack(eps=eps, n_queries=300),
         'AutoAttack': lambda: AutoAttack(eps=eps),
     }
 
 
-DEFAULT_ATTACKS = ('PGD-10', 'APGD-CE (20 it.)', 'FAB-T (10 it.)', 'APGD-T (20 it.)',
-                   'Square (300 q.)')
+DEFAULT_ATTACKS = (
+    'PGD-10',
+    'APGD-CE (20 it.)',
+    'FAB-T (10 it.)',
+    'APGD-T (20 it.)',
+    'Square (300 q.)',
+)
 
 
 class Sharpened(nn.Module):
@@ -117,12 +124,15 @@ def test_subset(config: str, num_samples: int, seed: int = 0, device: str = 'cpu
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     test = DATASETS.build(cfg.test_dataloader.dataset)
     if not 1 <= num_samples <= len(test):
-        raise ValueError(f'--num-samples must be in [1, {len(test)}] (the test set of '
-                         f'{config}), got {num_samples}')
-    subset = np.sort(np.random.default_rng(seed).choice(
-        len(test), num_samples, replace=False)).tolist()
+        raise ValueError(
+            f'--num-samples must be in [1, {len(test)}] (the test set of '
+            f'{config}), got {num_samples}'
+        )
+    subset = np.sort(
+        np.random.default_rng(seed).choice(len(test), num_samples, replace=False)
+    ).tolist()
     data = pseudo_collate([test[i] for i in subset])
-    images = torch.stack(data['inputs']).float().div_(255.).to(device)
+    images = torch.stack(data['inputs']).float().div_(255.0).to(device)
     labels = torch.cat([d.gt_label for d in data['data_samples']]).to(device)
     return images, labels, sample_keys(seed, subset).to(device)
 
@@ -137,14 +147,15 @@ def robust_accuracy(net, make_attack, images, labels, keys, dtype=None):
     attack = make_attack()
     correct = fp32_predict(net, images) == labels
     todo = correct.nonzero()[:, 0]
-    with torch.autocast(device_type, dtype=dtype or torch.bfloat16,
-                        enabled=dtype is not None):
+    with torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         precision = safe_precision(attack, device_type, LogOnce(logging.INFO))
     start = time.perf_counter()
     if len(todo):
         model = net if precision == 'fp32' else PrecisionSafeClassifier(net)
-        with torch.enable_grad(), torch.autocast(device_type, dtype=dtype or torch.bfloat16,
-                                                 enabled=precision != 'fp32'):
+        with (
+            torch.enable_grad(),
+            torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=precision != 'fp32'),
+        ):
             adv = attack(model, images[todo], labels[todo], keys=keys[todo])
         correct[todo] = fp32_predict(net, adv) == labels[todo]
         if precision != 'fp32' and model.overflows.count:  # the loop's fp32 re-run
@@ -156,13 +167,20 @@ def robust_accuracy(net, make_attack, images, labels, keys, dtype=None):
                 correct[todo] = fp32_predict(net, adv) == labels[todo]
     if images.is_cuda:
         torch.cuda.synchronize()
-    return 100. * correct.float().mean().item(), precision, time.perf_counter() - start
+    return 100.0 * correct.float().mean().item(), precision, time.perf_counter() - start
 
 
-def strength_rows(net, images, labels, keys, precisions: Sequence[str] = ('fp16', 'bf16'),
-                  temps: Sequence[float] = (10., 3.),
-                  attacks: Sequence[str] = DEFAULT_ATTACKS, eps: float = 16.,
-                  progress=None) -> List[dict]:
+def strength_rows(
+    net,
+    images,
+    labels,
+    keys,
+    precisions: Sequence[str] = ('fp16', 'bf16'),
+    temps: Sequence[float] = (10.0, 3.0),
+    attacks: Sequence[str] = DEFAULT_ATTACKS,
+    eps: float = 16.0,
+    progress=None,
+) -> List[dict]:
     """The table's rows: each attack in fp32 and under each of ``precisions``.
 
     Args:
@@ -193,11 +211,12 @@ def strength_rows(net, images, labels, keys, precisions: Sequence[str] = ('fp16'
         for name in attacks:
             row = dict(T=t, attack=name)
             row['fp32'], _, row['fp32_s'] = robust_accuracy(
-                sharp, factories[name], images, labels, keys)
+                sharp, factories[name], images, labels, keys
+            )
             for precision in precisions:
-                row[precision], row[f'{precision}_ran_in'], row[f'{precision}_s'] = \
-                    robust_accuracy(sharp, factories[name], images, labels, keys,
-                                    DTYPES[precision])
+                row[precision], row[f'{precision}_ran_in'], row[f'{precision}_s'] = robust_accuracy(
+                    sharp, factories[name], images, labels, keys, DTYPES[precision]
+                )
             rows.append(row)
             if progress is not None:
                 progress(row)
@@ -208,25 +227,38 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='the checkpoint\'s config')
     parser.add_argument('checkpoint', help='a checkpoint of it')
-    parser.add_argument('--num-samples', type=int, default=128,
-                        help='test images (default 128)')
-    parser.add_argument('--eps', type=float, default=16.,
-                        help='L-inf radius, pixel units of 255 (default 16)')
-    parser.add_argument('--temps', type=float, nargs='+', default=[10., 3.],
-                        help='factors of the logits (default 10 3)')
-    parser.add_argument('--attacks', nargs='+', default=list(DEFAULT_ATTACKS),
-                        help=f'default: {" ".join(DEFAULT_ATTACKS)}; also AutoAttack')
-    parser.add_argument('--precisions', nargs='+', default=['fp16', 'bf16'],
-                        choices=['fp16', 'bf16'], help='reduced precisions (default both)')
+    parser.add_argument('--num-samples', type=int, default=128, help='test images (default 128)')
+    parser.add_argument(
+        '--eps', type=float, default=16.0, help='L-inf radius, pixel units of 255 (default 16)'
+    )
+    parser.add_argument(
+        '--temps',
+        type=float,
+        nargs='+',
+        default=[10.0, 3.0],
+        help='factors of the logits (default 10 3)',
+    )
+    parser.add_argument(
+        '--attacks',
+        nargs='+',
+        default=list(DEFAULT_ATTACKS),
+        help=f'default: {" ".join(DEFAULT_ATTACKS)}; also AutoAttack',
+    )
+    parser.add_argument(
+        '--precisions',
+        nargs='+',
+        default=['fp16', 'bf16'],
+        choices=['fp16', 'bf16'],
+        help='reduced precisions (default both)',
+    )
     parser.add_argument('--seed', type=int, default=0, help='test subset and keys')
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error('--threads must be >= 1')
-    unknown = set(args.attacks) - set(make_attacks(8.))
+    unknown = set(args.attacks) - set(make_attacks(8.0))
     if unknown:
-        parser.error(f'--attacks: unknown {sorted(unknown)}; allowed: '
-                     f'{list(make_attacks(8.))}')
+        parser.error(f'--attacks: unknown {sorted(unknown)}; allowed: {list(make_attacks(8.0))}')
     return args
 
 
@@ -235,31 +267,63 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     images, labels, keys = test_subset(args.config, args.num_samples, args.seed)
     net = load_model(args.config, args.checkpoint)
-    cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
-                if line.startswith('model name')), platform.processor()) \
-        if Path('/proc/cpuinfo').exists() else platform.processor()
-    print(f'amp_strength_table on {cpu}, {args.threads} threads, torch {torch.__version__}: '
-          f'{args.config}, {args.num_samples} test images (seed {args.seed}), eps '
-          f'{args.eps:g}/255, logits x {" and x".join(f"{t:g}" for t in args.temps)}; '
-          'robust accuracy %, attack under CPU autocast, final check fp32', flush=True)
+    cpu = (
+        next(
+            (
+                line.split(':', 1)[1].strip()
+                for line in open('/proc/cpuinfo')
+                if line.startswith('model name')
+            ),
+            platform.processor(),
+        )
+        if Path('/proc/cpuinfo').exists()
+        else platform.processor()
+    )
+    print(
+        f'amp_strength_table on {cpu}, {args.threads} threads, torch {torch.__version__}: '
+        f'{args.config}, {args.num_samples} test images (seed {args.seed}), eps '
+        f'{args.eps:g}/255, logits x {" and x".join(f"{t:g}" for t in args.temps)}; '
+        'robust accuracy %, attack under CPU autocast, final check fp32',
+        flush=True,
+    )
     cols = args.precisions
-    rows = strength_rows(net, images, labels, keys, cols, args.temps, args.attacks,
-                         args.eps, progress=lambda r: print(f'  {r}', flush=True))
-    print('\n| T | attack | fp32 | ' + ' | '.join(f'{c} autocast (ran in)' for c in cols)
-          + ' | largest excess | seconds fp32 / ' + ' / '.join(cols) + ' |')
+    rows = strength_rows(
+        net,
+        images,
+        labels,
+        keys,
+        cols,
+        args.temps,
+        args.attacks,
+        args.eps,
+        progress=lambda r: print(f'  {r}', flush=True),
+    )
+    print(
+        '\n| T | attack | fp32 | '
+        + ' | '.join(f'{c} autocast (ran in)' for c in cols)
+        + ' | largest excess | seconds fp32 / '
+        + ' / '.join(cols)
+        + ' |'
+    )
     print('| --- | --- | --- | ' + ' | '.join('---' for _ in cols) + ' | --- | --- |')
-    worst = -100.
+    worst = -100.0
     for row in rows:
         t, name = row['T'], row['attack']
         excess = max(row[c] - row['fp32'] for c in cols)
         worst = max(worst, excess)
-        print(f'| {t:g} | {name} | {row["fp32"]:.1f} | '
-              + ' | '.join(f'{row[c]:.1f} ({row[f"{c}_ran_in"]})' for c in cols)
-              + f' | {excess:+.1f} | {row["fp32_s"]:.1f} / '
-              + ' / '.join(f'{row[f"{c}_s"]:.1f}' for c in cols) + ' |')
+        print(
+            f'| {t:g} | {name} | {row["fp32"]:.1f} | '
+            + ' | '.join(f'{row[c]:.1f} ({row[f"{c}_ran_in"]})' for c in cols)
+            + f' | {excess:+.1f} | {row["fp32_s"]:.1f} / '
+            + ' / '.join(f'{row[f"{c}_s"]:.1f}' for c in cols)
+            + ' |'
+        )
     if worst > BOUND:
-        print(f'\nFAIL: a reduced precision leaves {worst:.1f} points more robust than '
-              f'fp32 (bound: {BOUND:g})', file=sys.stderr)
+        print(
+            f'\nFAIL: a reduced precision leaves {worst:.1f} points more robust than '
+            f'fp32 (bound: {BOUND:g})',
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -28,6 +28,7 @@ Example:
     python benchmarks/at_overhead.py --config configs/nofrost/resnet50_8xb32_in1k_pgdat.py \
         --img-size 224 --batch-size 32 --device cuda
 """
+
 import argparse
 import copy
 import ctypes
@@ -44,15 +45,19 @@ DEFAULT_CONFIG = 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default=DEFAULT_CONFIG,
-                        help='an AT config (PGDDataPreprocessor + AdvImageClassifier)')
+    parser.add_argument(
+        '--config',
+        default=DEFAULT_CONFIG,
+        help='an AT config (PGDDataPreprocessor + AdvImageClassifier)',
+    )
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--img-size', type=int, default=32)
     parser.add_argument('--steps', type=int, default=10, help='PGD steps K')
-    parser.add_argument('--eps', type=float, default=8., help='eps in pixel units of 255')
+    parser.add_argument('--eps', type=float, default=8.0, help='eps in pixel units of 255')
     parser.add_argument('--rounds', type=int, default=5, help='timed rounds per ratio')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
-                        choices=['cpu', 'cuda'])
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu', choices=['cpu', 'cuda']
+    )
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     for key in ('batch_size', 'img_size', 'steps', 'rounds'):
@@ -85,15 +90,14 @@ def build(args):
     pre = model_cfg['data_preprocessor']
     pre.pop('eps', None)
     pre.update(attack=dict(type='PGDAttack', eps=args.eps, steps=args.steps))
-    model_cfg.update(type='AdvImageClassifier', adv_loss_weight=0.5,
-                     adv_forward='separate')
+    model_cfg.update(type='AdvImageClassifier', adv_loss_weight=0.5, adv_forward='separate')
     std_cfg = copy.deepcopy(model_cfg)
     std_cfg['type'] = 'ImageClassifier'
     for key in ('adv_loss', 'adv_loss_weight', 'trades_beta', 'adv_forward'):
         std_cfg.pop(key, None)
     std_cfg['data_preprocessor'] = {
-        k: v for k, v in pre.items()
-        if k in ('mean', 'std', 'to_rgb', 'num_classes', 'to_onehot')}
+        k: v for k, v in pre.items() if k in ('mean', 'std', 'to_rgb', 'num_classes', 'to_onehot')
+    }
     std_cfg['data_preprocessor']['type'] = 'ClsDataPreprocessor'
 
     torch.manual_seed(args.seed)
@@ -103,12 +107,19 @@ def build(args):
 
     num_classes = at_model.head.num_classes
     gen = torch.Generator().manual_seed(args.seed)
-    batch = pseudo_collate([
-        dict(inputs=torch.randint(0, 256, (3, args.img_size, args.img_size),
-                                  dtype=torch.uint8, generator=gen),
-             data_samples=DataSample().set_gt_label(
-                 int(torch.randint(num_classes, (1, ), generator=gen))))
-        for _ in range(args.batch_size)])
+    batch = pseudo_collate(
+        [
+            dict(
+                inputs=torch.randint(
+                    0, 256, (3, args.img_size, args.img_size), dtype=torch.uint8, generator=gen
+                ),
+                data_samples=DataSample().set_gt_label(
+                    int(torch.randint(num_classes, (1,), generator=gen))
+                ),
+            )
+            for _ in range(args.batch_size)
+        ]
+    )
 
     def optim(model):
         return OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
@@ -146,7 +157,6 @@ def side_by_side(fn_a, fn_b, rounds, device):
 
 def generation_ratio(args, at_model, batch):
     import torchattacks
-
     from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 
     pre = at_model.data_preprocessor
@@ -154,12 +164,16 @@ def generation_ratio(args, at_model, batch):
     inputs, labels = data['inputs'], pre.attack_targets(data['data_samples'])
     images = pre.to_unit_range(inputs)
     net = pre.normalized_classifier(at_model)
-    reference = torchattacks.PGD(net, eps=args.eps / 255, steps=args.steps,
-                                 alpha=pre.attack.get_step_size() / 255)
+    reference = torchattacks.PGD(
+        net, eps=args.eps / 255, steps=args.steps, alpha=pre.attack.get_step_size() / 255
+    )
     at_model.train()  # as in training: the attack switches to eval and back
     ratio, ours, theirs = side_by_side(
         lambda: pre.attack_inputs(at_model, inputs, labels),
-        lambda: reference(images, labels), args.rounds, args.device)
+        lambda: reference(images, labels),
+        args.rounds,
+        args.device,
+    )
     return ratio, ours, theirs
 
 
@@ -169,7 +183,9 @@ def iteration_ratio(args, at_model, std_model, batch, at_optim, std_optim):
     return side_by_side(
         lambda: at_model.train_step(copy.deepcopy(batch), at_optim),
         lambda: std_model.train_step(copy.deepcopy(batch), std_optim),
-        args.rounds, args.device)
+        args.rounds,
+        args.device,
+    )
 
 
 def single_step_ratio(args, at_model, std_model, batch, at_optim, std_optim, weight):
@@ -189,12 +205,13 @@ def channels_last_ratio(args, at_model, batch, at_optim):
     """PGD-K AT iteration in the default layout / in channels-last."""
     at_model.train()
     last_model = copy.deepcopy(at_model).to(memory_format=torch.channels_last)
-    last_optim = type(at_optim)(torch.optim.SGD(last_model.parameters(), lr=1e-3,
-                                                momentum=0.9))
+    last_optim = type(at_optim)(torch.optim.SGD(last_model.parameters(), lr=1e-3, momentum=0.9))
     return side_by_side(
         lambda: at_model.train_step(copy.deepcopy(batch), at_optim),
         lambda: last_model.train_step(copy.deepcopy(batch), last_optim),
-        args.rounds, args.device)
+        args.rounds,
+        args.device,
+    )
 
 
 def cuda_peak(model, batch, optim):
@@ -241,35 +258,48 @@ def main(argv=None):
     args = parse_args(argv)
     at_model, std_model, batch, at_optim, std_optim = build(args)
     k = args.steps
-    print(f'config {args.config}, device {args.device}, batch {args.batch_size}x3x'
-          f'{args.img_size}x{args.img_size}, PGD-{k} eps {args.eps}/255, '
-          f'torch threads {torch.get_num_threads()}')
+    print(
+        f'config {args.config}, device {args.device}, batch {args.batch_size}x3x'
+        f'{args.img_size}x{args.img_size}, PGD-{k} eps {args.eps}/255, '
+        f'torch threads {torch.get_num_threads()}'
+    )
 
     ratio, ours, theirs = generation_ratio(args, at_model, batch)
-    print(f'1. PGD-{k} generation, PGDDataPreprocessor / torchattacks.PGD: {ratio:.3f} '
-          f'(median {ours * 1e3:.1f} ms vs {theirs * 1e3:.1f} ms; target <= 1.0)')
+    print(
+        f'1. PGD-{k} generation, PGDDataPreprocessor / torchattacks.PGD: {ratio:.3f} '
+        f'(median {ours * 1e3:.1f} ms vs {theirs * 1e3:.1f} ms; target <= 1.0)'
+    )
 
     ratio, at, std = iteration_ratio(args, at_model, std_model, batch, at_optim, std_optim)
     target = 1.1 * (2 * k + 6) / 3
-    print(f'2. AT iteration / standard iteration: {ratio:.2f} (median {at * 1e3:.1f} ms vs '
-          f'{std * 1e3:.1f} ms; target <= 1.1 x (2K+6)/3 = {target:.2f})')
+    print(
+        f'2. AT iteration / standard iteration: {ratio:.2f} (median {at * 1e3:.1f} ms vs '
+        f'{std * 1e3:.1f} ms; target <= 1.1 x (2K+6)/3 = {target:.2f})'
+    )
 
     ratio, at, std = memory_ratio(args, at_model, std_model, batch, at_optim, std_optim)
     what = 'peak allocated' if args.device == 'cuda' else 'peak RSS growth'
-    print(f'3. peak memory, AT / standard iteration: {ratio:.2f} ({what} '
-          f'{at / 2**20:.1f} MiB vs {std / 2**20:.1f} MiB)')
+    print(
+        f'3. peak memory, AT / standard iteration: {ratio:.2f} ({what} '
+        f'{at / 2**20:.1f} MiB vs {std / 2**20:.1f} MiB)'
+    )
 
     for row, weight, cost, units in ((4, 0.5, '8/3', 8 / 3), (5, 1.0, '5/3', 5 / 3)):
-        ratio, at, std = single_step_ratio(args, at_model, std_model, batch, at_optim,
-                                           std_optim, weight)
+        ratio, at, std = single_step_ratio(
+            args, at_model, std_model, batch, at_optim, std_optim, weight
+        )
         loss = 'mixed' if weight < 1 else 'pure'
-        print(f'{row}. N-FGSM AT iteration ({loss} loss) / standard iteration: '
-              f'{ratio:.2f} (median {at * 1e3:.1f} ms vs {std * 1e3:.1f} ms; target '
-              f'<= 1.1 x {cost} = {1.1 * units:.2f})')
+        print(
+            f'{row}. N-FGSM AT iteration ({loss} loss) / standard iteration: '
+            f'{ratio:.2f} (median {at * 1e3:.1f} ms vs {std * 1e3:.1f} ms; target '
+            f'<= 1.1 x {cost} = {1.1 * units:.2f})'
+        )
 
     ratio, contiguous, last = channels_last_ratio(args, at_model, batch, at_optim)
-    print(f'6. PGD-{k} AT iteration, contiguous / channels-last: {ratio:.2f} (median '
-          f'{contiguous * 1e3:.1f} ms vs {last * 1e3:.1f} ms; > 1: channels-last faster)')
+    print(
+        f'6. PGD-{k} AT iteration, contiguous / channels-last: {ratio:.2f} (median '
+        f'{contiguous * 1e3:.1f} ms vs {last * 1e3:.1f} ms; > 1: channels-last faster)'
+    )
 
 
 if __name__ == '__main__':

@@ -33,6 +33,7 @@ Example:
         configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py NF_AT.pth \\
         --num-samples 100 --threads 2
 """
+
 import argparse
 import copy
 import json
@@ -48,20 +49,37 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('pairs', nargs='+', metavar='CONFIG CHECKPOINT',
-                        help='config and checkpoint, one pair per model')
+    parser.add_argument(
+        'pairs',
+        nargs='+',
+        metavar='CONFIG CHECKPOINT',
+        help='config and checkpoint, one pair per model',
+    )
     parser.add_argument('--num-samples', type=int, default=100)
-    parser.add_argument('--seed', type=int, default=0,
-                        help='subset and attack seed (test_cfg.seed)')
+    parser.add_argument(
+        '--seed', type=int, default=0, help='subset and attack seed (test_cfg.seed)'
+    )
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--rounds', type=int, default=1,
-                        help='timed rounds of both, alternating which goes first; '
-                        'the ratio is the median of the rounds\' ratios')
-    parser.add_argument('--eps', type=float, default=None,
-                        help="pixel units of 255; default the config's AutoAttack eps")
-    parser.add_argument('--layout', choices=['config', 'contiguous'], default='config',
-                        help="the plug-in's model and image layout: the config's "
-                        "channels_last, or contiguous as the reference's")
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=1,
+        help='timed rounds of both, alternating which goes first; '
+        'the ratio is the median of the rounds\' ratios',
+    )
+    parser.add_argument(
+        '--eps',
+        type=float,
+        default=None,
+        help="pixel units of 255; default the config's AutoAttack eps",
+    )
+    parser.add_argument(
+        '--layout',
+        choices=['config', 'contiguous'],
+        default='config',
+        help="the plug-in's model and image layout: the config's "
+        "channels_last, or contiguous as the reference's",
+    )
     parser.add_argument('--out', default=None, help='write the results as JSON')
     args = parser.parse_args(argv)
     if len(args.pairs) % 2:
@@ -76,13 +94,14 @@ def config_autoattack_eps(cfg):
     """The eps of the config's AutoAttack test attack (its own, else the
     training eps it follows, as ``tools/test.py`` resolves it)."""
     from nofrost_mm.utils.training_eps import follow_training_eps, training_eps
-    for entry in follow_training_eps(list(cfg.get('test_attacks') or []),
-                                     training_eps(cfg)):
-        if isinstance(entry, dict) and entry.get('type') == 'AutoAttack' \
-                and 'eps' in entry:
+
+    for entry in follow_training_eps(list(cfg.get('test_attacks') or []), training_eps(cfg)):
+        if isinstance(entry, dict) and entry.get('type') == 'AutoAttack' and 'eps' in entry:
             return float(entry['eps'])
-    raise SystemExit('the config has no AutoAttack entry with an eps in test_attacks '
-                     'and no data_preprocessor.eps; give --eps')
+    raise SystemExit(
+        'the config has no AutoAttack entry with an eps in test_attacks '
+        'and no data_preprocessor.eps; give --eps'
+    )
 
 
 def load(config, checkpoint, num_samples, seed):
@@ -113,10 +132,12 @@ def load(config, checkpoint, num_samples, seed):
     images = torch.stack([it['inputs'] for it in items]).float().div(255)
     labels = torch.cat([it['data_samples'].gt_label for it in items])
     pre = model.data_preprocessor
-    net = NormalizedClassifier(model, pre.mean.flatten().tolist(),
-                               pre.std.flatten().tolist(),
-                               to_rgb=bool(getattr(pre, '_channel_conversion', False))
-                               ).eval()
+    net = NormalizedClassifier(
+        model,
+        pre.mean.flatten().tolist(),
+        pre.std.flatten().tolist(),
+        to_rgb=bool(getattr(pre, '_channel_conversion', False)),
+    ).eval()
     return cfg, net, images, labels, torch.tensor(subset)
 
 
@@ -144,20 +165,25 @@ def main(argv=None):
             ours_x = x.contiguous(memory_format=torch.channels_last)
 
         def reference():
-            ref = ReferenceAutoAttack(net, norm='Linf', eps=eps / 255., version='standard',
-                                      seed=args.seed, device='cpu')
+            ref = ReferenceAutoAttack(
+                net, norm='Linf', eps=eps / 255.0, version='standard', seed=args.seed, device='cpu'
+            )
             return ref.run_standard_evaluation(x, y, batch_size=len(x))[0]
 
         def plugin():
             return AutoAttack(eps=eps, seed=args.seed)(
-                ours_net, ours_x, y, keys=sample_keys(args.seed, indices))
+                ours_net, ours_x, y, keys=sample_keys(args.seed, indices)
+            )
 
         # rounds alternate which one goes first (a VM's speed drifts); the
         # ratio is the median of the rounds' ratios
         seconds = {'reference': [], 'plugin': []}
         for r in range(args.rounds):
-            for name, run in ((('reference', reference), ('plugin', plugin)) if r % 2 == 0
-                              else (('plugin', plugin), ('reference', reference))):
+            for name, run in (
+                (('reference', reference), ('plugin', plugin))
+                if r % 2 == 0
+                else (('plugin', plugin), ('reference', reference))
+            ):
                 start = time.perf_counter()
                 out = run()
                 seconds[name].append(time.perf_counter() - start)
@@ -169,32 +195,48 @@ def main(argv=None):
         with torch.no_grad():
             ref_robust = net(ref_adv).argmax(1) == y
             robust = net(adv).argmax(1) == y
-        assert float((adv - x).abs().max()) <= eps / 255. + 1e-6
+        assert float((adv - x).abs().max()) <= eps / 255.0 + 1e-6
         ratios = [a / b for a, b in zip(seconds['reference'], seconds['plugin'])]
         reference_seconds = float(np.median(seconds['reference']))
         plugin_seconds = float(np.median(seconds['plugin']))
 
-        row = dict(config=config, checkpoint=checkpoint, eps=eps, num_samples=len(x),
-                   threads=args.threads, plugin_layout=layout,
-                   clean=100. * correct.float().mean().item(),
-                   rounds=args.rounds, reference_seconds=reference_seconds,
-                   plugin_seconds=plugin_seconds, ratio=float(np.median(ratios)),
-                   round_ratios=ratios,
-                   reference_robust=100. * ref_robust.float().mean().item(),
-                   plugin_robust=100. * robust.float().mean().item(),
-                   broken_by_reference_only=int((robust & ~ref_robust).sum()),
-                   broken_by_plugin_only=int((ref_robust & ~robust).sum()))
+        row = dict(
+            config=config,
+            checkpoint=checkpoint,
+            eps=eps,
+            num_samples=len(x),
+            threads=args.threads,
+            plugin_layout=layout,
+            clean=100.0 * correct.float().mean().item(),
+            rounds=args.rounds,
+            reference_seconds=reference_seconds,
+            plugin_seconds=plugin_seconds,
+            ratio=float(np.median(ratios)),
+            round_ratios=ratios,
+            reference_robust=100.0 * ref_robust.float().mean().item(),
+            plugin_robust=100.0 * robust.float().mean().item(),
+            broken_by_reference_only=int((robust & ~ref_robust).sum()),
+            broken_by_plugin_only=int((ref_robust & ~robust).sum()),
+        )
         results.append(row)
-        print(f'{Path(config).stem} ({len(x)} images, eps {eps:g}/255, '
-              f'{args.threads} threads, plug-in {layout}, reference contiguous): '
-              f'clean {row["clean"]:.1f}%', flush=True)
-        print(f'  reference {reference_seconds:.1f} s, plug-in {plugin_seconds:.1f} s (medians of '
-              f'{args.rounds} rounds), ratio reference / plug-in {row["ratio"]:.2f} '
-              f'(target >= 2.0; rounds {", ".join(f"{v:.2f}" for v in ratios)})')
-        print(f'  robust accuracy: reference {row["reference_robust"]:.1f}%, '
-              f'plug-in {row["plugin_robust"]:.1f}%; broken by the reference only '
-              f'{row["broken_by_reference_only"]}, by the plug-in only '
-              f'{row["broken_by_plugin_only"]}', flush=True)
+        print(
+            f'{Path(config).stem} ({len(x)} images, eps {eps:g}/255, '
+            f'{args.threads} threads, plug-in {layout}, reference contiguous): '
+            f'clean {row["clean"]:.1f}%',
+            flush=True,
+        )
+        print(
+            f'  reference {reference_seconds:.1f} s, plug-in {plugin_seconds:.1f} s (medians of '
+            f'{args.rounds} rounds), ratio reference / plug-in {row["ratio"]:.2f} '
+            f'(target >= 2.0; rounds {", ".join(f"{v:.2f}" for v in ratios)})'
+        )
+        print(
+            f'  robust accuracy: reference {row["reference_robust"]:.1f}%, '
+            f'plug-in {row["plugin_robust"]:.1f}%; broken by the reference only '
+            f'{row["broken_by_reference_only"]}, by the plug-in only '
+            f'{row["broken_by_plugin_only"]}',
+            flush=True,
+        )
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=2)

@@ -13,6 +13,7 @@ Example:
     python benchmarks/early_exit_pgd.py configs/demo/resnet18-w16_1xb64_digits_pgdat.py \\
         work_dirs/demo/.../epoch_15.pth --eps 32 --steps 20
 """
+
 import argparse
 import statistics
 import sys
@@ -28,11 +29,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--eps', type=float, default=32., help='pixel units of 255')
+    parser.add_argument('--eps', type=float, default=32.0, help='pixel units of 255')
     parser.add_argument('--steps', type=int, default=20)
-    parser.add_argument('--step-size', type=float, default=None,
-                        help='pixel units of 255; default the official rule '
-                        'min(1.25 eps, eps + 4) / steps')
+    parser.add_argument(
+        '--step-size',
+        type=float,
+        default=None,
+        help='pixel units of 255; default the official rule min(1.25 eps, eps + 4) / steps',
+    )
     parser.add_argument('--num-samples', type=int, default=360)
     parser.add_argument('--batch-size', type=int, default=120)
     parser.add_argument('--rounds', type=int, default=3)
@@ -66,8 +70,9 @@ def load(args):
     images = torch.stack([it['inputs'] for it in items]).float().div(255).to(args.device)
     labels = torch.cat([it['data_samples'].gt_label for it in items]).to(args.device)
     pre = model.data_preprocessor
-    net = NormalizedClassifier(model, pre.mean.flatten().tolist(),
-                               pre.std.flatten().tolist()).eval()
+    net = NormalizedClassifier(
+        model, pre.mean.flatten().tolist(), pre.std.flatten().tolist()
+    ).eval()
     return net, images, labels
 
 
@@ -78,23 +83,23 @@ def main(argv=None):
 
     from nofrost_mm.attacks import PGDAttack
 
-    ours = PGDAttack(eps=args.eps, steps=args.steps, step_size=args.step_size,
-                     early_exit=True)
+    ours = PGDAttack(eps=args.eps, steps=args.steps, step_size=args.step_size, early_exit=True)
     alpha = ours.get_step_size()
-    ref = torchattacks.PGD(net, eps=args.eps / 255, alpha=alpha / 255,
-                           steps=args.steps, random_start=True)
+    ref = torchattacks.PGD(
+        net, eps=args.eps / 255, alpha=alpha / 255, steps=args.steps, random_start=True
+    )
 
     def run(attack):
         correct, start = 0, time.perf_counter()
         for s in range(0, len(images), args.batch_size):
-            x, y = images[s:s + args.batch_size], labels[s:s + args.batch_size]
+            x, y = images[s : s + args.batch_size], labels[s : s + args.batch_size]
             torch.manual_seed(s)
             adv = attack(net, x, y) if attack is ours else attack(x, y)
             with torch.no_grad():
                 correct += int((net(adv).argmax(1) == y).sum())
         if images.is_cuda:
             torch.cuda.synchronize()
-        return time.perf_counter() - start, 100. * correct / len(images)
+        return time.perf_counter() - start, 100.0 * correct / len(images)
 
     # the rows each step of the early-exit attack still carries: the time
     # ratio cannot fall below their mean share of the full batch
@@ -102,7 +107,7 @@ def main(argv=None):
     counting = lambda x: (rows.append(len(x)), net(x))[1]  # noqa: E731
     for s in range(0, len(images), args.batch_size):
         torch.manual_seed(s)
-        ours(counting, images[s:s + args.batch_size], labels[s:s + args.batch_size])
+        ours(counting, images[s : s + args.batch_size], labels[s : s + args.batch_size])
     active = sum(rows) / (len(images) * args.steps)
 
     run(ours)  # warm-up
@@ -114,20 +119,35 @@ def main(argv=None):
         t_ref.append(b)
         ratios.append(a / b)
     with torch.no_grad():
-        clean = 100. * float((net(images).argmax(1) == labels).float().mean())
-    print(f'{len(images)} samples, eps {args.eps:g}/255, {args.steps} steps, '
-          f'step {alpha:.3g}/255, {args.device}, {torch.get_num_threads()} threads')
-    print(f'clean {clean:.1f}%  robust: early-exit PGDAttack {acc_ours:.1f}%, '
-          f'torchattacks.PGD {acc_ref:.1f}%')
-    print(f'median time: early-exit {statistics.median(t_ours):.2f} s, '
-          f'torchattacks {statistics.median(t_ref):.2f} s')
+        clean = 100.0 * float((net(images).argmax(1) == labels).float().mean())
+    print(
+        f'{len(images)} samples, eps {args.eps:g}/255, {args.steps} steps, '
+        f'step {alpha:.3g}/255, {args.device}, {torch.get_num_threads()} threads'
+    )
+    print(
+        f'clean {clean:.1f}%  robust: early-exit PGDAttack {acc_ours:.1f}%, '
+        f'torchattacks.PGD {acc_ref:.1f}%'
+    )
+    print(
+        f'median time: early-exit {statistics.median(t_ours):.2f} s, '
+        f'torchattacks {statistics.median(t_ref):.2f} s'
+    )
     ratio = statistics.median(ratios)
-    print(f'mean share of the batch still attacked per step: {active:.3f} '
-          '(the lower bound of the time ratio)')
-    print(f'early-exit / torchattacks.PGD time: {ratio:.3f} (target <= 0.7) '
-          f"{'OK' if ratio <= 0.7 else 'ABOVE TARGET'}")
-    return dict(ratio=ratio, robust_early_exit=acc_ours, robust_torchattacks=acc_ref,
-                clean=clean, active_share=active)
+    print(
+        f'mean share of the batch still attacked per step: {active:.3f} '
+        '(the lower bound of the time ratio)'
+    )
+    print(
+        f'early-exit / torchattacks.PGD time: {ratio:.3f} (target <= 0.7) '
+        f"{'OK' if ratio <= 0.7 else 'ABOVE TARGET'}"
+    )
+    return dict(
+        ratio=ratio,
+        robust_early_exit=acc_ours,
+        robust_torchattacks=acc_ref,
+        clean=clean,
+        active_share=active,
+    )
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ Example:
     python benchmarks/train_wall_time.py                  # the demo pairs, 2 rounds
     python benchmarks/train_wall_time.py --rounds 1 --cfg-options train_cfg.max_epochs=3
 """
+
 import argparse
 import collections
 import json
@@ -41,24 +42,38 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_PAIRS = [
-    ('configs/demo/resnet18-w16_1xb64_digits_pgdat.py',
-     'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py'),
-    ('configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py',
-     'configs/demo/nf-resnet18-w16_1xb64_digits_nfgsm.py'),
+    (
+        'configs/demo/resnet18-w16_1xb64_digits_pgdat.py',
+        'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py',
+    ),
+    (
+        'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py',
+        'configs/demo/nf-resnet18-w16_1xb64_digits_nfgsm.py',
+    ),
 ]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--pair', nargs=2, action='append', metavar=('BASELINE', 'CANDIDATE'),
-                        help='two configs to compare (repeatable); default: the demo '
-                        'BN and NF PGD-5 configs against their N-FGSM ones')
-    parser.add_argument('--rounds', type=int, default=2,
-                        help='runs of each config (alternating order)')
-    parser.add_argument('--work-dir', default=None,
-                        help='where the runs train (default: a temporary folder, removed)')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='passed to every tools/train.py run')
+    parser.add_argument(
+        '--pair',
+        nargs=2,
+        action='append',
+        metavar=('BASELINE', 'CANDIDATE'),
+        help='two configs to compare (repeatable); default: the demo '
+        'BN and NF PGD-5 configs against their N-FGSM ones',
+    )
+    parser.add_argument(
+        '--rounds', type=int, default=2, help='runs of each config (alternating order)'
+    )
+    parser.add_argument(
+        '--work-dir',
+        default=None,
+        help='where the runs train (default: a temporary folder, removed)',
+    )
+    parser.add_argument(
+        '--cfg-options', nargs='+', default=[], help='passed to every tools/train.py run'
+    )
     parser.add_argument('--json', default=None, help='write the numbers here')
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -104,22 +119,24 @@ def train(config: str, work_dir: str, cfg_options) -> dict:
     start = time.perf_counter()
     startup = None
     tail = collections.deque(maxlen=60)
-    with subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+    with subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as proc:
         for line in proc.stdout:
             if startup is None and TRAIN_START_MARK in line:
                 startup = time.perf_counter() - start
             tail.append(line)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
-                           f'{"".join(tail)[-3000:]}')
+        raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{"".join(tail)[-3000:]}')
     if startup is None:
-        raise RuntimeError(f'{" ".join(cmd)}: no "{TRAIN_START_MARK}" line in its log '
-                           '(is the CheckpointHook off?)')
+        raise RuntimeError(
+            f'{" ".join(cmd)}: no "{TRAIN_START_MARK}" line in its log (is the CheckpointHook off?)'
+        )
     iters = iteration_seconds(work_dir)
-    return dict(wall=wall, startup=startup, training=wall - startup,
-                iterations=iters, rest=wall - iters)
+    return dict(
+        wall=wall, startup=startup, training=wall - startup, iterations=iters, rest=wall - iters
+    )
 
 
 def main(argv=None):
@@ -128,26 +145,36 @@ def main(argv=None):
     os.makedirs(root, exist_ok=True)
     runs = {pair: {c: [] for c in pair} for pair in map(tuple, args.pair)}
     # ABBA: round r runs each pair in order, round r + 1 reversed
-    schedule = [(r, pair, config, osp.join(root, f'{Path(config).stem}_round{r}'))
-                for r in range(args.rounds) for pair in runs
-                for config in (pair if r % 2 == 0 else pair[::-1])]
+    schedule = [
+        (r, pair, config, osp.join(root, f'{Path(config).stem}_round{r}'))
+        for r in range(args.rounds)
+        for pair in runs
+        for config in (pair if r % 2 == 0 else pair[::-1])
+    ]
     if len({w for *_, w in schedule}) < len(schedule):
         raise SystemExit('--pair: the configs of a run must have different file names')
     for *_, work_dir in schedule:  # before any training
         if osp.exists(work_dir):
-            raise SystemExit(f'--work-dir: {work_dir} exists; give an empty '
-                             'folder (earlier runs are never overwritten)')
+            raise SystemExit(
+                f'--work-dir: {work_dir} exists; give an empty '
+                'folder (earlier runs are never overwritten)'
+            )
     for r, pair, config, work_dir in schedule:
         res = train(config, work_dir, args.cfg_options)
         runs[pair][config].append(res)
-        print(f'round {r}: {Path(config).stem}: {res["wall"]:.1f} s (start-up '
-              f'{res["startup"]:.1f} s, training {res["training"]:.1f} s; iterations '
-              f'{res["iterations"]:.1f} s, rest {res["rest"]:.1f} s)', flush=True)
+        print(
+            f'round {r}: {Path(config).stem}: {res["wall"]:.1f} s (start-up '
+            f'{res["startup"]:.1f} s, training {res["training"]:.1f} s; iterations '
+            f'{res["iterations"]:.1f} s, rest {res["rest"]:.1f} s)',
+            flush=True,
+        )
     summary = []
-    print('\n| baseline | candidate | training ratio (median) | per round '
-          '| wall ratio (median) | per round | iterations ratio '
-          '| start-up s (baseline / candidate) '
-          '| baseline s (iter / rest) | candidate s (iter / rest) |')
+    print(
+        '\n| baseline | candidate | training ratio (median) | per round '
+        '| wall ratio (median) | per round | iterations ratio '
+        '| start-up s (baseline / candidate) '
+        '| baseline s (iter / rest) | candidate s (iter / rest) |'
+    )
     print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     verdicts = []
     for (base, cand), res in runs.items():
@@ -157,35 +184,60 @@ def main(argv=None):
         training = [c['training'] / b['training'] for b, c in pairs]
 
         def seconds(rs):
-            return (f'{statistics.median(r["wall"] for r in rs):.1f} '
-                    f'({statistics.median(r["iterations"] for r in rs):.1f} / '
-                    f'{statistics.median(r["rest"] for r in rs):.1f})')
-        print(f'| {Path(base).stem} | {Path(cand).stem} '
-              f'| {statistics.median(training):.3f} | {" / ".join(f"{t:.3f}" for t in training)} '
-              f'| {statistics.median(wall):.3f} | {" / ".join(f"{w:.3f}" for w in wall)} '
-              f'| {statistics.median(iters):.3f} '
-              f'| {statistics.median(r["startup"] for r in res[base]):.1f} / '
-              f'{statistics.median(r["startup"] for r in res[cand]):.1f} '
-              f'| {seconds(res[base])} | {seconds(res[cand])} |')
+            return (
+                f'{statistics.median(r["wall"] for r in rs):.1f} '
+                f'({statistics.median(r["iterations"] for r in rs):.1f} / '
+                f'{statistics.median(r["rest"] for r in rs):.1f})'
+            )
+
+        print(
+            f'| {Path(base).stem} | {Path(cand).stem} '
+            f'| {statistics.median(training):.3f} | {" / ".join(f"{t:.3f}" for t in training)} '
+            f'| {statistics.median(wall):.3f} | {" / ".join(f"{w:.3f}" for w in wall)} '
+            f'| {statistics.median(iters):.3f} '
+            f'| {statistics.median(r["startup"] for r in res[base]):.1f} / '
+            f'{statistics.median(r["startup"] for r in res[cand]):.1f} '
+            f'| {seconds(res[base])} | {seconds(res[cand])} |'
+        )
         met = statistics.median(training) <= TARGET_RATIO
-        verdicts.append(f'{Path(cand).stem} / {Path(base).stem}: training ratio '
-                        f'{statistics.median(training):.3f} (rounds {min(training):.3f}-'
-                        f'{max(training):.3f}) {"<=" if met else ">"} {TARGET_RATIO}: '
-                        f'{"met" if met else "NOT met"}')
-        summary.append(dict(baseline=base, candidate=cand, wall_ratio=statistics.median(wall),
-                            wall_ratios=wall, training_ratio=statistics.median(training),
-                            training_ratios=training, target=TARGET_RATIO, met=met,
-                            iteration_ratio=statistics.median(iters),
-                            baseline_runs=res[base], candidate_runs=res[cand]))
+        verdicts.append(
+            f'{Path(cand).stem} / {Path(base).stem}: training ratio '
+            f'{statistics.median(training):.3f} (rounds {min(training):.3f}-'
+            f'{max(training):.3f}) {"<=" if met else ">"} {TARGET_RATIO}: '
+            f'{"met" if met else "NOT met"}'
+        )
+        summary.append(
+            dict(
+                baseline=base,
+                candidate=cand,
+                wall_ratio=statistics.median(wall),
+                wall_ratios=wall,
+                training_ratio=statistics.median(training),
+                training_ratios=training,
+                target=TARGET_RATIO,
+                met=met,
+                iteration_ratio=statistics.median(iters),
+                baseline_runs=res[base],
+                candidate_runs=res[cand],
+            )
+        )
     print()
     print('\n'.join(verdicts))
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-                           rounds=args.rounds, cfg_options=args.cfg_options,
-                           pairs=summary), f, indent=2)
+            json.dump(
+                dict(
+                    date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+                    rounds=args.rounds,
+                    cfg_options=args.cfg_options,
+                    pairs=summary,
+                ),
+                f,
+                indent=2,
+            )
     if args.work_dir is None:
         import shutil
+
         shutil.rmtree(root, ignore_errors=True)
     return summary
 

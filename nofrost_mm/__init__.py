@@ -4,6 +4,7 @@ Importing the package checks the OpenMMLab versions, makes mmengine checkpoints
 loadable under torch's weights-only default, and registers every component in
 mmpretrain's registries (configs load it with ``custom_imports``).
 """
+
 from .utils.version_check import check_dependency_versions
 from .version import __version__
 

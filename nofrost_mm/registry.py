@@ -1,4 +1,5 @@
 """Registries the plug-in adds; everything else goes into mmpretrain's own."""
+
 from mmengine.registry import Registry
 
 # Adversarial attacks built from config (training and evaluation), e.g.

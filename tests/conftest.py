@@ -44,9 +44,14 @@ DIST_TOOLS = (
 
 
 def pytest_addoption(parser):
-    parser.addoption('--repeat', type=int, default=1, metavar='N',
-                     help='run every selected test N times, round by round '
-                     '(ids [repeat0] ...); with -x the first failure stops the rounds')
+    parser.addoption(
+        '--repeat',
+        type=int,
+        default=1,
+        metavar='N',
+        help='run every selected test N times, round by round '
+        '(ids [repeat0] ...); with -x the first failure stops the rounds',
+    )
 
 
 def pytest_generate_tests(metafunc):
@@ -55,8 +60,9 @@ def pytest_generate_tests(metafunc):
         raise pytest.UsageError(f'--repeat {rounds}: give a number of rounds >= 1')
     if rounds > 1:
         metafunc.fixturenames.append('repeat_round')
-        metafunc.parametrize('repeat_round', range(rounds),
-                             ids=[f'repeat{i}' for i in range(rounds)])
+        metafunc.parametrize(
+            'repeat_round', range(rounds), ids=[f'repeat{i}' for i in range(rounds)]
+        )
 
 
 def _repeat_round(item):
@@ -93,24 +99,31 @@ def logged_warnings(logger):
 
 def run_tool(args, cwd=REPO_ROOT, timeout=300, env=None, check=True):
     """Run a repository command line (``tools/...``) and return the result."""
-    full_env = dict(os.environ, PYTHON=sys.executable,
-                    PYTHONPATH=str(REPO_ROOT))
+    full_env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(REPO_ROOT))
     full_env.update(env or {})
     if args[0].endswith('.py'):
         args = [sys.executable] + list(args)
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f'{" ".join(map(str, args))} exited {proc.returncode}\n'
             f'--- stdout ---\n{proc.stdout[-4000:]}\n'
-            f'--- stderr ---\n{proc.stderr[-4000:]}')
+            f'--- stderr ---\n{proc.stderr[-4000:]}'
+        )
     return proc
 
 
 def free_port():
     """A TCP port free on this machine now (tests run side by side)."""
     import socket
+
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
@@ -142,7 +155,16 @@ def standard_digits_checkpoint(tmp_path_factory, worker_id):
         if not checkpoint.exists():
             # the cosine schedule ends with the 5 epochs (at epoch 5 of the
             # config's 15 the val accuracy depended on the run: 34-60%)
-            run_tool(['tools/train.py', STANDARD_DIGITS_CONFIG, '--work-dir', work_dir,
-                      '--cfg-options', 'train_cfg.max_epochs=5', 'train_cfg.val_interval=5',
-                      'param_scheduler.T_max=5'])
+            run_tool(
+                [
+                    'tools/train.py',
+                    STANDARD_DIGITS_CONFIG,
+                    '--work-dir',
+                    work_dir,
+                    '--cfg-options',
+                    'train_cfg.max_epochs=5',
+                    'train_cfg.val_interval=5',
+                    'param_scheduler.T_max=5',
+                ]
+            )
     return checkpoint

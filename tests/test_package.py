@@ -4,9 +4,10 @@ import pytest
 
 
 def test_import_registers_components():
-    import nofrost_mm
     from mmengine.registry import RUNNERS
     from mmpretrain.registry import DATASETS
+
+    import nofrost_mm
 
     assert isinstance(nofrost_mm.__version__, str)
     assert DATASETS.get('SklearnDigits') is not None
@@ -43,6 +44,7 @@ def test_torchattacks_installed_without_bundled_robustbench():
     import importlib.util
 
     import torchattacks  # noqa: F401
+
     spec = importlib.util.find_spec('robustbench')
     if spec is not None:  # a real RobustBench is fine, torchattacks' copy is not
         metadata.version('robustbench')

@@ -5,6 +5,14 @@
 # label-smoothing ablation: `python tools/demo.py --study label-smoothing`.
 _base_ = ['./resnet18-w16_1xb64_digits_pgdat.py']
 
-model = dict(head=dict(loss=dict(
-    _delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
-    mode='original', loss_weight=1.0)))
+model = dict(
+    head=dict(
+        loss=dict(
+            _delete_=True,
+            type='LabelSmoothLoss',
+            label_smooth_val=0.1,
+            mode='original',
+            loss_weight=1.0,
+        )
+    )
+)

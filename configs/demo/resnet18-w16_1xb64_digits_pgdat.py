@@ -11,7 +11,8 @@ _base_ = [
 ]
 model = _base_.adv_model
 data_preprocessor = _base_.adv_preprocessor
-default_hooks = dict(checkpoint=dict(
-    save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'))
+default_hooks = dict(
+    checkpoint=dict(save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater')
+)
 randomness = dict(seed=0)
 channels_last = True  # NHWC, as resnet18-w16_1xb64_digits.py

@@ -7,6 +7,4 @@
 # other).
 _base_ = ['./fast-at-cnn-bn_1xb100_mnist_pgdat.py']
 
-model = dict(
-    adv_loss_weight=0.5,
-    backbone=dict(norm_cfg=dict(type='DualBN', deploy_branch='adv')))
+model = dict(adv_loss_weight=0.5, backbone=dict(norm_cfg=dict(type='DualBN', deploy_branch='adv')))

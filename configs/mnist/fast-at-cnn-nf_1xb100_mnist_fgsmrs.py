@@ -12,5 +12,5 @@ model = dict(backbone=dict(conv_cfg=dict(type='ScaledWSConv')))
 data_preprocessor = dict(mean=[33.32], std=[78.57])
 optim_wrapper = dict(
     type='AGCOptimWrapper',
-    clip_grad=dict(
-        type='agc', clip_factor=0.01, eps=1e-3, exclude=('head.fc', )))
+    clip_grad=dict(type='agc', clip_factor=0.01, eps=1e-3, exclude=('head.fc',)),
+)

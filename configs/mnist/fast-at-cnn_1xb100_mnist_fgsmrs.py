@@ -16,15 +16,16 @@ _base_ = [
 
 model = _base_.adv_model
 data_preprocessor = dict(
-    _base_.adv_preprocessor,
-    attack=dict(type='FGSMRS', step_ratio=1.25, clip_start=False))
+    _base_.adv_preprocessor, attack=dict(type='FGSMRS', step_ratio=1.25, clip_start=False)
+)
 custom_hooks = [
     _base_.at_hook,
     # catastrophic-overfitting guard: PGD-5 and FGSM accuracy on 200 fixed
     # val images every epoch; it only warns: the recipe's own result is what
     # is reproduced
-    dict(type='CatastrophicOverfittingHook', interval=1, num_samples=200,
-         pgd_steps=5, action='warn'),
+    dict(
+        type='CatastrophicOverfittingHook', interval=1, num_samples=200, pgd_steps=5, action='warn'
+    ),
 ]
 test_cfg = dict(type='RobustnessReportLoop')  # restarts of PGD-50
 randomness = dict(seed=0)

@@ -14,8 +14,9 @@ _base_ = [
 ]
 
 model = dict(_base_.adv_model, adv_loss='trades', trades_beta=1.0, adv_loss_weight=None)
-data_preprocessor = dict(_base_.adv_preprocessor,
-                         attack=dict(_base_.pgd40, loss='kl', random_start='normal'))
+data_preprocessor = dict(
+    _base_.adv_preprocessor, attack=dict(_base_.pgd40, loss='kl', random_start='normal')
+)
 train_dataloader = dict(batch_size=128)
 test_cfg = dict(type='RobustnessReportLoop')  # restarts of PGD-50
 randomness = dict(seed=0)

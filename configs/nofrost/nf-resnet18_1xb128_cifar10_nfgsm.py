@@ -8,6 +8,5 @@ _base_ = ['./nf-resnet18_1xb128_cifar10_pgdat.py']
 data_preprocessor = dict(attack=dict(_delete_=True, type='NFGSM', noise_ratio=2))
 custom_hooks = [
     _base_.at_hook,
-    dict(type='CatastrophicOverfittingHook', interval=1, num_samples=1000,
-         action='warn'),
+    dict(type='CatastrophicOverfittingHook', interval=1, num_samples=1000, action='warn'),
 ]

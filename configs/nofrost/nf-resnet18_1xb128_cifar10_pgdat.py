@@ -12,6 +12,12 @@ _base_ = [
 model = _base_.adv_model
 data_preprocessor = _base_.adv_preprocessor
 # keep the latest (with optimizer and scheduler), best clean and best robust
-default_hooks = dict(checkpoint=dict(
-    type='CheckpointHook', interval=1, max_keep_ckpts=1,
-    save_best=['accuracy/top1', 'robust_accuracy/top1'], rule='greater'))
+default_hooks = dict(
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=1,
+        save_best=['accuracy/top1', 'robust_accuracy/top1'],
+        rule='greater',
+    )
+)

@@ -13,6 +13,5 @@ custom_hooks = [
     _base_.at_hook,
     # PGD-10 and FGSM accuracy on 500 fixed val images after every epoch;
     # warns with the numbers and the last good checkpoint on a collapse
-    dict(type='CatastrophicOverfittingHook', interval=1, num_samples=500,
-         action='warn'),
+    dict(type='CatastrophicOverfittingHook', interval=1, num_samples=500, action='warn'),
 ]

@@ -26,12 +26,20 @@ _base_ = ['./nf-resnet50_8xb32_in1k_nofrost-star.py']
 texture_debiased_pipeline = [
     dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.64, 1.0)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomApply', prob=0.5, transforms=[
-        dict(type='RandomApply', prob=0.8, transforms=[dict(
-            type='ColorJitter', brightness=0.8, contrast=0.8, saturation=0.8,
-            hue=0.2)]),
-        dict(type='RandomGrayscale', prob=0.2, keep_channels=True),
-    ]),
+    dict(
+        type='RandomApply',
+        prob=0.5,
+        transforms=[
+            dict(
+                type='RandomApply',
+                prob=0.8,
+                transforms=[
+                    dict(type='ColorJitter', brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
+                ],
+            ),
+            dict(type='RandomGrayscale', prob=0.2, keep_channels=True),
+        ],
+    ),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
@@ -40,13 +48,22 @@ train_dataloader = dict(
         views=dict(
             _delete_=True,
             deepaugment_edsr='data/imagenet-DeepAug-EDSR/train',
-            texture_debiased='data/imagenet/train'),
+            texture_debiased='data/imagenet/train',
+        ),
         shared_augmentation=False,
-        view_pipelines=dict(texture_debiased=texture_debiased_pipeline)))
+        view_pipelines=dict(texture_debiased=texture_debiased_pipeline),
+    ),
+)
 model = dict(adv_loss_weight=0.25)
 optim_wrapper = dict(optimizer=dict(lr=0.1 * 255 / 256))
 # --auto-scale-lr: 8 GPUs x 10 samples is the official batch
 auto_scale_lr = dict(base_batch_size=80)
-custom_hooks = [dict(_base_.at_hook, adv_val_interval=7, adv_val_offset=1,
-                     adv_val_last=0.2,
-                     val_attack=dict(type='PGDAttack', steps=10, step_size=1))]
+custom_hooks = [
+    dict(
+        _base_.at_hook,
+        adv_val_interval=7,
+        adv_val_offset=1,
+        adv_val_last=0.2,
+        val_attack=dict(type='PGDAttack', steps=10, step_size=1),
+    )
+]

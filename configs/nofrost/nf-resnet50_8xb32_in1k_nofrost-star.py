@@ -37,8 +37,11 @@ train_dataloader = dict(
         views=dict(
             deepaugment_edsr='data/imagenet-DeepAug-EDSR/train',
             deepaugment_cae='data/imagenet-DeepAug-CAE/train',
-            stylized='data/imagenet-stylized/train'),
-        dataset=_base_.train_dataloader.dataset))
+            stylized='data/imagenet-stylized/train',
+        ),
+        dataset=_base_.train_dataloader.dataset,
+    ),
+)
 
 param_scheduler = dict(T_max=30, end=30)
 train_cfg = dict(max_epochs=30)

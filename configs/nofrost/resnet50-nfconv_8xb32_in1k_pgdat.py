@@ -4,5 +4,6 @@
 # The rest is the NoFrost recipe of nf-resnet50_8xb32_in1k_pgdat.py.
 _base_ = ['./nf-resnet50_8xb32_in1k_pgdat.py', '../_base_/models/backbones/resnet50.py']
 
-model = dict(backbone=dict(
-    _delete_=True, type='NormFreeConverter', backbone=_base_.backbone, alpha=0.2))
+model = dict(
+    backbone=dict(_delete_=True, type='NormFreeConverter', backbone=_base_.backbone, alpha=0.2)
+)

@@ -1,5 +1,6 @@
 """The one way the plug-in changes a model's state for a while: train/eval
 mode, ``requires_grad``, normalization running statistics, restored on exit."""
+
 import types
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -14,10 +15,12 @@ RUNNING_STATS = (None, 'restore', 'unchanged')
 
 
 @contextmanager
-def model_state(model: nn.Module,
-                train_mode: Optional[bool] = None,
-                requires_grad: Optional[bool] = None,
-                running_stats: Optional[str] = None) -> Iterator[nn.Module]:
+def model_state(
+    model: nn.Module,
+    train_mode: Optional[bool] = None,
+    requires_grad: Optional[bool] = None,
+    running_stats: Optional[str] = None,
+) -> Iterator[nn.Module]:
     """Set a model's mode, gradient flags and statistics; restore them on exit.
 
     On exit, whether the body returned or raised, every submodule's
@@ -45,18 +48,30 @@ def model_state(model: nn.Module,
         nn.Module: ``model``.
     """
     if running_stats not in RUNNING_STATS:
-        raise ValueError(f'model_state: running_stats must be one of '
-                         f'{RUNNING_STATS}, got {running_stats!r}')
+        raise ValueError(
+            f'model_state: running_stats must be one of {RUNNING_STATS}, got {running_stats!r}'
+        )
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    norms = [m for m in model.modules()
-             if isinstance(m, _NormBase) and m.track_running_stats]
+    norms = [m for m in model.modules() if isinstance(m, _NormBase) and m.track_running_stats]
     if running_stats == 'restore':
-        saved = [(m, {name: getattr(m, name).clone() for name in _RUNNING_BUFFERS
-                      if getattr(m, name, None) is not None}) for m in norms]
+        saved = [
+            (
+                m,
+                {
+                    name: getattr(m, name).clone()
+                    for name in _RUNNING_BUFFERS
+                    if getattr(m, name, None) is not None
+                },
+            )
+            for m in norms
+        ]
     elif running_stats == 'unchanged':
-        saved = [(m, m.momentum, m.num_batches_tracked.clone()) for m in norms
-                 if m.num_batches_tracked is not None]
+        saved = [
+            (m, m.momentum, m.num_batches_tracked.clone())
+            for m in norms
+            if m.num_batches_tracked is not None
+        ]
     try:
         if train_mode is not None:
             model.train(train_mode)
@@ -65,7 +80,7 @@ def model_state(model: nn.Module,
                 p.requires_grad_(requires_grad)
         if running_stats == 'unchanged':
             for m, _, _ in saved:
-                m.momentum = 0.
+                m.momentum = 0.0
         yield model
     finally:
         for m, training in modes:
@@ -118,9 +133,15 @@ def attack_context(model: nn.Module, train_mode: bool = False) -> Iterator[nn.Mo
         model = model.module
     # batch statistics are used in train mode, so restoring the running
     # buffers afterwards is exactly "never updated"
-    with model_state(model, train_mode=train_mode, requires_grad=False,
-                     running_stats='restore' if train_mode else None), \
-            local_sync_batch_norm(model if train_mode else None):
+    with (
+        model_state(
+            model,
+            train_mode=train_mode,
+            requires_grad=False,
+            running_stats='restore' if train_mode else None,
+        ),
+        local_sync_batch_norm(model if train_mode else None),
+    ):
         yield model
 
 
@@ -130,14 +151,21 @@ def check_not_sharded(model: nn.Module) -> None:
         from torch.distributed import fsdp
     except ImportError:  # a torch built without distributed support
         return
-    kinds = tuple(k for k in (getattr(fsdp, 'FullyShardedDataParallel', None),
-                              getattr(fsdp, 'FSDPModule', None)) if k is not None)
+    kinds = tuple(
+        k
+        for k in (
+            getattr(fsdp, 'FullyShardedDataParallel', None),
+            getattr(fsdp, 'FSDPModule', None),
+        )
+        if k is not None
+    )
     if kinds and any(isinstance(m, kinds) for m in model.modules()):
         raise ValueError(
             'attack_context: the model is sharded by FSDP, whose module holds '
             "this rank's shard of the weights, not the model an attack needs; "
             'use DDP (model_wrapper_cfg=dict(type=\'MMDistributedDataParallel\'), '
-            "mmengine's default) for adversarial training and robust tests")
+            "mmengine's default) for adversarial training and robust tests"
+        )
 
 
 @contextmanager
@@ -145,9 +173,15 @@ def local_sync_batch_norm(model: Optional[nn.Module]) -> Iterator[None]:
     """Inside, every ``SyncBatchNorm`` of ``model`` runs as a BatchNorm of this
     process's batch (``_BatchNorm.forward``): no collective per attack step
     (ranks would wait at different steps). None: nothing changes."""
-    syncs = [] if model is None else [
-        (m, m.__dict__.get('forward')) for m in model.modules()
-        if isinstance(m, nn.SyncBatchNorm)]
+    syncs = (
+        []
+        if model is None
+        else [
+            (m, m.__dict__.get('forward'))
+            for m in model.modules()
+            if isinstance(m, nn.SyncBatchNorm)
+        ]
+    )
     try:
         for m, _ in syncs:
             m.forward = types.MethodType(_BatchNorm.forward, m)
@@ -158,4 +192,3 @@ def local_sync_batch_norm(model: Optional[nn.Module]) -> Iterator[None]:
                 del m.forward
             else:
                 m.forward = own
-

@@ -1,4 +1,5 @@
 """Build attacks from config without scope warnings."""
+
 import ast
 import copy
 import inspect
@@ -61,8 +62,9 @@ def parse_attack(spec: str, eps: Optional[float] = None) -> Union[str, dict]:
     except (ValueError, SyntaxError) as e:
         raise ValueError(f'--attacks {spec!r}: not a dict literal ({e})')
     if not isinstance(cfg, dict) or not ('type' in cfg or 'attack' in cfg):
-        raise ValueError(f"--attacks {spec!r}: needs a 'type' key (or 'attack', "
-                         "for an entry with 'restarts')")
+        raise ValueError(
+            f"--attacks {spec!r}: needs a 'type' key (or 'attack', for an entry with 'restarts')"
+        )
     return cfg if eps is None else with_eps(cfg, eps)
 
 
@@ -98,12 +100,12 @@ def _eps_key(name: str) -> Optional[str]:
 
 def _default(params: dict, key: str):
     p = params.get(key)
-    return None if p is None or p.default is inspect.Parameter.empty \
-        else p.default
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
 
 
 def _norm(name: str, cfg: dict) -> str:
     from .torchattacks_adapter import L2_ATTACKS
+
     norm = cfg.get('norm', _default(_parameters(name), 'norm'))
     return norm or ('L2' if name in L2_ATTACKS else 'Linf')
 
@@ -145,22 +147,20 @@ def with_eps(attack: Union[str, dict], eps: float) -> Union[str, dict]:
     if not isinstance(attack, dict):
         return attack  # an attack object: built already
     attack = copy.deepcopy(attack)
-    target = attack['attack'] if isinstance(attack.get('attack'), dict) \
-        else attack
+    target = attack['attack'] if isinstance(attack.get('attack'), dict) else attack
     name = target.get('type')
-    if any(k in target for k in EPS_KEYS) \
-            or name in ATTACKS.module_dict and not takes_eps(name):
+    if any(k in target for k in EPS_KEYS) or name in ATTACKS.module_dict and not takes_eps(name):
         return attack
     if name in ATTACKS.module_dict and _norm(name, target) != 'Linf':
         raise ValueError(
             f'attack {name} ({_norm(name, target)}) names no eps: the training '
             f'eps {eps:g} is an L-inf radius; give its own eps (pixel units '
-            f"of 255, e.g. {{'type': '{name}', 'eps': 127.5}} for a radius of 0.5)")
+            f"of 255, e.g. {{'type': '{name}', 'eps': 127.5}} for a radius of 0.5)"
+        )
     target[_eps_key(name) or 'eps'] = eps
     params = _parameters(name)
     if STEP_KEY in params and STEP_KEY not in target:
-        steps = target.get('steps', _default(params, 'steps') if 'steps' in params
-                           else 1)
+        steps = target.get('steps', _default(params, 'steps') if 'steps' in params else 1)
         # a bad step count is the attack's own error, when it is built
         if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1:
             target[STEP_KEY] = pgd_step_size(eps, steps)
@@ -185,10 +185,13 @@ def attack_settings(attack, restarts: int = 1) -> dict:
     """
     get_step = getattr(attack, 'get_step_size', None)
     step = get_step() if callable(get_step) else getattr(attack, 'step_size', None)
-    settings = dict(eps=getattr(attack, 'eps', None), step=step,
-                    steps=getattr(attack, 'steps', None),
-                    queries=getattr(attack, 'n_queries', None),
-                    restarts=(getattr(attack, 'n_restarts', None) or 1) * restarts)
+    settings = dict(
+        eps=getattr(attack, 'eps', None),
+        step=step,
+        steps=getattr(attack, 'steps', None),
+        queries=getattr(attack, 'n_queries', None),
+        restarts=(getattr(attack, 'n_restarts', None) or 1) * restarts,
+    )
     return {k: v for k, v in settings.items() if v is not None}
 
 
@@ -233,19 +236,24 @@ def build_attacks(attacks: Sequence[Union[str, dict]]) -> List[Tuple[str, object
         list[tuple]: ``(name, attack, cfg)`` for each attack.
     """
     if isinstance(attacks, (str, dict)) or not isinstance(attacks, Sequence):
-        raise TypeError('test_cfg.attacks must be a list of attack configs '
-                        f"(dict(type='PGD', eps=8, steps=20)), got {attacks!r}")
+        raise TypeError(
+            'test_cfg.attacks must be a list of attack configs '
+            f"(dict(type='PGD', eps=8, steps=20)), got {attacks!r}"
+        )
     built, names = [], set()
     for cfg in attacks:
         cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
         if cfg.get('type') not in ATTACKS.module_dict:
             raise KeyError(
                 f'test_cfg.attacks: unknown attack type {cfg.get("type")!r}; '
-                f'allowed: {sorted(ATTACKS.module_dict)}')
+                f'allowed: {sorted(ATTACKS.module_dict)}'
+            )
         name = attack_name(cfg)
         if name in names or name in ('clean', 'worst_case'):
-            raise ValueError(f'test_cfg.attacks: result name {name!r} is used '
-                             "twice or reserved; give the attack a `name`")
+            raise ValueError(
+                f'test_cfg.attacks: result name {name!r} is used '
+                "twice or reserved; give the attack a `name`"
+            )
         names.add(name)
         build_cfg = {k: v for k, v in cfg.items() if k != 'name'}
         built.append((name, build_attack(build_cfg), cfg))

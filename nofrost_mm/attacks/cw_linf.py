@@ -1,4 +1,5 @@
 """CW-Linf of the official NoFrost evaluation: PGD on the CW margin loss."""
+
 from typing import Optional
 
 from nofrost_mm.registry import ATTACKS
@@ -27,14 +28,22 @@ class CWLinf(PGDAttack):
         >>> attack = ATTACKS.build(dict(type='CWLinf', eps=8, steps=20))
     """
 
-    def __init__(self,
-                 eps: float = 8.,
-                 steps: int = 20,
-                 step_size: Optional[float] = None,
-                 random_start: bool = True,
-                 confidence: float = 50.,
-                 num_classes: Optional[int] = None):
-        super().__init__(eps=eps, steps=steps, step_size=step_size,
-                         norm='Linf', random_start=random_start,
-                         loss='cw', confidence=confidence,
-                         num_classes=num_classes)
+    def __init__(
+        self,
+        eps: float = 8.0,
+        steps: int = 20,
+        step_size: Optional[float] = None,
+        random_start: bool = True,
+        confidence: float = 50.0,
+        num_classes: Optional[int] = None,
+    ):
+        super().__init__(
+            eps=eps,
+            steps=steps,
+            step_size=step_size,
+            norm='Linf',
+            random_start=random_start,
+            loss='cw',
+            confidence=confidence,
+            num_classes=num_classes,
+        )

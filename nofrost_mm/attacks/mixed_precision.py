@@ -25,6 +25,7 @@ fp32 (autocast off). Under bf16, whose 8-bit logits leave an iterative
 attack's last iterate within rounding of the boundary, :func:`fp32_polish`
 gives each sample the attack leaves robust one more, fp32, step.
 """
+
 import functools
 import logging
 from contextlib import contextmanager
@@ -51,7 +52,7 @@ MIN_LOGIT_GRAD_EXP = -20
 # and that step as a fraction of the attack's own (a full step breaks 2-5
 # points more than the fp32 attack on the demo ResNet: a stronger attack, not
 # the same one; a quarter recovers what bf16 lost)
-POLISH_PRECISIONS = ('bf16', )
+POLISH_PRECISIONS = ('bf16',)
 POLISH_STEP = 0.25
 # names of the precisions in results and reports
 PRECISION_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
@@ -76,8 +77,9 @@ def autocast_off(device_type: str) -> Iterator[None]:
         yield
 
 
-def fp32_logits(model_fn: Callable[[torch.Tensor], torch.Tensor],
-                images: torch.Tensor) -> torch.Tensor:
+def fp32_logits(
+    model_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor
+) -> torch.Tensor:
     """fp32 logits of ``images`` with autocast off: the decision of record.
 
     Whether an adversarial image is misclassified is always decided in fp32,
@@ -94,8 +96,9 @@ def fp32_logits(model_fn: Callable[[torch.Tensor], torch.Tensor],
         return model_fn(images).float()
 
 
-def fp32_predict(model_fn: Callable[[torch.Tensor], torch.Tensor],
-                 images: torch.Tensor) -> torch.Tensor:
+def fp32_predict(
+    model_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor
+) -> torch.Tensor:
     """(N,) predicted classes of ``images``, decided in fp32 (see :func:`fp32_logits`)."""
     return fp32_logits(model_fn, images).argmax(1)
 
@@ -207,7 +210,7 @@ class _UnscaleInputGrad(torch.autograd.Function):
         if not state.pending:  # no scale in this pass (see _ScaleState)
             return grad, None
         state.pending = False
-        scale = state.scale.view((-1, ) + (1, ) * (grad.dim() - 1))
+        scale = state.scale.view((-1,) + (1,) * (grad.dim() - 1))
         out = grad.float() / scale
         with torch.no_grad():
             row_finite = torch.isfinite(out.detach()).flatten(1).all(dim=1)
@@ -273,20 +276,26 @@ class PrecisionSafeClassifier(nn.Module):
         >>> assert safe.overflows.count == 0
     """
 
-    def __init__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
-                 overflows: Optional[OverflowCounter] = None):
+    def __init__(
+        self,
+        model_fn: Callable[[torch.Tensor], torch.Tensor],
+        overflows: Optional[OverflowCounter] = None,
+    ):
         super().__init__()
         if isinstance(model_fn, PrecisionSafeClassifier):
             overflows = overflows or model_fn.overflows
             model_fn = model_fn.model_fn
         if not callable(model_fn):
-            raise TypeError('PrecisionSafeClassifier: model_fn must map images to '
-                            f'logits, got {type(model_fn).__name__}')
+            raise TypeError(
+                'PrecisionSafeClassifier: model_fn must map images to '
+                f'logits, got {type(model_fn).__name__}'
+            )
         self.model_fn = model_fn
         self.overflows = overflows if overflows is not None else OverflowCounter()
 
-    def with_model(self, model_fn: Callable[[torch.Tensor], torch.Tensor]
-                   ) -> 'PrecisionSafeClassifier':
+    def with_model(
+        self, model_fn: Callable[[torch.Tensor], torch.Tensor]
+    ) -> 'PrecisionSafeClassifier':
         """The same safety around another function, sharing the counter."""
         return PrecisionSafeClassifier(model_fn, self.overflows)
 
@@ -301,8 +310,7 @@ class PrecisionSafeClassifier(nn.Module):
         return _ScaleLogitGrad.apply(logits, state)
 
 
-def precision_safe(model_fn: Callable[[torch.Tensor], torch.Tensor]
-                   ) -> PrecisionSafeClassifier:
+def precision_safe(model_fn: Callable[[torch.Tensor], torch.Tensor]) -> PrecisionSafeClassifier:
     """``model_fn`` as a :class:`PrecisionSafeClassifier` (itself if it is one)."""
     if isinstance(model_fn, PrecisionSafeClassifier):
         return model_fn
@@ -319,16 +327,19 @@ class GradScaledClassifier(PrecisionSafeClassifier):
         scale (float, optional): Ignored. Defaults to None.
     """
 
-    def __init__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
-                 scale: Optional[float] = None):
+    def __init__(
+        self, model_fn: Callable[[torch.Tensor], torch.Tensor], scale: Optional[float] = None
+    ):
         super().__init__(model_fn)
 
 
-def fp32_recheck(model_fn: Callable[[torch.Tensor], torch.Tensor],
-                 images: torch.Tensor, candidates: torch.Tensor,
-                 values: torch.Tensor,
-                 fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-                 ) -> torch.Tensor:
+def fp32_recheck(
+    model_fn: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    candidates: torch.Tensor,
+    values: torch.Tensor,
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
     """``values`` with the rows of ``candidates`` decided again in fp32.
 
     Under autocast, ``values[r]`` becomes ``fn(logits, rows)[i]`` for the
@@ -358,16 +369,24 @@ def fp32_recheck(model_fn: Callable[[torch.Tensor], torch.Tensor],
     return values
 
 
-def confirm_misclassified(model_fn: Callable[[torch.Tensor], torch.Tensor],
-                          images: torch.Tensor, labels: torch.Tensor,
-                          candidates: torch.Tensor) -> torch.Tensor:
+def confirm_misclassified(
+    model_fn: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    candidates: torch.Tensor,
+) -> torch.Tensor:
     """(N,) bool: the ``candidates`` whose fp32 prediction is not ``labels``.
 
     Without autocast the candidates themselves (decided in fp32 already);
     see :func:`fp32_recheck`.
     """
-    return fp32_recheck(model_fn, images, candidates, candidates,
-                        lambda logits, rows: logits.argmax(1) != labels[rows])
+    return fp32_recheck(
+        model_fn,
+        images,
+        candidates,
+        candidates,
+        lambda logits, rows: logits.argmax(1) != labels[rows],
+    )
 
 
 def attack_precision(attack, device_type: str) -> str:
@@ -393,8 +412,9 @@ def attack_precision(attack, device_type: str) -> str:
     return name + (f' ({", ".join(parts)} fp32)' if parts else '')
 
 
-def safe_precision(attack, device_type: str, log_once: Callable[[str], bool],
-                   label: Optional[str] = None) -> str:
+def safe_precision(
+    attack, device_type: str, log_once: Callable[[str], bool], label: Optional[str] = None
+) -> str:
     """:func:`attack_precision`, saying once when autocast is on but the
     attack runs in fp32.
 
@@ -417,9 +437,11 @@ def safe_precision(attack, device_type: str, log_once: Callable[[str], bool],
     precision = attack_precision(attack, device_type)
     reduced = precision_name(device_type)
     if precision == 'fp32' and reduced != 'fp32':
-        log_once(f'{label or type(attack).__name__} runs in fp32 under {reduced} '
-                 f'autocast: it is not known to be as strong in {reduced} '
-                 f'(amp_safe={getattr(attack, "amp_safe", None)!r})')
+        log_once(
+            f'{label or type(attack).__name__} runs in fp32 under {reduced} '
+            f'autocast: it is not known to be as strong in {reduced} '
+            f'(amp_safe={getattr(attack, "amp_safe", None)!r})'
+        )
     return precision
 
 
@@ -428,11 +450,14 @@ def log_fp32_once(owner, message: str) -> None:
     owner.__dict__.setdefault('_fp32_log_once', LogOnce(logging.INFO))(message)
 
 
-def fp32_polish(owner, model_fn: Callable[[torch.Tensor], torch.Tensor],
-                adv: torch.Tensor, truth: torch.Tensor,
-                objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-                ) -> torch.Tensor:
+def fp32_polish(
+    owner,
+    model_fn: Callable[[torch.Tensor], torch.Tensor],
+    adv: torch.Tensor,
+    truth: torch.Tensor,
+    objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
     """``adv`` after one fp32 step of the samples it leaves robust (under bf16).
 
     Under autocast to one of ``POLISH_PRECISIONS`` (else ``adv`` is returned
@@ -464,17 +489,20 @@ def fp32_polish(owner, model_fn: Callable[[torch.Tensor], torch.Tensor],
     name = precision_name(device_type)
     if name not in POLISH_PRECISIONS:
         return adv
-    log_fp32_once(owner, f'{type(owner).__name__}: under {name} autocast the samples '
-                  f'it leaves robust take one more step in fp32 ({POLISH_STEP:g} of its '
-                  f'step): {name} rounds the logits too coarsely to see the boundary '
-                  'its last iterates stop at')
+    log_fp32_once(
+        owner,
+        f'{type(owner).__name__}: under {name} autocast the samples '
+        f'it leaves robust take one more step in fp32 ({POLISH_STEP:g} of its '
+        f'step): {name} rounds the logits too coarsely to see the boundary '
+        'its last iterates stop at',
+    )
     with autocast_off(device_type):
         rows = (fp32_predict(model_fn, adv) == truth).nonzero()[:, 0]
         if not len(rows):
             return adv
         with torch.enable_grad():
             x = adv[rows].detach().requires_grad_(True)
-            grad, = torch.autograd.grad(objective(model_fn(x).float(), rows), x)
+            (grad,) = torch.autograd.grad(objective(model_fn(x).float(), rows), x)
         moved = step(x.detach(), grad, rows)
         broken = fp32_predict(model_fn, moved) != truth[rows]
     adv = adv.clone()
@@ -495,6 +523,7 @@ def fp32_under_autocast(reason: str, precisions=('fp16', 'bf16')):
         precisions (tuple[str]): Autocast precisions it is not safe in.
             Defaults to ('fp16', 'bf16').
     """
+
     def decorate(method):
         @functools.wraps(method)
         def wrapped(self, *args, **kwargs):
@@ -503,9 +532,12 @@ def fp32_under_autocast(reason: str, precisions=('fp16', 'bf16')):
             name = precision_name(device_type)
             if name not in precisions:
                 return method(self, *args, **kwargs)
-            log_fp32_once(self, f'{type(self).__name__} runs in fp32 under {name} '
-                          f'autocast: {reason}')
+            log_fp32_once(
+                self, f'{type(self).__name__} runs in fp32 under {name} autocast: {reason}'
+            )
             with autocast_off(device_type):
                 return method(self, *args, **kwargs)
+
         return wrapped
+
     return decorate

@@ -1,4 +1,5 @@
 """An mmpretrain classifier seen as a function of [0, 1] images (the attack's space)."""
+
 from typing import Optional, Sequence, Union
 
 import torch
@@ -35,29 +36,34 @@ class NormalizedClassifier(nn.Module):
         >>> adv = torchattacks.PGD(net, eps=8 / 255)(images_in_0_1, labels)
     """
 
-    def __init__(self,
-                 classifier: nn.Module,
-                 mean: Optional[Union[Sequence[float], torch.Tensor]] = None,
-                 std: Optional[Union[Sequence[float], torch.Tensor]] = None,
-                 to_rgb: bool = False):
+    def __init__(
+        self,
+        classifier: nn.Module,
+        mean: Optional[Union[Sequence[float], torch.Tensor]] = None,
+        std: Optional[Union[Sequence[float], torch.Tensor]] = None,
+        to_rgb: bool = False,
+    ):
         super().__init__()
         if (mean is None) != (std is None):
-            raise ValueError('NormalizedClassifier: give both `mean` and `std` '
-                             '(0-255 scale) or neither')
+            raise ValueError(
+                'NormalizedClassifier: give both `mean` and `std` (0-255 scale) or neither'
+            )
         self.classifier = classifier
         self.to_rgb = to_rgb
         if mean is not None:
             self.register_buffer(
-                'mean', torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1), False)
+                'mean', torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1), False
+            )
             self.register_buffer(
-                'std', torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1), False)
+                'std', torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1), False
+            )
         else:
             self.mean = self.std = None
 
     @classmethod
-    def from_preprocessor(cls, classifier: nn.Module,
-                          preprocessor: Optional[nn.Module] = None,
-                          flip: bool = True) -> 'NormalizedClassifier':
+    def from_preprocessor(
+        cls, classifier: nn.Module, preprocessor: Optional[nn.Module] = None, flip: bool = True
+    ) -> 'NormalizedClassifier':
         """The classifier seen through its ``ClsDataPreprocessor``'s normalization.
 
         The one place that reads how an mmpretrain preprocessor normalizes
@@ -74,14 +80,16 @@ class NormalizedClassifier(nn.Module):
         mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
         if not getattr(pre, '_enable_normalize', mean is not None):
             mean = std = None
-        return cls(classifier,
-                   None if mean is None else mean.flatten(),
-                   None if std is None else std.flatten(),
-                   to_rgb=flip and getattr(pre, '_channel_conversion', False))
+        return cls(
+            classifier,
+            None if mean is None else mean.flatten(),
+            None if std is None else std.flatten(),
+            to_rgb=flip and getattr(pre, '_channel_conversion', False),
+        )
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Turn [0, 1] images into the classifier's input, as the preprocessor does."""
-        x = x * 255.
+        x = x * 255.0
         if self.to_rgb and x.size(1) == 3:
             x = x.flip(1)
         if self.mean is not None:
@@ -95,7 +103,8 @@ class NormalizedClassifier(nn.Module):
             raise TypeError(
                 f'{type(self.classifier).__name__}(x, mode="tensor") returned '
                 f'{type(logits).__name__}; an attack needs one logits tensor '
-                '(a classifier with a single classification head)')
+                '(a classifier with a single classification head)'
+            )
         if logits.dim() == 1:
             # mmpretrain's LeNet5 squeezes a one-image batch to (K,): an
             # attack's last survivor would lose its class dimension

@@ -4,6 +4,7 @@ One attack for adversarial training and for evaluation: L-inf or L2, untargeted
 or targeted, cross entropy (hard or soft labels), the CW margin loss, or the
 TRADES inner loss KL(f(x) || f(x')) (Zhang et al. 2019).
 """
+
 from typing import Callable, Optional, Union
 
 import torch
@@ -33,7 +34,7 @@ def pgd_step_size(eps: float, steps: int) -> float:
     Returns:
         float: The step size, pixel units of 255.
     """
-    return min(1.25 * eps, eps + 4) / steps if steps else 0.
+    return min(1.25 * eps, eps + 4) / steps if steps else 0.0
 
 
 # under autocast the CW margin must pass -confidence by this many units of
@@ -125,32 +126,37 @@ class PGDAttack:
     # as strong under fp16 / bf16 autocast as in fp32 (mixed_precision.py);
     # under bf16 the samples it leaves robust take one fp32 step (fp32_polish)
     amp_safe = True
-    fp32_parts = dict(bf16=('polish', ))
+    fp32_parts = dict(bf16=('polish',))
     RANDOM_STARTS = (True, False, 'uniform', 'normal')
     # TRADES's start: x + 0.001 * randn in [0, 1] units (Zhang et al. 2019)
     NORMAL_START_STD = 0.001
     # streams of the per-sample random numbers (nofrost_mm.utils.sample_random)
     START_STREAM, RADIUS_STREAM, TARGET_STREAM = 1, 2, 3
 
-    def __init__(self,
-                 eps: float = 8.,
-                 steps: int = 10,
-                 step_size: Optional[float] = None,
-                 norm: str = 'Linf',
-                 random_start: Union[bool, str] = True,
-                 targeted: bool = False,
-                 loss: str = 'ce',
-                 confidence: float = 0.,
-                 num_classes: Optional[int] = None,
-                 early_exit: bool = False):
+    def __init__(
+        self,
+        eps: float = 8.0,
+        steps: int = 10,
+        step_size: Optional[float] = None,
+        norm: str = 'Linf',
+        random_start: Union[bool, str] = True,
+        targeted: bool = False,
+        loss: str = 'ce',
+        confidence: float = 0.0,
+        num_classes: Optional[int] = None,
+        early_exit: bool = False,
+    ):
         # eps=0.03 meant as 8/255 would train and evaluate at 0.03/255
         check_pixel_size(type(self).__name__, 'eps', eps, norm, allow_zero=True)
         # steps 0 only for eps 0 (the images themselves)
-        check_number('PGDAttack.steps', steps, integer=True,
-                     min_value=1 if eps > 0 else 0)
+        check_number('PGDAttack.steps', steps, integer=True, min_value=1 if eps > 0 else 0)
         if step_size is not None:  # None: min(1.25 eps, eps + 4) / steps
-            check_number('PGDAttack.step_size (pixel units of 255)', step_size,
-                         min_value=0, min_inclusive=False)
+            check_number(
+                'PGDAttack.step_size (pixel units of 255)',
+                step_size,
+                min_value=0,
+                min_inclusive=False,
+            )
         check_choice('PGDAttack.norm', norm, self.NORMS)
         check_choice('PGDAttack.loss', loss, self.LOSSES)
         if isinstance(random_start, int) and not isinstance(random_start, bool):
@@ -158,32 +164,37 @@ class PGDAttack:
             check_bool('PGDAttack.random_start', random_start)
         check_choice('PGDAttack.random_start', random_start, self.RANDOM_STARTS)
         if loss == 'kl' and targeted:
-            raise ValueError("PGDAttack: `targeted` must be False with loss='kl' "
-                             '(the KL loss moves away from the clean prediction, '
-                             'it has no target class)')
+            raise ValueError(
+                "PGDAttack: `targeted` must be False with loss='kl' "
+                '(the KL loss moves away from the clean prediction, '
+                'it has no target class)'
+            )
         check_number('PGDAttack.confidence', confidence, min_value=0)
         if num_classes is not None:
-            check_number('PGDAttack.num_classes', num_classes, integer=True,
-                         min_value=2)
+            check_number('PGDAttack.num_classes', num_classes, integer=True, min_value=2)
         check_bool('PGDAttack.early_exit', early_exit)
         if early_exit and loss == 'kl':
-            raise ValueError("PGDAttack: `early_exit` needs labels to tell broken "
-                             "samples; loss='kl' (TRADES) has none")
+            raise ValueError(
+                "PGDAttack: `early_exit` needs labels to tell broken "
+                "samples; loss='kl' (TRADES) has none"
+            )
         # the threat model, then how the attack searches it
         self.eps, self.norm, self.targeted = eps, norm, targeted
         self.steps, self.step_size, self.random_start = steps, step_size, random_start
         self.loss, self.early_exit = loss, early_exit
         if loss == 'kl':  # not in bf16 (see above)
-            self.amp_safe = ('fp16', )
+            self.amp_safe = ('fp16',)
         self.confidence = confidence
         self.num_classes = num_classes
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
-                f'step_size={self.get_step_size()}, norm={self.norm!r}, '
-                f'random_start={self.random_start}, targeted={self.targeted}, '
-                f'loss={self.loss!r}, confidence={self.confidence}'
-                + (', early_exit=True)' if self.early_exit else ')'))
+        return (
+            f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
+            f'step_size={self.get_step_size()}, norm={self.norm!r}, '
+            f'random_start={self.random_start}, targeted={self.targeted}, '
+            f'loss={self.loss!r}, confidence={self.confidence}'
+            + (', early_exit=True)' if self.early_exit else ')')
+        )
 
     def get_step_size(self) -> float:
         """Step size in pixel units of 255 for the current eps and steps."""
@@ -191,9 +202,13 @@ class PGDAttack:
             return self.step_size
         return pgd_step_size(self.eps, self.steps)
 
-    def __call__(self, model_fn: Callable[[torch.Tensor], torch.Tensor],
-                 images: torch.Tensor, labels: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def __call__(
+        self,
+        model_fn: Callable[[torch.Tensor], torch.Tensor],
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keys: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """Generate adversarial examples.
 
         Args:
@@ -210,34 +225,42 @@ class PGDAttack:
             ``eps / 255`` of ``images`` in the chosen norm.
         """
         if not torch.is_floating_point(images) or images.dim() != 4:
-            raise ValueError('PGDAttack: images must be a float tensor (N, C, H, W), '
-                             f'got {images.dtype} of shape {tuple(images.shape)}')
+            raise ValueError(
+                'PGDAttack: images must be a float tensor (N, C, H, W), '
+                f'got {images.dtype} of shape {tuple(images.shape)}'
+            )
         # one host read for the whole check (a sync on a GPU)
         low, high = torch.aminmax(images)
         if bool((low < 0) | (high > 1)):
-            raise ValueError('PGDAttack: images must lie in [0, 1] (pixel space '
-                             'divided by 255)')
+            raise ValueError('PGDAttack: images must lie in [0, 1] (pixel space divided by 255)')
         if labels.shape[0] != images.shape[0] or labels.dim() not in (1, 2):
-            raise ValueError('PGDAttack: labels must be (N,) class indices or (N, K) '
-                             f'soft labels for N={images.shape[0]} images, got '
-                             f'shape {tuple(labels.shape)}')
-        if keys is not None and tuple(keys.shape) != (images.shape[0], ):
-            raise ValueError(f'PGDAttack: keys must be (N,) for N={images.shape[0]} '
-                             f'images, got shape {tuple(keys.shape)}')
+            raise ValueError(
+                'PGDAttack: labels must be (N,) class indices or (N, K) '
+                f'soft labels for N={images.shape[0]} images, got '
+                f'shape {tuple(labels.shape)}'
+            )
+        if keys is not None and tuple(keys.shape) != (images.shape[0],):
+            raise ValueError(
+                f'PGDAttack: keys must be (N,) for N={images.shape[0]} '
+                f'images, got shape {tuple(keys.shape)}'
+            )
         images = images.detach()
         labels = labels.detach()
         if self.eps == 0 or self.steps == 0:
             return images.clone()
         if autocast_dtype(images.device.type) is not None:
             model_fn = precision_safe(model_fn)
-        eps = self.eps / 255.
-        alpha = self.get_step_size() / 255.
+        eps = self.eps / 255.0
+        alpha = self.get_step_size() / 255.0
         if self.early_exit:
             return self._early_exit_attack(model_fn, images, labels, eps, alpha, keys)
 
         with torch.enable_grad():
-            delta = self._random_start(images, eps, keys) if self.random_start \
+            delta = (
+                self._random_start(images, eps, keys)
+                if self.random_start
                 else torch.zeros_like(images)
+            )
             targets = None
             if self.loss == 'kl':
                 # TRADES: the clean prediction is the fixed reference
@@ -251,17 +274,24 @@ class PGDAttack:
                 if targets is None:
                     targets = self._targets(labels, logits, keys)
                 objective = self._objective(logits, targets)
-                grad, = torch.autograd.grad(objective, delta)
+                (grad,) = torch.autograd.grad(objective, delta)
                 delta = self._step(delta.detach(), grad, alpha, eps)
                 # stay inside the valid pixel range
                 delta = (images + delta).clamp_(0, 1) - images
         truth = labels.argmax(dim=1) if labels.dim() == 2 else labels
-        return self._polish(model_fn, images, (images + delta).clamp_(0, 1).detach(),
-                            truth, targets, alpha, eps)
+        return self._polish(
+            model_fn, images, (images + delta).clamp_(0, 1).detach(), truth, targets, alpha, eps
+        )
 
-    def _early_exit_attack(self, model_fn, images: torch.Tensor,
-                           labels: torch.Tensor, eps: float, alpha: float,
-                           keys: Optional[torch.Tensor]) -> torch.Tensor:
+    def _early_exit_attack(
+        self,
+        model_fn,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        eps: float,
+        alpha: float,
+        keys: Optional[torch.Tensor],
+    ) -> torch.Tensor:
         """PGD whose broken samples leave the batch at their breaking iterate.
 
         The random start (and random targets) are drawn for the whole batch
@@ -279,8 +309,11 @@ class PGDAttack:
         recheck = autocast_dtype(images.device.type) is not None
         leaving = None  # (rows,) bool: confirmed broken, still in the batch
         with torch.enable_grad():
-            delta = self._random_start(images, eps, keys) if self.random_start \
+            delta = (
+                self._random_start(images, eps, keys)
+                if self.random_start
                 else torch.zeros_like(images)
+            )
             targets = None
             for _ in range(self.steps):
                 delta.requires_grad_(True)
@@ -298,14 +331,16 @@ class PGDAttack:
                     if not len(keep):
                         return adv.clamp_(0, 1)
                     active, images, truth, targets, logits, candidates = (
-                        t[keep] for t in (active, images, truth, targets, logits, candidates))
+                        t[keep] for t in (active, images, truth, targets, logits, candidates)
+                    )
                 leaving = None
                 iterate = (images + (delta if keep is None else delta[keep])).detach()
                 if num_candidates and recheck:
                     # in fp32: rounding must not end a sample's attack
                     rows = rows_where(candidates, num_candidates)
                     leaving = torch.zeros_like(candidates).index_put_(
-                        (rows, ), fp32_logits(model_fn, iterate[rows]).argmax(1) != truth[rows])
+                        (rows,), fp32_logits(model_fn, iterate[rows]).argmax(1) != truth[rows]
+                    )
                     adv[active] = torch.where(leaving.view(-1, 1, 1, 1), iterate, adv[active])
                     # no gradient (no step) for them
                     logits = torch.where(leaving.view(-1, 1), logits.detach(), logits)
@@ -318,8 +353,9 @@ class PGDAttack:
                     survivors = rows_where(candidates, num_candidates, False)
                     keep = survivors if keep is None else keep[survivors]
                     active, images, truth, targets, logits = (
-                        t[survivors] for t in (active, images, truth, targets, logits))
-                grad, = torch.autograd.grad(self._objective(logits, targets), delta)
+                        t[survivors] for t in (active, images, truth, targets, logits)
+                    )
+                (grad,) = torch.autograd.grad(self._objective(logits, targets), delta)
                 if keep is not None:
                     delta, grad = delta.detach()[keep], grad[keep]
                 delta = self._step(delta.detach(), grad, alpha, eps)
@@ -331,49 +367,62 @@ class PGDAttack:
                 if not len(keep):
                     return adv.clamp_(0, 1)
                 active, images, truth, targets, delta = (
-                    t[keep] for t in (active, images, truth, targets, delta))
-        adv[active] = self._polish(model_fn, images, (images + delta).clamp_(0, 1).detach(),
-                                   truth, targets, alpha, eps)
+                    t[keep] for t in (active, images, truth, targets, delta)
+                )
+        adv[active] = self._polish(
+            model_fn, images, (images + delta).clamp_(0, 1).detach(), truth, targets, alpha, eps
+        )
         return adv.clamp_(0, 1).detach()
 
-    def _uniform(self, images: torch.Tensor, bound: float,
-                 keys: Optional[torch.Tensor]) -> torch.Tensor:
+    def _uniform(
+        self, images: torch.Tensor, bound: float, keys: Optional[torch.Tensor]
+    ) -> torch.Tensor:
         """U(-bound, bound) noise shaped and laid out like ``images``."""
         if keys is None:
             return torch.empty_like(images).uniform_(-bound, bound)
         noise = sample_uniform(keys, images.shape[1:], self.START_STREAM, images.dtype)
         return torch.empty_like(images).copy_(noise.mul_(2 * bound).sub_(bound))
 
-    def _normal(self, images: torch.Tensor,
-                keys: Optional[torch.Tensor]) -> torch.Tensor:
+    def _normal(self, images: torch.Tensor, keys: Optional[torch.Tensor]) -> torch.Tensor:
         if keys is None:
             return torch.randn_like(images)
         return torch.empty_like(images).copy_(
-            sample_normal(keys, images.shape[1:], self.START_STREAM, images.dtype))
+            sample_normal(keys, images.shape[1:], self.START_STREAM, images.dtype)
+        )
 
-    def _random_start(self, images: torch.Tensor, eps: float,
-                      keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _random_start(
+        self, images: torch.Tensor, eps: float, keys: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         if self.random_start == 'normal':
             delta = self.NORMAL_START_STD * self._normal(images, keys)
             if self.norm == 'Linf':
                 delta = delta.clamp_(-eps, eps)
             else:
                 norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-                delta = delta * (eps / norms).clamp(max=1.)
+                delta = delta * (eps / norms).clamp(max=1.0)
         elif self.norm == 'Linf':
             delta = self._uniform(images, eps, keys)
         else:
             delta = self._normal(images, keys)
             norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            radius = torch.rand(images.size(0), 1, 1, 1, device=images.device) \
-                if keys is None else sample_uniform(
-                    keys, (1, 1, 1), self.RADIUS_STREAM, images.dtype)
+            radius = (
+                torch.rand(images.size(0), 1, 1, 1, device=images.device)
+                if keys is None
+                else sample_uniform(keys, (1, 1, 1), self.RADIUS_STREAM, images.dtype)
+            )
             delta = delta / norms * radius * eps
         return (images + delta).clamp_(0, 1) - images
 
-    def _polish(self, model_fn, images: torch.Tensor, adv: torch.Tensor,
-                truth: torch.Tensor, targets: torch.Tensor, alpha: float,
-                eps: float) -> torch.Tensor:
+    def _polish(
+        self,
+        model_fn,
+        images: torch.Tensor,
+        adv: torch.Tensor,
+        truth: torch.Tensor,
+        targets: torch.Tensor,
+        alpha: float,
+        eps: float,
+    ) -> torch.Tensor:
         """:func:`fp32_polish` with this attack's objective and step (where
         ``fp32_parts`` names it)."""
         if 'polish' not in self.fp32_parts.get('bf16', ()):
@@ -383,39 +432,52 @@ class PGDAttack:
             delta = self._step(x - images[rows], grad, POLISH_STEP * alpha, eps)
             return (images[rows] + delta).clamp_(0, 1)
 
-        return fp32_polish(self, model_fn, adv, truth,
-                           lambda logits, rows: self._objective(logits, targets[rows]),
-                           step)
+        return fp32_polish(
+            self,
+            model_fn,
+            adv,
+            truth,
+            lambda logits, rows: self._objective(logits, targets[rows]),
+            step,
+        )
 
-    def _step(self, delta: torch.Tensor, grad: torch.Tensor, alpha: float,
-              eps: float) -> torch.Tensor:
+    def _step(
+        self, delta: torch.Tensor, grad: torch.Tensor, alpha: float, eps: float
+    ) -> torch.Tensor:
         if self.norm == 'Linf':
             return (delta + alpha * grad.sign()).clamp_(-eps, eps)
         grad_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         delta = delta + alpha * grad / grad_norm
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        return delta * (eps / norms).clamp(max=1.)
+        return delta * (eps / norms).clamp(max=1.0)
 
     def _check_classes(self, labels: torch.Tensor, logits: torch.Tensor) -> None:
         num_classes = logits.size(1)
         if self.num_classes is not None and num_classes != self.num_classes:
-            raise ValueError(f'PGDAttack: num_classes={self.num_classes} but the '
-                             f'model returns {num_classes} logits')
+            raise ValueError(
+                f'PGDAttack: num_classes={self.num_classes} but the '
+                f'model returns {num_classes} logits'
+            )
         if labels.dim() == 2 and labels.size(1) != num_classes:
-            raise ValueError(f'PGDAttack: soft labels have {labels.size(1)} classes, '
-                             f'the model returns {num_classes} logits')
+            raise ValueError(
+                f'PGDAttack: soft labels have {labels.size(1)} classes, '
+                f'the model returns {num_classes} logits'
+            )
 
-    def _targets(self, labels: torch.Tensor, logits: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _targets(
+        self, labels: torch.Tensor, logits: torch.Tensor, keys: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Labels the objective uses: the true ones, or random wrong classes."""
         self._check_classes(labels, logits)
         num_classes = logits.size(1)
         if labels.dim() == 2 and (self.targeted or self.loss == 'cw'):
             labels = labels.argmax(dim=1)
         if self.targeted:
-            shift = torch.randint(1, num_classes, labels.shape, device=labels.device) \
-                if keys is None else 1 + sample_randint(
-                    keys, num_classes - 1, stream=self.TARGET_STREAM)
+            shift = (
+                torch.randint(1, num_classes, labels.shape, device=labels.device)
+                if keys is None
+                else 1 + sample_randint(keys, num_classes - 1, stream=self.TARGET_STREAM)
+            )
             labels = (labels + shift) % num_classes
         return labels
 
@@ -438,7 +500,6 @@ class PGDAttack:
             # the clamp stops a sample where its rounded margin reaches
             # -confidence, often short of it in fp32 (bf16 CW-margin PGD left
             # 0.6-1.4 points more robust): push on by the logits' rounding
-            slack = CW_ROUNDING_SLACK * torch.finfo(dtype).eps * \
-                logits.detach().abs().amax(dim=1)
+            slack = CW_ROUNDING_SLACK * torch.finfo(dtype).eps * logits.detach().abs().amax(dim=1)
             return -(margin + self.confidence + slack).clamp(min=0).sum()
         return -(margin + self.confidence).clamp(min=0).sum()

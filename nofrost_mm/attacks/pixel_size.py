@@ -6,8 +6,7 @@ of silently giving an attack of 0.03/255.
 """
 
 
-def check_pixel_size(attack: str, key: str, value, norm: str,
-                     allow_zero: bool = False) -> None:
+def check_pixel_size(attack: str, key: str, value, norm: str, allow_zero: bool = False) -> None:
     """Raise a clear error for a size that is not in pixel units of 255.
 
     Args:
@@ -20,15 +19,23 @@ def check_pixel_size(attack: str, key: str, value, norm: str,
             unchanged, e.g. the start of an eps warm-up). Defaults to False.
     """
     lowest = 'a number >= 0' if allow_zero else 'a positive number'
-    if not isinstance(value, (int, float)) or isinstance(value, bool) \
-            or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f'attack {attack}: {key}={value!r} must be {lowest} '
-                         'in pixel units of 255 (8 = 8/255)')
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        raise ValueError(
+            f'attack {attack}: {key}={value!r} must be {lowest} in pixel units of 255 (8 = 8/255)'
+        )
     if norm == 'Linf' and value > 255:
-        raise ValueError(f'attack {attack}: {key}={value!r} is out of range '
-                         '(0, 255] for an L-inf attack (pixel units of 255)')
+        raise ValueError(
+            f'attack {attack}: {key}={value!r} is out of range '
+            '(0, 255] for an L-inf attack (pixel units of 255)'
+        )
     if norm == 'Linf' and key in ('eps', 'max_epsilon') and 0 < value < 0.5:
         raise ValueError(
             f'attack {attack}: {key}={value!r} looks like a [0, 1]-scale '
             f'value; sizes are in pixel units of 255 (use {key}='
-            f'{value * 255:g} for {value!r} in [0, 1])')
+            f'{value * 255:g} for {value!r} in [0, 1])'
+        )

@@ -11,13 +11,13 @@ handling, checks and fp32 loss under autocast, and only change the start
 (:meth:`_step`). Their step size and noise follow ``eps`` when it changes
 (the eps warm-up of :class:`AdversarialTrainingHook`).
 """
+
 from typing import Optional
 
 import torch
 
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.config_checks import check_bool, check_number
-
 from .pgd import PGDAttack
 
 
@@ -29,15 +29,30 @@ class _SingleStep(PGDAttack):
     # test_mixed_precision_strength.py)
     fp32_parts = {}
 
-    def __init__(self, eps: float, step_ratio: float, step_size: Optional[float],
-                 random_start: bool, targeted: bool, loss: str,
-                 num_classes: Optional[int]):
+    def __init__(
+        self,
+        eps: float,
+        step_ratio: float,
+        step_size: Optional[float],
+        random_start: bool,
+        targeted: bool,
+        loss: str,
+        num_classes: Optional[int],
+    ):
         # the step size as a multiple of eps
-        check_number(f'{type(self).__name__}.step_ratio', step_ratio,
-                     min_value=0, min_inclusive=False)
-        super().__init__(eps=eps, steps=1, step_size=step_size, norm='Linf',
-                         random_start=random_start, targeted=targeted, loss=loss,
-                         num_classes=num_classes)
+        check_number(
+            f'{type(self).__name__}.step_ratio', step_ratio, min_value=0, min_inclusive=False
+        )
+        super().__init__(
+            eps=eps,
+            steps=1,
+            step_size=step_size,
+            norm='Linf',
+            random_start=random_start,
+            targeted=targeted,
+            loss=loss,
+            num_classes=num_classes,
+        )
         self.step_ratio = float(step_ratio)
 
     @property
@@ -51,7 +66,8 @@ class _SingleStep(PGDAttack):
             raise ValueError(
                 f'{type(self).__name__} is a single-step attack: `steps` must stay 1, '
                 f'got {value!r} (AdversarialTrainingHook.steps_schedule does not '
-                'apply to it)')
+                'apply to it)'
+            )
 
     def get_step_size(self) -> float:
         """Step size in pixel units of 255: ``step_size``, else ``step_ratio * eps``."""
@@ -97,31 +113,35 @@ class FGSMRS(_SingleStep):
         ...                          attack=dict(type='FGSMRS', eps=8))
     """
 
-    def __init__(self,
-                 eps: float = 8.,
-                 step_ratio: float = 1.25,
-                 step_size: Optional[float] = None,
-                 random_start: bool = True,
-                 clip_start: bool = True,
-                 targeted: bool = False,
-                 loss: str = 'ce',
-                 num_classes: Optional[int] = None):
+    def __init__(
+        self,
+        eps: float = 8.0,
+        step_ratio: float = 1.25,
+        step_size: Optional[float] = None,
+        random_start: bool = True,
+        clip_start: bool = True,
+        targeted: bool = False,
+        loss: str = 'ce',
+        num_classes: Optional[int] = None,
+    ):
         check_bool('FGSMRS.random_start', random_start)
         check_bool('FGSMRS.clip_start', clip_start)
-        super().__init__(eps, step_ratio, step_size, random_start, targeted, loss,
-                         num_classes)
+        super().__init__(eps, step_ratio, step_size, random_start, targeted, loss, num_classes)
         self.clip_start = clip_start
 
-    def _random_start(self, images: torch.Tensor, eps: float,
-                      keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _random_start(
+        self, images: torch.Tensor, eps: float, keys: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         if self.clip_start:
             return super()._random_start(images, eps, keys)
         return self._uniform(images, eps, keys)
 
     def __repr__(self) -> str:
-        return (f'FGSMRS(eps={self.eps}, step_size={self.get_step_size()}, '
-                f'random_start={self.random_start}, clip_start={self.clip_start}, '
-                f'loss={self.loss!r})')
+        return (
+            f'FGSMRS(eps={self.eps}, step_size={self.get_step_size()}, '
+            f'random_start={self.random_start}, clip_start={self.clip_start}, '
+            f'loss={self.loss!r})'
+        )
 
 
 @ATTACKS.register_module()
@@ -155,29 +175,35 @@ class NFGSM(_SingleStep):
         ...     attack=dict(type='NFGSM', eps=16, noise_ratio=4))
     """
 
-    def __init__(self,
-                 eps: float = 8.,
-                 noise_ratio: float = 2.,
-                 step_ratio: float = 1.,
-                 step_size: Optional[float] = None,
-                 targeted: bool = False,
-                 loss: str = 'ce',
-                 num_classes: Optional[int] = None):
+    def __init__(
+        self,
+        eps: float = 8.0,
+        noise_ratio: float = 2.0,
+        step_ratio: float = 1.0,
+        step_size: Optional[float] = None,
+        targeted: bool = False,
+        loss: str = 'ce',
+        num_classes: Optional[int] = None,
+    ):
         # the noise half-width as a multiple of eps
         check_number('NFGSM.noise_ratio', noise_ratio, min_value=0)
         super().__init__(eps, step_ratio, step_size, True, targeted, loss, num_classes)
         self.noise_ratio = float(noise_ratio)
 
     def __repr__(self) -> str:
-        return (f'NFGSM(eps={self.eps}, noise_ratio={self.noise_ratio}, '
-                f'step_size={self.get_step_size()}, loss={self.loss!r})')
+        return (
+            f'NFGSM(eps={self.eps}, noise_ratio={self.noise_ratio}, '
+            f'step_size={self.get_step_size()}, loss={self.loss!r})'
+        )
 
-    def _random_start(self, images: torch.Tensor, eps: float,
-                      keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _random_start(
+        self, images: torch.Tensor, eps: float, keys: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         delta = self._uniform(images, self.noise_ratio * eps, keys)
         return (images + delta).clamp_(0, 1) - images
 
-    def _step(self, delta: torch.Tensor, grad: torch.Tensor, alpha: float,
-              eps: float) -> torch.Tensor:
+    def _step(
+        self, delta: torch.Tensor, grad: torch.Tensor, alpha: float, eps: float
+    ) -> torch.Tensor:
         # no projection to the eps-ball: PGDAttack clips to [0, 1] afterwards
         return delta + alpha * grad.sign()

@@ -12,6 +12,7 @@ the keys in ``PIXEL_KWARGS`` are given in pixel units of 255 (``eps=8`` means
 and every other class as target): it is the plug-in's own implementation of
 the reference's standard version, :class:`nofrost_mm.attacks.AutoAttack`.
 """
+
 import ast
 import importlib
 import importlib.util
@@ -46,6 +47,7 @@ NORMS = dict(FAB=('Linf', 'L2', 'L1'))
 # norm) on rounded logits: they run in fp32, with a log line.
 AMP_SAFE = ('FGSM', 'PGD', 'PGDL2')
 DEFAULT_NORMS = ('Linf', 'L2')
+
 
 class _ProbeModel(nn.Module):
     """Stand-in model: lets a torchattacks class check its arguments early."""
@@ -103,13 +105,16 @@ def torchattacks_names() -> List[str]:
     """
     spec = importlib.util.find_spec('torchattacks')
     if spec is None or not spec.origin:
-        raise ImportError('torchattacks is not installed (pip install torchattacks; '
-                          'see tools/misc/install_torchattacks.py)')
+        raise ImportError(
+            'torchattacks is not installed (pip install torchattacks; '
+            'see tools/misc/install_torchattacks.py)'
+        )
     with open(spec.origin) as f:
         tree = ast.parse(f.read())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == '__all__' for t in node.targets):
+            isinstance(t, ast.Name) and t.id == '__all__' for t in node.targets
+        ):
             try:
                 return list(ast.literal_eval(node.value))
             except ValueError:
@@ -167,14 +172,17 @@ class TorchAttack:
         if unknown:
             raise TypeError(
                 f'attack {name}: unknown argument(s) {unknown}; '
-                f'torchattacks.{name} accepts {allowed}')
-        defaults = {k: p.default for k, p in params.items()
-                    if p.default is not inspect.Parameter.empty}
-        self.norm = kwargs.get('norm', defaults.get(
-            'norm', 'L2' if name in L2_ATTACKS else 'Linf'))
+                f'torchattacks.{name} accepts {allowed}'
+            )
+        defaults = {
+            k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty
+        }
+        self.norm = kwargs.get('norm', defaults.get('norm', 'L2' if name in L2_ATTACKS else 'Linf'))
         if 'norm' in kwargs and kwargs['norm'] not in NORMS.get(name, DEFAULT_NORMS):
-            raise ValueError(f'attack {name}: norm={kwargs["norm"]!r} is not one '
-                             f'of {NORMS.get(name, DEFAULT_NORMS)}')
+            raise ValueError(
+                f'attack {name}: norm={kwargs["norm"]!r} is not one '
+                f'of {NORMS.get(name, DEFAULT_NORMS)}'
+            )
         # pixel units for reporting (defaults of torchattacks are in [0, 1])
         self.eps = kwargs.get('eps', kwargs.get('max_epsilon'))
         if self.eps is None:
@@ -182,24 +190,25 @@ class TorchAttack:
             self.eps = None if default_eps is None else default_eps * 255
         self.steps = kwargs.get('steps', defaults.get('steps'))
         # the step size and restarts it runs with (attack_settings)
-        self.step_size = kwargs['alpha'] if 'alpha' in kwargs else (
-            None if defaults.get('alpha') is None else defaults['alpha'] * 255)
+        self.step_size = (
+            kwargs['alpha']
+            if 'alpha' in kwargs
+            else (None if defaults.get('alpha') is None else defaults['alpha'] * 255)
+        )
         self.n_restarts = kwargs.get('n_restarts', defaults.get('n_restarts'))
         self.n_queries = kwargs.get('n_queries', defaults.get('n_queries'))
         for key in PIXEL_KWARGS:
             if key in kwargs:
                 check_pixel_size(name, key, kwargs[key], self.norm)
         self.kwargs = dict(kwargs)
-        self._ta_kwargs = {k: (v / 255. if k in PIXEL_KWARGS else v)
-                           for k, v in kwargs.items()}
+        self._ta_kwargs = {k: (v / 255.0 if k in PIXEL_KWARGS else v) for k, v in kwargs.items()}
         if 'seed' in params and 'seed' not in kwargs:
             self._ta_kwargs['seed'] = 0
         # torchattacks' own checks (e.g. FAB's norm)
         try:
             self._make(_ProbeModel(), num_classes=2)
         except (ValueError, AssertionError, TypeError) as e:
-            raise ValueError(f'attack {name}{self.kwargs}: rejected by '
-                             f'torchattacks: {e}') from e
+            raise ValueError(f'attack {name}{self.kwargs}: rejected by torchattacks: {e}') from e
         self._model: Optional[nn.Module] = None
         self._attack = None
         self._log_once = LogOnce(logging.INFO)
@@ -217,9 +226,13 @@ class TorchAttack:
         attack = self.attack_cls(model, **kwargs)
         return attack
 
-    def __call__(self, model: nn.Module, images: torch.Tensor,
-                 labels: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def __call__(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keys: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images.
 
         ``keys`` (the plug-in attacks' per-sample random keys) are accepted
@@ -233,15 +246,18 @@ class TorchAttack:
             # fp32 logits and safe gradients under autocast (without it, a
             # pass-through)
             self._attack = self._make(
-                _ContiguousInputs(PrecisionSafeClassifier(model)), num_classes)
+                _ContiguousInputs(PrecisionSafeClassifier(model)), num_classes
+            )
             self._model = model
         images = images.contiguous()
         device_type = images.device.type
         fp32 = autocast_dtype(device_type) is not None and not self.amp_safe
         if fp32:
-            self._log_once(f'attack {self.attack_name}: runs in fp32 under autocast (it '
-                           'decides inside torchattacks on rounded logits; safe in '
-                           f'reduced precision: {", ".join(AMP_SAFE)})')
+            self._log_once(
+                f'attack {self.attack_name}: runs in fp32 under autocast (it '
+                'decides inside torchattacks on rounded logits; safe in '
+                f'reduced precision: {", ".join(AMP_SAFE)})'
+            )
         # torchattacks calls model.train() afterwards if the top module was
         # in train mode, which would switch a caller's eval-mode layers
         with model_state(model):
@@ -260,11 +276,16 @@ def _register_all():
     for name in torchattacks_names():
         if name in NOT_ADAPTED:
             continue
-        cls = type(name, (TorchAttack, ), dict(
-            attack_name=name,
-            __doc__=f'``torchattacks.{name}`` with sizes in pixel units of '
-            '255 (see :class:`TorchAttack`).',
-            __module__=__name__))
+        cls = type(
+            name,
+            (TorchAttack,),
+            dict(
+                attack_name=name,
+                __doc__=f'``torchattacks.{name}`` with sizes in pixel units of '
+                '255 (see :class:`TorchAttack`).',
+                __module__=__name__,
+            ),
+        )
         ATTACKS.register_module(name=name, module=cls)
         adapters[name] = cls
     return adapters

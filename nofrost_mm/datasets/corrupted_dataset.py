@@ -1,25 +1,32 @@
 """Sweep a dataset over corruptions and severities, corrupting on the fly."""
+
 import copy
 from typing import Sequence, Union
 
 from mmpretrain.registry import DATASETS
 
-from .transforms.corruption_functions import (ALL_CORRUPTIONS,
-                                              IMAGENET_C_CORRUPTIONS,
-                                              VALIDATION_CORRUPTIONS)
+from .transforms.corruption_functions import (
+    ALL_CORRUPTIONS,
+    IMAGENET_C_CORRUPTIONS,
+    VALIDATION_CORRUPTIONS,
+)
 from .transforms.image_corruption import check_corruption, check_severity
 
-CORRUPTION_SETS = {'imagenet-c': IMAGENET_C_CORRUPTIONS,
-                   'validation': VALIDATION_CORRUPTIONS,
-                   'all': ALL_CORRUPTIONS}
+CORRUPTION_SETS = {
+    'imagenet-c': IMAGENET_C_CORRUPTIONS,
+    'validation': VALIDATION_CORRUPTIONS,
+    'all': ALL_CORRUPTIONS,
+}
 
 
 def resolve_corruptions(corruptions, key: str) -> tuple:
     """A corruption set name or a list of names, checked."""
     if isinstance(corruptions, str):
         if corruptions not in CORRUPTION_SETS:
-            raise ValueError(f'{key}={corruptions!r}: give a list of corruption '
-                             f'names or one of {list(CORRUPTION_SETS)}')
+            raise ValueError(
+                f'{key}={corruptions!r}: give a list of corruption '
+                f'names or one of {list(CORRUPTION_SETS)}'
+            )
         return CORRUPTION_SETS[corruptions]
     corruptions = tuple(corruptions)
     if not corruptions:
@@ -31,13 +38,13 @@ def resolve_corruptions(corruptions, key: str) -> tuple:
 
 def check_packs_corruption_keys(pipeline, owner: str) -> None:
     """The metric needs ``corruption``/``severity`` in the packed metainfo."""
-    pack = [t for t in getattr(pipeline, 'transforms', [])
-            if type(t).__name__ == 'PackInputs']
+    pack = [t for t in getattr(pipeline, 'transforms', []) if type(t).__name__ == 'PackInputs']
     if pack and not {'corruption', 'severity'} <= set(pack[-1].meta_keys):
         raise ValueError(
             f"{owner}: the pipeline's PackInputs must keep the corruption and "
             "severity for CorruptionAccuracy: dict(type='PackInputs', "
-            "meta_keys=('sample_idx', 'corruption', 'severity'))")
+            "meta_keys=('sample_idx', 'corruption', 'severity'))"
+        )
 
 
 @DATASETS.register_module()
@@ -72,33 +79,39 @@ class CorruptedDataset:
         ...             'sample_idx', 'corruption', 'severity'))])))
     """
 
-    def __init__(self,
-                 dataset: Union[dict, object],
-                 corruptions: Union[str, Sequence[str]] = 'imagenet-c',
-                 severities: Sequence[int] = (1, 2, 3, 4, 5),
-                 lazy_init: bool = False):
-        self.corruptions = resolve_corruptions(
-            corruptions, 'CorruptedDataset.corruptions')
+    def __init__(
+        self,
+        dataset: Union[dict, object],
+        corruptions: Union[str, Sequence[str]] = 'imagenet-c',
+        severities: Sequence[int] = (1, 2, 3, 4, 5),
+        lazy_init: bool = False,
+    ):
+        self.corruptions = resolve_corruptions(corruptions, 'CorruptedDataset.corruptions')
         self.severities = tuple(severities)
         if not self.severities:
             raise ValueError('CorruptedDataset.severities is empty')
         for s in self.severities:
             check_severity(s, 'CorruptedDataset.severities')
         if isinstance(dataset, dict):
-            dataset = DATASETS.build(dict(dataset, lazy_init=True)
-                                     if lazy_init else dataset)
+            dataset = DATASETS.build(dict(dataset, lazy_init=True) if lazy_init else dataset)
         self.dataset = dataset
-        corrupting = [t for t in getattr(self.dataset.pipeline, 'transforms', [])
-                      if type(t).__name__ == 'ImageCorruption']
-        if not corrupting or corrupting[0].corruption is not None \
-                or corrupting[0].severity is not None:
+        corrupting = [
+            t
+            for t in getattr(self.dataset.pipeline, 'transforms', [])
+            if type(t).__name__ == 'ImageCorruption'
+        ]
+        if (
+            not corrupting
+            or corrupting[0].corruption is not None
+            or corrupting[0].severity is not None
+        ):
             raise ValueError(
                 'CorruptedDataset: the wrapped dataset pipeline needs '
-                "dict(type='ImageCorruption') without corruption/severity")
+                "dict(type='ImageCorruption') without corruption/severity"
+            )
         check_packs_corruption_keys(self.dataset.pipeline, 'CorruptedDataset')
         self._metainfo = copy.deepcopy(self.dataset.metainfo)
-        self._metainfo.update(corruptions=self.corruptions,
-                              severities=self.severities)
+        self._metainfo.update(corruptions=self.corruptions, severities=self.severities)
 
     @property
     def metainfo(self) -> dict:
@@ -118,8 +131,7 @@ class CorruptedDataset:
         group, i = divmod(idx, n)
         c, s = divmod(group, len(self.severities))
         info = copy.deepcopy(self.dataset.get_data_info(i))
-        info.update(corruption=self.corruptions[c],
-                    severity=self.severities[s], sample_idx=idx)
+        info.update(corruption=self.corruptions[c], severity=self.severities[s], sample_idx=idx)
         return info
 
     def __getitem__(self, idx: int) -> dict:
@@ -127,4 +139,5 @@ class CorruptedDataset:
 
     def get_subset_(self, indices):
         raise NotImplementedError(
-            'CorruptedDataset: subset the wrapped dataset (indices=...) instead')
+            'CorruptedDataset: subset the wrapped dataset (indices=...) instead'
+        )

@@ -1,4 +1,5 @@
 """The released ImageNet-C and CIFAR-10-C files as mmpretrain datasets."""
+
 import os.path as osp
 from typing import List, Sequence, Union
 
@@ -19,12 +20,14 @@ class _CorruptionBenchmark(BaseDataset):
     Arguments as :class:`ImageNetC`'s.
     """
 
-    def __init__(self,
-                 data_root: str,
-                 corruptions: Union[str, Sequence[str]] = 'imagenet-c',
-                 severities: Sequence[int] = (1, 2, 3, 4, 5),
-                 pipeline: Sequence = (),
-                 **kwargs):
+    def __init__(
+        self,
+        data_root: str,
+        corruptions: Union[str, Sequence[str]] = 'imagenet-c',
+        severities: Sequence[int] = (1, 2, 3, 4, 5),
+        pipeline: Sequence = (),
+        **kwargs,
+    ):
         name = type(self).__name__
         self.corruptions = resolve_corruptions(corruptions, f'{name}.corruptions')
         self.severities = tuple(severities)
@@ -34,8 +37,7 @@ class _CorruptionBenchmark(BaseDataset):
             check_severity(s, f'{name}.severities')
         self._check_files(data_root)
         kwargs.setdefault('test_mode', True)
-        super().__init__(ann_file='', data_root=data_root, pipeline=pipeline,
-                         **kwargs)
+        super().__init__(ann_file='', data_root=data_root, pipeline=pipeline, **kwargs)
         check_packs_corruption_keys(self.pipeline, name)
 
     def _check_files(self, data_root: str) -> None:
@@ -76,7 +78,8 @@ class ImageNetC(_CorruptionBenchmark):
                 if not osp.isdir(folder):
                     raise FileNotFoundError(
                         f'ImageNetC: {folder} is missing (expected '
-                        'data_root/<corruption>/<severity>/<class>/<image>)')
+                        'data_root/<corruption>/<severity>/<class>/<image>)'
+                    )
 
     def load_data_list(self) -> List[dict]:
         data_list, classes = [], None
@@ -84,14 +87,19 @@ class ImageNetC(_CorruptionBenchmark):
             for s in self.severities:
                 folder = CustomDataset(
                     data_root=osp.join(self.data_root, c, str(s)),
-                    classes=classes, test_mode=True, lazy_init=False,
-                    serialize_data=False)
+                    classes=classes,
+                    test_mode=True,
+                    lazy_init=False,
+                    serialize_data=False,
+                )
                 if classes is None:
                     classes = folder.CLASSES
                 elif tuple(folder.CLASSES) != tuple(classes):
-                    raise ValueError(f'ImageNetC: {c}/{s} has other classes '
-                                     f'than {self.corruptions[0]}/'
-                                     f'{self.severities[0]}')
+                    raise ValueError(
+                        f'ImageNetC: {c}/{s} has other classes '
+                        f'than {self.corruptions[0]}/'
+                        f'{self.severities[0]}'
+                    )
                 for info in folder.data_list:
                     info.update(corruption=c, severity=s)
                     data_list.append(info)
@@ -119,15 +127,27 @@ class CIFAR10C(_CorruptionBenchmark):
         **kwargs: Other arguments of :class:`BaseDataset`.
     """
 
-    METAINFO = {'classes': ('airplane', 'automobile', 'bird', 'cat', 'deer',
-                            'dog', 'frog', 'horse', 'ship', 'truck')}
+    METAINFO = {
+        'classes': (
+            'airplane',
+            'automobile',
+            'bird',
+            'cat',
+            'deer',
+            'dog',
+            'frog',
+            'horse',
+            'ship',
+            'truck',
+        )
+    }
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault('serialize_data', False)  # keep images memory-mapped
         super().__init__(*args, **kwargs)
 
     def _check_files(self, data_root: str) -> None:
-        for name in self.corruptions + ('labels', ):
+        for name in self.corruptions + ('labels',):
             path = osp.join(data_root, f'{name}.npy')
             if not osp.isfile(path):
                 raise FileNotFoundError(f'CIFAR10C: {path} is missing')
@@ -141,13 +161,15 @@ class CIFAR10C(_CorruptionBenchmark):
         for c in self.corruptions:
             images = np.load(osp.join(self.data_root, f'{c}.npy'), mmap_mode='r')
             if images.shape[0] != len(labels) or images.shape[-1] != 3:
-                raise ValueError(f'CIFAR10C: {c}.npy has shape {images.shape}, '
-                                 f'expected ({len(labels)}, H, W, 3)')
+                raise ValueError(
+                    f'CIFAR10C: {c}.npy has shape {images.shape}, expected ({len(labels)}, H, W, 3)'
+                )
             for s in self.severities:
                 start = (s - 1) * per_severity
                 for i in range(start, start + per_severity):
-                    data_list.append(dict(img=images[i], gt_label=int(labels[i]),
-                                          corruption=c, severity=s))
+                    data_list.append(
+                        dict(img=images[i], gt_label=int(labels[i]), corruption=c, severity=s)
+                    )
         return data_list
 
     def prepare_data(self, idx: int):

@@ -22,6 +22,7 @@ download from a server that no longer serves the files.
 The datasets inside wrappers (``dataset``, ``datasets``) are checked alike.
 Remote data (``backend_args``, URLs) is left to its loaders.
 """
+
 import copy
 import inspect
 import os.path as osp
@@ -38,12 +39,14 @@ def _missing(key: str, what: str, path: str) -> FileNotFoundError:
     return FileNotFoundError(
         f'{key}: no such {what} {path!r} (from the current folder '
         f'{osp.abspath(".")}). Put the data there, or point the key to '
-        f'it: --cfg-options {key}=PATH')
+        f'it: --cfg-options {key}=PATH'
+    )
 
 
 def _datasets(dataset, key: str) -> Iterator[Tuple[dict, str, type]]:
     """``(config, key, class)`` of a dataset config and of those it wraps."""
     from mmpretrain.registry import DATASETS
+
     if not isinstance(dataset, dict) or not isinstance(dataset.get('type'), str):
         return
     if isinstance(dataset.get('dataset'), dict):
@@ -57,6 +60,7 @@ def _datasets(dataset, key: str) -> Iterator[Tuple[dict, str, type]]:
 
 def _lazy(dataset: dict):
     from mmpretrain.registry import DATASETS
+
     return DATASETS.build(dict(copy.deepcopy(dataset), lazy_init=True))
 
 
@@ -91,8 +95,9 @@ def check_dataloaders(loaders: Dict[str, Any], files: bool = False) -> None:
             check(loader.get('dataset'), f'{name}.dataset')
 
 
-def check_cifar_files(cls: type, root: str, key: str, download: bool = True,
-                      root_key: Optional[str] = None) -> None:
+def check_cifar_files(
+    cls: type, root: str, key: str, download: bool = True, root_key: Optional[str] = None
+) -> None:
     """Raise a clear error when ``root`` holds neither CIFAR batches nor archive.
 
     mmpretrain's ``CIFAR10`` (and ``CIFAR100``) reads its batch files from
@@ -125,18 +130,17 @@ def check_cifar_files(cls: type, root: str, key: str, download: bool = True,
     missing = [n for n in names if not osp.isfile(osp.join(folder, n))]
     if not missing or osp.isfile(osp.join(root, cls.filename)):
         return
-    why = (' (download=True is not used: nothing is downloaded at run time)'
-           if download else '')
+    why = ' (download=True is not used: nothing is downloaded at run time)' if download else ''
     expected = f'{cls.base_folder}/{{{",".join(names)}}}'
-    found = '' if len(missing) == len(names) else \
-        f' ({", ".join(missing)} missing)'
+    found = '' if len(missing) == len(names) else f' ({", ".join(missing)} missing)'
     raise FileNotFoundError(
         f'{root_key}: no {cls.__name__} data in {root!r}: expected '
         f'{expected}{found} or the archive {cls.filename}{why}. Get the '
         f'archive from {cls.url} on a machine with network access and '
         f'unpack it there (`mkdir -p {root} && tar -xzf {cls.filename} -C '
         f'{root}`), or point the key to your copy: --cfg-options '
-        f'{root_key}=PATH')
+        f'{root_key}=PATH'
+    )
 
 
 def check_dataset_files(dataset: dict, key: str) -> None:
@@ -152,25 +156,24 @@ def check_dataset_files(dataset: dict, key: str) -> None:
             path that is missing.
     """
     from mmpretrain.datasets import CIFAR10, MNIST, CustomDataset
+
     for cfg, key, cls in _datasets(dataset, key):
         if cfg.get('backend_args') is not None:
             continue
         if cls is MNIST or issubclass(cls, CIFAR10):
-            root_key = f'{key}.data_root' if cfg.get('data_root') \
-                else f'{key}.data_prefix'
-            if not cfg.get('data_root') and not cfg.get('data_prefix') \
-                    and issubclass(cls, CIFAR10):
+            root_key = f'{key}.data_root' if cfg.get('data_root') else f'{key}.data_prefix'
+            if not cfg.get('data_root') and not cfg.get('data_prefix') and issubclass(cls, CIFAR10):
                 raise ValueError(
                     f'{key}.data_root: empty; set it to the folder that holds '
-                    f'{cls.base_folder}/ (--cfg-options {key}.data_root=PATH)')
+                    f'{cls.base_folder}/ (--cfg-options {key}.data_root=PATH)'
+                )
             root = _lazy(cfg).data_prefix['root']
             if not _local(root):
                 continue
             if cls is MNIST:
                 check_mnist_files(root, key, cfg.get('download', True), root_key)
             else:
-                check_cifar_files(cls, root, key, cfg.get('download', True),
-                                  root_key)
+                check_cifar_files(cls, root, key, cfg.get('download', True), root_key)
         elif issubclass(cls, CustomDataset):
             root = cfg.get('data_root')
             if _local(root) and not osp.isdir(root):
@@ -179,7 +182,7 @@ def check_dataset_files(dataset: dict, key: str) -> None:
             if _local(lazy.ann_file):
                 if not osp.isfile(lazy.ann_file):
                     raise _missing(f'{key}.ann_file', 'file', lazy.ann_file)
-            elif _local(lazy.data_prefix.get('img_path')) \
-                    and not osp.isdir(lazy.data_prefix['img_path']):
-                raise _missing(f'{key}.data_prefix', 'folder',
-                               lazy.data_prefix['img_path'])
+            elif _local(lazy.data_prefix.get('img_path')) and not osp.isdir(
+                lazy.data_prefix['img_path']
+            ):
+                raise _missing(f'{key}.data_prefix', 'folder', lazy.data_prefix['img_path'])

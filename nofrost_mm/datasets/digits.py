@@ -1,4 +1,5 @@
 """scikit-learn's bundled handwritten digits as an mmpretrain dataset (no download)."""
+
 import gzip
 import importlib.util
 import json
@@ -28,8 +29,11 @@ def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
     that builds the digits); ``load_digits`` itself if the file moved.
     """
     spec = importlib.util.find_spec('sklearn')
-    path = spec and spec.submodule_search_locations and osp.join(
-        spec.submodule_search_locations[0], 'datasets', 'data', 'digits.csv.gz')
+    path = (
+        spec
+        and spec.submodule_search_locations
+        and osp.join(spec.submodule_search_locations[0], 'datasets', 'data', 'digits.csv.gz')
+    )
     if path and osp.isfile(path):
         with gzip.open(path, 'rt') as f:
             data = np.loadtxt(f, delimiter=',')
@@ -37,6 +41,7 @@ def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
         target = data[:, -1].astype(int)
     else:
         from sklearn.datasets import load_digits
+
         digits = load_digits()
         images, target = digits.images, digits.target
     images.flags.writeable = target.flags.writeable = False  # shared
@@ -83,14 +88,11 @@ class SklearnDigits(BaseDataset):
 
     METAINFO = {'classes': tuple(str(i) for i in range(10))}
 
-    def __init__(self, split: str = 'train', img_size: int = 32, pipeline=(),
-                 **kwargs):
+    def __init__(self, split: str = 'train', img_size: int = 32, pipeline=(), **kwargs):
         if split not in DIGITS_SPLITS:
-            raise ValueError(f'SklearnDigits: split={split!r} is not one of '
-                             f'{DIGITS_SPLITS}')
+            raise ValueError(f'SklearnDigits: split={split!r} is not one of {DIGITS_SPLITS}')
         if not isinstance(img_size, int) or img_size < 8:
-            raise ValueError(f'SklearnDigits: img_size must be an int >= 8, '
-                             f'got {img_size!r}')
+            raise ValueError(f'SklearnDigits: img_size must be an int >= 8, got {img_size!r}')
         self.split = split
         self.img_size = img_size
         kwargs.setdefault('test_mode', split == 'test')
@@ -118,23 +120,25 @@ class SklearnDigits(BaseDataset):
 
         labels = _load_digits()[1]
         all_idx = np.arange(len(labels))
-        trainval, test = train_test_split(
-            all_idx, test_size=360, stratify=labels, random_state=0)
+        trainval, test = train_test_split(all_idx, test_size=360, stratify=labels, random_state=0)
         train, val = train_test_split(
-            trainval, test_size=0.2, stratify=labels[trainval], random_state=1)
-        return np.sort(dict(train=train, val=val, trainval=trainval,
-                            test=test)[split])
+            trainval, test_size=0.2, stratify=labels[trainval], random_state=1
+        )
+        return np.sort(dict(train=train, val=val, trainval=trainval, test=test)[split])
 
     def load_data_list(self) -> List[dict]:
         all_images, all_labels = _load_digits()
         idx = self.split_indices(self.split)
-        images = torch.from_numpy(all_images[idx]).float()[:, None] / 16.
-        images = F.interpolate(images, size=(self.img_size, self.img_size),
-                               mode='bilinear', align_corners=False)
+        images = torch.from_numpy(all_images[idx]).float()[:, None] / 16.0
+        images = F.interpolate(
+            images, size=(self.img_size, self.img_size), mode='bilinear', align_corners=False
+        )
         images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
         images = images.repeat(1, 3, 1, 1).permute(0, 2, 3, 1).numpy()
-        return [dict(img=np.ascontiguousarray(img), gt_label=int(label))
-                for img, label in zip(images, all_labels[idx])]
+        return [
+            dict(img=np.ascontiguousarray(img), gt_label=int(label))
+            for img, label in zip(images, all_labels[idx])
+        ]
 
     def extra_repr(self) -> List[str]:
         return [f'Split: \t{self.split}', f'Image size: \t{self.img_size}']

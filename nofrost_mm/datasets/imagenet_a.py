@@ -1,4 +1,5 @@
 """ImageNet-A (natural adversarial examples of 200 ImageNet classes) as released."""
+
 from mmpretrain.registry import DATASETS
 
 from .wnid_folder_dataset import WnidFolderDataset

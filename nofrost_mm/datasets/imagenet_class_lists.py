@@ -6,6 +6,7 @@ ids are the class order of ImageNet-1k models (torchvision's ImageFolder,
 mmpretrain's ``ImageNet``, timm): ``imagenet_indices(wnids)`` are the model
 outputs of a subset's classes.
 """
+
 import os.path as osp
 from functools import lru_cache
 from typing import Sequence, Tuple
@@ -21,8 +22,7 @@ CLASS_LIST_FILES = {
 def class_list_file(name: str) -> str:
     """Path of a shipped class list (``'imagenet'``, ``'imagenet-r'``, ``'imagenet-a'``)."""
     if name not in CLASS_LIST_FILES:
-        raise ValueError(f'unknown class list {name!r}; shipped: '
-                         f'{sorted(CLASS_LIST_FILES)}')
+        raise ValueError(f'unknown class list {name!r}; shipped: {sorted(CLASS_LIST_FILES)}')
     return osp.join(CLASS_LIST_DIR, CLASS_LIST_FILES[name])
 
 
@@ -39,8 +39,7 @@ def load_wnids(name: str) -> Tuple[str, ...]:
     """
     path = class_list_file(name)
     with open(path) as f:
-        wnids = tuple(line.strip() for line in f
-                      if line.strip() and not line.startswith('#'))
+        wnids = tuple(line.strip() for line in f if line.strip() and not line.startswith('#'))
     if list(wnids) != sorted(set(wnids)):
         raise ValueError(f'{path}: WordNet ids must be unique and sorted')
     return wnids
@@ -58,6 +57,7 @@ def imagenet_indices(wnids: Sequence[str]) -> Tuple[int, ...]:
     index = {w: i for i, w in enumerate(load_wnids('imagenet'))}
     missing = [w for w in wnids if w not in index]
     if missing:
-        raise ValueError(f'{missing[0]!r} is not an ImageNet-1k WordNet id '
-                         f'({class_list_file("imagenet")})')
+        raise ValueError(
+            f'{missing[0]!r} is not an ImageNet-1k WordNet id ({class_list_file("imagenet")})'
+        )
     return tuple(index[w] for w in wnids)

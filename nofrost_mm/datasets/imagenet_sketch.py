@@ -1,4 +1,5 @@
 """ImageNet-Sketch (sketches of the 1000 ImageNet classes) as released."""
+
 from mmpretrain.registry import DATASETS
 
 from .wnid_folder_dataset import WnidFolderDataset

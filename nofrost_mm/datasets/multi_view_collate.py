@@ -1,4 +1,5 @@
 """Collate a batch of multi-view samples into one flat batch."""
+
 from typing import Callable, Sequence, Union
 
 from mmengine.registry import FUNCTIONS
@@ -7,8 +8,7 @@ from mmengine.registry import FUNCTIONS
 # mmpretrain has no FUNCTIONS registry of its own: mmengine's (the Runner
 # builds collate_fn from it) finds this with or without a default scope
 @FUNCTIONS.register_module()
-def multi_view_collate(data_batch: Sequence,
-                       collate: Union[str, Callable] = 'pseudo_collate'):
+def multi_view_collate(data_batch: Sequence, collate: Union[str, Callable] = 'pseudo_collate'):
     """Flatten N items of V views (:class:`MultiViewDataset`) into N x V samples.
 
     Sample-major order (the views of the first sample, then of the second...),
@@ -37,8 +37,10 @@ def multi_view_collate(data_batch: Sequence,
     if isinstance(collate, str):
         fn = FUNCTIONS.get(collate)
         if fn is None:
-            raise KeyError(f'multi_view_collate: collate={collate!r} is not in '
-                           "mmengine's FUNCTIONS (e.g. 'pseudo_collate', "
-                           "'default_collate')")
+            raise KeyError(
+                f'multi_view_collate: collate={collate!r} is not in '
+                "mmengine's FUNCTIONS (e.g. 'pseudo_collate', "
+                "'default_collate')"
+            )
         collate = fn
     return collate(flat)

@@ -1,4 +1,5 @@
 """Several pre-generated views of every training image, augmented alike (NoFrost*)."""
+
 import copy
 import os.path as osp
 import random
@@ -75,27 +76,33 @@ class MultiViewDataset:
         ...                      split='train', pipeline=train_pipeline)))
     """
 
-    def __init__(self,
-                 dataset: Union[dict, object],
-                 views: Dict[str, str],
-                 include_original: bool = True,
-                 lazy_init: bool = False,
-                 max_refetch: int = 1000,
-                 shared_augmentation: bool = True,
-                 view_pipelines: Optional[Dict[str, list]] = None):
+    def __init__(
+        self,
+        dataset: Union[dict, object],
+        views: Dict[str, str],
+        include_original: bool = True,
+        lazy_init: bool = False,
+        max_refetch: int = 1000,
+        shared_augmentation: bool = True,
+        view_pipelines: Optional[Dict[str, list]] = None,
+    ):
         if not isinstance(views, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in views.items()):
-            raise TypeError('MultiViewDataset.views must be a dict of view name -> '
-                            f'root folder, got {views!r}')
+            isinstance(k, str) and isinstance(v, str) for k, v in views.items()
+        ):
+            raise TypeError(
+                f'MultiViewDataset.views must be a dict of view name -> root folder, got {views!r}'
+            )
         if not views and not include_original:
-            raise ValueError('MultiViewDataset: no view (views is empty and '
-                             'include_original=False)')
+            raise ValueError(
+                'MultiViewDataset: no view (views is empty and include_original=False)'
+            )
         if 'original' in views:
-            raise ValueError("MultiViewDataset.views: 'original' is the name of "
-                             'the unchanged image; name the view otherwise')
+            raise ValueError(
+                "MultiViewDataset.views: 'original' is the name of "
+                'the unchanged image; name the view otherwise'
+            )
         if isinstance(dataset, dict):
-            dataset = DATASETS.build(dict(dataset, lazy_init=True)
-                                     if lazy_init else dataset)
+            dataset = DATASETS.build(dict(dataset, lazy_init=True) if lazy_init else dataset)
         self.dataset = dataset
         self.views = dict(views)
         self.include_original = include_original
@@ -105,24 +112,26 @@ class MultiViewDataset:
             raise ValueError(
                 'MultiViewDataset: the wrapped dataset pipeline must start with '
                 f'one of {LOADING_TRANSFORMS} (it loads every view), got '
-                f'{[type(t).__name__ for t in transforms[:1]]}')
+                f'{[type(t).__name__ for t in transforms[:1]]}'
+            )
         self._load = transforms[0]
         self._augment = Compose(transforms[1:])
         self.shared_augmentation = shared_augmentation
         view_pipelines = dict(view_pipelines or {})
         unknown = sorted(set(view_pipelines) - set(self.view_names))
         if unknown:
-            raise KeyError(f'MultiViewDataset.view_pipelines: {unknown} are not '
-                           f'views; the views are {list(self.view_names)}')
+            raise KeyError(
+                f'MultiViewDataset.view_pipelines: {unknown} are not '
+                f'views; the views are {list(self.view_names)}'
+            )
         # built in mmpretrain's registry, as the wrapped dataset's pipeline
         self._view_augment = {
-            name: Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t
-                           for t in pipeline])
-            for name, pipeline in view_pipelines.items()}
+            name: Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline])
+            for name, pipeline in view_pipelines.items()
+        }
         for name, root in self.views.items():
             if not fileio.isdir(root):
-                raise FileNotFoundError(f'MultiViewDataset: view {name!r}: {root} '
-                                        'is not a folder')
+                raise FileNotFoundError(f'MultiViewDataset: view {name!r}: {root} is not a folder')
 
     @property
     def metainfo(self) -> dict:
@@ -133,7 +142,7 @@ class MultiViewDataset:
     @property
     def view_names(self) -> tuple:
         """Names of the views of every item, in order."""
-        return (('original', ) if self.include_original else ()) + tuple(self.views)
+        return (('original',) if self.include_original else ()) + tuple(self.views)
 
     def full_init(self):
         if hasattr(self.dataset, 'full_init'):
@@ -148,12 +157,14 @@ class MultiViewDataset:
     def view_paths(self, idx: int) -> Dict[str, str]:
         """The image file of each view of sample ``idx``, checked to exist."""
         img_path = self.get_data_info(idx)['img_path']
-        prefix = getattr(self.dataset, 'img_prefix', None) or \
-            self.dataset.data_prefix.get('img_path', '')
+        prefix = getattr(self.dataset, 'img_prefix', None) or self.dataset.data_prefix.get(
+            'img_path', ''
+        )
         rel = osp.relpath(img_path, prefix)
         if rel.startswith('..'):
-            raise ValueError(f'MultiViewDataset: {img_path} is not under the '
-                             f"dataset's image prefix {prefix}")
+            raise ValueError(
+                f'MultiViewDataset: {img_path} is not under the dataset\'s image prefix {prefix}'
+            )
         paths = {'original': img_path} if self.include_original else {}
         for name, root in self.views.items():
             path = osp.join(root, rel)
@@ -161,7 +172,8 @@ class MultiViewDataset:
                 raise FileNotFoundError(
                     f'MultiViewDataset: view {name!r} of sample {idx} ({img_path}) '
                     f'is missing: {path} (each view folder must hold every image '
-                    f'at the same relative path, here {rel})')
+                    f'at the same relative path, here {rel})'
+                )
             paths[name] = path
         return paths
 
@@ -172,8 +184,7 @@ class MultiViewDataset:
                 return items
             # a loading transform skipped a bad image: draw another sample
             idx = np.random.randint(0, len(self))
-        raise RuntimeError(f'MultiViewDataset: no loadable sample after '
-                           f'{self.max_refetch} retries')
+        raise RuntimeError(f'MultiViewDataset: no loadable sample after {self.max_refetch} retries')
 
     def prepare_views(self, idx: int):
         """The packed views of sample ``idx`` (None if one was skipped)."""

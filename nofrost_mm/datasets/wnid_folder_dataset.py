@@ -1,4 +1,5 @@
 """Class folders named by WordNet id, labelled by a fixed ImageNet class list."""
+
 from typing import List, Optional, Sequence, Union
 
 from mmengine.fileio import get_file_backend
@@ -52,17 +53,18 @@ class WnidFolderDataset(CustomDataset):
 
     CLASS_LIST = 'imagenet'
 
-    def __init__(self,
-                 data_root: str = '',
-                 class_list: Optional[Union[str, Sequence[str]]] = None,
-                 data_prefix: Union[str, dict] = '',
-                 extensions: Sequence[str] = IMAGE_EXTENSIONS,
-                 metainfo: Optional[dict] = None,
-                 **kwargs):
+    def __init__(
+        self,
+        data_root: str = '',
+        class_list: Optional[Union[str, Sequence[str]]] = None,
+        data_prefix: Union[str, dict] = '',
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        metainfo: Optional[dict] = None,
+        **kwargs,
+    ):
         name = type(self).__name__
         if kwargs.get('ann_file'):
-            raise ValueError(f'{name} reads the class folders of data_root; '
-                             'it takes no ann_file')
+            raise ValueError(f'{name} reads the class folders of data_root; it takes no ann_file')
         class_list = self.CLASS_LIST if class_list is None else class_list
         if isinstance(class_list, str):
             self.class_list_source = class_list_file(class_list)
@@ -71,18 +73,21 @@ class WnidFolderDataset(CustomDataset):
             wnids = tuple(class_list)
             self.class_list_source = 'class_list'
             if not wnids or list(wnids) != sorted(set(wnids)):
-                raise ValueError(f'{name}.class_list must be sorted, unique '
-                                 'WordNet ids')
+                raise ValueError(f'{name}.class_list must be sorted, unique WordNet ids')
         self.wnids = wnids
         indices = imagenet_indices(wnids)
-        meta = dict(classes=tuple(IMAGENET_CATEGORIES[i] for i in indices),
-                    wnids=wnids)
+        meta = dict(classes=tuple(IMAGENET_CATEGORIES[i] for i in indices), wnids=wnids)
         if len(wnids) < len(IMAGENET_CATEGORIES):
             meta['class_subset'] = indices
         meta.update(metainfo or {})
         kwargs.setdefault('test_mode', True)
-        super().__init__(data_root=data_root, data_prefix=data_prefix,
-                         extensions=extensions, metainfo=meta, **kwargs)
+        super().__init__(
+            data_root=data_root,
+            data_prefix=data_prefix,
+            extensions=extensions,
+            metainfo=meta,
+            **kwargs,
+        )
 
     def load_data_list(self) -> List[dict]:
         name = type(self).__name__
@@ -91,7 +96,8 @@ class WnidFolderDataset(CustomDataset):
         if not backend.isdir(root):
             raise FileNotFoundError(
                 f'{name}: {root} is not a folder (expected '
-                '<data_root>/<wnid>/<image>, the layout of the release)')
+                '<data_root>/<wnid>/<image>, the layout of the release)'
+            )
         folders, _ = find_folders(root, backend)
         index = {w: i for i, w in enumerate(self.wnids)}
         unknown = [f for f in folders if f not in index]
@@ -100,22 +106,30 @@ class WnidFolderDataset(CustomDataset):
                 f'{name}: class folder {unknown[0]!r} in {root} is not one of '
                 f'the {len(self.wnids)} classes of {self.class_list_source} '
                 f'({len(unknown)} unknown folder(s)); the folders must be '
-                'WordNet ids of the class list, as in the released archive')
-        samples, empty = get_samples(root, {f: index[f] for f in folders},
-                                     self.is_valid_file, backend)
+                'WordNet ids of the class list, as in the released archive'
+            )
+        samples, empty = get_samples(
+            root, {f: index[f] for f in folders}, self.is_valid_file, backend
+        )
         if not samples:
-            raise RuntimeError(f'{name}: no image ({", ".join(self.extensions)}) '
-                               f'in the class folders of {root}')
+            raise RuntimeError(
+                f'{name}: no image ({", ".join(self.extensions)}) in the class folders of {root}'
+            )
         absent = len(self.wnids) - len(folders) + len(empty or ())
         if absent:
-            print_log(f'{name}: {absent} of the {len(self.wnids)} classes have no '
-                      f'image in {root}', logger='current', level=30)
-        return [dict(img_path=backend.join_path(root, path), gt_label=label)
-                for path, label in samples]
+            print_log(
+                f'{name}: {absent} of the {len(self.wnids)} classes have no image in {root}',
+                logger='current',
+                level=30,
+            )
+        return [
+            dict(img_path=backend.join_path(root, path), gt_label=label) for path, label in samples
+        ]
 
 
-def check_head_width(width: Optional[int], subset_size: int,
-                     num_outputs: int = 1000, dataset: str = 'the dataset') -> None:
+def check_head_width(
+    width: Optional[int], subset_size: int, num_outputs: int = 1000, dataset: str = 'the dataset'
+) -> None:
     """Raise a clear error when a head cannot be scored on a class subset.
 
     Args:
@@ -130,4 +144,5 @@ def check_head_width(width: Optional[int], subset_size: int,
             f'{dataset} has {subset_size} of the {num_outputs} ImageNet-1k classes '
             f'and is scored on those {subset_size} logits of a {num_outputs}-class '
             f'model, but model.head.num_classes={width}: test an ImageNet-1k '
-            f'model (num_classes={num_outputs})')
+            f'model (num_classes={num_outputs})'
+        )

@@ -6,6 +6,7 @@ the model's own config with the test set (and evaluator, and hooks) of a
 of every model and benchmark go to one Markdown table, one JSON file and one
 bar plot.
 """
+
 import copy
 import json
 import os.path as osp
@@ -37,26 +38,49 @@ class Benchmark:
     default_root: Optional[str]
 
 
-BENCHMARKS = {b.name: b for b in (
-    # the model config's own test set, where its config puts it (an ImageNet
-    # config's data/imagenet; a test set without a root, as the bundled digits)
-    Benchmark('imagenet', 'ImageNet', None, (('clean', 'accuracy/top1'), ), None),
-    Benchmark('imagenet-c', 'ImageNet-C', 'imagenet-c_bs64.py',
-              (('mCE', 'corruption/mCE'), ('accuracy', 'corruption/mean_accuracy')),
-              'data/imagenet-c'),
-    Benchmark('imagenet-r', 'ImageNet-R', 'imagenet-r_bs64.py',
-              (('clean', 'accuracy/top1'), ), 'data/imagenet-r'),
-    Benchmark('imagenet-a', 'ImageNet-A', 'imagenet-a_bs64.py',
-              (('clean', 'accuracy/top1'), ), 'data/imagenet-a'),
-    Benchmark('imagenet-sketch', 'ImageNet-Sketch', 'imagenet-sketch_bs64.py',
-              (('clean', 'accuracy/top1'), ), 'data/imagenet-sketch/sketch'),
-)}
+BENCHMARKS = {
+    b.name: b
+    for b in (
+        # the model config's own test set, where its config puts it (an ImageNet
+        # config's data/imagenet; a test set without a root, as the bundled digits)
+        Benchmark('imagenet', 'ImageNet', None, (('clean', 'accuracy/top1'),), None),
+        Benchmark(
+            'imagenet-c',
+            'ImageNet-C',
+            'imagenet-c_bs64.py',
+            (('mCE', 'corruption/mCE'), ('accuracy', 'corruption/mean_accuracy')),
+            'data/imagenet-c',
+        ),
+        Benchmark(
+            'imagenet-r',
+            'ImageNet-R',
+            'imagenet-r_bs64.py',
+            (('clean', 'accuracy/top1'),),
+            'data/imagenet-r',
+        ),
+        Benchmark(
+            'imagenet-a',
+            'ImageNet-A',
+            'imagenet-a_bs64.py',
+            (('clean', 'accuracy/top1'),),
+            'data/imagenet-a',
+        ),
+        Benchmark(
+            'imagenet-sketch',
+            'ImageNet-Sketch',
+            'imagenet-sketch_bs64.py',
+            (('clean', 'accuracy/top1'),),
+            'data/imagenet-sketch/sketch',
+        ),
+    )
+}
 # lower is better
-LOWER_IS_BETTER = ('mCE', )
+LOWER_IS_BETTER = ('mCE',)
 
 
-def parse_data_roots(items: Sequence[str], benchmarks: Sequence[str],
-                     option: str = '--data-root') -> Dict[str, Optional[str]]:
+def parse_data_roots(
+    items: Sequence[str], benchmarks: Sequence[str], option: str = '--data-root'
+) -> Dict[str, Optional[str]]:
     """``NAME=PATH`` items -> {benchmark: path} for every benchmark.
 
     Benchmarks without an item get their default data root (``--data-root``;
@@ -67,22 +91,28 @@ def parse_data_roots(items: Sequence[str], benchmarks: Sequence[str],
     for item in items or ():
         name, sep, path = item.partition('=')
         if not sep or not path:
-            raise ValueError(f'{option} {item!r}: expected NAME=PATH, e.g. '
-                             'imagenet-r=/datasets/imagenet-r')
+            raise ValueError(
+                f'{option} {item!r}: expected NAME=PATH, e.g. imagenet-r=/datasets/imagenet-r'
+            )
         if name not in BENCHMARKS:
-            raise ValueError(f'{option} {item!r}: unknown benchmark {name!r}; '
-                             f'one of {list(BENCHMARKS)}')
+            raise ValueError(
+                f'{option} {item!r}: unknown benchmark {name!r}; one of {list(BENCHMARKS)}'
+            )
         paths[name] = path
     default = option == '--data-root'
-    return {b: paths.get(b, BENCHMARKS[b].default_root if default else None)
-            for b in benchmarks}
+    return {b: paths.get(b, BENCHMARKS[b].default_root if default else None) for b in benchmarks}
 
 
-def benchmark_cfg(model_cfg, benchmark: Benchmark, data_root: Optional[str],
-                  dataset_cfg=None, attacks: Optional[list] = None,
-                  num_samples: Optional[int] = None,
-                  batch_size: Optional[int] = None,
-                  num_workers: Optional[int] = None):
+def benchmark_cfg(
+    model_cfg,
+    benchmark: Benchmark,
+    data_root: Optional[str],
+    dataset_cfg=None,
+    attacks: Optional[list] = None,
+    num_samples: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    num_workers: Optional[int] = None,
+):
     """The model's config tested on a benchmark.
 
     The test dataloader and evaluator come from ``dataset_cfg`` (a config
@@ -114,8 +144,9 @@ def benchmark_cfg(model_cfg, benchmark: Benchmark, data_root: Optional[str],
         cfg.test_evaluator = copy.deepcopy(dataset_cfg.test_evaluator)
         hooks = list(cfg.get('custom_hooks', None) or [])
         types = {h.get('type') for h in hooks}
-        hooks += [h for h in dataset_cfg.get('custom_hooks', None) or []
-                  if h.get('type') not in types]
+        hooks += [
+            h for h in dataset_cfg.get('custom_hooks', None) or [] if h.get('type') not in types
+        ]
         cfg.custom_hooks = hooks
     if cfg.get('test_dataloader', None) is None:
         raise ValueError(f'{benchmark.title}: the model config has no test_dataloader')
@@ -142,15 +173,20 @@ def check_head_for_benchmark(model_cfg, dataset, benchmark: Benchmark) -> None:
     """Fail before any model is built when a class-subset benchmark meets a
     head that does not have the 1000 ImageNet outputs."""
     from nofrost_mm.datasets.wnid_folder_dataset import check_head_width
+
     subset = dataset.metainfo.get('class_subset')
     head = (model_cfg.get('model', None) or {}).get('head', None) or {}
     if subset is not None:
-        check_head_width(head.get('num_classes'), len(subset),
-                         dataset=f'{benchmark.title} ({type(dataset).__name__})')
+        check_head_width(
+            head.get('num_classes'),
+            len(subset),
+            dataset=f'{benchmark.title} ({type(dataset).__name__})',
+        )
 
 
-def result_columns(benchmark: Benchmark, metrics: dict,
-                   attack_names: Sequence[str] = ()) -> Dict[str, Optional[float]]:
+def result_columns(
+    benchmark: Benchmark, metrics: dict, attack_names: Sequence[str] = ()
+) -> Dict[str, Optional[float]]:
     """Pick the table's numbers of one benchmark run from its metrics.
 
     Clean runs give the benchmark's columns (None where a metric is
@@ -192,24 +228,33 @@ def column_title(benchmark: str, column: str, sep: str = ' ') -> str:
     return f"{title}{sep}{column.replace('_', ' ')}"
 
 
-def write_markdown(path: str, results: List[dict], benchmarks: Sequence[str],
-                   settings: dict) -> None:
+def write_markdown(
+    path: str, results: List[dict], benchmarks: Sequence[str], settings: dict
+) -> None:
     """The table (one row per model, numbers in %), with its settings."""
     cols = table_columns(results, benchmarks)
-    lines = ['# Distribution-shift robustness', '',
-             '| model | ' + ' | '.join(column_title(b, c) + ' (%)' for b, c in cols) + ' |',
-             '| --- |' + ' --- |' * len(cols)]
+    lines = [
+        '# Distribution-shift robustness',
+        '',
+        '| model | ' + ' | '.join(column_title(b, c) + ' (%)' for b, c in cols) + ' |',
+        '| --- |' + ' --- |' * len(cols),
+    ]
     for r in results:
         cells = []
         for b, c in cols:
             v = r['results'].get(b, {}).get(c)
             cells.append('n/a' if v is None else f'{v:.2f}')
         lines.append(f"| {r['name']} | " + ' | '.join(cells) + ' |')
-    lines += ['', 'Accuracy is top-1 in %; ImageNet-R and ImageNet-A are scored on the '
-              "200 logits of their classes (the official evaluation), ImageNet-C's "
-              'mCE is normalised by AlexNet (lower is better); n/a: not measured '
-              '(e.g. mCE without all 15 corruptions x 5 severities).', '',
-              '| setting | value |', '| --- | --- |']
+    lines += [
+        '',
+        'Accuracy is top-1 in %; ImageNet-R and ImageNet-A are scored on the '
+        "200 logits of their classes (the official evaluation), ImageNet-C's "
+        'mCE is normalised by AlexNet (lower is better); n/a: not measured '
+        '(e.g. mCE without all 15 corruptions x 5 severities).',
+        '',
+        '| setting | value |',
+        '| --- | --- |',
+    ]
     for key, value in settings.items():
         lines.append(f'| {key} | {value} |')
     lines += ['', '| model | config | checkpoint |', '| --- | --- | --- |']
@@ -226,26 +271,30 @@ def write_json(path: str, results: List[dict], settings: dict) -> None:
 def plot_bars(path: str, results: List[dict], benchmarks: Sequence[str]) -> None:
     """Grouped bars: one group per column, one bar per model (Agg backend)."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import numpy as np
 
     cols = table_columns(results, benchmarks)
     width = 0.8 / max(len(results), 1)
-    fig, ax = plt.subplots(figsize=(max(6., 1.3 * len(cols) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(cols) + 2), 4))
     x = np.arange(len(cols))
     for i, r in enumerate(results):
         values = [r['results'].get(b, {}).get(c) for b, c in cols]
         heights = [np.nan if v is None else v for v in values]
-        bars = ax.bar(x + (i - (len(results) - 1) / 2) * width, heights, width,
-                      label=r['name'])
+        bars = ax.bar(x + (i - (len(results) - 1) / 2) * width, heights, width, label=r['name'])
         for bar, v in zip(bars, values):
             if v is not None:
-                ax.annotate(f'{v:.1f}', (bar.get_x() + bar.get_width() / 2, v),
-                            ha='center', va='bottom', fontsize=7)
+                ax.annotate(
+                    f'{v:.1f}',
+                    (bar.get_x() + bar.get_width() / 2, v),
+                    ha='center',
+                    va='bottom',
+                    fontsize=7,
+                )
     ax.set_xticks(x)
-    ax.set_xticklabels([column_title(b, c, '\n').replace(' (', '\n(') for b, c in cols],
-                       fontsize=8)
+    ax.set_xticklabels([column_title(b, c, '\n').replace(' (', '\n(') for b, c in cols], fontsize=8)
     ax.set_ylabel('%')
     ax.set_title('Distribution-shift robustness (accuracy; mCE: lower is better)')
     ax.legend(fontsize=8)
@@ -255,6 +304,8 @@ def plot_bars(path: str, results: List[dict], benchmarks: Sequence[str]) -> None
 
 
 def output_paths(out_dir: str) -> Dict[str, str]:
-    return dict(markdown=osp.join(out_dir, 'distribution_shift.md'),
-                json=osp.join(out_dir, 'distribution_shift.json'),
-                plot=osp.join(out_dir, 'distribution_shift.png'))
+    return dict(
+        markdown=osp.join(out_dir, 'distribution_shift.md'),
+        json=osp.join(out_dir, 'distribution_shift.json'),
+        plot=osp.join(out_dir, 'distribution_shift.png'),
+    )

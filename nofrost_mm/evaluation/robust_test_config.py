@@ -5,6 +5,7 @@ distribution-shift table apply it, so every entry point that builds the runner f
 ``tools/test.py``, mmpretrain's own ``tools/test.py``, a script's
 ``RUNNERS.build(cfg)``) evaluates the attacks the config names.
 """
+
 from typing import Optional
 
 from nofrost_mm.attacks import with_eps
@@ -19,8 +20,9 @@ ROBUST_LOOPS = ('RobustTestLoop', 'RobustnessReportLoop')
 
 
 def _report_entries(attacks) -> list:
-    return [a for a in attacks or () if isinstance(a, dict)
-            and any(key in a for key in REPORT_KEYS)]
+    return [
+        a for a in attacks or () if isinstance(a, dict) and any(key in a for key in REPORT_KEYS)
+    ]
 
 
 def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
@@ -68,7 +70,8 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
         raise ValueError(
             f"test_attacks {report_entries}: {'/'.join(REPORT_KEYS)} entries need "
             "test_cfg.type='RobustnessReportLoop' (or no test_cfg.type); this "
-            "config's test_cfg.type is 'RobustTestLoop'")
+            "config's test_cfg.type is 'RobustTestLoop'"
+        )
     if not is_robust:
         loop = 'RobustnessReportLoop' if report_entries else 'RobustTestLoop'
     test_cfg['type'] = loop
@@ -79,6 +82,5 @@ def robust_test_cfg(cfg, num_samples: Optional[int] = None) -> None:
     cfg.test_cfg = test_cfg
     evaluator = cfg.get('test_evaluator')
     metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
-    if not any(isinstance(m, dict) and m.get('type') in ROBUST_METRICS
-               for m in metrics):
+    if not any(isinstance(m, dict) and m.get('type') in ROBUST_METRICS for m in metrics):
         cfg.test_evaluator = dict(type='RobustAccuracy')

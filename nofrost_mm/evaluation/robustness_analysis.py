@@ -5,6 +5,7 @@ Used by ``tools/analysis_tools/decision_margin.py`` and
 :func:`nofrost_mm.utils.cli.comparison_args`); every function takes a model
 of [0, 1] images (:class:`NormalizedClassifier`) and works in batches.
 """
+
 import json
 from typing import Callable, Optional, Tuple
 
@@ -24,12 +25,13 @@ def models_eps(labelled: list, option: str) -> Optional[float]:
     from mmengine.config import Config
 
     from nofrost_mm.evaluation.robustness_report import configs_eps
-    return configs_eps({config: Config.fromfile(config)
-                        for _, config, _ in labelled}, option)
+
+    return configs_eps({config: Config.fromfile(config) for _, config, _ in labelled}, option)
 
 
-def analysis_radius(given: Optional[float], option: str, labelled: list,
-                    default: float, factor: int = 1) -> Tuple[float, str]:
+def analysis_radius(
+    given: Optional[float], option: str, labelled: list, default: float, factor: int = 1
+) -> Tuple[float, str]:
     """An analysis' radius (pixel units of 255) and where it came from.
 
     Args:
@@ -50,7 +52,7 @@ def analysis_radius(given: Optional[float], option: str, labelled: list,
     if eps is None:
         return default, 'default: no training attack'
     times = {1: '', 2: 'twice '}.get(factor, f'{factor} times ')
-    return min(factor * eps, 255.), f"{times}the configs' training eps"
+    return min(factor * eps, 255.0), f"{times}the configs' training eps"
 
 
 def measure_models(args, measure: Callable) -> dict:
@@ -68,8 +70,7 @@ def measure_models(args, measure: Callable) -> dict:
     results = {}
     for label, config, ckpt in args.labelled_models:
         net, cfg = load_classifier(config, ckpt)
-        images, labels = load_test_images(cfg, args.num_samples or None,
-                                          args.seed)
+        images, labels = load_test_images(cfg, args.num_samples or None, args.seed)
         results[label] = measure(label, net, images, labels)
     return results
 
@@ -84,8 +85,9 @@ def save_comparison(args, figure, summary: dict) -> None:
             json.dump(summary, f, indent=2)
 
 
-def load_classifier(config: str, checkpoint: str,
-                    device: str = 'cpu') -> Tuple[NormalizedClassifier, object]:
+def load_classifier(
+    config: str, checkpoint: str, device: str = 'cpu'
+) -> Tuple[NormalizedClassifier, object]:
     """Build a config's model, load a checkpoint, and wrap it for [0, 1] input.
 
     Args:
@@ -106,6 +108,7 @@ def load_classifier(config: str, checkpoint: str,
 
     import nofrost_mm  # noqa: F401  (registers the plug-in's models)
     from nofrost_mm.utils.checkpoint_reader import load_into_model
+
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     # mmpretrain's own build (it moves a top-level data_preprocessor into the
@@ -118,8 +121,9 @@ def load_classifier(config: str, checkpoint: str,
     return net, cfg
 
 
-def load_test_images(cfg, num_samples: Optional[int] = None,
-                     seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+def load_test_images(
+    cfg, num_samples: Optional[int] = None, seed: int = 0
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """[0, 1] images and labels of the config's test set (a seeded subset).
 
     Args:
@@ -133,16 +137,15 @@ def load_test_images(cfg, num_samples: Optional[int] = None,
         tuple[Tensor, Tensor]: Images (N, C, H, W) in [0, 1] and labels (N,).
     """
     from mmpretrain.registry import DATASETS
+
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     if num_samples is not None:
         if not 1 <= num_samples <= len(dataset):
-            raise ValueError(f'--num-samples must be in 1..{len(dataset)}, '
-                             f'got {num_samples}')
+            raise ValueError(f'--num-samples must be in 1..{len(dataset)}, got {num_samples}')
         rng = np.random.default_rng(seed)
-        dataset.get_subset_(np.sort(rng.choice(len(dataset), num_samples,
-                                               replace=False)).tolist())
+        dataset.get_subset_(np.sort(rng.choice(len(dataset), num_samples, replace=False)).tolist())
     samples = [dataset[i] for i in range(len(dataset))]
-    images = torch.stack([s['inputs'] for s in samples]).float() / 255.
+    images = torch.stack([s['inputs'] for s in samples]).float() / 255.0
     labels = torch.cat([s['data_samples'].gt_label for s in samples])
     return images, labels
 
@@ -168,9 +171,15 @@ def logit_margins(net, images, labels, batch_size: int = 128) -> torch.Tensor:
     return torch.cat(out)
 
 
-def boundary_distances(net, images, labels, eps_max: float = 32.,
-                       steps: int = 20, search_steps: int = 10,
-                       batch_size: int = 128) -> torch.Tensor:
+def boundary_distances(
+    net,
+    images,
+    labels,
+    eps_max: float = 32.0,
+    steps: int = 20,
+    search_steps: int = 10,
+    batch_size: int = 128,
+) -> torch.Tensor:
     """L-inf distance (pixel units of 255) to the decision boundary along the
     adversarial direction.
 
@@ -202,7 +211,7 @@ def boundary_distances(net, images, labels, eps_max: float = 32.,
             d = delta / scale.view(-1, 1, 1, 1)
 
             def wrong(t):  # t: (B,) in pixel units
-                xt = (x + d * (t / 255.).view(-1, 1, 1, 1)).clamp(0, 1)
+                xt = (x + d * (t / 255.0).view(-1, 1, 1, 1)).clamp(0, 1)
                 with torch.no_grad():
                     return net(xt).argmax(1) != y
 
@@ -223,14 +232,16 @@ def boundary_distances(net, images, labels, eps_max: float = 32.,
                 hi = torch.where(found & w, mid, hi)
                 lo = torch.where(found & ~w, mid, lo)
             dist = torch.where(found, hi, torch.full_like(hi, float('inf')))
-            dist = torch.where(wrong(torch.zeros(len(x), device=x.device)),
-                               torch.zeros_like(dist), dist)
+            dist = torch.where(
+                wrong(torch.zeros(len(x), device=x.device)), torch.zeros_like(dist), dist
+            )
             out.append(dist)
     return torch.cat(out)
 
 
-def input_gradient_norms(net, images, labels, batch_size: int = 128,
-                         norm: str = 'l1') -> torch.Tensor:
+def input_gradient_norms(
+    net, images, labels, batch_size: int = 128, norm: str = 'l1'
+) -> torch.Tensor:
     """Norm of the gradient of the cross-entropy loss w.r.t. the [0, 1] input.
 
     Args:
@@ -244,16 +255,16 @@ def input_gradient_norms(net, images, labels, batch_size: int = 128,
         for sl in _batches(len(images), batch_size):
             x = images[sl].clone().requires_grad_(True)
             with torch.enable_grad():
-                loss = torch.nn.functional.cross_entropy(
-                    net(x), labels[sl], reduction='sum')
-                g, = torch.autograd.grad(loss, x)
+                loss = torch.nn.functional.cross_entropy(net(x), labels[sl], reduction='sum')
+                (g,) = torch.autograd.grad(loss, x)
             g = g.flatten(1)
             out.append(g.abs().sum(1) if norm == 'l1' else g.norm(dim=1))
     return torch.cat(out)
 
 
-def local_lipschitz(net, images, eps: float = 8., steps: int = 10,
-                    batch_size: int = 128, seed: int = 0) -> torch.Tensor:
+def local_lipschitz(
+    net, images, eps: float = 8.0, steps: int = 10, batch_size: int = 128, seed: int = 0
+) -> torch.Tensor:
     """Local Lipschitz estimate ``max ||f(x') - f(x)||_1 / ||x' - x||_inf``
     over the L-inf ball of radius ``eps`` (pixel units of 255), the measure
     of Yang et al. 2020 ("A closer look at accuracy vs. robustness"): the
@@ -264,7 +275,7 @@ def local_lipschitz(net, images, eps: float = 8., steps: int = 10,
     position in ``images``, :func:`sample_keys`): the same on any device
     and in any batch.
     """
-    e, alpha = eps / 255., 2.5 * eps / 255. / steps
+    e, alpha = eps / 255.0, 2.5 * eps / 255.0 / steps
     out = []
     with attack_context(net.classifier):
         for sl in _batches(len(images), batch_size):
@@ -284,7 +295,7 @@ def local_lipschitz(net, images, eps: float = 8., steps: int = 10,
                     # ascend the output change; the ratio of every iterate
                     # is a candidate (the max-norm's gradient would make
                     # ascent on the ratio itself oscillate at the ball's edge)
-                    g, = torch.autograd.grad(diff.sum(), delta)
+                    (g,) = torch.autograd.grad(diff.sum(), delta)
                 dist = delta.detach().flatten(1).abs().amax(1).clamp_min(1e-12)
                 best = torch.maximum(best, diff.detach() / dist)
                 delta = (delta.detach() + alpha * g.sign()).clamp(-e, e)
@@ -304,6 +315,7 @@ def summary(values: torch.Tensor) -> dict:
     stats = dict(n=len(values), censored=float((~torch.isfinite(values)).double().mean()))
     if len(finite):
         q = torch.quantile(finite, torch.tensor([0.1, 0.5, 0.9], dtype=torch.double))
-        stats.update(mean=float(finite.mean()), p10=float(q[0]),
-                     median=float(q[1]), p90=float(q[2]))
+        stats.update(
+            mean=float(finite.mean()), p10=float(q[0]), median=float(q[1]), p90=float(q[2])
+        )
     return stats

@@ -21,6 +21,7 @@ it names is whole, else the newest whole ``epoch_*``/``iter_*`` file.
 Remote checkpoints (URLs, ``backend_args``) are read by mmengine's loaders
 without the CRC check.
 """
+
 import glob
 import os.path as osp
 import pickle
@@ -73,15 +74,21 @@ def checkpoint_problem(filename: str) -> Optional[str]:
                 return None
         if osp.getsize(filename) == 0:
             return 'empty file'
-        return ('truncated or corrupted: no valid zip directory '
-                f'({error}); the writer was killed, a copy or download is '
-                'incomplete, or it is not a checkpoint')
+        return (
+            'truncated or corrupted: no valid zip directory '
+            f'({error}); the writer was killed, a copy or download is '
+            'incomplete, or it is not a checkpoint'
+        )
     except (OSError, EOFError, ValueError, NotImplementedError) as error:
-        return (f'truncated or corrupted: its zip archive cannot be read '
-                f'({type(error).__name__}: {error})')
+        return (
+            f'truncated or corrupted: its zip archive cannot be read '
+            f'({type(error).__name__}: {error})'
+        )
     if bad is not None:
-        return (f'corrupted: member {bad!r} fails its CRC check (its bytes '
-                'changed after torch wrote them: disk or copy damage)')
+        return (
+            f'corrupted: member {bad!r} fails its CRC check (its bytes '
+            'changed after torch wrote them: disk or copy damage)'
+        )
     return None
 
 
@@ -90,8 +97,7 @@ def is_complete_checkpoint(filename: str) -> bool:
     return checkpoint_problem(filename) is None
 
 
-def read_checkpoint(filename: str, map_location='cpu',
-                    mmap: bool = False) -> dict:
+def read_checkpoint(filename: str, map_location='cpu', mmap: bool = False) -> dict:
     """Read a checkpoint (integrity-checked, weights-only) into a dict.
 
     Args:
@@ -118,38 +124,45 @@ def read_checkpoint(filename: str, map_location='cpu',
     try:
         if _is_remote(filename):
             from mmengine.runner.checkpoint import _load_checkpoint
+
             checkpoint = _load_checkpoint(filename, map_location=map_location)
         else:
             checkpoint = torch.load(
-                filename, map_location=map_location, weights_only=True,
-                mmap=mmap and zipfile.is_zipfile(filename))
+                filename,
+                map_location=map_location,
+                weights_only=True,
+                mmap=mmap and zipfile.is_zipfile(filename),
+            )
     except pickle.UnpicklingError as error:
         if 'weights only' in str(error).lower():
             raise CheckpointLoadError(
                 f'checkpoint {filename} holds Python objects outside the '
                 'weights-only allow-list (nofrost_mm keeps weights-only '
                 'loading on; only mmengine checkpoints and plain state '
-                f'dicts load): {_first_line(error)}') from error
+                f'dicts load): {_first_line(error)}'
+            ) from error
         raise CheckpointLoadError(
-            f'checkpoint {filename} is corrupted (not a torch checkpoint)'
-            f': {_first_line(error)}') from error
+            f'checkpoint {filename} is corrupted (not a torch checkpoint): {_first_line(error)}'
+        ) from error
     except Exception as error:
         # torch's unpickler fails in many ways on damaged bytes (IndexError,
         # KeyError, RuntimeError, EOFError ...): all mean the same to a user
         raise CheckpointLoadError(
             f'checkpoint {filename} is truncated or corrupted (was its '
             'writer killed, or the copy incomplete?): '
-            f'{type(error).__name__}: {_first_line(error)}') from error
+            f'{type(error).__name__}: {_first_line(error)}'
+        ) from error
     if not isinstance(checkpoint, dict):
         raise CheckpointLoadError(
             f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
-            'not a dict (an mmengine checkpoint or a state dict)')
+            'not a dict (an mmengine checkpoint or a state dict)'
+        )
     return checkpoint
 
 
 def latest_complete_checkpoint(
-        work_dir: str,
-        warn: Optional[Callable[[str], None]] = None) -> Optional[str]:
+    work_dir: str, warn: Optional[Callable[[str], None]] = None
+) -> Optional[str]:
     """The checkpoint a run in ``work_dir`` continues from, or None.
 
     ``last_checkpoint`` (written by mmengine's ``CheckpointHook`` after the
@@ -170,6 +183,7 @@ def latest_complete_checkpoint(
 
         def warn(message):
             print_log(message, logger='current', level=30)
+
     pointer = osp.join(work_dir, 'last_checkpoint')
     named = None
     if osp.isfile(pointer):
@@ -178,10 +192,15 @@ def latest_complete_checkpoint(
         problem = checkpoint_problem(named) if named else 'it is empty'
         if problem is None:
             return named
-        warn(f'{pointer} names {named!r}, which cannot be used ({problem}): '
-             'looking for the newest complete checkpoint instead.')
-    candidates = [p for p in glob.glob(osp.join(work_dir, '*.pth'))
-                  if CHECKPOINT_NAME.fullmatch(osp.basename(p))]
+        warn(
+            f'{pointer} names {named!r}, which cannot be used ({problem}): '
+            'looking for the newest complete checkpoint instead.'
+        )
+    candidates = [
+        p
+        for p in glob.glob(osp.join(work_dir, '*.pth'))
+        if CHECKPOINT_NAME.fullmatch(osp.basename(p))
+    ]
     for path in sorted(candidates, key=osp.getmtime, reverse=True):
         problem = checkpoint_problem(path)
         if problem is None:
@@ -192,9 +211,13 @@ def latest_complete_checkpoint(
     return None
 
 
-def check_fits_model(filename: str, checkpoint: dict, model: torch.nn.Module,
-                     resuming: bool = False,
-                     revise_keys: list = [(r'^module.', '')]) -> None:
+def check_fits_model(
+    filename: str,
+    checkpoint: dict,
+    model: torch.nn.Module,
+    resuming: bool = False,
+    revise_keys: list = [(r'^module.', '')],
+) -> None:
     """Refuse a checkpoint whose tensors do not fit ``model``.
 
     Resuming needs every tensor; loading weights (fine-tuning may swap a
@@ -217,46 +240,60 @@ def check_fits_model(filename: str, checkpoint: dict, model: torch.nn.Module,
     is_mmengine = 'state_dict' in checkpoint and 'meta' in checkpoint
     state_dict = checkpoint.get('state_dict', checkpoint)
     for pattern, repl in revise_keys:
-        state_dict = {re.sub(pattern, repl, k): v
-                      for k, v in state_dict.items()}
+        state_dict = {re.sub(pattern, repl, k): v for k, v in state_dict.items()}
     timm_like = any(k.startswith(('stem.', 'stages.')) for k in state_dict)
-    hint = (' Its keys (stem.*, stages.*) are those of a timm '
+    hint = (
+        (
+            ' Its keys (stem.*, stages.*) are those of a timm '
             'model state dict: mmpretrain models name them backbone.*, '
             'neck.*, head.*; convert a timm NF-ResNet with tools/'
             'model_converters/timm_nfresnet_to_mmpretrain.py and load it '
-            'into an NF-ResNet config.') if timm_like else ''
+            'into an NF-ResNet config.'
+        )
+        if timm_like
+        else ''
+    )
     if resuming and not is_mmengine:
         raise CheckpointLoadError(
             f'checkpoint {filename} cannot be resumed: it is a bare state '
             'dict (no meta, optimizer or scheduler states), not a '
-            'checkpoint written by tools/train.py.' + hint +
-            ' Use load_from to start from its weights.')
+            'checkpoint written by tools/train.py.'
+            + hint
+            + ' Use load_from to start from its weights.'
+        )
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [
-        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-        f'{tuple(v.shape)}' for k, v in expected.items()
-        if k in state_dict and hasattr(state_dict[k], 'shape')
-        and tuple(state_dict[k].shape) != tuple(v.shape)]
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}'
+        for k, v in expected.items()
+        if k in state_dict
+        and hasattr(state_dict[k], 'shape')
+        and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
     fitting = len(expected) - len(missing) - len(mismatched)
-    if (resuming and (missing or unexpected or mismatched)) or \
-            fitting < len(expected) / 2:
-        details = [f'{len(missing)} of {len(expected)} model tensors '
-                   'missing' + (f' (e.g. {missing[0]})' if missing else ''),
-                   f'{len(mismatched)} of other shape' +
-                   (f' (e.g. {mismatched[0]})' if mismatched else ''),
-                   f'{len(unexpected)} unexpected' +
-                   (f' (e.g. {unexpected[0]})' if unexpected else '')]
+    if (resuming and (missing or unexpected or mismatched)) or fitting < len(expected) / 2:
+        details = [
+            f'{len(missing)} of {len(expected)} model tensors '
+            'missing' + (f' (e.g. {missing[0]})' if missing else ''),
+            f'{len(mismatched)} of other shape'
+            + (f' (e.g. {mismatched[0]})' if mismatched else ''),
+            f'{len(unexpected)} unexpected' + (f' (e.g. {unexpected[0]})' if unexpected else ''),
+        ]
         raise CheckpointLoadError(
             f'checkpoint {filename} does not fit the model '
             f'({type(model).__name__}): it was saved from another '
-            f'architecture or config: {"; ".join(details)}.' + hint)
+            f'architecture or config: {"; ".join(details)}.' + hint
+        )
 
 
-def load_into_model(model: torch.nn.Module, filename: str,
-                    map_location='cpu', strict: bool = False,
-                    revise_keys: list = [(r'^module\.', '')]) -> dict:
+def load_into_model(
+    model: torch.nn.Module,
+    filename: str,
+    map_location='cpu',
+    strict: bool = False,
+    revise_keys: list = [(r'^module\.', '')],
+) -> dict:
     """Read a checkpoint (:func:`read_checkpoint`) and load its weights.
 
     The checked counterpart of mmengine's ``load_checkpoint`` for code
@@ -275,7 +312,9 @@ def load_into_model(model: torch.nn.Module, filename: str,
         dict: The checkpoint.
     """
     from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
     checkpoint = read_checkpoint(filename, map_location)
     check_fits_model(filename, checkpoint, model, False, revise_keys)
-    return _load_checkpoint_to_model(model, checkpoint, strict,
-                                     logger='silent', revise_keys=revise_keys)
+    return _load_checkpoint_to_model(
+        model, checkpoint, strict, logger='silent', revise_keys=revise_keys
+    )

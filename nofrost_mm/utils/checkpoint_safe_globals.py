@@ -14,6 +14,7 @@ objects mmengine writes are allow-listed:
   under both the numpy 1 (``numpy.core``) and numpy 2 (``numpy._core``)
   names, so checkpoints move between the two.
 """
+
 import pickle
 
 import numpy as np
@@ -23,13 +24,15 @@ import torch
 def _history_buffer_method(owner, name):
     """The only ``getattr`` an mmengine checkpoint needs."""
     from mmengine.logging.history_buffer import HistoryBuffer
+
     # the four built-in statistics are registered lazily, at first __init__
     allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
     if owner is HistoryBuffer and name in allowed:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'weights-only load refused getattr({owner!r}, {name!r}): only '
-        'HistoryBuffer statistics methods are allowed (nofrost_mm)')
+        'HistoryBuffer statistics methods are allowed (nofrost_mm)'
+    )
 
 
 def mmengine_checkpoint_globals():
@@ -40,15 +43,36 @@ def mmengine_checkpoint_globals():
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # pragma: no cover - numpy < 2
         from numpy.core.multiarray import _reconstruct, scalar
-    dtype_classes = [type(np.dtype(name)) for name in (
-        'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
-        'uint8', 'uint16', 'uint32', 'uint64', 'bool')]
-    entries = [HistoryBuffer, np.ndarray, np.dtype, *dtype_classes,
-               (_history_buffer_method, '__builtin__.getattr'),
-               (_history_buffer_method, 'builtins.getattr')]
+    dtype_classes = [
+        type(np.dtype(name))
+        for name in (
+            'float16',
+            'float32',
+            'float64',
+            'int8',
+            'int16',
+            'int32',
+            'int64',
+            'uint8',
+            'uint16',
+            'uint32',
+            'uint64',
+            'bool',
+        )
+    ]
+    entries = [
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
+        *dtype_classes,
+        (_history_buffer_method, '__builtin__.getattr'),
+        (_history_buffer_method, 'builtins.getattr'),
+    ]
     for core in ('numpy.core', 'numpy._core'):
-        entries += [(_reconstruct, f'{core}.multiarray._reconstruct'),
-                    (scalar, f'{core}.multiarray.scalar')]
+        entries += [
+            (_reconstruct, f'{core}.multiarray._reconstruct'),
+            (scalar, f'{core}.multiarray.scalar'),
+        ]
     return entries
 
 

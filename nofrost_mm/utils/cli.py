@@ -8,6 +8,7 @@ CHECKPOINT`` pairs of the analysis tools, parsed and named by one rule;
 checkpoint. Usage errors go through ``parser.error`` (exit status 2 with the
 usage line); the package's other modules take values, never a command line.
 """
+
 import argparse
 import copy
 import os
@@ -21,22 +22,22 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 def add_launcher_args(parser: argparse.ArgumentParser) -> None:
     """``--launcher`` and the ``--local-rank`` that torch's launcher passes."""
-    parser.add_argument('--launcher', choices=list(LAUNCHERS), default='none',
-                        help='job launcher')
+    parser.add_argument('--launcher', choices=list(LAUNCHERS), default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (torchrun sets LOCAL_RANK)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
-def add_cfg_options_arg(parser: argparse.ArgumentParser,
-                        help: str = 'override settings of the config '
-                        '(key=value; a list as key="[a,b]" or key=a,b)') -> None:
+def add_cfg_options_arg(
+    parser: argparse.ArgumentParser,
+    help: str = 'override settings of the config (key=value; a list as key="[a,b]" or key=a,b)',
+) -> None:
     """``--cfg-options key=value ...`` (mmengine's ``DictAction``)."""
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help=help)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=help)
 
 
-def parse_launched(parser: argparse.ArgumentParser,
-                   argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_launched(
+    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None
+) -> argparse.Namespace:
     """Parse ``argv``; ``LOCAL_RANK`` from ``--local-rank`` unless set."""
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -49,13 +50,15 @@ def set_work_dir(cfg: Config, work_dir: Optional[str], config: str) -> None:
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(config))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
 
 
-def set_dataloader_defaults(cfg: Config, fields: Sequence[str],
-                            no_pin_memory: bool = False,
-                            no_persistent_workers: Optional[bool] = None) -> None:
+def set_dataloader_defaults(
+    cfg: Config,
+    fields: Sequence[str],
+    no_pin_memory: bool = False,
+    no_persistent_workers: Optional[bool] = None,
+) -> None:
     """mmpretrain's tools' dataloader defaults under the config's settings.
 
     ``pin_memory`` and ``default_collate``; with ``no_persistent_workers``
@@ -98,14 +101,16 @@ def attack_specs(values: Optional[Sequence[str]]) -> Optional[List[str]]:
         return None
     if any(v.lower() == 'none' for v in values):
         if len(values) > 1:
-            raise ValueError('--attacks: "none" cannot be combined with '
-                             f'attacks, got {list(values)}')
+            raise ValueError(
+                f'--attacks: "none" cannot be combined with attacks, got {list(values)}'
+            )
         return []
     return list(values)
 
 
 class ModelPair(NamedTuple):
     """A ``CONFIG CHECKPOINT`` pair of the command line and its name."""
+
     name: str
     config: str
     checkpoint: str
@@ -113,34 +118,41 @@ class ModelPair(NamedTuple):
 
 def add_model_pairs_args(parser: argparse.ArgumentParser) -> None:
     """The ``CONFIG CHECKPOINT ...`` positionals and ``--labels``."""
-    parser.add_argument('models', nargs='+', metavar='CONFIG CHECKPOINT',
-                        help='config and checkpoint of each model, in pairs')
     parser.add_argument(
-        '--labels', nargs='+', help='a name per model (default: the config '
-        "names, with the checkpoint's where one config comes twice)")
+        'models',
+        nargs='+',
+        metavar='CONFIG CHECKPOINT',
+        help='config and checkpoint of each model, in pairs',
+    )
+    parser.add_argument(
+        '--labels',
+        nargs='+',
+        help='a name per model (default: the config '
+        "names, with the checkpoint's where one config comes twice)",
+    )
 
 
-def pair_names(pairs: Sequence[Sequence[str]],
-               labels: Optional[Sequence[str]] = None) -> List[str]:
+def pair_names(pairs: Sequence[Sequence[str]], labels: Optional[Sequence[str]] = None) -> List[str]:
     """The names of ``(config, checkpoint)`` pairs: the one naming rule.
 
     The label given, else the config's file name without ``.py``; one
     config given twice gets each checkpoint's name in brackets, and names
     still equal are numbered (``2: name``).
     """
+
     def stem(path):
         return osp.splitext(osp.basename(path))[0]
 
     names = list(labels) if labels else [stem(config) for config, _ in pairs]
     if not labels:
-        names = [f'{name} ({stem(ckpt)})' if names.count(name) > 1 else name
-                 for name, (_, ckpt) in zip(names, pairs)]
-    return [f'{i + 1}: {name}' if names.count(name) > 1 else name
-            for i, name in enumerate(names)]
+        names = [
+            f'{name} ({stem(ckpt)})' if names.count(name) > 1 else name
+            for name, (_, ckpt) in zip(names, pairs)
+        ]
+    return [f'{i + 1}: {name}' if names.count(name) > 1 else name for i, name in enumerate(names)]
 
 
-def model_pairs(parser: argparse.ArgumentParser,
-                args: argparse.Namespace) -> List[ModelPair]:
+def model_pairs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> List[ModelPair]:
     """The checked, named pairs of :func:`add_model_pairs_args`.
 
     An odd number of paths or a ``--labels`` count that differs is a usage
@@ -148,24 +160,28 @@ def model_pairs(parser: argparse.ArgumentParser,
     it (before any model is built).
     """
     if len(args.models) % 2:
-        parser.error(f'models come in CONFIG CHECKPOINT pairs; got '
-                     f'{len(args.models)} paths: {args.models}')
+        parser.error(
+            f'models come in CONFIG CHECKPOINT pairs; got {len(args.models)} paths: {args.models}'
+        )
     pairs = list(zip(args.models[::2], args.models[1::2]))
     if args.labels is not None and len(args.labels) != len(pairs):
-        parser.error(f'--labels: {len(args.labels)} names for '
-                     f'{len(pairs)} models')
+        parser.error(f'--labels: {len(args.labels)} names for {len(pairs)} models')
     for config, checkpoint in pairs:
         if not osp.isfile(config):
             raise FileNotFoundError(f'config {config}: no such file')
         if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint}: no such file '
-                                    f'(paired with config {config})')
-    return [ModelPair(name, config, checkpoint) for name, (config, checkpoint)
-            in zip(pair_names(pairs, args.labels), pairs)]
+            raise FileNotFoundError(
+                f'checkpoint {checkpoint}: no such file (paired with config {config})'
+            )
+    return [
+        ModelPair(name, config, checkpoint)
+        for name, (config, checkpoint) in zip(pair_names(pairs, args.labels), pairs)
+    ]
 
 
-def load_model_configs(pairs: Sequence[ModelPair],
-                       cfg_options: Optional[dict] = None) -> List[dict]:
+def load_model_configs(
+    pairs: Sequence[ModelPair], cfg_options: Optional[dict] = None
+) -> List[dict]:
     """``dict(name, stem, config, checkpoint, cfg)`` per pair, with
     ``--cfg-options`` merged into every config (no model is built)."""
     models = []
@@ -173,19 +189,29 @@ def load_model_configs(pairs: Sequence[ModelPair],
         cfg = Config.fromfile(pair.config)
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
-        models.append(dict(pair._asdict(), cfg=cfg, stem=osp.splitext(
-            osp.basename(pair.config))[0]))
+        models.append(
+            dict(pair._asdict(), cfg=cfg, stem=osp.splitext(osp.basename(pair.config))[0])
+        )
     return models
 
 
-def build_tool_runner(cfg: Config, checkpoint: str, work_dir: str,
-                      experiment_name: str, launcher: str, log_level: str):
+def build_tool_runner(
+    cfg: Config, checkpoint: str, work_dir: str, experiment_name: str, launcher: str, log_level: str
+):
     """The runner an analysis tool tests one checkpoint with (the config's
     runner, NoFrostRunner by default; never resuming a training)."""
     from mmengine.registry import RUNNERS
-    cfg.merge_from_dict(dict(
-        launcher=launcher, work_dir=work_dir, experiment_name=experiment_name,
-        load_from=checkpoint, resume=False, log_level=log_level))
+
+    cfg.merge_from_dict(
+        dict(
+            launcher=launcher,
+            work_dir=work_dir,
+            experiment_name=experiment_name,
+            load_from=checkpoint,
+            resume=False,
+            log_level=log_level,
+        )
+    )
     cfg.setdefault('runner_type', 'NoFrostRunner')
     return RUNNERS.build(cfg)
 
@@ -198,6 +224,7 @@ def then_leave_together(run, *args):
     """
     result = run(*args)
     from .distributed import shutdown_distributed
+
     shutdown_distributed()
     return result
 
@@ -205,26 +232,31 @@ def then_leave_together(run, *args):
 def add_tool_runner_args(parser: argparse.ArgumentParser) -> None:
     """``--cfg-options``, ``--log-level`` and the launcher options of the
     tools that test checkpoints through their configs' runners."""
-    add_cfg_options_arg(parser, help='override settings of every model config '
-                        '(key=value)')
-    parser.add_argument('--log-level', default='WARNING',
-                        help="the runners' log level (INFO shows their logs)")
+    add_cfg_options_arg(parser, help='override settings of every model config (key=value)')
+    parser.add_argument(
+        '--log-level', default='WARNING', help="the runners' log level (INFO shows their logs)"
+    )
     add_launcher_args(parser)
 
 
-def check_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                   **minimums: int) -> None:
+def check_at_least(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, **minimums: int
+) -> None:
     """A usage error for an option below its minimum (None: not given)."""
     for key, minimum in minimums.items():
         value = getattr(args, key)
         if value is not None and value < minimum:
-            parser.error(f'--{key.replace("_", "-")} must be >= {minimum}, '
-                         f'got {value}')
+            parser.error(f'--{key.replace("_", "-")} must be >= {minimum}, got {value}')
 
 
-def comparison_args(description: str, radius: str, radius_help: str,
-                    steps: int, steps_help: str,
-                    argv: Optional[Sequence[str]] = None):
+def comparison_args(
+    description: str,
+    radius: str,
+    radius_help: str,
+    steps: int,
+    steps_help: str,
+    argv: Optional[Sequence[str]] = None,
+):
     """Command line of the tools that draw checkpoints side by side.
 
     ``CONFIG CHECKPOINT`` pairs and ``--labels``, ``--out`` (a PNG),
@@ -240,8 +272,9 @@ def comparison_args(description: str, radius: str, radius_help: str,
     add_model_pairs_args(parser)
     parser.add_argument('--out', required=True, help='output PNG file')
     parser.add_argument('--json', help='also write the summary numbers here')
-    parser.add_argument('--num-samples', type=int, default=500,
-                        help='seeded subset of the test set (0: all)')
+    parser.add_argument(
+        '--num-samples', type=int, default=500, help='seeded subset of the test set (0: all)'
+    )
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--batch-size', type=int, default=128)
     parser.add_argument(radius, type=float, help=radius_help)

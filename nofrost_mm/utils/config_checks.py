@@ -12,6 +12,7 @@ Example:
     KeyError: "env_cfg.dist_cfg: unknown key 'timout' (did you mean \
 'timeout'?); valid keys: backend, timeout"
 """
+
 import difflib
 import inspect
 import logging
@@ -38,19 +39,18 @@ def check_keys(owner: str, given: Mapping, valid: Iterable[str]) -> None:
         if key not in valid:
             guess = closest_name(key, valid)
             hint = f' (did you mean {guess!r}?)' if guess else ''
-            raise KeyError(f'{owner}: unknown key {key!r}{hint}; valid keys: '
-                           f'{", ".join(valid)}')
+            raise KeyError(f'{owner}: unknown key {key!r}{hint}; valid keys: {", ".join(valid)}')
 
 
 def check_choice(key: str, value: Any, choices: Iterable) -> None:
     """Raise ValueError unless ``value`` is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        guess = closest_name(value, [str(c) for c in choices]) \
-            if isinstance(value, str) else None
+        guess = closest_name(value, [str(c) for c in choices]) if isinstance(value, str) else None
         hint = f' (did you mean {guess!r}?)' if guess else ''
-        raise ValueError(f'{key}={value!r} is not allowed{hint}; allowed: '
-                         f'{", ".join(map(repr, choices))}')
+        raise ValueError(
+            f'{key}={value!r} is not allowed{hint}; allowed: {", ".join(map(repr, choices))}'
+        )
 
 
 def check_bool(key: str, value: Any) -> None:
@@ -59,10 +59,15 @@ def check_bool(key: str, value: Any) -> None:
         raise TypeError(f'{key} must be True or False, got {value!r}')
 
 
-def check_number(key: str, value: Any, *, integer: bool = False,
-                 min_value: Optional[float] = None,
-                 max_value: Optional[float] = None,
-                 min_inclusive: bool = True) -> None:
+def check_number(
+    key: str,
+    value: Any,
+    *,
+    integer: bool = False,
+    min_value: Optional[float] = None,
+    max_value: Optional[float] = None,
+    min_inclusive: bool = True,
+) -> None:
     """Raise TypeError/ValueError unless ``value`` is a number in range.
 
     Args:
@@ -77,16 +82,16 @@ def check_number(key: str, value: Any, *, integer: bool = False,
     kind = numbers.Integral if integer else numbers.Real
     # bool is an int to python, never a sensible count or duration
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f'{key} must be {"an int" if integer else "a number"}'
-                        f', got {value!r} ({type(value).__name__})')
+        raise TypeError(
+            f'{key} must be {"an int" if integer else "a number"}'
+            f', got {value!r} ({type(value).__name__})'
+        )
     if value != value:  # NaN
         raise ValueError(f'{key} must be a number, got nan')
-    low_ok = min_value is None or (value >= min_value if min_inclusive
-                                   else value > min_value)
+    low_ok = min_value is None or (value >= min_value if min_inclusive else value > min_value)
     high_ok = max_value is None or value <= max_value
     if not (low_ok and high_ok):
-        low = '' if min_value is None else \
-            f'{"[" if min_inclusive else "("}{min_value}'
+        low = '' if min_value is None else f'{"[" if min_inclusive else "("}{min_value}'
         high = '' if max_value is None else f'{max_value}]'
         bounds = f'{low or "(-inf"}, {high or "inf)"}'
         raise ValueError(f'{key}={value!r} is out of range; allowed: {bounds}')
@@ -103,18 +108,21 @@ def accepted_kwargs(cls) -> Optional[set]:
         if '__init__' not in vars(klass):
             continue
         if klass is object or not klass.__module__.startswith(
-                ('nofrost_mm', 'mmpretrain', 'mmengine', 'mmcv')):
+            ('nofrost_mm', 'mmpretrain', 'mmengine', 'mmcv')
+        ):
             return None
         params = inspect.signature(vars(klass)['__init__']).parameters
-        names |= {n for n, p in params.items() if n != 'self' and p.kind in (
-            p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        names |= {
+            n
+            for n, p in params.items()
+            if n != 'self' and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
         if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
             return names
     return None
 
 
-def check_plugin_component_keys(cfg: Any, registries: Sequence,
-                                path: str = '') -> None:
+def check_plugin_component_keys(cfg: Any, registries: Sequence, path: str = '') -> None:
     """Report an unknown argument of any plug-in component in a config.
 
     Walks ``cfg``; every dict whose ``type`` names a ``nofrost_mm`` class in
@@ -148,23 +156,23 @@ def check_plugin_component_keys(cfg: Any, registries: Sequence,
                 if valid is not None:
                     # an attack's `name` labels its result (RobustTestLoop)
                     reserved = ('type', '_scope_') + (
-                        ('name', ) if registry.name == 'attack' else ())
-                    check_keys(f'{path or "config"} (type={type_name!r})',
-                               {k: v for k, v in cfg.items()
-                                if k not in reserved}, valid)
+                        ('name',) if registry.name == 'attack' else ()
+                    )
+                    check_keys(
+                        f'{path or "config"} (type={type_name!r})',
+                        {k: v for k, v in cfg.items() if k not in reserved},
+                        valid,
+                    )
                 break
     for key, value in cfg.items():
-        check_plugin_component_keys(value, registries,
-                                    f'{path}.{key}' if path else str(key))
-
+        check_plugin_component_keys(value, registries, f'{path}.{key}' if path else str(key))
 
 
 # mmengine's "no end" of a parameter scheduler (mmengine.optim.scheduler)
 _MMENGINE_INF = int(1e9)
 
 
-def _schedule_windows(param_scheduler: Any,
-                      key: str = 'param_scheduler') -> list:
+def _schedule_windows(param_scheduler: Any, key: str = 'param_scheduler') -> list:
     """(config key, type, begin, end, by_epoch) of each scheduler config.
 
     ``end`` is where the scheduler's curve is complete: its ``end``, or for
@@ -174,8 +182,11 @@ def _schedule_windows(param_scheduler: Any,
     """
     if isinstance(param_scheduler, Mapping) and 'type' not in param_scheduler:
         # one scheduler list per optimizer
-        return [w for name, sub in param_scheduler.items()
-                for w in _schedule_windows(sub, f'{key}.{name}')]
+        return [
+            w
+            for name, sub in param_scheduler.items()
+            for w in _schedule_windows(sub, f'{key}.{name}')
+        ]
     if isinstance(param_scheduler, Mapping):
         entries = [(key, param_scheduler)]
     elif isinstance(param_scheduler, (list, tuple)):
@@ -188,17 +199,18 @@ def _schedule_windows(param_scheduler: Any,
             continue  # an already built scheduler
         begin, end = cfg.get('begin', 0), cfg.get('end', _MMENGINE_INF)
         if end >= _MMENGINE_INF:
-            length = (cfg.get('T_max') or cfg.get('total_steps')
-                      or sum(cfg.get('periods') or [])
-                      or max(cfg.get('milestones') or [0]))
+            length = (
+                cfg.get('T_max')
+                or cfg.get('total_steps')
+                or sum(cfg.get('periods') or [])
+                or max(cfg.get('milestones') or [0])
+            )
             end = begin + length if length else None
-        windows.append((name, cfg.get('type'), begin, end,
-                        cfg.get('by_epoch', True)))
+        windows.append((name, cfg.get('type'), begin, end, cfg.get('by_epoch', True)))
     return windows
 
 
-def check_schedule_length(param_scheduler: Any,
-                          train_cfg: Optional[Mapping]) -> Optional[str]:
+def check_schedule_length(param_scheduler: Any, train_cfg: Optional[Mapping]) -> Optional[str]:
     """Warn when training stops before its parameter schedule ends.
 
     A run shortened with ``--cfg-options train_cfg.max_epochs=1`` keeps the
@@ -221,6 +233,7 @@ def check_schedule_length(param_scheduler: Any,
         str | None: The warning logged, or None if the schedule fits.
     """
     from mmengine.logging import print_log
+
     train_cfg = train_cfg or {}
     if 'max_epochs' in train_cfg:
         key, by_epoch, unit = 'max_epochs', True, 'epoch'
@@ -229,17 +242,19 @@ def check_schedule_length(param_scheduler: Any,
     else:
         return None
     length = train_cfg[key]
-    cut = [(name, kind, begin, end)
-           for name, kind, begin, end, sched_by_epoch in _schedule_windows(
-               param_scheduler)
-           if sched_by_epoch == by_epoch and end is not None and end > length]
+    cut = [
+        (name, kind, begin, end)
+        for name, kind, begin, end, sched_by_epoch in _schedule_windows(param_scheduler)
+        if sched_by_epoch == by_epoch and end is not None and end > length
+    ]
     if not cut:
         return None
     described = []
     for name, kind, begin, end in cut:
         window = f'{name} ({kind}, {unit}s {begin}-{end})'
-        described.append(f'{window} never starts' if begin >= length else
-                         f'{window} stops at {unit} {length}')
+        described.append(
+            f'{window} never starts' if begin >= length else f'{window} stops at {unit} {length}'
+        )
     full = max(end for *_, end in cut)
     units = f'{length} {unit}' + ('s' if length != 1 else '')
     message = (
@@ -249,6 +264,7 @@ def check_schedule_length(param_scheduler: Any,
         'schedule, the end of a decay) is never reached. To train this '
         "short, scale the schedulers' begin/end (and T_max, milestones, "
         f'total_steps) to {units}; to follow the schedule, set '
-        f'train_cfg.{key}={full}.')
+        f'train_cfg.{key}={full}.'
+    )
     print_log(message, logger='current', level=logging.WARNING)
     return message

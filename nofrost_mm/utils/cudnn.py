@@ -1,4 +1,5 @@
 """cuDNN autotuning switched for a while (on in training, off in robust evaluation)."""
+
 from contextlib import contextmanager
 from typing import Iterator
 

@@ -1,4 +1,5 @@
 """Process-group clean-up shared by the command-line tools."""
+
 import atexit
 import os
 import sys

@@ -1,4 +1,5 @@
 """One log line per distinct message, for warnings that would repeat every step."""
+
 import logging
 from typing import Set
 

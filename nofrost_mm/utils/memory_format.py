@@ -1,4 +1,5 @@
 """The memory format of a model, read from its weights (the one source of it)."""
+
 import torch
 import torch.nn as nn
 
@@ -16,7 +17,6 @@ def model_memory_format(model: nn.Module) -> torch.memory_format:
     for p in model.parameters():
         # the first 4-d weight whose two layouts differ (not a 1x1 conv of
         # one input channel) decides
-        if p.dim() == 4 and p.is_contiguous() != p.is_contiguous(
-                memory_format=torch.channels_last):
+        if p.dim() == 4 and p.is_contiguous() != p.is_contiguous(memory_format=torch.channels_last):
             return torch.contiguous_format if p.is_contiguous() else torch.channels_last
     return torch.contiguous_format

@@ -22,6 +22,7 @@ Example:
     ...         task.update(i + 1, steps, status=lambda: f'step {i + 1}')
     ...     task.end(lambda: f'{int(broken.sum())} broken', always=True)
 """
+
 import inspect
 import logging
 import math
@@ -45,13 +46,13 @@ def _console_shows_info(logger: logging.Logger) -> bool:
     """Whether INFO records of ``logger`` reach the console."""
     # a FileHandler is a StreamHandler too: the console's is the plain one
     return logger.isEnabledFor(logging.INFO) and any(
-        type(h) is logging.StreamHandler and h.level <= logging.INFO
-        for h in logger.handlers)
+        type(h) is logging.StreamHandler and h.level <= logging.INFO for h in logger.handlers
+    )
 
 
 def format_seconds(seconds: float) -> str:
     """``h:mm:ss`` (mmengine's ETA format), e.g. ``0:01:15``."""
-    return str(timedelta(seconds=int(round(max(seconds, 0.)))))
+    return str(timedelta(seconds=int(round(max(seconds, 0.0)))))
 
 
 class ProgressTask:
@@ -68,8 +69,7 @@ class ProgressTask:
     def elapsed(self) -> float:
         return self.reporter.clock() - self.start
 
-    def update(self, done: Lazy = 0, total: Optional[Lazy] = None,
-               status: Lazy = '') -> None:
+    def update(self, done: Lazy = 0, total: Optional[Lazy] = None, status: Lazy = '') -> None:
         """A line if one is due: ``title: pct, status; elapsed, ETA``.
 
         Args:
@@ -94,12 +94,10 @@ class ProgressTask:
         if status:
             parts.append(str(status))
         # no timing on a line written as the task starts
-        timing = [f'elapsed {format_seconds(elapsed)}'] \
-            if elapsed >= .5 or eta is not None else []
+        timing = [f'elapsed {format_seconds(elapsed)}'] if elapsed >= 0.5 or eta is not None else []
         if eta is not None:
             timing.append(f'ETA {format_seconds(eta)}')
-        self.reporter.write(self, '; '.join(filter(None, [', '.join(parts),
-                                                           ', '.join(timing)])))
+        self.reporter.write(self, '; '.join(filter(None, [', '.join(parts), ', '.join(timing)])))
 
     def end(self, status: Lazy = '', always: bool = False) -> None:
         """``title: done in h:mm:ss, status``: written when ``always``, when
@@ -108,8 +106,9 @@ class ProgressTask:
         if not (always or self.written or self.reporter.due()):
             return
         status = _value(status)
-        self.reporter.write(self, f'done in {format_seconds(self.elapsed())}'
-                            + (f', {status}' if status else ''))
+        self.reporter.write(
+            self, f'done in {format_seconds(self.elapsed())}' + (f', {status}' if status else '')
+        )
 
 
 class _NoTask:
@@ -150,14 +149,20 @@ class ProgressReporter:
         ...     t.update(status='started')  # 'batch 3/40 > AutoAttack: started; ...'
     """
 
-    def __init__(self, interval: Optional[float] = 30.,
-                 logger: Union[str, logging.Logger, None] = 'current',
-                 clock: Callable[[], float] = time.monotonic):
-        if interval is not None and (isinstance(interval, bool)
-                                     or not isinstance(interval, (int, float))
-                                     or not interval >= 0):
-            raise ValueError(f'progress interval must be None or a number of '
-                             f'seconds >= 0, got {interval!r}')
+    def __init__(
+        self,
+        interval: Optional[float] = 30.0,
+        logger: Union[str, logging.Logger, None] = 'current',
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if interval is not None and (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not interval >= 0
+        ):
+            raise ValueError(
+                f'progress interval must be None or a number of seconds >= 0, got {interval!r}'
+            )
         self.interval, self.logger, self.clock = interval, logger, clock
         self.last_line = -math.inf
         self.stack: List[ProgressTask] = []
@@ -191,12 +196,18 @@ class ProgressReporter:
 
     def write(self, task: ProgressTask, text: str) -> None:
         """Write ``text`` as ``task``'s line, prefixed by the open tasks."""
-        names = [t.title for t in self.stack[:self.stack.index(task)]
-                 if t.chain and t.title] if task in self.stack else []
+        names = (
+            [t.title for t in self.stack[: self.stack.index(task)] if t.chain and t.title]
+            if task in self.stack
+            else []
+        )
         line = ' > '.join(names + [task.title]) + ': ' + text
         print_log(line, logger=self.logger)
-        if self.logger == 'current' and get_dist_info()[0] == 0 and \
-                not _console_shows_info(MMLogger.get_current_instance()):
+        if (
+            self.logger == 'current'
+            and get_dist_info()[0] == 0
+            and not _console_shows_info(MMLogger.get_current_instance())
+        ):
             # a log level meant to quiet the runner does not hide progress
             print(line, flush=True)
         task.written = True

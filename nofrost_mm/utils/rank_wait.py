@@ -10,6 +10,7 @@ key-value store (the rendezvous store every rank already talks to): each
 call there returns at once, whatever the wait, and the ranks leave together
 to the collective that follows.
 """
+
 import time
 from collections import Counter
 
@@ -23,10 +24,11 @@ _CALLS = Counter()
 
 def _store():
     from torch.distributed import distributed_c10d
+
     return distributed_c10d._get_default_store()
 
 
-def wait_for_ranks(name: str, log_interval: float = 300., max_poll: float = 1.) -> float:
+def wait_for_ranks(name: str, log_interval: float = 300.0, max_poll: float = 1.0) -> float:
     """Return once every process of the default group has called this.
 
     Without a process group (one process) it returns at once. Each rank adds
@@ -47,10 +49,10 @@ def wait_for_ranks(name: str, log_interval: float = 300., max_poll: float = 1.) 
         float: Seconds this rank waited.
     """
     if not (dist.is_available() and dist.is_initialized()):
-        return 0.
+        return 0.0
     world = dist.get_world_size()
     if world == 1:
-        return 0.
+        return 0.0
     _CALLS[name] += 1
     key = f'nofrost_mm/wait_for_ranks/{name}/{_CALLS[name]}'
     store = _store()
@@ -64,9 +66,11 @@ def wait_for_ranks(name: str, log_interval: float = 300., max_poll: float = 1.) 
         now = time.monotonic()
         if arrived < world and now - last_log >= log_interval:
             last_log = now
-            print_log(f'rank {dist.get_rank()}: {name}: waiting for '
-                      f'{world - arrived} of {world} processes to finish '
-                      f'({now - start:.0f} s so far; no collective is pending, '
-                      'so the process-group timeout does not apply)',
-                      logger='current')
+            print_log(
+                f'rank {dist.get_rank()}: {name}: waiting for '
+                f'{world - arrived} of {world} processes to finish '
+                f'({now - start:.0f} s so far; no collective is pending, '
+                'so the process-group timeout does not apply)',
+                logger='current',
+            )
     return time.monotonic() - start

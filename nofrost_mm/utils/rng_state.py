@@ -7,6 +7,7 @@ and a random PGD start would continue from a different state than an
 uninterrupted run. The states are plain tuples, numpy arrays and byte
 tensors, all loadable with ``torch.load(weights_only=True)``.
 """
+
 import random
 
 import numpy as np
@@ -15,8 +16,7 @@ import torch
 
 def get_rng_state() -> dict:
     """The states of python's, numpy's, torch's (and CUDA's) global RNGs."""
-    state = dict(python=random.getstate(), numpy=np.random.get_state(),
-                 torch=torch.get_rng_state())
+    state = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state()  # this process's device
     return state

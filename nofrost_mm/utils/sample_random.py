@@ -15,6 +15,7 @@ Example:
     >>> noise = sample_uniform(keys, (3, 32, 32), stream=1)  # (2, 3, 32, 32)
     >>> # the row of sample 7 is the same in any other batch holding it
 """
+
 from typing import Sequence, Union
 
 import torch
@@ -41,8 +42,11 @@ def _mix(keys: torch.Tensor, value: int) -> torch.Tensor:
             return keys
 
 
-def sample_keys(seed: int, indices: Union[torch.Tensor, Sequence[int]],
-                device: Union[str, torch.device, None] = None) -> torch.Tensor:
+def sample_keys(
+    seed: int,
+    indices: Union[torch.Tensor, Sequence[int]],
+    device: Union[str, torch.device, None] = None,
+) -> torch.Tensor:
     """Per-sample keys from an evaluation seed and dataset indices.
 
     Args:
@@ -74,8 +78,9 @@ def fold_keys(keys: torch.Tensor, value: int) -> torch.Tensor:
     return _mix(keys.to(torch.int64), value)
 
 
-def random_keys(num: int, device: Union[str, torch.device, None] = None,
-                generator: torch.Generator = None) -> torch.Tensor:
+def random_keys(
+    num: int, device: Union[str, torch.device, None] = None, generator: torch.Generator = None
+) -> torch.Tensor:
     """Keys drawn from torch's generator, for callers without dataset indices.
 
     Args:
@@ -84,8 +89,7 @@ def random_keys(num: int, device: Union[str, torch.device, None] = None,
         generator (torch.Generator, optional): Source; torch's default one
             if not given (so ``torch.manual_seed`` still makes runs repeat).
     """
-    return torch.randint(0, 2**32, (num,), generator=generator,
-                         dtype=torch.int64).to(device)
+    return torch.randint(0, 2**32, (num,), generator=generator, dtype=torch.int64).to(device)
 
 
 def sample_bits(keys: torch.Tensor, shape: Sequence[int], stream: int = 0) -> torch.Tensor:
@@ -108,8 +112,9 @@ def sample_bits(keys: torch.Tensor, shape: Sequence[int], stream: int = 0) -> to
     return bits.view(keys.shape + shape)
 
 
-def sample_uniform(keys: torch.Tensor, shape: Sequence[int], stream: int = 0,
-                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sample_uniform(
+    keys: torch.Tensor, shape: Sequence[int], stream: int = 0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Uniform numbers in [0, 1), ``keys.shape + shape`` (24 random bits each).
 
     Args:
@@ -121,20 +126,22 @@ def sample_uniform(keys: torch.Tensor, shape: Sequence[int], stream: int = 0,
     return (sample_bits(keys, shape, stream) >> 8).to(dtype) * (1.0 / 2**24)
 
 
-def sample_normal(keys: torch.Tensor, shape: Sequence[int], stream: int = 0,
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sample_normal(
+    keys: torch.Tensor, shape: Sequence[int], stream: int = 0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Standard normal numbers, ``keys.shape + shape`` (Box-Muller).
 
     Args:
         keys, shape, stream, dtype: As :func:`sample_uniform`.
     """
-    u = sample_uniform(keys, (2, ) + tuple(shape), stream, torch.float64)
+    u = sample_uniform(keys, (2,) + tuple(shape), stream, torch.float64)
     radius = torch.sqrt(-2.0 * torch.log1p(-u[:, 0]))
     return (radius * torch.cos(2 * torch.pi * u[:, 1])).to(dtype)
 
 
-def sample_randint(keys: torch.Tensor, high: Union[int, torch.Tensor],
-                   shape: Sequence[int] = (), stream: int = 0) -> torch.Tensor:
+def sample_randint(
+    keys: torch.Tensor, high: Union[int, torch.Tensor], shape: Sequence[int] = (), stream: int = 0
+) -> torch.Tensor:
     """Integers in [0, high), ``keys.shape + shape``.
 
     Args:

@@ -1,6 +1,7 @@
 """What the demo and the MNIST study share (``tools/demo.py``,
 ``tools/mnist_study.py``): the repository's tools run with a log, and the
 statistics of a number over seeds."""
+
 import os
 import os.path as osp
 import statistics
@@ -12,8 +13,7 @@ from typing import Callable, List, Optional
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def run_logged(cmd: List[str], log_path: str,
-               show: Optional[Callable[[str], bool]] = None) -> None:
+def run_logged(cmd: List[str], log_path: str, show: Optional[Callable[[str], bool]] = None) -> None:
     """Run a repository command, keep its whole output in a log, show some
     lines.
 
@@ -30,9 +30,15 @@ def run_logged(cmd: List[str], log_path: str,
     """
     env = dict(os.environ, PYTHONPATH=REPO)
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen([sys.executable] + cmd, cwd=REPO, env=env,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            [sys.executable] + cmd,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         for line in proc.stdout:
             log.write(line)
             if show is None or show(line):
@@ -41,8 +47,7 @@ def run_logged(cmd: List[str], log_path: str,
     if proc.returncode != 0:
         with open(log_path) as f:
             tail = ''.join(f.readlines()[-30:])
-        raise SystemExit(f'{" ".join(cmd)} failed ({proc.returncode}); '
-                         f'log: {log_path}\n{tail}')
+        raise SystemExit(f'{" ".join(cmd)} failed ({proc.returncode}); log: {log_path}\n{tail}')
 
 
 def seed_stats(values: list) -> dict:
@@ -61,4 +66,6 @@ def seed_stats(values: list) -> dict:
     return dict(
         mean=statistics.mean(present) if present else None,
         std=statistics.stdev(present) if len(present) > 1 else None,
-        n_seeds=len(present), per_seed=list(values))
+        n_seeds=len(present),
+        per_seed=list(values),
+    )

@@ -9,6 +9,7 @@ the same keys from a config, before anything is built, for the test attacks
 (``test_attacks``): ``data_preprocessor.eps``, or the eps of the training
 attack when that is not set.
 """
+
 import copy
 from typing import Any, List, Optional
 

@@ -1,4 +1,5 @@
 """Fail early, with a clear message, on an OpenMMLab stack this plug-in was not built for."""
+
 from importlib import metadata
 
 from packaging.version import Version
@@ -7,7 +8,7 @@ from packaging.version import Version
 SUPPORTED_RANGES = {
     'mmengine': (('mmengine', 'mmengine-lite'), '0.10.0', '1.0.0'),
     'mmcv': (('mmcv', 'mmcv-lite'), '2.0.0', '2.4.0'),
-    'mmpretrain': (('mmpretrain', ), '1.2.0', '1.3.0'),
+    'mmpretrain': (('mmpretrain',), '1.2.0', '1.3.0'),
 }
 
 
@@ -27,12 +28,14 @@ def check_dependency_versions():
         dist, version = _installed_version(dists)
         wanted = f'{package}>={low},<{high}'
         if version is None:
-            problems.append(f'{package} is not installed (need {wanted}; '
-                            f'one of: {", ".join(dists)})')
+            problems.append(
+                f'{package} is not installed (need {wanted}; one of: {", ".join(dists)})'
+            )
         elif not Version(low) <= Version(version) < Version(high):
             problems.append(f'{dist}=={version} is installed, need {wanted}')
     if problems:
         raise ImportError(
-            'nofrost_mm cannot run on this OpenMMLab stack:\n  - ' +
-            '\n  - '.join(problems) +
-            '\nInstall the tested set with `make install` (see README.md).')
+            'nofrost_mm cannot run on this OpenMMLab stack:\n  - '
+            + '\n  - '.join(problems)
+            + '\nInstall the tested set with `make install` (see README.md).'
+        )

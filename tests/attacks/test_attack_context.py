@@ -12,21 +12,28 @@ from tests.conftest import free_port
 
 def _net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5),
-                         nn.InstanceNorm2d(4, track_running_stats=True), nn.Flatten(),
-                         nn.LazyLinear(2))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.Dropout(0.5),
+        nn.InstanceNorm2d(4, track_running_stats=True),
+        nn.Flatten(),
+        nn.LazyLinear(2),
+    )
 
 
 def _snapshot(model):
-    return ([m.training for m in model.modules()],
-            [p.requires_grad for p in model.parameters()],
-            {k: v.clone() for k, v in model.state_dict().items()})
+    return (
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        {k: v.clone() for k, v in model.state_dict().items()},
+    )
 
 
 def _mixed_state(model):
     model(torch.rand(2, 3, 8, 8))  # materialise the lazy layer
     model.train()
-    model[2].eval()                  # a submodule in another mode
+    model[2].eval()  # a submodule in another mode
     model[0].bias.requires_grad_(False)  # a frozen parameter
     return model
 
@@ -40,7 +47,7 @@ def test_sets_mode_freezes_and_restores(train_mode):
         assert all(m.training == train_mode for m in model.modules())
         assert not any(p.requires_grad for p in model.parameters())
         x = torch.rand(4, 3, 8, 8, requires_grad=True)
-        grad, = torch.autograd.grad(model(x).sum(), x)  # input gradients still flow
+        (grad,) = torch.autograd.grad(model(x).sum(), x)  # input gradients still flow
         assert grad.abs().sum() > 0
     after = _snapshot(model)
     assert after[0] == before[0] and after[1] == before[1]
@@ -75,8 +82,7 @@ def test_train_mode_uses_batch_statistics():
 
 def test_unwraps_ddp():
     port = free_port()
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
-                            rank=0, world_size=1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)
     try:
         model = _net()
         model(torch.rand(2, 3, 8, 8))

@@ -1,4 +1,5 @@
 """attack_context on a cluster: SyncBatchNorm attacks without collectives, FSDP refused."""
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -21,8 +22,9 @@ def _pair():
 @pytest.fixture
 def one_rank_group(tmp_path):
     """A gloo group of one process: SyncBatchNorm in train mode then syncs."""
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}',
-                            rank=0, world_size=1)
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1
+    )
     try:
         yield
     finally:

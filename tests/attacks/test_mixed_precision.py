@@ -1,12 +1,21 @@
 """PrecisionSafeClassifier: fp32 logits, per-sample gradient scaling under autocast, fp32 decisions."""
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nofrost_mm.attacks import (NFGSM, GradScaledClassifier, NormalizedClassifier,
-                                PGDAttack, PrecisionSafeClassifier, fp32_logits,
-                                fp32_predict, precision_name, precision_safe)
+from nofrost_mm.attacks import (
+    NFGSM,
+    GradScaledClassifier,
+    NormalizedClassifier,
+    PGDAttack,
+    PrecisionSafeClassifier,
+    fp32_logits,
+    fp32_predict,
+    precision_name,
+    precision_safe,
+)
 from nofrost_mm.attacks.mixed_precision import LOGIT_GRAD_EXP, OVERFLOW_BACKOFF, autocast_dtype
 from tests.attacks.toy import clean_preprocess, digits_batch, trained_classifier
 
@@ -16,7 +25,7 @@ def setup():
     model = trained_classifier('bn', type='ImageClassifier')
     data = clean_preprocess(model, digits_batch(32, split='test'), training=False)
     labels = torch.cat([s.gt_label for s in data['data_samples']])
-    return NormalizedClassifier(model, [0.] * 3, [255.] * 3), data['inputs'], labels
+    return NormalizedClassifier(model, [0.0] * 3, [255.0] * 3), data['inputs'], labels
 
 
 class _Sharp(nn.Module):
@@ -42,8 +51,7 @@ def _input_grad(fn, x, y, dtype=None):
     return torch.autograd.grad(loss, x)[0]
 
 
-@pytest.mark.parametrize('attack,bound', [(PGDAttack(eps=8, steps=5), 8),
-                                          (NFGSM(eps=8), 24)])
+@pytest.mark.parametrize('attack,bound', [(PGDAttack(eps=8, steps=5), 8), (NFGSM(eps=8), 24)])
 def test_bf16_autocast_attack_stays_in_bounds_and_is_as_strong(setup, attack, bound):
     net, x, y = setup
     clean = _loss(net, x, y)
@@ -92,7 +100,7 @@ def test_fp16_underflow_of_a_confident_model_is_removed(setup):
     scale before the cast brings them back (a scale applied after the cast,
     the former GradScaledClassifier's 2**8, did not)."""
     net, x, y = setup
-    sharp = _Sharp(net, 10.)
+    sharp = _Sharp(net, 10.0)
     exact = _input_grad(sharp, x, y)
     naive = _input_grad(sharp, x, y, torch.float16)
     safe = _input_grad(PrecisionSafeClassifier(sharp), x, y, torch.float16)
@@ -108,31 +116,31 @@ def test_one_power_of_two_per_sample_is_exact():
     seen = []
 
     def probe(x):  # records the (fp16) logit gradient that enters the 'network'
-        out = x.flatten(1)[:, :3].half() * torch.tensor([1., 2., 3.], dtype=torch.half)
+        out = x.flatten(1)[:, :3].half() * torch.tensor([1.0, 2.0, 3.0], dtype=torch.half)
         out.register_hook(seen.append)
         return out
 
     x = torch.rand(3, 1, 2, 2, requires_grad=True)
-    weights = torch.tensor([[1e-9, 0, 0], [0, 3e-3, 0], [0, 0, 5.]])
+    weights = torch.tensor([[1e-9, 0, 0], [0, 3e-3, 0], [0, 0, 5.0]])
     with torch.autocast('cpu', dtype=torch.float16):
         out = PrecisionSafeClassifier(probe)(x)
-    grad, = torch.autograd.grad((out * weights).sum(), x)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
     peaks = seen[0].float().abs().amax(1)
-    assert ((peaks >= 2.**LOGIT_GRAD_EXP) & (peaks < 2.**(LOGIT_GRAD_EXP + 1))).all()
+    assert ((peaks >= 2.0**LOGIT_GRAD_EXP) & (peaks < 2.0 ** (LOGIT_GRAD_EXP + 1))).all()
     expected = torch.zeros(3, 4)
-    expected[0, 0], expected[1, 1], expected[2, 2] = 1e-9, 6e-3, 15.
+    expected[0, 0], expected[1, 1], expected[2, 2] = 1e-9, 6e-3, 15.0
     assert torch.allclose(grad.flatten(1), expected, rtol=2e-3)
 
 
 def test_an_overflow_is_counted_backed_off_and_never_a_nan():
     def huge(x):  # amplifies the gradient beyond fp16's range for row 0 only
-        gain = torch.tensor([6e4, 1.], dtype=torch.half)[:, None]
+        gain = torch.tensor([6e4, 1.0], dtype=torch.half)[:, None]
         return (x.flatten(1)[:, :2].half() * gain) * gain
 
     safe = PrecisionSafeClassifier(huge)
     x = torch.rand(2, 1, 2, 2, requires_grad=True)
     with torch.autocast('cpu', dtype=torch.float16):
-        grad, = torch.autograd.grad(safe(x).sum(), x)
+        (grad,) = torch.autograd.grad(safe(x).sum(), x)
     assert torch.isfinite(grad).all()
     assert (grad[0] == 0).all() and (grad[1].flatten()[:2] == 1).all()
     assert safe.overflows.count == 1
@@ -145,10 +153,11 @@ def test_train_mode_batch_norm_gets_one_scale_for_the_batch():
     """Rows interact through batch statistics: per-row scales would change
     the gradient, one shared power of two does not."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
-                        nn.Linear(144, 3)).train()
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 3)
+    ).train()
     x = torch.rand(4, 1, 8, 8)
-    w = torch.tensor([1e-3, 1., 1e2, 1e-1])[:, None]
+    w = torch.tensor([1e-3, 1.0, 1e2, 1e-1])[:, None]
     grads = []
     for fn in (net, PrecisionSafeClassifier(net)):
         xx = x.clone().requires_grad_(True)
@@ -174,14 +183,24 @@ def test_deprecated_name_is_the_same_class(setup):
 
 
 def test_preprocessor_attack_under_fp16_autocast_scales_its_gradients(monkeypatch):
-    model = trained_classifier('bn', data_preprocessor=dict(
-        type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
-        attack=dict(type='PGDAttack', eps=8, steps=2)))
+    model = trained_classifier(
+        'bn',
+        data_preprocessor=dict(
+            type='PGDDataPreprocessor',
+            mean=[0.0] * 3,
+            std=[255.0] * 3,
+            num_classes=10,
+            attack=dict(type='PGDAttack', eps=8, steps=2),
+        ),
+    )
     pre = model.data_preprocessor
     calls = []
     forward = PrecisionSafeClassifier.forward
-    monkeypatch.setattr(PrecisionSafeClassifier, 'forward',
-                        lambda self, x: calls.append(x.dtype) or forward(self, x))
+    monkeypatch.setattr(
+        PrecisionSafeClassifier,
+        'forward',
+        lambda self, x: calls.append(x.dtype) or forward(self, x),
+    )
     data = clean_preprocess(model, digits_batch(8, split='test'), training=False)
     labels = torch.cat([s.gt_label for s in data['data_samples']])
     pre.attack_inputs(model, data['inputs'], labels)
@@ -199,11 +218,11 @@ def test_input_gradients_of_second_order():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Softplus(), nn.Flatten(), nn.Linear(64, 10))
     x = torch.rand(4, 3, 6, 6, requires_grad=True)
-    y = torch.randint(0, 10, (4, ))
+    y = torch.randint(0, 10, (4,))
     second = []
     for fn in (net, PrecisionSafeClassifier(net)):
         with torch.autocast('cpu', dtype=torch.bfloat16):
-            g, = torch.autograd.grad(F.cross_entropy(fn(x).float(), y), x, create_graph=True)
+            (g,) = torch.autograd.grad(F.cross_entropy(fn(x).float(), y), x, create_graph=True)
             second.append(torch.autograd.grad(g.pow(2).sum(), [x, net[0].weight]))
     for plain, safe in zip(*second):
         assert torch.allclose(plain, safe, rtol=1e-5, atol=1e-6 * plain.abs().max())

@@ -11,6 +11,7 @@ samples: rounding moves a sample or two either way). Attack budgets are
 small (10-20 steps, 300 Square queries, shortened AutoAttack members) so
 that the file runs in about a minute on one core.
 """
+
 import functools
 import logging
 
@@ -20,18 +21,29 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
-from nofrost_mm.attacks import (TORCHATTACKS_ADAPTERS, APGDAttack, AutoAttack, CWLinf,
-                                FABAttack, FGSMRS, NFGSM, PGDAttack,
-                                PrecisionSafeClassifier, SquareAttack, build_attack,
-                                fp32_predict, takes_sample_keys)
-from nofrost_mm.attacks import mixed_precision
+from nofrost_mm.attacks import (
+    FGSMRS,
+    NFGSM,
+    TORCHATTACKS_ADAPTERS,
+    APGDAttack,
+    AutoAttack,
+    CWLinf,
+    FABAttack,
+    PGDAttack,
+    PrecisionSafeClassifier,
+    SquareAttack,
+    build_attack,
+    fp32_predict,
+    mixed_precision,
+    takes_sample_keys,
+)
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_keys
 from .toy import digits_8x8, train_on_digits_8x8
 
 NUM_IMAGES = 360
 EPS = 12  # /255: PGD-10 leaves about half of the samples robust
-BOUND = 1.  # accuracy points
+BOUND = 1.0  # accuracy points
 DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
 # compares float results: run under other CPUs' float paths too
 # (tools/misc/portability_check.sh)
@@ -39,7 +51,6 @@ pytestmark = pytest.mark.numerics
 
 
 class TinyBNCNN(nn.Module):
-
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
@@ -83,7 +94,8 @@ def _shortened_autoattack():
         ('apgd-ce', APGDAttack(eps=EPS, steps=20)),
         ('apgd-t', APGDAttack(eps=EPS, steps=20, loss='dlr-targeted', n_target_classes=3)),
         ('fab-t', FABAttack(eps=EPS, steps=10, n_target_classes=3)),
-        ('square', SquareAttack(eps=EPS, n_queries=150))]
+        ('square', SquareAttack(eps=EPS, n_queries=150)),
+    ]
     return attack
 
 
@@ -100,8 +112,7 @@ PLUGIN = {
     'N-FGSM': lambda: NFGSM(eps=EPS),
     'APGD-CE': lambda: APGDAttack(eps=EPS, steps=20),
     'APGD-DLR': lambda: APGDAttack(eps=EPS, steps=20, loss='dlr'),
-    'APGD-T': lambda: APGDAttack(eps=EPS, steps=20, loss='dlr-targeted',
-                                 n_target_classes=3),
+    'APGD-T': lambda: APGDAttack(eps=EPS, steps=20, loss='dlr-targeted', n_target_classes=3),
     'FAB-T': lambda: FABAttack(eps=EPS, steps=10, n_target_classes=3),
     'Square': lambda: SquareAttack(eps=EPS, n_queries=150),
     'AutoAttack': _shortened_autoattack,
@@ -130,24 +141,31 @@ def _robust_accuracy(name, t, precision):
     x, y = _data()
     clean = fp32_predict(net, x) == y
     todo = clean.nonzero()[:, 0]
-    robust = 0.
+    robust = 0.0
     for seed in range(RANDOM_STARTS.get(name, 1)):
         attack = FACTORIES[name]()
         keys = sample_keys(seed, todo.tolist())
         kwargs = dict(keys=keys) if takes_sample_keys(attack) else {}
         torch.manual_seed(seed)  # torchattacks' random starts
-        with torch.autocast('cpu', dtype=DTYPES.get(precision, torch.bfloat16),
-                            enabled=precision != 'fp32'):
+        with torch.autocast(
+            'cpu', dtype=DTYPES.get(precision, torch.bfloat16), enabled=precision != 'fp32'
+        ):
             adv = attack(net, x[todo], y[todo], **kwargs)
         correct = clean.clone()
         correct[todo] = fp32_predict(net, adv) == y[todo]
-        robust += 100. * correct.float().mean().item()
+        robust += 100.0 * correct.float().mean().item()
     return robust / RANDOM_STARTS.get(name, 1)
 
 
 # PGDAttack and its subclass: under bf16 their survivors take fp32_polish's step
-PGD_FAMILY = ('PGD-10', 'PGD-10 early exit', 'PGD-10 L2', 'PGD-10 targeted',
-              'PGD-10 CW margin', 'CWLinf-10')
+PGD_FAMILY = (
+    'PGD-10',
+    'PGD-10 early exit',
+    'PGD-10 L2',
+    'PGD-10 targeted',
+    'PGD-10 CW margin',
+    'CWLinf-10',
+)
 
 
 def _input_grad(fn, dtype=None):
@@ -164,7 +182,7 @@ def test_every_registered_plugin_attack_is_covered():
     assert registered <= covered, f'not tested under autocast: {registered - covered}'
 
 
-@pytest.mark.parametrize('t', [10., 30.])
+@pytest.mark.parametrize('t', [10.0, 30.0])
 def test_naive_fp16_autocast_underflows_on_these_models(t):
     """Without the fix most input-gradient entries are 0 (so the strength
     tests below can fail); PrecisionSafeClassifier brings them back."""
@@ -176,23 +194,26 @@ def test_naive_fp16_autocast_underflows_on_these_models(t):
     assert safe <= zero32 + 0.01, (safe, zero32)
 
 
-@pytest.mark.parametrize('t', [10., 30., 1.], ids=['x10', 'x30', 'x1'])
+@pytest.mark.parametrize('t', [10.0, 30.0, 1.0], ids=['x10', 'x30', 'x1'])
 @pytest.mark.parametrize('precision', ['fp16', 'bf16'])
 @pytest.mark.parametrize('name', list(FACTORIES))
 def test_as_strong_under_autocast_as_in_fp32(name, precision, t):
     fp32 = robust_accuracy(name, t)
     reduced = robust_accuracy(name, t, precision)
-    assert reduced <= fp32 + BOUND, f'{name} at logits x{t:g}: {reduced:.1f}% ' \
+    assert reduced <= fp32 + BOUND, (
+        f'{name} at logits x{t:g}: {reduced:.1f}% '
         f'robust under {precision} autocast, {fp32:.1f}% in fp32'
+    )
 
 
 def test_the_bound_catches_the_unfixed_attack(monkeypatch):
     """Negative control: PGD calling the fp16 network directly (no
     PrecisionSafeClassifier) leaves far more samples robust."""
-    fp32 = robust_accuracy('PGD-10', 10.)
+    fp32 = robust_accuracy('PGD-10', 10.0)
     import nofrost_mm.attacks.pgd as pgd
+
     monkeypatch.setattr(pgd, 'precision_safe', lambda model_fn: model_fn)
-    naive = _robust_accuracy('PGD-10', 10., 'fp16')
+    naive = _robust_accuracy('PGD-10', 10.0, 'fp16')
     assert naive > fp32 + 10 * BOUND, (naive, fp32)
 
 
@@ -200,18 +221,23 @@ def test_the_bound_catches_the_unfixed_attack(monkeypatch):
 def test_each_attack_says_what_precision_it_runs_in(precision):
     expected = {name: precision for name in FACTORIES}
     expected.update({'FAB-T': 'fp32', 'APGD': 'fp32'})  # decided near the boundary
-    expected['AutoAttack'] = f'{precision} (fab-t fp32)' if precision == 'fp16' \
+    expected['AutoAttack'] = (
+        f'{precision} (fab-t fp32)'
+        if precision == 'fp16'
         else f'{precision} (apgd-ce, apgd-t, fab-t, square fp32)'
+    )
     if precision == 'bf16':
-        expected.update({name: 'fp32' for name in ('Square', 'APGD-CE', 'APGD-DLR',
-                                                   'APGD-T')})
+        expected.update({name: 'fp32' for name in ('Square', 'APGD-CE', 'APGD-DLR', 'APGD-T')})
         expected.update({name: 'bf16 (polish fp32)' for name in PGD_FAMILY})
     with torch.autocast('cpu', dtype=DTYPES[precision]):
-        got = {name: mixed_precision.attack_precision(make(), 'cpu')
-               for name, make in FACTORIES.items()}
+        got = {
+            name: mixed_precision.attack_precision(make(), 'cpu')
+            for name, make in FACTORIES.items()
+        }
     assert got == expected
-    assert {mixed_precision.attack_precision(make(), 'cpu')
-            for make in FACTORIES.values()} == {'fp32'}  # no autocast
+    assert {mixed_precision.attack_precision(make(), 'cpu') for make in FACTORIES.values()} == {
+        'fp32'
+    }  # no autocast
 
 
 def test_bf16_pgd_family_is_stronger_than_fp32_on_average():
@@ -222,22 +248,24 @@ def test_bf16_pgd_family_is_stronger_than_fp32_on_average():
     fp32, at fp32 margins of 0.003-0.12). Measured here over the six PGD
     attacks and three logit scales: 0.63 points below fp32 on average with
     the step, 0.02 without it (single cases 1 sample above fp32)."""
-    excess = [robust_accuracy(name, t, 'bf16') - robust_accuracy(name, t)
-              for name in PGD_FAMILY for t in (10., 30., 1.)]
+    excess = [
+        robust_accuracy(name, t, 'bf16') - robust_accuracy(name, t)
+        for name in PGD_FAMILY
+        for t in (10.0, 30.0, 1.0)
+    ]
     assert max(excess) <= BOUND, excess
     assert sum(excess) / len(excess) <= -0.25, excess
 
 
 def test_fp32_polish_only_breaks_samples_and_only_under_bf16():
-    net = Sharpened(_model(), 10.)
+    net = Sharpened(_model(), 10.0)
     x, y = _data()
     keys = sample_keys(0, range(len(x)))
     for precision in ('bf16', 'fp16'):
         attack = PGDAttack(eps=EPS, steps=10)
         with torch.autocast('cpu', dtype=DTYPES[precision]):
             polished = attack(net, x, y, keys=keys)
-        with torch.autocast('cpu', dtype=DTYPES[precision]), \
-                pytest.MonkeyPatch.context() as patch:
+        with torch.autocast('cpu', dtype=DTYPES[precision]), pytest.MonkeyPatch.context() as patch:
             patch.setattr(mixed_precision, 'POLISH_PRECISIONS', ())
             plain = attack(net, x, y, keys=keys)
         moved = (polished != plain).flatten(1).any(dim=1)
@@ -257,7 +285,7 @@ def test_apgd_runs_in_fp32_under_bf16_and_says_so():
     than fp32 on the demo ResNet with logits x10 (0.8 on average over five
     starts). Under bf16 it runs in fp32, bit for bit, with one log line;
     under fp16 it stays in fp16."""
-    net = Sharpened(_model(), 10.)
+    net = Sharpened(_model(), 10.0)
     x, y = _data()
     keys = sample_keys(0, range(len(x)))
     attack = APGDAttack(eps=EPS, steps=10)

@@ -1,4 +1,5 @@
 """PGDAttack: constraints, strength against torchattacks, options, input checks."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ def setup():
     data = clean_preprocess(model, digits_batch(64, split='test'), training=False)
     images = data['inputs']  # the digits preprocessor divides by 255: [0, 1]
     labels = torch.cat([s.gt_label for s in data['data_samples']])
-    return NormalizedClassifier(model, [0.] * 3, [255.] * 3), images, labels
+    return NormalizedClassifier(model, [0.0] * 3, [255.0] * 3), images, labels
 
 
 def _loss(net, x, y):
@@ -22,10 +23,18 @@ def _loss(net, x, y):
         return F.cross_entropy(net(x), y).item()
 
 
-@pytest.mark.parametrize('kwargs', [
-    dict(eps=8), dict(eps=32, steps=3), dict(eps=16, norm='L2'),
-    dict(eps=8, random_start=False), dict(eps=8, loss='cw', confidence=50),
-    dict(eps=8, targeted=True), dict(eps=4, step_size=10.)])
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(eps=8),
+        dict(eps=32, steps=3),
+        dict(eps=16, norm='L2'),
+        dict(eps=8, random_start=False),
+        dict(eps=8, loss='cw', confidence=50),
+        dict(eps=8, targeted=True),
+        dict(eps=4, step_size=10.0),
+    ],
+)
 def test_stays_within_eps_and_range(setup, kwargs):
     net, images, labels = setup
     adv = PGDAttack(**kwargs)(net, images, labels)
@@ -41,8 +50,9 @@ def test_stays_within_eps_and_range(setup, kwargs):
 def test_at_least_as_strong_as_torchattacks_pgd(setup, eps, steps):
     net, images, labels = setup
     ours = PGDAttack(eps=eps, steps=steps)
-    reference = torchattacks.PGD(net, eps=eps / 255, alpha=ours.get_step_size() / 255,
-                                 steps=steps, random_start=True)
+    reference = torchattacks.PGD(
+        net, eps=eps / 255, alpha=ours.get_step_size() / 255, steps=steps, random_start=True
+    )
     clean = _loss(net, images, labels)
     torch.manual_seed(1)
     ours_loss = _loss(net, ours(net, images, labels), labels)
@@ -89,8 +99,9 @@ def test_cw_confidence_keeps_pushing(setup):
     net, images, labels = setup
     adv = PGDAttack(eps=32, steps=10, loss='cw', confidence=50)(net, images, labels)
     with torch.no_grad():
-        assert (net(adv).argmax(1) == labels).float().mean() < \
-            (net(images).argmax(1) == labels).float().mean()
+        assert (net(adv).argmax(1) == labels).float().mean() < (
+            net(images).argmax(1) == labels
+        ).float().mean()
 
 
 def test_input_gradients_only_and_works_under_no_grad(setup):
@@ -108,11 +119,19 @@ def test_eps_zero_returns_the_images(setup):
     assert torch.equal(PGDAttack(eps=0, steps=0)(net, images, labels), images)
 
 
-@pytest.mark.parametrize('kwargs,key', [
-    (dict(eps=-1), 'eps'), (dict(steps=0), 'steps'), (dict(steps=2.5), 'steps'),
-    (dict(step_size=0), 'step_size'), (dict(norm='L1'), 'norm'),
-    (dict(loss='dlr'), 'loss'), (dict(confidence=-1), 'confidence'),
-    (dict(num_classes=1), 'num_classes')])
+@pytest.mark.parametrize(
+    'kwargs,key',
+    [
+        (dict(eps=-1), 'eps'),
+        (dict(steps=0), 'steps'),
+        (dict(steps=2.5), 'steps'),
+        (dict(step_size=0), 'step_size'),
+        (dict(norm='L1'), 'norm'),
+        (dict(loss='dlr'), 'loss'),
+        (dict(confidence=-1), 'confidence'),
+        (dict(num_classes=1), 'num_classes'),
+    ],
+)
 def test_bad_settings_name_the_key(kwargs, key):
     # sizes follow the attacks' shared pixel-unit rule (`eps=-1 must be ...`),
     # the others check_number's and check_choice's (`PGDAttack.steps=0 is ...`)
@@ -142,15 +161,22 @@ def test_attack_context_is_what_callers_use(setup):
     model = net.classifier
     model.train()
     with attack_context(model) as m:
-        adv = PGDAttack(eps=8, steps=2)(NormalizedClassifier(m, [0.] * 3, [255.] * 3),
-                                        images, labels)
+        adv = PGDAttack(eps=8, steps=2)(
+            NormalizedClassifier(m, [0.0] * 3, [255.0] * 3), images, labels
+        )
     assert model.training and adv.shape == images.shape
     model.eval()
 
 
-@pytest.mark.parametrize('kwargs', [
-    dict(eps=8, steps=10), dict(eps=16, steps=5, norm='L2'),
-    dict(eps=8, steps=10, loss='cw'), dict(eps=8, steps=10, targeted=True)])
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(eps=8, steps=10),
+        dict(eps=16, steps=5, norm='L2'),
+        dict(eps=8, steps=10, loss='cw'),
+        dict(eps=8, steps=10, targeted=True),
+    ],
+)
 def test_early_exit_is_never_weaker_than_the_last_iterate(setup, kwargs):
     net, images, labels = setup
     torch.manual_seed(3)
@@ -184,11 +210,19 @@ def test_early_exit_is_refused_with_the_kl_loss():
         PGDAttack(loss='kl', random_start='normal', early_exit=True)
 
 
-@pytest.mark.parametrize('kwargs', [
-    dict(eps=16, steps=2), dict(eps=16, steps=2, norm='L2'), dict(eps=16, random_start='normal'),
-    dict(eps=16, steps=2, targeted=True), dict(eps=16, steps=3, early_exit=True)])
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(eps=16, steps=2),
+        dict(eps=16, steps=2, norm='L2'),
+        dict(eps=16, random_start='normal'),
+        dict(eps=16, steps=2, targeted=True),
+        dict(eps=16, steps=3, early_exit=True),
+    ],
+)
 def test_with_keys_a_samples_attack_does_not_depend_on_its_batch(setup, kwargs):
     from nofrost_mm.utils import sample_keys
+
     net, images, labels = setup
     attack = PGDAttack(**kwargs)
     keys = sample_keys(0, torch.arange(len(images)))
@@ -196,8 +230,9 @@ def test_with_keys_a_samples_attack_does_not_depend_on_its_batch(setup, kwargs):
         whole = attack(net, images, labels, keys=keys)
         torch.manual_seed(123)  # the global generator plays no part
         part = attack(net, images[5:13], labels[5:13], keys=keys[5:13])
-        other = attack(net, images[5:13], labels[5:13],
-                       keys=sample_keys(1, torch.arange(len(images)))[5:13])
+        other = attack(
+            net, images[5:13], labels[5:13], keys=sample_keys(1, torch.arange(len(images)))[5:13]
+        )
     assert torch.allclose(part, whole[5:13], atol=1e-6)
     assert not torch.allclose(other, part, atol=1e-6)
 

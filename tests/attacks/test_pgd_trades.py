@@ -1,4 +1,5 @@
 """PGDAttack(loss='kl'): the TRADES inner maximisation, against a direct loop."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +13,7 @@ def setup():
     model = trained_classifier('bn', type='ImageClassifier')
     data = clean_preprocess(model, digits_batch(32, split='test'), training=False)
     labels = torch.cat([s.gt_label for s in data['data_samples']])
-    return NormalizedClassifier(model, [0.] * 3, [255.] * 3), data['inputs'], labels
+    return NormalizedClassifier(model, [0.0] * 3, [255.0] * 3), data['inputs'], labels
 
 
 def _kl(net, x, adv):
@@ -25,8 +26,9 @@ def test_kl_attack_is_the_trades_loop(setup):
     net, x, labels = setup
     eps, alpha, steps = 16 / 255, 4 / 255, 4
     torch.manual_seed(3)
-    adv = PGDAttack(eps=16, steps=steps, step_size=4, loss='kl',
-                    random_start='normal')(net, x, labels)
+    adv = PGDAttack(eps=16, steps=steps, step_size=4, loss='kl', random_start='normal')(
+        net, x, labels
+    )
     # TRADES's loop, written on the perturbation (a 1-ulp difference in the
     # input can flip the sign of a near-zero gradient, so the same arithmetic)
     torch.manual_seed(3)
@@ -36,7 +38,7 @@ def test_kl_attack_is_the_trades_loop(setup):
     for _ in range(steps):
         delta.requires_grad_(True)
         loss = F.kl_div(net(x + delta).log_softmax(1), p_clean, reduction='sum')
-        grad, = torch.autograd.grad(loss, delta)
+        (grad,) = torch.autograd.grad(loss, delta)
         delta = (delta.detach() + alpha * grad.sign()).clamp(-eps, eps)
         delta = (x + delta).clamp(0, 1) - x
     assert torch.allclose(adv, (x + delta).clamp(0, 1), atol=1e-6)
@@ -57,12 +59,15 @@ def test_kl_attack_ignores_labels_and_keeps_l2_ball(setup):
     assert (adv - x).flatten(1).norm(dim=1).max() * 255 <= 64 + 1e-3
 
 
-@pytest.mark.parametrize('kwargs,key', [
-    (dict(loss='kl', targeted=True), 'targeted'),
-    (dict(random_start='gaussian'), 'random_start'),
-    (dict(random_start=1), 'random_start'),
-    (dict(loss='mse'), 'loss'),
-])
+@pytest.mark.parametrize(
+    'kwargs,key',
+    [
+        (dict(loss='kl', targeted=True), 'targeted'),
+        (dict(random_start='gaussian'), 'random_start'),
+        (dict(random_start=1), 'random_start'),
+        (dict(loss='mse'), 'loss'),
+    ],
+)
 def test_bad_kl_settings_name_the_key(kwargs, key):
     with pytest.raises((TypeError, ValueError), match=key):
         PGDAttack(**kwargs)

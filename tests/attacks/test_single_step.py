@@ -1,4 +1,5 @@
 """FGSMRS and NFGSM: the exact step maths, bounds, registration, training use."""
+
 import copy
 from types import SimpleNamespace
 
@@ -10,8 +11,7 @@ from mmengine.optim import OptimWrapper
 
 from nofrost_mm.attacks import FGSMRS, NFGSM, NormalizedClassifier, PGDAttack, build_attack
 from nofrost_mm.engine.hooks import AdversarialTrainingHook
-from tests.attacks.toy import (build_classifier, clean_preprocess, digits_batch,
-                               trained_classifier)
+from tests.attacks.toy import build_classifier, clean_preprocess, digits_batch, trained_classifier
 
 
 @pytest.fixture(scope='module')
@@ -19,7 +19,7 @@ def setup():
     model = trained_classifier('bn', type='ImageClassifier')
     data = clean_preprocess(model, digits_batch(32, split='test'), training=False)
     labels = torch.cat([s.gt_label for s in data['data_samples']])
-    return NormalizedClassifier(model, [0.] * 3, [255.] * 3), data['inputs'], labels
+    return NormalizedClassifier(model, [0.0] * 3, [255.0] * 3), data['inputs'], labels
 
 
 def _grad(net, x, y):
@@ -73,7 +73,7 @@ def test_fgsmrs_unclipped_start_takes_the_gradient_outside_the_image_range(setup
 
 def test_fgsmrs_without_random_start_is_fgsm(setup):
     net, x, y = setup
-    adv = FGSMRS(eps=8, random_start=False, step_ratio=1.)(net, x, y)
+    adv = FGSMRS(eps=8, random_start=False, step_ratio=1.0)(net, x, y)
     expected = (x + 8 / 255 * _grad(net, x, y).sign()).clamp(0, 1)
     assert torch.allclose(adv, expected, atol=1e-6)
     fgsm = PGDAttack(eps=8, steps=1, random_start=False, step_size=8)(net, x, y)
@@ -100,8 +100,8 @@ def test_sizes_follow_eps_as_the_warmup_sets_it(setup):
     nfgsm, fgsmrs = NFGSM(eps=32, noise_ratio=4), FGSMRS(eps=32)
     for attack in (nfgsm, fgsmrs):
         attack.eps = 4  # what AdversarialTrainingHook does during eps warm-up
-    assert fgsmrs.get_step_size() == pytest.approx(5.)
-    assert nfgsm.get_step_size() == pytest.approx(4.)
+    assert fgsmrs.get_step_size() == pytest.approx(5.0)
+    assert nfgsm.get_step_size() == pytest.approx(4.0)
     dist = (nfgsm(net, x, y) - x).abs().max() * 255
     assert 4 < dist <= 5 * 4 + 1e-3
     assert (fgsmrs(net, x, y) - x).abs().max() * 255 <= 4 + 1e-3
@@ -114,10 +114,12 @@ def test_registered_with_checked_arguments():
     assert 'FGSMRS(eps=8' in repr(attack)
     with pytest.raises(ValueError, match='`steps` must stay 1'):
         attack.steps = 3
-    for cfg, key in [(dict(type='NFGSM', noise_ratio=-1), 'noise_ratio'),
-                     (dict(type='FGSMRS', step_ratio=0), 'step_ratio'),
-                     (dict(type='FGSMRS', random_start='normal'), 'random_start'),
-                     (dict(type='NFGSM', eps=-2), 'eps')]:
+    for cfg, key in [
+        (dict(type='NFGSM', noise_ratio=-1), 'noise_ratio'),
+        (dict(type='FGSMRS', step_ratio=0), 'step_ratio'),
+        (dict(type='FGSMRS', random_start='normal'), 'random_start'),
+        (dict(type='NFGSM', eps=-2), 'eps'),
+    ]:
         # check_number's and check_bool's messages name Class.key; eps the
         # attacks' shared pixel-size rule (`eps=-2 must be ...`)
         with pytest.raises((TypeError, ValueError), match=rf'\.{key}\b| {key}=-'):
@@ -126,23 +128,30 @@ def test_registered_with_checked_arguments():
         build_attack(dict(type='NFGSM', steps=2))  # no such argument
 
 
-@pytest.mark.parametrize('pre,model', [
-    (dict(attack=dict(type='NFGSM', eps=32)), {}),
-    (dict(attack=dict(type='FGSMRS', eps=32)),
-     dict(adv_loss_weight=1.0, adv_forward='concat')),
-    (dict(attack=dict(type='NFGSM', eps=32, loss='kl')), dict(adv_loss='trades')),
-    (dict(attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.)),
-     dict(grad_align_lambda=0.5)),
-    (dict(attack=dict(type='NFGSM', eps=32), batch_augments=dict(
-        augments=dict(type='Mixup', alpha=1.))), {}),  # soft labels
-])
+@pytest.mark.parametrize(
+    'pre,model',
+    [
+        (dict(attack=dict(type='NFGSM', eps=32)), {}),
+        (dict(attack=dict(type='FGSMRS', eps=32)), dict(adv_loss_weight=1.0, adv_forward='concat')),
+        (dict(attack=dict(type='NFGSM', eps=32, loss='kl')), dict(adv_loss='trades')),
+        (
+            dict(attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.0)),
+            dict(grad_align_lambda=0.5),
+        ),
+        (
+            dict(
+                attack=dict(type='NFGSM', eps=32),
+                batch_augments=dict(augments=dict(type='Mixup', alpha=1.0)),
+            ),
+            {},
+        ),  # soft labels
+    ],
+)
 def test_trains_through_the_preprocessor_and_hook(pre, model):
-    pre = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3,
-               num_classes=10, **pre)
+    pre = dict(type='PGDDataPreprocessor', mean=[0.0] * 3, std=[255.0] * 3, num_classes=10, **pre)
     classifier = build_classifier(data_preprocessor=pre, **model)
     hook = AdversarialTrainingHook(eps_warmup=2, adv_val_interval=0)
-    runner = SimpleNamespace(model=classifier, iter=0, epoch=0,
-                             train_dataloader=[None] * 4)
+    runner = SimpleNamespace(model=classifier, iter=0, epoch=0, train_dataloader=[None] * 4)
     hook.before_run(runner)
     hook.before_train_iter(runner, 0)
     attack = classifier.data_preprocessor.attack

@@ -1,4 +1,5 @@
 """Tiny classifiers and real digits batches shared by the adversarial-training tests."""
+
 import copy
 import functools
 
@@ -10,17 +11,20 @@ from mmpretrain.registry import DATASETS, MODELS
 import nofrost_mm  # noqa: F401  (registers the plug-in)
 from nofrost_mm.attacks import NormalizedClassifier
 
-BN_BACKBONE = dict(type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8,
-                   out_indices=(3, ))
-NF_BACKBONE = dict(type='NFResNet_CIFAR', depth=18, stem_channels=8, base_channels=8,
-                   out_indices=(3, ))
-DIGITS_PREPROCESSOR = dict(mean=[0., 0., 0.], std=[255., 255., 255.], num_classes=10)
+BN_BACKBONE = dict(
+    type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8, out_indices=(3,)
+)
+NF_BACKBONE = dict(
+    type='NFResNet_CIFAR', depth=18, stem_channels=8, base_channels=8, out_indices=(3,)
+)
+DIGITS_PREPROCESSOR = dict(mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0], num_classes=10)
 
 
 @functools.lru_cache(maxsize=None)
 def _digits(split):
-    return DATASETS.build(dict(type='SklearnDigits', split=split,
-                               pipeline=[dict(type='PackInputs')]))
+    return DATASETS.build(
+        dict(type='SklearnDigits', split=split, pipeline=[dict(type='PackInputs')])
+    )
 
 
 def digits_batch(n=32, split='train', start=0):
@@ -32,7 +36,7 @@ def digits_batch(n=32, split='train', start=0):
 def digits_8x8(n, split, start=0):
     """``n`` real digits as float images in [0, 1] pooled to 8x8, and labels."""
     data = digits_batch(n, split=split, start=start)
-    x = torch.stack(data['inputs']).float() / 255.
+    x = torch.stack(data['inputs']).float() / 255.0
     y = torch.tensor([d.gt_label.item() for d in data['data_samples']])
     return torch.nn.functional.avg_pool2d(x, 4), y
 
@@ -53,17 +57,25 @@ def train_on_digits_8x8(model_class, steps=150):
     return model.state_dict()
 
 
-def build_classifier(backbone=BN_BACKBONE, type='AdvImageClassifier', head=None,
-                     data_preprocessor=None, seed=0, **recipe):
+def build_classifier(
+    backbone=BN_BACKBONE,
+    type='AdvImageClassifier',
+    head=None,
+    data_preprocessor=None,
+    seed=0,
+    **recipe,
+):
     """A tiny classifier; ``recipe`` are model keys (adv_loss_weight, ...)."""
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
     cfg = dict(
-        type=type, backbone=copy.deepcopy(backbone),
+        type=type,
+        backbone=copy.deepcopy(backbone),
         neck=dict(type='GlobalAveragePooling'),
         head=head or dict(type='LinearClsHead', num_classes=10, in_channels=64),
         data_preprocessor=copy.deepcopy(data_preprocessor or DIGITS_PREPROCESSOR),
-        **recipe)
+        **recipe,
+    )
     return MODELS.build(cfg)
 
 
@@ -94,6 +106,7 @@ def train_briefly(model, iters=40, batch=32, lr=0.01):
 def clean_preprocess(model, data, training=True):
     """The plain ClsDataPreprocessor path of a model's preprocessor (no attack)."""
     from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
+
     return ClsDataPreprocessor.forward(model.data_preprocessor, data, training)
 
 
@@ -109,23 +122,24 @@ def trained_classifier(kind='bn', type='AdvImageClassifier', data_preprocessor=N
     Trained once per test process and reloaded, so tests can change it freely
     (the 'bn' one reaches about 80% test accuracy).
     """
-    model = build_classifier(dict(bn=BN_BACKBONE, nf=NF_BACKBONE)[kind], type=type,
-                             data_preprocessor=data_preprocessor)
+    model = build_classifier(
+        dict(bn=BN_BACKBONE, nf=NF_BACKBONE)[kind], type=type, data_preprocessor=data_preprocessor
+    )
     model.load_state_dict(_trained_state(kind))
     return model.eval()
 
 
 def _digits_8x8_classifier():
-    return NormalizedClassifier(build_classifier(), [0.] * 3, [255.] * 3)
+    return NormalizedClassifier(build_classifier(), [0.0] * 3, [255.0] * 3)
 
 
 @functools.lru_cache(maxsize=None)
 def _confident_state():
     state = train_on_digits_8x8(_digits_8x8_classifier)
-    return {k[len('classifier.'):]: v for k, v in state.items()}
+    return {k[len('classifier.') :]: v for k, v in state.items()}
 
 
-def confident_classifier(logit_scale=10., data_preprocessor=None, **recipe):
+def confident_classifier(logit_scale=10.0, data_preprocessor=None, **recipe):
     """The tiny BN ResNet trained (seconds) on 8x8 digits, logits x ``logit_scale``.
 
     About 97% test accuracy on ``digits_8x8``; its head's weights and bias

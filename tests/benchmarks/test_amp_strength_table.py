@@ -1,14 +1,34 @@
 """benchmarks/amp_strength_table.py runs end to end and prints its table (tiny sizes)."""
+
 from tests.conftest import STANDARD_DIGITS_CONFIG, run_tool
 
 
 def test_amp_strength_table_prints_each_row_and_what_it_ran_in(standard_digits_checkpoint):
-    proc = run_tool(['benchmarks/amp_strength_table.py', STANDARD_DIGITS_CONFIG,
-                     standard_digits_checkpoint, '--num-samples', '8', '--temps', '10',
-                     '--attacks', 'PGD-10', 'APGD-CE (20 it.)', '--precisions', 'bf16',
-                     '--threads', '1'], timeout=600, check=False)
-    rows = {line.split('|')[2].strip(): line.split('|')
-            for line in proc.stdout.splitlines() if line.startswith('| 10 |')}
+    proc = run_tool(
+        [
+            'benchmarks/amp_strength_table.py',
+            STANDARD_DIGITS_CONFIG,
+            standard_digits_checkpoint,
+            '--num-samples',
+            '8',
+            '--temps',
+            '10',
+            '--attacks',
+            'PGD-10',
+            'APGD-CE (20 it.)',
+            '--precisions',
+            'bf16',
+            '--threads',
+            '1',
+        ],
+        timeout=600,
+        check=False,
+    )
+    rows = {
+        line.split('|')[2].strip(): line.split('|')
+        for line in proc.stdout.splitlines()
+        if line.startswith('| 10 |')
+    }
     assert set(rows) == {'PGD-10', 'APGD-CE (20 it.)'}, proc.stdout + proc.stderr
     assert rows['PGD-10'][4].strip().endswith('(bf16 (polish fp32))')
     assert rows['APGD-CE (20 it.)'][4].strip().endswith('(fp32)')
@@ -19,6 +39,14 @@ def test_amp_strength_table_prints_each_row_and_what_it_ran_in(standard_digits_c
 
 
 def test_amp_strength_table_refuses_an_unknown_attack():
-    proc = run_tool(['benchmarks/amp_strength_table.py', STANDARD_DIGITS_CONFIG, 'x.pth',
-                     '--attacks', 'PGD-100'], check=False)
+    proc = run_tool(
+        [
+            'benchmarks/amp_strength_table.py',
+            STANDARD_DIGITS_CONFIG,
+            'x.pth',
+            '--attacks',
+            'PGD-100',
+        ],
+        check=False,
+    )
     assert proc.returncode == 2 and "unknown ['PGD-100']" in proc.stderr

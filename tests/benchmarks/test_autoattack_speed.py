@@ -1,5 +1,6 @@
 """benchmarks/autoattack_speed.py at a tiny size: both implementations on the
 same images, rounds and JSON (no timing asserted)."""
+
 import json
 
 import numpy as np
@@ -8,15 +9,31 @@ from tests.conftest import STANDARD_DIGITS_CONFIG, run_tool
 
 
 def test_both_autoattacks_on_the_same_images_with_alternating_rounds(
-        standard_digits_checkpoint, tmp_path):
+    standard_digits_checkpoint, tmp_path
+):
     out = tmp_path / 'aa.json'
     # eps 64 breaks nearly every image within APGD-CE: both whole code paths
     # in seconds
-    proc = run_tool(['benchmarks/autoattack_speed.py', STANDARD_DIGITS_CONFIG,
-                     standard_digits_checkpoint, '--num-samples', '8', '--eps', '64',
-                     '--rounds', '2', '--threads', '1', '--out', out], timeout=600)
-    row, = json.loads(out.read_text())
-    assert (row['num_samples'], row['eps'], row['rounds']) == (8, 64., 2)
+    proc = run_tool(
+        [
+            'benchmarks/autoattack_speed.py',
+            STANDARD_DIGITS_CONFIG,
+            standard_digits_checkpoint,
+            '--num-samples',
+            '8',
+            '--eps',
+            '64',
+            '--rounds',
+            '2',
+            '--threads',
+            '1',
+            '--out',
+            out,
+        ],
+        timeout=600,
+    )
+    (row,) = json.loads(out.read_text())
+    assert (row['num_samples'], row['eps'], row['rounds']) == (8, 64.0, 2)
     # the config runs channels-last; the reference only takes contiguous images
     assert row['plugin_layout'] == 'channels-last'
     assert len(row['round_ratios']) == 2 and row['ratio'] == float(np.median(row['round_ratios']))
@@ -27,7 +44,8 @@ def test_both_autoattacks_on_the_same_images_with_alternating_rounds(
         images = row[key] * 8 / 100
         assert row[key] <= row['clean'] and abs(images - round(images)) < 1e-6
     assert row['plugin_robust'] - row['reference_robust'] == 100 / 8 * (
-        row['broken_by_reference_only'] - row['broken_by_plugin_only'])
+        row['broken_by_reference_only'] - row['broken_by_plugin_only']
+    )
     assert f"ratio reference / plug-in {row['ratio']:.2f}" in proc.stdout
 
 

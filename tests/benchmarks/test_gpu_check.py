@@ -1,28 +1,51 @@
 """benchmarks/gpu_check.py at --tiny size on CPU: the correctness rows pass or say they
 need a GPU (their code runs all the same), every measurement runs, JSON complete."""
+
 import json
 
 from tests.conftest import run_tool
 
-ROWS = ['standard iteration', 'PGD-2 AT fp32', 'PGD-2 AT fp32 channels-last',
-        'PGD-2 AT AMP', 'PGD-2 AT AMP channels-last', 'PGD-2 AT AMP bf16', 'N-FGSM AT fp32',
-        'N-FGSM AT AMP channels-last', 'PGD-2 generation (PGDDataPreprocessor)',
-        'PGD-2 generation (torchattacks.PGD)', 'AutoAttack standard',
-        'AutoAttack standard fp16 autocast', 'AutoAttack standard bf16 autocast',
-        'APGD-T 1 step, 1 survivors, target_batch=auto',
-        'FAB-T 1 step, 1 survivors, target_batch=auto',
-        'APGD-T 1 step, 2 survivors, target_batch=auto',
-        'FAB-T 1 step, 2 survivors, target_batch=auto']
-NEEDS_GPU = ['device: every attack and a PGD AT iteration on the GPU',
-             'host syncs: PGD-10 AT iteration (NF-ResNet, AGC) <= 2',
-             'host syncs: AutoAttack members <= 1 per iteration',
-             'random starts: per-sample numbers equal on CPU and CUDA']
+ROWS = [
+    'standard iteration',
+    'PGD-2 AT fp32',
+    'PGD-2 AT fp32 channels-last',
+    'PGD-2 AT AMP',
+    'PGD-2 AT AMP channels-last',
+    'PGD-2 AT AMP bf16',
+    'N-FGSM AT fp32',
+    'N-FGSM AT AMP channels-last',
+    'PGD-2 generation (PGDDataPreprocessor)',
+    'PGD-2 generation (torchattacks.PGD)',
+    'AutoAttack standard',
+    'AutoAttack standard fp16 autocast',
+    'AutoAttack standard bf16 autocast',
+    'APGD-T 1 step, 1 survivors, target_batch=auto',
+    'FAB-T 1 step, 1 survivors, target_batch=auto',
+    'APGD-T 1 step, 2 survivors, target_batch=auto',
+    'FAB-T 1 step, 2 survivors, target_batch=auto',
+]
+NEEDS_GPU = [
+    'device: every attack and a PGD AT iteration on the GPU',
+    'host syncs: PGD-10 AT iteration (NF-ResNet, AGC) <= 2',
+    'host syncs: AutoAttack members <= 1 per iteration',
+    'random starts: per-sample numbers equal on CPU and CUDA',
+]
 
 
 def test_tiny_gpu_check_runs_every_row(tmp_path):
     out = tmp_path / 'gpu_check.json'
-    proc = run_tool(['benchmarks/gpu_check.py', '--tiny', '--device', 'cpu',
-                     '--dry-run-gpu-rows', '--out', out], timeout=900)
+    proc = run_tool(
+        [
+            'benchmarks/gpu_check.py',
+            '--tiny',
+            '--device',
+            'cpu',
+            '--dry-run-gpu-rows',
+            '--out',
+            out,
+        ],
+        timeout=900,
+    )
     results = json.loads(out.read_text())
     rows = {r['name']: r for r in results['correctness']}
     assert [n for n, r in rows.items() if r['status'] == 'NEEDS GPU'] == NEEDS_GPU
@@ -30,8 +53,9 @@ def test_tiny_gpu_check_runs_every_row(tmp_path):
     for name in NEEDS_GPU:  # their code ran on the CPU, without a verdict
         assert 'error' not in rows[name]['dry_run'], rows[name]['dry_run']
     devices = rows[NEEDS_GPU[0]]['dry_run']['details']
-    assert {'pgd', 'apgd_ce', 'apgd_t', 'fab_t', 'square', 'autoattack',
-            'at_iteration'} == set(devices)
+    assert {'pgd', 'apgd_ce', 'apgd_t', 'fab_t', 'square', 'autoattack', 'at_iteration'} == set(
+        devices
+    )
     others = [r for n, r in rows.items() if n not in NEEDS_GPU]
     # PGD-10 and AutoAttack on the trained and the sharpened net, FAB/Square,
     # channels-last, dist_train.sh, test.py and dist_test.sh

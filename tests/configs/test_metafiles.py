@@ -1,5 +1,6 @@
 """configs/*/metafile.yml (mmpretrain's model index format) name real configs,
 and their parameter counts are those of the models the configs build."""
+
 import pytest
 import yaml
 from mmengine.config import Config
@@ -10,16 +11,18 @@ import nofrost_mm  # noqa: F401  (registers the plug-in's models)
 from tests.conftest import REPO_ROOT
 
 METAFILES = sorted(REPO_ROOT.glob('configs/*/metafile.yml'))
-ENTRIES = [(path, model) for path in METAFILES
-           for model in yaml.safe_load(path.read_text())['Models']]
+ENTRIES = [
+    (path, model) for path in METAFILES for model in yaml.safe_load(path.read_text())['Models']
+]
 
 
 def test_the_benchmarks_have_metafiles():
     assert {p.parent.name for p in METAFILES} >= {'nofrost', 'mnist'}
 
 
-@pytest.mark.parametrize('path, model', ENTRIES,
-                         ids=[f'{p.parent.name}/{m["Name"]}' for p, m in ENTRIES])
+@pytest.mark.parametrize(
+    'path, model', ENTRIES, ids=[f'{p.parent.name}/{m["Name"]}' for p, m in ENTRIES]
+)
 def test_entry_names_a_config_and_its_parameter_count(path, model):
     collections = {c['Name'] for c in yaml.safe_load(path.read_text())['Collections']}
     assert model['In Collection'] in collections

@@ -1,8 +1,9 @@
 """configs/mnist: eps 0.3 everywhere, mmpretrain's MNIST, and a tiny training."""
+
 import copy
 import math
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,23 +25,31 @@ FGSMRS = 'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs.py'
 
 def test_every_mnist_config_is_listed():
     assert [p.name for p in CONFIGS] == [
-        'fast-at-cnn-bn_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-bn_1xb100_mnist_pgdat.py',
+        'fast-at-cnn-bn_1xb100_mnist_fgsmrs.py',
+        'fast-at-cnn-bn_1xb100_mnist_pgdat.py',
         'fast-at-cnn-dualbn_1xb100_mnist_pgdat.py',
-        'fast-at-cnn-nf_1xb100_mnist_fgsmrs.py', 'fast-at-cnn-nf_1xb100_mnist_pgdat.py',
-        'fast-at-cnn_1xb100_mnist_fgsmrs-warmup.py', 'fast-at-cnn_1xb100_mnist_fgsmrs.py',
+        'fast-at-cnn-nf_1xb100_mnist_fgsmrs.py',
+        'fast-at-cnn-nf_1xb100_mnist_pgdat.py',
+        'fast-at-cnn_1xb100_mnist_fgsmrs-warmup.py',
+        'fast-at-cnn_1xb100_mnist_fgsmrs.py',
         'fast-at-cnn_1xb100_mnist_nfgsm-k1.py',
-        'fast-at-cnn_1xb100_mnist_nfgsm.py', 'fast-at-cnn_1xb100_mnist_pgdat.py',
-        'madry-cnn_1xb50_mnist_pgdat.py', 'smallcnn_1xb128_mnist_trades.py']
+        'fast-at-cnn_1xb100_mnist_nfgsm.py',
+        'fast-at-cnn_1xb100_mnist_pgdat.py',
+        'madry-cnn_1xb50_mnist_pgdat.py',
+        'smallcnn_1xb128_mnist_trades.py',
+    ]
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
 def test_mnist_config(path):
     cfg = Config.fromfile(path)
-    for key, test_mode in (('train_dataloader', False), ('val_dataloader', True),
-                           ('test_dataloader', True)):
+    for key, test_mode in (
+        ('train_dataloader', False),
+        ('val_dataloader', True),
+        ('test_dataloader', True),
+    ):
         dataset = cfg[key].dataset
-        assert (dataset.type, dataset.data_root, dataset.download) == \
-            ('MNIST', 'data/mnist', False)
+        assert (dataset.type, dataset.data_root, dataset.download) == ('MNIST', 'data/mnist', False)
         # mmpretrain's MNIST picks its files by test_mode
         assert dataset.test_mode is test_mode
         assert dataset.split == ('test' if test_mode else 'train')
@@ -54,10 +63,14 @@ def test_mnist_config(path):
     if '-nf_' in path.name:
         assert (pre.mean, pre.std) == ([33.32], [78.57])
     else:  # the attack's [0, 1] space is what the net sees
-        assert (pre.mean, pre.std) == ([0.], [255.])
+        assert (pre.mean, pre.std) == ([0.0], [255.0])
     method = path.stem.rsplit('_', 1)[1].split('-')[0]  # nfgsm-k1 -> nfgsm
-    expected = dict(fgsmrs=('FGSMRS', 1.25 * EPS), nfgsm=('NFGSM', EPS),
-                    pgdat=('PGDAttack', STEP), trades=('PGDAttack', STEP))[method]
+    expected = dict(
+        fgsmrs=('FGSMRS', 1.25 * EPS),
+        nfgsm=('NFGSM', EPS),
+        pgdat=('PGDAttack', STEP),
+        trades=('PGDAttack', STEP),
+    )[method]
     assert (type(attack).__name__, attack.get_step_size()) == expected
     if method == 'nfgsm':
         assert attack.noise_ratio == (1 if path.stem.endswith('-k1') else 2)
@@ -68,15 +81,20 @@ def test_mnist_config(path):
     assert hooks[0].val_attack.eps == EPS  # the training eps
     # the CPU-sized schedules warm eps up over 3 epochs; the published recipes do not
     warmed_up = path.stem.endswith('-warmup') or (
-        path.name.startswith('fast-at-cnn') and method == 'pgdat')
+        path.name.startswith('fast-at-cnn') and method == 'pgdat'
+    )
     assert hooks[0].eps_warmup == (3 if warmed_up else 0)
     guarded = any(type(h).__name__ == 'CatastrophicOverfittingHook' for h in hooks)
     assert guarded == (method in ('fgsmrs', 'nfgsm'))
     # the literature's evaluation: PGD-50, step 0.01, 10 restarts; AutoAttack
     assert cfg.test_cfg.type == 'RobustnessReportLoop'
     pgd, aa = follow_training_eps(cfg.test_attacks, training_eps(cfg))
-    assert (pgd['restarts'], pgd['attack']['eps'], pgd['attack']['steps'],
-            pgd['attack']['step_size']) == (10, EPS, 50, STEP)
+    assert (
+        pgd['restarts'],
+        pgd['attack']['eps'],
+        pgd['attack']['steps'],
+        pgd['attack']['step_size'],
+    ) == (10, EPS, 50, STEP)
     assert (aa['type'], aa['eps']) == ('AutoAttack', EPS)
 
 
@@ -102,10 +120,18 @@ def test_tiny_training_and_restart_evaluation(tmp_path):
     """300 images, one epoch: it trains, logs, and its checkpoint evaluates."""
     data_root = tmp_path / 'mnist'
     write_fake_mnist(data_root, 300, 40)
-    cfg = _runner_cfg(data_root, tmp_path / 'work', **{
-        'train_cfg.max_epochs': 1, 'train_dataloader.dataset.indices': None,
-        'val_dataloader.dataset.indices': 40, 'default_hooks.logger.interval': 1,
-        'custom_hooks.1.num_samples': 20, 'custom_hooks.1.batch_size': 20})
+    cfg = _runner_cfg(
+        data_root,
+        tmp_path / 'work',
+        **{
+            'train_cfg.max_epochs': 1,
+            'train_dataloader.dataset.indices': None,
+            'val_dataloader.dataset.indices': 40,
+            'default_hooks.logger.interval': 1,
+            'custom_hooks.1.num_samples': 20,
+            'custom_hooks.1.batch_size': 20,
+        },
+    )
     runner = RUNNERS.build(cfg)
     runner.train()
     logged = runner.message_hub.log_scalars
@@ -118,15 +144,20 @@ def test_tiny_training_and_restart_evaluation(tmp_path):
     # RobustnessReportLoop (restarts) loads the checkpoint and evaluates
     test_cfg = _runner_cfg(data_root, tmp_path / 'test', load_from=str(checkpoint))
     test_cfg.test_attacks = [
-        dict(attack=dict(type='PGDAttack', eps=EPS, steps=2, step_size=40.),
-             name='PGD-2', restarts=3)]
+        dict(
+            attack=dict(type='PGDAttack', eps=EPS, steps=2, step_size=40.0),
+            name='PGD-2',
+            restarts=3,
+        )
+    ]
     robust_test_cfg(test_cfg, num_samples=20)
     assert test_cfg.test_cfg.type == 'RobustnessReportLoop'
     tester = RUNNERS.build(test_cfg)
     metrics = tester.test()
     assert metrics['robust/num_samples'] == 20
-    assert 0 <= metrics['robust/PGD-2x3'] <= metrics['robust/PGD-2'] \
-        <= metrics['robust/clean'] <= 100
+    assert (
+        0 <= metrics['robust/PGD-2x3'] <= metrics['robust/PGD-2'] <= metrics['robust/clean'] <= 100
+    )
     # the weights evaluated are the trained ones
     trained = torch.load(checkpoint, map_location='cpu', weights_only=False)['state_dict']
     model = tester.model.state_dict()

@@ -1,4 +1,5 @@
 """configs/nofrost: each config builds its model and hooks with the official recipe."""
+
 import argparse
 import copy
 
@@ -7,13 +8,16 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import HOOKS, MODELS
 
+import nofrost_mm  # noqa: F401  (registers the plug-in)
 from tests.conftest import REPO_ROOT
 
-import nofrost_mm  # noqa: F401  (registers the plug-in)
-
-AT_CONFIGS = ['nf-resnet50_8xb32_in1k_pgdat.py', 'resnet50_8xb32_in1k_pgdat.py',
-              'resnet50-nfconv_8xb32_in1k_pgdat.py', 'nf-resnet18_1xb128_cifar10_pgdat.py',
-              'resnet18_1xb128_cifar10_pgdat.py']
+AT_CONFIGS = [
+    'nf-resnet50_8xb32_in1k_pgdat.py',
+    'resnet50_8xb32_in1k_pgdat.py',
+    'resnet50-nfconv_8xb32_in1k_pgdat.py',
+    'nf-resnet18_1xb128_cifar10_pgdat.py',
+    'resnet18_1xb128_cifar10_pgdat.py',
+]
 
 
 def _model(cfg):
@@ -35,8 +39,7 @@ def test_at_configs_build_with_the_official_attack(name):
     assert model.adv_loss_weight == 0.5 and model.adv_forward == 'separate'
     hook = HOOKS.build(cfg.custom_hooks[0])
     assert hook.adv_val_interval == 10 and hook.val_attack.steps == 5
-    assert cfg.default_hooks.checkpoint.save_best == ['accuracy/top1',
-                                                      'robust_accuracy/top1']
+    assert cfg.default_hooks.checkpoint.save_best == ['accuracy/top1', 'robust_accuracy/top1']
     sgd = cfg.optim_wrapper.optimizer
     assert sgd.nesterov and sgd.momentum == 0.9
     if 'in1k' in name:
@@ -55,8 +58,15 @@ def test_bn_and_nf_imagenet_configs_differ_only_in_the_backbone():
     assert bn.model.backbone.drop_path_rate == nf.model.backbone.drop_path_rate == 0.1
     for key in ('head', 'neck', 'type'):
         assert nf.model[key] == bn.model[key]
-    for key in ('data_preprocessor', 'optim_wrapper', 'param_scheduler', 'train_cfg',
-                'custom_hooks', 'train_pipeline', 'test_pipeline'):
+    for key in (
+        'data_preprocessor',
+        'optim_wrapper',
+        'param_scheduler',
+        'train_cfg',
+        'custom_hooks',
+        'train_pipeline',
+        'test_pipeline',
+    ):
         assert nf[key] == bn[key], key
 
 
@@ -69,15 +79,22 @@ def test_standard_nf_config_has_no_attack():
 
 def _load_test_tool():
     import importlib.util
+
     spec = importlib.util.spec_from_file_location('test_tool', REPO_ROOT / 'tools/test.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-DEMO_AT_CONFIGS = ['configs/demo/' + n for n in (
-    'resnet18-w16_1xb64_digits_pgdat.py', 'nf-resnet18-w16_1xb64_digits_pgdat.py',
-    'resnet18-w16_1xb64_digits_pureat.py', 'nf-resnet18-w16_1xb64_digits_trades.py')]
+DEMO_AT_CONFIGS = [
+    'configs/demo/' + n
+    for n in (
+        'resnet18-w16_1xb64_digits_pgdat.py',
+        'nf-resnet18-w16_1xb64_digits_pgdat.py',
+        'resnet18-w16_1xb64_digits_pureat.py',
+        'nf-resnet18-w16_1xb64_digits_trades.py',
+    )
+]
 
 
 @pytest.mark.parametrize('path', ['configs/nofrost/' + n for n in AT_CONFIGS] + DEMO_AT_CONFIGS)
@@ -86,15 +103,26 @@ def test_at_configs_test_autoattack_by_default(path):
     tool = _load_test_tool()
     cfg = Config.fromfile(REPO_ROOT / path)
     eps = cfg.data_preprocessor.eps
-    args = argparse.Namespace(work_dir=None, checkpoint=__file__, amp=False,
-                              no_pin_memory=False, launcher='none', config=path,
-                              cfg_options=None, attacks=None, num_samples=None,
-                              resume=False, cascade=False)
+    args = argparse.Namespace(
+        work_dir=None,
+        checkpoint=__file__,
+        amp=False,
+        no_pin_memory=False,
+        launcher='none',
+        config=path,
+        cfg_options=None,
+        attacks=None,
+        num_samples=None,
+        resume=False,
+        cascade=False,
+    )
     merged = tool.merge_args(copy.deepcopy(cfg), args)
     assert merged.test_cfg.type == 'RobustTestLoop'
     assert merged.test_evaluator == dict(type='RobustAccuracy')
     assert [(a['name'], a['type'], a['eps']) for a in merged.test_cfg.attacks] == [
-        ('PGD-20', 'PGDAttack', eps), ('AutoAttack', 'AutoAttack', eps)]
+        ('PGD-20', 'PGDAttack', eps),
+        ('AutoAttack', 'AutoAttack', eps),
+    ]
     assert merged.test_cfg.attacks[1]['version'] == 'standard'
     assert merged.test_cfg.attacks[0]['early_exit'] is True
     assert merged.test_cfg.state_dir == 'auto'  # per-batch results kept
@@ -121,20 +149,23 @@ def test_demo_at_configs_validate_robustness_at_the_official_cadence():
     loop runs at 5, 10, 15 and epoch 5 stays clean-only.
     """
     from types import SimpleNamespace
+
     configs = sorted((REPO_ROOT / 'configs/demo').glob('*_digits_*.py'))
     checked = 0
     for path in configs:
         cfg = Config.fromfile(path)
-        hooks = [h for h in cfg.get('custom_hooks', [])
-                 if h['type'] == 'AdversarialTrainingHook']
+        hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] == 'AdversarialTrainingHook']
         if not hooks:
             continue
         hook = HOOKS.build(hooks[0])
         hook.before_train(None)
         epochs = cfg.train_cfg.max_epochs
         val_epochs = range(cfg.train_cfg.val_interval, epochs + 1, cfg.train_cfg.val_interval)
-        robust = [e for e in val_epochs if hook._robust_val_due(SimpleNamespace(
-            epoch=e, max_epochs=epochs))]
+        robust = [
+            e
+            for e in val_epochs
+            if hook._robust_val_due(SimpleNamespace(epoch=e, max_epochs=epochs))
+        ]
         assert robust == [10, 15], (path.name, robust)
         checked += 1
     assert checked >= 16  # the PGD-5, eps 48/64, pure, TRADES and single-step configs

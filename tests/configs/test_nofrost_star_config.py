@@ -1,5 +1,6 @@
 """configs/nofrost/nf-resnet50_8xb32_in1k_nofrost-star.py: NoFrost* trains on CPU,
 in 1 and 2 processes, on tiny generated ImageNet + view folders (N samples x 4 views)."""
+
 import json
 
 from mmengine.config import Config
@@ -33,11 +34,17 @@ def _tiny_config(tmp_path):
     data = tmp_path / 'imagenet'
     paths = write_images(data / 'train', wnids=wnids, per_class=2, size=(40, 36))
     (data / 'meta').mkdir()
-    (data / 'meta' / 'train.txt').write_text(''.join(
-        f'{p.parent.name}/{p.name} {i // 2}\n' for i, p in enumerate(paths)))
+    (data / 'meta' / 'train.txt').write_text(
+        ''.join(f'{p.parent.name}/{p.name} {i // 2}\n' for i, p in enumerate(paths))
+    )
     for k, view in enumerate(VIEWS):  # the same files, other pixels and sizes
-        write_images(tmp_path / view / 'train', wnids=wnids, per_class=2,
-                     size=(40 + 8 * k, 36 + 8 * k), seed=k + 1)
+        write_images(
+            tmp_path / view / 'train',
+            wnids=wnids,
+            per_class=2,
+            size=(40 + 8 * k, 36 + 8 * k),
+            seed=k + 1,
+        )
     views = {v: str(tmp_path / v / 'train') for v in VIEWS}
     config = tmp_path / 'star_tiny.py'
     config.write_text(f"""
@@ -79,8 +86,10 @@ def test_nofrost_star_trains_in_one_and_two_processes(tmp_path):
     assert [(it, n) for it, n, _ in one] == [(0, 8), (1, 8), (2, 8), (3, 8)]
     assert all(loss == loss and 0 < loss < 20 for _, _, loss in one)
 
-    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', tmp_path / 'two'],
-                    env={'PORT': str(free_port())})
+    proc = run_tool(
+        ['tools/dist_train.sh', config, '2', '--work-dir', tmp_path / 'two'],
+        env={'PORT': str(free_port())},
+    )
     assert 'Epoch(train) [1][2/2]' in proc.stdout + proc.stderr
     for rank in (0, 1):  # each rank: 2 steps of its 2 samples x 4 views
         assert [(it, n) for it, n, _ in _batches(tmp_path / 'two', rank)] == [(0, 8), (1, 8)]

@@ -1,4 +1,5 @@
 """Single-step configs (configs/nofrost/*_nfgsm.py, configs/demo/*_{nfgsm,fgsmrs}.py)."""
+
 import copy
 
 import pytest
@@ -6,16 +7,20 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import HOOKS, MODELS
 
+import nofrost_mm  # noqa: F401  (registers the plug-in)
 from tests.conftest import REPO_ROOT
 
-import nofrost_mm  # noqa: F401  (registers the plug-in)
-
-NOFROST = [('nf-resnet50_8xb32_in1k_nfgsm.py', 'nf-resnet50_8xb32_in1k_pgdat.py'),
-           ('resnet50_8xb32_in1k_nfgsm.py', 'resnet50_8xb32_in1k_pgdat.py'),
-           ('nf-resnet18_1xb128_cifar10_nfgsm.py', 'nf-resnet18_1xb128_cifar10_pgdat.py'),
-           ('resnet18_1xb128_cifar10_nfgsm.py', 'resnet18_1xb128_cifar10_pgdat.py')]
-DEMO = [(f'{net}_1xb64_digits_{kind}.py', f'{net}_1xb64_digits_pgdat.py', kind)
-        for net in ('resnet18-w16', 'nf-resnet18-w16') for kind in ('nfgsm', 'fgsmrs')]
+NOFROST = [
+    ('nf-resnet50_8xb32_in1k_nfgsm.py', 'nf-resnet50_8xb32_in1k_pgdat.py'),
+    ('resnet50_8xb32_in1k_nfgsm.py', 'resnet50_8xb32_in1k_pgdat.py'),
+    ('nf-resnet18_1xb128_cifar10_nfgsm.py', 'nf-resnet18_1xb128_cifar10_pgdat.py'),
+    ('resnet18_1xb128_cifar10_nfgsm.py', 'resnet18_1xb128_cifar10_pgdat.py'),
+]
+DEMO = [
+    (f'{net}_1xb64_digits_{kind}.py', f'{net}_1xb64_digits_pgdat.py', kind)
+    for net in ('resnet18-w16', 'nf-resnet18-w16')
+    for kind in ('nfgsm', 'fgsmrs')
+]
 
 
 def _model(cfg):
@@ -25,8 +30,9 @@ def _model(cfg):
     return MODELS.build(model)
 
 
-def _same_but_attack(cfg, pgdat,
-                     skip=('data_preprocessor', 'custom_hooks', 'filename', 'co_guard')):
+def _same_but_attack(
+    cfg, pgdat, skip=('data_preprocessor', 'custom_hooks', 'filename', 'co_guard')
+):
     for key in set(cfg) | set(pgdat):
         if key not in skip:
             assert cfg.get(key) == pgdat.get(key), key
@@ -44,8 +50,10 @@ def test_nofrost_nfgsm_configs_are_the_pgdat_recipe_with_nfgsm(name, pgdat):
     assert (attack.eps, attack.noise_ratio, attack.get_step_size()) == (8, 2, 8)
     _same_but_attack(cfg, base)
     hooks = [HOOKS.build(copy.deepcopy(h)) for h in cfg.custom_hooks]
-    assert [type(h).__name__ for h in hooks] == ['AdversarialTrainingHook',
-                                                 'CatastrophicOverfittingHook']
+    assert [type(h).__name__ for h in hooks] == [
+        'AdversarialTrainingHook',
+        'CatastrophicOverfittingHook',
+    ]
     assert cfg.custom_hooks[0] == base.custom_hooks[0]
 
 

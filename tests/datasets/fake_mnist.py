@@ -1,4 +1,5 @@
 """Small random MNIST IDX files for tests that need no real data."""
+
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,6 @@ def write_fake_mnist(root: Path, num_train: int, num_test: int) -> None:
         # a class-dependent bright square: learnable in a few steps
         images = rng.integers(0, 60, (n, SIDE, SIDE)).astype(np.uint8)
         for i, label in enumerate(labels):
-            images[i, 2 * label:2 * label + 6, 4:10] = 255
+            images[i, 2 * label : 2 * label + 6, 4:10] = 255
         (root / f'{prefix}-images-idx3-ubyte').write_bytes(idx_bytes(images))
         (root / f'{prefix}-labels-idx1-ubyte').write_bytes(idx_bytes(labels))

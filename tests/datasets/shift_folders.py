@@ -1,4 +1,5 @@
 """Tiny generated folders in the released layouts of the distribution-shift benchmarks."""
+
 import json
 import os.path as osp
 
@@ -12,16 +13,23 @@ from nofrost_mm.datasets.imagenet_class_lists import load_wnids
 # a 1000-class NF-ResNet small enough for 2 CPU cores (8 base channels)
 TINY_MODEL = dict(
     type='ImageClassifier',
-    backbone=dict(type='NFResNet_CIFAR', depth=18, stem_channels=8,
-                  base_channels=8, out_indices=(3, ), zero_init_last=False),
+    backbone=dict(
+        type='NFResNet_CIFAR',
+        depth=18,
+        stem_channels=8,
+        base_channels=8,
+        out_indices=(3,),
+        zero_init_last=False,
+    ),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=1000, in_channels=64))
-TINY_PREPROCESSOR = dict(type='ClsDataPreprocessor', num_classes=1000,
-                         mean=[127.5] * 3, std=[64.] * 3, to_rgb=True)
+    head=dict(type='LinearClsHead', num_classes=1000, in_channels=64),
+)
+TINY_PREPROCESSOR = dict(
+    type='ClsDataPreprocessor', num_classes=1000, mean=[127.5] * 3, std=[64.0] * 3, to_rgb=True
+)
 
 
-def write_images(folder, per_class=2, size=(40, 32), seed=0, ext='.png',
-                 wnids=None, names=None):
+def write_images(folder, per_class=2, size=(40, 32), seed=0, ext='.png', wnids=None, names=None):
     """Random RGB images in ``folder/<wnid>/<name><ext>``; returns their paths."""
     rng = np.random.default_rng(seed)
     paths = []

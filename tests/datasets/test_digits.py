@@ -1,4 +1,5 @@
 """The bundled digits: scikit-learn's data and split, without importing scikit-learn."""
+
 import sys
 
 import numpy as np
@@ -10,6 +11,7 @@ from tests.conftest import run_tool
 
 def test_images_and_labels_are_load_digits():
     from sklearn.datasets import load_digits
+
     digits = load_digits()
     images, labels = _load_digits()
     assert np.array_equal(images, digits.images) and np.array_equal(labels, digits.target)
@@ -29,9 +31,11 @@ def test_splits_are_disjoint_and_cover_everything():
 
 def test_building_the_dataset_does_not_import_scikit_learn():
     # importing scikit-learn took about 1 s of every process that trains on the digits
-    code = ('import sys\n'
-            'from nofrost_mm.datasets.digits import SklearnDigits\n'
-            'ds = SklearnDigits(split="val", img_size=16)\n'
-            'assert len(ds) == 288 and ds[0]["img"].shape == (16, 16, 3)\n'
-            'assert not [m for m in sys.modules if m.startswith("sklearn")], "sklearn imported"\n')
+    code = (
+        'import sys\n'
+        'from nofrost_mm.datasets.digits import SklearnDigits\n'
+        'ds = SklearnDigits(split="val", img_size=16)\n'
+        'assert len(ds) == 288 and ds[0]["img"].shape == (16, 16, 3)\n'
+        'assert not [m for m in sys.modules if m.startswith("sklearn")], "sklearn imported"\n'
+    )
     run_tool([sys.executable, '-c', code])  # fails with the child's stderr

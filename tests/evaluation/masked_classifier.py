@@ -1,4 +1,5 @@
 """A deliberately gradient-masked classifier for the robustness-report tests."""
+
 import torch
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
@@ -25,5 +26,4 @@ class QuantizedInputClassifier(ImageClassifier):
         self.step = step
 
     def extract_feat(self, inputs, stage='neck'):
-        return super().extract_feat(torch.round(inputs / self.step) * self.step,
-                                    stage)
+        return super().extract_feat(torch.round(inputs / self.step) * self.step, stage)

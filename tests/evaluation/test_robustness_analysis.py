@@ -1,5 +1,6 @@
 """Margins, boundary distances, gradient norms and Lipschitz estimates on a
 linear classifier, where each has a closed form."""
+
 import torch
 import torch.nn as nn
 
@@ -57,5 +58,5 @@ def test_gradient_norm_and_lipschitz_match_the_closed_form():
 
 
 def test_summary_counts_censored_values():
-    s = ra.summary(torch.tensor([1., 2., 3., float('inf')]))
-    assert s['censored'] == 0.25 and s['median'] == 2. and s['n'] == 4
+    s = ra.summary(torch.tensor([1.0, 2.0, 3.0, float('inf')]))
+    assert s['censored'] == 0.25 and s['median'] == 2.0 and s['n'] == 4

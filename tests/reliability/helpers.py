@@ -1,4 +1,5 @@
 """Test-only hooks and helpers of the reliability suite (loaded via custom_imports)."""
+
 import os
 import random
 import signal
@@ -14,8 +15,7 @@ from mmengine.registry import HOOKS
 from tests.conftest import REPO_ROOT, free_port  # noqa: F401 (re-exported)
 
 DEMO = REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits.py'
-SMALL = ['train_dataloader.dataset.indices=256',
-         'val_dataloader.dataset.indices=120']
+SMALL = ['train_dataloader.dataset.indices=256', 'val_dataloader.dataset.indices=120']
 
 
 def write_config(path, base=DEMO, body=''):
@@ -23,7 +23,8 @@ def write_config(path, base=DEMO, body=''):
     path.write_text(
         f"_base_ = '{base}'\n"
         "custom_imports = dict(imports=['nofrost_mm', "
-        "'tests.reliability.helpers'], allow_failed_imports=False)\n" + body)
+        "'tests.reliability.helpers'], allow_failed_imports=False)\n" + body
+    )
     return path
 
 
@@ -43,14 +44,20 @@ def damage(good, out, how):
             largest = max(archive.infolist(), key=lambda i: i.file_size)
             assert largest.file_size > 6000, largest
         # the data follows the member's local header (30 bytes + name + extra)
-        start = largest.header_offset + 30 + len(largest.filename.encode()) + \
-            int.from_bytes(data[largest.header_offset + 28:largest.header_offset + 30], 'little')
+        start = (
+            largest.header_offset
+            + 30
+            + len(largest.filename.encode())
+            + int.from_bytes(
+                data[largest.header_offset + 28 : largest.header_offset + 30], 'little'
+            )
+        )
         middle = start + largest.file_size // 2 - 1000
-        data[middle:middle + 2000] = bytes(b ^ 0xFF for b in data[middle:middle + 2000])
+        data[middle : middle + 2000] = bytes(b ^ 0xFF for b in data[middle : middle + 2000])
     elif how == 'random':
         data = random.Random(0).randbytes(len(data))
     else:
-        data = data[:len(data) // 2]
+        data = data[: len(data) // 2]
     out.write_bytes(bytes(data))
     return out
 
@@ -74,8 +81,7 @@ class PauseAtIterHook(Hook):
     def __init__(self, at_iter, marker):
         self.at_iter, self.marker = at_iter, marker
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 == self.at_iter:
             with open(self.marker, 'w') as f:
                 f.write(str(runner.iter + 1))
@@ -111,8 +117,7 @@ class PoisonBatchHook(Hook):
             self._mean = unwrap(runner.model).data_preprocessor.mean.clone()
             unwrap(runner.model).data_preprocessor.mean.fill_(float('nan'))
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 in self.at_iters:
             unwrap(runner.model).data_preprocessor.mean.copy_(self._mean)
 
@@ -141,9 +146,10 @@ class DumpWeightsHook(Hook):
 
     @staticmethod
     def _dump(runner, name):
-        torch.save({k: p.detach().clone() for k, p in
-                    unwrap(runner.model).named_parameters()},
-                   os.path.join(runner.work_dir, f'rank{runner.rank}_{name}.pth'))
+        torch.save(
+            {k: p.detach().clone() for k, p in unwrap(runner.model).named_parameters()},
+            os.path.join(runner.work_dir, f'rank{runner.rank}_{name}.pth'),
+        )
 
 
 @HOOKS.register_module()

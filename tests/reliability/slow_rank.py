@@ -1,4 +1,5 @@
 """A test hook that makes one rank of a robust test late (a long attack shard)."""
+
 import time
 
 from mmengine.hooks import Hook

@@ -1,4 +1,5 @@
 """Unreadable images: an error with the path, or skipped and counted (config)."""
+
 import logging
 
 import cv2
@@ -33,10 +34,13 @@ def image_folder(tmp_path_factory):
 
 
 def _dataset(root, **load_args):
-    return DATASETS.build(dict(
-        type='CustomDataset', data_root=str(root),
-        pipeline=[dict(type='CheckedLoadImageFromFile', **load_args),
-                  dict(type='PackInputs')]))
+    return DATASETS.build(
+        dict(
+            type='CustomDataset',
+            data_root=str(root),
+            pipeline=[dict(type='CheckedLoadImageFromFile', **load_args), dict(type='PackInputs')],
+        )
+    )
 
 
 def test_raise_names_the_file(image_folder):
@@ -73,8 +77,9 @@ def test_skip_counts_and_logs_each_bad_file(image_folder):
         logger.removeHandler(handler)
     assert len(samples) == len(dataset)
     assert all(s['inputs'].shape == (3, 32, 32) for s in samples)
-    skipped = [r.getMessage() for r in records
-               if 'CheckedLoadImageFromFile: skipped' in r.getMessage()]
+    skipped = [
+        r.getMessage() for r in records if 'CheckedLoadImageFromFile: skipped' in r.getMessage()
+    ]
     assert loader.skipped == len(skipped) >= len(bad)
     assert {m.split('skipped ')[1].split(' (')[0] for m in skipped} == bad
     assert skipped[-1].endswith(f'{loader.skipped} skipped so far')
@@ -90,14 +95,22 @@ def test_skip_limit(image_folder):
 
 def test_training_on_a_broken_folder_names_the_file(image_folder, tmp_path):
     root, bad = image_folder
-    config = write_config(tmp_path / 'cfg.py', body=(
-        "train_dataloader = dict(batch_size=8, dataset=dict(\n"
-        f"    _delete_=True, type='CustomDataset', data_root='{root}',\n"
-        "    pipeline=[dict(type='CheckedLoadImageFromFile'), dict(type='PackInputs')]))\n"
-        "train_cfg = dict(max_epochs=1)\n"))
-    proc = run_tool(['tools/train.py', config, '--work-dir', tmp_path / 'run',
-                     '--no-validate'], check=False)
+    config = write_config(
+        tmp_path / 'cfg.py',
+        body=(
+            "train_dataloader = dict(batch_size=8, dataset=dict(\n"
+            f"    _delete_=True, type='CustomDataset', data_root='{root}',\n"
+            "    pipeline=[dict(type='CheckedLoadImageFromFile'), dict(type='PackInputs')]))\n"
+            "train_cfg = dict(max_epochs=1)\n"
+        ),
+    )
+    proc = run_tool(
+        ['tools/train.py', config, '--work-dir', tmp_path / 'run', '--no-validate'], check=False
+    )
     assert proc.returncode != 0
-    line = [ln for ln in proc.stderr.splitlines() if ln.startswith(
-        'nofrost_mm.datasets.transforms.checked_load_image.BadImageError')]
+    line = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln.startswith('nofrost_mm.datasets.transforms.checked_load_image.BadImageError')
+    ]
     assert line and line[0].split('cannot read image ')[1].split(':')[0] in bad

@@ -1,5 +1,6 @@
 """Atomic checkpoint writes, auto-resume past a broken file, clear load errors;
 damaged checkpoints through every door that reads them."""
+
 import copy
 import os
 import re
@@ -29,8 +30,9 @@ def runner(tmp_path_factory):
 
 
 def _good_checkpoint(runner, path):
-    runner.save_checkpoint(str(path.parent), path.name, save_optimizer=False,
-                           save_param_scheduler=False)
+    runner.save_checkpoint(
+        str(path.parent), path.name, save_optimizer=False, save_param_scheduler=False
+    )
     return path
 
 
@@ -46,11 +48,11 @@ def test_save_is_atomic_and_carries_rng_states(runner, tmp_path, monkeypatch):
             f.write(b'PK\x03\x04 half a checkpoint')
         raise KeyboardInterrupt  # stands for SIGKILL in the middle of the write
 
-    monkeypatch.setattr('mmengine.runner.runner.save_checkpoint',
-                        killed_while_writing)
+    monkeypatch.setattr('mmengine.runner.runner.save_checkpoint', killed_while_writing)
     with pytest.raises(KeyboardInterrupt):
-        runner.save_checkpoint(str(tmp_path), 'epoch_1.pth',
-                               save_optimizer=False, save_param_scheduler=False)
+        runner.save_checkpoint(
+            str(tmp_path), 'epoch_1.pth', save_optimizer=False, save_param_scheduler=False
+        )
     assert path.read_bytes() == good_bytes  # the old file is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']
 
@@ -60,9 +62,8 @@ def test_auto_resume_skips_an_incomplete_checkpoint(runner, tmp_path, pointer):
     work = tmp_path
     good = _good_checkpoint(runner, work / 'epoch_1.pth')
     bad = work / 'epoch_2.pth'
-    bad.write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
-    (work / 'last_checkpoint').write_text(
-        str(bad) if pointer == 'names a truncated file' else '')
+    bad.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    (work / 'last_checkpoint').write_text(str(bad) if pointer == 'names a truncated file' else '')
     old_dir = runner._work_dir
     runner._work_dir = str(work)
     try:
@@ -104,15 +105,16 @@ def test_objects_outside_weights_only_allow_list(runner, tmp_path):
 
 def test_checkpoint_of_another_architecture(runner, tmp_path):
     from mmpretrain.registry import MODELS
+
     cfg = copy.deepcopy(Config.fromfile(DEMO).model)
     cfg.backbone.update(stem_channels=32, base_channels=32)
     cfg.head.in_channels = 256
     other = MODELS.build(cfg)
     path = tmp_path / 'other.pth'
-    torch.save({'meta': {'epoch': 1, 'iter': 1}, 'state_dict': other.state_dict()},
-               path)
-    message = _assert_load_error(runner, path, 'does not fit the model',
-                                 'of other shape', 'backbone.conv1.weight')
+    torch.save({'meta': {'epoch': 1, 'iter': 1}, 'state_dict': other.state_dict()}, path)
+    message = _assert_load_error(
+        runner, path, 'does not fit the model', 'of other shape', 'backbone.conv1.weight'
+    )
     assert 'timm' not in message
 
 
@@ -121,12 +123,20 @@ def test_timm_state_dict(runner, tmp_path):
     path = tmp_path / 'nf_resnet50_timm.pth'
     torch.save(timm.create_model('nf_resnet50', pretrained=False).state_dict(), path)
     _assert_load_error(runner, path, 'does not fit the model', 'timm model state dict')
-    _assert_load_error(runner, path, 'cannot be resumed', 'bare state dict',
-                       resume=True)
+    _assert_load_error(runner, path, 'cannot be resumed', 'bare state dict', resume=True)
     # as a user meets it: the timm file given to the test tool
-    proc = run_tool(['tools/test.py', DEMO, path, '--work-dir', tmp_path / 'test',
-                     '--cfg-options', 'test_dataloader.dataset.indices=8'],
-                    check=False)
+    proc = run_tool(
+        [
+            'tools/test.py',
+            DEMO,
+            path,
+            '--work-dir',
+            tmp_path / 'test',
+            '--cfg-options',
+            'test_dataloader.dataset.indices=8',
+        ],
+        check=False,
+    )
     assert proc.returncode != 0
     assert 'CheckpointLoadError' in proc.stderr
     assert f'checkpoint {path} does not fit the model' in proc.stderr
@@ -140,10 +150,17 @@ def test_train_resume_from_truncated_file_is_clear(tmp_path, runner):
     truncated = tmp_path / 'epoch_3.pth'
     truncated.write_bytes(good.read_bytes()[:10000])
     cfg = Config.fromfile(DEMO)
-    cfg.merge_from_dict({'train_dataloader.dataset.indices': 64, 'resume': True,
-                         'load_from': str(truncated), 'work_dir': str(tmp_path / 'run')})
-    with pytest.raises(CheckpointLoadError,
-                       match=f'checkpoint {truncated}: truncated or corrupted'):
+    cfg.merge_from_dict(
+        {
+            'train_dataloader.dataset.indices': 64,
+            'resume': True,
+            'load_from': str(truncated),
+            'work_dir': str(tmp_path / 'run'),
+        }
+    )
+    with pytest.raises(
+        CheckpointLoadError, match=f'checkpoint {truncated}: truncated or corrupted'
+    ):
         NoFrostRunner.from_cfg(cfg).train()
 
 
@@ -175,10 +192,20 @@ def test_damaged_checkpoints_through_tools_test(damaged, tmp_path):
     """As the issue met them: tools/test.py CFG FILE --attacks none evaluated a
     flipped file (rc 0) and died with a bare IndexError on random bytes."""
     for how, path in damaged[1].items():
-        proc = run_tool(['tools/test.py', DEMO, path, '--attacks', 'none',
-                         '--work-dir', tmp_path / how,
-                         '--cfg-options', 'test_dataloader.dataset.indices=8'],
-                        check=False)
+        proc = run_tool(
+            [
+                'tools/test.py',
+                DEMO,
+                path,
+                '--attacks',
+                'none',
+                '--work-dir',
+                tmp_path / how,
+                '--cfg-options',
+                'test_dataloader.dataset.indices=8',
+            ],
+            check=False,
+        )
         assert proc.returncode != 0, how
         assert 'CheckpointLoadError' in proc.stderr, proc.stderr[-2000:]
         assert f'checkpoint {path}: ' in proc.stderr
@@ -189,11 +216,11 @@ def test_damaged_checkpoints_through_tools_test(damaged, tmp_path):
 @pytest.mark.parametrize('how', DAMAGES)
 def test_damaged_checkpoint_through_the_overfitting_guard_rollback(damaged, how):
     from nofrost_mm.engine.hooks import CatastrophicOverfittingHook
+
     hook = CatastrophicOverfittingHook(action='rollback')
     hook.last_good = str(damaged[1][how])
     # the file is read before the runner is touched
-    with pytest.raises(CheckpointLoadError,
-                       match=re.escape(expected_problem(hook.last_good, how))):
+    with pytest.raises(CheckpointLoadError, match=re.escape(expected_problem(hook.last_good, how))):
         hook._rollback(runner=None)
 
 
@@ -202,6 +229,7 @@ def test_divergence_guard_names_a_complete_checkpoint(damaged, tmp_path):
     is the whole epoch_1.pth (mmengine's find_latest_checkpoint trusts the
     pointer)."""
     from nofrost_mm.engine.hooks import DivergenceGuardHook
+
     good, files = damaged
     shutil.copy(good, tmp_path / 'epoch_1.pth')
     shutil.copy(files['flipped'], tmp_path / 'epoch_2.pth')
@@ -211,7 +239,8 @@ def test_divergence_guard_names_a_complete_checkpoint(damaged, tmp_path):
     fake_runner = SimpleNamespace(iter=7, epoch=2, work_dir=str(tmp_path), logger=logger)
     with logged_warnings(logger) as warnings, pytest.raises(FloatingPointError) as info:
         DivergenceGuardHook(action='stop').after_train_iter(
-            fake_runner, 0, outputs={'loss': torch.tensor(float('nan'))})
+            fake_runner, 0, outputs={'loss': torch.tensor(float('nan'))}
+        )
     assert f'Last good checkpoint: {tmp_path / "epoch_1.pth"}.' in str(info.value)
     assert any('epoch_2.pth' in w and 'fails its CRC check' in w for w in warnings)
 
@@ -220,6 +249,7 @@ def test_divergence_guard_names_a_complete_checkpoint(damaged, tmp_path):
 def test_damaged_checkpoint_through_load_classifier(damaged, how):
     """The analysis tools' door (decision_margin.py, smoothness.py)."""
     from nofrost_mm.evaluation.robustness_analysis import load_classifier
+
     path = damaged[1][how]
     with pytest.raises(CheckpointLoadError) as info:
         load_classifier(str(DEMO), str(path))
@@ -228,15 +258,16 @@ def test_damaged_checkpoint_through_load_classifier(damaged, how):
 
 
 def test_load_classifier_loads_a_whole_checkpoint_and_refuses_another_model(
-        runner, damaged, tmp_path):
+    runner, damaged, tmp_path
+):
     from nofrost_mm.evaluation.robustness_analysis import load_classifier
+
     good = damaged[0]
     net, _ = load_classifier(str(DEMO), str(good))
     weights = torch.load(good, weights_only=True)['state_dict']
     loaded = dict(net.named_parameters())
     key = 'backbone.conv1.weight'
-    assert any(torch.equal(p, weights[key]) for n, p in loaded.items()
-               if n.endswith(key))
+    assert any(torch.equal(p, weights[key]) for n, p in loaded.items() if n.endswith(key))
     # mmengine's load_checkpoint (strict=False) loaded nothing of it, silently
     other = tmp_path / 'other.pth'
     torch.save({'state_dict': {'head.fc.weight': torch.zeros(3, 3)}}, other)
@@ -262,8 +293,9 @@ def test_a_damaged_evaluation_chunk_is_evaluated_again(tmp_path):
     """tools/test.py --resume reads finished batches back: a damaged one is
     attacked again (same seed, same result) instead of read as results."""
     from nofrost_mm.engine.runner.evaluation_state import EvaluationState
+
     state = EvaluationState(str(tmp_path / 'state'), {'run': 1}, resume=False)
-    results = [{'margin': torch.arange(4000.)}]
+    results = [{'margin': torch.arange(4000.0)}]
     state.save(0, results)
     assert torch.equal(state.load(0)[0]['margin'], results[0]['margin'])
     chunk = tmp_path / 'state' / 'chunk_000000.pth'

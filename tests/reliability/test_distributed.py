@@ -1,4 +1,5 @@
 """2 CPU processes x batch B == 1 process x batch 2B; a dead or hung rank ends the run."""
+
 import json
 import os
 import subprocess
@@ -36,13 +37,35 @@ PARITY_RTOL = 0.05
 
 def test_two_processes_match_one_process_with_double_batch(tmp_path):
     config = write_config(tmp_path / 'cfg.py', base=PGDAT, body=PARITY_BODY)
-    common = ['--no-validate', '--cfg-options', 'train_cfg.max_epochs=1',
-              'train_dataloader.dataset.indices=128', 'custom_hooks.0.eps_warmup=0']
-    run_tool(['tools/train.py', config, '--work-dir', tmp_path / 'one', *common,
-              'train_dataloader.batch_size=32'])
-    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', tmp_path / 'two',
-                     *common, 'train_dataloader.batch_size=16'],
-                    env={'PORT': str(free_port())})
+    common = [
+        '--no-validate',
+        '--cfg-options',
+        'train_cfg.max_epochs=1',
+        'train_dataloader.dataset.indices=128',
+        'custom_hooks.0.eps_warmup=0',
+    ]
+    run_tool(
+        [
+            'tools/train.py',
+            config,
+            '--work-dir',
+            tmp_path / 'one',
+            *common,
+            'train_dataloader.batch_size=32',
+        ]
+    )
+    proc = run_tool(
+        [
+            'tools/dist_train.sh',
+            config,
+            '2',
+            '--work-dir',
+            tmp_path / 'two',
+            *common,
+            'train_dataloader.batch_size=16',
+        ],
+        env={'PORT': str(free_port())},
+    )
     log = proc.stdout + proc.stderr
     assert 'Epoch(train) [1][4/4]' in log  # 128 / (2 x 16): four steps, as with 32
     one = torch.load(tmp_path / 'one' / 'rank0_weights.pth')
@@ -63,16 +86,39 @@ def _launch_two_ranks(config, work_dir, timeout_s):
     port = str(free_port())
     procs = []
     for rank in (0, 1):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
-                   MASTER_ADDR='127.0.0.1', MASTER_PORT=port,
-                   PYTHONPATH=str(REPO_ROOT))
-        procs.append(subprocess.Popen(
-            [sys.executable, 'tools/train.py', str(config), '--launcher', 'pytorch',
-             '--work-dir', str(work_dir), '--no-validate', '--cfg-options',
-             'train_dataloader.dataset.indices=256', 'train_dataloader.batch_size=32',
-             f'env_cfg.dist_cfg.timeout={timeout_s}'],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True))
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE='2',
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=port,
+            PYTHONPATH=str(REPO_ROOT),
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    'tools/train.py',
+                    str(config),
+                    '--launcher',
+                    'pytorch',
+                    '--work-dir',
+                    str(work_dir),
+                    '--no-validate',
+                    '--cfg-options',
+                    'train_dataloader.dataset.indices=256',
+                    'train_dataloader.batch_size=32',
+                    f'env_cfg.dist_cfg.timeout={timeout_s}',
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        )
     return procs
 
 
@@ -89,20 +135,26 @@ def _survivor_error(procs, limit_s):
 
 
 def test_dead_rank_makes_the_other_exit_with_a_clear_error(tmp_path):
-    config = write_config(tmp_path / 'cfg.py', body=(
-        "custom_hooks = [dict(type='DieAtIterHook', rank=1, at_iter=3)]\n"))
+    config = write_config(
+        tmp_path / 'cfg.py',
+        body=("custom_hooks = [dict(type='DieAtIterHook', rank=1, at_iter=3)]\n"),
+    )
     procs = _launch_two_ranks(config, tmp_path / 'run', timeout_s=60)
     rc, err, _ = _survivor_error(procs, limit_s=180)
     assert procs[1].returncode == -9
     assert rc != 0
-    assert ('rank 0/2: a collective operation failed in epoch 1, iteration 3: '
-            'another rank died or did not answer within '
-            'env_cfg.dist_cfg.timeout=60 s') in err
+    assert (
+        'rank 0/2: a collective operation failed in epoch 1, iteration 3: '
+        'another rank died or did not answer within '
+        'env_cfg.dist_cfg.timeout=60 s'
+    ) in err
 
 
 def test_hung_rank_times_out_after_the_configured_timeout(tmp_path):
-    config = write_config(tmp_path / 'cfg.py', body=(
-        "custom_hooks = [dict(type='HangAtIterHook', rank=1, at_iter=3)]\n"))
+    config = write_config(
+        tmp_path / 'cfg.py',
+        body=("custom_hooks = [dict(type='HangAtIterHook', rank=1, at_iter=3)]\n"),
+    )
     procs = _launch_two_ranks(config, tmp_path / 'run', timeout_s=5)
     rc, err, _ = _survivor_error(procs, limit_s=180)
     assert rc != 0
@@ -115,6 +167,7 @@ def _untrained_checkpoint(path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+
     init_default_scope('mmpretrain')
     torch.save({'state_dict': MODELS.build(Config.fromfile(DEMO).model).state_dict()}, path)
     return path
@@ -125,10 +178,22 @@ def test_dist_test_of_two_ranks_exits_zero_after_writing_results(tmp_path):
     the merged results of both ranks written (the soak loop's fast case)."""
     checkpoint = _untrained_checkpoint(tmp_path / 'init.pth')
     config = write_config(tmp_path / 'ok.py')
-    proc = run_tool(['bash', 'tools/dist_test.sh', config, checkpoint, 2,
-                     '--work-dir', tmp_path / 'ok', '--out', tmp_path / 'ok.json',
-                     '--cfg-options', 'test_dataloader.dataset.indices=40'],
-                    env={'PORT': str(free_port())})
+    proc = run_tool(
+        [
+            'bash',
+            'tools/dist_test.sh',
+            config,
+            checkpoint,
+            2,
+            '--work-dir',
+            tmp_path / 'ok',
+            '--out',
+            tmp_path / 'ok.json',
+            '--cfg-options',
+            'test_dataloader.dataset.indices=40',
+        ],
+        env={'PORT': str(free_port())},
+    )
     assert proc.returncode == 0
     results = json.loads((tmp_path / 'ok.json').read_text())
     assert 0 <= results['accuracy/top1'] <= 100
@@ -139,11 +204,23 @@ def test_a_failing_rank_fails_the_dist_test_command(tmp_path):
     """Ranks end with os._exit(0) after a final barrier (no gloo teardown
     abort), reached only on success: a rank that raises fails the command."""
     checkpoint = _untrained_checkpoint(tmp_path / 'init.pth')
-    config = write_config(tmp_path / 'fail.py', body=(
-        "custom_hooks = [dict(type='FailAfterTestHook', rank=1)]\n"))
-    failed = run_tool(['bash', 'tools/dist_test.sh', config, checkpoint, 2,
-                       '--work-dir', tmp_path / 'fail', '--cfg-options',
-                       'test_dataloader.dataset.indices=40'],
-                      env={'PORT': str(free_port())}, check=False)
+    config = write_config(
+        tmp_path / 'fail.py', body=("custom_hooks = [dict(type='FailAfterTestHook', rank=1)]\n")
+    )
+    failed = run_tool(
+        [
+            'bash',
+            'tools/dist_test.sh',
+            config,
+            checkpoint,
+            2,
+            '--work-dir',
+            tmp_path / 'fail',
+            '--cfg-options',
+            'test_dataloader.dataset.indices=40',
+        ],
+        env={'PORT': str(free_port())},
+        check=False,
+    )
     assert failed.returncode != 0
     assert 'FailAfterTestHook: rank 1 fails on purpose' in failed.stdout + failed.stderr

@@ -1,4 +1,5 @@
 """Dual-BN AT on 2 gloo processes == one process accumulating their two batches."""
+
 import torch
 
 import nofrost_mm  # noqa: F401
@@ -30,19 +31,32 @@ PARITY_RTOL = 0.05
 
 def test_two_processes_match_one_process_accumulating_their_batches(tmp_path):
     positions = range(64)
-    one_order = [i for start in (0, 32) for rank in (0, 1)
-                 for i in positions[start + rank:start + 32:2]]
-    one = write_config(tmp_path / 'one.py', base=DUALBN,
-                       body=BODY.format(indices=one_order))
-    two = write_config(tmp_path / 'two.py', base=DUALBN,
-                       body=BODY.format(indices=list(positions)))
-    common = ['--no-validate', '--cfg-options', 'train_cfg.max_epochs=1',
-              'custom_hooks.0.eps_warmup=0']
-    proc = run_tool(['tools/train.py', one, '--work-dir', tmp_path / 'one', *common,
-                     'optim_wrapper.accumulative_counts=2'])
+    one_order = [
+        i for start in (0, 32) for rank in (0, 1) for i in positions[start + rank : start + 32 : 2]
+    ]
+    one = write_config(tmp_path / 'one.py', base=DUALBN, body=BODY.format(indices=one_order))
+    two = write_config(tmp_path / 'two.py', base=DUALBN, body=BODY.format(indices=list(positions)))
+    common = [
+        '--no-validate',
+        '--cfg-options',
+        'train_cfg.max_epochs=1',
+        'custom_hooks.0.eps_warmup=0',
+    ]
+    proc = run_tool(
+        [
+            'tools/train.py',
+            one,
+            '--work-dir',
+            tmp_path / 'one',
+            *common,
+            'optim_wrapper.accumulative_counts=2',
+        ]
+    )
     assert 'Epoch(train) [1][4/4]' in proc.stdout + proc.stderr
-    proc = run_tool(['tools/dist_train.sh', two, '2', '--work-dir', tmp_path / 'two',
-                     *common], env={'PORT': str(free_port())})
+    proc = run_tool(
+        ['tools/dist_train.sh', two, '2', '--work-dir', tmp_path / 'two', *common],
+        env={'PORT': str(free_port())},
+    )
     assert 'Epoch(train) [1][2/2]' in proc.stdout + proc.stderr
     single = torch.load(tmp_path / 'one' / 'rank0_weights.pth')
     ranks = [torch.load(tmp_path / 'two' / f'rank{r}_weights.pth') for r in (0, 1)]

@@ -1,4 +1,5 @@
 """SIGKILL mid-epoch, --resume: the same weights as an uninterrupted run (CPU)."""
+
 import os
 import signal
 import subprocess
@@ -15,21 +16,38 @@ from tests.reliability.helpers import SMALL, write_config
 # (config, options, iterations per epoch); 3 epochs, killed in the second
 CONFIGS = {
     # BN ResNet, RandomCrop (numpy RNG), validation every epoch (RNG isolation)
-    'bn-standard': ('configs/demo/resnet18-w16_1xb64_digits.py',
-                    ['train_cfg.val_interval=1', *SMALL], 4),
+    'bn-standard': (
+        'configs/demo/resnet18-w16_1xb64_digits.py',
+        ['train_cfg.val_interval=1', *SMALL],
+        4,
+    ),
     # NF ResNet PGD-AT: random PGD start and dropout (torch RNG), eps warm-up
     # over the 3 epochs, clean and robust validation (random start) each epoch
-    'nf-pgdat': ('configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py',
-                 ['train_dataloader.dataset.indices=128',
-                  'val_dataloader.dataset.indices=30', 'train_cfg.val_interval=1',
-                  'custom_hooks.0.eps_warmup=3', 'custom_hooks.0.adv_val_interval=1',
-                  'custom_hooks.0.val_attack.steps=2'], 2),
+    'nf-pgdat': (
+        'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py',
+        [
+            'train_dataloader.dataset.indices=128',
+            'val_dataloader.dataset.indices=30',
+            'train_cfg.val_interval=1',
+            'custom_hooks.0.eps_warmup=3',
+            'custom_hooks.0.adv_val_interval=1',
+            'custom_hooks.0.val_attack.steps=2',
+        ],
+        2,
+    ),
     # dual BN: both branches' statistics, batch counts and parameters
-    'dualbn-pgdat': ('configs/dualbn/resnet18-w16-dualbn_1xb64_digits_pgdat.py',
-                     ['train_dataloader.dataset.indices=128',
-                      'val_dataloader.dataset.indices=30', 'train_cfg.val_interval=1',
-                      'custom_hooks.0.eps_warmup=3', 'custom_hooks.0.adv_val_interval=1',
-                      'custom_hooks.0.val_attack.steps=2'], 2),
+    'dualbn-pgdat': (
+        'configs/dualbn/resnet18-w16-dualbn_1xb64_digits_pgdat.py',
+        [
+            'train_dataloader.dataset.indices=128',
+            'val_dataloader.dataset.indices=30',
+            'train_cfg.val_interval=1',
+            'custom_hooks.0.eps_warmup=3',
+            'custom_hooks.0.adv_val_interval=1',
+            'custom_hooks.0.val_attack.steps=2',
+        ],
+        2,
+    ),
 }
 
 
@@ -44,17 +62,20 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, name):
         f"_base_ = '{plain}'\n"
         "custom_hooks = [*_base_.get('custom_hooks', []), dict(type="
         f"'PauseAtIterHook', at_iter={iters_per_epoch + iters_per_epoch // 2}"
-        f", marker='{marker}')]\n")
+        f", marker='{marker}')]\n"
+    )
 
-    run_tool(['tools/train.py', plain, '--work-dir', tmp_path / 'whole',
-              '--cfg-options', *options])
+    run_tool(['tools/train.py', plain, '--work-dir', tmp_path / 'whole', '--cfg-options', *options])
 
     work = tmp_path / 'killed'
     proc = subprocess.Popen(
-        [sys.executable, 'tools/train.py', pausing, '--work-dir', work,
-         '--cfg-options', *options], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+        [sys.executable, 'tools/train.py', pausing, '--work-dir', work, '--cfg-options', *options],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    )
     deadline = time.time() + 240
     try:
         while not marker.exists():
@@ -67,22 +88,22 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, name):
     assert proc.returncode == -signal.SIGKILL
     assert (work / 'epoch_1.pth').is_file() and not (work / 'epoch_2.pth').exists()
 
-    resumed = run_tool(['tools/train.py', plain, '--work-dir', work, '--resume',
-                        '--cfg-options', *options])
+    resumed = run_tool(
+        ['tools/train.py', plain, '--work-dir', work, '--resume', '--cfg-options', *options]
+    )
     log = resumed.stdout + resumed.stderr
     assert 'resumed epoch: 1' in log
     assert 'Restored the RNG states saved in the checkpoint.' in log
 
     whole = torch.load(tmp_path / 'whole' / 'epoch_3.pth', weights_only=True)
     again = torch.load(work / 'epoch_3.pth', weights_only=True)
-    diffs = {k: (whole['state_dict'][k].double() - v.double()).abs().max().item()
-             for k, v in again['state_dict'].items()}
-    print(f'{name}: max |w(uninterrupted) - w(killed + resumed)| = '
-          f'{max(diffs.values()):.3g}')
+    diffs = {
+        k: (whole['state_dict'][k].double() - v.double()).abs().max().item()
+        for k, v in again['state_dict'].items()
+    }
+    print(f'{name}: max |w(uninterrupted) - w(killed + resumed)| = {max(diffs.values()):.3g}')
     assert max(diffs.values()) <= 1e-6, sorted(diffs.items(), key=lambda kv: -kv[1])[:3]
     # optimizer (momentum buffers) and scheduler continue exactly too
-    for sa, sb in zip(whole['optimizer']['state'].values(),
-                      again['optimizer']['state'].values()):
-        assert torch.allclose(sa['momentum_buffer'], sb['momentum_buffer'],
-                              rtol=0, atol=1e-6)
+    for sa, sb in zip(whole['optimizer']['state'].values(), again['optimizer']['state'].values()):
+        assert torch.allclose(sa['momentum_buffer'], sb['momentum_buffer'], rtol=0, atol=1e-6)
     assert whole['param_schedulers'] == again['param_schedulers']

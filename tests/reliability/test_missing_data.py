@@ -1,6 +1,7 @@
 """A missing data folder is named with its config key before any data is read
 or downloaded: mmpretrain's MNIST on a stock config (whose download server is
 gone), and the folder datasets (CustomDataset, ImageNet)."""
+
 import copy
 
 import pytest
@@ -34,14 +35,19 @@ def test_the_readme_stock_lenet5_config_without_data_names_the_converter(tmp_pat
     guard = tmp_path / 'no_network'
     guard.mkdir()
     (guard / 'sitecustomize.py').write_text(NO_NETWORK)
-    proc = run_tool([str(REPO_ROOT / 'tools/train.py'), config, '--work-dir', tmp_path / 'work'],
-                    cwd=tmp_path, check=False,
-                    env={'PYTHONPATH': f'{guard}:{REPO_ROOT}'})
+    proc = run_tool(
+        [str(REPO_ROOT / 'tools/train.py'), config, '--work-dir', tmp_path / 'work'],
+        cwd=tmp_path,
+        check=False,
+        env={'PYTHONPATH': f'{guard}:{REPO_ROOT}'},
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert 'NETWORK ATTEMPT' not in out and 'URLError' not in out
-    assert "FileNotFoundError: train_dataloader.dataset: MNIST files missing in " \
-        "'data/mnist': train-images-idx3-ubyte" in out, out[-3000:]
+    assert (
+        "FileNotFoundError: train_dataloader.dataset: MNIST files missing in "
+        "'data/mnist': train-images-idx3-ubyte" in out
+    ), out[-3000:]
     assert 'download=True cannot fetch them' in out
     # the converter by its absolute path: the run is outside the repository
     assert f'python {REPO_ROOT}/tools/dataset_converters/prepare_mnist.py --out data/mnist' in out
@@ -53,23 +59,43 @@ def _demo_with_test_dataset(tmp_path, dataset):
     cfg.work_dir = str(tmp_path / 'work')
     cfg.log_level = 'WARNING'
     cfg.test_dataloader.dataset = dict(
-        dataset, pipeline=copy.deepcopy(cfg.test_dataloader.dataset.pipeline))
+        dataset, pipeline=copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    )
     return cfg
 
 
-@pytest.mark.parametrize('dataset, key, what', [
-    (dict(type='ImageNet', data_root='{tmp}/imagenet', split='val'),
-     'test_dataloader.dataset.data_root', "no such folder '{tmp}/imagenet'"),
-    (dict(type='CustomDataset', data_root='{tmp}', ann_file='meta/val.txt'),
-     'test_dataloader.dataset.ann_file', "no such file '{tmp}/meta/val.txt'"),
-    (dict(type='CustomDataset', data_prefix='{tmp}/images'),
-     'test_dataloader.dataset.data_prefix', "no such folder '{tmp}/images'"),
-    (dict(type='ClassBalancedDataset', oversample_thr=0.1,
-          dataset=dict(type='ImageNet', data_root='{tmp}/imagenet', split='val')),
-     'test_dataloader.dataset.dataset.data_root', "no such folder '{tmp}/imagenet'"),
-])
+@pytest.mark.parametrize(
+    'dataset, key, what',
+    [
+        (
+            dict(type='ImageNet', data_root='{tmp}/imagenet', split='val'),
+            'test_dataloader.dataset.data_root',
+            "no such folder '{tmp}/imagenet'",
+        ),
+        (
+            dict(type='CustomDataset', data_root='{tmp}', ann_file='meta/val.txt'),
+            'test_dataloader.dataset.ann_file',
+            "no such file '{tmp}/meta/val.txt'",
+        ),
+        (
+            dict(type='CustomDataset', data_prefix='{tmp}/images'),
+            'test_dataloader.dataset.data_prefix',
+            "no such folder '{tmp}/images'",
+        ),
+        (
+            dict(
+                type='ClassBalancedDataset',
+                oversample_thr=0.1,
+                dataset=dict(type='ImageNet', data_root='{tmp}/imagenet', split='val'),
+            ),
+            'test_dataloader.dataset.dataset.data_root',
+            "no such folder '{tmp}/imagenet'",
+        ),
+    ],
+)
 def test_a_missing_folder_is_named_with_its_key_before_the_data_is_read(
-        tmp_path, dataset, key, what, monkeypatch):
+    tmp_path, dataset, key, what, monkeypatch
+):
     """mmpretrain's own error is a bare FileNotFoundError of a path, without
     the key (and for the val data only after the first training epoch)."""
     from mmengine.dataset import BaseDataset
@@ -95,19 +121,29 @@ def test_a_test_needs_no_training_data(tmp_path):
     """Evaluating on a machine without the training set: only the test data is checked."""
     (tmp_path / 'imagenet' / 'val').mkdir(parents=True)
     cfg = Config.fromfile(DEMO)
-    cfg.merge_from_dict({'work_dir': str(tmp_path / 'work'), 'log_level': 'WARNING',
-                         'test_dataloader.dataset.indices': 16})
-    cfg.train_dataloader.dataset = dict(type='ImageNet', data_root=str(tmp_path / 'none'),
-                                        split='train', pipeline=[])
+    cfg.merge_from_dict(
+        {
+            'work_dir': str(tmp_path / 'work'),
+            'log_level': 'WARNING',
+            'test_dataloader.dataset.indices': 16,
+        }
+    )
+    cfg.train_dataloader.dataset = dict(
+        type='ImageNet', data_root=str(tmp_path / 'none'), split='train', pipeline=[]
+    )
     runner = NoFrostRunner.from_cfg(cfg)
     assert 0 <= runner.test()['accuracy/top1'] <= 100
-    with pytest.raises(FileNotFoundError,
-                       match='^train_dataloader.dataset.data_root: no such folder'):
+    with pytest.raises(
+        FileNotFoundError, match='^train_dataloader.dataset.data_root: no such folder'
+    ):
         runner.train()
 
 
 def test_an_existing_folder_passes(tmp_path):
     from nofrost_mm.datasets.data_checks import check_dataset_files
+
     (tmp_path / 'imagenet' / 'val').mkdir(parents=True)
-    check_dataset_files(dict(type='ImageNet', data_root=str(tmp_path / 'imagenet'),
-                             split='val'), 'test_dataloader.dataset')
+    check_dataset_files(
+        dict(type='ImageNet', data_root=str(tmp_path / 'imagenet'), split='val'),
+        'test_dataloader.dataset',
+    )

@@ -2,6 +2,7 @@
 (NNODES=2, NODE_RANK=0/1, MASTER_ADDR=127.0.0.1, gloo): the numbers of one node with the
 same total batch, and a test whose second node is late by more than the process-group
 timeout still ends with them."""
+
 import json
 import os
 import subprocess
@@ -20,13 +21,25 @@ LATE_S = 14  # how late node 1's rank starts its test batches
 HOOKS = "custom_hooks = [*_base_.custom_hooks, dict(type='DumpWeightsHook')]"
 assert HOOKS in PARITY_BODY
 # rank 1 sleeps before its first test batch (a no-op in one process)
-SLOW_BODY = PARITY_BODY.replace(HOOKS, HOOKS[:-1] + f""",
-                dict(type='SlowTestRankHook', rank=1, seconds={LATE_S})]""") + """
+SLOW_BODY = (
+    PARITY_BODY.replace(
+        HOOKS,
+        HOOKS[:-1]
+        + f""",
+                dict(type='SlowTestRankHook', rank=1, seconds={LATE_S})]""",
+    )
+    + """
 custom_imports = dict(imports=['nofrost_mm', 'tests.reliability.helpers',
                                'tests.reliability.slow_rank'], allow_failed_imports=False)
 """
-TRAIN = ['--no-validate', '--cfg-options', 'train_cfg.max_epochs=1',
-         'train_dataloader.dataset.indices=64', 'custom_hooks.0.eps_warmup=0']
+)
+TRAIN = [
+    '--no-validate',
+    '--cfg-options',
+    'train_cfg.max_epochs=1',
+    'train_dataloader.dataset.indices=64',
+    'custom_hooks.0.eps_warmup=0',
+]
 TEST = ['--num-samples', '8', '--attacks', "{'type': 'PGDAttack', 'steps': 2}", 'FGSM']
 
 
@@ -38,10 +51,14 @@ def _start(args, env=None):
     # a file, not a pipe: a process is never blocked on a full pipe while
     # another one's log is read
     log = tempfile.TemporaryFile('w+')
-    proc = subprocess.Popen(args, cwd=REPO_ROOT, text=True, stdout=log,
-                            stderr=subprocess.STDOUT, env=dict(
-                                os.environ, PYTHONPATH=str(REPO_ROOT),
-                                PYTHON=os.sys.executable, **(env or {})))
+    proc = subprocess.Popen(
+        args,
+        cwd=REPO_ROOT,
+        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHON=os.sys.executable, **(env or {})),
+    )
     proc.log = log
     return proc
 
@@ -49,9 +66,13 @@ def _start(args, env=None):
 def _two_nodes(tool, args, env=None):
     """``tools/<tool>`` started as node 0 and node 1 (one process each)."""
     port = str(free_port())
-    return [_start(['bash', f'tools/{tool}', *args], dict(
-        env or {}, NNODES='2', NODE_RANK=str(node), MASTER_ADDR='127.0.0.1', PORT=port))
-        for node in (0, 1)]
+    return [
+        _start(
+            ['bash', f'tools/{tool}', *args],
+            dict(env or {}, NNODES='2', NODE_RANK=str(node), MASTER_ADDR='127.0.0.1', PORT=port),
+        )
+        for node in (0, 1)
+    ]
 
 
 def _finish(procs, timeout=600):
@@ -71,11 +92,31 @@ def test_two_nodes_give_the_numbers_of_one(tmp_path):
     config = write_config(tmp_path / 'cfg.py', base=PGDAT, body=SLOW_BODY)
     # training: one node, one process, batch 32; two nodes of one process x 16
     # (side by side: they share nothing but the config)
-    logs = _finish([
-        _start(['tools/train.py', config, '--work-dir', tmp_path / 'one', *TRAIN,
-                'train_dataloader.batch_size=32']),
-        *_two_nodes('dist_train.sh', [config, 1, '--work-dir', tmp_path / 'two', *TRAIN,
-                                      'train_dataloader.batch_size=16'])])
+    logs = _finish(
+        [
+            _start(
+                [
+                    'tools/train.py',
+                    config,
+                    '--work-dir',
+                    tmp_path / 'one',
+                    *TRAIN,
+                    'train_dataloader.batch_size=32',
+                ]
+            ),
+            *_two_nodes(
+                'dist_train.sh',
+                [
+                    config,
+                    1,
+                    '--work-dir',
+                    tmp_path / 'two',
+                    *TRAIN,
+                    'train_dataloader.batch_size=16',
+                ],
+            ),
+        ]
+    )
     assert 'Epoch(train) [1][2/2]' in logs[1]  # 64 / (2 x 16): the 2 steps of 32
     one = torch.load(tmp_path / 'one' / 'rank0_weights.pth')
     two = [torch.load(tmp_path / 'two' / f'rank{r}_weights.pth') for r in (0, 1)]
@@ -90,13 +131,37 @@ def test_two_nodes_give_the_numbers_of_one(tmp_path):
     # then waits longer than the process-group timeout before the gather;
     # the one-process reference runs meanwhile
     checkpoint = tmp_path / 'two' / 'epoch_1.pth'
-    _finish([
-        _start(['tools/test.py', config, checkpoint, '--work-dir', tmp_path / 'test1',
-                '--out', tmp_path / 'one.json', *TEST]),
-        *_two_nodes('dist_test.sh', [
-            config, checkpoint, 1, '--work-dir', tmp_path / 'test2', '--out',
-            tmp_path / 'two.json', *TEST, '--cfg-options',
-            f'env_cfg.dist_cfg.timeout={TIMEOUT_S}'])])
+    _finish(
+        [
+            _start(
+                [
+                    'tools/test.py',
+                    config,
+                    checkpoint,
+                    '--work-dir',
+                    tmp_path / 'test1',
+                    '--out',
+                    tmp_path / 'one.json',
+                    *TEST,
+                ]
+            ),
+            *_two_nodes(
+                'dist_test.sh',
+                [
+                    config,
+                    checkpoint,
+                    1,
+                    '--work-dir',
+                    tmp_path / 'test2',
+                    '--out',
+                    tmp_path / 'two.json',
+                    *TEST,
+                    '--cfg-options',
+                    f'env_cfg.dist_cfg.timeout={TIMEOUT_S}',
+                ],
+            ),
+        ]
+    )
     one = json.loads((tmp_path / 'one.json').read_text())
     two = json.loads((tmp_path / 'two.json').read_text())
     assert robust_results(two) == robust_results(one) and robust_results(one)

@@ -1,4 +1,5 @@
 """tools/misc/bad_inputs.py: which line of a command's output its table shows."""
+
 import importlib.util
 import shlex
 
@@ -10,7 +11,8 @@ from tests.conftest import REPO_ROOT
 @pytest.fixture(scope='module')
 def tool():
     spec = importlib.util.spec_from_file_location(
-        'bad_inputs_tool', REPO_ROOT / 'tools/misc/bad_inputs.py')
+        'bad_inputs_tool', REPO_ROOT / 'tools/misc/bad_inputs.py'
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,21 +45,30 @@ plot saved to /w/spp.png
 """
 
 
-@pytest.mark.parametrize('output, line', [
-    (TRACEBACK, 'ValueError: --out-item needs --out FILE'),
-    (RANK_ERROR, "[rank1]: FileNotFoundError: train_dataloader.dataset: MNIST files missing "
-                 "in 'data/mnist'"),
-    (WARNED, 'WARNING: --resume: no checkpoint in /w: starts from scratch'),
-    (QUIET, 'plot saved to /w/spp.png'),
-    ('', '')], ids=['exception', 'rank', 'warning', 'last-line', 'empty'])
+@pytest.mark.parametrize(
+    'output, line',
+    [
+        (TRACEBACK, 'ValueError: --out-item needs --out FILE'),
+        (
+            RANK_ERROR,
+            "[rank1]: FileNotFoundError: train_dataloader.dataset: MNIST files missing "
+            "in 'data/mnist'",
+        ),
+        (WARNED, 'WARNING: --resume: no checkpoint in /w: starts from scratch'),
+        (QUIET, 'plot saved to /w/spp.png'),
+        ('', ''),
+    ],
+    ids=['exception', 'rank', 'warning', 'last-line', 'empty'],
+)
 def test_last_meaningful_line(tool, output, line):
     assert tool.last_meaningful_line(output) == line
 
 
 def test_commands_are_shown_as_a_user_types_them(tool):
-    cmd = ['python', 'tools/test.py', '--attacks', "{'type': 'PGD', 'eps': 8}", 'a b',
-           "it's $HOME"]
+    cmd = ['python', 'tools/test.py', '--attacks', "{'type': 'PGD', 'eps': 8}", 'a b', "it's $HOME"]
     shown = tool.shell_words(cmd)
-    assert shown == ('python tools/test.py --attacks "{\'type\': \'PGD\', \'eps\': 8}" '
-                     "'a b' 'it'\"'\"'s $HOME'")
+    assert shown == (
+        'python tools/test.py --attacks "{\'type\': \'PGD\', \'eps\': 8}" '
+        "'a b' 'it'\"'\"'s $HOME'"
+    )
     assert shlex.split(shown) == cmd  # pastes back into a shell as the same words

@@ -1,4 +1,5 @@
 """tools/demo.py --study dualbn / label-smoothing, and --run-dir resuming a study."""
+
 import importlib.util
 import json
 import sys
@@ -11,8 +12,7 @@ from tests.conftest import REPO_ROOT
 
 @pytest.fixture(scope='module')
 def demo():
-    spec = importlib.util.spec_from_file_location('demo_tool_dualbn',
-                                                  REPO_ROOT / 'tools/demo.py')
+    spec = importlib.util.spec_from_file_location('demo_tool_dualbn', REPO_ROOT / 'tools/demo.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -23,10 +23,17 @@ def test_the_three_way_and_label_smoothing_rows(demo, monkeypatch):
     args = demo.parse_args()
     configs = dict(demo.ALL_METHODS)
     assert set(args.methods) == {
-        'BN-AT', 'NoFrost (NF-AT)', 'BN-AT @48', 'NoFrost (NF-AT) @48',
-        'Dual-BN AT, clean branch', 'Dual-BN AT, adv branch',
-        'Dual-BN AT, clean branch @48', 'Dual-BN AT, adv branch @48',
-        'BN-AT LS 0.1', 'NoFrost (NF-AT) LS 0.1'}
+        'BN-AT',
+        'NoFrost (NF-AT)',
+        'BN-AT @48',
+        'NoFrost (NF-AT) @48',
+        'Dual-BN AT, clean branch',
+        'Dual-BN AT, adv branch',
+        'Dual-BN AT, clean branch @48',
+        'Dual-BN AT, adv branch @48',
+        'BN-AT LS 0.1',
+        'NoFrost (NF-AT) LS 0.1',
+    }
     # the two branches are one trained model, the adversarial one tested with
     # deploy_branch='adv'
     for suffix, eps in (('', 32), (' @48', 48)):
@@ -38,35 +45,55 @@ def test_the_three_way_and_label_smoothing_rows(demo, monkeypatch):
         assert cfg.model.backbone.norm_cfg == dict(type='DualBN', deploy_branch='clean')
         assert cfg.data_preprocessor.eps == eps == demo.method_eps(clean)
     # label smoothing 0.1 is the only change from the rows without it
-    for name, base in (('BN-AT LS 0.1', 'BN-AT'),
-                       ('NoFrost (NF-AT) LS 0.1', 'NoFrost (NF-AT)')):
+    for name, base in (('BN-AT LS 0.1', 'BN-AT'), ('NoFrost (NF-AT) LS 0.1', 'NoFrost (NF-AT)')):
         smoothed = Config.fromfile(str(REPO_ROOT / configs[name]))
         plain = Config.fromfile(str(REPO_ROOT / configs[base]))
         assert smoothed.model.head.loss == dict(
-            type='LabelSmoothLoss', label_smooth_val=0.1, mode='original', loss_weight=1.0)
+            type='LabelSmoothLoss', label_smooth_val=0.1, mode='original', loss_weight=1.0
+        )
         smoothed.model.head.loss = plain.model.head.loss
         assert smoothed.to_dict() == plain.to_dict()
 
 
 def test_run_dir_reuses_finished_runs_and_the_table_names_partial_seeds(
-        demo, monkeypatch, tmp_path):
+    demo, monkeypatch, tmp_path
+):
     calls = []
 
     def fake_run(name, config, seed, work_dir, trained, args):
         calls.append((name, seed))
-        trained.setdefault(config, ('ckpt', 1., work_dir))
-        value = 50. + seed
-        return dict(seed=seed, eps=demo.method_eps(name), checkpoint='ckpt',
-                    train_seconds=1., train_dir=work_dir, test_options=[],
-                    clean=value, pgd20=value, autoattack=value, worst_case=value,
-                    autoattack_clean=value, pgd20_samples=360, autoattack_samples=100)
+        trained.setdefault(config, ('ckpt', 1.0, work_dir))
+        value = 50.0 + seed
+        return dict(
+            seed=seed,
+            eps=demo.method_eps(name),
+            checkpoint='ckpt',
+            train_seconds=1.0,
+            train_dir=work_dir,
+            test_options=[],
+            clean=value,
+            pgd20=value,
+            autoattack=value,
+            worst_case=value,
+            autoattack_clean=value,
+            pgd20_samples=360,
+            autoattack_samples=100,
+        )
 
     monkeypatch.setattr(demo, 'run_method', fake_run)
     monkeypatch.setattr(demo, 'plot', lambda *a, **k: None)
     monkeypatch.setattr(demo, 'read_curves', lambda *a, **k: {})
     run_dir = tmp_path / 'runs' / 'main'
-    common = ['demo.py', '--work-dir', str(tmp_path), '--run-dir', str(run_dir),
-              '--methods', 'Dual-BN AT, clean branch', 'Dual-BN AT, adv branch']
+    common = [
+        'demo.py',
+        '--work-dir',
+        str(tmp_path),
+        '--run-dir',
+        str(run_dir),
+        '--methods',
+        'Dual-BN AT, clean branch',
+        'Dual-BN AT, adv branch',
+    ]
     monkeypatch.setattr(sys, 'argv', common + ['--seeds', '0'])
     demo.main()
     assert calls == [('Dual-BN AT, clean branch', 0), ('Dual-BN AT, adv branch', 0)]
@@ -76,7 +103,7 @@ def test_run_dir_reuses_finished_runs_and_the_table_names_partial_seeds(
     demo.main()
     assert calls == [('Dual-BN AT, clean branch', 1), ('Dual-BN AT, adv branch', 1)]
     summary = json.loads((tmp_path / 'summary.json').read_text())
-    assert summary['methods']['Dual-BN AT, adv branch']['autoattack']['per_seed'] == [50., 51.]
+    assert summary['methods']['Dual-BN AT, adv branch']['autoattack']['per_seed'] == [50.0, 51.0]
     assert '| Dual-BN AT, adv branch | 32 | 50.5 ± 0.7 |' in summary['table']
     # a study stopped early: --report-only tables what finished, each row
     # with its seeds, and runs nothing

@@ -1,4 +1,5 @@
 """tools/demo.py --study [recipes|fast|eps ...]: which methods each study trains."""
+
 import importlib.util
 import os.path as osp
 import sys
@@ -17,18 +18,29 @@ def demo():
     return module
 
 
-@pytest.mark.parametrize('argv,methods', [
-    (['--study'], 'recipes'), (['--study', 'recipes'], 'recipes'),
-    (['--study', 'fast', '--seeds', '0', '1'], 'fast')])
+@pytest.mark.parametrize(
+    'argv,methods',
+    [
+        (['--study'], 'recipes'),
+        (['--study', 'recipes'], 'recipes'),
+        (['--study', 'fast', '--seeds', '0', '1'], 'fast'),
+    ],
+)
 def test_study_choices(demo, monkeypatch, argv, methods):
     monkeypatch.setattr(sys, 'argv', ['demo.py'] + argv)
     args = demo.parse_args()
     assert args.methods == demo.STUDIES[methods]
     if methods == 'fast':
-        assert args.methods == ['BN-AT', 'NoFrost (NF-AT)', 'BN-AT N-FGSM',
-                                'NF-AT N-FGSM', 'BN-AT N-FGSM mixed',
-                                'NF-AT N-FGSM mixed', 'BN-AT FGSM-RS',
-                                'NF-AT FGSM-RS']
+        assert args.methods == [
+            'BN-AT',
+            'NoFrost (NF-AT)',
+            'BN-AT N-FGSM',
+            'NF-AT N-FGSM',
+            'BN-AT N-FGSM mixed',
+            'NF-AT N-FGSM mixed',
+            'BN-AT FGSM-RS',
+            'NF-AT FGSM-RS',
+        ]
         assert args.seeds == [0, 1]
     configs = dict(demo.ALL_METHODS)
     assert all(osp.isfile(REPO_ROOT / configs[m]) for m in args.methods)
@@ -48,12 +60,14 @@ def test_eps_study_and_studies_together(demo, monkeypatch):
         # each BN-AT / NoFrost row trains at the eps it is evaluated at
         if demo.family(m) != 'Standard (BN)':
             from mmengine.config import Config
+
             cfg = Config.fromfile(str(REPO_ROOT / configs[m]))
             assert cfg.data_preprocessor.eps == e, m
             # validation and test attacks follow the training eps
             assert 'eps' not in cfg.custom_hooks[0].val_attack, m
-            assert {a['eps'] for a in follow_training_eps(
-                cfg.test_attacks, training_eps(cfg))} == {e}, m
+            assert {a['eps'] for a in follow_training_eps(cfg.test_attacks, training_eps(cfg))} == {
+                e
+            }, m
         else:  # one standard model per seed, evaluated at every eps
             assert configs[m] == configs['Standard (BN)']
 

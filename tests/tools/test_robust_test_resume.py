@@ -1,4 +1,5 @@
 """tools/test.py and tools/dist_test.sh: a SIGKILLed evaluation resumes, --cascade."""
+
 import json
 
 import pytest
@@ -20,59 +21,100 @@ def _accuracies(res):
 # start draws from each chunk's seeded RNG (a resumed chunk must redraw the
 # same), AutoAttack keeps its own seed; at eps 64 it breaks every sample
 # within APGD-CE (at eps 24 the 2 survivors of 32 cost 64 s of Square)
-RESUME_ARGS = ['--num-samples', '32', '--attacks',
-               "{'type': 'PGDAttack', 'eps': 8, 'steps': 10}",
-               "{'type': 'AutoAttack', 'eps': 64, 'version': 'standard'}",
-               '--cfg-options', 'test_dataloader.batch_size=8']
+RESUME_ARGS = [
+    '--num-samples',
+    '32',
+    '--attacks',
+    "{'type': 'PGDAttack', 'eps': 8, 'steps': 10}",
+    "{'type': 'AutoAttack', 'eps': 64, 'version': 'standard'}",
+    '--cfg-options',
+    'test_dataloader.batch_size=8',
+]
 
 
 @pytest.fixture(scope='module')
 def uninterrupted(checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp('uninterrupted') / 'results.json'
-    run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', out.parent,
-              '--out', out, *RESUME_ARGS])
+    run_tool(
+        ['tools/test.py', CONFIG, checkpoint, '--work-dir', out.parent, '--out', out, *RESUME_ARGS]
+    )
     return json.loads(out.read_text())
 
 
 @pytest.mark.parametrize('procs', [1, 2])
-def test_sigkilled_evaluation_resumes_to_the_same_numbers(checkpoint, uninterrupted,
-                                                          tmp_path, procs):
+def test_sigkilled_evaluation_resumes_to_the_same_numbers(
+    checkpoint, uninterrupted, tmp_path, procs
+):
     from tests.reliability.helpers import write_config
-    killing = write_config(tmp_path / 'killing.py', base=REPO_ROOT / CONFIG, body=(
-        "custom_hooks = [dict(type='KillAtTestIterHook', at_batch=1)]\n"))
+
+    killing = write_config(
+        tmp_path / 'killing.py',
+        base=REPO_ROOT / CONFIG,
+        body=("custom_hooks = [dict(type='KillAtTestIterHook', at_batch=1)]\n"),
+    )
     launch = ['tools/test.py'] if procs == 1 else ['bash', 'tools/dist_test.sh']
     tail = [] if procs == 1 else [procs]
     work_dir, out = tmp_path / 'eval', tmp_path / 'resumed.json'
-    proc = run_tool([*launch, killing, checkpoint, *tail, '--work-dir', work_dir,
-                     '--out', out, *RESUME_ARGS], env={'PORT': str(free_port())},
-                    check=False)
+    proc = run_tool(
+        [*launch, killing, checkpoint, *tail, '--work-dir', work_dir, '--out', out, *RESUME_ARGS],
+        env={'PORT': str(free_port())},
+        check=False,
+    )
     assert proc.returncode != 0 and not out.exists()
     state = list(work_dir.glob('*/robust_eval_state'))
     assert len(state) == 1
     # batch 0 of every process was saved, batch 1 (killed) was not
     assert len(list(state[0].glob('chunk_*.pth'))) == procs
     # (another evaluation's --resume is refused: tests/engine/runner/test_evaluation_state.py)
-    proc = run_tool([*launch, CONFIG, checkpoint, *tail, '--work-dir', work_dir,
-                     '--out', out, '--resume', *RESUME_ARGS],
-                    env={'PORT': str(free_port())})
+    proc = run_tool(
+        [
+            *launch,
+            CONFIG,
+            checkpoint,
+            *tail,
+            '--work-dir',
+            work_dir,
+            '--out',
+            out,
+            '--resume',
+            *RESUME_ARGS,
+        ],
+        env={'PORT': str(free_port())},
+    )
     assert f'1 of {4 // procs} batches of this process read from' in proc.stdout + proc.stderr
     assert _accuracies(json.loads(out.read_text())) == _accuracies(uninterrupted)
     assert (state[0] / 'COMPLETE').exists()
 
 
-def test_cascade_keeps_the_worst_case_and_reports_cumulative_columns(checkpoint,
-                                                                    tmp_path):
+def test_cascade_keeps_the_worst_case_and_reports_cumulative_columns(checkpoint, tmp_path):
     # attacks whose result for a sample does not depend on the rest of its
     # batch (no random start): the cascade must give exactly the worst case
-    attacks = ['--num-samples', '40', '--attacks', 'FGSM',
-               "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'random_start': False}",
-               "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'loss': 'cw', "
-               "'random_start': False, 'name': 'CW-10'}"]
+    attacks = [
+        '--num-samples',
+        '40',
+        '--attacks',
+        'FGSM',
+        "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'random_start': False}",
+        "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'loss': 'cw', "
+        "'random_start': False, 'name': 'CW-10'}",
+    ]
     plain, cascade = tmp_path / 'plain.json', tmp_path / 'cascade.json'
-    run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path,
-              '--out', plain, *attacks])
-    run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path,
-              '--out', cascade, '--cascade', *attacks])
+    run_tool(
+        ['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path, '--out', plain, *attacks]
+    )
+    run_tool(
+        [
+            'tools/test.py',
+            CONFIG,
+            checkpoint,
+            '--work-dir',
+            tmp_path,
+            '--out',
+            cascade,
+            '--cascade',
+            *attacks,
+        ]
+    )
     plain, cascade = json.loads(plain.read_text()), json.loads(cascade.read_text())
     assert cascade['robust/worst_case'] == plain['robust/worst_case']
     first = cascade['robust/FGSM']

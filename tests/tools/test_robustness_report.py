@@ -7,6 +7,7 @@ configs (PGD-AT, single-step with the catastrophic-overfitting guard, NF) and
 a stock mmpretrain config with the plug-in's keys get the report's own
 attacks, each stated with the settings it ran with.
 """
+
 import importlib.util
 import json
 import sys
@@ -16,6 +17,7 @@ import torch
 
 from tests.attacks.toy import trained_classifier
 from tests.conftest import REPO_ROOT, free_port, run_tool
+
 # the shared tiny runs of the config families users have, each trained once
 # per session
 from tests.tools.user_path_runs import trained, user_path_folder  # noqa: F401
@@ -37,9 +39,23 @@ custom_imports = dict(
 model = dict(type='QuantizedInputClassifier', step=0.25)
 """
 # a small attack grid: every part of the report, a few seconds per model
-SMALL = ['--num-samples', '24', '--pgd-steps', '5', '10', '--restarts', '2',
-         '--apgd-steps', '10', '--square-queries', '200',
-         '--eps-list', '8', '32', '128']
+SMALL = [
+    '--num-samples',
+    '24',
+    '--pgd-steps',
+    '5',
+    '10',
+    '--restarts',
+    '2',
+    '--apgd-steps',
+    '10',
+    '--square-queries',
+    '200',
+    '--eps-list',
+    '8',
+    '32',
+    '128',
+]
 
 
 @pytest.fixture(scope='module')
@@ -59,8 +75,22 @@ def models(tmp_path_factory):
 def test_flags_the_masked_model_not_the_plain_one(models, tmp_path):
     plain, masked, ckpt = models
     out = tmp_path / 'report'
-    proc = run_tool([TOOL, plain, ckpt, masked, ckpt, '--out', out, '--eps',
-                     '32', '--autoattack', 'none', *SMALL])
+    proc = run_tool(
+        [
+            TOOL,
+            plain,
+            ckpt,
+            masked,
+            ckpt,
+            '--out',
+            out,
+            '--eps',
+            '32',
+            '--autoattack',
+            'none',
+            *SMALL,
+        ]
+    )
     report = json.loads((out / 'report.json').read_text())
     first, second = report['models']
     assert (first['name'], second['name']) == ('plain_digits', 'masked_digits')
@@ -105,53 +135,86 @@ def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path):
     plain, _, ckpt = models
     # at eps 4 some samples survive APGD-CE, so AutoAttack's other stages
     # run too
-    args = [plain, ckpt, '--eps', '4', '--num-samples', '12',
-            '--batch-size', '4', '--pgd-steps', '3', '--restarts', '2',
-            '--apgd-steps', '5', '--square-queries', '20',
-            '--autoattack-queries', '50', '--eps-list', '2', '8']
+    args = [
+        plain,
+        ckpt,
+        '--eps',
+        '4',
+        '--num-samples',
+        '12',
+        '--batch-size',
+        '4',
+        '--pgd-steps',
+        '3',
+        '--restarts',
+        '2',
+        '--apgd-steps',
+        '5',
+        '--square-queries',
+        '20',
+        '--autoattack-queries',
+        '50',
+        '--eps-list',
+        '2',
+        '8',
+    ]
     run_tool([TOOL, *args, '--out', tmp_path / 'one'])
-    run_tool([sys.executable, '-m', 'torch.distributed.run',
-              '--nproc_per_node', '2', '--master_port', free_port(), TOOL, *args,
-              '--out', tmp_path / 'two', '--launcher', 'pytorch'])
+    run_tool(
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            '2',
+            '--master_port',
+            free_port(),
+            TOOL,
+            *args,
+            '--out',
+            tmp_path / 'two',
+            '--launcher',
+            'pytorch',
+        ]
+    )
     one = json.loads((tmp_path / 'one' / 'report.json').read_text())
     two = json.loads((tmp_path / 'two' / 'report.json').read_text())
     assert two['settings']['world_size'] == 2
     s1, s2 = one['models'][0]['summary'], two['models'][0]['summary']
     attacks = s1['attacks']
     # AutoAttack's stages: each keeps at most the survivors of the last
-    stages = ['APGD-CE-5', 'AutoAttack/APGD-T', 'AutoAttack/FAB-T',
-              'AutoAttack']
+    stages = ['APGD-CE-5', 'AutoAttack/APGD-T', 'AutoAttack/FAB-T', 'AutoAttack']
     accs = [attacks[k]['accuracy'] for k in stages]
     assert accs == sorted(accs, reverse=True) and accs[0] > 0
     assert s1['per_sample'] == s2['per_sample']
     for key in ('clean', 'worst_case', 'pgd', 'eps_curve', 'gradients'):
         assert s1[key] == s2[key], key
-    assert {k: v['accuracy'] for k, v in s1['attacks'].items()} == \
-        {k: v['accuracy'] for k, v in s2['attacks'].items()}
+    assert {k: v['accuracy'] for k, v in s1['attacks'].items()} == {
+        k: v['accuracy'] for k, v in s2['attacks'].items()
+    }
 
 
 def _tool_main():
-    spec = importlib.util.spec_from_file_location(
-        'robustness_report_tool', REPO_ROOT / TOOL)
+    spec = importlib.util.spec_from_file_location('robustness_report_tool', REPO_ROOT / TOOL)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
 
 
-@pytest.mark.parametrize('extra, error, match', [
-    (['--attacks', 'NoSuchAttack'], KeyError, 'unknown attack type'),
-    (['--attacks', "{'type': 'PGD', 'stepz': 3}"], TypeError, 'stepz'),
-    (['--eps-list', '8', '300'], ValueError, r'300.0 is not in \(0, 255\]'),
-    (['--eps-list', '8'], ValueError, 'at least 2 values'),
-    (['--eps', '0'], ValueError, 'eps must be in'),
-])
-def test_bad_input_fails_before_any_model(models, tmp_path, extra, error,
-                                          match):
+@pytest.mark.parametrize(
+    'extra, error, match',
+    [
+        (['--attacks', 'NoSuchAttack'], KeyError, 'unknown attack type'),
+        (['--attacks', "{'type': 'PGD', 'stepz': 3}"], TypeError, 'stepz'),
+        (['--eps-list', '8', '300'], ValueError, r'300.0 is not in \(0, 255\]'),
+        (['--eps-list', '8'], ValueError, 'at least 2 values'),
+        (['--eps', '0'], ValueError, 'eps must be in'),
+    ],
+)
+def test_bad_input_fails_before_any_model(models, tmp_path, extra, error, match):
     plain, _, ckpt = models
     out = tmp_path / 'out'
     with pytest.raises(error, match=match):
-        _tool_main()([str(plain), str(ckpt), '--out', str(out), '--eps', '32',
-                      *extra])
+        _tool_main()([str(plain), str(ckpt), '--out', str(out), '--eps', '32', *extra])
     assert not out.exists()  # nothing built, nothing written
 
 
@@ -168,22 +231,42 @@ def test_missing_checkpoint_and_missing_eps(models, tmp_path):
 def test_odd_number_of_paths_is_a_usage_error(models, tmp_path, capsys):
     plain, _, ckpt = models
     with pytest.raises(SystemExit) as exit_info:
-        _tool_main()([str(plain), str(ckpt), str(plain), '--out',
-                      str(tmp_path / 'out')])
+        _tool_main()([str(plain), str(ckpt), str(plain), '--out', str(tmp_path / 'out')])
     assert exit_info.value.code == 2  # argparse's usage error
     assert 'models come in CONFIG CHECKPOINT pairs' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
 
+
 # every part of the report at the smallest size: 4 samples, 2 steps
-TINY = ['--num-samples', '4', '--pgd-steps', '2', '--restarts', '2', '--apgd-steps', '2',
-        '--square-queries', '5', '--autoattack-queries', '5']
+TINY = [
+    '--num-samples',
+    '4',
+    '--pgd-steps',
+    '2',
+    '--restarts',
+    '2',
+    '--apgd-steps',
+    '2',
+    '--square-queries',
+    '5',
+    '--autoattack-queries',
+    '5',
+]
 # the report's results at eps 32 with one more attack, in running order
-REPORT_ATTACKS = ['PGD-2', 'PGD-2x2', 'APGD-CE-2', 'APGD-DLR-2', 'Square-5',
-                  'AutoAttack/APGD-T', 'AutoAttack/FAB-T', 'AutoAttack', 'PGD']
+REPORT_ATTACKS = [
+    'PGD-2',
+    'PGD-2x2',
+    'APGD-CE-2',
+    'APGD-DLR-2',
+    'Square-5',
+    'AutoAttack/APGD-T',
+    'AutoAttack/FAB-T',
+    'AutoAttack',
+    'PGD',
+]
 
 
-def test_adversarial_training_configs_get_the_reports_attacks(trained, tmp_path,
-                                                               capsys):
+def test_adversarial_training_configs_get_the_reports_attacks(trained, tmp_path, capsys):
     """PGD-AT, FGSM-RS with the catastrophic-overfitting guard and NoFrost's
     NF config in one report. Their test_attacks (PGD-20, AutoAttack) used to
     replace the report's attacks and metric when the runner was built: a
@@ -192,9 +275,21 @@ def test_adversarial_training_configs_get_the_reports_attacks(trained, tmp_path,
     runs = [trained(name) for name in ('pgd-at', 'single-step', 'nf')]
     out = tmp_path / 'report'
     # `PGD`: torchattacks' PGD at the report's eps, by the plug-in's step rule
-    _tool_main()([str(p) for r in runs for p in (r.config, r.checkpoint)]
-                 + ['--out', str(out), '--attacks', 'PGD', '--eps-list', '16', '32',
-                    *TINY, '--num-samples', '16'])
+    _tool_main()(
+        [str(p) for r in runs for p in (r.config, r.checkpoint)]
+        + [
+            '--out',
+            str(out),
+            '--attacks',
+            'PGD',
+            '--eps-list',
+            '16',
+            '32',
+            *TINY,
+            '--num-samples',
+            '16',
+        ]
+    )
     report = json.loads((out / 'report.json').read_text())
     assert report['settings']['eps'] == 32
     assert [m['name'] for m in report['models']] == [r.config.stem for r in runs]
@@ -203,19 +298,20 @@ def test_adversarial_training_configs_get_the_reports_attacks(trained, tmp_path,
         assert list(s['attacks']) == REPORT_ATTACKS, m['name']
         assert s['num_samples'] == 16 and 0 <= s['worst_case'] <= s['clean'] <= 100
         assert set(s['eps_curve']) == {'16', '32'}
-        assert {p['sample_idx'] for p in s['per_sample']} == \
-            {p['sample_idx'] for p in report['models'][0]['summary']['per_sample']}
+        assert {p['sample_idx'] for p in s['per_sample']} == {
+            p['sample_idx'] for p in report['models'][0]['summary']['per_sample']
+        }
     # what each attack ran with, before the first one ran and in the report
     settings = report['plan']['settings']
-    assert settings['PGD'] == dict(eps=32, step=pytest.approx(3.6), steps=10,
-                                   restarts=1)  # min(1.25 eps, eps + 4) / 10
+    assert settings['PGD'] == dict(
+        eps=32, step=pytest.approx(3.6), steps=10, restarts=1
+    )  # min(1.25 eps, eps + 4) / 10
     assert settings['PGD-2'] == dict(eps=32, step=18, steps=2, restarts=2)
     printed = capsys.readouterr().out
     assert '  PGD (PGD): eps 32, step 3.6, 10 steps, 1 restart\n' in printed
     assert printed.index('attacks as run') < printed.index('[1/3]')
     page = (out / 'report.md').read_text()
-    assert "| PGD | 32 | 3.6 | 10 | - | 1 | `{'type': 'PGD', 'eps': 32.0, 'alpha': 3.6}` |" \
-        in page
+    assert "| PGD | 32 | 3.6 | 10 | - | 1 | `{'type': 'PGD', 'eps': 32.0, 'alpha': 3.6}` |" in page
 
 
 def test_a_stock_config_with_the_plugins_keys(trained, tmp_path, capsys):
@@ -223,16 +319,25 @@ def test_a_stock_config_with_the_plugins_keys(trained, tmp_path, capsys):
     eps of 0.3 (76.5/255): bare names follow it with their steps."""
     r = trained('stock')
     out = tmp_path / 'report'
-    _tool_main()([str(r.config), str(r.checkpoint), '--out', str(out), '--attacks',
-                  'PGD', "{'type': 'BIM', 'steps': 5}", 'FGSM', *TINY])
+    _tool_main()(
+        [
+            str(r.config),
+            str(r.checkpoint),
+            '--out',
+            str(out),
+            '--attacks',
+            'PGD',
+            "{'type': 'BIM', 'steps': 5}",
+            'FGSM',
+            *TINY,
+        ]
+    )
     report = json.loads((out / 'report.json').read_text())
     assert report['settings']['eps'] == 76.5
     settings = report['plan']['settings']
     # torchattacks' 2/255 would travel 20 of the 76.5 in 10 steps
-    assert settings['PGD'] == dict(eps=76.5, step=pytest.approx(8.05), steps=10,
-                                   restarts=1)
-    assert settings['BIM-5'] == dict(eps=76.5, step=pytest.approx(16.1), steps=5,
-                                     restarts=1)
+    assert settings['PGD'] == dict(eps=76.5, step=pytest.approx(8.05), steps=10, restarts=1)
+    assert settings['BIM-5'] == dict(eps=76.5, step=pytest.approx(16.1), steps=5, restarts=1)
     assert settings['FGSM'] == dict(eps=76.5, restarts=1)
     summary = report['models'][0]['summary']
     assert {'PGD', 'BIM-5', 'FGSM'} <= set(summary['attacks'])
@@ -246,11 +351,25 @@ def test_what_the_report_cannot_do_fails_before_any_attack(trained, tmp_path):
     out = tmp_path / 'report'
     # the second model's test set (16 fake MNIST images) is too small: said
     # before the first model is attacked
-    with pytest.raises(ValueError, match=r'--num-samples 20 is larger than the test '
-                       r'set of .*lenet5_mnist_fgsmrs\.py \(16 samples\)'):
-        main([str(at.config), str(at.checkpoint), str(stock.config),
-              str(stock.checkpoint), '--eps', '32', '--out', str(out),
-              '--num-samples', '20'])
+    with pytest.raises(
+        ValueError,
+        match=r'--num-samples 20 is larger than the test '
+        r'set of .*lenet5_mnist_fgsmrs\.py \(16 samples\)',
+    ):
+        main(
+            [
+                str(at.config),
+                str(at.checkpoint),
+                str(stock.config),
+                str(stock.checkpoint),
+                '--eps',
+                '32',
+                '--out',
+                str(out),
+                '--num-samples',
+                '20',
+            ]
+        )
     assert not out.exists()
     # an earlier report is read back with --resume, never overwritten
     out.mkdir()

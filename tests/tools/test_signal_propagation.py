@@ -9,6 +9,7 @@ zero padding and the channel-common part a weight-standardized conv removes:
 measured 0.79-0.97 of the prediction at 128 px over seeds 0-3, asserted
 within [0.7, 1.05]. Deleting the BNs naively lets the variance explode.
 """
+
 import json
 
 import pytest
@@ -39,12 +40,22 @@ def spp(tmp_path_factory):
     (tmp / 'resnet50.py').write_text(RESNET50)
     (tmp / 'nf-resnet26-strided.py').write_text(NF26_STRIDED)
     out, data = tmp / 'spp.png', tmp / 'spp.json'
-    proc = run_tool([
-        'tools/analysis_tools/signal_propagation.py',
-        REPO_ROOT / 'configs/_base_/models/nf-resnet26.py',
-        tmp / 'nf-resnet26-strided.py', tmp / 'resnet50.py', '--out', out,
-        '--json', data, '--img-size', '128', '--batch-size', '4'
-    ])
+    proc = run_tool(
+        [
+            'tools/analysis_tools/signal_propagation.py',
+            REPO_ROOT / 'configs/_base_/models/nf-resnet26.py',
+            tmp / 'nf-resnet26-strided.py',
+            tmp / 'resnet50.py',
+            '--out',
+            out,
+            '--json',
+            data,
+            '--img-size',
+            '128',
+            '--batch-size',
+            '4',
+        ]
+    )
     assert 'plot saved' in proc.stdout
     return out, json.loads(data.read_text()), proc.stdout
 
@@ -54,14 +65,17 @@ def test_each_nf_model_follows_its_own_prediction(spp):
     for label in NF_MODELS:
         stats = results[label]
         assert stats['normfree'] and len(stats['var']) == (
-            16 if label.startswith('resnet50') else 8)
+            16 if label.startswith('resnet50') else 8
+        )
         ratios = _ratios(stats)
         assert all(0.7 <= r <= 1.05 for r in ratios), (label, ratios)
         assert all(v > 0 for v in stats['branch_var'])
         assert f'{label}: {len(ratios)} blocks' in stdout
     # a prediction per model: the average pools' is ~4x lower per transition
-    assert results['nf-resnet26']['predicted_var'][-1] < \
-        results['nf-resnet26-strided']['predicted_var'][-1] / 10
+    assert (
+        results['nf-resnet26']['predicted_var'][-1]
+        < results['nf-resnet26-strided']['predicted_var'][-1] / 10
+    )
 
 
 def test_prediction_accounts_for_what_the_rule_does_not_cover(spp):
@@ -69,10 +83,10 @@ def test_prediction_accounts_for_what_the_rule_does_not_cover(spp):
     pooled, strided = results['nf-resnet26'], results['nf-resnet26-strided']
     # the 2x2 average pools of the 3 transitions after the first keep about
     # a quarter of the variance of the (nearly white) signal
-    transitions = [i for i, r in enumerate(pooled['pool_ratio']) if r != 1.]
+    transitions = [i for i, r in enumerate(pooled['pool_ratio']) if r != 1.0]
     assert transitions == [2, 4, 6]
     assert all(0.15 <= pooled['pool_ratio'][i] <= 0.4 for i in transitions)
-    assert set(strided['pool_ratio']) == {1.}
+    assert set(strided['pool_ratio']) == {1.0}
     for stats in results.values():
         if stats['normfree']:
             # timm's stem: a gamma-scaled conv, then a max pool with a mostly
@@ -95,14 +109,17 @@ def test_naive_bn_removal_explodes(spp):
 
 def test_plot_draws_one_prediction_per_nf_model(spp, monkeypatch):
     import matplotlib.pyplot as plt
+
     _, results, _ = spp
     monkeypatch.syspath_prepend(str(REPO_ROOT / 'tools/analysis_tools'))
     import signal_propagation
+
     fig = signal_propagation.figure(results)
     labels = [line.get_label() for line in fig.axes[1].get_lines()]
     plt.close(fig)
     assert sorted(label for label in labels if 'prediction' in label) == sorted(
-        f'{label}: NF prediction' for label in NF_MODELS)
+        f'{label}: NF prediction' for label in NF_MODELS
+    )
 
 
 def test_png_written(spp):

@@ -5,6 +5,7 @@ mmengine's autocast allows only bf16 on a CPU, so this walks bf16 end to end
 on the demo checkpoint with its head x10 (as confident as a well-trained net:
 naive fp16 gradients underflow on it).
 """
+
 import json
 
 import pytest
@@ -17,13 +18,13 @@ ATTACKS = [
     "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'name': 'PGD-10'}",
     "{'type': 'PGDAttack', 'eps': 16, 'steps': 10, 'early_exit': True, 'name': 'PGD-10@16'}",
     # decides inside torchattacks: runs in fp32, with a log line
-    "{'type': 'APGD', 'eps': 16, 'steps': 5, 'name': 'ta-APGD'}"]
+    "{'type': 'APGD', 'eps': 16, 'steps': 5, 'name': 'ta-APGD'}",
+]
 
 
 @pytest.fixture(scope='module')
 def sharpened_checkpoint(standard_digits_checkpoint, tmp_path_factory):
-    checkpoint = torch.load(standard_digits_checkpoint, map_location='cpu',
-                            weights_only=False)
+    checkpoint = torch.load(standard_digits_checkpoint, map_location='cpu', weights_only=False)
     for key in ('head.fc.weight', 'head.fc.bias'):
         checkpoint['state_dict'][key] = checkpoint['state_dict'][key] * 10
     path = tmp_path_factory.mktemp('sharp') / 'sharpened_x10.pth'
@@ -32,9 +33,22 @@ def sharpened_checkpoint(standard_digits_checkpoint, tmp_path_factory):
 
 
 def _test(checkpoint, work_dir, *extra):
-    proc = run_tool(['tools/test.py', CONFIG, checkpoint, '--work-dir', work_dir,
-                     '--out', work_dir / 'results.json', '--num-samples', '128',
-                     '--attacks', *ATTACKS, *extra])
+    proc = run_tool(
+        [
+            'tools/test.py',
+            CONFIG,
+            checkpoint,
+            '--work-dir',
+            work_dir,
+            '--out',
+            work_dir / 'results.json',
+            '--num-samples',
+            '128',
+            '--attacks',
+            *ATTACKS,
+            *extra,
+        ]
+    )
     return json.loads((work_dir / 'results.json').read_text()), proc.stdout + proc.stderr
 
 

@@ -1,4 +1,5 @@
 """tools/model_converters/timm_nfresnet_to_mmpretrain.py, run as a user would."""
+
 import pytest
 import timm
 import torch
@@ -8,10 +9,8 @@ from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
 import nofrost_mm  # noqa: F401  (registers NFResNet)
-
 from tests.conftest import REPO_ROOT, run_tool
-from tools.model_converters.timm_nfresnet_to_mmpretrain import \
-    extract_state_dict
+from tools.model_converters.timm_nfresnet_to_mmpretrain import extract_state_dict
 
 TOOL = 'tools/model_converters/timm_nfresnet_to_mmpretrain.py'
 
@@ -37,9 +36,8 @@ def test_checkpoint_layouts(timm_nf_resnet50, wrap):
 def test_round_trip_into_config(tmp_path, timm_nf_resnet50):
     # the official NoFrost layout: DDP-prefixed weights under 'model'
     checkpoint = {
-        'model': {f'module.{k}': v
-                  for k, v in timm_nf_resnet50.state_dict().items()},
-        'epoch': 89
+        'model': {f'module.{k}': v for k, v in timm_nf_resnet50.state_dict().items()},
+        'epoch': 89,
     }
     src, dst = tmp_path / 'timm.pth', tmp_path / 'mm.pth'
     torch.save(checkpoint, src)
@@ -49,8 +47,7 @@ def test_round_trip_into_config(tmp_path, timm_nf_resnet50):
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(REPO_ROOT / 'configs/_base_/models/nf-resnet50.py')
     model = MODELS.build(cfg.model).eval()
-    result = model.load_state_dict(
-        torch.load(dst, weights_only=True)['state_dict'], strict=False)
+    result = model.load_state_dict(torch.load(dst, weights_only=True)['state_dict'], strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []
     load_checkpoint(model, str(dst), strict=True)  # mmengine's loader too
     x = torch.randn(2, 3, 64, 64)

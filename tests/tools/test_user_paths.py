@@ -41,6 +41,7 @@ study (which train their own configs) in test_user_paths_studies.py: three
 files that test processes run side by side. tools/test.py and the analysis
 tools run in this process (their ``main``, the same command line).
 """
+
 import json
 import re
 
@@ -48,8 +49,15 @@ import pytest
 import torch
 
 import nofrost_mm  # noqa: F401  (allow-lists the checkpoints' RNG states for torch.load)
-from tests.tools.user_path_runs import (FAMILIES, GUARD_CHECK, one_process,  # noqa: F401
-                                        run_main, tool_module, trained, user_path_folder)
+from tests.tools.user_path_runs import (  # noqa: F401
+    FAMILIES,
+    GUARD_CHECK,
+    one_process,
+    run_main,
+    tool_module,
+    trained,
+    user_path_folder,
+)
 
 ALL = list(FAMILIES)
 
@@ -57,8 +65,10 @@ ALL = list(FAMILIES)
 def _attack_logged(log, eps):
     """Whether the log's config shows PGD-2 at ``eps`` (either dict layout)."""
     eps = f'{eps:g}'
-    return (f"eps={eps}, steps=2, type='PGDAttack'" in log
-            or f"'eps': {eps}, 'steps': 2, 'type': 'PGDAttack'" in log)
+    return (
+        f"eps={eps}, steps=2, type='PGDAttack'" in log
+        or f"'eps': {eps}, 'steps': 2, 'type': 'PGDAttack'" in log
+    )
 
 
 def _check_robust(res, num_samples=4):
@@ -71,6 +81,7 @@ def _check_robust(res, num_samples=4):
 
 
 # --- train.py: the shared runs themselves ------------------------------------------------
+
 
 @pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
 def test_train(trained, family):
@@ -88,6 +99,7 @@ def test_train(trained, family):
 
 # --- test.py ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
 def test_test_tool(one_process, family):
     res, log = one_process(family)
@@ -98,15 +110,34 @@ def test_test_tool(one_process, family):
 
 # --- the analysis tools ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
 def test_robustness_report(trained, family, tmp_path):
     r = trained(family)
     out = tmp_path / 'report'
     main = tool_module('tools/analysis_tools/robustness_report.py', 'user_path_report').main
     # the eps is the config's training eps, the eps curve its default
-    main([str(r.config), str(r.checkpoint), '--out', str(out), '--num-samples', '4',
-          '--pgd-steps', '1', '2', '--restarts', '2', '--apgd-steps', '2',
-          '--square-queries', '0', '--autoattack', 'none'])
+    main(
+        [
+            str(r.config),
+            str(r.checkpoint),
+            '--out',
+            str(out),
+            '--num-samples',
+            '4',
+            '--pgd-steps',
+            '1',
+            '2',
+            '--restarts',
+            '2',
+            '--apgd-steps',
+            '2',
+            '--square-queries',
+            '0',
+            '--autoattack',
+            'none',
+        ]
+    )
     report = json.loads((out / 'report.json').read_text())
     assert report['settings']['eps'] == r.family.eps
     assert report['settings']['eps_source'] == "the configs' training attack"
@@ -119,19 +150,39 @@ def test_robustness_report(trained, family, tmp_path):
     assert r.config.stem in (out / 'report.md').read_text()
 
 
-@pytest.mark.parametrize('tool, radius, keys', [
-    # the radius follows the training eps: twice it for the boundary search
-    ('decision_margin', ('eps_max', 2), ('boundary_distance', 'logit_margin')),
-    ('smoothness', ('eps', 1), ('input_grad_l1', 'local_lipschitz'))],
-    ids=['decision_margin', 'smoothness'])
+@pytest.mark.parametrize(
+    'tool, radius, keys',
+    [
+        # the radius follows the training eps: twice it for the boundary search
+        ('decision_margin', ('eps_max', 2), ('boundary_distance', 'logit_margin')),
+        ('smoothness', ('eps', 1), ('input_grad_l1', 'local_lipschitz')),
+    ],
+    ids=['decision_margin', 'smoothness'],
+)
 @pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
-def test_margin_and_smoothness(trained, family, tool, radius, keys, tmp_path, monkeypatch,
-                               capsys):
+def test_margin_and_smoothness(trained, family, tool, radius, keys, tmp_path, monkeypatch, capsys):
     r = trained(family)
     png, js = tmp_path / f'{tool}.png', tmp_path / f'{tool}.json'
-    run_main(monkeypatch, f'tools/analysis_tools/{tool}.py',
-              [r.config, r.checkpoint, '--labels', family, '--num-samples', '4',
-               '--batch-size', '4', '--steps', '2', '--out', png, '--json', js])
+    run_main(
+        monkeypatch,
+        f'tools/analysis_tools/{tool}.py',
+        [
+            r.config,
+            r.checkpoint,
+            '--labels',
+            family,
+            '--num-samples',
+            '4',
+            '--batch-size',
+            '4',
+            '--steps',
+            '2',
+            '--out',
+            png,
+            '--json',
+            js,
+        ],
+    )
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     result = json.loads(js.read_text())
     key, factor = radius
@@ -144,8 +195,17 @@ def test_margin_and_smoothness(trained, family, tool, radius, keys, tmp_path, mo
 @pytest.mark.parametrize('family', ALL)
 def test_signal_propagation(trained, family, tmp_path, monkeypatch, capsys):
     config = trained(family).config
-    argv = [config, '--out', tmp_path / 'spp.png', '--json', tmp_path / 'spp.json',
-            '--img-size', '32', '--batch-size', '4']
+    argv = [
+        config,
+        '--out',
+        tmp_path / 'spp.png',
+        '--json',
+        tmp_path / 'spp.json',
+        '--img-size',
+        '32',
+        '--batch-size',
+        '4',
+    ]
     if family == 'stock':
         # LeNet-5 has no residual block to measure: a clear error, nothing drawn
         with pytest.raises(ValueError, match='LeNet5 has no residual blocks'):
@@ -155,8 +215,9 @@ def test_signal_propagation(trained, family, tmp_path, monkeypatch, capsys):
     run_main(monkeypatch, 'tools/analysis_tools/signal_propagation.py', argv)
     results = json.loads((tmp_path / 'spp.json').read_text())
     # a BN net is drawn as built, without its BNs and converted; an NF net as built
-    labels = [config.stem] if family == 'nf' else [
-        f'{config.stem} {v}' for v in ('BN', 'naive', 'NF')]
+    labels = (
+        [config.stem] if family == 'nf' else [f'{config.stem} {v}' for v in ('BN', 'naive', 'NF')]
+    )
     assert list(results) == labels
     for label in labels:
         assert len(results[label]['var']) == 8  # ResNet-18: 8 basic blocks
@@ -172,11 +233,23 @@ def test_distribution_shift_table(trained, family, tmp_path):
     r = trained(family)
     out = tmp_path / 'table'
     # PGD-2 at the training eps; the plain config has none: eps 8
-    attack = "{'type': 'PGDAttack', 'steps': 2%s}" % (
-        '' if r.family.eps else ", 'eps': 8")
-    tool_module('tools/analysis_tools/distribution_shift_table.py', 'user_path_shift').main([
-        str(r.config), str(r.checkpoint), '--out', str(out), '--benchmarks', 'imagenet',
-        '--attacks', attack, '--num-samples', '4', '--batch-size', '8'])
+    attack = "{'type': 'PGDAttack', 'steps': 2%s}" % ('' if r.family.eps else ", 'eps': 8")
+    tool_module('tools/analysis_tools/distribution_shift_table.py', 'user_path_shift').main(
+        [
+            str(r.config),
+            str(r.checkpoint),
+            '--out',
+            str(out),
+            '--benchmarks',
+            'imagenet',
+            '--attacks',
+            attack,
+            '--num-samples',
+            '4',
+            '--batch-size',
+            '8',
+        ]
+    )
     table = json.loads((out / 'distribution_shift.json').read_text())
     res = table['models'][0]['results']['imagenet']
     assert 0 <= res['clean'] <= 100

@@ -1,5 +1,6 @@
 """tools/dist_test.sh and tools/dist_train.sh with two ranks (gloo on CPU) on
 the config families users have: the cells of the matrix in test_user_paths.py."""
+
 import json
 import re
 
@@ -8,16 +9,34 @@ import torch
 
 import nofrost_mm  # noqa: F401  (allow-lists the checkpoints' RNG states for torch.load)
 from tests.conftest import free_port, run_tool
-from tests.tools.user_path_runs import (GUARD_CHECK, TEST_ARGS, one_process,  # noqa: F401
-                                        robust_results, trained, user_path_folder)
+from tests.tools.user_path_runs import (  # noqa: F401
+    GUARD_CHECK,
+    TEST_ARGS,
+    one_process,
+    robust_results,
+    trained,
+    user_path_folder,
+)
 
 
 @pytest.mark.parametrize('family', ['pgd-at', 'single-step', 'nf', 'stock'])
 def test_dist_test(trained, one_process, family, tmp_path):
     r = trained(family)
-    proc = run_tool(['bash', 'tools/dist_test.sh', r.config, r.checkpoint, 2,
-                     '--work-dir', tmp_path, '--out', tmp_path / 'two.json', *TEST_ARGS],
-                    env={'PORT': str(free_port())})
+    proc = run_tool(
+        [
+            'bash',
+            'tools/dist_test.sh',
+            r.config,
+            r.checkpoint,
+            2,
+            '--work-dir',
+            tmp_path,
+            '--out',
+            tmp_path / 'two.json',
+            *TEST_ARGS,
+        ],
+        env={'PORT': str(free_port())},
+    )
     two = json.loads((tmp_path / 'two.json').read_text())
     # the seeded subset and the numbers do not depend on the number of processes
     assert robust_results(two) == robust_results(one_process(family)[0])
@@ -40,9 +59,19 @@ def test_dist_train(trained, family, tmp_path):
     config = tmp_path / f'{r.config.stem}_dump.py'
     config.write_text(DUMP_WEIGHTS.format(base=r.config))
     work_dir = tmp_path / 'two'
-    proc = run_tool(['bash', 'tools/dist_train.sh', config, 2, '--work-dir', work_dir,
-                     '--cfg-options', *r.family.train_options],
-                    env={'PORT': str(free_port())})
+    proc = run_tool(
+        [
+            'bash',
+            'tools/dist_train.sh',
+            config,
+            2,
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            *r.family.train_options,
+        ],
+        env={'PORT': str(free_port())},
+    )
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     # the two batches of 16 of the one-process run, one on each rank

@@ -6,6 +6,7 @@ own LeNet-5 config plus the plug-in's keys) and the ``--cfg-options`` that
 shrink it to a few seconds: one epoch of two iterations, 16 validation
 images, attacks of two steps.
 """
+
 import dataclasses
 import importlib.util
 import json
@@ -23,9 +24,13 @@ from tests.tools.test_stock_mmpretrain_config import PLUGIN_KEYS
 
 DEMO = REPO_ROOT / 'configs/demo'
 # two iterations of 16 images, 16 validation images (their robust validation too)
-TINY_DIGITS = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=32',
-               'train_dataloader.batch_size=16', 'val_dataloader.dataset.indices=16',
-               'val_dataloader.batch_size=16']
+TINY_DIGITS = [
+    'train_cfg.max_epochs=1',
+    'train_dataloader.dataset.indices=32',
+    'train_dataloader.batch_size=16',
+    'val_dataloader.dataset.indices=16',
+    'val_dataloader.batch_size=16',
+]
 # the AT configs' robust validation: PGD-20 -> PGD-2
 TINY_AT = TINY_DIGITS + ['custom_hooks.0.val_attack.steps=2']
 
@@ -50,18 +55,27 @@ class Family:
     eps: Optional[float] = 32
 
 
-FAMILIES = {f.name: f for f in (
-    Family('plain', str(DEMO / 'resnet18-w16_1xb64_digits.py'), TINY_DIGITS,
-           eps=None),
-    Family('pgd-at', str(DEMO / 'resnet18-w16_1xb64_digits_pgdat.py'), TINY_AT),
-    # the catastrophic-overfitting guard checks after the one epoch, on 8 images
-    Family('single-step', str(DEMO / 'resnet18-w16_1xb64_digits_fgsmrs.py'),
-           TINY_AT + ['custom_hooks.1.interval=1', 'custom_hooks.1.num_samples=8']),
-    Family('nf', str(DEMO / 'nf-resnet18-w16_1xb64_digits_pgdat.py'), TINY_AT),
-    # mmpretrain's lenet5_mnist.py plus the plug-in's keys, on fake MNIST files
-    Family('stock', 'lenet5_mnist_fgsmrs.py',
-           ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=16'], eps=76.5),
-)}
+FAMILIES = {
+    f.name: f
+    for f in (
+        Family('plain', str(DEMO / 'resnet18-w16_1xb64_digits.py'), TINY_DIGITS, eps=None),
+        Family('pgd-at', str(DEMO / 'resnet18-w16_1xb64_digits_pgdat.py'), TINY_AT),
+        # the catastrophic-overfitting guard checks after the one epoch, on 8 images
+        Family(
+            'single-step',
+            str(DEMO / 'resnet18-w16_1xb64_digits_fgsmrs.py'),
+            TINY_AT + ['custom_hooks.1.interval=1', 'custom_hooks.1.num_samples=8'],
+        ),
+        Family('nf', str(DEMO / 'nf-resnet18-w16_1xb64_digits_pgdat.py'), TINY_AT),
+        # mmpretrain's lenet5_mnist.py plus the plug-in's keys, on fake MNIST files
+        Family(
+            'stock',
+            'lenet5_mnist_fgsmrs.py',
+            ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=16'],
+            eps=76.5,
+        ),
+    )
+}
 # the data of the stock config, written into it: the analysis tools take no
 # --cfg-options
 STOCK_DATA = """
@@ -112,8 +126,16 @@ def train_family(family: Family, folder: Path) -> Run:
     with FileLock(str(folder / f'{family.name}.lock')):
         config = _config(family, folder)
         if not console.exists():
-            proc = run_tool(['tools/train.py', config, '--work-dir', work_dir,
-                             '--cfg-options', *family.train_options])
+            proc = run_tool(
+                [
+                    'tools/train.py',
+                    config,
+                    '--work-dir',
+                    work_dir,
+                    '--cfg-options',
+                    *family.train_options,
+                ]
+            )
             console.write_text(proc.stdout + proc.stderr)
     return Run(family, config, work_dir / 'epoch_1.pth', console.read_text())
 
@@ -136,27 +158,34 @@ def trained(user_path_folder, request):
     for the tool tests anyway; its training is tested by
     tests/tools/test_train_test_tools.py).
     """
+
     def run(name):
         if name == 'plain':
             checkpoint = request.getfixturevalue('standard_digits_checkpoint')
             return Run(FAMILIES[name], Path(FAMILIES[name].config), checkpoint, log='')
         return train_family(FAMILIES[name], user_path_folder)
+
     return run
 
 
 def robust_results(metrics: dict) -> dict:
     """The accuracy numbers of a robust evaluation (not its timings, nor the
     precision each attack ran in)."""
-    return {k: v for k, v in metrics.items() if k.startswith('robust/')
-            and not re.match(r'robust/(time_s|precision)/', k)}
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith('robust/') and not re.match(r'robust/(time_s|precision)/', k)
+    }
 
 
 # tools/test.py's cheapest robust evaluation: 4 images, PGD-2 and FGSM, both
 # at the training eps (neither names one)
 TEST_ARGS = ['--num-samples', '4', '--attacks', "{'type': 'PGDAttack', 'steps': 2}", 'FGSM']
 # the catastrophic-overfitting guard's check, on its 8 images at the final eps
-GUARD_CHECK = (r'CatastrophicOverfittingHook \(epoch 1\): clean [\d.]+%, PGD-5 [\d.]+%, '
-               r'FGSM [\d.]+% on 8 held-out images at eps 32/255')
+GUARD_CHECK = (
+    r'CatastrophicOverfittingHook \(epoch 1\): clean [\d.]+%, PGD-5 [\d.]+%, '
+    r'FGSM [\d.]+% on 8 held-out images at eps 32/255'
+)
 
 
 def tool_module(path: str, name: str):
@@ -186,10 +215,21 @@ def one_process(trained, tmp_path_factory):
             r = trained(name)
             folder = tmp_path_factory.mktemp(f'test_{name}')
             with pytest.MonkeyPatch.context() as monkeypatch:
-                run_main(monkeypatch, 'tools/test.py', [
-                    r.config, r.checkpoint, '--work-dir', folder,
-                    '--out', folder / 'results.json', *TEST_ARGS])
-            log, = folder.glob('*/*.log')
+                run_main(
+                    monkeypatch,
+                    'tools/test.py',
+                    [
+                        r.config,
+                        r.checkpoint,
+                        '--work-dir',
+                        folder,
+                        '--out',
+                        folder / 'results.json',
+                        *TEST_ARGS,
+                    ],
+                )
+            (log,) = folder.glob('*/*.log')
             done[name] = json.loads((folder / 'results.json').read_text()), log.read_text()
         return done[name]
+
     return run

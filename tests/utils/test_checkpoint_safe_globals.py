@@ -14,18 +14,19 @@ def _save(obj):
 
 
 def test_mmengine_message_hub_loads_weights_only():
-    import nofrost_mm  # noqa: F401  (registers the allow-list)
     from mmengine.logging import MessageHub
+
+    import nofrost_mm  # noqa: F401  (registers the allow-list)
 
     hub = MessageHub.get_instance('test_safe_globals')
     hub.update_scalar('train/loss', 0.5)
     hub.update_scalar('train/loss', np.float64(0.25))
     hub.get_scalar('train/loss').mean()  # fills statistics_methods
-    ckpt = dict(message_hub=hub.state_dict(), meta=dict(seed=np.int64(3)),
-                state_dict=dict(w=torch.ones(2)))
+    ckpt = dict(
+        message_hub=hub.state_dict(), meta=dict(seed=np.int64(3)), state_dict=dict(w=torch.ones(2))
+    )
     loaded = torch.load(_save(ckpt), weights_only=True)
-    assert loaded['message_hub']['log_scalars']['train/loss'].mean() == \
-        pytest.approx(0.375)
+    assert loaded['message_hub']['log_scalars']['train/loss'].mean() == pytest.approx(0.375)
     assert loaded['meta']['seed'] == 3
 
 
@@ -34,17 +35,21 @@ class _Evil:
 
     def __reduce__(self):
         from mmengine.logging.history_buffer import HistoryBuffer
+
         return (getattr, (HistoryBuffer, 'update'))
 
 
 def test_getattr_is_limited_to_history_buffer_methods():
     import nofrost_mm  # noqa: F401
+
     with pytest.raises(pickle.UnpicklingError, match='getattr'):
         torch.load(_save({'x': _Evil()}), weights_only=True)
 
 
 def test_weights_only_still_refuses_arbitrary_objects():
-    import nofrost_mm  # noqa: F401
     import argparse
+
+    import nofrost_mm  # noqa: F401
+
     with pytest.raises(pickle.UnpicklingError):
         torch.load(_save({'x': argparse.Namespace(a=1)}), weights_only=True)

@@ -1,4 +1,5 @@
 """nofrost_mm/utils/cli.py: the tools' shared command-line rules."""
+
 import argparse
 
 import pytest
@@ -17,11 +18,15 @@ def test_one_naming_rule_for_model_pairs():
     pairs = [('a/at.py', 'w/epoch_1.pth'), ('b/nf.py', 'w/epoch_2.pth')]
     assert cli.pair_names(pairs) == ['at', 'nf']
     # one config twice: its checkpoints tell the rows apart
-    assert cli.pair_names([('at.py', 'e/epoch_1.pth'), ('at.py', 'e/epoch_9.pth')]) == \
-        ['at (epoch_1)', 'at (epoch_9)']
+    assert cli.pair_names([('at.py', 'e/epoch_1.pth'), ('at.py', 'e/epoch_9.pth')]) == [
+        'at (epoch_1)',
+        'at (epoch_9)',
+    ]
     # still the same (same file names in two folders): numbered
-    assert cli.pair_names([('at.py', 'x/last.pth'), ('at.py', 'y/last.pth')]) == \
-        ['1: at (last)', '2: at (last)']
+    assert cli.pair_names([('at.py', 'x/last.pth'), ('at.py', 'y/last.pth')]) == [
+        '1: at (last)',
+        '2: at (last)',
+    ]
     # labels are kept as given, only repeats numbered
     assert cli.pair_names(pairs, ['A', 'A']) == ['1: A', '2: A']
     assert cli.pair_names(pairs, ['BN-AT', 'NoFrost']) == ['BN-AT', 'NoFrost']
@@ -54,11 +59,16 @@ def test_attacks_none_is_read_once():
 
 
 def test_dataloader_defaults_of_train_and_test():
-    cfg = Config(dict(train_dataloader=dict(batch_size=2, num_workers=0),
-                      val_dataloader=dict(batch_size=2, num_workers=2, pin_memory=False),
-                      test_dataloader=None))
-    cli.set_dataloader_defaults(cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'),
-                                no_persistent_workers=False)
+    cfg = Config(
+        dict(
+            train_dataloader=dict(batch_size=2, num_workers=0),
+            val_dataloader=dict(batch_size=2, num_workers=2, pin_memory=False),
+            test_dataloader=None,
+        )
+    )
+    cli.set_dataloader_defaults(
+        cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'), no_persistent_workers=False
+    )
     assert cfg.train_dataloader.pin_memory is True
     assert cfg.train_dataloader.persistent_workers is False  # no worker processes
     assert cfg.val_dataloader.persistent_workers is True
@@ -66,7 +76,7 @@ def test_dataloader_defaults_of_train_and_test():
     assert cfg.train_dataloader.collate_fn == dict(type='default_collate')
     assert cfg.test_dataloader is None
     test = Config(dict(test_dataloader=dict(batch_size=2, num_workers=2)))
-    cli.set_dataloader_defaults(test, ('test_dataloader', ), no_pin_memory=True)
+    cli.set_dataloader_defaults(test, ('test_dataloader',), no_pin_memory=True)
     assert test.test_dataloader.pin_memory is False
     assert 'persistent_workers' not in test.test_dataloader  # left to the config
 
@@ -90,10 +100,12 @@ def test_comparison_arguments(tmp_path, capsys):
     _, args = cli.comparison_args(*common, [str(config), str(ckpt), '--out', 'o.png'])
     assert args.eps is None and args.steps == 10 and args.num_samples == 500
     assert args.labelled_models == [cli.ModelPair('at', str(config), str(ckpt))]
-    for bad, message in ((['--out', 'o.pdf'], '--out must be a .png file'),
-                         (['--out', 'o.png', '--eps', '0'], '--eps must be > 0'),
-                         (['--out', 'o.png', '--steps', '0'], '--steps must be >= 1'),
-                         (['--out', 'o.png', '--batch-size', '0'], '--batch-size must be >= 1')):
+    for bad, message in (
+        (['--out', 'o.pdf'], '--out must be a .png file'),
+        (['--out', 'o.png', '--eps', '0'], '--eps must be > 0'),
+        (['--out', 'o.png', '--steps', '0'], '--steps must be >= 1'),
+        (['--out', 'o.png', '--batch-size', '0'], '--batch-size must be >= 1'),
+    ):
         with pytest.raises(SystemExit):
             cli.comparison_args(*common, [str(config), str(ckpt), *bad])
         assert message in capsys.readouterr().err

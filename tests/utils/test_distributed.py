@@ -1,4 +1,5 @@
 """shutdown_distributed: every rank ends with exit code 0, its output and exit handlers intact."""
+
 import os
 import subprocess
 import sys
@@ -29,12 +30,17 @@ def test_without_a_process_group_it_returns():
 
 def test_every_rank_exits_zero_after_its_exit_handlers(tmp_path):
     port = str(free_port())
-    procs = [subprocess.Popen([sys.executable, '-c', RANK, str(rank), port,
-                               str(tmp_path / f'atexit{rank}')],
-                              cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
-                              stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for rank in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, '-c', RANK, str(rank), port, str(tmp_path / f'atexit{rank}')],
+            cwd=REPO_ROOT,
+            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
     for rank, proc in enumerate(procs):
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

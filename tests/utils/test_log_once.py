@@ -1,4 +1,5 @@
 """LogOnce: a message that would repeat every step is logged once."""
+
 import logging
 
 from mmengine.logging import MMLogger
@@ -20,8 +21,7 @@ def test_each_distinct_message_is_logged_once(capsys):
     finally:
         logger.removeHandler(handler)
     assert said == [True, False, False, True, False]
-    assert written == [(logging.INFO, 'FAB runs in fp32'),
-                       (logging.INFO, 'Square runs in fp32')]
+    assert written == [(logging.INFO, 'FAB runs in fp32'), (logging.INFO, 'Square runs in fp32')]
 
 
 def test_two_owners_each_say_it_once():

@@ -1,25 +1,24 @@
 """ProgressReporter: throttled lines, lazy values, ETA, nesting, the log file."""
+
 import logging
 
 import pytest
 from mmengine.logging import MMLogger
 
-from nofrost_mm.utils.progress import (NO_PROGRESS, ProgressReporter, format_seconds,
-                                       takes_progress)
+from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter, format_seconds, takes_progress
 
 
 class Clock:
     """A fake monotonic clock, moved by hand."""
 
     def __init__(self):
-        self.now = 100.
+        self.now = 100.0
 
     def __call__(self):
         return self.now
 
 
 class Lines(logging.Handler):
-
     def __init__(self):
         super().__init__()
         self.lines = []
@@ -50,7 +49,7 @@ def test_lines_are_throttled_and_values_computed_only_when_written():
             task.update(1, 4, status)
             clock.now += 1
         assert len(lines) == 3  # at 0, 10 and 20 s
-        assert calls == [100., 110., 120.]  # the status of the other 22 never computed
+        assert calls == [100.0, 110.0, 120.0]  # the status of the other 22 never computed
         task.end('2 broken')  # written: the task showed progress before
     assert lines[-1] == 'apgd-t: done in 0:00:25, 2 broken'
 
@@ -62,8 +61,10 @@ def test_eta_scales_the_elapsed_time_by_the_work_left():
         task.update(25, 100, 'query 1250/5000')
         clock.now += 3
         task.update(lambda: 0, lambda: 100)  # nothing done yet: no ETA
-    assert lines == ['square: 25%, query 1250/5000; elapsed 0:00:10, ETA 0:00:30',
-                     'square: 0%; elapsed 0:00:13']
+    assert lines == [
+        'square: 25%, query 1250/5000; elapsed 0:00:10, ETA 0:00:30',
+        'square: 0%; elapsed 0:00:13',
+    ]
     assert format_seconds(3 * 3600 + 61.4) == '3:01:01'
 
 
@@ -82,7 +83,8 @@ def test_end_lines_and_the_chain_of_open_tasks():
     assert lines == [
         'batch 2/3 > AutoAttack > apgd-ce: 5%, step 5/100',
         'batch 2/3 > AutoAttack > apgd-ce: done in 0:00:01, 3 of 8 samples broken',
-        'robust test: done in 0:00:01, done']
+        'robust test: done in 0:00:01, done',
+    ]
     assert reporter.stack == []
 
 

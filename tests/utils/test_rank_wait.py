@@ -1,4 +1,5 @@
 """wait_for_ranks: a rank far behind the others outlives no process-group timeout (gloo)."""
+
 import multiprocessing
 import os
 import time
@@ -9,8 +10,8 @@ import torch.distributed as dist
 from nofrost_mm.utils import wait_for_ranks
 from tests.conftest import free_port
 
-TIMEOUT_S = 1.  # the collectives' process-group timeout
-SLOW_S = 3.  # how much later the slow rank gets there
+TIMEOUT_S = 1.0  # the collectives' process-group timeout
+SLOW_S = 3.0  # how much later the slow rank gets there
 
 
 def _rank(rank: int, port: int, use_wait: bool, out):
@@ -19,17 +20,16 @@ def _rank(rank: int, port: int, use_wait: bool, out):
     try:
         os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
         # a generous timeout for starting; the gather's group has the tiny one
-        dist.init_process_group('gloo', rank=rank, world_size=2,
-                                timeout=timedelta(seconds=60))
+        dist.init_process_group('gloo', rank=rank, world_size=2, timeout=timedelta(seconds=60))
         group = dist.new_group([0, 1], timeout=timedelta(seconds=TIMEOUT_S))
         if rank == 1:
             time.sleep(SLOW_S)
-        waited = wait_for_ranks('test', max_poll=0.05) if use_wait else 0.
+        waited = wait_for_ranks('test', max_poll=0.05) if use_wait else 0.0
         got = [None, None]
         dist.all_gather_object(got, f'result of rank {rank}', group=group)
         out.put((rank, 'ok', got, waited))
     except Exception as e:  # noqa: BLE001  (reported to the test)
-        out.put((rank, 'error', repr(e)[:200], 0.))
+        out.put((rank, 'error', repr(e)[:200], 0.0))
     finally:
         out.close()
         out.join_thread()  # the result is sent before the process ends
@@ -70,4 +70,4 @@ def test_without_it_the_fast_rank_times_out():
 
 def test_one_process_returns_at_once():
     assert not dist.is_initialized()
-    assert wait_for_ranks('single') == 0.
+    assert wait_for_ranks('single') == 0.0

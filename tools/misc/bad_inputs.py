@@ -20,6 +20,7 @@ Usage:
     python tools/misc/bad_inputs.py [--work-dir work_dirs/bad_inputs]
         [--out work_dirs/bad_inputs.md] [--only SUBSTRING ...]
 """
+
 import argparse
 import os
 import os.path as osp
@@ -40,8 +41,12 @@ NF_PGDAT = 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'
 MNIST = 'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs.py'
 # one epoch of 32 images, 16 validation images: a few seconds when an input
 # is (wrongly) accepted
-TINY = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=32',
-        'train_dataloader.batch_size=16', 'val_dataloader.dataset.indices=16']
+TINY = [
+    'train_cfg.max_epochs=1',
+    'train_dataloader.dataset.indices=32',
+    'train_dataloader.batch_size=16',
+    'val_dataloader.dataset.indices=16',
+]
 TIMEOUT_S = 600
 # the README's stock MNIST example (the plug-in's keys on lenet5_mnist.py)
 STOCK_MNIST = """_base_ = ['mmpretrain::lenet/lenet5_mnist.py']
@@ -54,9 +59,11 @@ custom_hooks = [dict(type='AdversarialTrainingHook', adv_val_interval=1)]
 """
 # lines that end a traceback: "ValueError: ...", "[rank0]: KeyError: ..."
 EXCEPTION = re.compile(r'^(\[rank\d+\]:\s*)?([\w.]*(Error|Exception|Exit|Interrupt))(: |$)')
-NOTABLE = re.compile(r'error|refus|cannot|must|does not|no such|missing|not allowed|'
-                     r'did you mean|warning|already|interrupt|terminat|\bsignal\b|SIGTERM|resume',
-                     re.IGNORECASE)
+NOTABLE = re.compile(
+    r'error|refus|cannot|must|does not|no such|missing|not allowed|'
+    r'did you mean|warning|already|interrupt|terminat|\bsignal\b|SIGTERM|resume',
+    re.IGNORECASE,
+)
 # mmengine's log prefix: "12/07 14:04:57 - mmengine - INFO - "
 LOG_PREFIX = re.compile(r'^\d\d/\d\d \d\d:\d\d:\d\d - mmengine - (\w+) - ')
 # noise that is no message of ours: library warnings (deprecations, pinned
@@ -67,12 +74,18 @@ NOISE = re.compile(r'Warning: |will be deprecated|is deprecated|^={10,}|^-{10,}|
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/bad_inputs',
-                        help='runs go to a new timestamped folder under it')
-    parser.add_argument('--out', default='work_dirs/bad_inputs.md',
-                        help='the Markdown table')
-    parser.add_argument('--only', nargs='+', metavar='SUBSTRING',
-                        help='run only the cases whose name contains one of these')
+    parser.add_argument(
+        '--work-dir',
+        default='work_dirs/bad_inputs',
+        help='runs go to a new timestamped folder under it',
+    )
+    parser.add_argument('--out', default='work_dirs/bad_inputs.md', help='the Markdown table')
+    parser.add_argument(
+        '--only',
+        nargs='+',
+        metavar='SUBSTRING',
+        help='run only the cases whose name contains one of these',
+    )
     return parser.parse_args(argv)
 
 
@@ -83,8 +96,9 @@ def last_meaningful_line(text):
     for raw in text.splitlines():
         if raw[:1].isspace():  # traceback frames, a warning's source line
             continue
-        line = LOG_PREFIX.sub(lambda m: f'{m.group(1)}: ' if m.group(1) != 'INFO' else '',
-                              raw.strip())
+        line = LOG_PREFIX.sub(
+            lambda m: f'{m.group(1)}: ' if m.group(1) != 'INFO' else '', raw.strip()
+        )
         if line and not NOISE.search(line):
             lines.append(line)
     for pattern in (EXCEPTION, NOTABLE):
@@ -96,13 +110,19 @@ def last_meaningful_line(text):
 
 def run(cmd, cwd=REPO, timeout=TIMEOUT_S):
     """Run a command; (exit code, seconds, stdout + stderr)."""
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS=os.environ.get(
-        'OMP_NUM_THREADS', '1'))
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     start = time.perf_counter()
     try:
         # one stream: the lines in the order they were written
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
         rc, out = proc.returncode, proc.stdout
     except subprocess.TimeoutExpired as error:
         rc = 'timeout'
@@ -110,13 +130,19 @@ def run(cmd, cwd=REPO, timeout=TIMEOUT_S):
     return rc, time.perf_counter() - start, out
 
 
-def run_and_terminate(cmd, started, delay_s=3., timeout=TIMEOUT_S):
+def run_and_terminate(cmd, started, delay_s=3.0, timeout=TIMEOUT_S):
     """Start a command, SIGTERM it ``delay_s`` after a line matching ``started``."""
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS=os.environ.get(
-        'OMP_NUM_THREADS', '1'))
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     lines, seen = [], threading.Event()
 
     def read():
@@ -166,12 +192,12 @@ def set_up(root):
     """A finished tiny run, checkpoints damaged in each way, the configs."""
     py = sys.executable
     finished = osp.join(root, 'finished')
-    rc, seconds, out = run([py, 'tools/train.py', DEMO, '--work-dir', finished,
-                            '--cfg-options', *TINY])
+    rc, seconds, out = run(
+        [py, 'tools/train.py', DEMO, '--work-dir', finished, '--cfg-options', *TINY]
+    )
     if rc != 0:
         raise SystemExit(f'set-up: training the demo config failed ({rc}):\n{out[-3000:]}')
-    print(f'set-up: trained {DEMO} for one epoch on 32 images in {seconds:.0f} s',
-          flush=True)
+    print(f'set-up: trained {DEMO} for one epoch on 32 images in {seconds:.0f} s', flush=True)
     good = osp.join(finished, 'epoch_1.pth')
     with open(good, 'rb') as f:
         data = f.read()
@@ -180,26 +206,28 @@ def set_up(root):
     files = dict(good=good, missing=osp.join(ckpts, 'missing.pth'))
     files['truncated'] = osp.join(ckpts, 'truncated.pth')
     with open(files['truncated'], 'wb') as f:
-        f.write(data[:len(data) // 2])
+        f.write(data[: len(data) // 2])
     files['random'] = osp.join(ckpts, 'random_bytes.pth')
     with open(files['random'], 'wb') as f:
         f.write(random.Random(0).randbytes(len(data)))
     # 2,000 bytes inverted in the middle of a good checkpoint
     flipped = bytearray(data)
     middle = len(data) // 2
-    flipped[middle:middle + 2000] = bytes(b ^ 0xFF for b in flipped[middle:middle + 2000])
+    flipped[middle : middle + 2000] = bytes(b ^ 0xFF for b in flipped[middle : middle + 2000])
     files['flipped'] = osp.join(ckpts, 'flipped_bytes.pth')
     with open(files['flipped'], 'wb') as f:
         f.write(bytes(flipped))
     # the NoFrost model's initial weights: a checkpoint of another architecture
     files['other'] = osp.join(ckpts, 'nf_resnet18_init.pth')
-    code = ('import torch, nofrost_mm; from mmengine.config import Config; '
-            'from mmengine.registry import init_default_scope; '
-            'from mmpretrain.registry import MODELS; init_default_scope("mmpretrain"); '
-            f'cfg = Config.fromfile("{NF_PGDAT}"); '
-            'model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor)); '
-            f'torch.save(dict(meta=dict(epoch=1), state_dict=model.state_dict()), '
-            f'"{files["other"]}")')
+    code = (
+        'import torch, nofrost_mm; from mmengine.config import Config; '
+        'from mmengine.registry import init_default_scope; '
+        'from mmpretrain.registry import MODELS; init_default_scope("mmpretrain"); '
+        f'cfg = Config.fromfile("{NF_PGDAT}"); '
+        'model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor)); '
+        f'torch.save(dict(meta=dict(epoch=1), state_dict=model.state_dict()), '
+        f'"{files["other"]}")'
+    )
     rc, _, out = run([py, '-c', code])
     if rc != 0:
         raise SystemExit(f'set-up: building the NF checkpoint failed:\n{out[-3000:]}')
@@ -207,8 +235,10 @@ def set_up(root):
     os.makedirs(configs)
     eps01 = osp.join(configs, 'pgdat_eps0.03.py')
     with open(eps01, 'w') as f:
-        f.write(f"_base_ = ['{osp.join(REPO, PGDAT)}']\n"
-                "data_preprocessor = dict(eps=0.03)  # meant 0.03 of [0, 1]\n")
+        f.write(
+            f"_base_ = ['{osp.join(REPO, PGDAT)}']\n"
+            "data_preprocessor = dict(eps=0.03)  # meant 0.03 of [0, 1]\n"
+        )
     snippet = osp.join(configs, 'readme_normfree_converter.py')
     with open(snippet, 'w') as f:
         f.write(readme_converter_snippet())
@@ -220,8 +250,15 @@ def set_up(root):
         f.write(STOCK_MNIST)
     empty = osp.join(root, 'empty_folder')
     os.makedirs(empty)
-    return dict(files, finished=finished, eps01=eps01, snippet=snippet,
-                empty_cwd=empty_cwd, stock=stock, empty=empty)
+    return dict(
+        files,
+        finished=finished,
+        eps01=eps01,
+        snippet=snippet,
+        empty_cwd=empty_cwd,
+        stock=stock,
+        empty=empty,
+    )
 
 
 def cases(root, s):
@@ -237,78 +274,173 @@ def cases(root, s):
         return ['--work-dir', osp.join(root, 'tests', name)]
 
     return [
-        ('eps on the [0, 1] scale in a config',
-         train + [s['eps01'], *fresh('eps01_config'), '--cfg-options', *TINY]),
-        ('eps on the [0, 1] scale in --cfg-options',
-         train + [PGDAT, *fresh('eps01_options'), '--cfg-options', *TINY,
-                  'data_preprocessor.eps=0.03']),
-        ('eps on the [0, 1] scale in --attacks',
-         test + [*tested('eps01_attacks'), '--attacks', "{'type': 'PGD', 'eps': 0.03}"]),
-        ('eps 300 in --attacks',
-         test + [*tested('eps300_attacks'), '--attacks', "{'type': 'PGDAttack', 'eps': 300}"]),
-        ('eps 300 in --cfg-options',
-         train + [PGDAT, *fresh('eps300_options'), '--cfg-options', *TINY,
-                  'data_preprocessor.eps=300']),
-        ('non-numeric eps in --cfg-options',
-         train + [PGDAT, *fresh('eps_text_options'), '--cfg-options', *TINY,
-                  'data_preprocessor.eps=eight']),
-        ('non-numeric eps in --attacks',
-         test + [*tested('eps_text_attacks'), '--attacks', "{'type': 'PGD', 'eps': 'eight'}"]),
-        ('malformed --attacks literal',
-         test + [*tested('malformed'), '--attacks', "{'type': 'PGD', 'eps': 8"]),
+        (
+            'eps on the [0, 1] scale in a config',
+            train + [s['eps01'], *fresh('eps01_config'), '--cfg-options', *TINY],
+        ),
+        (
+            'eps on the [0, 1] scale in --cfg-options',
+            train
+            + [
+                PGDAT,
+                *fresh('eps01_options'),
+                '--cfg-options',
+                *TINY,
+                'data_preprocessor.eps=0.03',
+            ],
+        ),
+        (
+            'eps on the [0, 1] scale in --attacks',
+            test + [*tested('eps01_attacks'), '--attacks', "{'type': 'PGD', 'eps': 0.03}"],
+        ),
+        (
+            'eps 300 in --attacks',
+            test + [*tested('eps300_attacks'), '--attacks', "{'type': 'PGDAttack', 'eps': 300}"],
+        ),
+        (
+            'eps 300 in --cfg-options',
+            train
+            + [
+                PGDAT,
+                *fresh('eps300_options'),
+                '--cfg-options',
+                *TINY,
+                'data_preprocessor.eps=300',
+            ],
+        ),
+        (
+            'non-numeric eps in --cfg-options',
+            train
+            + [
+                PGDAT,
+                *fresh('eps_text_options'),
+                '--cfg-options',
+                *TINY,
+                'data_preprocessor.eps=eight',
+            ],
+        ),
+        (
+            'non-numeric eps in --attacks',
+            test + [*tested('eps_text_attacks'), '--attacks', "{'type': 'PGD', 'eps': 'eight'}"],
+        ),
+        (
+            'malformed --attacks literal',
+            test + [*tested('malformed'), '--attacks', "{'type': 'PGD', 'eps': 8"],
+        ),
         ('unknown attack name', test + [*tested('unknown'), '--attacks', 'PDG']),
-        ('typo in a plug-in key (model)',
-         train + [PGDAT, *fresh('typo_model'), '--cfg-options', *TINY,
-                  'model.adv_loss_wieght=0.5']),
-        ('typo in a plug-in key (hook)',
-         train + [PGDAT, *fresh('typo_hook'), '--cfg-options', *TINY,
-                  'custom_hooks.0.eps_warmpu=3']),
-        ('typo in a plug-in key (training attack)',
-         train + [PGDAT, *fresh('typo_attack'), '--cfg-options', *TINY,
-                  'data_preprocessor.attack.stpes=3']),
-        ('missing checkpoint',
-         [py, 'tools/test.py', DEMO, s['missing'], *tested('missing'), '--attacks', 'none']),
-        ('truncated checkpoint',
-         [py, 'tools/test.py', DEMO, s['truncated'], *tested('truncated'), '--attacks',
-          'none']),
-        ('random-bytes checkpoint',
-         [py, 'tools/test.py', DEMO, s['random'], *tested('random'), '--attacks', 'none']),
-        ('flipped-bytes checkpoint',
-         [py, 'tools/test.py', DEMO, s['flipped'], *tested('flipped'), '--attacks', 'none']),
-        ('checkpoint of another architecture',
-         [py, 'tools/test.py', DEMO, s['other'], *tested('other'), '--attacks', 'none']),
-        ('missing data folder (plug-in config)',
-         [py, osp.join(REPO, 'tools/train.py'), osp.join(REPO, MNIST), '--work-dir',
-          'work_dirs/mnist'], s['empty_cwd']),
-        ('missing data folder (stock config)',
-         [py, osp.join(REPO, 'tools/train.py'), s['stock'], '--work-dir', 'work_dirs/lenet'],
-         s['empty_cwd']),
-        ('--resume on a missing file',
-         train + [DEMO, *fresh('resume_missing'), '--resume',
-                  osp.join(root, 'runs', 'nope', 'epoch_3.pth'), '--cfg-options', *TINY]),
-        ('--resume on an empty folder',
-         train + [DEMO, *fresh('resume_folder'), '--resume', s['empty'], '--cfg-options',
-                  *TINY]),
-        ('--resume (auto) in an empty work dir',
-         train + [DEMO, '--work-dir', s['empty'], '--resume', '--cfg-options', *TINY]),
-        ('--resume on a finished run',
-         train + [DEMO, '--work-dir', s['finished'], '--resume', '--cfg-options', *TINY]),
-        ('reused --work-dir',
-         train + [DEMO, '--work-dir', s['finished'], '--cfg-options', *TINY,
-                  'randomness.seed=1']),
+        (
+            'typo in a plug-in key (model)',
+            train
+            + [PGDAT, *fresh('typo_model'), '--cfg-options', *TINY, 'model.adv_loss_wieght=0.5'],
+        ),
+        (
+            'typo in a plug-in key (hook)',
+            train
+            + [PGDAT, *fresh('typo_hook'), '--cfg-options', *TINY, 'custom_hooks.0.eps_warmpu=3'],
+        ),
+        (
+            'typo in a plug-in key (training attack)',
+            train
+            + [
+                PGDAT,
+                *fresh('typo_attack'),
+                '--cfg-options',
+                *TINY,
+                'data_preprocessor.attack.stpes=3',
+            ],
+        ),
+        (
+            'missing checkpoint',
+            [py, 'tools/test.py', DEMO, s['missing'], *tested('missing'), '--attacks', 'none'],
+        ),
+        (
+            'truncated checkpoint',
+            [py, 'tools/test.py', DEMO, s['truncated'], *tested('truncated'), '--attacks', 'none'],
+        ),
+        (
+            'random-bytes checkpoint',
+            [py, 'tools/test.py', DEMO, s['random'], *tested('random'), '--attacks', 'none'],
+        ),
+        (
+            'flipped-bytes checkpoint',
+            [py, 'tools/test.py', DEMO, s['flipped'], *tested('flipped'), '--attacks', 'none'],
+        ),
+        (
+            'checkpoint of another architecture',
+            [py, 'tools/test.py', DEMO, s['other'], *tested('other'), '--attacks', 'none'],
+        ),
+        (
+            'missing data folder (plug-in config)',
+            [
+                py,
+                osp.join(REPO, 'tools/train.py'),
+                osp.join(REPO, MNIST),
+                '--work-dir',
+                'work_dirs/mnist',
+            ],
+            s['empty_cwd'],
+        ),
+        (
+            'missing data folder (stock config)',
+            [py, osp.join(REPO, 'tools/train.py'), s['stock'], '--work-dir', 'work_dirs/lenet'],
+            s['empty_cwd'],
+        ),
+        (
+            '--resume on a missing file',
+            train
+            + [
+                DEMO,
+                *fresh('resume_missing'),
+                '--resume',
+                osp.join(root, 'runs', 'nope', 'epoch_3.pth'),
+                '--cfg-options',
+                *TINY,
+            ],
+        ),
+        (
+            '--resume on an empty folder',
+            train + [DEMO, *fresh('resume_folder'), '--resume', s['empty'], '--cfg-options', *TINY],
+        ),
+        (
+            '--resume (auto) in an empty work dir',
+            train + [DEMO, '--work-dir', s['empty'], '--resume', '--cfg-options', *TINY],
+        ),
+        (
+            '--resume on a finished run',
+            train + [DEMO, '--work-dir', s['finished'], '--resume', '--cfg-options', *TINY],
+        ),
+        (
+            'reused --work-dir',
+            train
+            + [DEMO, '--work-dir', s['finished'], '--cfg-options', *TINY, 'randomness.seed=1'],
+        ),
         ('--num-samples -5', test + [*tested('n-5'), '--attacks', 'FGSM', '--num-samples', '-5']),
         ('--num-samples 0', test + [*tested('n0'), '--attacks', 'FGSM', '--num-samples', '0']),
-        ('--num-samples 1000000',
-         test + [*tested('n1e6'), '--attacks', 'FGSM', '--num-samples', '1000000']),
+        (
+            '--num-samples 1000000',
+            test + [*tested('n1e6'), '--attacks', 'FGSM', '--num-samples', '1000000'],
+        ),
         ('--attacks none PGD', test + [*tested('none_pgd'), '--attacks', 'none', 'PGD']),
         ('--out-item without --out', test + [*tested('out_item'), '--out-item', 'metrics']),
-        ("the README's converter snippet on a stock config (signal_propagation)",
-         [py, 'tools/analysis_tools/signal_propagation.py', s['snippet'], '--out',
-          osp.join(root, 'tests', 'converter_spp.png'), '--img-size', '32',
-          '--batch-size', '2']),
-        ("the README's converter snippet on a stock config (train.py)",
-         [py, osp.join(REPO, 'tools/train.py'), s['snippet'], *fresh('converter')],
-         s['empty_cwd']),
+        (
+            "the README's converter snippet on a stock config (signal_propagation)",
+            [
+                py,
+                'tools/analysis_tools/signal_propagation.py',
+                s['snippet'],
+                '--out',
+                osp.join(root, 'tests', 'converter_spp.png'),
+                '--img-size',
+                '32',
+                '--batch-size',
+                '2',
+            ],
+        ),
+        (
+            "the README's converter snippet on a stock config (train.py)",
+            [py, osp.join(REPO, 'tools/train.py'), s['snippet'], *fresh('converter')],
+            s['empty_cwd'],
+        ),
     ]
 
 
@@ -317,8 +449,7 @@ def main(argv=None):
     root = osp.abspath(osp.join(args.work_dir, time.strftime('%Y%m%d_%H%M%S')))
     os.makedirs(root)
     s = set_up(root)
-    todo = [c for c in cases(root, s)
-            if not args.only or any(o in c[0] for o in args.only)]
+    todo = [c for c in cases(root, s) if not args.only or any(o in c[0] for o in args.only)]
     rows = []
 
     def record(name, cmd, result):
@@ -327,8 +458,9 @@ def main(argv=None):
         shown = shown.replace(REPO + '/', '')
         line = last_meaningful_line(out).replace(root, '$W').replace(REPO + '/', '')
         rows.append((name, shown, rc, seconds, line))
-        print(f'[{len(rows)}] {name}: rc {rc}, {seconds:.1f} s\n    {shown}\n    {line}',
-              flush=True)
+        print(
+            f'[{len(rows)}] {name}: rc {rc}, {seconds:.1f} s\n    {shown}\n    {line}', flush=True
+        )
         with open(osp.join(root, f'case{len(rows):02d}.log'), 'w') as f:
             f.write(f'$ {shown}\n{out}')
 
@@ -336,21 +468,37 @@ def main(argv=None):
         record(name, cmd, run(cmd, cwd=cwd[0] if cwd else REPO))
     if not args.only or any(o in 'SIGTERM during a test' for o in args.only):
         # a long attack, terminated once the test loop shows progress
-        cmd = [sys.executable, 'tools/test.py', DEMO, s['good'], '--work-dir',
-               osp.join(root, 'tests', 'sigterm'), '--attacks',
-               "{'type': 'PGDAttack', 'eps': 8, 'steps': 2000}"]
-        record('SIGTERM during a test', cmd,
-               run_and_terminate(cmd, started=r'[Ll]oads? checkpoint', delay_s=5.))
+        cmd = [
+            sys.executable,
+            'tools/test.py',
+            DEMO,
+            s['good'],
+            '--work-dir',
+            osp.join(root, 'tests', 'sigterm'),
+            '--attacks',
+            "{'type': 'PGDAttack', 'eps': 8, 'steps': 2000}",
+        ]
+        record(
+            'SIGTERM during a test',
+            cmd,
+            run_and_terminate(cmd, started=r'[Ll]oads? checkpoint', delay_s=5.0),
+        )
 
     def cell(value):
         return str(value).replace('|', '\\|').replace('\n', ' ')
 
-    table = ['| bad input | command | rc | s | last meaningful line |',
-             '| --- | --- | --- | --- | --- |']
-    table += [f'| {cell(n)} | `{cell(c)}` | {rc} | {sec:.1f} | {cell(line)} |'
-              for n, c, rc, sec, line in rows]
-    text = (f'# Bad inputs ({time.strftime("%Y-%m-%d %H:%M")}, commit '
-            f'{git_head()}; $W = {root})\n\n' + '\n'.join(table) + '\n')
+    table = [
+        '| bad input | command | rc | s | last meaningful line |',
+        '| --- | --- | --- | --- | --- |',
+    ]
+    table += [
+        f'| {cell(n)} | `{cell(c)}` | {rc} | {sec:.1f} | {cell(line)} |'
+        for n, c, rc, sec, line in rows
+    ]
+    text = (
+        f'# Bad inputs ({time.strftime("%Y-%m-%d %H:%M")}, commit '
+        f'{git_head()}; $W = {root})\n\n' + '\n'.join(table) + '\n'
+    )
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         f.write(text)
@@ -360,8 +508,12 @@ def main(argv=None):
 
 def git_head():
     try:
-        return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO,
-                              capture_output=True, text=True).stdout.strip() or '?'
+        return (
+            subprocess.run(
+                ['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture_output=True, text=True
+            ).stdout.strip()
+            or '?'
+        )
     except OSError:
         return '?'
 

@@ -7,6 +7,7 @@ a schedule. Regenerate it only for an intended change of settings::
 
     python tools/misc/dump_resolved_configs.py > tests/configs/fixtures/resolved_configs.json
 """
+
 import glob
 import json
 import os.path as osp
@@ -22,8 +23,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def leaf_configs(root: str = ROOT) -> list:
     """Every shipped config (the files under configs/ outside _base_)."""
     paths = glob.glob(osp.join(root, 'configs', '**', '*.py'), recursive=True)
-    return sorted(osp.relpath(p, root) for p in paths
-                  if '_base_' not in p.split(osp.sep))
+    return sorted(osp.relpath(p, root) for p in paths if '_base_' not in p.split(osp.sep))
 
 
 def _name(item) -> str:
@@ -61,8 +61,13 @@ def resolve(path: str) -> dict:
 
 
 def main() -> None:
-    json.dump({path: resolve(path) for path in leaf_configs()}, sys.stdout,
-              indent=1, sort_keys=True, default=repr)
+    json.dump(
+        {path: resolve(path) for path in leaf_configs()},
+        sys.stdout,
+        indent=1,
+        sort_keys=True,
+        default=repr,
+    )
     sys.stdout.write('\n')
 
 

@@ -8,6 +8,7 @@ torchattacks' RECORD), and puts back a real RobustBench if one was installed bef
 
 Usage: python tools/misc/install_torchattacks.py [VERSION]
 """
+
 import csv
 import shutil
 import subprocess
@@ -54,15 +55,16 @@ def main():
         csv.writer(f).writerows(kept)
     # drop the now empty package folders the wheel created
     for folder in sorted((site / 'robustbench').glob('**/'), reverse=True):
-        if folder.is_dir() and not any(p for p in folder.iterdir()
-                                       if p.name != '__pycache__'):
+        if folder.is_dir() and not any(p for p in folder.iterdir() if p.name != '__pycache__'):
             subprocess.call(['rm', '-rf', str(folder)])
     if backup is not None:
         shutil.rmtree(site / 'robustbench', ignore_errors=True)
         shutil.copytree(backup, site / 'robustbench')
         shutil.rmtree(backup.parent)
-    print(f'torchattacks {version} installed without dependencies; '
-          f'removed {removed} bundled robustbench files')
+    print(
+        f'torchattacks {version} installed without dependencies; '
+        f'removed {removed} bundled robustbench files'
+    )
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ SRC may be a bare state dict, ``{'model': ...}``, ``{'state_dict': ...}``,
 with or without DDP ``module.`` prefixes. DST is ``{'state_dict': ...}`` with
 ``backbone.``/``head.`` keys (mmengine's ``load_from`` format).
 """
+
 import argparse
 import re
 from collections import OrderedDict
@@ -20,8 +21,13 @@ import torch
 # timm name -> mmpretrain name; conv params are weight, bias and gain
 _RULES = [
     (re.compile(r'^stem\.conv\.(weight|bias|gain)$'), r'backbone.conv1.\1'),
-    (re.compile(r'^stages\.(\d+)\.(\d+)\.(conv[123]|downsample\.conv)\.'
-                r'(weight|bias|gain)$'), None),
+    (
+        re.compile(
+            r'^stages\.(\d+)\.(\d+)\.(conv[123]|downsample\.conv)\.'
+            r'(weight|bias|gain)$'
+        ),
+        None,
+    ),
     (re.compile(r'^head\.fc\.(weight|bias)$'), r'head.fc.\1'),
 ]
 
@@ -57,10 +63,11 @@ def extract_state_dict(checkpoint) -> OrderedDict:
     if not all(torch.is_tensor(v) for v in checkpoint.values()):
         raise ValueError(
             'checkpoint is neither a state dict nor a dict holding one under '
-            f"'state_dict' or 'model'; top-level keys: {list(checkpoint)[:10]}")
+            f"'state_dict' or 'model'; top-level keys: {list(checkpoint)[:10]}"
+        )
     return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in checkpoint.items())
+        (k[len('module.') :] if k.startswith('module.') else k, v) for k, v in checkpoint.items()
+    )
 
 
 def convert_timm_nfresnet(state_dict: dict) -> OrderedDict:
@@ -87,13 +94,15 @@ def convert_timm_nfresnet(state_dict: dict) -> OrderedDict:
         raise KeyError(
             f'{len(unknown)} keys of the source checkpoint have no '
             f'NFResNet counterpart (is it a timm nf_resnet26/50/101?): '
-            f'{unknown}')
+            f'{unknown}'
+        )
     return converted
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        description='Convert a timm NF-ResNet checkpoint to mmpretrain')
+        description='Convert a timm NF-ResNet checkpoint to mmpretrain'
+    )
     parser.add_argument('src', help='timm checkpoint (.pth)')
     parser.add_argument('dst', help='output mmpretrain checkpoint (.pth)')
     return parser.parse_args()
@@ -104,6 +113,7 @@ def main():
     # the plug-in's checked reader: weights-only (no untrusted pickle), and a
     # truncated or damaged download named as such
     from nofrost_mm.utils import read_checkpoint
+
     checkpoint = read_checkpoint(args.src)
     state_dict = convert_timm_nfresnet(extract_state_dict(checkpoint))
     torch.save({'state_dict': state_dict}, args.dst)

@@ -15,7 +15,8 @@ at_hook = dict(
     eps_warmup=0,
     adv_val_interval=5,
     # step 0.01 as the test attack; early exit: never weaker, cheaper
-    val_attack=dict(type='PGDAttack', steps=20, step_size=2.55, early_exit=True))
+    val_attack=dict(type='PGDAttack', steps=20, step_size=2.55, early_exit=True),
+)
 custom_hooks = [at_hook]
 # eps rises linearly from 0 over the first 3 epochs (updated every
 # iteration), for the CPU-sized PGD-40 AT and the warmed-up FGSM-RS. At the
@@ -29,7 +30,10 @@ eps_warmup_hook = dict(at_hook, eps_warmup=3)
 # the dataset base). `--num-samples N` evaluates a fixed seeded subset,
 # `--resume` continues a killed evaluation from its per-batch results
 test_attacks = [
-    dict(attack=dict(type='PGDAttack', steps=50, step_size=2.55, early_exit=True),
-         name='PGD-50', restarts=10),
+    dict(
+        attack=dict(type='PGDAttack', steps=50, step_size=2.55, early_exit=True),
+        name='PGD-50',
+        restarts=10,
+    ),
     dict(type='AutoAttack', version='standard', name='AutoAttack'),
 ]

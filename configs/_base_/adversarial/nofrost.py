@@ -6,13 +6,13 @@
 # them; the test attacks of RobustBench. Every attack follows
 # data_preprocessor.eps.
 adv_model = dict(type='AdvImageClassifier', adv_loss_weight=0.5, adv_forward='separate')
-adv_preprocessor = dict(
-    type='PGDDataPreprocessor', eps=8, attack=dict(type='PGDAttack', steps=10))
+adv_preprocessor = dict(type='PGDDataPreprocessor', eps=8, attack=dict(type='PGDAttack', steps=10))
 at_hook = dict(
     type='AdversarialTrainingHook',
     adv_val_interval=10,
     adv_val_last=0.1,
-    val_attack=dict(type='PGDAttack', steps=5))
+    val_attack=dict(type='PGDAttack', steps=5),
+)
 custom_hooks = [at_hook]
 
 # `tools/test.py` reports clean accuracy, PGD-20 and AutoAttack (the headline:

@@ -5,8 +5,7 @@
 # every attack here follows it.
 # PGD-5 at eps 32/255, loss 0.5 CE(clean) + 0.5 CE(adv) in two passes
 adv_model = dict(type='AdvImageClassifier', adv_loss_weight=0.5, adv_forward='separate')
-adv_preprocessor = dict(
-    type='PGDDataPreprocessor', eps=32, attack=dict(type='PGDAttack', steps=5))
+adv_preprocessor = dict(type='PGDDataPreprocessor', eps=32, attack=dict(type='PGDAttack', steps=5))
 at_hook = dict(
     type='AdversarialTrainingHook',
     # linear eps warm-up over 5 epochs, with the lr warm-up of
@@ -18,7 +17,8 @@ at_hook = dict(
     adv_val_interval=10,
     # early exit: a sample is broken at the first iterate that
     # misclassifies it (never weaker than the last iterate, cheaper)
-    val_attack=dict(type='PGDAttack', steps=20, early_exit=True))
+    val_attack=dict(type='PGDAttack', steps=20, early_exit=True),
+)
 custom_hooks = [at_hook]
 
 # `tools/test.py` reports clean accuracy, PGD-20 and AutoAttack (the headline)

@@ -24,10 +24,8 @@ train_dataloader = dict(
     batch_size=128,
     num_workers=2,
     dataset=dict(
-        type=dataset_type,
-        data_root='data/cifar10',
-        split='train',
-        pipeline=train_pipeline),
+        type=dataset_type, data_root='data/cifar10', split='train', pipeline=train_pipeline
+    ),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 
@@ -35,13 +33,11 @@ val_dataloader = dict(
     batch_size=128,
     num_workers=2,
     dataset=dict(
-        type=dataset_type,
-        data_root='data/cifar10/',
-        split='test',
-        pipeline=test_pipeline),
+        type=dataset_type, data_root='data/cifar10/', split='test', pipeline=test_pipeline
+    ),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+val_evaluator = dict(type='Accuracy', topk=(1,))
 
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

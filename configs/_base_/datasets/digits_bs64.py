@@ -6,10 +6,8 @@
 dataset_type = 'SklearnDigits'
 img_size = 16
 data_preprocessor = dict(
-    num_classes=10,
-    mean=[0., 0., 0.],
-    std=[255., 255., 255.],
-    to_rgb=False)
+    num_classes=10, mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0], to_rgb=False
+)
 
 train_pipeline = [
     dict(type='RandomCrop', crop_size=16, padding=1),
@@ -24,35 +22,23 @@ train_dataloader = dict(
     batch_size=64,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(
-        type=dataset_type,
-        split='train',
-        img_size=img_size,
-        pipeline=train_pipeline),
+    dataset=dict(type=dataset_type, split='train', img_size=img_size, pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=120,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(
-        type=dataset_type,
-        split='val',
-        img_size=img_size,
-        pipeline=test_pipeline),
+    dataset=dict(type=dataset_type, split='val', img_size=img_size, pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+val_evaluator = dict(type='Accuracy', topk=(1,))
 
 test_dataloader = dict(
     batch_size=120,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(
-        type=dataset_type,
-        split='test',
-        img_size=img_size,
-        pipeline=test_pipeline),
+    dataset=dict(type=dataset_type, split='test', img_size=img_size, pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 test_evaluator = val_evaluator

@@ -3,10 +3,8 @@
 #   python tools/test.py CONFIG CKPT --out imagenet-c.json
 # Reports accuracy per corruption and severity, their mean, and mCE normalised by AlexNet.
 data_preprocessor = dict(
-    num_classes=1000,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+    num_classes=1000, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
+)
 
 test_dataloader = dict(
     batch_size=64,
@@ -19,7 +17,8 @@ test_dataloader = dict(
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(type='PackInputs', meta_keys=('sample_idx', 'corruption', 'severity')),
-        ]),
+        ],
+    ),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 test_evaluator = dict(type='CorruptionAccuracy', mce=True)

@@ -5,10 +5,8 @@
 # ClassSubsetHook keeps the model's logits of the 200 classes before the arg-max (the official
 # eval.py's output[:, imagenet_r_mask]); labels are 0..199, so the standard Accuracy applies.
 data_preprocessor = dict(
-    num_classes=1000,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+    num_classes=1000, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
+)
 
 test_dataloader = dict(
     batch_size=64,
@@ -21,7 +19,8 @@ test_dataloader = dict(
             dict(type='ResizeEdge', scale=256, edge='short'),
             dict(type='CenterCrop', crop_size=224),
             dict(type='PackInputs'),
-        ]),
+        ],
+    ),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 test_evaluator = dict(type='Accuracy', topk=(1, 5))

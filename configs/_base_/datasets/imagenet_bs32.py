@@ -29,21 +29,15 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=5,
     dataset=dict(
-        type=dataset_type,
-        data_root='data/imagenet',
-        split='train',
-        pipeline=train_pipeline),
+        type=dataset_type, data_root='data/imagenet', split='train', pipeline=train_pipeline
+    ),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 
 val_dataloader = dict(
     batch_size=32,
     num_workers=5,
-    dataset=dict(
-        type=dataset_type,
-        data_root='data/imagenet',
-        split='val',
-        pipeline=test_pipeline),
+    dataset=dict(type=dataset_type, data_root='data/imagenet', split='val', pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, 5))

@@ -8,8 +8,7 @@
 # mmpretrain's MNIST picks its files by `test_mode`, not `split`: both set.
 dataset_type = 'MNIST'
 data_root = 'data/mnist'
-data_preprocessor = dict(
-    num_classes=10, mean=[0.], std=[255.], to_rgb=False)
+data_preprocessor = dict(num_classes=10, mean=[0.0], std=[255.0], to_rgb=False)
 
 train_pipeline = [dict(type='PackInputs')]
 test_pipeline = [dict(type='PackInputs')]
@@ -24,7 +23,8 @@ train_dataloader = dict(
         split='train',
         test_mode=False,
         download=False,
-        pipeline=train_pipeline),
+        pipeline=train_pipeline,
+    ),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 # monitoring only, on the first 1000 test images: no choice is made on it
@@ -40,10 +40,11 @@ val_dataloader = dict(
         test_mode=True,
         download=False,
         indices=1000,
-        pipeline=test_pipeline),
+        pipeline=test_pipeline,
+    ),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+val_evaluator = dict(type='Accuracy', topk=(1,))
 
 test_dataloader = dict(
     batch_size=500,
@@ -55,7 +56,8 @@ test_dataloader = dict(
         split='test',
         test_mode=True,
         download=False,
-        pipeline=test_pipeline),
+        pipeline=test_pipeline,
+    ),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 test_evaluator = val_evaluator

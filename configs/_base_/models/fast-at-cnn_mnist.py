@@ -10,4 +10,6 @@ model = dict(
         num_classes=10,
         in_channels=100,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        init_cfg=None))
+        init_cfg=None,
+    ),
+)

@@ -2,12 +2,7 @@
 # stem, no max pool), 10 classes.
 model = dict(
     type='ImageClassifier',
-    backbone=dict(
-        type='NFResNet_CIFAR',
-        depth=18,
-        out_indices=(3, ),
-        alpha=0.2,
-        drop_path_rate=0.),
+    backbone=dict(type='NFResNet_CIFAR', depth=18, out_indices=(3,), alpha=0.2, drop_path_rate=0.0),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='DropoutLinearClsHead',
@@ -15,4 +10,5 @@ model = dict(
         in_channels=512,
         dropout_rate=0.25,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-    ))
+    ),
+)

@@ -2,12 +2,7 @@
 # Head dropout 0.25 and drop path 0.1 as in NoFrost's official recipe.
 model = dict(
     type='ImageClassifier',
-    backbone=dict(
-        type='NFResNet',
-        depth=50,
-        out_indices=(3, ),
-        alpha=0.2,
-        drop_path_rate=0.1),
+    backbone=dict(type='NFResNet', depth=50, out_indices=(3,), alpha=0.2, drop_path_rate=0.1),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='DropoutLinearClsHead',
@@ -16,4 +11,5 @@ model = dict(
         dropout_rate=0.25,
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1),
         topk=(1, 5),
-    ))
+    ),
+)

@@ -8,12 +8,14 @@ model = dict(
         stem_channels=16,
         base_channels=16,
         num_stages=4,
-        out_indices=(3, ),
-        style='pytorch'),
+        out_indices=(3,),
+        style='pytorch',
+    ),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',
         num_classes=10,
         in_channels=128,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-    ))
+    ),
+)

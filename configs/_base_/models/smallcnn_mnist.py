@@ -10,4 +10,6 @@ model = dict(
         num_classes=10,
         in_channels=200,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        init_cfg=dict(type='Constant', layer='Linear', val=0.)))
+        init_cfg=dict(type='Constant', layer='Linear', val=0.0),
+    ),
+)

@@ -2,11 +2,10 @@
 # experiments are on ImageNet): the official optimizer (SGD nesterov, cosine)
 # with CIFAR's usual lr 0.1 at batch 128 and weight decay 5e-4, 100 epochs.
 optim_wrapper = dict(
-    optimizer=dict(
-        type='SGD', lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4))
+    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+)
 
-param_scheduler = dict(
-    type='CosineAnnealingLR', T_max=100, by_epoch=True, begin=0, end=100)
+param_scheduler = dict(type='CosineAnnealingLR', T_max=100, by_epoch=True, begin=0, end=100)
 
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 val_cfg = dict()

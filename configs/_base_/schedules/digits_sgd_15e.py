@@ -1,6 +1,6 @@
 optim_wrapper = dict(
-    optimizer=dict(
-        type='SGD', lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4))
+    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+)
 param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, T_max=15)
 
 train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=5)

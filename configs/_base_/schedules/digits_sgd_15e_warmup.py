@@ -5,11 +5,7 @@ _base_ = ['./digits_sgd_15e.py']
 
 param_scheduler = [
     dict(
-        type='LinearLR',
-        start_factor=0.1,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True),
+        type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1, convert_to_iter_based=True
+    ),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=15, T_max=14),
 ]

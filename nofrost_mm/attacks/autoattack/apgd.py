@@ -13,6 +13,7 @@ starts), and the CPU works on one large batch instead of nine small ones. A
 sample leaves the batch, all its rows at once, at the first iterate that
 misclassifies it, which is the iterate returned for it.
 """
+
 from typing import Union
 
 import torch
@@ -48,13 +49,12 @@ def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -(zy - other) / (z[:, -1] - z[:, -3] + 1e-12)
 
 
-def dlr_targeted_loss(logits: torch.Tensor, y: torch.Tensor,
-                      target: torch.Tensor) -> torch.Tensor:
+def dlr_targeted_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The reference's targeted DLR loss (per row)."""
     z, _ = logits.sort(dim=1)
     zy = logits.gather(1, y[:, None])[:, 0]
     zt = logits.gather(1, target[:, None])[:, 0]
-    return -(zy - zt) / (z[:, -1] - .5 * (z[:, -3] + z[:, -4]) + 1e-12)
+    return -(zy - zt) / (z[:, -1] - 0.5 * (z[:, -3] + z[:, -4]) + 1e-12)
 
 
 def target_classes(clean_logits: torch.Tensor, n_target_classes: int) -> torch.Tensor:
@@ -114,12 +114,20 @@ class APGDAttack(AutoAttackMember):
     COMPACT_EVERY = 2
     # fp16: fp32 logits and losses, safe gradients, fp32 decisions to leave;
     # under bf16 it runs in fp32 (perturb)
-    amp_safe = ('fp16', )
+    amp_safe = ('fp16',)
 
-    def __init__(self, eps: float = 8., steps: int = 100, n_restarts: int = 1,
-                 loss: str = 'ce', n_target_classes: int = 9, rho: float = .75,
-                 norm: str = 'Linf', seed: int = 0,
-                 target_batch: Union[int, str, None] = 'auto'):
+    def __init__(
+        self,
+        eps: float = 8.0,
+        steps: int = 100,
+        n_restarts: int = 1,
+        loss: str = 'ce',
+        n_target_classes: int = 9,
+        rho: float = 0.75,
+        norm: str = 'Linf',
+        seed: int = 0,
+        target_batch: Union[int, str, None] = 'auto',
+    ):
         name = type(self).__name__
         check_common(name, eps, norm, seed)
         check_int(name, 'steps', steps, 1)
@@ -147,17 +155,20 @@ class APGDAttack(AutoAttackMember):
         return 'apgd-t' if self.targeted else f'apgd-{self.loss}'
 
     def __repr__(self):
-        return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
-                f'n_restarts={self.n_restarts}, loss={self.loss!r}'
-                + (f', n_target_classes={self.n_target_classes}'
-                   if self.targeted else '') + f', rho={self.rho})')
+        return (
+            f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
+            f'n_restarts={self.n_restarts}, loss={self.loss!r}'
+            + (f', n_target_classes={self.n_target_classes}' if self.targeted else '')
+            + f', rho={self.rho})'
+        )
 
-    @fp32_under_autocast("its step-size schedule compares loss values step to step, "
-                         "which bf16's 8-bit logits reorder (APGD-CE on the demo "
-                         'ResNet with logits x10: up to 1.6 points more robust)',
-                         precisions=('bf16', ))
-    def perturb(self, model, images, labels, keys, clean_logits,
-                progress=NO_PROGRESS):
+    @fp32_under_autocast(
+        "its step-size schedule compares loss values step to step, "
+        "which bf16's 8-bit logits reorder (APGD-CE on the demo "
+        'ResNet with logits x10: up to 1.6 points more robust)',
+        precisions=('bf16',),
+    )
+    def perturb(self, model, images, labels, keys, clean_logits, progress=NO_PROGRESS):
         """Attack the clean-correct samples; ``(adv, broken)`` for all.
 
         Args:
@@ -176,22 +187,23 @@ class APGDAttack(AutoAttackMember):
         if self.targeted:
             n_t = min(self.n_target_classes, n_classes - 1)
             if n_classes < 4:
-                raise ValueError(f'{type(self).__name__}: the targeted DLR loss '
-                                 f'needs >= 4 classes, the model has {n_classes}')
+                raise ValueError(
+                    f'{type(self).__name__}: the targeted DLR loss '
+                    f'needs >= 4 classes, the model has {n_classes}'
+                )
             targets = target_classes(clean_logits[todo], n_t).t()  # (T, M)
         else:
             n_t = 1
         m = len(todo)
         # rows: target outer, restart, then sample (the reference's order)
-        t_idx = torch.arange(n_t, device=x.device).repeat_interleave(
-            self.n_restarts * m)
-        r_idx = torch.arange(self.n_restarts, device=x.device).repeat_interleave(
-            m).repeat(n_t)
+        t_idx = torch.arange(n_t, device=x.device).repeat_interleave(self.n_restarts * m)
+        r_idx = torch.arange(self.n_restarts, device=x.device).repeat_interleave(m).repeat(n_t)
         s_idx = torch.arange(m, device=x.device).repeat(n_t * self.n_restarts)
 
         with progress.task(self.title) as task:
-            rows = RowProgress(task, m, len(s_idx), self.steps,
-                               self.n_restarts * m if self.targeted else None)
+            rows = RowProgress(
+                task, m, len(s_idx), self.steps, self.n_restarts * m if self.targeted else None
+            )
 
             def attack_rows(idx):
                 s, t, r = s_idx[idx], t_idx[idx], r_idx[idx]
@@ -200,9 +212,9 @@ class APGDAttack(AutoAttackMember):
                 starts = self._starts(k[s], t * 1000 + r, x.shape[1:])
                 return self._run(model, x[s], y[s], target, like(starts, x), s, rows)
 
-            got, got_adv = run_rows(len(s_idx), s_idx,
-                                    rows_per_pass(self.target_batch, x),
-                                    attack_rows, m, x, rows)
+            got, got_adv = run_rows(
+                len(s_idx), s_idx, rows_per_pass(self.target_batch, x), attack_rows, m, x, rows
+            )
             task.end(end_status(m, got), always=True)
         broken[todo] = got
         adv[todo] = torch.where(got[:, None, None, None], got_adv, adv[todo])
@@ -211,7 +223,7 @@ class APGDAttack(AutoAttackMember):
     def _starts(self, keys, run, shape):
         """Uniform noise in [0, 1) per row: its sample's key, stream ``run``."""
         base = APGD_STREAM + 1_000_000 * self.LOSSES.index(self.loss)
-        out = torch.empty((len(keys), ) + tuple(shape), device=keys.device)
+        out = torch.empty((len(keys),) + tuple(shape), device=keys.device)
         for r in torch.unique(run).tolist():
             sel = run == r
             out[sel] = sample_uniform(keys[sel], shape, stream=base + r)
@@ -231,12 +243,12 @@ class APGDAttack(AutoAttackMember):
         row of the same group (sample), whose result is then decided.
         ``progress`` (:class:`RowProgress`) is told of every step.
         """
-        eps = self.eps / 255.
+        eps = self.eps / 255.0
         rows = len(x)
         dims = (1, 2, 3)
         t = 2 * noise - 1
         x_adv = x + eps * t / (t.abs().amax(dim=dims, keepdim=True) + 1e-12)
-        x_adv = x_adv.clamp(0., 1.)
+        x_adv = x_adv.clamp(0.0, 1.0)
         out_broken = torch.zeros(rows, dtype=torch.bool, device=x.device)
         out_adv = x.clone()
         alive = torch.arange(rows, device=x.device)
@@ -254,7 +266,7 @@ class APGDAttack(AutoAttackMember):
                 x_adv = x_adv.clone().requires_grad_(True)
                 logits = model(x_adv).float()
                 loss = self._loss(logits, y, target)
-                grad, = torch.autograd.grad(loss.sum(), x_adv)
+                (grad,) = torch.autograd.grad(loss.sum(), x_adv)
             return logits.detach(), loss.detach(), grad.detach()
 
         logits, loss, grad = grad_at(x_adv, y, target)
@@ -267,12 +279,16 @@ class APGDAttack(AutoAttackMember):
             wrong = confirm_misclassified(model, x_adv, y, wrong & active)
             out_broken[alive] = out_broken[alive] | wrong
             out_adv[alive] = torch.where(wrong[:, None, None, None], x_adv, out_adv[alive])
-            hit = torch.zeros(num_groups, dtype=torch.int32, device=x.device).index_add_(
-                0, gid[alive], wrong.int()) > 0
+            hit = (
+                torch.zeros(num_groups, dtype=torch.int32, device=x.device).index_add_(
+                    0, gid[alive], wrong.int()
+                )
+                > 0
+            )
             return active & ~hit[gid[alive]]
 
         active = leave(wrong, x_adv, active)
-        step = torch.full((rows, 1, 1, 1), 2. * eps, device=x.device)
+        step = torch.full((rows, 1, 1, 1), 2.0 * eps, device=x.device)
         x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
         x_adv_old = x_adv.clone()
         loss_steps = torch.zeros(self.steps, rows, device=x.device)
@@ -285,11 +301,42 @@ class APGDAttack(AutoAttackMember):
             num_active = int(active.sum()) if i % self.COMPACT_EVERY == 0 else len(active)
             if num_active < len(active):
                 keep = rows_where(active, num_active)
-                (alive, x, y, lo, hi, x_adv, x_adv_old, grad, step, x_best,
-                 grad_best, loss_best, loss_best_last, reduced_last, active) = [
-                    v[keep] for v in (alive, x, y, lo, hi, x_adv, x_adv_old,
-                                      grad, step, x_best, grad_best, loss_best,
-                                      loss_best_last, reduced_last, active)]
+                (
+                    alive,
+                    x,
+                    y,
+                    lo,
+                    hi,
+                    x_adv,
+                    x_adv_old,
+                    grad,
+                    step,
+                    x_best,
+                    grad_best,
+                    loss_best,
+                    loss_best_last,
+                    reduced_last,
+                    active,
+                ) = [
+                    v[keep]
+                    for v in (
+                        alive,
+                        x,
+                        y,
+                        lo,
+                        hi,
+                        x_adv,
+                        x_adv_old,
+                        grad,
+                        step,
+                        x_best,
+                        grad_best,
+                        loss_best,
+                        loss_best_last,
+                        reduced_last,
+                        active,
+                    )
+                ]
                 loss_steps = loss_steps[:, keep]
                 if target is not None:
                     target = target[keep]
@@ -298,11 +345,10 @@ class APGDAttack(AutoAttackMember):
             grad2 = x_adv - x_adv_old
             x_adv_old = x_adv
             a = 0.75 if i > 0 else 1.0
-            x_adv_1 = torch.min(torch.max(x_adv + step * grad.sign(), lo), hi
-                                ).clamp(0., 1.)
-            x_adv = torch.min(torch.max(
-                x_adv + (x_adv_1 - x_adv) * a + grad2 * (1 - a), lo), hi
-                ).clamp(0., 1.)
+            x_adv_1 = torch.min(torch.max(x_adv + step * grad.sign(), lo), hi).clamp(0.0, 1.0)
+            x_adv = torch.min(
+                torch.max(x_adv + (x_adv_1 - x_adv) * a + grad2 * (1 - a), lo), hi
+            ).clamp(0.0, 1.0)
             logits, loss, grad = grad_at(x_adv, y, target)
             active = leave(logits.argmax(1) != y, x_adv, active)
 
@@ -319,12 +365,12 @@ class APGDAttack(AutoAttackMember):
                 for c in range(k):
                     inc += (loss_steps[i - c] > loss_steps[i - c - 1]).float()
                 osc = (inc <= k * self.rho).float()
-                no_impr = (1. - reduced_last) * (loss_best_last >= loss_best).float()
+                no_impr = (1.0 - reduced_last) * (loss_best_last >= loss_best).float()
                 osc = torch.max(osc, no_impr)
                 reduced_last = osc.clone()
                 loss_best_last = loss_best.clone()
                 red = osc > 0
-                step = torch.where(red[:, None, None, None], step / 2., step)
+                step = torch.where(red[:, None, None, None], step / 2.0, step)
                 x_adv = torch.where(red[:, None, None, None], x_best, x_adv)
                 grad = torch.where(red[:, None, None, None], grad_best, grad)
                 k = max(k - self.size_decr, self.n_iter_min)

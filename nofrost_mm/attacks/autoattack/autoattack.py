@@ -10,6 +10,7 @@ and Square vectorised (:class:`SquareAttack`), in the model's memory format,
 on the model with its eval BatchNorms folded into the convs before them
 (:func:`fold_batch_norm`).
 """
+
 from typing import Optional, Union
 
 import torch
@@ -18,22 +19,21 @@ from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.memory_format import model_memory_format
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 from ..attack_context import model_state
+from ..mixed_precision import PrecisionSafeClassifier, autocast_dtype, autocast_off, fp32_logits
 from .apgd import APGDAttack
 from .autoattack_member import check_common, check_images, default_keys, like
 from .batch_norm_folding import fold_batch_norm
 from .fab import FABAttack
-from ..mixed_precision import (PrecisionSafeClassifier, autocast_dtype, autocast_off,
-                              fp32_logits)
 from .square import SquareAttack
 
 # fra31/auto-attack, autoattack.py, _set_version('standard') for L-inf
 STANDARD = dict(
-    apgd_ce=dict(steps=100, n_restarts=1, loss='ce', rho=.75),
-    apgd_t=dict(steps=100, n_restarts=1, loss='dlr-targeted', n_target_classes=9,
-                rho=.75),
-    fab_t=dict(steps=100, n_target_classes=9, alpha_max=.1, eta=1.05, beta=.9),
-    square=dict(n_queries=5000, p_init=.8, rescale_schedule=False))
-VERSIONS = ('standard', )
+    apgd_ce=dict(steps=100, n_restarts=1, loss='ce', rho=0.75),
+    apgd_t=dict(steps=100, n_restarts=1, loss='dlr-targeted', n_target_classes=9, rho=0.75),
+    fab_t=dict(steps=100, n_target_classes=9, alpha_max=0.1, eta=1.05, beta=0.9),
+    square=dict(n_queries=5000, p_init=0.8, rescale_schedule=False),
+)
+VERSIONS = ('standard',)
 
 
 @ATTACKS.register_module()
@@ -97,45 +97,65 @@ class AutoAttack:
     # as strong under fp16 / bf16 autocast as in fp32 (mixed_precision.py),
     # FAB-T in fp32, and under bf16 every member
     amp_safe = True
-    fp32_parts = dict(fp16=('fab-t', ), bf16=('apgd-ce', 'apgd-t', 'fab-t', 'square'))
+    fp32_parts = dict(fp16=('fab-t',), bf16=('apgd-ce', 'apgd-t', 'fab-t', 'square'))
 
-    def __init__(self, eps: float = 8., norm: str = 'Linf',
-                 version: str = 'standard', n_classes: Optional[int] = None,
-                 seed: int = 0, target_batch: Union[int, str, None] = 'auto',
-                 fold_batch_norm: bool = True, verbose: bool = False):
+    def __init__(
+        self,
+        eps: float = 8.0,
+        norm: str = 'Linf',
+        version: str = 'standard',
+        n_classes: Optional[int] = None,
+        seed: int = 0,
+        target_batch: Union[int, str, None] = 'auto',
+        fold_batch_norm: bool = True,
+        verbose: bool = False,
+    ):
         check_common('AutoAttack', eps, norm, seed)
         if version not in VERSIONS:
-            raise ValueError(f'attack AutoAttack: version={version!r} is not one '
-                             f'of {VERSIONS}')
-        if n_classes is not None and (not isinstance(n_classes, int)
-                                      or isinstance(n_classes, bool)
-                                      or n_classes < 2):
-            raise ValueError(f'attack AutoAttack: n_classes={n_classes!r} must be '
-                             'None (the number of logits) or an int >= 2')
+            raise ValueError(f'attack AutoAttack: version={version!r} is not one of {VERSIONS}')
+        if n_classes is not None and (
+            not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2
+        ):
+            raise ValueError(
+                f'attack AutoAttack: n_classes={n_classes!r} must be '
+                'None (the number of logits) or an int >= 2'
+            )
         self.eps, self.norm, self.version = eps, norm, version
         if not isinstance(fold_batch_norm, bool):
-            raise ValueError('attack AutoAttack: fold_batch_norm must be True or False, '
-                             f'not {fold_batch_norm!r}')
+            raise ValueError(
+                f'attack AutoAttack: fold_batch_norm must be True or False, not {fold_batch_norm!r}'
+            )
         self.n_classes, self.seed, self.verbose = n_classes, seed, verbose
         self.fold_batch_norm = fold_batch_norm
         self.steps = STANDARD['apgd_ce']['steps']
         settings = STANDARD
         self.members = [
             ('apgd-ce', APGDAttack(eps=eps, seed=seed, **settings['apgd_ce'])),
-            ('apgd-t', APGDAttack(eps=eps, seed=seed, target_batch=target_batch,
-                                  **settings['apgd_t'])),
-            ('fab-t', FABAttack(eps=eps, seed=seed, target_batch=target_batch,
-                                **settings['fab_t'])),
+            (
+                'apgd-t',
+                APGDAttack(eps=eps, seed=seed, target_batch=target_batch, **settings['apgd_t']),
+            ),
+            (
+                'fab-t',
+                FABAttack(eps=eps, seed=seed, target_batch=target_batch, **settings['fab_t']),
+            ),
             ('square', SquareAttack(eps=eps, seed=seed, **settings['square'])),
         ]
 
     def __repr__(self):
-        return (f'AutoAttack(eps={self.eps}, norm={self.norm!r}, version='
-                f'{self.version!r}, seed={self.seed})')
+        return (
+            f'AutoAttack(eps={self.eps}, norm={self.norm!r}, version='
+            f'{self.version!r}, seed={self.seed})'
+        )
 
-    def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None,
-                 progress: ProgressReporter = NO_PROGRESS) -> torch.Tensor:
+    def __call__(
+        self,
+        model,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keys: Optional[torch.Tensor] = None,
+        progress: ProgressReporter = NO_PROGRESS,
+    ) -> torch.Tensor:
         """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images."""
         check_images('AutoAttack', images, labels)
         if images.min() < 0 or images.max() > 1:
@@ -152,8 +172,10 @@ class AutoAttack:
         with model_state(model, train_mode=False):
             logits = fp32_logits(model, images)
             if self.n_classes is not None and logits.size(1) != self.n_classes:
-                raise ValueError(f'AutoAttack: n_classes={self.n_classes} but the '
-                                 f'model returns {logits.size(1)} logits')
+                raise ValueError(
+                    f'AutoAttack: n_classes={self.n_classes} but the '
+                    f'model returns {logits.size(1)} logits'
+                )
             attacked = model
             if self.fold_batch_norm:
                 with autocast_off(images.device.type):  # checked on fp32 logits
@@ -162,13 +184,16 @@ class AutoAttack:
                     print(f'AutoAttack: {folded} BatchNorm layers folded into convs')
             if autocast_dtype(images.device.type) is not None:
                 # one overflow count with the caller's wrapper, if any
-                attacked = safe.with_model(attacked) if safe is not None \
+                attacked = (
+                    safe.with_model(attacked)
+                    if safe is not None
                     else PrecisionSafeClassifier(attacked)
-            return like(self.run(attacked, images, labels, keys, logits,
-                                 progress)[0], given)
+                )
+            return like(self.run(attacked, images, labels, keys, logits, progress)[0], given)
 
-    def run(self, model, images, labels, keys, clean_logits,
-            progress: ProgressReporter = NO_PROGRESS):
+    def run(
+        self, model, images, labels, keys, clean_logits, progress: ProgressReporter = NO_PROGRESS
+    ):
         """The cascade; ``(adv, robust)`` with ``robust`` per sample.
 
         Args:
@@ -182,12 +207,13 @@ class AutoAttack:
             if not len(todo):
                 break
             # members draw from their own streams of the sample's key
-            got_adv, broken = member.perturb(model, images[todo], labels[todo],
-                                             keys[todo], clean_logits[todo],
-                                             progress=progress)
+            got_adv, broken = member.perturb(
+                model, images[todo], labels[todo], keys[todo], clean_logits[todo], progress=progress
+            )
             robust[todo[broken]] = False
             adv[todo[broken]] = got_adv[broken]
             if self.verbose:
-                print(f'AutoAttack: robust accuracy after {name}: '
-                      f'{robust.float().mean().item():.2%}')
+                print(
+                    f'AutoAttack: robust accuracy after {name}: {robust.float().mean().item():.2%}'
+                )
         return adv, robust

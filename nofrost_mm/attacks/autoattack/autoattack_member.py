@@ -6,6 +6,7 @@ the call ``adv = attack(model, images, labels, keys=None)`` around each
 member's ``perturb``, which :class:`AutoAttack` calls directly with the
 clean logits it already has.
 """
+
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -19,8 +20,10 @@ from ..pixel_size import check_pixel_size
 def check_common(name: str, eps, norm: str, seed) -> None:
     """Checks shared by the AutoAttack members (eps, norm, seed)."""
     if norm != 'Linf':
-        raise ValueError(f'attack {name}: norm={norm!r} is not supported; the '
-                         "plug-in's AutoAttack members implement 'Linf' only")
+        raise ValueError(
+            f'attack {name}: norm={norm!r} is not supported; the '
+            "plug-in's AutoAttack members implement 'Linf' only"
+        )
     check_pixel_size(name, 'eps', eps, norm)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f'attack {name}: seed={seed!r} must be an int >= 0')
@@ -36,18 +39,19 @@ def check_int(name: str, key: str, value, low: int) -> None:
 # input gradients (NF-ResNet-50: about 0.1 GB an image at 224 px) and FAB's
 # projection (about ten tensors of rows x C x H x W, some int64) well within
 # an 80 GB GPU, and all 9 targets of a CIFAR or MNIST batch in one pass
-AUTO_ROW_ELEMENTS = 2 ** 25
+AUTO_ROW_ELEMENTS = 2**25
 
 
 def check_target_batch(name: str, target_batch) -> None:
     """``target_batch``: None, 'auto' or an int >= 1."""
     if target_batch is None or target_batch == 'auto':
         return
-    if not isinstance(target_batch, int) or isinstance(target_batch, bool) \
-            or target_batch < 1:
-        raise ValueError(f"attack {name}: target_batch={target_batch!r} must be "
-                         "'auto' (rows of at most 2**25 input elements), None "
-                         '(all rows in one pass) or an int >= 1')
+    if not isinstance(target_batch, int) or isinstance(target_batch, bool) or target_batch < 1:
+        raise ValueError(
+            f"attack {name}: target_batch={target_batch!r} must be "
+            "'auto' (rows of at most 2**25 input elements), None "
+            '(all rows in one pass) or an int >= 1'
+        )
 
 
 def rows_per_pass(target_batch, images: torch.Tensor) -> Optional[int]:
@@ -58,32 +62,39 @@ def rows_per_pass(target_batch, images: torch.Tensor) -> Optional[int]:
     return target_batch
 
 
-def default_keys(keys: Optional[torch.Tensor], num: int, seed: int,
-                 device) -> torch.Tensor:
+def default_keys(keys: Optional[torch.Tensor], num: int, seed: int, device) -> torch.Tensor:
     """The per-sample keys: the given ones, else drawn from ``seed`` alone."""
     if keys is None:
         gen = torch.Generator().manual_seed(seed)
         return random_keys(num, generator=gen).to(device)
     keys = torch.as_tensor(keys, dtype=torch.int64, device=device)
-    if keys.shape != (num, ):
+    if keys.shape != (num,):
         raise ValueError(f'keys must have shape ({num},), got {tuple(keys.shape)}')
     return keys
 
 
 def check_images(name: str, images: torch.Tensor, labels: torch.Tensor) -> None:
     if not torch.is_floating_point(images) or images.dim() != 4:
-        raise ValueError(f'{name}: images must be a float tensor (N, C, H, W), '
-                         f'got {images.dtype} of shape {tuple(images.shape)}')
+        raise ValueError(
+            f'{name}: images must be a float tensor (N, C, H, W), '
+            f'got {images.dtype} of shape {tuple(images.shape)}'
+        )
     if labels.shape != images.shape[:1]:
-        raise ValueError(f'{name}: labels must be (N,) class indices, got shape '
-                         f'{tuple(labels.shape)} for {images.shape[0]} images')
+        raise ValueError(
+            f'{name}: labels must be (N,) class indices, got shape '
+            f'{tuple(labels.shape)} for {images.shape[0]} images'
+        )
 
 
 def like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """``t`` in the memory format of ``ref`` (channels-last stays so)."""
-    fmt = torch.channels_last if ref.dim() == 4 and not ref.is_contiguous() \
-        and ref.is_contiguous(memory_format=torch.channels_last) \
+    fmt = (
+        torch.channels_last
+        if ref.dim() == 4
+        and not ref.is_contiguous()
+        and ref.is_contiguous(memory_format=torch.channels_last)
         else torch.contiguous_format
+    )
     return t.contiguous(memory_format=fmt)
 
 
@@ -106,8 +117,9 @@ class RowProgress:
             (untargeted).
     """
 
-    def __init__(self, task, samples: int, rows: int, steps: int,
-                 rows_per_target: Optional[int] = None):
+    def __init__(
+        self, task, samples: int, rows: int, steps: int, rows_per_target: Optional[int] = None
+    ):
         self.task, self.samples, self.rows, self.steps = task, samples, rows, steps
         self.rows_per_target = rows_per_target
         self.run = 0  # row-steps run
@@ -116,8 +128,9 @@ class RowProgress:
         self.passes, self.targets = 1, ''
         self.broken = self.pass_groups = self.pass_broken = None
 
-    def start_pass(self, pass_no: int, passes: int, first: int, end: int,
-                   rows: int, broken: torch.Tensor) -> None:
+    def start_pass(
+        self, pass_no: int, passes: int, first: int, end: int, rows: int, broken: torch.Tensor
+    ) -> None:
         """Pass ``pass_no`` runs ``rows`` of the rows ``[first, end)``;
         ``broken`` (per sample) is updated in place after each pass."""
         self.pass_no, self.passes, self.later = pass_no, passes, self.rows - end
@@ -149,25 +162,33 @@ class RowProgress:
 
     def _status(self) -> str:
         n = self.num_broken()
-        where = f'step {self.step}/{self.steps}' + (
-            f', {self.targets}' if self.targets else '') + (
-            f' (pass {self.pass_no + 1}/{self.passes})' if self.passes > 1 else '')
-        return f'{where}: {n} of {self.samples} samples broken, ' \
-               f'{self.samples - n} still robust'
+        where = (
+            f'step {self.step}/{self.steps}'
+            + (f', {self.targets}' if self.targets else '')
+            + (f' (pass {self.pass_no + 1}/{self.passes})' if self.passes > 1 else '')
+        )
+        return f'{where}: {n} of {self.samples} samples broken, {self.samples - n} still robust'
 
 
 def end_status(samples: int, broken: torch.Tensor) -> Callable[[], str]:
     """A member's end line (a callable: the count syncs only when written)."""
+
     def status():
         n = int(broken.sum())
         return f'{n} of {samples} samples broken, {samples - n} robust'
+
     return status
 
 
-def run_rows(rows: int, groups: torch.Tensor, chunk: Optional[int],
-             fn: Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]],
-             num_groups: int, like_rows: torch.Tensor,
-             progress: Optional[RowProgress] = None):
+def run_rows(
+    rows: int,
+    groups: torch.Tensor,
+    chunk: Optional[int],
+    fn: Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]],
+    num_groups: int,
+    like_rows: torch.Tensor,
+    progress: Optional[RowProgress] = None,
+):
     """Run ``fn`` on slices of ``rows`` rows; a group leaves after a break.
 
     ``fn(idx)`` attacks the rows ``idx`` and returns ``(broken, adv)`` per
@@ -184,8 +205,9 @@ def run_rows(rows: int, groups: torch.Tensor, chunk: Optional[int],
         idx = torch.arange(start, min(start + step, rows), device=groups.device)
         idx = idx[~broken[groups[idx]]]
         if progress is not None:
-            progress.start_pass(start // step, -(-rows // step), start,
-                                min(start + step, rows), len(idx), broken)
+            progress.start_pass(
+                start // step, -(-rows // step), start, min(start + step, rows), len(idx), broken
+            )
         if not len(idx):
             continue
         row_broken, row_adv = fn(idx)
@@ -218,9 +240,14 @@ class AutoAttackMember:
     # under autocast: fp32 logits, safe gradients, fp32 decisions to leave
     amp_safe = True
 
-    def __call__(self, model, images: torch.Tensor, labels: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None,
-                 progress: ProgressReporter = NO_PROGRESS) -> torch.Tensor:
+    def __call__(
+        self,
+        model,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keys: Optional[torch.Tensor] = None,
+        progress: ProgressReporter = NO_PROGRESS,
+    ) -> torch.Tensor:
         """Attack ``images`` (N, C, H, W) in [0, 1]; returns detached images.
 
         ``progress`` gets the member's progress lines (no effect on the
@@ -231,8 +258,7 @@ class AutoAttackMember:
         logits = fp32_logits(model, images)
         if autocast_dtype(images.device.type) is not None:
             model = precision_safe(model)
-        adv, _ = self.perturb(model, images.detach(), labels, keys, logits,
-                              progress=progress)
+        adv, _ = self.perturb(model, images.detach(), labels, keys, logits, progress=progress)
         return adv
 
     @property
@@ -240,7 +266,13 @@ class AutoAttackMember:
         """The member's name in progress lines (AutoAttack's names)."""
         raise NotImplementedError
 
-    def perturb(self, model, images: torch.Tensor, labels: torch.Tensor,
-                keys: torch.Tensor, clean_logits: torch.Tensor,
-                progress: ProgressReporter = NO_PROGRESS):
+    def perturb(
+        self,
+        model,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keys: torch.Tensor,
+        clean_logits: torch.Tensor,
+        progress: ProgressReporter = NO_PROGRESS,
+    ):
         raise NotImplementedError

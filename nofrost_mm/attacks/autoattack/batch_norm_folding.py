@@ -19,6 +19,7 @@ The folded copy is made once per model and kept while the model's weights,
 buffers and modes stay as they are (a robust test calls AutoAttack once per
 batch on the same model): a later call only checks it on its own images.
 """
+
 import copy
 import weakref
 from typing import Tuple
@@ -38,15 +39,22 @@ _FOLDED = weakref.WeakKeyDictionary()
 def _foldable_bn(module: nn.Module) -> bool:
     # eval-mode SyncBatchNorm normalises with its running buffers, no
     # collective: on a conv's (N, C, H, W) output it is BatchNorm2d
-    return (isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)) and not module.training
-            and module.running_mean is not None and module.running_var is not None)
+    return (
+        isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm))
+        and not module.training
+        and module.running_mean is not None
+        and module.running_var is not None
+    )
 
 
 def _plain_conv(module: nn.Module) -> bool:
     # subclasses with their own forward (weight standardisation...) are not
     # an affine map of their weight
-    return (isinstance(module, nn.Conv2d) and type(module).forward is nn.Conv2d.forward
-            and module.padding_mode == 'zeros')
+    return (
+        isinstance(module, nn.Conv2d)
+        and type(module).forward is nn.Conv2d.forward
+        and module.padding_mode == 'zeros'
+    )
 
 
 def conv_bn_pairs(model: nn.Module, images: torch.Tensor) -> list:
@@ -80,8 +88,7 @@ def conv_bn_pairs(model: nn.Module, images: torch.Tensor) -> list:
     finally:
         for h in handles:
             h.remove()
-    return [(names[c], names[b]) for c, b in seen
-            if calls.get(c) == 1 and calls.get(b) == 1]
+    return [(names[c], names[b]) for c, b in seen if calls.get(c) == 1 and calls.get(b) == 1]
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module):
@@ -95,8 +102,7 @@ def _state_key(model: nn.Module) -> tuple:
     (an optimizer step or a loaded checkpoint changes the version)."""
     tensors = list(model.parameters()) + list(model.buffers())
     try:
-        versions = tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device)
-                         for t in tensors)
+        versions = tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
     except RuntimeError:  # inference-mode tensors keep no version: never reused
         return None
     return tuple((id(m), m.training) for m in model.modules()), versions
@@ -122,14 +128,18 @@ def _folded_copy(model: nn.Module, images: torch.Tensor) -> Tuple[nn.Module, int
             conv = folded.get_submodule(conv_name)
             bn = folded.get_submodule(bn_name)
             weight, bias = fuse_conv_bn_weights(
-                conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
-                bn.weight, bn.bias)
+                conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+            )
             # the fused weight keeps the conv's memory format (channels-last)
-            fmt = (torch.channels_last if not conv.weight.is_contiguous()
-                   and conv.weight.is_contiguous(memory_format=torch.channels_last)
-                   else torch.contiguous_format)
-            conv.weight = nn.Parameter(weight.detach().contiguous(memory_format=fmt),
-                                       requires_grad=False)
+            fmt = (
+                torch.channels_last
+                if not conv.weight.is_contiguous()
+                and conv.weight.is_contiguous(memory_format=torch.channels_last)
+                else torch.contiguous_format
+            )
+            conv.weight = nn.Parameter(
+                weight.detach().contiguous(memory_format=fmt), requires_grad=False
+            )
             conv.bias = nn.Parameter(bias.detach(), requires_grad=False)
             _set_submodule(folded, bn_name, nn.Identity())
     folded.requires_grad_(False)
@@ -138,8 +148,9 @@ def _folded_copy(model: nn.Module, images: torch.Tensor) -> Tuple[nn.Module, int
     return folded, len(pairs)
 
 
-def fold_batch_norm(model: nn.Module, images: torch.Tensor,
-                    logits: torch.Tensor) -> Tuple[nn.Module, int]:
+def fold_batch_norm(
+    model: nn.Module, images: torch.Tensor, logits: torch.Tensor
+) -> Tuple[nn.Module, int]:
     """The model with its conv-fed eval BatchNorms folded, and how many.
 
     The copy is reused by later calls on the same, unchanged model (see the
@@ -160,7 +171,7 @@ def fold_batch_norm(model: nn.Module, images: torch.Tensor,
         return model, 0
     with torch.no_grad():
         check = folded(images).float()
-    scale = float(logits.abs().max()) or 1.
+    scale = float(logits.abs().max()) or 1.0
     if not bool((check - logits.float()).abs().max() <= FOLD_RTOL * scale):
         return model, 0
     return folded, count

@@ -12,6 +12,7 @@ batch, all its rows at once, when one row finds an adversarial image within
 ``eps`` (the iterates do not depend on the best norm found so far, so the
 samples that break are those the reference breaks).
 """
+
 import math
 from typing import Optional, Union
 
@@ -52,7 +53,7 @@ def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.
     indp = torch.argsort(p, dim=1)
     b = b - (w * t).sum(1)
     b0 = (w * d).sum(1)
-    indp2 = indp.flip((1, ))
+    indp2 = indp.flip((1,))
     ws = w.gather(1, indp2)
     bs2 = -ws * d.gather(1, indp2)
     s = torch.cumsum(ws.abs(), dim=1)
@@ -70,23 +71,27 @@ def projection_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.
         counter4 = torch.floor((lb + ub) / 2)
         counter2 = counter4.long().unsqueeze(1)
         indcurr = indp.gather(1, indp.size(1) - 1 - counter2)
-        b2 = (sb.gather(1, counter2) - s.gather(1, counter2)
-              * p.gather(1, indcurr)).squeeze(1)
+        b2 = (sb.gather(1, counter2) - s.gather(1, counter2) * p.gather(1, indcurr)).squeeze(1)
         c = b - b2 > 0
         lb = torch.where(c, counter4, lb)
         ub = torch.where(c, ub, counter4)
     lb = lb.long().unsqueeze(1)
     lmbd_l = torch.clamp_min((b - sb[:, -1]) / (-s[:, -1]), min=0).unsqueeze(-1)
     d = torch.where(c_l[:, None], (2 * a - 1) * lmbd_l, d)
-    lmbd_opt = torch.clamp_min((b - sb.gather(1, lb).squeeze(1))
-                               / (-s.gather(1, lb).squeeze(1)), min=0).unsqueeze(-1)
-    d = torch.where(c2[:, None],
-                    torch.min(lmbd_opt, d) * a + torch.max(-lmbd_opt, d) * (1 - a), d)
+    lmbd_opt = torch.clamp_min(
+        (b - sb.gather(1, lb).squeeze(1)) / (-s.gather(1, lb).squeeze(1)), min=0
+    ).unsqueeze(-1)
+    d = torch.where(c2[:, None], torch.min(lmbd_opt, d) * a + torch.max(-lmbd_opt, d) * (1 - a), d)
     return d * (w != 0).float()
 
 
-def boundary_steps(x1: torch.Tensor, im2: torch.Tensor, w: torch.Tensor,
-                   b: torch.Tensor, rows: Optional[int] = None):
+def boundary_steps(
+    x1: torch.Tensor,
+    im2: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor,
+    rows: Optional[int] = None,
+):
     """:func:`projection_linf` of the iterates ``x1`` and of the clean images
     ``im2`` (R, D) onto the same planes, on at most ``rows`` rows at a time.
 
@@ -96,12 +101,11 @@ def boundary_steps(x1: torch.Tensor, im2: torch.Tensor, w: torch.Tensor,
     """
     if rows is None or 2 * len(x1) <= rows:
         d = projection_linf(torch.cat((x1, im2)), torch.cat((w, w)), torch.cat((b, b)))
-        return d[:len(x1)], d[len(x1):]
+        return d[: len(x1)], d[len(x1) :]
     d1, d2 = torch.empty_like(x1), torch.empty_like(im2)
     for out, t in ((d1, x1), (d2, im2)):
         for i in range(0, len(t), rows):
-            out[i:i + rows] = projection_linf(t[i:i + rows], w[i:i + rows],
-                                              b[i:i + rows])
+            out[i : i + rows] = projection_linf(t[i : i + rows], w[i : i + rows], b[i : i + rows])
     return d1, d2
 
 
@@ -148,36 +152,47 @@ class FABAttack(AutoAttackMember):
     # runs in fp32 under autocast (_run)
     amp_safe = False
 
-    def __init__(self, eps: float = 8., steps: int = 100, n_target_classes: int = 9,
-                 alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9,
-                 norm: str = 'Linf', seed: int = 0,
-                 target_batch: Union[int, str, None] = 'auto'):
+    def __init__(
+        self,
+        eps: float = 8.0,
+        steps: int = 100,
+        n_target_classes: int = 9,
+        alpha_max: float = 0.1,
+        eta: float = 1.05,
+        beta: float = 0.9,
+        norm: str = 'Linf',
+        seed: int = 0,
+        target_batch: Union[int, str, None] = 'auto',
+    ):
         name = type(self).__name__
         check_common(name, eps, norm, seed)
         check_int(name, 'steps', steps, 1)
         check_int(name, 'n_target_classes', n_target_classes, 1)
         check_target_batch(name, target_batch)
-        for key, value, low, high in (('alpha_max', alpha_max, 0, 1),
-                                      ('eta', eta, 1, 10), ('beta', beta, 0, 1)):
+        for key, value, low, high in (
+            ('alpha_max', alpha_max, 0, 1),
+            ('eta', eta, 1, 10),
+            ('beta', beta, 0, 1),
+        ):
             if not isinstance(value, (int, float)) or not low <= value <= high:
-                raise ValueError(f'attack {name}: {key}={value!r} must be in '
-                                 f'[{low}, {high}]')
+                raise ValueError(f'attack {name}: {key}={value!r} must be in [{low}, {high}]')
         self.eps, self.steps, self.n_target_classes = eps, steps, n_target_classes
         self.alpha_max, self.eta, self.beta = alpha_max, eta, beta
         self.norm, self.seed, self.target_batch = norm, seed, target_batch
 
     def __repr__(self):
-        return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
-                f'n_target_classes={self.n_target_classes}, alpha_max='
-                f'{self.alpha_max}, eta={self.eta}, beta={self.beta})')
+        return (
+            f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
+            f'n_target_classes={self.n_target_classes}, alpha_max='
+            f'{self.alpha_max}, eta={self.eta}, beta={self.beta})'
+        )
 
     title = 'fab-t'
     # rows that left are dropped from the batch every that many steps (one
     # host read each time); between, they stay masked (no effect on others)
     COMPACT_EVERY = 2
 
-    def perturb(self, model, images, labels, keys, clean_logits,
-                progress=NO_PROGRESS):
+    def perturb(self, model, images, labels, keys, clean_logits, progress=NO_PROGRESS):
         """Attack the clean-correct samples; ``(adv, broken)`` for all."""
         adv = images.clone()
         broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
@@ -198,20 +213,22 @@ class FABAttack(AutoAttackMember):
                 s = s_idx[idx]
                 return self._run(model, x[s], y[s], targets[t_idx[idx], s], s, rows)
 
-            got, got_adv = run_rows(len(s_idx), s_idx,
-                                    rows_per_pass(self.target_batch, x),
-                                    attack_rows, m, x, rows)
+            got, got_adv = run_rows(
+                len(s_idx), s_idx, rows_per_pass(self.target_batch, x), attack_rows, m, x, rows
+            )
             task.end(end_status(m, got), always=True)
         broken[todo] = got
         adv[todo] = torch.where(got[:, None, None, None], got_adv, adv[todo])
         return adv, broken
 
-    @fp32_under_autocast('its steps onto the linearised boundary end next to it, '
-                         'where reduced precision misleads them')
+    @fp32_under_autocast(
+        'its steps onto the linearised boundary end next to it, '
+        'where reduced precision misleads them'
+    )
     def _run(self, model, im2, y, target, groups, progress=None):
         """FAB-T on rows from the clean image; ``(broken, adv)`` per row;
         ``progress`` (:class:`RowProgress`) is told of every step."""
-        eps = self.eps / 255.
+        eps = self.eps / 255.0
         rows = len(im2)
         out_broken = torch.zeros(rows, dtype=torch.bool, device=im2.device)
         out_adv = im2.clone()
@@ -228,12 +245,12 @@ class FABAttack(AutoAttackMember):
         if progress is not None:
             progress.pass_rows(groups, out_broken)
         for step in range(self.steps):
-            num_active = int(active.sum()) if step % self.COMPACT_EVERY == 0 \
-                else len(active)
+            num_active = int(active.sum()) if step % self.COMPACT_EVERY == 0 else len(active)
             if num_active < len(active):
                 keep = rows_where(active, num_active)
-                alive, x1, im2, y, target, active = (v[keep] for v in (
-                    alive, x1, im2, y, target, active))
+                alive, x1, im2, y, target, active = (
+                    v[keep] for v in (alive, x1, im2, y, target, active)
+                )
                 if not len(alive):
                     break
             with torch.enable_grad():
@@ -241,19 +258,18 @@ class FABAttack(AutoAttackMember):
                 logits = model(xg).float()
                 u = torch.arange(len(xg), device=xg.device)
                 diffy = -(logits[u, y] - logits[u, target])
-                dg, = torch.autograd.grad(diffy.sum(), xg)
+                (dg,) = torch.autograd.grad(diffy.sum(), xg)
             df = diffy.detach()
             bs = len(x1)
             w = dg.reshape(bs, -1)
             b = -df + (w * x1.reshape(bs, -1)).sum(dim=-1)
-            d1, d2 = boundary_steps(x1.reshape(bs, -1), im2.reshape(bs, -1), w, b,
-                                    chunk)
-            a1, a2 = (d.abs().amax(1).view(-1, 1, 1, 1).clamp_min(1e-8)
-                      for d in (d1, d2))
+            d1, d2 = boundary_steps(x1.reshape(bs, -1), im2.reshape(bs, -1), w, b, chunk)
+            a1, a2 = (d.abs().amax(1).view(-1, 1, 1, 1).clamp_min(1e-8) for d in (d1, d2))
             d1, d2 = d1.reshape(x1.shape), d2.reshape(x1.shape)
-            alpha = (a1 / (a1 + a2)).clamp(0., self.alpha_max)
-            x1 = ((x1 + self.eta * d1) * (1 - alpha)
-                  + (im2 + d2 * self.eta) * alpha).clamp(0.0, 1.0)
+            alpha = (a1 / (a1 + a2)).clamp(0.0, self.alpha_max)
+            x1 = ((x1 + self.eta * d1) * (1 - alpha) + (im2 + d2 * self.eta) * alpha).clamp(
+                0.0, 1.0
+            )
             with torch.no_grad():
                 is_adv = model(x1).argmax(1) != y
             # on the device: the rows that break within eps leave with
@@ -264,8 +280,12 @@ class FABAttack(AutoAttackMember):
             out_adv[alive] = torch.where(hit[:, None, None, None], x1, out_adv[alive])
             back = is_adv[:, None, None, None]
             x1 = torch.where(back, im2 + (x1 - im2) * self.beta, x1)
-            left = torch.zeros(num_groups, dtype=torch.int32, device=x1.device).index_add_(
-                0, gid[alive], hit.int()) > 0
+            left = (
+                torch.zeros(num_groups, dtype=torch.int32, device=x1.device).index_add_(
+                    0, gid[alive], hit.int()
+                )
+                > 0
+            )
             active = active & ~left[gid[alive]]
             if progress is not None:
                 progress.step_done(step + 1, len(alive))

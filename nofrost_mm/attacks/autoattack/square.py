@@ -19,6 +19,7 @@ what changes is the number of model calls (fewer, larger batches; most
 proposals are rejected once the squares are small). How many a sample sends
 follows its own acceptance rate (about one expected acceptance per batch).
 """
+
 import math
 from typing import Union
 
@@ -40,8 +41,17 @@ def p_selection(p_init: float, it: int, n_queries: int, rescale: bool) -> float:
     """The reference's schedule of the square's area fraction ``p``."""
     if rescale:
         it = int(it / n_queries * 10000)
-    for bound, div in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16),
-                       (2000, 32), (4000, 64), (6000, 128), (8000, 256)):
+    for bound, div in (
+        (10, 1),
+        (50, 2),
+        (200, 4),
+        (500, 8),
+        (1000, 16),
+        (2000, 32),
+        (4000, 64),
+        (6000, 128),
+        (8000, 256),
+    ):
         if it <= bound:
             return p_init / div
     return p_init / 512
@@ -54,8 +64,14 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return zy - other
 
 
-def square_deltas(vh: torch.Tensor, vw: torch.Tensor, s: Union[int, torch.Tensor],
-                  signs: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def square_deltas(
+    vh: torch.Tensor,
+    vw: torch.Tensor,
+    s: Union[int, torch.Tensor],
+    signs: torch.Tensor,
+    h: int,
+    w: int,
+) -> torch.Tensor:
     """(N, C, H, W): ``signs[n, c]`` on the ``s`` x ``s`` square at
     ``(vh[n], vw[n])`` of each sample, zero elsewhere (``s`` one int or one
     per sample)."""
@@ -107,11 +123,18 @@ class SquareAttack(AutoAttackMember):
 
     # fp16 margins (fp32 where one says "broken") keep the fp32 search;
     # under bf16 it runs in fp32 (attack_rows)
-    amp_safe = ('fp16', )
+    amp_safe = ('fp16',)
 
-    def __init__(self, eps: float = 8., n_queries: int = 5000, p_init: float = .8,
-                 rescale_schedule: bool = False, norm: str = 'Linf', seed: int = 0,
-                 max_lookahead: int = 4):
+    def __init__(
+        self,
+        eps: float = 8.0,
+        n_queries: int = 5000,
+        p_init: float = 0.8,
+        rescale_schedule: bool = False,
+        norm: str = 'Linf',
+        seed: int = 0,
+        max_lookahead: int = 4,
+    ):
         name = type(self).__name__
         check_common(name, eps, norm, seed)
         check_int(name, 'n_queries', n_queries, 1)
@@ -125,14 +148,15 @@ class SquareAttack(AutoAttackMember):
         self.max_lookahead = max_lookahead
 
     def __repr__(self):
-        return (f'{type(self).__name__}(eps={self.eps}, n_queries={self.n_queries}, '
-                f'p_init={self.p_init}, rescale_schedule={self.rescale_schedule})')
+        return (
+            f'{type(self).__name__}(eps={self.eps}, n_queries={self.n_queries}, '
+            f'p_init={self.p_init}, rescale_schedule={self.rescale_schedule})'
+        )
 
     title = 'square'
 
     @torch.no_grad()
-    def perturb(self, model, images, labels, keys, clean_logits,
-                progress=NO_PROGRESS):
+    def perturb(self, model, images, labels, keys, clean_logits, progress=NO_PROGRESS):
         """Attack the clean-correct samples; ``(adv, broken)`` for all."""
         adv = images.clone()
         broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
@@ -147,8 +171,9 @@ class SquareAttack(AutoAttackMember):
         adv[todo] = torch.where(got[:, None, None, None], best, adv[todo])
         return adv, broken
 
-    @fp32_under_autocast("bf16's 8-bit margins hide the small improvements its "
-                         'search keeps', precisions=('bf16', ))
+    @fp32_under_autocast(
+        "bf16's 8-bit margins hide the small improvements its search keeps", precisions=('bf16',)
+    )
     def attack_rows(self, model, x, y, keys, task=NO_TASK):
         """The reference's ``attack_single_run`` (L-inf); returns the best
         images and whether each sample ends misclassified.
@@ -161,39 +186,62 @@ class SquareAttack(AutoAttackMember):
         progress: the images sent, and the queries left (counted when a
         line is written).
         """
-        eps = self.eps / 255.
+        eps = self.eps / 255.0
         n, c, h, w = x.shape
         n_features = c * h * w
         dev = x.device
         stripes = sample_bits(keys, (c, 1, w), stream=SQUARE_STREAM)
         signs = like(((stripes >> 31) & 1).to(x.dtype) * 2 - 1, x)
-        x_best = (x + eps * signs).clamp(0., 1.)
+        x_best = (x + eps * signs).clamp(0.0, 1.0)
         margin_min = self._margin(model, x_best, y)
         loss_min = margin_min.clone()
         lo, hi = x - eps, x + eps
         # the side of the square of each query (a function of its index)
-        sizes = torch.tensor([
-            min(max(int(round(math.sqrt(
-                p_selection(self.p_init, i, self.n_queries, self.rescale_schedule)
-                * n_features / c))), 1), min(h, w))
-            for i in range(self.n_queries)], device=dev)
+        sizes = torch.tensor(
+            [
+                min(
+                    max(
+                        int(
+                            round(
+                                math.sqrt(
+                                    p_selection(
+                                        self.p_init, i, self.n_queries, self.rescale_schedule
+                                    )
+                                    * n_features
+                                    / c
+                                )
+                            )
+                        ),
+                        1,
+                    ),
+                    min(h, w),
+                )
+                for i in range(self.n_queries)
+            ],
+            device=dev,
+        )
         draws = _QueryDraws(keys, c, h, w, sizes)
         nxt = torch.zeros(n, dtype=torch.long, device=dev)  # next query
         # per-sample acceptance counts: the look-ahead follows the rate
         accepted = torch.ones(n, device=dev)
-        asked = torch.full((n, ), 2., device=dev)
+        asked = torch.full((n,), 2.0, device=dev)
         sent = 0  # images sent to the model, look-ahead included
         big = torch.iinfo(torch.long).max
         while True:
             # the iteration's one host read: how many samples go on, how many
             # images they send and which query blocks those fall in; the
             # rest is masked on the device, not picked by boolean masks
-            todo = (margin_min > 0.) & (nxt < self.n_queries)
+            todo = (margin_min > 0.0) & (nxt < self.n_queries)
             ahead = (asked / accepted).floor().long().clamp(1, self.max_lookahead)
             ahead = torch.where(todo, torch.minimum(ahead, self.n_queries - nxt), 0)
-            count, total, first_query, last_query = torch.stack([
-                todo.sum(), ahead.sum(), torch.where(todo, nxt, big).min(),
-                torch.where(todo, nxt + ahead - 1, -1).max()]).tolist()
+            count, total, first_query, last_query = torch.stack(
+                [
+                    todo.sum(),
+                    ahead.sum(),
+                    torch.where(todo, nxt, big).min(),
+                    torch.where(todo, nxt + ahead - 1, -1).max(),
+                ]
+            ).tolist()
             if not count:
                 break
             draws.release(first_query)
@@ -203,20 +251,22 @@ class SquareAttack(AutoAttackMember):
             row_s = todo.repeat_interleave(ahead, output_size=total)
             starts = torch.cumsum(ahead, 0) - ahead
             offset = torch.arange(total, device=dev) - starts.repeat_interleave(
-                ahead, output_size=total)
+                ahead, output_size=total
+            )
             query = nxt[row_s] + offset
-            vh, vw, sq_signs = draws.get(row_s, query, range(
-                first_query // _DRAW_CHUNK, last_query // _DRAW_CHUNK + 1))
+            vh, vw, sq_signs = draws.get(
+                row_s, query, range(first_query // _DRAW_CHUNK, last_query // _DRAW_CHUNK + 1)
+            )
             s = sizes[query]
-            deltas = like(square_deltas(vh, vw, s, 2. * eps * sq_signs.to(x.dtype),
-                                        h, w), x)
-            x_new = torch.min(torch.max(x_best[row_s] + deltas, lo[row_s]),
-                              hi[row_s]).clamp(0., 1.)
+            deltas = like(square_deltas(vh, vw, s, 2.0 * eps * sq_signs.to(x.dtype), h, w), x)
+            x_new = torch.min(torch.max(x_best[row_s] + deltas, lo[row_s]), hi[row_s]).clamp(
+                0.0, 1.0
+            )
             marg = self._margin(model, x_new, y[row_s])
             # the sequential loop keeps a proposal that lowers the margin or
             # misclassifies; until one is kept its best image is unchanged
-            keep = (marg < loss_min[row_s]) | (marg <= 0.)
-            first = torch.full((n, ), big, dtype=torch.long, device=dev)
+            keep = (marg < loss_min[row_s]) | (marg <= 0.0)
+            first = torch.full((n,), big, dtype=torch.long, device=dev)
             first.scatter_reduce_(0, row_s, torch.where(keep, offset, big), 'amin')
             hit = first[todo] < big
             done = torch.where(hit, first[todo] + 1, ahead)
@@ -224,39 +274,44 @@ class SquareAttack(AutoAttackMember):
             asked[todo] += done
             accepted[todo] += hit.float()
             # each sample's kept proposal (at most one row), where it has one
-            won = torch.where(offset == first[row_s],
-                              torch.arange(total, device=dev), -1)
-            pick = torch.full((n, ), -1, dtype=torch.long, device=dev).scatter_reduce_(
-                0, row_s, won, 'amax')
+            won = torch.where(offset == first[row_s], torch.arange(total, device=dev), -1)
+            pick = torch.full((n,), -1, dtype=torch.long, device=dev).scatter_reduce_(
+                0, row_s, won, 'amax'
+            )
             has, pick = pick >= 0, pick.clamp(min=0)
             loss_min = torch.where(has, torch.minimum(loss_min, marg[pick]), loss_min)
             margin_min = torch.where(has, marg[pick], margin_min)
             x_best = torch.where(has[:, None, None, None], x_new[pick], x_best)
             sent += total
-            task.update(sent, lambda: sent + self._queries_left(nxt, margin_min),
-                        lambda: self._status(nxt, margin_min))
-        return x_best, margin_min <= 0.
+            task.update(
+                sent,
+                lambda: sent + self._queries_left(nxt, margin_min),
+                lambda: self._status(nxt, margin_min),
+            )
+        return x_best, margin_min <= 0.0
 
     def _queries_left(self, nxt, margin_min) -> int:
-        return int(((self.n_queries - nxt) * (margin_min > 0.)).sum())
+        return int(((self.n_queries - nxt) * (margin_min > 0.0)).sum())
 
     def _status(self, nxt, margin_min) -> str:
         n = len(nxt)
-        robust = margin_min > 0.
+        robust = margin_min > 0.0
         broken = n - int(robust.sum())
         # the query the slowest robust sample is at
         query = int(nxt[robust].min()) if broken < n else int(nxt.max())
-        return (f'query {query}/{self.n_queries} (slowest sample): {broken} of {n} '
-                f'samples broken, {n - broken} still robust')
-
+        return (
+            f'query {query}/{self.n_queries} (slowest sample): {broken} of {n} '
+            f'samples broken, {n - broken} still robust'
+        )
 
     @staticmethod
     def _margin(model, images, y):
         """fp32 margins of ``images``; under autocast the rounded margins
         ``<= 0`` (a sample would stop there) are computed again in fp32."""
         marg = margin(model(images).float(), y)
-        return fp32_recheck(model, images, marg <= 0., marg,
-                            lambda logits, rows: margin(logits, y[rows]))
+        return fp32_recheck(
+            model, images, marg <= 0.0, marg, lambda logits, rows: margin(logits, y[rows])
+        )
 
 
 class _QueryDraws:
@@ -276,9 +331,10 @@ class _QueryDraws:
     def _block(self, b):
         if b not in self.blocks:
             span = min(_DRAW_CHUNK, len(self.sizes) - b * _DRAW_CHUNK)
-            bits = sample_bits(self.keys, (_DRAW_CHUNK, 2 + self.c),
-                               stream=SQUARE_STREAM + 1 + b)[:, :span]
-            s = self.sizes[b * _DRAW_CHUNK:b * _DRAW_CHUNK + span]
+            bits = sample_bits(self.keys, (_DRAW_CHUNK, 2 + self.c), stream=SQUARE_STREAM + 1 + b)[
+                :, :span
+            ]
+            s = self.sizes[b * _DRAW_CHUNK : b * _DRAW_CHUNK + span]
             # the reference draws positions in [0, h - s) (not h - s + 1)
             vh = (bits[..., 0] * (self.h - s)) >> 32
             vw = (bits[..., 1] * (self.w - s)) >> 32

@@ -1,4 +1,5 @@
 """Load an image file; on an unreadable one raise with its path, or skip and count."""
+
 from typing import Optional
 
 import mmcv
@@ -51,16 +52,16 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         ...     dict(type='PackInputs')]
     """
 
-    def __init__(self, on_bad_image: str = 'raise',
-                 max_skipped: Optional[int] = None, **kwargs):
-        check_choice('CheckedLoadImageFromFile.on_bad_image', on_bad_image,
-                     ON_BAD_IMAGE)
+    def __init__(self, on_bad_image: str = 'raise', max_skipped: Optional[int] = None, **kwargs):
+        check_choice('CheckedLoadImageFromFile.on_bad_image', on_bad_image, ON_BAD_IMAGE)
         if max_skipped is not None:
-            check_number('CheckedLoadImageFromFile.max_skipped', max_skipped,
-                         integer=True, min_value=0)
+            check_number(
+                'CheckedLoadImageFromFile.max_skipped', max_skipped, integer=True, min_value=0
+            )
         if kwargs.get('ignore_empty'):
-            raise ValueError('CheckedLoadImageFromFile: use on_bad_image='
-                             "'skip' instead of ignore_empty=True")
+            raise ValueError(
+                'CheckedLoadImageFromFile: use on_bad_image=\'skip\' instead of ignore_empty=True'
+            )
         super().__init__(**kwargs)
         self.on_bad_image = on_bad_image
         self.max_skipped = max_skipped
@@ -74,8 +75,9 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
             if not img_bytes:
                 reason = 'the file is empty'
             else:
-                img = mmcv.imfrombytes(img_bytes, flag=self.color_type,
-                                       backend=self.imdecode_backend)
+                img = mmcv.imfrombytes(
+                    img_bytes, flag=self.color_type, backend=self.imdecode_backend
+                )
                 if img is None:
                     reason = 'it cannot be decoded (truncated or not an image)'
         except Exception as error:  # missing file, decoder errors
@@ -83,8 +85,7 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         if reason is None:
             if self.to_float32:
                 img = img.astype(np.float32)
-            results.update(img=img, img_shape=img.shape[:2],
-                           ori_shape=img.shape[:2])
+            results.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
             return results
         if self.on_bad_image == 'raise':
             raise BadImageError(f'cannot read image {path}: {reason}')
@@ -92,12 +93,17 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         if self.max_skipped is not None and self.skipped > self.max_skipped:
             raise BadImageError(
                 f'cannot read image {path}: {reason}; that is {self.skipped} '
-                f'bad images, more than max_skipped={self.max_skipped}')
-        print_log(f'CheckedLoadImageFromFile: skipped {path} ({reason}); '
-                  f'{self.skipped} skipped so far', logger='current',
-                  level=30)
+                f'bad images, more than max_skipped={self.max_skipped}'
+            )
+        print_log(
+            f'CheckedLoadImageFromFile: skipped {path} ({reason}); {self.skipped} skipped so far',
+            logger='current',
+            level=30,
+        )
         return None
 
     def __repr__(self):
-        return (super().__repr__()[:-1] + f', on_bad_image='
-                f'{self.on_bad_image!r}, max_skipped={self.max_skipped})')
+        return (
+            super().__repr__()[:-1] + f', on_bad_image='
+            f'{self.on_bad_image!r}, max_skipped={self.max_skipped})'
+        )

@@ -1,4 +1,5 @@
 """On-the-fly ImageNet-C corruptions as a pipeline transform."""
+
 from typing import Optional
 
 import numpy as np
@@ -44,18 +45,21 @@ class ImageCorruption(BaseTransform):
         ...     dict(type='PackInputs')]
     """
 
-    def __init__(self,
-                 corruption: Optional[str] = None,
-                 severity: Optional[int] = None,
-                 channel_order: str = 'rgb',
-                 seed: int = 0):
+    def __init__(
+        self,
+        corruption: Optional[str] = None,
+        severity: Optional[int] = None,
+        channel_order: str = 'rgb',
+        seed: int = 0,
+    ):
         if corruption is not None:
             check_corruption(corruption, 'ImageCorruption.corruption')
         if severity is not None:
             check_severity(severity, 'ImageCorruption.severity')
         if channel_order not in ('rgb', 'bgr'):
-            raise ValueError("ImageCorruption.channel_order must be 'rgb' or "
-                             f"'bgr', got {channel_order!r}")
+            raise ValueError(
+                f"ImageCorruption.channel_order must be 'rgb' or 'bgr', got {channel_order!r}"
+            )
         self.corruption = corruption
         self.severity = severity
         self.channel_order = channel_order
@@ -65,15 +69,21 @@ class ImageCorruption(BaseTransform):
         corruption = self.corruption or results.get('corruption')
         severity = self.severity or results.get('severity')
         if corruption is None or severity is None:
-            raise KeyError('ImageCorruption: give corruption and severity, or '
-                           'use a dataset that sets them (CorruptedDataset)')
+            raise KeyError(
+                'ImageCorruption: give corruption and severity, or '
+                'use a dataset that sets them (CorruptedDataset)'
+            )
         check_corruption(corruption, 'corruption')
         check_severity(severity, 'severity')
         img = results['img']
         if self.channel_order == 'bgr':
             img = img[..., ::-1]
-        seed = (self.seed * 1_000_003 + int(results.get('sample_idx', 0)) * 7919
-                + ALL_CORRUPTIONS.index(corruption) * 31 + severity) % 2**32
+        seed = (
+            self.seed * 1_000_003
+            + int(results.get('sample_idx', 0)) * 7919
+            + ALL_CORRUPTIONS.index(corruption) * 31
+            + severity
+        ) % 2**32
         state = np.random.get_state()
         np.random.seed(seed)
         try:
@@ -88,20 +98,24 @@ class ImageCorruption(BaseTransform):
         return results
 
     def __repr__(self):
-        return (f'{type(self).__name__}(corruption={self.corruption!r}, '
-                f'severity={self.severity}, channel_order='
-                f'{self.channel_order!r}, seed={self.seed})')
+        return (
+            f'{type(self).__name__}(corruption={self.corruption!r}, '
+            f'severity={self.severity}, channel_order='
+            f'{self.channel_order!r}, seed={self.seed})'
+        )
 
 
 def check_corruption(name, key: str) -> None:
     """Raise naming ``key`` and the allowed names if ``name`` is unknown."""
     if name not in ALL_CORRUPTIONS:
-        raise ValueError(f'{key}={name!r} is not a corruption; allowed: '
-                         f'{list(ALL_CORRUPTIONS)}')
+        raise ValueError(f'{key}={name!r} is not a corruption; allowed: {list(ALL_CORRUPTIONS)}')
 
 
 def check_severity(severity, key: str) -> None:
     """Raise naming ``key`` unless ``severity`` is an int in 1..5."""
-    if not isinstance(severity, (int, np.integer)) or isinstance(severity, bool) \
-            or not 1 <= severity <= 5:
+    if (
+        not isinstance(severity, (int, np.integer))
+        or isinstance(severity, bool)
+        or not 1 <= severity <= 5
+    ):
         raise ValueError(f'{key}={severity!r} must be an int in 1..5')

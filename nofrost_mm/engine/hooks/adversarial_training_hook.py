@@ -1,4 +1,5 @@
 """Drives PGD adversarial training: attack target, schedules, logs, robust validation."""
+
 import bisect
 import copy
 import math
@@ -96,47 +97,49 @@ class AdversarialTrainingHook(Hook):
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before LoggerHook/CheckpointHook
 
-    def __init__(self,
-                 eps_warmup: int = 0,
-                 steps_schedule: Optional[Sequence[int]] = None,
-                 steps_milestones: Sequence[int] = (),
-                 by_epoch: bool = True,
-                 adv_val_interval: int = 10,
-                 adv_val_last: float = 0.1,
-                 val_attack: Union[dict, Callable] = dict(type='PGDAttack', steps=5),
-                 awp_warmup: int = 0,
-                 adv_val_offset: int = 0):
+    def __init__(
+        self,
+        eps_warmup: int = 0,
+        steps_schedule: Optional[Sequence[int]] = None,
+        steps_milestones: Sequence[int] = (),
+        by_epoch: bool = True,
+        adv_val_interval: int = 10,
+        adv_val_last: float = 0.1,
+        val_attack: Union[dict, Callable] = dict(type='PGDAttack', steps=5),
+        awp_warmup: int = 0,
+        adv_val_offset: int = 0,
+    ):
         key = 'AdversarialTrainingHook.'
         # counts of epochs or iterations (by_epoch)
-        for name, value in (('eps_warmup', eps_warmup),
-                            ('adv_val_interval', adv_val_interval),
-                            ('adv_val_offset', adv_val_offset),
-                            ('awp_warmup', awp_warmup)):
+        for name, value in (
+            ('eps_warmup', eps_warmup),
+            ('adv_val_interval', adv_val_interval),
+            ('adv_val_offset', adv_val_offset),
+            ('awp_warmup', awp_warmup),
+        ):
             check_number(key + name, value, integer=True, min_value=0)
         check_bool(key + 'by_epoch', by_epoch)
-        check_number(key + 'adv_val_last', adv_val_last, min_value=0,
-                     max_value=1)
+        check_number(key + 'adv_val_last', adv_val_last, min_value=0, max_value=1)
         milestones = list(steps_milestones)
         if steps_schedule is not None:
             steps_schedule = list(steps_schedule)
             if not steps_schedule:
-                raise ValueError(f'{key}steps_schedule must be a non-empty list '
-                                 'of ints >= 1, got []')
+                raise ValueError(
+                    f'{key}steps_schedule must be a non-empty list of ints >= 1, got []'
+                )
             for i, steps in enumerate(steps_schedule):
-                check_number(f'{key}steps_schedule[{i}]', steps, integer=True,
-                             min_value=1)
+                check_number(f'{key}steps_schedule[{i}]', steps, integer=True, min_value=1)
             if len(milestones) != len(steps_schedule) - 1:
                 raise ValueError(
                     f'{key}steps_milestones needs one entry fewer than '
-                    f'steps_schedule ({len(steps_schedule) - 1}), got {milestones!r}')
+                    f'steps_schedule ({len(steps_schedule) - 1}), got {milestones!r}'
+                )
         elif milestones:
             raise ValueError(f'{key}steps_milestones needs steps_schedule')
         for i, milestone in enumerate(milestones):
-            check_number(f'{key}steps_milestones[{i}]', milestone, integer=True,
-                         min_value=1)
+            check_number(f'{key}steps_milestones[{i}]', milestone, integer=True, min_value=1)
         if milestones != sorted(set(milestones)):
-            raise ValueError(f'{key}steps_milestones must be increasing, got '
-                             f'{milestones!r}')
+            raise ValueError(f'{key}steps_milestones must be increasing, got {milestones!r}')
         # the schedules, counted in epochs or iterations (by_epoch)
         self.by_epoch = by_epoch
         self.eps_warmup, self.awp_warmup = eps_warmup, awp_warmup
@@ -168,35 +171,43 @@ class AdversarialTrainingHook(Hook):
                 "model.data_preprocessor.type='PGDDataPreprocessor' (got "
                 f'{type(preprocessor).__name__}): add data_preprocessor = '
                 "dict(type='PGDDataPreprocessor', attack=dict(type='PGDAttack', "
-                'eps=8, steps=10), ...) to the config')
+                'eps=8, steps=10), ...) to the config'
+            )
         if not isinstance(model, AdvImageClassifier):
             raise TypeError(
                 "AdversarialTrainingHook needs model.type='AdvImageClassifier' "
                 '(it owns the adversarial batch and loss; any mmpretrain '
-                f'ImageClassifier config takes that type), got {type(model).__name__}')
+                f'ImageClassifier config takes that type), got {type(model).__name__}'
+            )
         awp_gamma = getattr(model, 'awp_gamma', 0)
         if self.awp_warmup and not awp_gamma:
-            raise ValueError('AdversarialTrainingHook.awp_warmup needs adversarial '
-                             "weight perturbation: model.type='AdvImageClassifier' "
-                             'with model.awp_gamma > 0')
+            raise ValueError(
+                'AdversarialTrainingHook.awp_warmup needs adversarial '
+                "weight perturbation: model.type='AdvImageClassifier' "
+                'with model.awp_gamma > 0'
+            )
         if awp_gamma and model.adv_loss_weight == 0:
-            raise ValueError('model.awp_gamma > 0 perturbs the weights for the '
-                             'adversarial loss, but model.adv_loss_weight=0 '
-                             'runs no attack: set awp_gamma=0 or a loss weight > 0')
+            raise ValueError(
+                'model.awp_gamma > 0 perturbs the weights for the '
+                'adversarial loss, but model.adv_loss_weight=0 '
+                'runs no attack: set awp_gamma=0 or a loss weight > 0'
+            )
         attack = preprocessor.attack
         for key, needed in (('eps', self.eps_warmup), ('steps', self.steps_schedule)):
             if needed and key not in preprocessor.budget:
-                raise TypeError(f'AdversarialTrainingHook schedules `{key}`, which the '
-                                f'training attack {type(attack).__name__} does not have')
+                raise TypeError(
+                    f'AdversarialTrainingHook schedules `{key}`, which the '
+                    f'training attack {type(attack).__name__} does not have'
+                )
         # the training eps, where the unit is known (PGDAttack: pixel /255)
         cfg = self._val_attack_cfg
-        if isinstance(cfg, dict) and 'eps' not in cfg \
-                and isinstance(self.val_attack, PGDAttack):
+        if isinstance(cfg, dict) and 'eps' not in cfg and isinstance(self.val_attack, PGDAttack):
             if preprocessor.train_eps is None:
                 raise TypeError(
                     'AdversarialTrainingHook.val_attack names no eps and the training '
                     f'attack {type(attack).__name__} has none to follow: set '
-                    'val_attack.eps (pixel units of 255)')
+                    'val_attack.eps (pixel units of 255)'
+                )
             self.val_attack = _build_val_attack(dict(cfg, eps=preprocessor.train_eps))
 
     def before_train(self, runner) -> None:
@@ -214,9 +225,9 @@ class AdversarialTrainingHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         preprocessor = self._unwrap(runner).data_preprocessor
-        eps_scale, steps = 1., None
+        eps_scale, steps = 1.0, None
         if self.eps_warmup:
-            eps_scale = min(1., self._progress(runner) / self.eps_warmup)
+            eps_scale = min(1.0, self._progress(runner) / self.eps_warmup)
         if self.steps_schedule is not None:
             # milestone m starts at epoch m (0-based runner.epoch) or iteration m
             done = runner.epoch if self.by_epoch else runner.iter
@@ -227,23 +238,25 @@ class AdversarialTrainingHook(Hook):
             done = runner.epoch if self.by_epoch else runner.iter
             self._unwrap(runner).awp_enabled = done >= self.awp_warmup
         # CUDA events on a GPU: the iteration is timed without waiting for it
-        self._iter_timer = DeviceTimer(
-            next(self._unwrap(runner).parameters()).device).start()
+        self._iter_timer = DeviceTimer(next(self._unwrap(runner).parameters()).device).start()
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         model = self._unwrap(runner)
         preprocessor = model.data_preprocessor
         hub = runner.message_hub
         for key, value in preprocessor.budget.items():
             hub.update_scalar(f'train/adv_{key}', value)
         iteration, attack = self._iter_timer, preprocessor.attack_timer
-        if getattr(model, 'adv_loss_weight', 1) > 0 and attack is not None \
-                and iteration is not None:
+        if (
+            getattr(model, 'adv_loss_weight', 1) > 0
+            and attack is not None
+            and iteration is not None
+        ):
             iteration.stop()
             # device values are read on the host when the logger writes them
-            update_device_scalar(hub, 'train/attack_time_share',
-                                 lambda: _time_share(attack, iteration))
+            update_device_scalar(
+                hub, 'train/attack_time_share', lambda: _time_share(attack, iteration)
+            )
         if getattr(model, 'awp_gamma', 0):
             hub.update_scalar('train/awp_gamma', model.awp_gamma * model.awp_enabled)
         for key, value in getattr(model, 'adv_log_vars', {}).items():
@@ -254,8 +267,12 @@ class AdversarialTrainingHook(Hook):
             runner.logger.info(
                 f'AdversarialTrainingHook: the training attack '
                 f'{type(preprocessor.attack).__name__} runs in {precision}'
-                + ('' if precision == 'fp32' else ' autocast (fp32 logits and loss, '
-                   'per-sample scaled input gradients)'))
+                + (
+                    ''
+                    if precision == 'fp32'
+                    else ' autocast (fp32 logits and loss, per-sample scaled input gradients)'
+                )
+            )
 
     # -- robust validation ----------------------------------------------------
     def _robust_val_due(self, runner) -> bool:
@@ -263,12 +280,17 @@ class AdversarialTrainingHook(Hook):
             return False
         if not self._training:
             return True  # a standalone validation
-        done, total = (runner.epoch, runner.max_epochs) if self.by_epoch \
-            else (runner.iter, runner.max_iters)
-        return ((done >= self.adv_val_offset
-                 and (done - self.adv_val_offset) % self.adv_val_interval == 0)
-                or done == total
-                or done > total - math.ceil(self.adv_val_last * total))
+        done, total = (
+            (runner.epoch, runner.max_epochs) if self.by_epoch else (runner.iter, runner.max_iters)
+        )
+        return (
+            (
+                done >= self.adv_val_offset
+                and (done - self.adv_val_offset) % self.adv_val_interval == 0
+            )
+            or done == total
+            or done > total - math.ceil(self.adv_val_last * total)
+        )
 
     def before_val_epoch(self, runner) -> None:
         self._robust_evaluator = None
@@ -276,12 +298,11 @@ class AdversarialTrainingHook(Hook):
             return
         dataloader = runner.val_dataloader
         self._robust_evaluator = runner.build_evaluator(
-            dict(type='Accuracy', topk=(1, ), prefix=ROBUST_PREFIX))
-        self._robust_evaluator.dataset_meta = getattr(
-            dataloader.dataset, 'metainfo', None)
+            dict(type='Accuracy', topk=(1,), prefix=ROBUST_PREFIX)
+        )
+        self._robust_evaluator.dataset_meta = getattr(dataloader.dataset, 'metainfo', None)
 
-    def after_val_iter(self, runner, batch_idx: int, data_batch=None,
-                       outputs=None) -> None:
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         """Robust predictions of this batch, by the model that just made the clean ones.
 
         Running here, inside the validation pass, ties every robust number
@@ -306,8 +327,9 @@ class AdversarialTrainingHook(Hook):
         predicted = []
 
         def attack(rows):
-            return preprocessor.attack_inputs(model, inputs[rows], targets[rows],
-                                              self.val_attack, train_mode=False)
+            return preprocessor.attack_inputs(
+                model, inputs[rows], targets[rows], self.val_attack, train_mode=False
+            )
 
         def predict(adv, rows):
             # predicted as the batch the clean pass predicted, attacked rows
@@ -317,8 +339,7 @@ class AdversarialTrainingHook(Hook):
             attacked = inputs.clone()
             attacked[rows] = adv
             # the decision of record is fp32, whatever the attack ran in
-            with model_state(model, train_mode=False), torch.no_grad(), \
-                    autocast_off(device.type):
+            with model_state(model, train_mode=False), torch.no_grad(), autocast_off(device.type):
                 predicted[:] = model(attacked, copy.deepcopy(samples), mode='predict')
             return torch.cat([p.pred_label.view(-1) for p in predicted]).to(device)[rows]
 
@@ -328,12 +349,12 @@ class AdversarialTrainingHook(Hook):
             rows, _ = attack_survivors(attack, labels, clean == labels, predict)
         for i in rows.tolist():
             robust[i].set_pred_score(predicted[i].pred_score).set_pred_label(
-                predicted[i].pred_label)
+                predicted[i].pred_label
+            )
         self._robust_evaluator.process(data_samples=robust, data_batch=data_batch)
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        evaluator, self._robust_evaluator = \
-            getattr(self, '_robust_evaluator', None), None
+        evaluator, self._robust_evaluator = getattr(self, '_robust_evaluator', None), None
         if metrics is None:
             return
         key = f'{ROBUST_PREFIX}/top1'

@@ -1,4 +1,5 @@
 """Catch catastrophic overfitting of single-step adversarial training."""
+
 import os.path as osp
 from typing import List, Optional
 
@@ -95,20 +96,22 @@ class CatastrophicOverfittingHook(Hook):
 
     priority = 'NORMAL'  # before CheckpointHook: a rollback is what it saves
 
-    def __init__(self,
-                 interval: int = 1,
-                 by_epoch: bool = True,
-                 begin: int = 0,
-                 num_samples: int = 256,
-                 batch_size: Optional[int] = None,
-                 seed: int = 0,
-                 eps: Optional[float] = None,
-                 pgd_steps: int = 10,
-                 max_drop: float = 20.,
-                 max_gap: float = 30.,
-                 action: str = 'warn',
-                 max_rollbacks: int = 3,
-                 filename: str = 'co_guard_last_good.pth'):
+    def __init__(
+        self,
+        interval: int = 1,
+        by_epoch: bool = True,
+        begin: int = 0,
+        num_samples: int = 256,
+        batch_size: Optional[int] = None,
+        seed: int = 0,
+        eps: Optional[float] = None,
+        pgd_steps: int = 10,
+        max_drop: float = 20.0,
+        max_gap: float = 30.0,
+        action: str = 'warn',
+        max_rollbacks: int = 3,
+        filename: str = 'co_guard_last_good.pth',
+    ):
         key = 'CatastrophicOverfittingHook.'
         check_number(key + 'interval', interval, integer=True, min_value=1)
         check_bool(key + 'by_epoch', by_epoch)
@@ -124,10 +127,8 @@ class CatastrophicOverfittingHook(Hook):
         check_number(key + 'max_gap', max_gap, min_value=0)
         check_choice(key + 'action', action, CO_ACTIONS)
         check_number(key + 'max_rollbacks', max_rollbacks, integer=True, min_value=0)
-        if not isinstance(filename, str) or not filename or osp.basename(filename) \
-                != filename:
-            raise ValueError(f'{key}filename must be a file name (no folder), got '
-                             f'{filename!r}')
+        if not isinstance(filename, str) or not filename or osp.basename(filename) != filename:
+            raise ValueError(f'{key}filename must be a file name (no folder), got {filename!r}')
         # when: every `interval` epochs (iterations) after `begin`
         self.interval, self.by_epoch, self.begin = interval, by_epoch, begin
         # the probe: fixed held-out images, PGD and FGSM at `eps`
@@ -158,12 +159,14 @@ class CatastrophicOverfittingHook(Hook):
             raise TypeError(
                 'CatastrophicOverfittingHook needs model.data_preprocessor.type='
                 f"'PGDDataPreprocessor' (got {type(preprocessor).__name__}) and "
-                "custom_hooks = [dict(type='AdversarialTrainingHook'), ...]")
+                "custom_hooks = [dict(type='AdversarialTrainingHook'), ...]"
+            )
         if self.eps is None and preprocessor.train_eps is None:
             raise TypeError(
                 f'CatastrophicOverfittingHook.eps: the training attack '
                 f'{type(preprocessor.attack).__name__} has no eps; set eps '
-                '(pixel units of 255)')
+                '(pixel units of 255)'
+            )
 
     def before_train(self, runner) -> None:
         pre = self._unwrap(runner).data_preprocessor
@@ -172,25 +175,32 @@ class CatastrophicOverfittingHook(Hook):
         self.pgd = PGDAttack(eps=eps, steps=self.pgd_steps)
         self.fgsm = PGDAttack(eps=eps, steps=1, random_start=False, step_size=eps)
         if runner.val_loop is None:
-            raise ValueError('CatastrophicOverfittingHook needs val_dataloader and '
-                             'val_cfg (its held-out images come from the val dataset)')
+            raise ValueError(
+                'CatastrophicOverfittingHook needs val_dataloader and '
+                'val_cfg (its held-out images come from the val dataset)'
+            )
         loader = runner.val_dataloader  # built by Runner.train before any hook
         dataset = loader.dataset
-        order = torch.randperm(len(dataset),
-                               generator=torch.Generator().manual_seed(self.seed))
-        chosen = sorted(order[:self.num_samples].tolist())
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))
+        chosen = sorted(order[: self.num_samples].tolist())
         rank, world_size = get_dist_info()
         mine = chosen[rank::world_size]
         size = self.batch_size or loader.batch_size or 32
-        self._batches = [pseudo_collate([dataset[i] for i in mine[j:j + size]])
-                         for j in range(0, len(mine), size)]
+        self._batches = [
+            pseudo_collate([dataset[i] for i in mine[j : j + size]])
+            for j in range(0, len(mine), size)
+        ]
         self._total = len(chosen)
 
     # -- state in checkpoints -------------------------------------------------
     def _state(self) -> dict:
-        return dict(best_pgd=self.best_pgd, best_at=self.best_at,
-                    last_good=self.last_good, rollbacks=self.rollbacks,
-                    history=list(self.history))
+        return dict(
+            best_pgd=self.best_pgd,
+            best_at=self.best_at,
+            last_good=self.last_good,
+            rollbacks=self.rollbacks,
+            history=list(self.history),
+        )
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint.setdefault('meta', {})['co_guard'] = self._state()
@@ -203,14 +213,19 @@ class CatastrophicOverfittingHook(Hook):
 
     # -- when -----------------------------------------------------------------
     def after_train_epoch(self, runner) -> None:
-        if self.by_epoch and runner.epoch + 1 > self.begin \
-                and self.every_n_epochs(runner, self.interval):
+        if (
+            self.by_epoch
+            and runner.epoch + 1 > self.begin
+            and self.every_n_epochs(runner, self.interval)
+        ):
             self.check(runner)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        if not self.by_epoch and runner.iter + 1 > self.begin \
-                and self.every_n_train_iters(runner, self.interval):
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if (
+            not self.by_epoch
+            and runner.iter + 1 > self.begin
+            and self.every_n_train_iters(runner, self.interval)
+        ):
             self.check(runner)
 
     # -- what -----------------------------------------------------------------
@@ -221,8 +236,7 @@ class CatastrophicOverfittingHook(Hook):
         device = next(model.parameters()).device
         correct = torch.zeros(3, dtype=torch.float64, device=device)
         devices = [device] if device.type == 'cuda' else []
-        with model_state(model, train_mode=False), \
-                torch.random.fork_rng(devices=devices):
+        with model_state(model, train_mode=False), torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
             for batch in self._batches:
                 with torch.no_grad():
@@ -230,8 +244,11 @@ class CatastrophicOverfittingHook(Hook):
                 inputs, samples = data['inputs'], data['data_samples']
                 labels = torch.cat([s.gt_label for s in samples]).to(device)
                 for k, attack in enumerate((None, self.pgd, self.fgsm)):
-                    x = inputs if attack is None else pre.attack_inputs(
-                        model, inputs, labels, attack, train_mode=False)
+                    x = (
+                        inputs
+                        if attack is None
+                        else pre.attack_inputs(model, inputs, labels, attack, train_mode=False)
+                    )
                     # decided in fp32 whatever precision the attack ran in
                     with torch.no_grad(), autocast_off(device.type):
                         # (N, K) also for one image: mmpretrain's LeNet5
@@ -239,7 +256,7 @@ class CatastrophicOverfittingHook(Hook):
                         logits = model(x, mode='tensor').reshape(len(x), -1)
                     correct[k] += (logits.argmax(dim=1) == labels).sum()
         all_reduce(correct)  # no-op without distribution
-        clean, pgd, fgsm = (100. * correct / self._total).tolist()
+        clean, pgd, fgsm = (100.0 * correct / self._total).tolist()
         return dict(clean=clean, pgd=pgd, fgsm=fgsm)
 
     def is_flagged(self, pgd: float, fgsm: float) -> List[str]:
@@ -249,11 +266,13 @@ class CatastrophicOverfittingHook(Hook):
             reasons.append(
                 f'PGD-{self.pgd_steps} accuracy fell {self.best_pgd - pgd:.1f} points '
                 f'from its best {self.best_pgd:.1f}% ({self._unit} {self.best_at}), '
-                f'more than max_drop={self.max_drop:g}')
+                f'more than max_drop={self.max_drop:g}'
+            )
         if fgsm - pgd > self.max_gap:
             reasons.append(
                 f'FGSM accuracy is {fgsm - pgd:.1f} points above PGD-{self.pgd_steps} '
-                f'accuracy, more than max_gap={self.max_gap:g}')
+                f'accuracy, more than max_gap={self.max_gap:g}'
+            )
         return reasons
 
     @property
@@ -269,31 +288,44 @@ class CatastrophicOverfittingHook(Hook):
             hub.update_scalar(f'train/co_{name}_acc', value)
         reasons = self.is_flagged(acc['pgd'], acc['fgsm'])
         self.history.append(dict(at=at, flagged=bool(reasons), **acc))
-        numbers = (f'clean {acc["clean"]:.1f}%, PGD-{self.pgd_steps} {acc["pgd"]:.1f}%, '
-                   f'FGSM {acc["fgsm"]:.1f}% on {self._total} held-out images at eps '
-                   f'{self.pgd.eps:g}/255')
+        numbers = (
+            f'clean {acc["clean"]:.1f}%, PGD-{self.pgd_steps} {acc["pgd"]:.1f}%, '
+            f'FGSM {acc["fgsm"]:.1f}% on {self._total} held-out images at eps '
+            f'{self.pgd.eps:g}/255'
+        )
         if not reasons:
             if self.best_pgd is None or acc['pgd'] >= self.best_pgd:
                 self.best_pgd, self.best_at = acc['pgd'], at
-            runner.logger.info(f'CatastrophicOverfittingHook ({self._unit} {at}): '
-                               f'{numbers}; best PGD {self.best_pgd:.1f}%')
+            runner.logger.info(
+                f'CatastrophicOverfittingHook ({self._unit} {at}): '
+                f'{numbers}; best PGD {self.best_pgd:.1f}%'
+            )
             self._save_last_good(runner)
             return None
-        where = (f'last good checkpoint: {self.last_good}' if self.last_good else
-                 'no good checkpoint saved yet')
-        message = (f'CatastrophicOverfittingHook: catastrophic overfitting at '
-                   f'{self._unit} {at}: {"; ".join(reasons)} ({numbers}); {where}.')
+        where = (
+            f'last good checkpoint: {self.last_good}'
+            if self.last_good
+            else 'no good checkpoint saved yet'
+        )
+        message = (
+            f'CatastrophicOverfittingHook: catastrophic overfitting at '
+            f'{self._unit} {at}: {"; ".join(reasons)} ({numbers}); {where}.'
+        )
         stop = self.action == 'stop'
         if self.action == 'rollback':
             if self.last_good is None or self.rollbacks >= self.max_rollbacks:
                 stop = True
-                message += (' Nothing to roll back to' if self.last_good is None else
-                            f' {self.rollbacks} rollbacks done (max_rollbacks='
-                            f'{self.max_rollbacks})') + ': training stops.'
+                message += (
+                    ' Nothing to roll back to'
+                    if self.last_good is None
+                    else f' {self.rollbacks} rollbacks done (max_rollbacks={self.max_rollbacks})'
+                ) + ': training stops.'
             else:
                 self._rollback(runner)
-                message += (f' Rolled back to it (weights and optimizer state; '
-                            f'rollback {self.rollbacks} of {self.max_rollbacks}).')
+                message += (
+                    f' Rolled back to it (weights and optimizer state; '
+                    f'rollback {self.rollbacks} of {self.max_rollbacks}).'
+                )
         elif stop:
             message += ' Training stops.'
         if stop:

@@ -1,4 +1,5 @@
 """Score a 1000-class model on a class subset (ImageNet-R, ImageNet-A)."""
+
 from typing import Optional, Sequence
 
 import torch
@@ -24,8 +25,13 @@ class ClassSubsetLogits:
         owner (str): Name in error messages. Defaults to 'ClassSubsetLogits'.
     """
 
-    def __init__(self, head: nn.Module, indices: Sequence[int],
-                 num_outputs: int = 1000, owner: str = 'ClassSubsetLogits'):
+    def __init__(
+        self,
+        head: nn.Module,
+        indices: Sequence[int],
+        num_outputs: int = 1000,
+        owner: str = 'ClassSubsetLogits',
+    ):
         self.indices = torch.as_tensor(list(indices), dtype=torch.long)
         # a copy per device, made once: attacks call the head every step
         self._on_device = {self.indices.device: self.indices}
@@ -35,13 +41,16 @@ class ClassSubsetLogits:
 
     def _restrict(self, module, args, output):
         if not isinstance(output, torch.Tensor):
-            raise TypeError(f'{self.owner}: the head returned '
-                            f'{type(output).__name__}; it needs one logits tensor')
+            raise TypeError(
+                f'{self.owner}: the head returned '
+                f'{type(output).__name__}; it needs one logits tensor'
+            )
         if output.size(-1) != self.num_outputs:
             raise ValueError(
                 f'{self.owner}: the head returns {output.size(-1)} logits, but '
                 f'the class subset indexes the {self.num_outputs} ImageNet-1k '
-                'classes')
+                'classes'
+            )
         indices = self._on_device.get(output.device)
         if indices is None:
             indices = self._on_device[output.device] = self.indices.to(output.device)
@@ -88,8 +97,9 @@ class ClassSubsetHook(Hook):
 
     def __init__(self, num_outputs: int = 1000):
         if not isinstance(num_outputs, int) or num_outputs < 2:
-            raise ValueError('ClassSubsetHook.num_outputs must be an int >= 2, '
-                             f'got {num_outputs!r}')
+            raise ValueError(
+                f'ClassSubsetHook.num_outputs must be an int >= 2, got {num_outputs!r}'
+            )
         self.num_outputs = num_outputs
         self._active: Optional[ClassSubsetLogits] = None
 
@@ -107,8 +117,9 @@ class ClassSubsetHook(Hook):
 
     def _install(self, runner, dataset) -> None:
         self._remove()
-        first = next((h for h in getattr(runner, 'hooks', ())
-                      if isinstance(h, ClassSubsetHook)), self)
+        first = next(
+            (h for h in getattr(runner, 'hooks', ()) if isinstance(h, ClassSubsetHook)), self
+        )
         if first is not self:
             return  # a config may name it twice (default and custom hooks)
         meta = getattr(dataset, 'metainfo', {}) or {}
@@ -119,20 +130,23 @@ class ClassSubsetHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         head = getattr(model, 'head', None)
         if head is None:
-            raise ValueError(f'ClassSubsetHook: {name} scores a classifier head '
-                             f'on {len(indices)} of its logits; '
-                             f'{type(model).__name__} has no head')
-        check_head_width(getattr(head, 'num_classes', None), len(indices),
-                         self.num_outputs, name)
+            raise ValueError(
+                f'ClassSubsetHook: {name} scores a classifier head '
+                f'on {len(indices)} of its logits; '
+                f'{type(model).__name__} has no head'
+            )
+        check_head_width(getattr(head, 'num_classes', None), len(indices), self.num_outputs, name)
         bad = [i for i in indices if not 0 <= i < self.num_outputs]
         if bad:
-            raise ValueError(f'ClassSubsetHook: {name} class_subset index {bad[0]} '
-                             f'is outside 0..{self.num_outputs - 1}')
-        self._active = ClassSubsetLogits(head, indices, self.num_outputs,
-                                         owner=f'ClassSubsetHook ({name})')
+            raise ValueError(
+                f'ClassSubsetHook: {name} class_subset index {bad[0]} '
+                f'is outside 0..{self.num_outputs - 1}'
+            )
+        self._active = ClassSubsetLogits(
+            head, indices, self.num_outputs, owner=f'ClassSubsetHook ({name})'
+        )
 
     def _remove(self) -> None:
         if self._active is not None:
             self._active.remove()
             self._active = None
-

@@ -1,4 +1,5 @@
 """Stop (or skip the step) when the loss or the gradients stop being finite."""
+
 import math
 from typing import Optional
 
@@ -53,8 +54,12 @@ class DivergenceGuardHook(Hook):
 
     def __init__(self, action: str = 'stop', max_consecutive_skips: int = 10):
         check_choice('DivergenceGuardHook.action', action, DIVERGENCE_ACTIONS)
-        check_number('DivergenceGuardHook.max_consecutive_skips',
-                     max_consecutive_skips, integer=True, min_value=1)
+        check_number(
+            'DivergenceGuardHook.max_consecutive_skips',
+            max_consecutive_skips,
+            integer=True,
+            min_value=1,
+        )
         self.action = action
         self.max_consecutive_skips = max_consecutive_skips
         self.bad_grads = False
@@ -65,44 +70,52 @@ class DivergenceGuardHook(Hook):
 
     def before_train(self, runner) -> None:
         wrapper = runner.optim_wrapper
-        optimizers = [w.optimizer for w in wrapper.values()] \
-            if isinstance(wrapper, OptimWrapperDict) else [wrapper.optimizer]
-        self._handles = [opt.register_step_pre_hook(self._check_grads)
-                         for opt in optimizers]
+        optimizers = (
+            [w.optimizer for w in wrapper.values()]
+            if isinstance(wrapper, OptimWrapperDict)
+            else [wrapper.optimizer]
+        )
+        self._handles = [opt.register_step_pre_hook(self._check_grads) for opt in optimizers]
 
     def after_train(self, runner) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
 
-    def before_train_iter(self, runner, batch_idx: int,
-                          data_batch=None) -> None:
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if self.action == 'skip':
             # a bad forward has already moved BN running statistics: keep a
             # copy to undo it (buffers are small next to the weights)
-            model = runner.model.module if is_model_wrapper(runner.model) \
-                else runner.model
-            self._buffers = [(b, b.detach().clone()) for b in model.buffers()
-                             if b.is_floating_point()]
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            self._buffers = [
+                (b, b.detach().clone()) for b in model.buffers() if b.is_floating_point()
+            ]
 
     def _check_grads(self, optimizer, args, kwargs) -> None:
-        grads = [p.grad for group in optimizer.param_groups
-                 for p in group['params'] if p.grad is not None]
+        grads = [
+            p.grad
+            for group in optimizer.param_groups
+            for p in group['params']
+            if p.grad is not None
+        ]
         if not grads:
             return
-        finite = torch.stack(
-            [torch.isfinite(g).all() for g in grads]).all().item()
+        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all().item()
         if not finite:
             self.bad_grads = True
             for group in optimizer.param_groups:
                 for p in group['params']:
                     p.grad = None  # the step leaves this parameter alone
 
-    def after_train_iter(self, runner, batch_idx: int,
-                         data_batch=None, outputs: Optional[dict] = None):
-        terms = {k: float(v) for k, v in (outputs or {}).items()
-                 if isinstance(v, (float, int, torch.Tensor))
-                 and (not isinstance(v, torch.Tensor) or v.numel() == 1)}
+    def after_train_iter(
+        self, runner, batch_idx: int, data_batch=None, outputs: Optional[dict] = None
+    ):
+        terms = {
+            k: float(v)
+            for k, v in (outputs or {}).items()
+            if isinstance(v, (float, int, torch.Tensor))
+            and (not isinstance(v, torch.Tensor) or v.numel() == 1)
+        }
         bad_terms = [k for k, v in terms.items() if not math.isfinite(v)]
         bad, self.bad_grads = bool(bad_terms) or self.bad_grads, False
         if not bad:
@@ -111,11 +124,9 @@ class DivergenceGuardHook(Hook):
         self.consecutive += 1
         iteration = runner.iter + 1
         shown = ', '.join(f'{k}={v:.4g}' for k, v in terms.items()) or 'none'
-        what = (f'non-finite {", ".join(bad_terms)}' if bad_terms
-                else 'non-finite gradients')
+        what = f'non-finite {", ".join(bad_terms)}' if bad_terms else 'non-finite gradients'
         where = f'iteration {iteration} (epoch {runner.epoch + 1})'
-        if self.action == 'skip' and \
-                self.consecutive <= self.max_consecutive_skips:
+        if self.action == 'skip' and self.consecutive <= self.max_consecutive_skips:
             self.skipped += 1
             with torch.no_grad():
                 for buffer, saved in self._buffers:
@@ -123,17 +134,25 @@ class DivergenceGuardHook(Hook):
             runner.logger.warning(
                 f'DivergenceGuardHook: {what} at {where}; loss terms: {shown}. '
                 f'Step skipped ({self.consecutive} in a row, '
-                f'{self.skipped} in total).')
+                f'{self.skipped} in total).'
+            )
             return
         # a complete file, not whatever last_checkpoint names
         last = latest_complete_checkpoint(runner.work_dir, runner.logger.warning)
-        resume = (f'Last good checkpoint: {last}. Lower the learning rate '
-                  '(or use AGC / a warm-up) and resume from it.' if last else
-                  'No checkpoint saved yet. Lower the learning rate (or use '
-                  'AGC / a warm-up) and start again.')
-        streak = (f' after {self.consecutive} bad iterations in a row '
-                  f'(max_consecutive_skips={self.max_consecutive_skips})'
-                  if self.action == 'skip' else '')
+        resume = (
+            f'Last good checkpoint: {last}. Lower the learning rate '
+            '(or use AGC / a warm-up) and resume from it.'
+            if last
+            else 'No checkpoint saved yet. Lower the learning rate (or use '
+            'AGC / a warm-up) and start again.'
+        )
+        streak = (
+            f' after {self.consecutive} bad iterations in a row '
+            f'(max_consecutive_skips={self.max_consecutive_skips})'
+            if self.action == 'skip'
+            else ''
+        )
         raise FloatingPointError(
             f'Training diverged: {what} at {where}{streak}; loss terms: '
-            f'{shown}. The bad step was not applied. {resume}')
+            f'{shown}. The bad step was not applied. {resume}'
+        )

@@ -6,6 +6,7 @@ unit's (output row's) gradient is rescaled so that
 ``||G_i|| / max(||W_i||, eps) <= clip_factor``; the final classifier is left
 unclipped. Normalizer-free nets trained with large batches need it.
 """
+
 from typing import Optional, Sequence, Set
 
 import torch
@@ -21,14 +22,13 @@ def _unitwise_norm(x: torch.Tensor) -> torch.Tensor:
     # one norm per output unit (dim 0); vectors and scalars as a whole
     if x.ndim <= 1:
         return torch.linalg.vector_norm(x)
-    return torch.linalg.vector_norm(
-        x, dim=tuple(range(1, x.ndim)), keepdim=True)
+    return torch.linalg.vector_norm(x, dim=tuple(range(1, x.ndim)), keepdim=True)
 
 
 @torch.no_grad()
-def adaptive_clip_grad_(params: Sequence[torch.Tensor],
-                        clip_factor: float = 0.01,
-                        eps: float = 1e-3) -> torch.Tensor:
+def adaptive_clip_grad_(
+    params: Sequence[torch.Tensor], clip_factor: float = 0.01, eps: float = 1e-3
+) -> torch.Tensor:
     """Clip gradients unit-wise, in place (as timm's ``adaptive_clip_grad``).
 
     Args:
@@ -52,8 +52,9 @@ def adaptive_clip_grad_(params: Sequence[torch.Tensor],
         max_norm = _unitwise_norm(p).clamp(min=eps).mul_(clip_factor)
         grad_norm = _unitwise_norm(grad)
         too_big = grad_norm > max_norm
-        scale = torch.where(too_big, max_norm / grad_norm.clamp(min=1e-6),
-                            torch.ones_like(grad_norm))
+        scale = torch.where(
+            too_big, max_norm / grad_norm.clamp(min=1e-6), torch.ones_like(grad_norm)
+        )
         grad.mul_(scale)
         clipped.append(too_big.sum())
         units += too_big.numel()
@@ -91,19 +92,20 @@ class AGCMixin:
         agc.pop('type')
         clip_factor = agc.pop('clip_factor', 0.01)
         eps = agc.pop('eps', 1e-3)
-        exclude = agc.pop('exclude', ('head.fc', ))
+        exclude = agc.pop('exclude', ('head.fc',))
         if agc:
             raise TypeError(
                 f'clip_grad (type=agc): unknown keys {sorted(agc)}; allowed: '
-                'clip_factor, eps, exclude')
+                'clip_factor, eps, exclude'
+            )
         if not clip_factor > 0 or not eps > 0:
-            raise ValueError('clip_grad (type=agc): clip_factor and eps must '
-                             f'be > 0, got {clip_factor}, {eps}')
-        exclude = (exclude, ) if isinstance(exclude, str) else tuple(exclude)
+            raise ValueError(
+                f'clip_grad (type=agc): clip_factor and eps must be > 0, got {clip_factor}, {eps}'
+            )
+        exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
         # a non-empty dict makes OptimWrapper.step (and AmpOptimWrapper's
         # unscale) call _clip_grad
-        self.clip_grad_kwargs = dict(
-            type='agc', clip_factor=clip_factor, eps=eps, exclude=exclude)
+        self.clip_grad_kwargs = dict(type='agc', clip_factor=clip_factor, eps=eps, exclude=exclude)
         self._agc_excluded: Optional[Set[int]] = None if exclude else set()
 
     def set_agc_model(self, model: nn.Module) -> None:
@@ -117,23 +119,20 @@ class AGCMixin:
         exclude = self.clip_grad_kwargs['exclude']
         named = dict(model.named_parameters())
         excluded = {
-            id(p)
-            for name, p in named.items()
-            if any(name.startswith(prefix) for prefix in exclude)
+            id(p) for name, p in named.items() if any(name.startswith(prefix) for prefix in exclude)
         }
         unmatched = [
-            prefix for prefix in exclude
-            if not any(name.startswith(prefix) for name in named)
+            prefix for prefix in exclude if not any(name.startswith(prefix) for name in named)
         ]
         if unmatched:
             roots = sorted({name.rsplit('.', 1)[0] for name in named})
             raise ValueError(
                 f'clip_grad.exclude={list(exclude)}: {unmatched} match no '
-                f'parameter name; module names with parameters: {roots}')
+                f'parameter name; module names with parameters: {roots}'
+            )
         self._agc_excluded = excluded
 
-    def initialize_count_status(self, model: nn.Module, init_counts: int,
-                                max_counts: int) -> None:
+    def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
         super().initialize_count_status(model, init_counts, max_counts)
         if self._agc and self.clip_grad_kwargs['exclude']:
             self.set_agc_model(model)
@@ -146,15 +145,17 @@ class AGCMixin:
                 'clip_grad (type=agc) has exclude='
                 f"{list(self.clip_grad_kwargs['exclude'])} but no model: the "
                 'runner calls initialize_count_status(model, ...); outside a '
-                'runner call optim_wrapper.set_agc_model(model) first')
+                'runner call optim_wrapper.set_agc_model(model) first'
+            )
         params = [
-            p for group in self.optimizer.param_groups
-            for p in group['params'] if p.requires_grad and p.grad is not None
-            and id(p) not in self._agc_excluded
+            p
+            for group in self.optimizer.param_groups
+            for p in group['params']
+            if p.requires_grad and p.grad is not None and id(p) not in self._agc_excluded
         ]
-        ratio = adaptive_clip_grad_(params,
-                                    self.clip_grad_kwargs['clip_factor'],
-                                    self.clip_grad_kwargs['eps'])
+        ratio = adaptive_clip_grad_(
+            params, self.clip_grad_kwargs['clip_factor'], self.clip_grad_kwargs['eps']
+        )
         # read on the host when the logger writes it, not every iteration
         update_device_scalar(self.message_hub, 'train/agc_clip_ratio', ratio)
 

@@ -1,4 +1,5 @@
 """Mixed-precision training on a machine without an accelerator (bf16 autocast)."""
+
 from contextlib import contextmanager
 from typing import Union
 
@@ -36,12 +37,13 @@ class CPUAmpOptimWrapper(OptimWrapper):
         ...                      optimizer=dict(type='SGD', lr=0.1))
     """
 
-    def __init__(self, dtype: Union[str, torch.dtype] = 'bfloat16',
-                 loss_scale=None, **kwargs):
+    def __init__(self, dtype: Union[str, torch.dtype] = 'bfloat16', loss_scale=None, **kwargs):
         if dtype not in ('bfloat16', torch.bfloat16):
-            raise ValueError(f'optim_wrapper.dtype must be \'bfloat16\' with '
-                             f'{type(self).__name__} (a CPU autocasts to bf16 only), '
-                             f'got {dtype!r}')
+            raise ValueError(
+                f'optim_wrapper.dtype must be \'bfloat16\' with '
+                f'{type(self).__name__} (a CPU autocasts to bf16 only), '
+                f'got {dtype!r}'
+            )
         super().__init__(**kwargs)
         self.cast_dtype = torch.bfloat16
 
@@ -67,11 +69,12 @@ class CPUAmpAGCOptimWrapper(AGCMixin, CPUAmpOptimWrapper):
 
 # the AMP twin of each optim wrapper type, on an accelerator / on a CPU
 AMP_TYPES = {
-    'cuda': {'AGCOptimWrapper': 'AmpAGCOptimWrapper',
-             'AmpAGCOptimWrapper': 'AmpAGCOptimWrapper'},
-    'cpu': {'AGCOptimWrapper': 'CPUAmpAGCOptimWrapper',
-            'AmpAGCOptimWrapper': 'CPUAmpAGCOptimWrapper',
-            'CPUAmpAGCOptimWrapper': 'CPUAmpAGCOptimWrapper'},
+    'cuda': {'AGCOptimWrapper': 'AmpAGCOptimWrapper', 'AmpAGCOptimWrapper': 'AmpAGCOptimWrapper'},
+    'cpu': {
+        'AGCOptimWrapper': 'CPUAmpAGCOptimWrapper',
+        'AmpAGCOptimWrapper': 'CPUAmpAGCOptimWrapper',
+        'CPUAmpAGCOptimWrapper': 'CPUAmpAGCOptimWrapper',
+    },
 }
 
 

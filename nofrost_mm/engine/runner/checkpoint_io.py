@@ -3,6 +3,7 @@
 Reading goes through :mod:`nofrost_mm.utils.checkpoint_reader` (the one
 door of the plug-in: integrity check, weights-only, clear errors).
 """
+
 import os
 import os.path as osp
 import re
@@ -22,15 +23,13 @@ from nofrost_mm.utils.checkpoint_reader import (
 )
 from nofrost_mm.utils.rng_state import set_rng_state
 
-__all__ = ['CheckpointMixin', 'RunInputs',
-           'earlier_run_files', 'refuse_reused_work_dir']
+__all__ = ['CheckpointMixin', 'RunInputs', 'earlier_run_files', 'refuse_reused_work_dir']
 
 # what a training run leaves in its work dir and a new run would overwrite
 _BEST_NAME = re.compile(r'best_.+\.pth')
 
 
-def earlier_run_files(work_dir: str,
-                      checkpoint_out_dir: Optional[str] = None) -> List[str]:
+def earlier_run_files(work_dir: str, checkpoint_out_dir: Optional[str] = None) -> List[str]:
     """The checkpoints (and ``last_checkpoint``) of a run in ``work_dir``.
 
     Args:
@@ -43,15 +42,17 @@ def earlier_run_files(work_dir: str,
     """
     folders = [work_dir]
     if checkpoint_out_dir and '://' not in str(checkpoint_out_dir):
-        folders.append(osp.join(checkpoint_out_dir,
-                                osp.basename(osp.normpath(work_dir))))
+        folders.append(osp.join(checkpoint_out_dir, osp.basename(osp.normpath(work_dir))))
     found = set()
     for folder in folders:
         if not osp.isdir(folder):
             continue
         for name in os.listdir(folder):
-            if name == 'last_checkpoint' or CHECKPOINT_NAME.fullmatch(name) \
-                    or _BEST_NAME.fullmatch(name):
+            if (
+                name == 'last_checkpoint'
+                or CHECKPOINT_NAME.fullmatch(name)
+                or _BEST_NAME.fullmatch(name)
+            ):
                 found.add(osp.join(folder, name))
     return sorted(found)
 
@@ -81,14 +82,14 @@ def refuse_reused_work_dir(cfg) -> None:
     if not files:
         return
     names = [osp.relpath(f, work_dir) for f in files]
-    shown = ', '.join(names[:6]) + (f' and {len(names) - 6} more'
-                                    if len(names) > 6 else '')
+    shown = ', '.join(names[:6]) + (f' and {len(names) - 6} more' if len(names) > 6 else '')
     raise FileExistsError(
         f'work_dir {work_dir} already holds the checkpoints of an earlier '
         f'run ({shown}); this run would overwrite them. Continue that run '
         'with --resume (resume=True), or train into another folder with '
         '--work-dir NEW_DIR; to overwrite them, set overwrite_work_dir=True '
-        '(--cfg-options overwrite_work_dir=True).')
+        '(--cfg-options overwrite_work_dir=True).'
+    )
 
 
 class RunInputs(NamedTuple):
@@ -104,6 +105,7 @@ class RunInputs(NamedTuple):
         train_cfg (dict, optional): The training loop's config
             (``max_epochs`` / ``max_iters``).
     """
+
     load_from: Optional[str] = None
     resume: bool = False
     train_cfg: Optional[dict] = None
@@ -155,8 +157,7 @@ class CheckpointMixin:
     def dump_config(self) -> None:
         """Copy the config into this run's log folder, and into the work dir
         unless an earlier run's copy is there (it describes its checkpoints)."""
-        name = osp.basename(self.cfg.filename) if self.cfg.filename \
-            else f'{self.timestamp}.py'
+        name = osp.basename(self.cfg.filename) if self.cfg.filename else f'{self.timestamp}.py'
         self.cfg.dump(osp.join(self.log_dir, name))
         if not osp.exists(osp.join(self.work_dir, name)):
             self.cfg.dump(osp.join(self.work_dir, name))
@@ -186,8 +187,7 @@ class CheckpointMixin:
             if error is not None:
                 raise error
             name, message = value
-            kinds = {'FileExistsError': FileExistsError,
-                     'CheckpointLoadError': CheckpointLoadError}
+            kinds = {'FileExistsError': FileExistsError, 'CheckpointLoadError': CheckpointLoadError}
             raise kinds.get(name, RuntimeError)(message)
         (self._resume_from, complete), self._resume_from_chosen = value, True
         return complete
@@ -196,24 +196,27 @@ class CheckpointMixin:
         """``(checkpoint to resume from, "already complete" message)``."""
         inputs = self.run_inputs
         if not inputs.resume:
-            refuse_reused_work_dir(dict(
-                work_dir=self.work_dir, resume=False,
-                overwrite_work_dir=self.cfg.get('overwrite_work_dir', False),
-                default_hooks=self.cfg.get('default_hooks')))
+            refuse_reused_work_dir(
+                dict(
+                    work_dir=self.work_dir,
+                    resume=False,
+                    overwrite_work_dir=self.cfg.get('overwrite_work_dir', False),
+                    default_hooks=self.cfg.get('default_hooks'),
+                )
+            )
             return None, None
-        target = inputs.load_from if inputs.load_from is not None \
-            else self._latest_complete_checkpoint()
+        target = (
+            inputs.load_from if inputs.load_from is not None else self._latest_complete_checkpoint()
+        )
         loop = inputs.train_cfg
         if target is None or loop is None:
             return target, None
         meta = read_checkpoint(target, mmap=True).get('meta') or {}
         max_epochs, max_iters = loop.get('max_epochs'), loop.get('max_iters')
         if max_epochs is not None:
-            unit, done, total, key = 'epoch', meta.get('epoch', 0), \
-                max_epochs, 'max_epochs'
+            unit, done, total, key = 'epoch', meta.get('epoch', 0), max_epochs, 'max_epochs'
         elif max_iters is not None:
-            unit, done, total, key = 'iteration', meta.get('iter', 0), \
-                max_iters, 'max_iters'
+            unit, done, total, key = 'iteration', meta.get('iter', 0), max_iters, 'max_iters'
         else:  # a loop of its own kind: mmengine decides
             return target, None
         if not isinstance(done, int) or done < total:
@@ -222,14 +225,20 @@ class CheckpointMixin:
             f'{target}: this run is already complete ({unit} {done} of '
             f'{total}): nothing to do; raise train_cfg.{key} to train further '
             '(the parameter schedulers keep the end stored in the checkpoint, '
-            'docs/reliability.md)')
+            'docs/reliability.md)'
+        )
 
-    def save_checkpoint(self, out_dir: str, filename: str,
-                        file_client_args: Optional[dict] = None,
-                        save_optimizer: bool = True,
-                        save_param_scheduler: bool = True,
-                        meta: Optional[dict] = None, by_epoch: bool = True,
-                        backend_args: Optional[dict] = None):
+    def save_checkpoint(
+        self,
+        out_dir: str,
+        filename: str,
+        file_client_args: Optional[dict] = None,
+        save_optimizer: bool = True,
+        save_param_scheduler: bool = True,
+        meta: Optional[dict] = None,
+        by_epoch: bool = True,
+        backend_args: Optional[dict] = None,
+    ):
         """Save a checkpoint atomically, with every rank's RNG states.
 
         Same arguments as :meth:`mmengine.runner.Runner.save_checkpoint`;
@@ -241,17 +250,18 @@ class CheckpointMixin:
         # during validation (best checkpoints) the state the training resumes
         # with is the one from before validation
         rng = self.training_rng_state()
-        meta['rng_states'] = all_gather_object(rng) if self.distributed \
-            else [rng]
-        kwargs = dict(save_optimizer=save_optimizer,
-                      save_param_scheduler=save_param_scheduler, meta=meta,
-                      by_epoch=by_epoch)
-        local = file_client_args is None and backend_args is None \
-            and '://' not in str(out_dir)
+        meta['rng_states'] = all_gather_object(rng) if self.distributed else [rng]
+        kwargs = dict(
+            save_optimizer=save_optimizer,
+            save_param_scheduler=save_param_scheduler,
+            meta=meta,
+            by_epoch=by_epoch,
+        )
+        local = file_client_args is None and backend_args is None and '://' not in str(out_dir)
         if not local:  # remote backends: mmengine's put, as is
             return super().save_checkpoint(
-                out_dir, filename, file_client_args,
-                backend_args=backend_args, **kwargs)
+                out_dir, filename, file_client_args, backend_args=backend_args, **kwargs
+            )
         if not is_main_process():
             return None
         final = osp.join(out_dir, filename)
@@ -281,16 +291,19 @@ class CheckpointMixin:
         if self.checkpoint_loaded:
             return None
         if self.run_inputs.resume and self.run_inputs.load_from is None:
-            resume_from = self._resume_from if self._resume_from_chosen \
+            resume_from = (
+                self._resume_from
+                if self._resume_from_chosen
                 else self._latest_complete_checkpoint()
+            )
             if resume_from is None:
                 self.logger.warning(
                     f'--resume: no complete checkpoint in {self.work_dir} to '
                     'resume from: training starts from scratch (if you meant '
-                    "to continue a run, stop and give that run's --work-dir).")
+                    "to continue a run, stop and give that run's --work-dir)."
+                )
                 return None
-            self.logger.info(f'Auto resumed from the latest checkpoint '
-                             f'{resume_from}.')
+            self.logger.info(f'Auto resumed from the latest checkpoint {resume_from}.')
             self.resume(resume_from)
             return None
         return super().load_or_resume()
@@ -299,23 +312,30 @@ class CheckpointMixin:
         """``last_checkpoint`` if complete, else the newest complete one."""
         return latest_complete_checkpoint(self.work_dir, self.logger.warning)
 
-    def resume(self, filename: str, resume_optimizer: bool = True,
-               resume_param_scheduler: bool = True,
-               map_location='default') -> None:
+    def resume(
+        self,
+        filename: str,
+        resume_optimizer: bool = True,
+        resume_param_scheduler: bool = True,
+        map_location='default',
+    ) -> None:
         self._resuming = True
         try:
-            super().resume(filename, resume_optimizer, resume_param_scheduler,
-                           map_location)
+            super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
         finally:
             self._resuming = False
         loop = self.train_loop  # built by mmengine's resume
-        if isinstance(loop, EpochBasedTrainLoop) and loop.max_iters \
-                and self.iter % (loop.max_iters // loop.max_epochs):
+        if (
+            isinstance(loop, EpochBasedTrainLoop)
+            and loop.max_iters
+            and self.iter % (loop.max_iters // loop.max_epochs)
+        ):
             self.logger.warning(
                 f'{filename} was saved mid-epoch (iteration {self.iter}): '
                 'mmengine restarts an epoch-based loop at the first batch of '
                 f'epoch {self.epoch + 1}, so this resume is not exact. Resume '
-                'from an epoch checkpoint for a bit-exact continuation.')
+                'from an epoch checkpoint for a bit-exact continuation.'
+            )
         if self._rng_to_restore is not None:
             # last step of resuming, so it stays in the runner: mmengine's
             # resume reseeds (set_randomness with the checkpoint's seed) after
@@ -326,9 +346,13 @@ class CheckpointMixin:
             self._rng_to_restore = None
             self.logger.info('Restored the RNG states saved in the checkpoint.')
 
-    def load_checkpoint(self, filename: str, map_location='cpu',
-                        strict: bool = False,
-                        revise_keys: list = [(r'^module.', '')]):
+    def load_checkpoint(
+        self,
+        filename: str,
+        map_location='cpu',
+        strict: bool = False,
+        revise_keys: list = [(r'^module.', '')],
+    ):
         """Load a checkpoint into the model, with errors naming the problem.
 
         Same arguments as :meth:`mmengine.runner.Runner.load_checkpoint`.
@@ -338,22 +362,22 @@ class CheckpointMixin:
         """
         resuming = self._resuming
         checkpoint = read_checkpoint(filename, map_location)
-        model = self.model.module if is_model_wrapper(self.model) \
-            else self.model
+        model = self.model.module if is_model_wrapper(self.model) else self.model
         check_fits_model(filename, checkpoint, model, resuming, revise_keys)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
-                                               revise_keys=revise_keys)
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
         if resuming:
             states = checkpoint['meta'].get('rng_states')
             if states is None:
                 self.logger.warning(
                     f'{filename} holds no RNG states (not saved by '
-                    'NoFrostRunner): the resumed run is not bit-exact.')
+                    'NoFrostRunner): the resumed run is not bit-exact.'
+                )
             elif len(states) != self.world_size:
                 self.logger.warning(
                     f'{filename} holds RNG states of {len(states)} ranks, '
-                    f'this run has {self.world_size}: RNG states not restored.')
+                    f'this run has {self.world_size}: RNG states not restored.'
+                )
             else:
                 self._rng_to_restore = states[self.rank]
         self.checkpoint_loaded = True

@@ -9,6 +9,7 @@ evaluation (config, checkpoint, attacks, subset, world size): resuming with
 anything different is an error that names what differs, since mixing chunks
 of two evaluations would give numbers of neither.
 """
+
 import glob
 import hashlib
 import json
@@ -71,9 +72,15 @@ def find_resumable_state(work_dir: str, fingerprint: Dict[str, Any]) -> Optional
     there is no state at all (nothing to resume).
     """
     fingerprint = canonical(fingerprint)
-    found = sorted((d for d in glob.glob(osp.join(work_dir, '*', STATE_DIR))
-                    if osp.isfile(osp.join(d, MANIFEST))),
-                   key=osp.getmtime, reverse=True)
+    found = sorted(
+        (
+            d
+            for d in glob.glob(osp.join(work_dir, '*', STATE_DIR))
+            if osp.isfile(osp.join(d, MANIFEST))
+        ),
+        key=osp.getmtime,
+        reverse=True,
+    )
     unfinished = None
     for d in found:
         with open(osp.join(d, MANIFEST)) as f:
@@ -98,14 +105,19 @@ def describe_differences(saved: Any, current: Any, key: str = '') -> List[str]:
     if saved == current:
         return []
     if isinstance(saved, dict) and isinstance(current, dict):
-        return [line for k in sorted(set(saved) | set(current))
-                for line in describe_differences(
-                    saved.get(k, _MISSING), current.get(k, _MISSING),
-                    f'{key}.{k}' if key else str(k))]
-    if isinstance(saved, list) and isinstance(current, list) \
-            and len(saved) == len(current):
-        return [line for i, (a, b) in enumerate(zip(saved, current))
-                for line in describe_differences(a, b, f'{key}[{i}]')]
+        return [
+            line
+            for k in sorted(set(saved) | set(current))
+            for line in describe_differences(
+                saved.get(k, _MISSING), current.get(k, _MISSING), f'{key}.{k}' if key else str(k)
+            )
+        ]
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
+        return [
+            line
+            for i, (a, b) in enumerate(zip(saved, current))
+            for line in describe_differences(a, b, f'{key}[{i}]')
+        ]
 
     def text(value):
         return 'no such key' if value is _MISSING else json.dumps(value, sort_keys=True)
@@ -127,8 +139,7 @@ class EvaluationState:
             state is an error (nothing is overwritten).
     """
 
-    def __init__(self, directory: str, fingerprint: Dict[str, Any],
-                 resume: bool):
+    def __init__(self, directory: str, fingerprint: Dict[str, Any], resume: bool):
         self.directory = directory
         self.fingerprint = canonical(fingerprint)
         manifest = osp.join(directory, MANIFEST)
@@ -140,22 +151,25 @@ class EvaluationState:
             raise FileExistsError(
                 f'{directory} already holds an evaluation state; pass '
                 '--resume (test_cfg.resume=True) to continue it, or choose '
-                'another --work-dir: it is never overwritten')
+                'another --work-dir: it is never overwritten'
+            )
         if saved is not None and saved != self.fingerprint:
             raise ValueError(
                 f'--resume: the evaluation saved in {directory} differs from '
                 'this one, so its chunks cannot be reused:\n'
                 + '\n'.join(describe_differences(saved, self.fingerprint))
                 + '\nRun without --resume (a new run folder) or with the '
-                'settings of the saved evaluation.')
+                'settings of the saved evaluation.'
+            )
         self.resumed = saved is not None
         barrier()  # every rank has read the old manifest before any writes
         if get_dist_info()[0] == 0:
             os.makedirs(directory, exist_ok=True)
             if saved is None:
-                _write_json(dict(fingerprint=self.fingerprint,
-                                 created=time.strftime('%Y-%m-%d %H:%M:%S')),
-                            manifest)
+                _write_json(
+                    dict(fingerprint=self.fingerprint, created=time.strftime('%Y-%m-%d %H:%M:%S')),
+                    manifest,
+                )
         barrier()
 
     def _chunk_path(self, chunk_id: int) -> str:
@@ -168,8 +182,11 @@ class EvaluationState:
             return None
         problem = checkpoint_problem(path)
         if problem is not None:  # the same batch attacked again: same results
-            print_log(f'{path}: {problem}: this batch is evaluated again',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                f'{path}: {problem}: this batch is evaluated again',
+                logger='current',
+                level=logging.WARNING,
+            )
             return None
         return torch.load(path, map_location='cpu', weights_only=True)
 

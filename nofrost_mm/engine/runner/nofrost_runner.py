@@ -9,6 +9,7 @@ class-subset test sets is ClassSubsetHook's, in default_runtime.py's
 default_hooks. This file holds the order in which they run, the pre-flight
 checks, naming and the model's memory format.
 """
+
 import copy
 import glob
 import inspect
@@ -43,9 +44,20 @@ def _plugin_registries():
     from mmpretrain import registry as mmpretrain_registry
 
     from nofrost_mm.registry import ATTACKS
-    return [getattr(mmpretrain_registry, name) for name in (
-        'MODELS', 'DATASETS', 'TRANSFORMS', 'HOOKS', 'METRICS',
-        'OPTIM_WRAPPERS', 'LOOPS', 'DATA_SAMPLERS')] + [ATTACKS]
+
+    return [
+        getattr(mmpretrain_registry, name)
+        for name in (
+            'MODELS',
+            'DATASETS',
+            'TRANSFORMS',
+            'HOOKS',
+            'METRICS',
+            'OPTIM_WRAPPERS',
+            'LOOPS',
+            'DATA_SAMPLERS',
+        )
+    ] + [ATTACKS]
 
 
 @RUNNERS.register_module()
@@ -105,17 +117,16 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
 
     def __init__(self, *args, **kwargs):
         given = _given_arguments(args, kwargs)
-        self.run_inputs = RunInputs(given.get('load_from'),
-                                    bool(given.get('resume', False)),
-                                    given.get('train_cfg'))
+        self.run_inputs = RunInputs(
+            given.get('load_from'), bool(given.get('resume', False)), given.get('train_cfg')
+        )
         self._name_distinct_from_earlier_runners(kwargs)
         # before anything is built or read: misspelt arguments of the
         # plug-in's components, reported with the closest valid name
         check_plugin_component_keys(
-            {k: v for k, v in kwargs.items() if k != 'cfg'},
-            _plugin_registries())
-        check_bool('channels_last', (kwargs.get('cfg') or {}).get(
-            'channels_last', False))
+            {k: v for k, v in kwargs.items() if k != 'cfg'}, _plugin_registries()
+        )
+        check_bool('channels_last', (kwargs.get('cfg') or {}).get('channels_last', False))
         if isinstance(kwargs.get('cfg'), Config):
             # formatted once, not again for every checkpoint's meta
             kwargs['cfg'] = TextCachedConfig.of(kwargs['cfg'])
@@ -123,8 +134,9 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
         self._register_rng_isolation_hooks()
         # the plug-in's datasets are built lazily: their argument checks run
         # now, not when their loop starts (val after the training data)
-        check_dataloaders(self._unbuilt_dataloaders(
-            'train_dataloader', 'val_dataloader', 'test_dataloader'))
+        check_dataloaders(
+            self._unbuilt_dataloaders('train_dataloader', 'val_dataloader', 'test_dataloader')
+        )
 
     @classmethod
     def from_cfg(cls, cfg) -> 'NoFrostRunner':
@@ -136,8 +148,10 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
         attacks of a config's own robust loop follow the same rules (the
         training eps, the report entries' form).
         """
-        if cfg.get('test_attacks') is not None or (
-                cfg.get('test_cfg') or {}).get('type') in ROBUST_LOOPS:
+        if (
+            cfg.get('test_attacks') is not None
+            or (cfg.get('test_cfg') or {}).get('type') in ROBUST_LOOPS
+        ):
             cfg = copy.deepcopy(cfg)
             robust_test_cfg(cfg)
         return super().from_cfg(cfg)
@@ -185,18 +199,22 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
         """
         from nofrost_mm.engine.hooks import AdversarialTrainingHook
         from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
+
         model = self.model.module if is_model_wrapper(self.model) else self.model
         preprocessor = getattr(model, 'data_preprocessor', None)
         weight = getattr(model, 'adv_loss_weight', None)
-        if isinstance(preprocessor, PGDDataPreprocessor) and weight != 0 \
-                and not any(isinstance(h, AdversarialTrainingHook)
-                            for h in self.hooks):
+        if (
+            isinstance(preprocessor, PGDDataPreprocessor)
+            and weight != 0
+            and not any(isinstance(h, AdversarialTrainingHook) for h in self.hooks)
+        ):
             raise ValueError(
                 'data_preprocessor=PGDDataPreprocessor attacks in training '
                 f'(model.adv_loss_weight={weight}) but no '
                 'AdversarialTrainingHook is set: add custom_hooks = '
                 "[dict(type='AdversarialTrainingHook')] to the config, or set "
-                'model.adv_loss_weight=0 for standard training')
+                'model.adv_loss_weight=0 for standard training'
+            )
 
     def train(self):
         complete = self._before_training()
@@ -238,11 +256,16 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
         if osp.isfile(pointer):
             with open(pointer) as f:
                 last = f.read().strip() or None
-        saved = f'the last checkpoint is {last}' if last else \
-            f'no checkpoint was saved yet in {self.work_dir}'
-        return (f'{signal_name}: training stopped in epoch {self.epoch + 1} '
-                f'(iteration {self.iter + 1}); {saved}. Continue with '
-                f'{resume_command()} (work dir {self.work_dir}).')
+        saved = (
+            f'the last checkpoint is {last}'
+            if last
+            else f'no checkpoint was saved yet in {self.work_dir}'
+        )
+        return (
+            f'{signal_name}: training stopped in epoch {self.epoch + 1} '
+            f'(iteration {self.iter + 1}); {saved}. Continue with '
+            f'{resume_command()} (work dir {self.work_dir}).'
+        )
 
     def _test_stopped(self, signal_name: str) -> str:
         """What a stopped evaluation saved, and the command that continues it."""
@@ -251,21 +274,24 @@ class NoFrostRunner(CheckpointMixin, RNGIsolationMixin, CPUDistributedMixin, Run
         loop = self._test_loop
         state = getattr(loop, 'state', None)
         if state is None:
-            return (f'{signal_name}: evaluation stopped; it keeps no partial '
-                    'results (a robust evaluation of tools/test.py does, '
-                    'test_cfg.state_dir): run it again.')
+            return (
+                f'{signal_name}: evaluation stopped; it keeps no partial '
+                'results (a robust evaluation of tools/test.py does, '
+                'test_cfg.state_dir): run it again.'
+            )
         saved = len(glob.glob(osp.join(state.directory, 'chunk_*.pth')))
         total = len(loop.dataloader) * self.world_size
-        return (f'{signal_name}: robust evaluation stopped; the results of '
-                f'{saved} of {total} batches are saved in {state.directory}. '
-                f'Resume with {resume_command()} (work dir {self.work_dir}): '
-                'only the other batches are attacked.')
+        return (
+            f'{signal_name}: robust evaluation stopped; the results of '
+            f'{saved} of {total} batches are saved in {state.directory}. '
+            f'Resume with {resume_command()} (work dir {self.work_dir}): '
+            'only the other batches are attacked.'
+        )
 
 
 def _given_arguments(args: tuple, kwargs: dict) -> dict:
     """The Runner's arguments by name, however they were passed."""
     try:
-        return inspect.signature(Runner.__init__).bind(
-            None, *args, **kwargs).arguments
+        return inspect.signature(Runner.__init__).bind(None, *args, **kwargs).arguments
     except TypeError:  # the Runner raises its own error for these
         return kwargs

@@ -1,4 +1,5 @@
 """Validation that never shifts NoFrostRunner's training RNG stream."""
+
 from typing import Optional
 
 from mmengine.hooks import Hook

@@ -1,4 +1,5 @@
 """Test loop measuring clean and adversarial accuracy in one pass over the data."""
+
 import copy
 import hashlib
 import logging
@@ -17,23 +18,40 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
-from nofrost_mm.attacks import (NormalizedClassifier, attack_context,
-                                attack_settings, build_attacks, format_settings,
-                                takes_sample_keys)
+from nofrost_mm.attacks import (
+    NormalizedClassifier,
+    attack_context,
+    attack_settings,
+    build_attacks,
+    format_settings,
+    takes_sample_keys,
+)
 from nofrost_mm.attacks.attack_context import check_not_sharded
+from nofrost_mm.attacks.mixed_precision import (
+    PrecisionSafeClassifier,
+    fp32_logits,
+    fp32_predict,
+    safe_precision,
+)
 from nofrost_mm.attacks.survivors import attack_survivors
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
-from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier,
-                                                fp32_logits, fp32_predict,
-                                                safe_precision)
-from nofrost_mm.utils import (LogOnce, cudnn_autotuning, model_memory_format,
-                               sample_keys, wait_for_ranks)
+from nofrost_mm.utils import (
+    LogOnce,
+    cudnn_autotuning,
+    model_memory_format,
+    sample_keys,
+    wait_for_ranks,
+)
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter, takes_progress
-from .evaluation_state import (STATE_DIR, EvaluationState, canonical, file_sha256,
-                               find_resumable_state)
+from .evaluation_state import (
+    STATE_DIR,
+    EvaluationState,
+    canonical,
+    file_sha256,
+    find_resumable_state,
+)
 
 __all__ = ['RobustTestLoop']
-
 
 
 class _ChunkBatchSampler:
@@ -51,12 +69,13 @@ class _ChunkBatchSampler:
 
     def __init__(self, num_samples: int, batch_size: int):
         rank, world_size = get_dist_info()
-        chunks = [list(range(i, min(i + batch_size, num_samples)))
-                  for i in range(0, num_samples, batch_size)]
+        chunks = [
+            list(range(i, min(i + batch_size, num_samples)))
+            for i in range(0, num_samples, batch_size)
+        ]
         self.chunk_ids = list(range(rank, len(chunks), world_size))
         self.batches = [chunks[i] for i in self.chunk_ids]
-        counts = [sum(len(c) for c in chunks[r::world_size])
-                  for r in range(world_size)]
+        counts = [sum(len(c) for c in chunks[r::world_size]) for r in range(world_size)]
         missing = max(counts) - counts[rank]
         if missing:
             own = [i for b in self.batches for i in b] or list(range(num_samples))
@@ -171,28 +190,33 @@ class RobustTestLoop(TestLoop):
         ...     dict(type='AutoAttack', eps=8, version='standard')])
     """
 
-    def __init__(self,
-                 runner,
-                 dataloader: Union[DataLoader, Dict],
-                 evaluator,
-                 attacks: Sequence[Union[dict, str]] = (),
-                 num_samples: Optional[int] = None,
-                 seed: int = 0,
-                 masking_tolerance: float = 0.,
-                 fp16: bool = False,
-                 cascade: bool = False,
-                 state_dir: Optional[str] = None,
-                 resume: Union[bool, str] = False,
-                 progress_interval: Optional[float] = 30.):
+    def __init__(
+        self,
+        runner,
+        dataloader: Union[DataLoader, Dict],
+        evaluator,
+        attacks: Sequence[Union[dict, str]] = (),
+        num_samples: Optional[int] = None,
+        seed: int = 0,
+        masking_tolerance: float = 0.0,
+        fp16: bool = False,
+        cascade: bool = False,
+        state_dir: Optional[str] = None,
+        resume: Union[bool, str] = False,
+        progress_interval: Optional[float] = 30.0,
+    ):
         # configuration errors surface before data or checkpoint are loaded
         self.attacks = build_attacks(attacks)
         if progress_interval is not None and (
-                isinstance(progress_interval, bool)
-                or not isinstance(progress_interval, (int, float))
-                or not progress_interval >= 0):
-            raise ValueError('test_cfg.progress_interval must be None (a progress '
-                             'bar) or a number of seconds >= 0, got '
-                             f'{progress_interval!r}')
+            isinstance(progress_interval, bool)
+            or not isinstance(progress_interval, (int, float))
+            or not progress_interval >= 0
+        ):
+            raise ValueError(
+                'test_cfg.progress_interval must be None (a progress '
+                'bar) or a number of seconds >= 0, got '
+                f'{progress_interval!r}'
+            )
         self.progress_interval = progress_interval
         self.reporter = NO_PROGRESS
         # attacks that run in fp32 under test_cfg.fp16: said once each
@@ -200,11 +224,14 @@ class RobustTestLoop(TestLoop):
         if not isinstance(cascade, bool):
             raise ValueError(f'test_cfg.cascade must be True or False, got {cascade!r}')
         if state_dir is not None and not isinstance(state_dir, str):
-            raise ValueError('test_cfg.state_dir must be None, \'auto\' or a folder, '
-                             f'got {state_dir!r}')
+            raise ValueError(
+                f'test_cfg.state_dir must be None, \'auto\' or a folder, got {state_dir!r}'
+            )
         if not isinstance(resume, (bool, str)):
-            raise ValueError('test_cfg.resume must be True, False or the folder of '
-                             f'an evaluation state, got {resume!r}')
+            raise ValueError(
+                'test_cfg.resume must be True, False or the folder of '
+                f'an evaluation state, got {resume!r}'
+            )
         if isinstance(resume, str) and not osp.isdir(resume):
             raise FileNotFoundError(f'test_cfg.resume: {resume}: no such folder')
         self.cascade = cascade
@@ -213,16 +240,17 @@ class RobustTestLoop(TestLoop):
         # where each attack starts from: the clean-correct samples, or the
         # survivors of an earlier result (the cascade; subclasses chain too)
         names = [name for name, _, _ in self.attacks]
-        self.result_names = ['+'.join(names[:i + 1]) for i in range(len(names))] \
-            if cascade else names
-        self.start_from = ['clean'] + self.result_names[:-1] if cascade \
-            else ['clean'] * len(names)
+        self.result_names = (
+            ['+'.join(names[: i + 1]) for i in range(len(names))] if cascade else names
+        )
+        self.start_from = ['clean'] + self.result_names[:-1] if cascade else ['clean'] * len(names)
         self.state: Optional[EvaluationState] = None
-        if num_samples is not None and (not isinstance(num_samples, int)
-                                        or isinstance(num_samples, bool)
-                                        or num_samples < 1):
-            raise ValueError('test_cfg.num_samples must be None or an int >= 1, '
-                             f'got {num_samples!r}')
+        if num_samples is not None and (
+            not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1
+        ):
+            raise ValueError(
+                f'test_cfg.num_samples must be None or an int >= 1, got {num_samples!r}'
+            )
         if not isinstance(seed, int):
             raise ValueError(f'test_cfg.seed must be an int, got {seed!r}')
         self.num_samples = num_samples
@@ -230,8 +258,9 @@ class RobustTestLoop(TestLoop):
         self.masking_tolerance = masking_tolerance
         self.warnings: List[str] = []
         if not isinstance(dataloader, dict):
-            raise TypeError('RobustTestLoop builds its own batches: give the '
-                            'test dataloader as a config dict')
+            raise TypeError(
+                'RobustTestLoop builds its own batches: give the test dataloader as a config dict'
+            )
         dataloader = self._chunked_dataloader_cfg(dataloader)
         super().__init__(runner, dataloader, evaluator, fp16)
         self._check_metrics()
@@ -248,10 +277,10 @@ class RobustTestLoop(TestLoop):
             if self.num_samples > len(dataset):
                 raise ValueError(
                     f'test_cfg.num_samples={self.num_samples} is larger than '
-                    f'the test set ({len(dataset)} samples)')
+                    f'the test set ({len(dataset)} samples)'
+                )
             rng = np.random.default_rng(self.seed)
-            subset = np.sort(rng.choice(len(dataset), self.num_samples,
-                                        replace=False)).tolist()
+            subset = np.sort(rng.choice(len(dataset), self.num_samples, replace=False)).tolist()
             dataset.get_subset_(subset)
             self._subset = subset
         cfg['dataset'] = dataset
@@ -263,6 +292,7 @@ class RobustTestLoop(TestLoop):
 
     def _check_metrics(self):
         from nofrost_mm.evaluation.metrics import RobustAccuracy
+
         metrics = self.evaluator.metrics
         robust = [m for m in metrics if isinstance(m, RobustAccuracy)]
         if not robust:
@@ -271,14 +301,14 @@ class RobustTestLoop(TestLoop):
             metrics.append(robust[0])
         self.robust_metric = robust[0]
         _, world_size = get_dist_info()
-        others = [type(m).__name__ for m in metrics
-                  if not getattr(m, 'dedup_by_sample_idx', False)]
+        others = [type(m).__name__ for m in metrics if not getattr(m, 'dedup_by_sample_idx', False)]
         if world_size > 1 and others:
             raise ValueError(
                 f'test_evaluator: {others} cannot be computed exactly by '
                 f'RobustTestLoop with {world_size} processes (its batches '
                 'pad some ranks); use RobustAccuracy alone, which also '
-                'reports clean accuracy')
+                'reports clean accuracy'
+            )
 
     def run(self) -> dict:
         """Launch the test; returns the metrics."""
@@ -294,22 +324,26 @@ class RobustTestLoop(TestLoop):
         rank, world_size = get_dist_info()
         if rank == 0 and self.attacks:
             # what runs, before it runs (a bare name's eps and step included)
-            print_log('attacks (sizes in pixel units of 255): ' + '; '.join(
-                format_settings(name, s) for name, s in self.attack_settings.items()),
-                logger='current')
+            print_log(
+                'attacks (sizes in pixel units of 255): '
+                + '; '.join(format_settings(name, s) for name, s in self.attack_settings.items()),
+                logger='current',
+            )
         # progress lines where attacks make batches long, else the bar
-        self.reporter = ProgressReporter(self.progress_interval) \
-            if rank == 0 and self.attacks else NO_PROGRESS
-        bar = ProgressBar(len(self.dataloader)) \
-            if rank == 0 and not self.reporter.enabled else None
+        self.reporter = (
+            ProgressReporter(self.progress_interval) if rank == 0 and self.attacks else NO_PROGRESS
+        )
+        bar = ProgressBar(len(self.dataloader)) if rank == 0 and not self.reporter.enabled else None
         reused = 0
         n = len(self.dataloader)
         if self.reporter.enabled:
-            print_log(f'robust test: {n} batch{"es" if n > 1 else ""}' + (
-                f' (of rank 0; {world_size} processes)' if world_size > 1 else '')
+            print_log(
+                f'robust test: {n} batch{"es" if n > 1 else ""}'
+                + (f' (of rank 0; {world_size} processes)' if world_size > 1 else '')
                 + f', attacks {", ".join(self.result_names)}; a progress line at most '
                 f'every {self.progress_interval:g} s (test_cfg.progress_interval)',
-                logger='current')
+                logger='current',
+            )
         survive = dict.fromkeys(['clean'] + self.result_names, 0)
         total = 0
         with self.reporter.task('robust test', chain=False) as progress:
@@ -331,26 +365,45 @@ class RobustTestLoop(TestLoop):
                     for r in results:
                         for k, ok in r.get('robust_correct', {}).items():
                             survive[k] = survive.get(k, 0) + ok
-                    progress.update(idx + 1, n, status=lambda: (
-                        f'{idx + 1}/{n} batches, correct so far: ' + ', '.join(
-                            f'{k} {v}/{total}' for k, v in survive.items())))
-            progress.end(lambda: f'{n}/{n} batches, accuracy: ' + ', '.join(
-                f'{k} {v}/{total} ({100 * v / max(total, 1):.1f}%)'
-                for k, v in survive.items()), always=True)
+                    progress.update(
+                        idx + 1,
+                        n,
+                        status=lambda: (
+                            f'{idx + 1}/{n} batches, correct so far: '
+                            + ', '.join(f'{k} {v}/{total}' for k, v in survive.items())
+                        ),
+                    )
+            progress.end(
+                lambda: (
+                    f'{n}/{n} batches, accuracy: '
+                    + ', '.join(
+                        f'{k} {v}/{total} ({100 * v / max(total, 1):.1f}%)'
+                        for k, v in survive.items()
+                    )
+                ),
+                always=True,
+            )
         if bar is not None:
             print()
         if reused and rank == 0:
-            print_log(f'--resume: {reused} of {len(self.dataloader)} batches of this '
-                      f'process read from {self.state.directory}', logger='current')
+            print_log(
+                f'--resume: {reused} of {len(self.dataloader)} batches of this '
+                f'process read from {self.state.directory}',
+                logger='current',
+            )
         # the ranks' shards can end hours apart: they meet without a pending
         # collective, then gather the results at once (rank_wait.py)
         wait_for_ranks('robust test')
         metrics = self.evaluator.evaluate(self._batch_sampler.total)
         if self.state is not None:
             self.state.mark_complete()
-        self.warnings = [] if self.cascade else gradient_masking_warnings(
-            self.attacks, metrics, self.robust_metric.prefix,
-            self.masking_tolerance)
+        self.warnings = (
+            []
+            if self.cascade
+            else gradient_masking_warnings(
+                self.attacks, metrics, self.robust_metric.prefix, self.masking_tolerance
+            )
+        )
         if rank == 0:
             for msg in self.warnings:
                 print_log(msg, logger='current', level=30)
@@ -368,31 +421,46 @@ class RobustTestLoop(TestLoop):
         """What the per-sample results depend on (compared on --resume)."""
         cfg = self.runner.cfg
         # where results are kept and how progress shows change no result
-        test_cfg = {k: v for k, v in dict(cfg.get('test_cfg') or {}).items()
-                    if k not in ('resume', 'state_dir', 'progress_interval', 'progress')}
+        test_cfg = {
+            k: v
+            for k, v in dict(cfg.get('test_cfg') or {}).items()
+            if k not in ('resume', 'state_dir', 'progress_interval', 'progress')
+        }
         # NoFrostRunner keeps the load_from it was given (a runner built
         # without a config has none in cfg)
         inputs = getattr(self.runner, 'run_inputs', None)
         checkpoint = getattr(inputs, 'load_from', None) or cfg.get('load_from')
         # how data is loaded does not change the results; what is loaded does
-        loader = {k: v for k, v in dict(cfg.get('test_dataloader') or {}).items()
-                  if k not in ('num_workers', 'pin_memory', 'persistent_workers')}
+        loader = {
+            k: v
+            for k, v in dict(cfg.get('test_dataloader') or {}).items()
+            if k not in ('num_workers', 'pin_memory', 'persistent_workers')
+        }
         dataset = self.dataloader.dataset
         subset = self._subset or list(range(len(dataset)))
         return dict(
-            config=canonical(dict(model=cfg.get('model'),
-                                  data_preprocessor=cfg.get('data_preprocessor'),
-                                  test_dataloader=loader,
-                                  test_evaluator=cfg.get('test_evaluator'),
-                                  test_cfg=test_cfg)),
+            config=canonical(
+                dict(
+                    model=cfg.get('model'),
+                    data_preprocessor=cfg.get('data_preprocessor'),
+                    test_dataloader=loader,
+                    test_evaluator=cfg.get('test_evaluator'),
+                    test_cfg=test_cfg,
+                )
+            ),
             # the weights, wherever the file lies now
             checkpoint_sha256=file_sha256(checkpoint)
-            if checkpoint is not None and osp.isfile(checkpoint) else checkpoint,
+            if checkpoint is not None and osp.isfile(checkpoint)
+            else checkpoint,
             attacks=canonical([c for _, _, c in self.attacks]),
             cascade=self.cascade,
-            subset=dict(num_samples=len(dataset), seed=self.seed,
-                        sha1=hashlib.sha1(str(subset).encode()).hexdigest()),
-            world_size=get_dist_info()[1])
+            subset=dict(
+                num_samples=len(dataset),
+                seed=self.seed,
+                sha1=hashlib.sha1(str(subset).encode()).hexdigest(),
+            ),
+            world_size=get_dist_info()[1],
+        )
 
     def _open_state(self) -> Optional[EvaluationState]:
         if not self.state_dir and not self.resume:
@@ -404,40 +472,50 @@ class RobustTestLoop(TestLoop):
         elif self.resume:
             directory = find_resumable_state(work_dir, fingerprint)
             if directory is None:
-                print_log(f'--resume: no evaluation state under {work_dir}; '
-                          'starting from the first batch', logger='current')
+                print_log(
+                    f'--resume: no evaluation state under {work_dir}; '
+                    'starting from the first batch',
+                    logger='current',
+                )
         else:
             directory = None
         if directory is None:
-            directory = self.state_dir if self.state_dir not in (None, 'auto') \
+            directory = (
+                self.state_dir
+                if self.state_dir not in (None, 'auto')
                 else osp.join(self.runner.log_dir, STATE_DIR)
+            )
         state = EvaluationState(directory, fingerprint, bool(self.resume))
         if get_dist_info()[0] == 0:
-            print_log(f'per-batch results kept in {directory} '
-                      f'({"resumed" if state.resumed else "new"}; tools/test.py '
-                      '--resume continues a killed run)', logger='current')
+            print_log(
+                f'per-batch results kept in {directory} '
+                f'({"resumed" if state.resumed else "new"}; tools/test.py '
+                '--resume continues a killed run)',
+                logger='current',
+            )
         return state
 
     @torch.no_grad()
-    def run_iter(self, idx: int, data_batch: dict,
-                 net: NormalizedClassifier) -> List[dict]:
+    def run_iter(self, idx: int, data_batch: dict, net: NormalizedClassifier) -> List[dict]:
         """Clean predictions and every attack on one batch.
 
         Returns:
             list[dict]: The per-sample results given to the evaluator.
         """
-        self.runner.call_hook('before_test_iter', batch_idx=idx,
-                              data_batch=data_batch)
+        self.runner.call_hook('before_test_iter', batch_idx=idx, data_batch=data_batch)
         inputs = data_batch['inputs']
         if isinstance(inputs, (list, tuple)):
             if len({tuple(x.shape) for x in inputs}) > 1:
-                raise ValueError('RobustTestLoop: test images must share one '
-                                 'size (add a resize/crop to the test pipeline)')
+                raise ValueError(
+                    'RobustTestLoop: test images must share one '
+                    'size (add a resize/crop to the test pipeline)'
+                )
             inputs = torch.stack(inputs)
         device = next(net.classifier.parameters()).device
         # the model's layout: no conversion in every conv
-        images = (inputs.to(device).float() / 255.).contiguous(
-            memory_format=model_memory_format(net.classifier))
+        images = (inputs.to(device).float() / 255.0).contiguous(
+            memory_format=model_memory_format(net.classifier)
+        )
         data_samples = data_batch['data_samples']
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(device)
         keys = sample_keys(self.seed, [ds.sample_idx for ds in data_samples], device)
@@ -449,40 +527,56 @@ class RobustTestLoop(TestLoop):
         self._precisions = {}
         # survivor batches change size: no cuDNN autotuning for each size
         with attack_context(net.classifier), cudnn_autotuning(False):
-            per_sample = self.attack_batch(
-                idx, net, images, labels, keys, correct, seconds)
-        precision = {name: self._precisions.get(id(attack)) or
-                     self._precision(attack, images.device.type)
-                     for name, attack, _ in self.attacks}
+            per_sample = self.attack_batch(idx, net, images, labels, keys, correct, seconds)
+        precision = {
+            name: self._precisions.get(id(attack)) or self._precision(attack, images.device.type)
+            for name, attack, _ in self.attacks
+        }
 
         scores = logits.softmax(1).cpu()
         # the per-sample results on the host in one copy (float64 holds the
         # bools and the float32 values exactly), not a read per sample
-        host = dict(zip(list(correct) + list(per_sample), torch.stack(
-            [v.double() for v in list(correct.values()) + list(per_sample.values())]
-        ).cpu().tolist()))
+        host = dict(
+            zip(
+                list(correct) + list(per_sample),
+                torch.stack(
+                    [v.double() for v in list(correct.values()) + list(per_sample.values())]
+                )
+                .cpu()
+                .tolist(),
+            )
+        )
         for i, ds in enumerate(data_samples):
             ds.set_pred_score(scores[i]).set_pred_label(scores[i].argmax())
-            ds.set_metainfo(dict(
-                robust_correct={k: bool(host[k][i]) for k in correct},
-                attack_seconds={k: v / len(data_samples)
-                                for k, v in seconds.items()},
-                attack_precision=precision,
-                **{k: host[k][i] for k in per_sample}))
+            ds.set_metainfo(
+                dict(
+                    robust_correct={k: bool(host[k][i]) for k in correct},
+                    attack_seconds={k: v / len(data_samples) for k, v in seconds.items()},
+                    attack_precision=precision,
+                    **{k: host[k][i] for k in per_sample},
+                )
+            )
         results = [ds.to_dict() for ds in data_samples]
         self.evaluator.process(data_samples=results, data_batch=data_batch)
-        self.runner.call_hook('after_test_iter', batch_idx=idx,
-                              data_batch=data_batch, outputs=data_samples)
+        self.runner.call_hook(
+            'after_test_iter', batch_idx=idx, data_batch=data_batch, outputs=data_samples
+        )
         return results
 
     def chunk_seed(self, idx: int) -> int:
         """Seed of batch ``idx``: the same for its chunk in any process."""
         return (self.seed * 1_000_003 + self._batch_sampler.chunk_ids[idx]) % 2**31
 
-    def attack_batch(self, idx: int, net: NormalizedClassifier,
-                     images: torch.Tensor, labels: torch.Tensor,
-                     keys: torch.Tensor, correct: Dict[str, torch.Tensor],
-                     seconds: Dict[str, float]) -> Dict[str, torch.Tensor]:
+    def attack_batch(
+        self,
+        idx: int,
+        net: NormalizedClassifier,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keys: torch.Tensor,
+        correct: Dict[str, torch.Tensor],
+        seconds: Dict[str, float],
+    ) -> Dict[str, torch.Tensor]:
         """Run every attack on the samples it starts from, in batch ``idx``.
 
         ``keys`` are the samples' random keys (:func:`sample_keys`). Fills
@@ -491,7 +585,8 @@ class RobustTestLoop(TestLoop):
         """
         seed = self.chunk_seed(idx)
         for (_, attack, _), name, start_from in zip(
-                self.attacks, self.result_names, self.start_from):
+            self.attacks, self.result_names, self.start_from
+        ):
             start = time.perf_counter()
             survived = correct[start_from].clone()
             with self.reporter.task(name) as task:
@@ -508,17 +603,24 @@ class RobustTestLoop(TestLoop):
         counted when written)."""
         return lambda: f'started on {int(survived.sum())} of {len(survived)} samples'
 
-    def attack_survivors(self, net: NormalizedClassifier, attack,
-                         images: torch.Tensor, labels: torch.Tensor,
-                         keys: torch.Tensor, survived: torch.Tensor,
-                         seed: int) -> None:
+    def attack_survivors(
+        self,
+        net: NormalizedClassifier,
+        attack,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keys: torch.Tensor,
+        survived: torch.Tensor,
+        seed: int,
+    ) -> None:
         """Attack the samples marked in ``survived``; unmark those broken.
 
         The plug-in's attacks draw from the survivors' ``keys``; torchattacks'
         attacks from torch's generator, seeded with ``seed``.
         """
-        extra = dict(progress=self.reporter) \
-            if self.reporter.enabled and takes_progress(attack) else {}
+        extra = (
+            dict(progress=self.reporter) if self.reporter.enabled and takes_progress(attack) else {}
+        )
 
         def attack_rows(model, reduced: bool):
             def run(rows):
@@ -526,6 +628,7 @@ class RobustTestLoop(TestLoop):
                 kwargs = dict(extra, keys=keys[rows]) if takes_sample_keys(attack) else extra
                 with torch.enable_grad(), autocast(enabled=reduced):
                     return attack(model, images[rows], labels[rows], **kwargs)
+
             return run
 
         def predict(adv, rows):
@@ -533,16 +636,20 @@ class RobustTestLoop(TestLoop):
 
         precision = self._precision(attack, images.device.type)
         model = net if precision == 'fp32' else self._precision_safe(net)
-        rows, _ = attack_survivors(attack_rows(model, precision != 'fp32'), labels,
-                                   survived, predict)
+        rows, _ = attack_survivors(
+            attack_rows(model, precision != 'fp32'), labels, survived, predict
+        )
         if not len(rows):
             return
         # one sync per attack and batch, not per step
         overflows = 0 if precision == 'fp32' else model.overflows.count
         if overflows:
-            print_log(f'{attack!r}: {overflows} input-gradient rows overflowed in '
-                      f'{precision}; its survivors are attacked again in fp32',
-                      logger='current', level=30)
+            print_log(
+                f'{attack!r}: {overflows} input-gradient rows overflowed in '
+                f'{precision}; its survivors are attacked again in fp32',
+                logger='current',
+                level=30,
+            )
             precision += '+fp32'
             attack_survivors(attack_rows(net, False), labels, survived, predict)
         self._precisions[id(attack)] = precision

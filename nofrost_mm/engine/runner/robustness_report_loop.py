@@ -1,4 +1,5 @@
 """Test loop of the robustness report: restarts, chained attacks, input gradients."""
+
 import time
 from typing import Dict, Sequence, Union
 
@@ -14,8 +15,7 @@ from nofrost_mm.utils import fold_keys
 from .robust_test_loop import RobustTestLoop
 
 
-def margin_gradients(net: torch.nn.Module, images: torch.Tensor,
-                     labels: torch.Tensor):
+def margin_gradients(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor):
     """Clean logit margin and the L1 norm of its gradient w.r.t. the images.
 
     The margin, not the cross entropy, is differentiated: the cross-entropy
@@ -38,7 +38,7 @@ def margin_gradients(net: torch.nn.Module, images: torch.Tensor,
         x = images.detach().clone().requires_grad_(True)
         margin = logit_margin(net(x).float(), labels)
         if margin.requires_grad:
-            grad, = torch.autograd.grad(margin.sum(), x, allow_unused=True)
+            (grad,) = torch.autograd.grad(margin.sum(), x, allow_unused=True)
         else:
             grad = None
     if grad is None:
@@ -92,12 +92,20 @@ class RobustnessReportLoop(RobustTestLoop):
         ...                               name='PGD-20', restarts=5)])
     """
 
-    def __init__(self, runner, dataloader: Union[DataLoader, Dict], evaluator,
-                 attacks: Sequence[Union[dict, str]] = (), progress: bool = True,
-                 **kwargs):
+    def __init__(
+        self,
+        runner,
+        dataloader: Union[DataLoader, Dict],
+        evaluator,
+        attacks: Sequence[Union[dict, str]] = (),
+        progress: bool = True,
+        **kwargs,
+    ):
         if 'cascade' in kwargs:
-            raise TypeError("test_cfg.cascade is RobustTestLoop's; "
-                            "RobustnessReportLoop chains attacks with 'after'")
+            raise TypeError(
+                "test_cfg.cascade is RobustTestLoop's; "
+                "RobustnessReportLoop chains attacks with 'after'"
+            )
         attacks, self.restarts, after = split_report_keys(attacks)
         if not isinstance(progress, bool):
             raise ValueError(f'test_cfg.progress must be True or False, got {progress!r}')
@@ -110,8 +118,10 @@ class RobustnessReportLoop(RobustTestLoop):
     @property
     def attack_settings(self) -> Dict[str, dict]:
         """The parent's, with each entry's ``restarts``."""
-        return {name: attack_settings(attack, restarts) for (name, attack, _), restarts
-                in zip(self.attacks, self.restarts)}
+        return {
+            name: attack_settings(attack, restarts)
+            for (name, attack, _), restarts in zip(self.attacks, self.restarts)
+        }
 
     def _seed(self, chunk: int, restart: int) -> int:
         # one stream per (seed, batch, restart), the same whichever process
@@ -120,10 +130,16 @@ class RobustnessReportLoop(RobustTestLoop):
         seq = np.random.SeedSequence([self.seed, chunk, restart])
         return int(seq.generate_state(1)[0] % 2**31)
 
-    def attack_batch(self, idx: int, net: NormalizedClassifier,
-                     images: torch.Tensor, labels: torch.Tensor,
-                     keys: torch.Tensor, correct: Dict[str, torch.Tensor],
-                     seconds: Dict[str, float]) -> Dict[str, torch.Tensor]:
+    def attack_batch(
+        self,
+        idx: int,
+        net: NormalizedClassifier,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keys: torch.Tensor,
+        correct: Dict[str, torch.Tensor],
+        seconds: Dict[str, float],
+    ) -> Dict[str, torch.Tensor]:
         """Input gradients, then every attack with its restarts and chain.
 
         Restart ``r`` draws from the keys folded with ``r`` (restart 0 from
@@ -139,12 +155,23 @@ class RobustnessReportLoop(RobustTestLoop):
                 task.update(status=self._attacked(survived))
                 for r in range(restarts):
                     if r:
-                        task.update(r, restarts, status=lambda: (
-                            f'restart {r + 1}/{restarts} on {int(survived.sum())} '
-                            'surviving samples'))
-                    self.attack_survivors(net, attack, images, labels,
-                                          keys if r == 0 else fold_keys(keys, r),
-                                          survived, self._seed(chunk, r))
+                        task.update(
+                            r,
+                            restarts,
+                            status=lambda: (
+                                f'restart {r + 1}/{restarts} on {int(survived.sum())} '
+                                'surviving samples'
+                            ),
+                        )
+                    self.attack_survivors(
+                        net,
+                        attack,
+                        images,
+                        labels,
+                        keys if r == 0 else fold_keys(keys, r),
+                        survived,
+                        self._seed(chunk, r),
+                    )
                     if r == 0:
                         correct[name] = survived.clone()
                         seconds[name] = time.perf_counter() - start
@@ -153,7 +180,11 @@ class RobustnessReportLoop(RobustTestLoop):
                     correct[full] = survived
                     seconds[full] = time.perf_counter() - start
                 names = [name] + ([full] if restarts > 1 else [])
-                task.end(lambda: ', '.join(
-                    f'{k} {int(correct[k].sum())}/{len(survived)} survive '
-                    f'({seconds[k]:.1f} s)' for k in names), always=True)
+                task.end(
+                    lambda: ', '.join(
+                        f'{k} {int(correct[k].sum())}/{len(survived)} survive ({seconds[k]:.1f} s)'
+                        for k in names
+                    ),
+                    always=True,
+                )
         return dict(margin=margin, grad_l1=grad_l1)

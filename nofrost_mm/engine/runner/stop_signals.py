@@ -9,6 +9,7 @@ process as the signal would have (the same exit status: 143 for SIGTERM,
 handler) is called instead of ending the process; an ignored signal stays
 ignored.
 """
+
 import contextlib
 import os
 import shlex
@@ -28,8 +29,7 @@ def resume_command() -> str:
     own command is not known here.
     """
     argv = list(sys.argv)
-    launcher = argv[argv.index('--launcher') + 1:][:1] \
-        if '--launcher' in argv else ['none']
+    launcher = argv[argv.index('--launcher') + 1 :][:1] if '--launcher' in argv else ['none']
     if launcher != ['none'] or not argv or not argv[0].endswith('.py'):
         return 'the same launch command with --resume added'
     # a --resume FILE or FOLDER of this command becomes a plain --resume: the
@@ -88,5 +88,4 @@ def stop_signals(describe: Callable[[str], str], log: Callable[[str], None]):
     finally:
         for s in installed:
             # None: a handler not set from Python (restored as the default)
-            signal.signal(s, previous[s] if previous[s] is not None
-                          else signal.SIG_DFL)
+            signal.signal(s, previous[s] if previous[s] is not None else signal.SIG_DFL)

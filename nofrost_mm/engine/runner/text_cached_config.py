@@ -1,4 +1,5 @@
 """A Config that formats its text once per content, not once per checkpoint."""
+
 from mmengine.config import Config
 
 

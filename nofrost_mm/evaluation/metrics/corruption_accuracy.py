@@ -1,4 +1,5 @@
 """Accuracy per corruption and severity, mean corruption accuracy and mCE."""
+
 from collections import defaultdict
 from typing import List, Sequence
 
@@ -7,7 +8,9 @@ from mmengine.logging import print_log
 from mmpretrain.registry import METRICS
 
 from nofrost_mm.datasets.transforms.corruption_functions import (
-    ALEXNET_ERRORS, IMAGENET_C_CORRUPTIONS)
+    ALEXNET_ERRORS,
+    IMAGENET_C_CORRUPTIONS,
+)
 from .robust_accuracy import dedup_by_sample_idx
 
 
@@ -40,8 +43,7 @@ class CorruptionAccuracy(BaseMetric):
     default_prefix = 'corruption'
     dedup_by_sample_idx = True
 
-    def __init__(self, mce: bool = False, collect_device: str = 'cpu',
-                 prefix=None):
+    def __init__(self, mce: bool = False, collect_device: str = 'cpu', prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not isinstance(mce, bool):
             raise ValueError(f'CorruptionAccuracy.mce must be a bool, got {mce!r}')
@@ -53,21 +55,24 @@ class CorruptionAccuracy(BaseMetric):
                 raise KeyError(
                     'CorruptionAccuracy: data samples lack corruption/severity; '
                     "add meta_keys=('sample_idx', 'corruption', 'severity') to "
-                    'PackInputs and use CorruptedDataset, ImageNetC or CIFAR10C')
-            pred = ds['pred_score'].argmax() if 'pred_score' in ds \
-                else ds['pred_label']
-            self.results.append(dict(
-                sample_idx=int(ds['sample_idx']), corruption=ds['corruption'],
-                severity=int(ds['severity']),
-                correct=bool(int(pred) == int(ds['gt_label'])),
-            ))
+                    'PackInputs and use CorruptedDataset, ImageNetC or CIFAR10C'
+                )
+            pred = ds['pred_score'].argmax() if 'pred_score' in ds else ds['pred_label']
+            self.results.append(
+                dict(
+                    sample_idx=int(ds['sample_idx']),
+                    corruption=ds['corruption'],
+                    severity=int(ds['severity']),
+                    correct=bool(int(pred) == int(ds['gt_label'])),
+                )
+            )
 
     def compute_metrics(self, results: List[dict]) -> dict:
         results = dedup_by_sample_idx(results)
         hits = defaultdict(list)
         for r in results:
             hits[(r['corruption'], r['severity'])].append(r['correct'])
-        acc = {k: 100. * sum(v) / len(v) for k, v in hits.items()}
+        acc = {k: 100.0 * sum(v) / len(v) for k, v in hits.items()}
         metrics = {f'{c}/{s}': a for (c, s), a in sorted(acc.items())}
         per_corruption = {}
         for c in dict.fromkeys(c for c, _ in acc):
@@ -76,14 +81,21 @@ class CorruptionAccuracy(BaseMetric):
             metrics[c] = per_corruption[c]
         metrics['mean_accuracy'] = sum(per_corruption.values()) / len(per_corruption)
         if self.mce:
-            missing = [(c, s) for c in IMAGENET_C_CORRUPTIONS for s in range(1, 6)
-                       if (c, s) not in acc]
+            missing = [
+                (c, s) for c in IMAGENET_C_CORRUPTIONS for s in range(1, 6) if (c, s) not in acc
+            ]
             if missing:
-                print_log(f'CorruptionAccuracy: no mCE, {len(missing)} of the 75 '
-                          f'ImageNet-C (corruption, severity) pairs are missing, '
-                          f'e.g. {missing[0]}', logger='current', level=30)
+                print_log(
+                    f'CorruptionAccuracy: no mCE, {len(missing)} of the 75 '
+                    f'ImageNet-C (corruption, severity) pairs are missing, '
+                    f'e.g. {missing[0]}',
+                    logger='current',
+                    level=30,
+                )
             else:
-                ces = [sum(100. - acc[(c, s)] for s in range(1, 6)) / 100.
-                       / (5 * ALEXNET_ERRORS[c]) for c in IMAGENET_C_CORRUPTIONS]
-                metrics['mCE'] = 100. * sum(ces) / len(ces)
+                ces = [
+                    sum(100.0 - acc[(c, s)] for s in range(1, 6)) / 100.0 / (5 * ALEXNET_ERRORS[c])
+                    for c in IMAGENET_C_CORRUPTIONS
+                ]
+                metrics['mCE'] = 100.0 * sum(ces) / len(ces)
         return metrics

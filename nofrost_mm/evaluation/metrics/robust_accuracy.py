@@ -1,4 +1,5 @@
 """Clean and adversarial accuracy, per attack and worst case, from RobustTestLoop."""
+
 from collections import OrderedDict
 from typing import List, Sequence
 
@@ -58,26 +59,30 @@ class RobustAccuracy(BaseMetric):
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for ds in data_samples:
             if 'robust_correct' not in ds:
-                raise KeyError('RobustAccuracy needs the per-sample results '
-                               "of test_cfg = dict(type='RobustTestLoop', ...)")
-            self.results.append(dict(
-                sample_idx=int(ds['sample_idx']),
-                correct=dict(ds['robust_correct']),
-                seconds=dict(ds['attack_seconds']),
-                precision=dict(ds.get('attack_precision') or {})))
+                raise KeyError(
+                    'RobustAccuracy needs the per-sample results '
+                    "of test_cfg = dict(type='RobustTestLoop', ...)"
+                )
+            self.results.append(
+                dict(
+                    sample_idx=int(ds['sample_idx']),
+                    correct=dict(ds['robust_correct']),
+                    seconds=dict(ds['attack_seconds']),
+                    precision=dict(ds.get('attack_precision') or {}),
+                )
+            )
 
     def compute_metrics(self, results: List[dict]) -> dict:
         results = dedup_by_sample_idx(results)
         names = list(results[0]['correct'])
         n = len(results)
-        metrics = {name: 100. * sum(r['correct'][name] for r in results) / n
-                   for name in names}
-        metrics['worst_case'] = 100. * sum(
-            all(r['correct'].values()) for r in results) / n
+        metrics = {name: 100.0 * sum(r['correct'][name] for r in results) / n for name in names}
+        metrics['worst_case'] = 100.0 * sum(all(r['correct'].values()) for r in results) / n
         for name in names[1:]:
             metrics[f'time_s/{name}'] = sum(r['seconds'][name] for r in results)
         for name in dict.fromkeys(k for r in results for k in r.get('precision', {})):
-            metrics[f'precision/{name}'] = '/'.join(sorted(
-                {r['precision'][name] for r in results if name in r.get('precision', {})}))
+            metrics[f'precision/{name}'] = '/'.join(
+                sorted({r['precision'][name] for r in results if name in r.get('precision', {})})
+            )
         metrics['num_samples'] = n
         return metrics

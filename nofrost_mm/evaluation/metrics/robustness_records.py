@@ -1,4 +1,5 @@
 """Per-sample robustness records for the robustness report."""
+
 from typing import List, Optional, Sequence
 
 from mmpretrain.registry import METRICS
@@ -31,18 +32,19 @@ class RobustnessRecords(RobustAccuracy):
         ...                       worst_case_over=['PGD-20', 'AutoAttack'])
     """
 
-    def __init__(self,
-                 worst_case_over: Optional[Sequence[str]] = None,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None):
+    def __init__(
+        self,
+        worst_case_over: Optional[Sequence[str]] = None,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+    ):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.worst_case_over = None if worst_case_over is None \
-            else list(worst_case_over)
+        self.worst_case_over = None if worst_case_over is None else list(worst_case_over)
         self.records: List[dict] = []
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         super().process(data_batch, data_samples)
-        for res, ds in zip(self.results[-len(data_samples):], data_samples):
+        for res, ds in zip(self.results[-len(data_samples) :], data_samples):
             for key in ('margin', 'grad_l1'):
                 if key in ds:
                     res[key] = float(ds[key])
@@ -52,7 +54,9 @@ class RobustnessRecords(RobustAccuracy):
         metrics = super().compute_metrics(self.records)
         if self.worst_case_over is not None:
             names = ['clean'] + self.worst_case_over
-            metrics['worst_case'] = 100. * sum(
-                all(r['correct'][k] for k in names)
-                for r in self.records) / len(self.records)
+            metrics['worst_case'] = (
+                100.0
+                * sum(all(r['correct'][k] for k in names) for r in self.records)
+                / len(self.records)
+            )
         return metrics

@@ -23,31 +23,61 @@ One module per concern: the attack entries with restarts or chained eps
 statistics (summary.py), flags (flags.py), plots (plots.py), the page
 (markdown.py); the per-sample records are :class:`RobustnessRecords`'s.
 """
+
 import json
 import os.path as osp
 from typing import Dict, List
 
 from .flags import masking_flags
 from .markdown import markdown
-from .plan import (AUTOATTACK_SQUARE_QUERIES, BLACK_BOX, DEFAULT_APGD_STEPS,
-
-
-                   DEFAULT_PGD_STEPS, DEFAULT_RESTARTS, DEFAULT_SQUARE_QUERIES,
-                   EPS_FACTORS, VANISHING_RATIO, ReportPlan, check_eps_list,
-                   config_eps, configs_eps, default_eps_list, fmt_eps)
+from .plan import (
+    AUTOATTACK_SQUARE_QUERIES,
+    BLACK_BOX,
+    DEFAULT_APGD_STEPS,
+    DEFAULT_PGD_STEPS,
+    DEFAULT_RESTARTS,
+    DEFAULT_SQUARE_QUERIES,
+    EPS_FACTORS,
+    VANISHING_RATIO,
+    ReportPlan,
+    check_eps_list,
+    config_eps,
+    configs_eps,
+    default_eps_list,
+    fmt_eps,
+)
 from .plots import plot_eps, plot_steps
 from .summary import default_tolerance, gradient_stats, summarize
 
-__all__ = ['AUTOATTACK_SQUARE_QUERIES', 'BLACK_BOX', 'DEFAULT_APGD_STEPS',
-           'DEFAULT_PGD_STEPS', 'DEFAULT_RESTARTS', 'DEFAULT_SQUARE_QUERIES',
-           'EPS_FACTORS', 'VANISHING_RATIO', 'ReportPlan', 'check_eps_list',
-           'config_eps', 'configs_eps', 'default_eps_list', 'default_tolerance', 'fmt_eps',
-           'gradient_stats', 'markdown', 'masking_flags', 'plot_eps', 'plot_steps',
-           'summarize', 'write_report']
+__all__ = [
+    'AUTOATTACK_SQUARE_QUERIES',
+    'BLACK_BOX',
+    'DEFAULT_APGD_STEPS',
+    'DEFAULT_PGD_STEPS',
+    'DEFAULT_RESTARTS',
+    'DEFAULT_SQUARE_QUERIES',
+    'EPS_FACTORS',
+    'VANISHING_RATIO',
+    'ReportPlan',
+    'check_eps_list',
+    'config_eps',
+    'configs_eps',
+    'default_eps_list',
+    'default_tolerance',
+    'fmt_eps',
+    'gradient_stats',
+    'markdown',
+    'masking_flags',
+    'plot_eps',
+    'plot_steps',
+    'summarize',
+    'write_report',
+]
 
 
-def write_report(out_dir: str, models: List[dict], plan: ReportPlan,
-                 settings: dict) -> Dict[str, str]:
+def write_report(
+    out_dir: str, models: List[dict], plan: ReportPlan, settings: dict
+) -> Dict[str, str]:
     """Write ``report.md``, ``report.json`` and the two PNG plots.
 
     Args:
@@ -60,15 +90,16 @@ def write_report(out_dir: str, models: List[dict], plan: ReportPlan,
     Returns:
         dict: Paths of the written files by kind.
     """
-    paths = dict(markdown=osp.join(out_dir, 'report.md'),
-                 json=osp.join(out_dir, 'report.json'),
-                 steps_plot=osp.join(out_dir, 'accuracy_vs_steps.png'),
-                 eps_plot=osp.join(out_dir, 'accuracy_vs_eps.png'))
+    paths = dict(
+        markdown=osp.join(out_dir, 'report.md'),
+        json=osp.join(out_dir, 'report.json'),
+        steps_plot=osp.join(out_dir, 'accuracy_vs_steps.png'),
+        eps_plot=osp.join(out_dir, 'accuracy_vs_eps.png'),
+    )
     plot_steps(models, plan, paths['steps_plot'])
     plot_eps(models, plan, paths['eps_plot'])
     with open(paths['json'], 'w') as f:
-        json.dump(dict(settings=settings, plan=plan.to_dict(), models=models),
-                  f, indent=1)
+        json.dump(dict(settings=settings, plan=plan.to_dict(), models=models), f, indent=1)
     with open(paths['markdown'], 'w') as f:
         f.write(markdown(models, plan, settings))
     return paths

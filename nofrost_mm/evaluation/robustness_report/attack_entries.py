@@ -1,4 +1,5 @@
 """Attack entries of the robustness report: restarts and chained attacks."""
+
 from typing import Sequence, Union
 
 from nofrost_mm.attacks import attack_name
@@ -27,11 +28,13 @@ def wrap_report_entry(entry: Union[dict, str]) -> Union[dict, str]:
     Returns:
         dict | str: The entry, wrapped where it needs to be.
     """
-    if not isinstance(entry, dict) or 'attack' in entry \
-            or not any(key in entry for key in REPORT_KEYS):
+    if (
+        not isinstance(entry, dict)
+        or 'attack' in entry
+        or not any(key in entry for key in REPORT_KEYS)
+    ):
         return entry
-    attack = {k: v for k, v in entry.items()
-              if k not in REPORT_KEYS and k != 'name'}
+    attack = {k: v for k, v in entry.items() if k not in REPORT_KEYS and k != 'name'}
     outer = {k: v for k, v in entry.items() if k in REPORT_KEYS or k == 'name'}
     return dict(attack=attack, **outer)
 
@@ -55,8 +58,7 @@ def split_report_keys(attacks: Sequence[Union[dict, str]]):
         name (or None) per attack.
     """
     if isinstance(attacks, (str, dict)) or not isinstance(attacks, Sequence):
-        raise TypeError('test_cfg.attacks must be a list of attack configs, '
-                        f'got {attacks!r}')
+        raise TypeError(f'test_cfg.attacks must be a list of attack configs, got {attacks!r}')
     cfgs, restarts, after, names = [], [], [], {'clean'}
     for entry in attacks:
         entry = dict(type=entry) if isinstance(entry, str) else dict(entry)
@@ -67,23 +69,27 @@ def split_report_keys(attacks: Sequence[Union[dict, str]]):
             if 'name' in entry:
                 cfg['name'] = entry.pop('name')
             if entry:
-                raise ValueError(f'attack entry {entry}: unknown key(s) '
-                                 f'{sorted(entry)} beside attack, name, '
-                                 'restarts, after')
+                raise ValueError(
+                    f'attack entry {entry}: unknown key(s) '
+                    f'{sorted(entry)} beside attack, name, '
+                    'restarts, after'
+                )
         else:
             cfg = entry
         name = attack_name(cfg) if cfg.get('type') else repr(cfg)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f'attack {name}: restarts must be an int >= 1, '
-                             f'got {n!r}')
+            raise ValueError(f'attack {name}: restarts must be an int >= 1, got {n!r}')
         if prev is not None and prev not in names:
-            raise ValueError(f'attack {name}: after={prev!r} is not the name '
-                             f'of an earlier result ({sorted(names)})')
+            raise ValueError(
+                f'attack {name}: after={prev!r} is not the name '
+                f'of an earlier result ({sorted(names)})'
+            )
         names.add(name)
         if n > 1:
             if restart_name(name, n) in names:
-                raise ValueError(f'attack {name}: result name '
-                                 f'{restart_name(name, n)!r} is used twice')
+                raise ValueError(
+                    f'attack {name}: result name {restart_name(name, n)!r} is used twice'
+                )
             names.add(restart_name(name, n))
         cfgs.append(cfg)
         restarts.append(n)

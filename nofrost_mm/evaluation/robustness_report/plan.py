@@ -1,4 +1,5 @@
 """The attack plan of the robustness report: defaults, eps lists, which attacks run."""
+
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -7,7 +8,6 @@ from nofrost_mm.attacks import attack_name, attack_settings, build_attacks
 from nofrost_mm.utils import training_eps
 from .attack_entries import restart_name, split_report_keys
 
-
 DEFAULT_PGD_STEPS = (5, 10, 20, 50, 100)
 DEFAULT_RESTARTS = 5
 DEFAULT_APGD_STEPS = 100
@@ -15,7 +15,7 @@ DEFAULT_SQUARE_QUERIES = 1000
 # Square's budget inside standard AutoAttack
 AUTOATTACK_SQUARE_QUERIES = 5000
 # default eps curve, in multiples of the report's eps
-EPS_FACTORS = (0.25, 0.5, 1., 2., 4.)
+EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 # attacks that only query the model's outputs
 BLACK_BOX = ('Square', 'SquareAttack', 'OnePixel', 'Pixle')
 # a first-order margin change over the eps ball below this fraction of the
@@ -37,6 +37,7 @@ def config_eps(cfg) -> Optional[float]:
     Returns:
         float | None: The eps, or None when the config has no attack.
     """
+
     def get(d, *keys):
         for k in keys:
             if not isinstance(d, dict) or k not in d:
@@ -45,10 +46,8 @@ def config_eps(cfg) -> Optional[float]:
         return d
 
     candidates = [training_eps(cfg)]
-    candidates += [get(h, 'val_attack', 'eps')
-                   for h in cfg.get('custom_hooks') or []]
-    tests = list(cfg.get('test_attacks') or []) + \
-        list(get(cfg, 'test_cfg', 'attacks') or [])
+    candidates += [get(h, 'val_attack', 'eps') for h in cfg.get('custom_hooks') or []]
+    tests = list(cfg.get('test_attacks') or []) + list(get(cfg, 'test_cfg', 'attacks') or [])
     candidates += [get(a, 'eps') for a in tests]
     for eps in candidates:
         if isinstance(eps, (int, float)) and not isinstance(eps, bool):
@@ -76,14 +75,16 @@ def configs_eps(cfgs: Dict[str, object], option: str = '--eps') -> Optional[floa
     found = {name: config_eps(cfg) for name, cfg in cfgs.items()}
     values = {v for v in found.values() if v is not None}
     if len(values) > 1:
-        raise ValueError(f'the configs train at different eps {found}: pass '
-                         f'{option} to compare the models at one eps')
+        raise ValueError(
+            f'the configs train at different eps {found}: pass '
+            f'{option} to compare the models at one eps'
+        )
     return values.pop() if values else None
 
 
 def default_eps_list(eps: float) -> List[float]:
     """``EPS_FACTORS`` times ``eps``, capped at 255 (the L-inf maximum)."""
-    return sorted({min(255., round(f * eps, 4)) for f in EPS_FACTORS})
+    return sorted({min(255.0, round(f * eps, 4)) for f in EPS_FACTORS})
 
 
 def check_eps_list(values: Sequence[float]) -> List[float]:
@@ -97,13 +98,17 @@ def check_eps_list(values: Sequence[float]) -> List[float]:
     """
     values = list(values)
     if len(values) < 2:
-        raise ValueError(f'--eps-list needs at least 2 values for a curve, got '
-                         f'{values}')
+        raise ValueError(f'--eps-list needs at least 2 values for a curve, got {values}')
     for v in values:
-        if not isinstance(v, (int, float)) or isinstance(v, bool) \
-                or not 0 < v <= 255 or math.isnan(v):
-            raise ValueError(f'--eps-list: {v!r} is not in (0, 255] (pixel '
-                             'units of 255, e.g. 8 for 8/255)')
+        if (
+            not isinstance(v, (int, float))
+            or isinstance(v, bool)
+            or not 0 < v <= 255
+            or math.isnan(v)
+        ):
+            raise ValueError(
+                f'--eps-list: {v!r} is not in (0, 255] (pixel units of 255, e.g. 8 for 8/255)'
+            )
     if len(set(values)) != len(values):
         raise ValueError(f'--eps-list: repeated values in {values}')
     return sorted(float(v) for v in values)
@@ -163,38 +168,40 @@ class ReportPlan:
 
     def __post_init__(self):
         if not isinstance(self.eps, (int, float)) or not 0 < self.eps <= 255:
-            raise ValueError(f'eps must be in (0, 255] (pixel units of 255), '
-                             f'got {self.eps!r}')
+            raise ValueError(f'eps must be in (0, 255] (pixel units of 255), got {self.eps!r}')
         self.eps_list = check_eps_list(self.eps_list)
         steps = list(self.pgd_steps)
-        if not steps or any(not isinstance(s, int) or s < 1 for s in steps) \
-                or len(set(steps)) != len(steps):
+        if (
+            not steps
+            or any(not isinstance(s, int) or s < 1 for s in steps)
+            or len(set(steps)) != len(steps)
+        ):
             raise ValueError(f'PGD steps must be distinct ints >= 1, got {steps}')
         self.pgd_steps = sorted(steps)
         for key in ('restarts', 'apgd_steps'):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise ValueError(f'{key} must be an int >= 1, got '
-                                 f'{getattr(self, key)!r}')
+                raise ValueError(f'{key} must be an int >= 1, got {getattr(self, key)!r}')
         if self.pgd_step_size is not None and (
-                not isinstance(self.pgd_step_size, (int, float))
-                or isinstance(self.pgd_step_size, bool)
-                or not 0 < self.pgd_step_size <= 255):
-            raise ValueError('pgd_step_size must be None (the official rule) '
-                             'or in (0, 255] (pixel units of 255), got '
-                             f'{self.pgd_step_size!r}')
+            not isinstance(self.pgd_step_size, (int, float))
+            or isinstance(self.pgd_step_size, bool)
+            or not 0 < self.pgd_step_size <= 255
+        ):
+            raise ValueError(
+                'pgd_step_size must be None (the official rule) '
+                'or in (0, 255] (pixel units of 255), got '
+                f'{self.pgd_step_size!r}'
+            )
         if not isinstance(self.square_queries, int) or self.square_queries < 0:
-            raise ValueError('square_queries must be an int >= 0, got '
-                             f'{self.square_queries!r}')
-        if not isinstance(self.autoattack_queries, int) \
-                or self.autoattack_queries < 1:
-            raise ValueError('autoattack_queries must be an int >= 1, got '
-                             f'{self.autoattack_queries!r}')
+            raise ValueError(f'square_queries must be an int >= 0, got {self.square_queries!r}')
+        if not isinstance(self.autoattack_queries, int) or self.autoattack_queries < 1:
+            raise ValueError(
+                f'autoattack_queries must be an int >= 1, got {self.autoattack_queries!r}'
+            )
         self.cfgs = self._attack_cfgs()
         # every config is checked (names, kwargs, torchattacks' own checks)
         # here, before any model is built
         plain, _, _ = split_report_keys(self.cfgs)
-        self.built = {name: (attack, cfg) for name, attack, cfg
-                      in build_attacks(plain)}
+        self.built = {name: (attack, cfg) for name, attack, cfg in build_attacks(plain)}
 
     # names of the results
     def pgd(self, steps: int, restarts: int = 1) -> str:
@@ -213,22 +220,31 @@ class ReportPlan:
     def _attack_cfgs(self) -> List[dict]:
         """Entries of :class:`RobustnessReportLoop`, in running order."""
         eps = self.eps
-        step = {} if self.pgd_step_size is None else dict(
-            step_size=self.pgd_step_size)
-        entries = [dict(name=self.pgd(s), restarts=self.restarts,
-                        attack=dict(type='PGDAttack', eps=eps, steps=s,
-                                    **step))
-                   for s in self.pgd_steps]
+        step = {} if self.pgd_step_size is None else dict(step_size=self.pgd_step_size)
+        entries = [
+            dict(
+                name=self.pgd(s),
+                restarts=self.restarts,
+                attack=dict(type='PGDAttack', eps=eps, steps=s, **step),
+            )
+            for s in self.pgd_steps
+        ]
         for loss in ('ce', 'dlr'):
-            entries.append(dict(
-                name=f'APGD-{loss.upper()}-{self.apgd_steps}',
-                attack=dict(type='APGDAttack', eps=eps, steps=self.apgd_steps,
-                            loss=loss, n_restarts=1)))
+            entries.append(
+                dict(
+                    name=f'APGD-{loss.upper()}-{self.apgd_steps}',
+                    attack=dict(
+                        type='APGDAttack', eps=eps, steps=self.apgd_steps, loss=loss, n_restarts=1
+                    ),
+                )
+            )
         if self.square_queries:
-            entries.append(dict(
-                name=f'Square-{self.square_queries}',
-                attack=dict(type='SquareAttack', eps=eps,
-                            n_queries=self.square_queries)))
+            entries.append(
+                dict(
+                    name=f'Square-{self.square_queries}',
+                    attack=dict(type='SquareAttack', eps=eps, n_queries=self.square_queries),
+                )
+            )
         if self.autoattack:
             entries += self._autoattack_entries()
         for cfg in self.extra_attacks:
@@ -240,10 +256,15 @@ class ReportPlan:
         # robust models pay for the large eps on few samples only
         prev = None
         for e in self.eps_list:
-            entries.append(dict(
-                name=self.eps_name(e), after=prev,
-                attack=dict(type='APGDAttack', eps=e, steps=self.apgd_steps,
-                            loss='ce', n_restarts=1)))
+            entries.append(
+                dict(
+                    name=self.eps_name(e),
+                    after=prev,
+                    attack=dict(
+                        type='APGDAttack', eps=e, steps=self.apgd_steps, loss='ce', n_restarts=1
+                    ),
+                )
+            )
             prev = self.eps_name(e)
         return entries
 
@@ -260,15 +281,17 @@ class ReportPlan:
         entry, so it is not run again.
         """
         eps, steps = self.eps, self.apgd_steps
-        stages = [('APGD-T', dict(type='APGDAttack', eps=eps, steps=steps,
-                                  loss='dlr-targeted', n_restarts=1)),
-                  ('FAB-T', dict(type='FABAttack', eps=eps, steps=steps)),
-                  ('Square', dict(type='SquareAttack', eps=eps,
-                                  n_queries=self.autoattack_queries))]
+        stages = [
+            (
+                'APGD-T',
+                dict(type='APGDAttack', eps=eps, steps=steps, loss='dlr-targeted', n_restarts=1),
+            ),
+            ('FAB-T', dict(type='FABAttack', eps=eps, steps=steps)),
+            ('Square', dict(type='SquareAttack', eps=eps, n_queries=self.autoattack_queries)),
+        ]
         entries, prev = [], self.apgd_ce
         for stage, attack in stages:
-            name = 'AutoAttack' if stage == 'Square' \
-                else f'AutoAttack/{stage}'
+            name = 'AutoAttack' if stage == 'Square' else f'AutoAttack/{stage}'
             entries.append(dict(name=name, after=prev, attack=attack))
             prev = name
         return entries
@@ -282,8 +305,9 @@ class ReportPlan:
         """Whether an attack is L-inf within the report's eps."""
         attack, _ = self.built[name]
         eps = getattr(attack, 'eps', None)
-        return getattr(attack, 'norm', 'Linf') == 'Linf' and eps is not None \
-            and eps <= self.eps + 1e-9
+        return (
+            getattr(attack, 'norm', 'Linf') == 'Linf' and eps is not None and eps <= self.eps + 1e-9
+        )
 
     @property
     def attack_names(self) -> List[str]:
@@ -305,34 +329,43 @@ class ReportPlan:
     def worst_case_over(self) -> List[str]:
         """Results the per-sample worst case is taken over."""
         curve = [self.eps_name(e) for e in self.eps_list if e <= self.eps]
-        return [n for n in self.attack_names
-                if self.at_report_eps(self._base(n))] + curve
+        return [n for n in self.attack_names if self.at_report_eps(self._base(n))] + curve
 
     @property
     def black_box(self) -> List[str]:
         """Standalone black-box results."""
-        return [n for n in self.attack_names if n not in self.chained
-                and self.built[self._base(n)][1]['type'] in BLACK_BOX]
+        return [
+            n
+            for n in self.attack_names
+            if n not in self.chained and self.built[self._base(n)][1]['type'] in BLACK_BOX
+        ]
 
     @property
     def white_box(self) -> List[str]:
         """Standalone white-box results at the report's eps."""
         # AutoAttack contains Square: it is neither
-        return [n for n in self.attack_names if n not in self.black_box
-                and n not in self.chained
-                and self.built[self._base(n)][1]['type'] != 'AutoAttack'
-                and self.at_report_eps(self._base(n))]
+        return [
+            n
+            for n in self.attack_names
+            if n not in self.black_box
+            and n not in self.chained
+            and self.built[self._base(n)][1]['type'] != 'AutoAttack'
+            and self.at_report_eps(self._base(n))
+        ]
 
     @property
     def settings(self) -> Dict[str, dict]:
         """What each attack runs with (eps, step, steps, restarts, ...; see
         :func:`nofrost_mm.attacks.attack_settings`), by result name."""
         restarts = {e['name']: e.get('restarts', 1) for e in self.cfgs}
-        return {name: attack_settings(attack, restarts[name])
-                for name, (attack, _) in self.built.items()}
+        return {
+            name: attack_settings(attack, restarts[name])
+            for name, (attack, _) in self.built.items()
+        }
 
-    def set_test(self, cfg, num_samples: int, seed: int = 0,
-                 resume: bool = False, fp16: bool = False) -> None:
+    def set_test(
+        self, cfg, num_samples: int, seed: int = 0, resume: bool = False, fp16: bool = False
+    ) -> None:
         """Make a model config's test the report's loop and metric.
 
         Whatever the config tests: its ``test_attacks`` would become the
@@ -350,22 +383,31 @@ class ReportPlan:
         """
         cfg.pop('test_attacks', None)
         cfg.test_cfg = dict(
-            type='RobustnessReportLoop', attacks=self.cfgs,
-            num_samples=num_samples, seed=seed,
+            type='RobustnessReportLoop',
+            attacks=self.cfgs,
+            num_samples=num_samples,
+            seed=seed,
             # the report runs RobustTestLoop's ordering guard itself, over the
             # standalone attacks only (the chained eps curve would mislead it)
             masking_tolerance=float('inf'),
             # per-batch results in each model's run folder; resume continues
-            state_dir='auto', resume=resume, fp16=fp16)
-        cfg.test_evaluator = dict(type='RobustnessRecords',
-                                  worst_case_over=self.worst_case_over)
+            state_dir='auto',
+            resume=resume,
+            fp16=fp16,
+        )
+        cfg.test_evaluator = dict(type='RobustnessRecords', worst_case_over=self.worst_case_over)
 
     def to_dict(self) -> dict:
-        return dict(eps=self.eps, eps_list=list(self.eps_list),
-                    pgd_steps=list(self.pgd_steps), restarts=self.restarts,
-                    pgd_step_size=self.pgd_step_size,
-                    apgd_steps=self.apgd_steps,
-                    square_queries=self.square_queries,
-                    autoattack=self.autoattack,
-                    autoattack_queries=self.autoattack_queries,
-                    attacks=self.cfgs, settings=self.settings)
+        return dict(
+            eps=self.eps,
+            eps_list=list(self.eps_list),
+            pgd_steps=list(self.pgd_steps),
+            restarts=self.restarts,
+            pgd_step_size=self.pgd_step_size,
+            apgd_steps=self.apgd_steps,
+            square_queries=self.square_queries,
+            autoattack=self.autoattack,
+            autoattack_queries=self.autoattack_queries,
+            attacks=self.cfgs,
+            settings=self.settings,
+        )

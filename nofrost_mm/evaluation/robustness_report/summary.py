@@ -1,4 +1,5 @@
 """Per-model statistics of the robustness report: accuracies and input gradients."""
+
 import math
 from typing import List, Optional
 
@@ -10,11 +11,10 @@ from .plan import VANISHING_RATIO, ReportPlan, fmt_eps
 
 def default_tolerance(num_samples: int) -> float:
     """Accuracy points a flag tolerates: 2 samples, at least 1 point."""
-    return max(1., 200. / num_samples)
+    return max(1.0, 200.0 / num_samples)
 
 
-def summarize(records: List[dict], plan: ReportPlan,
-              tolerance: Optional[float] = None) -> dict:
+def summarize(records: List[dict], plan: ReportPlan, tolerance: Optional[float] = None) -> dict:
     """Accuracies, worst case, gradient statistics and flags of one model.
 
     Args:
@@ -36,28 +36,36 @@ def summarize(records: List[dict], plan: ReportPlan,
     tol = default_tolerance(n) if tolerance is None else float(tolerance)
 
     def acc(name):
-        return 100. * sum(r['correct'][name] for r in records) / n
+        return 100.0 * sum(r['correct'][name] for r in records) / n
 
-    attacks = {name: dict(accuracy=acc(name),
-                          seconds=sum(r['seconds'][name] for r in records),
-                          precision=attack_precision(records, name))
-               for name in plan.attack_names}
+    attacks = {
+        name: dict(
+            accuracy=acc(name),
+            seconds=sum(r['seconds'][name] for r in records),
+            precision=attack_precision(records, name),
+        )
+        for name in plan.attack_names
+    }
     over = ['clean'] + plan.worst_case_over
-    worst = 100. * sum(all(r['correct'][k] for k in over)
-                       for r in records) / n
+    worst = 100.0 * sum(all(r['correct'][k] for k in over) for r in records) / n
     summary = dict(
-        num_samples=n, tolerance=tol, clean=acc('clean'), attacks=attacks,
-        worst_case=worst, worst_case_over=plan.worst_case_over,
-        pgd={str(s): {str(k): acc(plan.pgd(s, k))
-                      for k in sorted({1, plan.restarts})}
-             for s in plan.pgd_steps},
+        num_samples=n,
+        tolerance=tol,
+        clean=acc('clean'),
+        attacks=attacks,
+        worst_case=worst,
+        worst_case_over=plan.worst_case_over,
+        pgd={
+            str(s): {str(k): acc(plan.pgd(s, k)) for k in sorted({1, plan.restarts})}
+            for s in plan.pgd_steps
+        },
         eps_curve={fmt_eps(e): acc(plan.eps_name(e)) for e in plan.eps_list},
-        eps_curve_seconds={fmt_eps(e): sum(r['seconds'][plan.eps_name(e)]
-                                        for r in records)
-                           for e in plan.eps_list},
+        eps_curve_seconds={
+            fmt_eps(e): sum(r['seconds'][plan.eps_name(e)] for r in records) for e in plan.eps_list
+        },
         gradients=gradient_stats(records, plan.eps),
-        per_sample=[dict(sample_idx=r['sample_idx'], correct=r['correct'])
-                    for r in records])
+        per_sample=[dict(sample_idx=r['sample_idx'], correct=r['correct']) for r in records],
+    )
     summary['flags'] = masking_flags(summary, records, plan, tol)
     return summary
 
@@ -98,11 +106,16 @@ def gradient_stats(records: List[dict], eps: float) -> dict:
         median ``ratio``.
     """
     rows = [r for r in records if r['correct']['clean'] and 'grad_l1' in r]
-    zero = sum(1 for r in rows
-               if not math.isfinite(r['grad_l1']) or r['grad_l1'] == 0)
-    ratios = [eps / 255. * r['grad_l1'] / r['margin'] for r in rows
-              if math.isfinite(r['grad_l1']) and r['grad_l1'] > 0
-              and r['margin'] > 0]
+    zero = sum(1 for r in rows if not math.isfinite(r['grad_l1']) or r['grad_l1'] == 0)
+    ratios = [
+        eps / 255.0 * r['grad_l1'] / r['margin']
+        for r in rows
+        if math.isfinite(r['grad_l1']) and r['grad_l1'] > 0 and r['margin'] > 0
+    ]
     vanishing = sum(1 for x in ratios if x < VANISHING_RATIO)
-    return dict(num_correct=len(rows), zero=zero, vanishing=vanishing,
-                median_ratio=float(np.median(ratios)) if ratios else None)
+    return dict(
+        num_correct=len(rows),
+        zero=zero,
+        vanishing=vanishing,
+        median_ratio=float(np.median(ratios)) if ratios else None,
+    )

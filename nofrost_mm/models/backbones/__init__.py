@@ -4,6 +4,10 @@ from .nf_resnet import NFResNet, NFResNet_CIFAR
 from .norm_free_converter import NormFreeConverter, convert_to_normfree
 
 __all__ = [
-    'MNISTConvNet', 'NFResNet', 'NFResNet_CIFAR', 'NormFreeConverter',
-    'convert_to_normfree', 'convert_dual_bn'
+    'MNISTConvNet',
+    'NFResNet',
+    'NFResNet_CIFAR',
+    'NormFreeConverter',
+    'convert_to_normfree',
+    'convert_dual_bn',
 ]

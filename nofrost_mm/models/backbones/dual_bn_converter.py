@@ -4,6 +4,7 @@ The dual-BN baseline (AdvProp, Xie et al. 2020; MBN-AT) for any mmpretrain
 model with BatchNorm, by changing one config key (``DualBNConverter``) where
 ``norm_cfg=dict(type='DualBN')`` does not reach every BN.
 """
+
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -13,8 +14,12 @@ from ..layers.dual_batch_norm import BRANCHES
 
 # normalizers that are not BatchNorm: a model normalized only by these has
 # no batch statistics to split
-_OTHER_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
-                nn.modules.instancenorm._InstanceNorm)
+_OTHER_NORMS = (
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
 
 
 def _to_dual(bn: _BatchNorm, deploy_branch: str) -> DualBatchNorm:
@@ -28,7 +33,8 @@ def _to_dual(bn: _BatchNorm, deploy_branch: str) -> DualBatchNorm:
         track_running_stats=bn.track_running_stats,
         deploy_branch=deploy_branch,
         device=None if ref is None else ref.device,
-        dtype=None if ref is None else ref.dtype)
+        dtype=None if ref is None else ref.dtype,
+    )
     dual.load_state_dict(bn.state_dict())
     if bn.affine:
         dual.weight.requires_grad_(bn.weight.requires_grad)
@@ -44,7 +50,8 @@ def _replace(module: nn.Module, deploy_branch: str) -> int:
             child.deploy_branch = deploy_branch
             count += 1
         elif isinstance(child, _BatchNorm) and not isinstance(
-                child, nn.modules.instancenorm._InstanceNorm):
+            child, nn.modules.instancenorm._InstanceNorm
+        ):
             setattr(module, name, _to_dual(child, deploy_branch))
             count += 1
         else:
@@ -73,23 +80,34 @@ def convert_dual_bn(module: nn.Module, deploy_branch: str = 'clean') -> nn.Modul
             normalizer it has, if any).
     """
     if deploy_branch not in BRANCHES:
-        raise ValueError(f'DualBNConverter: deploy_branch must be one of '
-                         f'{BRANCHES}, got {deploy_branch!r}')
+        raise ValueError(
+            f'DualBNConverter: deploy_branch must be one of {BRANCHES}, got {deploy_branch!r}'
+        )
     if isinstance(module, _BatchNorm) and not isinstance(
-            module, nn.modules.instancenorm._InstanceNorm):
-        return module if isinstance(module, DualBatchNorm) else _to_dual(
-            module, deploy_branch)
+        module, nn.modules.instancenorm._InstanceNorm
+    ):
+        return module if isinstance(module, DualBatchNorm) else _to_dual(module, deploy_branch)
     if _replace(module, deploy_branch) == 0:
         name = type(module).__name__
-        other = next(((path, type(m).__name__) for path, m in module.named_modules()
-                      if isinstance(m, _OTHER_NORMS)), None)
-        has = (f'it normalizes with {other[1]} at "{other[0] or "<root>"}"'
-               if other else 'it has no normalization layer')
+        other = next(
+            (
+                (path, type(m).__name__)
+                for path, m in module.named_modules()
+                if isinstance(m, _OTHER_NORMS)
+            ),
+            None,
+        )
+        has = (
+            f'it normalizes with {other[1]} at "{other[0] or "<root>"}"'
+            if other
+            else 'it has no normalization layer'
+        )
         raise TypeError(
             f'DualBNConverter: {name} has no BatchNorm layer to split into clean '
             f'and adversarial branches ({has}); it converts BatchNorm1d/2d/3d and '
             'SyncBatchNorm only. Build the model with BatchNorm (e.g. norm_cfg='
-            "dict(type='BN')), or train it without DualBNConverter")
+            "dict(type='BN')), or train it without DualBNConverter"
+        )
     return module
 
 
@@ -121,8 +139,9 @@ def _build_dual_bn(module: dict, deploy_branch: str = 'clean') -> nn.Module:
         ``norm_cfg``, ``norm_cfg=dict(type='DualBN')`` does the same.
     """
     if not isinstance(module, dict) or 'type' not in module:
-        raise TypeError("DualBNConverter: module must be a config dict with a "
-                        f"'type', got {module!r}")
+        raise TypeError(
+            f"DualBNConverter: module must be a config dict with a 'type', got {module!r}"
+        )
     return convert_dual_bn(MODELS.build(module), deploy_branch)
 
 

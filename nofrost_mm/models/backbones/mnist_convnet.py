@@ -14,6 +14,7 @@
 The last (10-way) layer of each is the classification head
 (``LinearClsHead``); the backbone returns the last hidden layer.
 """
+
 from typing import Optional, Tuple
 
 import torch
@@ -27,8 +28,12 @@ from ..layers import RELU_GAMMA
 # (out_channels, kernel, stride, padding, max pool after it)
 FAST_AT_CONVS = ((16, 4, 2, 1, False), (32, 4, 2, 1, False))
 MADRY_CONVS = ((32, 5, 1, 2, True), (64, 5, 1, 2, True))
-SMALLCNN_CONVS = ((32, 3, 1, 0, False), (32, 3, 1, 0, True),
-                  (64, 3, 1, 0, False), (64, 3, 1, 0, True))
+SMALLCNN_CONVS = (
+    (32, 3, 1, 0, False),
+    (32, 3, 1, 0, True),
+    (64, 3, 1, 0, False),
+    (64, 3, 1, 0, True),
+)
 
 
 @MODELS.register_module()
@@ -73,34 +78,43 @@ class MNISTConvNet(BaseBackbone):
 
     # convs, hidden FC widths, dropout after the first FC
     arch_settings = {
-        'fast-at': (FAST_AT_CONVS, (100, ), 0.),
-        'madry': (MADRY_CONVS, (1024, ), 0.),
+        'fast-at': (FAST_AT_CONVS, (100,), 0.0),
+        'madry': (MADRY_CONVS, (1024,), 0.0),
         'smallcnn': (SMALLCNN_CONVS, (200, 200), 0.5),
     }
     input_size = 28
 
-    def __init__(self,
-                 arch: str = 'fast-at',
-                 in_channels: int = 1,
-                 conv_cfg: Optional[dict] = None,
-                 norm_cfg: Optional[dict] = None,
-                 drop_rate: Optional[float] = None,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        arch: str = 'fast-at',
+        in_channels: int = 1,
+        conv_cfg: Optional[dict] = None,
+        norm_cfg: Optional[dict] = None,
+        drop_rate: Optional[float] = None,
+        init_cfg: Optional[dict] = None,
+    ):
         if arch not in self.arch_settings:
-            raise ValueError(f'MNISTConvNet: arch must be one of '
-                             f'{sorted(self.arch_settings)}, got {arch!r}')
+            raise ValueError(
+                f'MNISTConvNet: arch must be one of {sorted(self.arch_settings)}, got {arch!r}'
+            )
         scaled_ws = conv_cfg is not None and conv_cfg.get('type') == 'ScaledWSConv'
         if scaled_ws and norm_cfg is not None:
-            raise ValueError('MNISTConvNet: conv_cfg ScaledWSConv is the '
-                             f'normalizer-free variant; norm_cfg must be None, got '
-                             f'{norm_cfg!r}')
+            raise ValueError(
+                'MNISTConvNet: conv_cfg ScaledWSConv is the '
+                f'normalizer-free variant; norm_cfg must be None, got '
+                f'{norm_cfg!r}'
+            )
         if drop_rate is not None and not 0 <= drop_rate < 1:
-            raise ValueError(f'MNISTConvNet: drop_rate must be in [0, 1), got '
-                             f'{drop_rate!r}')
+            raise ValueError(f'MNISTConvNet: drop_rate must be in [0, 1), got {drop_rate!r}')
         convs, fcs, arch_drop = self.arch_settings[arch]
         if init_cfg is None and arch == 'smallcnn':
-            init_cfg = dict(type='Kaiming', layer='Conv2d', mode='fan_in',
-                            nonlinearity='relu', distribution='normal')
+            init_cfg = dict(
+                type='Kaiming',
+                layer='Conv2d',
+                mode='fan_in',
+                nonlinearity='relu',
+                distribution='normal',
+            )
         super().__init__(init_cfg=init_cfg)
         self.arch = arch
         self.drop_rate = arch_drop if drop_rate is None else drop_rate
@@ -109,10 +123,18 @@ class MNISTConvNet(BaseBackbone):
         for i, (out, kernel, stride, padding, pool) in enumerate(convs):
             cfg = conv_cfg
             if scaled_ws:
-                cfg = dict(conv_cfg, gamma=1. if i == 0 else RELU_GAMMA)
-            layers.append(build_conv_layer(
-                cfg, channels, out, kernel, stride=stride, padding=padding,
-                bias=norm_cfg is None))
+                cfg = dict(conv_cfg, gamma=1.0 if i == 0 else RELU_GAMMA)
+            layers.append(
+                build_conv_layer(
+                    cfg,
+                    channels,
+                    out,
+                    kernel,
+                    stride=stride,
+                    padding=padding,
+                    bias=norm_cfg is None,
+                )
+            )
             if norm_cfg is not None:
                 layers.append(build_norm_layer(norm_cfg, out)[1])
             layers.append(nn.ReLU(inplace=True))
@@ -134,6 +156,8 @@ class MNISTConvNet(BaseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
         if x.shape[-2:] != (self.input_size, self.input_size):
-            raise ValueError(f'MNISTConvNet: inputs must be {self.input_size}x'
-                             f'{self.input_size}, got {tuple(x.shape[-2:])}')
-        return (self.hidden(self.features(x).flatten(1)), )
+            raise ValueError(
+                f'MNISTConvNet: inputs must be {self.input_size}x'
+                f'{self.input_size}, got {tuple(x.shape[-2:])}'
+            )
+        return (self.hidden(self.features(x).flatten(1)),)

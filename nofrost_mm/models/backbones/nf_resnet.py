@@ -8,6 +8,7 @@ Adversarial Training", ICML 2022). The block maths follow timm's
 compute the same function as timm's ``nf_resnet26/50/101`` once the weights
 are renamed (``tools/model_converters/timm_nfresnet_to_mmpretrain.py``).
 """
+
 import math
 from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
@@ -17,15 +18,14 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_conv_layer
 from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
-from mmengine.model import BaseModule
 
 from ..layers import RELU_GAMMA
 
 
-def nf_block_scales(expected_var: float, alpha: float,
-                    is_transition: bool) -> Tuple[float, float]:
+def nf_block_scales(expected_var: float, alpha: float, is_transition: bool) -> Tuple[float, float]:
     """Input scale of a block and the expected variance after it.
 
     A block computes ``h + alpha * f(act(h) * beta)`` with
@@ -43,9 +43,9 @@ def nf_block_scales(expected_var: float, alpha: float,
         tuple[float, float]: ``beta`` for this block and the expected variance
         of its output.
     """
-    beta = 1. / math.sqrt(expected_var)
+    beta = 1.0 / math.sqrt(expected_var)
     if is_transition:
-        expected_var = 1.
+        expected_var = 1.0
     return beta, expected_var + alpha**2
 
 
@@ -79,17 +79,19 @@ class NormFreeBlock(BaseModule):
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
-    def __init__(self,
-                 convs: Sequence[nn.Module],
-                 downsample: Optional[nn.Module] = None,
-                 alpha: float = 0.2,
-                 beta: float = 1.0,
-                 act_cfg: dict = dict(type='ReLU'),
-                 se_layer: Optional[nn.Module] = None,
-                 attn_gain: float = 2.0,
-                 drop_path_rate: float = 0.,
-                 with_cp: bool = False,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        convs: Sequence[nn.Module],
+        downsample: Optional[nn.Module] = None,
+        alpha: float = 0.2,
+        beta: float = 1.0,
+        act_cfg: dict = dict(type='ReLU'),
+        se_layer: Optional[nn.Module] = None,
+        attn_gain: float = 2.0,
+        drop_path_rate: float = 0.0,
+        with_cp: bool = False,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(init_cfg=init_cfg)
         if len(convs) == 0:
             raise ValueError('NormFreeBlock: convs must hold at least one conv')
@@ -107,8 +109,7 @@ class NormFreeBlock(BaseModule):
         if inner_cfg['type'] in ('ReLU', 'SiLU', 'LeakyReLU', 'ReLU6'):
             inner_cfg['inplace'] = True
         self.inner_act = build_activation_layer(inner_cfg)
-        self.drop_path = DropPath(
-            drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
         self.with_cp = with_cp
 
     @property
@@ -151,26 +152,27 @@ class _NFResNetBlock(NormFreeBlock):
 
     Subclasses set ``expansion`` and build their convs in :meth:`make_convs`.
     """
+
     expansion = 1
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 expansion: Optional[int] = None,
-                 stride: int = 1,
-                 conv_cfg: dict = dict(type='ScaledWSConv'),
-                 zero_init_last: bool = True,
-                 **kwargs):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        expansion: Optional[int] = None,
+        stride: int = 1,
+        conv_cfg: dict = dict(type='ScaledWSConv'),
+        zero_init_last: bool = True,
+        **kwargs,
+    ):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.expansion = expansion or type(self).expansion
         self.mid_channels = out_channels // self.expansion
-        last_gain = 0. if zero_init_last else 1.
-        super().__init__(self.make_convs(conv_cfg, stride, last_gain),
-                         **kwargs)
+        last_gain = 0.0 if zero_init_last else 1.0
+        super().__init__(self.make_convs(conv_cfg, stride, last_gain), **kwargs)
 
-    def make_convs(self, conv_cfg: dict, stride: int,
-                   last_gain: float) -> List[nn.Module]:
+    def make_convs(self, conv_cfg: dict, stride: int, last_gain: float) -> List[nn.Module]:
         raise NotImplementedError
 
 
@@ -188,14 +190,14 @@ class NFBasicBlock(_NFResNetBlock):
             block starts as the identity. Defaults to True.
         **kwargs: Passed to :class:`NormFreeBlock`.
     """
+
     expansion = 1
 
     def make_convs(self, conv_cfg, stride, last_gain):
         mid = self.mid_channels
         return [
             build_conv_layer(conv_cfg, self.in_channels, mid, 3, stride=stride),
-            build_conv_layer(
-                conv_cfg, mid, self.out_channels, 3, gain_init=last_gain)
+            build_conv_layer(conv_cfg, mid, self.out_channels, 3, gain_init=last_gain),
         ]
 
 
@@ -205,6 +207,7 @@ class NFBottleneck(_NFResNetBlock):
     Args as :class:`NFBasicBlock`, except: the default ``expansion`` (None)
     is 4, and ``stride`` is the stride of the 3x3 conv.
     """
+
     expansion = 4
 
     def make_convs(self, conv_cfg, stride, last_gain):
@@ -212,8 +215,7 @@ class NFBottleneck(_NFResNetBlock):
         return [
             build_conv_layer(conv_cfg, self.in_channels, mid, 1),
             build_conv_layer(conv_cfg, mid, mid, 3, stride=stride),
-            build_conv_layer(
-                conv_cfg, mid, self.out_channels, 1, gain_init=last_gain)
+            build_conv_layer(conv_cfg, mid, self.out_channels, 1, gain_init=last_gain),
         ]
 
 
@@ -289,49 +291,51 @@ class NFResNet(BaseBackbone):
         152: (NFBottleneck, (3, 8, 36, 3)),
     }
 
-    def __init__(self,
-                 depth: int,
-                 in_channels: int = 3,
-                 stem_channels: int = 64,
-                 base_channels: int = 64,
-                 expansion: Optional[int] = None,
-                 num_stages: int = 4,
-                 strides: Sequence[int] = (1, 2, 2, 2),
-                 out_indices: Sequence[int] = (3, ),
-                 alpha: float = 0.2,
-                 avg_down: bool = True,
-                 gamma: float = RELU_GAMMA,
-                 conv_cfg: dict = dict(type='ScaledWSConv', eps=1e-5),
-                 act_cfg: dict = dict(type='ReLU'),
-                 zero_init_last: bool = True,
-                 drop_path_rate: float = 0.,
-                 frozen_stages: int = -1,
-                 with_cp: bool = False,
-                 init_cfg=dict(
-                     type='Kaiming',
-                     layer=['Conv2d'],
-                     mode='fan_in',
-                     nonlinearity='linear',
-                     distribution='normal')):
+    def __init__(
+        self,
+        depth: int,
+        in_channels: int = 3,
+        stem_channels: int = 64,
+        base_channels: int = 64,
+        expansion: Optional[int] = None,
+        num_stages: int = 4,
+        strides: Sequence[int] = (1, 2, 2, 2),
+        out_indices: Sequence[int] = (3,),
+        alpha: float = 0.2,
+        avg_down: bool = True,
+        gamma: float = RELU_GAMMA,
+        conv_cfg: dict = dict(type='ScaledWSConv', eps=1e-5),
+        act_cfg: dict = dict(type='ReLU'),
+        zero_init_last: bool = True,
+        drop_path_rate: float = 0.0,
+        frozen_stages: int = -1,
+        with_cp: bool = False,
+        init_cfg=dict(
+            type='Kaiming',
+            layer=['Conv2d'],
+            mode='fan_in',
+            nonlinearity='linear',
+            distribution='normal',
+        ),
+    ):
         super().__init__(init_cfg)
         if depth not in self.arch_settings:
-            raise KeyError(f'NFResNet: invalid depth={depth}, allowed: '
-                           f'{sorted(self.arch_settings)}')
+            raise KeyError(
+                f'NFResNet: invalid depth={depth}, allowed: {sorted(self.arch_settings)}'
+            )
         if not 1 <= num_stages <= 4:
-            raise ValueError(
-                f'NFResNet: num_stages={num_stages} must be in 1..4')
+            raise ValueError(f'NFResNet: num_stages={num_stages} must be in 1..4')
         if len(strides) != num_stages:
-            raise ValueError(f'NFResNet: strides={tuple(strides)} needs '
-                             f'num_stages={num_stages} entries')
-        out_indices = tuple(
-            i + num_stages if i < 0 else i for i in out_indices)
-        if not out_indices or not all(0 <= i < num_stages
-                                      for i in out_indices):
-            raise ValueError(f'NFResNet: out_indices={out_indices} must be '
-                             f'stage indices in 0..{num_stages - 1}')
-        if not 0 <= drop_path_rate < 1:
             raise ValueError(
-                f'NFResNet: drop_path_rate={drop_path_rate} not in [0, 1)')
+                f'NFResNet: strides={tuple(strides)} needs num_stages={num_stages} entries'
+            )
+        out_indices = tuple(i + num_stages if i < 0 else i for i in out_indices)
+        if not out_indices or not all(0 <= i < num_stages for i in out_indices):
+            raise ValueError(
+                f'NFResNet: out_indices={out_indices} must be stage indices in 0..{num_stages - 1}'
+            )
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f'NFResNet: drop_path_rate={drop_path_rate} not in [0, 1)')
         self.depth = depth
         self.num_stages = num_stages
         self.out_indices = out_indices
@@ -346,9 +350,8 @@ class NFResNet(BaseBackbone):
 
         self._make_stem_layer(in_channels, stem_channels)
 
-        dpr = torch.linspace(0, drop_path_rate,
-                             sum(self.stage_blocks)).tolist()
-        expected_var = 1.
+        dpr = torch.linspace(0, drop_path_rate, sum(self.stage_blocks)).tolist()
+        expected_var = 1.0
         _in_channels = stem_channels
         _out_channels = base_channels * self.expansion
         self.res_layers = []
@@ -358,10 +361,8 @@ class NFResNet(BaseBackbone):
                 stride = strides[i] if j == 0 else 1
                 downsample = None
                 if stride != 1 or _in_channels != _out_channels:
-                    downsample = self._make_downsample(
-                        _in_channels, _out_channels, stride)
-                beta, expected_var = nf_block_scales(
-                    expected_var, alpha, downsample is not None)
+                    downsample = self._make_downsample(_in_channels, _out_channels, stride)
+                beta, expected_var = nf_block_scales(expected_var, alpha, downsample is not None)
                 blocks.append(
                     self.block(
                         _in_channels,
@@ -375,7 +376,9 @@ class NFResNet(BaseBackbone):
                         beta=beta,
                         act_cfg=act_cfg,
                         drop_path_rate=dpr.pop(0),
-                        with_cp=with_cp))
+                        with_cp=with_cp,
+                    )
+                )
                 _in_channels = _out_channels
             _out_channels *= 2
             layer_name = f'layer{i + 1}'
@@ -388,29 +391,28 @@ class NFResNet(BaseBackbone):
 
     def _make_stem_layer(self, in_channels: int, stem_channels: int):
         """ImageNet stem: 7x7 stride-2 conv, then 3x3 max pool (no act)."""
-        self.conv1 = build_conv_layer(
-            self.conv_cfg, in_channels, stem_channels, 7, stride=2)
+        self.conv1 = build_conv_layer(self.conv_cfg, in_channels, stem_channels, 7, stride=2)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-    def _make_downsample(self, in_channels: int, out_channels: int,
-                         stride: int) -> nn.Module:
+    def _make_downsample(self, in_channels: int, out_channels: int, stride: int) -> nn.Module:
         if not self.avg_down:
             return nn.Sequential(
                 OrderedDict(
                     conv=build_conv_layer(
-                        self.conv_cfg,
-                        in_channels,
-                        out_channels,
-                        1,
-                        stride=stride)))
-        pool = nn.AvgPool2d(
-            2, stride, ceil_mode=True,
-            count_include_pad=False) if stride > 1 else nn.Identity()
+                        self.conv_cfg, in_channels, out_channels, 1, stride=stride
+                    )
+                )
+            )
+        pool = (
+            nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
+            if stride > 1
+            else nn.Identity()
+        )
         return nn.Sequential(
             OrderedDict(
-                pool=pool,
-                conv=build_conv_layer(self.conv_cfg, in_channels,
-                                      out_channels, 1)))
+                pool=pool, conv=build_conv_layer(self.conv_cfg, in_channels, out_channels, 1)
+            )
+        )
 
     def _freeze_stages(self):
         modules = []
@@ -457,6 +459,5 @@ class NFResNet_CIFAR(NFResNet):
     """
 
     def _make_stem_layer(self, in_channels: int, stem_channels: int):
-        self.conv1 = build_conv_layer(
-            self.conv_cfg, in_channels, stem_channels, 3, stride=1)
+        self.conv1 = build_conv_layer(self.conv_cfg, in_channels, stem_channels, 3, stride=1)
         self.maxpool = nn.Identity()

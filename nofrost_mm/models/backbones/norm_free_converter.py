@@ -4,14 +4,22 @@ NoFrost's point is that removing every normalizer helps adversarial
 training; this converter lets an mmpretrain ResNet-family config become
 normalizer-free by changing one config key (``NormFreeConverter``).
 """
+
 from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer
-from mmpretrain.models.backbones import (RegNet, ResNet, ResNet_CIFAR,
-                                         ResNetV1c, ResNetV1d, ResNeXt,
-                                         SEResNet, SEResNeXt)
+from mmpretrain.models.backbones import (
+    RegNet,
+    ResNet,
+    ResNet_CIFAR,
+    ResNetV1c,
+    ResNetV1d,
+    ResNeXt,
+    SEResNet,
+    SEResNeXt,
+)
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck
 from mmpretrain.models.utils import SELayer
@@ -25,47 +33,57 @@ from .nf_resnet import NormFreeBlock, nf_block_scales
 # The backbones whose stem and blocks the converter knows, by exact class: a
 # subclass may change the forward (mmpretrain's Res2Net and ResNeSt are
 # ResNets whose blocks compute something else).
-RESNET_FAMILY = (ResNet, ResNetV1c, ResNetV1d, ResNet_CIFAR, ResNeXt,
-                 SEResNet, SEResNeXt, RegNet)
+RESNET_FAMILY = (ResNet, ResNetV1c, ResNetV1d, ResNet_CIFAR, ResNeXt, SEResNet, SEResNeXt, RegNet)
 RESNET_FAMILY_NAMES = tuple(cls.__name__ for cls in RESNET_FAMILY)
 
 # normalizers whose statistics are not per-batch-channel: removing them is
 # not the NF recipe, and the residual scaling below does not replace them
-_UNSUPPORTED_NORMS = (nn.LayerNorm, nn.GroupNorm, _InstanceNorm,
-                      nn.LocalResponseNorm)
-_INSTEAD = ("for a normalizer-free net use the plug-in's NFResNet / "
-            "NFResNet_CIFAR backbones (configs/_base_/models/nf-resnet*.py)")
+_UNSUPPORTED_NORMS = (nn.LayerNorm, nn.GroupNorm, _InstanceNorm, nn.LocalResponseNorm)
+_INSTEAD = (
+    "for a normalizer-free net use the plug-in's NFResNet / "
+    "NFResNet_CIFAR backbones (configs/_base_/models/nf-resnet*.py)"
+)
 
 
 def _check_convertible(module: nn.Module, allow_non_resnet: bool):
     name = type(module).__name__
-    norm_path, norm = next(((path, m) for path, m in module.named_modules()
-                            if isinstance(m, _UNSUPPORTED_NORMS)),
-                           (None, None))
+    norm_path, norm = next(
+        ((path, m) for path, m in module.named_modules() if isinstance(m, _UNSUPPORTED_NORMS)),
+        (None, None),
+    )
     if type(module) not in RESNET_FAMILY and not allow_non_resnet:
         message = (
             f'NormFreeConverter: backbone.type={name!r} (model.backbone.'
             'backbone.type in a config) is not supported: it converts the '
             f'ResNet family of mmpretrain ({", ".join(RESNET_FAMILY_NAMES)}) '
             'into NF-ResNets (residual branches scaled by alpha and beta). '
-            f'Instead, {_INSTEAD}')
+            f'Instead, {_INSTEAD}'
+        )
         if norm is None:
-            message += (f'; to only remove the BatchNorms of {name} (no '
-                        'residual scaling, so no normalizer-free signal '
-                        'propagation) set allow_non_resnet=True')
+            message += (
+                f'; to only remove the BatchNorms of {name} (no '
+                'residual scaling, so no normalizer-free signal '
+                'propagation) set allow_non_resnet=True'
+            )
         else:
-            message += (f' ({name} normalizes with {type(norm).__name__}, '
-                        'which the converter does not remove)')
+            message += (
+                f' ({name} normalizes with {type(norm).__name__}, '
+                'which the converter does not remove)'
+            )
         raise TypeError(message)
     if norm is not None:
         # BN instead is advice for the ResNets only: other backbones may not
         # run with it (mmpretrain's ConvNeXt does not)
-        fix = ("build it with its default norm_cfg=dict(type='BN') or, "
-               if type(module) in RESNET_FAMILY else '')
+        fix = (
+            "build it with its default norm_cfg=dict(type='BN') or, "
+            if type(module) in RESNET_FAMILY
+            else ''
+        )
         raise TypeError(
             f'NormFreeConverter: cannot remove {type(norm).__name__} at '
             f'"{norm_path or "<root>"}" of {name}: only BatchNorm layers '
-            f'(BN, SyncBN) are removed; {fix}{_INSTEAD}')
+            f'(BN, SyncBN) are removed; {fix}{_INSTEAD}'
+        )
 
 
 class _RemovedNorm(nn.Identity):
@@ -82,10 +100,12 @@ def _to_scaled_ws(conv: nn.Conv2d, gamma: float, eps: float) -> nn.Conv2d:
     if isinstance(conv, ScaledWSConv2d):
         return conv
     if conv.padding_mode != 'zeros' or isinstance(conv.padding, str):
-        raise ValueError(f'convert_to_normfree: conv {conv} uses padding='
-                         f'{conv.padding!r}, padding_mode='
-                         f"{conv.padding_mode!r}; only explicit zero padding "
-                         'is supported')
+        raise ValueError(
+            f'convert_to_normfree: conv {conv} uses padding='
+            f'{conv.padding!r}, padding_mode='
+            f"{conv.padding_mode!r}; only explicit zero padding "
+            'is supported'
+        )
     new = ScaledWSConv2d(
         conv.in_channels,
         conv.out_channels,
@@ -98,7 +118,8 @@ def _to_scaled_ws(conv: nn.Conv2d, gamma: float, eps: float) -> nn.Conv2d:
         gamma=gamma,
         eps=eps,
         device=conv.weight.device,
-        dtype=conv.weight.dtype)
+        dtype=conv.weight.dtype,
+    )
     new.train(conv.training)
     with torch.no_grad():
         new.weight.copy_(conv.weight)
@@ -124,8 +145,9 @@ def _replace_layers(module: nn.Module, gamma: float, eps: float):
             _replace_layers(child, gamma, eps)
 
 
-def _convert_block(block: nn.Module, alpha: float, beta: float,
-                   act_cfg: dict, attn_gain: float) -> NormFreeBlock:
+def _convert_block(
+    block: nn.Module, alpha: float, beta: float, act_cfg: dict, attn_gain: float
+) -> NormFreeBlock:
     convs = [block.conv1, block.conv2]
     if isinstance(block, Bottleneck):
         convs.append(block.conv3)
@@ -138,8 +160,9 @@ def _convert_block(block: nn.Module, alpha: float, beta: float,
         act_cfg=act_cfg,
         se_layer=getattr(block, 'se_layer', None),
         attn_gain=attn_gain,
-        drop_path_rate=getattr(drop_path, 'drop_prob', 0.),
-        with_cp=block.with_cp)
+        drop_path_rate=getattr(drop_path, 'drop_prob', 0.0),
+        with_cp=block.with_cp,
+    )
     # keep the attributes necks and user code read from mmpretrain blocks
     for attr in ('in_channels', 'out_channels', 'mid_channels', 'expansion'):
         if hasattr(block, attr):
@@ -152,11 +175,13 @@ def _replace_blocks(module: nn.Module, state: dict):
     for name, child in module.named_children():
         if isinstance(child, (BasicBlock, Bottleneck)):
             beta, state['var'] = nf_block_scales(
-                state['var'], state['alpha'], child.downsample is not None)
+                state['var'], state['alpha'], child.downsample is not None
+            )
             setattr(
-                module, name,
-                _convert_block(child, state['alpha'], beta, state['act_cfg'],
-                               state['attn_gain']))
+                module,
+                name,
+                _convert_block(child, state['alpha'], beta, state['act_cfg'], state['attn_gain']),
+            )
         else:
             _replace_blocks(child, state)
 
@@ -176,14 +201,16 @@ def _drop_stem_activation(backbone: nn.Module):
         backbone.relu = nn.Identity()
 
 
-def convert_to_normfree(module: nn.Module,
-                        alpha: float = 0.2,
-                        gamma: float = RELU_GAMMA,
-                        eps: float = 1e-5,
-                        zero_init_last: bool = True,
-                        attn_gain: float = 2.0,
-                        act_cfg: dict = dict(type='ReLU'),
-                        allow_non_resnet: bool = False) -> nn.Module:
+def convert_to_normfree(
+    module: nn.Module,
+    alpha: float = 0.2,
+    gamma: float = RELU_GAMMA,
+    eps: float = 1e-5,
+    zero_init_last: bool = True,
+    attn_gain: float = 2.0,
+    act_cfg: dict = dict(type='ReLU'),
+    allow_non_resnet: bool = False,
+) -> nn.Module:
     """Make a BatchNorm ResNet-family backbone normalizer-free (NF-ResNet).
 
     Supported backbones, by exact class: mmpretrain's ResNet, ResNetV1c,
@@ -241,8 +268,7 @@ def convert_to_normfree(module: nn.Module,
     if isinstance(module, nn.Conv2d):
         return _to_scaled_ws(module, gamma, eps)
     if type(module) in RESNET_FAMILY:
-        state = dict(
-            var=1., alpha=alpha, act_cfg=act_cfg, attn_gain=attn_gain)
+        state = dict(var=1.0, alpha=alpha, act_cfg=act_cfg, attn_gain=attn_gain)
         _replace_blocks(module, state)
         _drop_stem_activation(module)
     _replace_layers(module, gamma, eps)
@@ -305,20 +331,24 @@ class NormFreeConverter(BaseBackbone):
                 backbone=dict(type='ResNet', depth=18), alpha=0.2))
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 alpha: float = 0.2,
-                 gamma: float = RELU_GAMMA,
-                 eps: float = 1e-5,
-                 zero_init_last: bool = True,
-                 attn_gain: float = 2.0,
-                 act_cfg: dict = dict(type='ReLU'),
-                 allow_non_resnet: bool = False,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        backbone: dict,
+        alpha: float = 0.2,
+        gamma: float = RELU_GAMMA,
+        eps: float = 1e-5,
+        zero_init_last: bool = True,
+        attn_gain: float = 2.0,
+        act_cfg: dict = dict(type='ReLU'),
+        allow_non_resnet: bool = False,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(init_cfg)
         if not isinstance(backbone, dict) or 'type' not in backbone:
-            raise TypeError('NormFreeConverter: backbone must be a config '
-                            f"dict with a 'type', got {backbone!r}")
+            raise TypeError(
+                'NormFreeConverter: backbone must be a config '
+                f"dict with a 'type', got {backbone!r}"
+            )
         self.backbone = convert_to_normfree(
             MODELS.build(backbone),
             alpha=alpha,
@@ -327,12 +357,16 @@ class NormFreeConverter(BaseBackbone):
             zero_init_last=zero_init_last,
             attn_gain=attn_gain,
             act_cfg=act_cfg,
-            allow_non_resnet=allow_non_resnet)
+            allow_non_resnet=allow_non_resnet,
+        )
         self.zero_init_last = zero_init_last
         # pre-activation blocks leave their outputs un-activated; a backbone
         # only stripped of its BNs returns what it always returned
-        self.final_act = build_activation_layer(act_cfg) if type(
-            self.backbone) in RESNET_FAMILY else nn.Identity()
+        self.final_act = (
+            build_activation_layer(act_cfg)
+            if type(self.backbone) in RESNET_FAMILY
+            else nn.Identity()
+        )
 
     def init_weights(self):
         super().init_weights()
@@ -340,8 +374,7 @@ class NormFreeConverter(BaseBackbone):
         # init_cfg (BN-era weights, no gains) the branches start active, as
         # ResNet suppresses zero_init_residual for pretrained models
         init_cfg = getattr(self.backbone, 'init_cfg', None)
-        pretrained = isinstance(init_cfg,
-                                dict) and init_cfg.get('type') == 'Pretrained'
+        pretrained = isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
         if self.zero_init_last:
             for m in self.backbone.modules():
                 if isinstance(m, NormFreeBlock):

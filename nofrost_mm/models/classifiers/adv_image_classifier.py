@@ -1,5 +1,6 @@
 """ImageClassifier that takes clean and adversarial batches: mixed PGD-AT,
 pure AT, TRADES, adversarial weight perturbation (AWP) and GradAlign."""
+
 from numbers import Number
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -130,54 +131,74 @@ class AdvImageClassifier(ImageClassifier):
     ADV_FORWARDS = ('separate', 'concat')
     ADV_LOSSES = ('mix', 'trades')
 
-    def __init__(self, *args, adv_loss: str = 'mix',
-                 adv_loss_weight: Optional[float] = None, trades_beta: float = 6.0,
-                 adv_forward: str = 'separate', awp_gamma: float = 0.,
-                 grad_align_lambda: float = 0., **kwargs):
-        adv_loss_weight = _check_recipe(adv_loss, adv_loss_weight, trades_beta,
-                                        adv_forward)
-        if (not isinstance(awp_gamma, (int, float)) or isinstance(awp_gamma, bool)
-                or awp_gamma < 0):
-            raise ValueError('model.awp_gamma must be a number >= 0 (0: no adversarial '
-                             'weight perturbation; 5e-3 TRADES-AWP, 1e-2 AT-AWP), '
-                             f'got {awp_gamma!r}')
-        if (not isinstance(grad_align_lambda, (int, float))
-                or isinstance(grad_align_lambda, bool) or grad_align_lambda < 0):
-            raise ValueError('model.grad_align_lambda must be a number >= 0 (0: no '
-                             'GradAlign; 0.2 at eps 8/255, 2.0 at 16/255 in the '
-                             f'paper), got {grad_align_lambda!r}')
+    def __init__(
+        self,
+        *args,
+        adv_loss: str = 'mix',
+        adv_loss_weight: Optional[float] = None,
+        trades_beta: float = 6.0,
+        adv_forward: str = 'separate',
+        awp_gamma: float = 0.0,
+        grad_align_lambda: float = 0.0,
+        **kwargs,
+    ):
+        adv_loss_weight = _check_recipe(adv_loss, adv_loss_weight, trades_beta, adv_forward)
+        if not isinstance(awp_gamma, (int, float)) or isinstance(awp_gamma, bool) or awp_gamma < 0:
+            raise ValueError(
+                'model.awp_gamma must be a number >= 0 (0: no adversarial '
+                'weight perturbation; 5e-3 TRADES-AWP, 1e-2 AT-AWP), '
+                f'got {awp_gamma!r}'
+            )
+        if (
+            not isinstance(grad_align_lambda, (int, float))
+            or isinstance(grad_align_lambda, bool)
+            or grad_align_lambda < 0
+        ):
+            raise ValueError(
+                'model.grad_align_lambda must be a number >= 0 (0: no '
+                'GradAlign; 0.2 at eps 8/255, 2.0 at 16/255 in the '
+                f'paper), got {grad_align_lambda!r}'
+            )
         super().__init__(*args, **kwargs)
         # fp32 fallbacks and fp16 overflows: said once, not every iteration
         self._log_once = LogOnce()
         # with a plain ClsDataPreprocessor it is an ImageClassifier (nothing
         # crafts adversarial batches)
         self.crafts = isinstance(self.data_preprocessor, PGDDataPreprocessor)
-        if adv_loss == 'trades' and self.crafts and getattr(
-                self.data_preprocessor.attack, 'loss', 'kl') != 'kl':
+        if (
+            adv_loss == 'trades'
+            and self.crafts
+            and getattr(self.data_preprocessor.attack, 'loss', 'kl') != 'kl'
+        ):
             raise ValueError(
                 "data_preprocessor.attack.loss must be 'kl' with model.adv_loss="
                 "'trades' (TRADES maximises the KL between clean and "
                 "adversarial predictions); add loss='kl', random_start='normal' "
-                'to the attack')
+                'to the attack'
+            )
         self.adv_loss = adv_loss
         self.adv_loss_weight = adv_loss_weight
         self.trades_beta = float(trades_beta)
         self.adv_forward = adv_forward
         if not hasattr(self.head, '_get_loss'):
-            raise TypeError(f'AdvImageClassifier needs a ClsHead-style head with '
-                            f'_get_loss(cls_score, data_samples); got '
-                            f'{type(self.head).__name__}')
+            raise TypeError(
+                f'AdvImageClassifier needs a ClsHead-style head with '
+                f'_get_loss(cls_score, data_samples); got '
+                f'{type(self.head).__name__}'
+            )
         self.awp_gamma = float(awp_gamma)
         self.grad_align_lambda = float(grad_align_lambda)
         # AdversarialTrainingHook turns AWP off during its warm-up
         self.awp_enabled = True
         self.adv_log_vars: Dict[str, torch.Tensor] = {}
 
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor',
-                adv_inputs: Optional[torch.Tensor] = None):
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None,
+        mode: str = 'tensor',
+        adv_inputs: Optional[torch.Tensor] = None,
+    ):
         """ImageClassifier's forward; in 'loss' mode the adversarial loss.
 
         Args:
@@ -189,11 +210,11 @@ class AdvImageClassifier(ImageClassifier):
                 preprocessor's training attack. Defaults to None.
         """
         inputs = inputs.contiguous(memory_format=model_memory_format(self))
-        if mode != 'loss' or (adv_inputs is None and (
-                self.adv_loss_weight == 0 or not self.crafts)):
+        if mode != 'loss' or (
+            adv_inputs is None and (self.adv_loss_weight == 0 or not self.crafts)
+        ):
             if adv_inputs is not None:
-                raise RuntimeError(
-                    f'adv_inputs are only used in "loss" mode, got "{mode}"')
+                raise RuntimeError(f'adv_inputs are only used in "loss" mode, got "{mode}"')
             return super().forward(inputs, data_samples, mode)
         if adv_inputs is None:
             # dual BN: the attack runs through the adversarial branch
@@ -201,8 +222,9 @@ class AdvImageClassifier(ImageClassifier):
                 adv_inputs = self.data_preprocessor.craft(self, inputs, data_samples)
         return self.adversarial_loss(inputs, adv_inputs, data_samples)
 
-    def adversarial_loss(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
-                 data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+    def adversarial_loss(
+        self, inputs: torch.Tensor, adv_inputs: torch.Tensor, data_samples: List[DataSample]
+    ) -> Dict[str, torch.Tensor]:
         """The adversarial training loss, at AWP-perturbed weights if enabled.
 
         Args:
@@ -216,10 +238,11 @@ class AdvImageClassifier(ImageClassifier):
         """
         params = None
         if self.awp_gamma > 0 and self.awp_enabled:
-            params = {name: p + v for name, p, v in
-                      self.awp_perturbation(inputs, adv_inputs, data_samples)}
-        losses, self.adv_log_vars = self._training_losses(
-            inputs, adv_inputs, data_samples, params)
+            params = {
+                name: p + v
+                for name, p, v in self.awp_perturbation(inputs, adv_inputs, data_samples)
+            }
+        losses, self.adv_log_vars = self._training_losses(inputs, adv_inputs, data_samples, params)
         if self.grad_align_lambda > 0:
             reg, cos, dropped = self.grad_align(inputs, data_samples, params)
             losses['loss_grad_align'] = self.grad_align_lambda * reg
@@ -227,9 +250,9 @@ class AdvImageClassifier(ImageClassifier):
             self.adv_log_vars['grad_align_dropped'] = dropped
         return losses
 
-    def grad_align(self, inputs: torch.Tensor, data_samples: List[DataSample],
-                   params: Optional[dict] = None
-                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def grad_align(
+        self, inputs: torch.Tensor, data_samples: List[DataSample], params: Optional[dict] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """GradAlign's ``mean(1 - cos)`` of clean and noisy input gradients.
 
         Args:
@@ -246,36 +269,44 @@ class AdvImageClassifier(ImageClassifier):
         images = pre.to_unit_range(inputs.detach())
         targets = pre.attack_targets(data_samples).to(inputs.device)
         normalize = pre.normalized_classifier(self).normalize
-        eps = (pre.eps or 0) / 255.
+        eps = (pre.eps or 0) / 255.0
         # BN running statistics untouched in train mode, not written back
         # (the passes' graphs stay alive until the training backward)
         train_mode = pre.attack_model_mode == 'train'
-        with model_state(self, train_mode=train_mode,
-                         running_stats='unchanged' if train_mode else None), \
-                dual_bn_route(self, 'adv'):
+        with (
+            model_state(
+                self, train_mode=train_mode, running_stats='unchanged' if train_mode else None
+            ),
+            dual_bn_route(self, 'adv'),
+        ):
             eta = torch.empty_like(images).uniform_(-eps, eps)
             clean, noisy = self._grad_align_grads(
-                _ImageLogits(self, normalize, params), images,
-                (images + eta).clamp_(0, 1), targets)
+                _ImageLogits(self, normalize, params), images, (images + eta).clamp_(0, 1), targets
+            )
         clean, noisy = clean.flatten(1), noisy.flatten(1)
         # the official code drops samples with a zero gradient (the norm's
         # gradient is undefined there): select before taking norms
-        keep = (clean.detach().abs().amax(dim=1) >= GRAD_ALIGN_MIN_PEAK) & \
-            (noisy.detach().abs().amax(dim=1) >= GRAD_ALIGN_MIN_PEAK)
+        keep = (clean.detach().abs().amax(dim=1) >= GRAD_ALIGN_MIN_PEAK) & (
+            noisy.detach().abs().amax(dim=1) >= GRAD_ALIGN_MIN_PEAK
+        )
         dropped = (~keep).sum().float()
         # rows divided by their largest entry (constants for the cosine):
         # their squared norms neither underflow nor overflow
         clean, noisy = _peak_normalized(clean), _peak_normalized(noisy)
         if not keep.any():
-            zero = noisy.sum() * 0.
-            return zero, zero.detach() + 1., dropped
+            zero = noisy.sum() * 0.0
+            return zero, zero.detach() + 1.0, dropped
         clean, noisy = clean[keep], noisy[keep]
         cos = (clean * noisy).sum(dim=1) / (clean.norm(dim=1) * noisy.norm(dim=1))
-        return 1. - cos.mean(), cos.mean().detach(), dropped
+        return 1.0 - cos.mean(), cos.mean().detach(), dropped
 
-    def _grad_align_grads(self, logits_fn: Callable, images: torch.Tensor,
-                          noisy_images: torch.Tensor, targets: torch.Tensor
-                          ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _grad_align_grads(
+        self,
+        logits_fn: Callable,
+        images: torch.Tensor,
+        noisy_images: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """GradAlign's clean (detached) and noisy (double-backprop) input
         gradients, without fp16 underflow; in fp32 after an fp16 overflow."""
         # train-mode BatchNorm couples the rows: one scale for the batch
@@ -286,18 +317,20 @@ class AdvImageClassifier(ImageClassifier):
         # bf16 has fp32's range; under fp16 one sync per iteration reads
         # whether a scaled gradient overflowed
         if precision_name(device_type) == 'fp16' and not bool(
-                torch.isfinite(clean).all() & torch.isfinite(noisy).all()):
-            self._log_once('GradAlign: a scaled input gradient overflowed in fp16; '
-                           'such batches take both gradients again in fp32')
+            torch.isfinite(clean).all() & torch.isfinite(noisy).all()
+        ):
+            self._log_once(
+                'GradAlign: a scaled input gradient overflowed in fp16; '
+                'such batches take both gradients again in fp32'
+            )
             with autocast_off(device_type):
                 clean = _scaled_input_grad(logits_fn, images, targets, False, per_sample)
                 noisy = _scaled_input_grad(logits_fn, noisy_images, targets, True, per_sample)
         return clean, noisy
 
-
-    def awp_perturbation(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
-                         data_samples: List[DataSample]
-                         ) -> List[Tuple[str, torch.nn.Parameter, torch.Tensor]]:
+    def awp_perturbation(
+        self, inputs: torch.Tensor, adv_inputs: torch.Tensor, data_samples: List[DataSample]
+    ) -> List[Tuple[str, torch.nn.Parameter, torch.Tensor]]:
         """AWP's weight perturbation for this batch (Wu et al. 2020).
 
         Args:
@@ -310,13 +343,15 @@ class AdvImageClassifier(ImageClassifier):
             perturbation ``awp_gamma * ||w|| * g / (||g|| + 1e-20)``) for
             every perturbed weight.
         """
-        named = [(n, p) for n, p in self.named_parameters()
-                 if p.requires_grad and p.dim() > 1 and 'weight' in n]
+        named = [
+            (n, p)
+            for n, p in self.named_parameters()
+            if p.requires_grad and p.dim() > 1 and 'weight' in n
+        ]
         # the extra pass must not count in the BN running statistics (BN's
         # backward reads them: restore only after it)
         with model_state(self, running_stats='restore'):
-            grads = self._awp_grads(inputs, adv_inputs, data_samples,
-                                    [p for _, p in named])
+            grads = self._awp_grads(inputs, adv_inputs, data_samples, [p for _, p in named])
         out = []
         for (name, p), g in zip(named, grads):
             if g is not None:
@@ -324,9 +359,13 @@ class AdvImageClassifier(ImageClassifier):
                 out.append((name, p, (scale * g).detach()))
         return out
 
-    def _awp_grads(self, inputs: torch.Tensor, adv_inputs: torch.Tensor,
-                   data_samples: List[DataSample],
-                   params: List[torch.nn.Parameter]) -> List[Optional[torch.Tensor]]:
+    def _awp_grads(
+        self,
+        inputs: torch.Tensor,
+        adv_inputs: torch.Tensor,
+        data_samples: List[DataSample],
+        params: List[torch.nn.Parameter],
+    ) -> List[Optional[torch.Tensor]]:
         """Gradients of the training loss with respect to ``params``.
 
         Under fp16 autocast the logits' gradient (fp32) is multiplied by
@@ -340,29 +379,33 @@ class AdvImageClassifier(ImageClassifier):
         device_type = inputs.device.type
         precision = precision_name(device_type)
         if precision == 'bf16':
-            self._log_once('AWP: the weight perturbation is computed in fp32 under '
-                           'bf16 autocast (bf16 turns its direction)')
+            self._log_once(
+                'AWP: the weight perturbation is computed in fp32 under '
+                'bf16 autocast (bf16 turns its direction)'
+            )
         if precision != 'fp16':
             with autocast_off(device_type):
                 losses, _ = self._training_losses(inputs, adv_inputs, data_samples)
                 loss, _ = self.parse_losses(losses)
                 return list(torch.autograd.grad(loss, params, allow_unused=True))
         logits: List[torch.Tensor] = []
-        losses, _ = self._training_losses(inputs, adv_inputs, data_samples,
-                                          record=logits)
+        losses, _ = self._training_losses(inputs, adv_inputs, data_samples, record=logits)
         loss, _ = self.parse_losses(losses)
         grads = _scaled_backward(loss, logits, params)
         # one sync per iteration
         finite = [torch.isfinite(g).all() for g in grads if g is not None]
         if finite and not bool(torch.stack(finite).all()):
-            self._log_once('AWP: the scaled weight gradient overflowed in fp16; '
-                           'such batches take it again in fp32')
+            self._log_once(
+                'AWP: the scaled weight gradient overflowed in fp16; '
+                'such batches take it again in fp32'
+            )
             with autocast_off(device_type):
                 return self._awp_grads(inputs, adv_inputs, data_samples, params)
         return grads
 
-    def _logits(self, x: torch.Tensor, params: Optional[dict],
-                record: Optional[list] = None) -> torch.Tensor:
+    def _logits(
+        self, x: torch.Tensor, params: Optional[dict], record: Optional[list] = None
+    ) -> torch.Tensor:
         """The head's logits of ``x``, at the weights overridden by ``params``.
 
         With ``record`` (a list) they are fp32 tensors, each appended to it.
@@ -371,7 +414,7 @@ class AdvImageClassifier(ImageClassifier):
             logits = self.head(self.extract_feat(x))
         else:
             # the same network with some parameters replaced by `params`
-            logits = functional_call(self, params, (x, ), dict(mode='tensor'))
+            logits = functional_call(self, params, (x,), dict(mode='tensor'))
         if record is None:
             return logits
         if isinstance(logits, (tuple, list)):
@@ -382,8 +425,7 @@ class AdvImageClassifier(ImageClassifier):
             record.append(logits)
         return logits
 
-    def _training_losses(self, inputs, adv_inputs, data_samples, params=None,
-                         record=None):
+    def _training_losses(self, inputs, adv_inputs, data_samples, params=None, record=None):
         """Loss terms and log values, at the weights overridden by ``params``;
         ``record`` (a list) collects the fp32 logits they are computed from."""
         trades = self.adv_loss == 'trades'
@@ -410,14 +452,17 @@ class AdvImageClassifier(ImageClassifier):
                     half = self.head._get_loss(scores, data_samples)
             else:
                 half = self.head._get_loss(scores, data_samples)
-                half_weight = 1. if trades else (weight if name == 'adv' else 1 - weight)
+                half_weight = 1.0 if trades else (weight if name == 'adv' else 1 - weight)
                 for key, value in half.items():
                     losses[key] = losses.get(key, 0) + half_weight * value
             logs[f'loss_{name}'] = sum(v.detach() for k, v in half.items() if 'loss' in k)
             logs[f'acc_{name}'] = self._accuracy(scores, data_samples)
         if trades:
-            kl = F.kl_div(logits['adv'].float().log_softmax(dim=1),
-                          logits['clean'].float().softmax(dim=1), reduction='batchmean')
+            kl = F.kl_div(
+                logits['adv'].float().log_softmax(dim=1),
+                logits['clean'].float().softmax(dim=1),
+                reduction='batchmean',
+            )
             # not the head's 'loss': mmengine logs the total under that name
             losses['loss_ce'] = losses.pop('loss')
             losses['loss_kl'] = self.trades_beta * kl
@@ -438,14 +483,15 @@ class AdvImageClassifier(ImageClassifier):
 # GradAlign leaves out a sample whose scaled input gradient's largest entry
 # is below this (exactly 0: a saturated softmax; or negligible beside the
 # batch's, with one scale for a train-mode BatchNorm batch)
-GRAD_ALIGN_MIN_PEAK = 2.**-60
+GRAD_ALIGN_MIN_PEAK = 2.0**-60
 # The largest entry of the batch's scaled logit gradient lies in [1, 2): the
 # weights' gradients sum it over the batch and positions, within fp16's range
 AWP_LOGIT_GRAD_EXP = 0
 
 
-def _scaled_backward(loss: torch.Tensor, logits: Sequence[torch.Tensor],
-                     params: Sequence[torch.Tensor]) -> List[Optional[torch.Tensor]]:
+def _scaled_backward(
+    loss: torch.Tensor, logits: Sequence[torch.Tensor], params: Sequence[torch.Tensor]
+) -> List[Optional[torch.Tensor]]:
     """``d loss / d params`` with the (fp32) gradient of ``logits`` scaled.
 
     ``loss`` depends on the weights through ``logits`` only. Their gradient
@@ -462,9 +508,9 @@ def _scaled_backward(loss: torch.Tensor, logits: Sequence[torch.Tensor],
     with torch.no_grad():
         peak = torch.stack([d.abs().amax() for _, d in used]).amax()
     scale = _pow2_scale(peak, AWP_LOGIT_GRAD_EXP)
-    grads = torch.autograd.grad([t for t, _ in used], params,
-                                grad_outputs=[d * scale for _, d in used],
-                                allow_unused=True)
+    grads = torch.autograd.grad(
+        [t for t, _ in used], params, grad_outputs=[d * scale for _, d in used], allow_unused=True
+    )
     return [None if g is None else g.float() / scale for g in grads]
 
 
@@ -472,8 +518,9 @@ class _ImageLogits:
     """The classifier's (summed) logits as a function of [0, 1] images, at
     the weights overridden by ``params``: GradAlign's input gradients."""
 
-    def __init__(self, classifier: 'AdvImageClassifier', normalize: Callable,
-                 params: Optional[dict]):
+    def __init__(
+        self, classifier: 'AdvImageClassifier', normalize: Callable, params: Optional[dict]
+    ):
         self.classifier, self.normalize, self.params = classifier, normalize, params
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -483,8 +530,13 @@ class _ImageLogits:
         return logits
 
 
-def _scaled_input_grad(model_fn: Callable, images: torch.Tensor, targets: torch.Tensor,
-                       create_graph: bool, per_sample: bool = True) -> torch.Tensor:
+def _scaled_input_grad(
+    model_fn: Callable,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    create_graph: bool,
+    per_sample: bool = True,
+) -> torch.Tensor:
     """Input gradient of the cross entropy at ``images``, each row multiplied
     by a constant: for cosines only.
 
@@ -503,11 +555,10 @@ def _scaled_input_grad(model_fn: Callable, images: torch.Tensor, targets: torch.
         losses = -(targets.double() * logits.log_softmax(dim=1)).sum(dim=1)
     else:
         losses = F.cross_entropy(logits, targets, reduction='none')
-    dlogits, = torch.autograd.grad(losses.sum(), logits, retain_graph=True)
+    (dlogits,) = torch.autograd.grad(losses.sum(), logits, retain_graph=True)
     peak = dlogits.abs().amax(dim=1)
-    scale = _pow2_scale(peak if per_sample else peak.amax().expand_as(peak),
-                        LOGIT_GRAD_EXP)
-    grad, = torch.autograd.grad((losses * scale).sum(), x, create_graph=create_graph)
+    scale = _pow2_scale(peak if per_sample else peak.amax().expand_as(peak), LOGIT_GRAD_EXP)
+    (grad,) = torch.autograd.grad((losses * scale).sum(), x, create_graph=create_graph)
     return grad if create_graph else grad.detach()
 
 
@@ -539,25 +590,35 @@ def _take(feats, index):
 def _check_recipe(adv_loss, adv_loss_weight, trades_beta, adv_forward) -> float:
     """Check the loss recipe keys; returns the effective adversarial weight."""
     if adv_loss not in AdvImageClassifier.ADV_LOSSES:
-        raise ValueError(f'model.adv_loss must be one of '
-                         f'{AdvImageClassifier.ADV_LOSSES}, got {adv_loss!r}')
+        raise ValueError(
+            f'model.adv_loss must be one of {AdvImageClassifier.ADV_LOSSES}, got {adv_loss!r}'
+        )
     if adv_loss == 'trades':
         if adv_loss_weight is not None:
             raise ValueError(
                 "model.adv_loss_weight must be None with adv_loss='trades' (TRADES "
-                f'weights its KL term with trades_beta), got {adv_loss_weight!r}')
-        if (not isinstance(trades_beta, Number) or isinstance(trades_beta, bool)
-                or trades_beta < 0):
-            raise ValueError('model.trades_beta must be a number >= 0 '
-                             f'(6.0 in the TRADES paper), got {trades_beta!r}')
-        adv_loss_weight = 1.  # every batch is attacked; no mixing weight
+                f'weights its KL term with trades_beta), got {adv_loss_weight!r}'
+            )
+        if not isinstance(trades_beta, Number) or isinstance(trades_beta, bool) or trades_beta < 0:
+            raise ValueError(
+                'model.trades_beta must be a number >= 0 '
+                f'(6.0 in the TRADES paper), got {trades_beta!r}'
+            )
+        adv_loss_weight = 1.0  # every batch is attacked; no mixing weight
     elif adv_loss_weight is None:
         adv_loss_weight = 0.5
-    if (not isinstance(adv_loss_weight, Number) or isinstance(adv_loss_weight, bool)
-            or not 0 <= adv_loss_weight <= 1):
-        raise ValueError('model.adv_loss_weight must be a number in [0, 1] (0: '
-                         f'standard training, 1: Madry AT), got {adv_loss_weight!r}')
+    if (
+        not isinstance(adv_loss_weight, Number)
+        or isinstance(adv_loss_weight, bool)
+        or not 0 <= adv_loss_weight <= 1
+    ):
+        raise ValueError(
+            'model.adv_loss_weight must be a number in [0, 1] (0: '
+            f'standard training, 1: Madry AT), got {adv_loss_weight!r}'
+        )
     if adv_forward not in AdvImageClassifier.ADV_FORWARDS:
-        raise ValueError(f'model.adv_forward must be one of '
-                         f'{AdvImageClassifier.ADV_FORWARDS}, got {adv_forward!r}')
+        raise ValueError(
+            f'model.adv_forward must be one of '
+            f'{AdvImageClassifier.ADV_FORWARDS}, got {adv_forward!r}'
+        )
     return float(adv_loss_weight)

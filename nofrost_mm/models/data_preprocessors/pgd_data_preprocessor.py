@@ -1,4 +1,5 @@
 """A data preprocessor that crafts adversarial training batches."""
+
 from numbers import Number
 from typing import Callable, List, Optional, Sequence, Union
 
@@ -9,10 +10,13 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from nofrost_mm.attacks import NormalizedClassifier, attack_context, build_attack
-from nofrost_mm.attacks.mixed_precision import (PrecisionSafeClassifier, autocast_off,
-                                                precision_name, safe_precision)
+from nofrost_mm.attacks.mixed_precision import (
+    PrecisionSafeClassifier,
+    autocast_off,
+    precision_name,
+    safe_precision,
+)
 from nofrost_mm.utils import DeviceTimer, LogOnce, check_choice, model_memory_format
-
 
 # keys of earlier versions and where they live now: a config that still
 # sets one fails with the new key's name instead of being silently ignored
@@ -22,11 +26,12 @@ MOVED_KEYS = dict(
     trades_beta='model.trades_beta',
     adv_forward='model.adv_forward',
     test_attack="AdversarialTrainingHook.val_attack (robust validation) or "
-                'test_attacks (tools/test.py)',
+    'test_attacks (tools/test.py)',
     adv_batch="model.type='AdvImageClassifier', which owns the adversarial "
-              "batch and loss: model.adv_loss_weight=0.5 with "
-              "model.adv_forward='concat' for adv_batch='concat', "
-              "model.adv_loss_weight=1.0 for adv_batch='adv'")
+    "batch and loss: model.adv_loss_weight=0.5 with "
+    "model.adv_forward='concat' for adv_batch='concat', "
+    "model.adv_loss_weight=1.0 for adv_batch='adv'",
+)
 
 
 def check_moved_keys(where: str, kwargs: dict, moved: dict) -> None:
@@ -123,34 +128,48 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
     ATTACK_MODEL_MODES = ('eval', 'train')
     MOVED_KEYS = MOVED_KEYS
 
-    def __init__(self,
-                 mean: Sequence[Number] = None,
-                 std: Sequence[Number] = None,
-                 pad_size_divisor: int = 1,
-                 pad_value: Number = 0,
-                 to_rgb: bool = False,
-                 to_onehot: bool = False,
-                 num_classes: Optional[int] = None,
-                 batch_augments: Optional[dict] = None,
-                 attack: Optional[Union[dict, Callable]] = None,
-                 eps: Optional[float] = None,
-                 attack_model_mode: str = 'eval',
-                 **moved):
+    def __init__(
+        self,
+        mean: Sequence[Number] = None,
+        std: Sequence[Number] = None,
+        pad_size_divisor: int = 1,
+        pad_value: Number = 0,
+        to_rgb: bool = False,
+        to_onehot: bool = False,
+        num_classes: Optional[int] = None,
+        batch_augments: Optional[dict] = None,
+        attack: Optional[Union[dict, Callable]] = None,
+        eps: Optional[float] = None,
+        attack_model_mode: str = 'eval',
+        **moved,
+    ):
         # check everything before building anything: the runner builds the
         # model before it reads data
         check_moved_keys('data_preprocessor', moved, self.MOVED_KEYS)
-        check_choice('data_preprocessor.attack_model_mode', attack_model_mode,
-                     self.ATTACK_MODEL_MODES)
+        check_choice(
+            'data_preprocessor.attack_model_mode', attack_model_mode, self.ATTACK_MODEL_MODES
+        )
         if pad_size_divisor != 1:
-            raise ValueError('data_preprocessor.pad_size_divisor must be 1 with '
-                             'PGDDataPreprocessor (padding after normalization has no '
-                             f'pixel-space equivalent), got {pad_size_divisor!r}')
-        super().__init__(mean=mean, std=std, pad_size_divisor=pad_size_divisor,
-                         pad_value=pad_value, to_rgb=to_rgb, to_onehot=to_onehot,
-                         num_classes=num_classes, batch_augments=batch_augments)
+            raise ValueError(
+                'data_preprocessor.pad_size_divisor must be 1 with '
+                'PGDDataPreprocessor (padding after normalization has no '
+                f'pixel-space equivalent), got {pad_size_divisor!r}'
+            )
+        super().__init__(
+            mean=mean,
+            std=std,
+            pad_size_divisor=pad_size_divisor,
+            pad_value=pad_value,
+            to_rgb=to_rgb,
+            to_onehot=to_onehot,
+            num_classes=num_classes,
+            batch_augments=batch_augments,
+        )
         if isinstance(attack, dict) and eps is not None and 'eps' in attack:
-            raise ValueError('data_preprocessor.attack.eps: the training eps is '
-                             'data_preprocessor.eps; do not repeat it in the attack')
+            raise ValueError(
+                'data_preprocessor.attack.eps: the training eps is '
+                'data_preprocessor.eps; do not repeat it in the attack'
+            )
         if attack is None:
             attack = dict(type='PGDAttack', steps=10, eps=8 if eps is None else eps)
         elif isinstance(attack, dict) and eps is not None:
@@ -174,7 +193,7 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         self.train_attack_precision: Optional[str] = None
 
     # -- the training budget (scheduled by AdversarialTrainingHook) -----------
-    def schedule(self, eps_scale: float = 1., steps: Optional[int] = None) -> None:
+    def schedule(self, eps_scale: float = 1.0, steps: Optional[int] = None) -> None:
         """Set the training attack's budget for the next batches.
 
         The one writer of the training attack's ``eps`` and ``steps``
@@ -186,12 +205,14 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             steps (int, optional): Attack steps; None keeps the configured
                 ones. Defaults to None.
         """
-        if eps_scale != 1. and self._train_eps is None:
-            raise TypeError('the training attack '
-                            f'{type(self.attack).__name__} has no eps to schedule')
+        if eps_scale != 1.0 and self._train_eps is None:
+            raise TypeError(
+                f'the training attack {type(self.attack).__name__} has no eps to schedule'
+            )
         if steps is not None and self._train_steps is None:
-            raise TypeError('the training attack '
-                            f'{type(self.attack).__name__} has no steps to schedule')
+            raise TypeError(
+                f'the training attack {type(self.attack).__name__} has no steps to schedule'
+            )
         if self._train_eps is not None:
             self.attack.eps = self._train_eps * eps_scale
         if self._train_steps is not None:
@@ -214,7 +235,7 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
     def last_attack_time(self) -> float:
         """Seconds of the last training attack (0 before the first); on
         CUDA, reading it waits for that attack: read it when logging."""
-        return 0. if self.attack_timer is None else self.attack_timer.seconds
+        return 0.0 if self.attack_timer is None else self.attack_timer.seconds
 
     @property
     def budget(self) -> dict:
@@ -229,7 +250,7 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         if self._enable_normalize:
             inputs = inputs * self.std + self.mean
         # the round trip may leave values a rounding error outside [0, 1]
-        return (inputs / 255.).clamp_(0, 1)
+        return (inputs / 255.0).clamp_(0, 1)
 
     def normalized_classifier(self, model: nn.Module) -> NormalizedClassifier:
         """``model`` as a function of [0, 1] images, for this preprocessor's outputs."""
@@ -243,16 +264,20 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             return torch.stack([s.gt_score for s in data_samples])
         labels = [s.gt_label for s in data_samples]
         if any(label.numel() != 1 for label in labels):
-            raise ValueError('PGDDataPreprocessor attacks single-label classification: '
-                             'each sample needs exactly one gt_label')
+            raise ValueError(
+                'PGDDataPreprocessor attacks single-label classification: '
+                'each sample needs exactly one gt_label'
+            )
         return torch.cat(labels)
 
-    def attack_inputs(self,
-                      model: nn.Module,
-                      inputs: torch.Tensor,
-                      targets: torch.Tensor,
-                      attack: Optional[Callable] = None,
-                      train_mode: Optional[bool] = None) -> torch.Tensor:
+    def attack_inputs(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        attack: Optional[Callable] = None,
+        train_mode: Optional[bool] = None,
+    ) -> torch.Tensor:
         """Adversarial version of a preprocessed (normalized) batch.
 
         Args:
@@ -271,18 +296,15 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         if train_mode is None:
             train_mode = self.attack_model_mode == 'train'
         memory_format = model_memory_format(model)
-        images = self.to_unit_range(inputs.detach()).contiguous(
-            memory_format=memory_format)
+        images = self.to_unit_range(inputs.detach()).contiguous(memory_format=memory_format)
         with attack_context(model, train_mode=train_mode) as model:
             net = self.normalized_classifier(model)
-            adv = self._attack_in_safe_precision(attack, net, images,
-                                                 targets.to(inputs.device))
-            return net.normalize(adv).to(inputs.dtype).contiguous(
-                memory_format=memory_format)
+            adv = self._attack_in_safe_precision(attack, net, images, targets.to(inputs.device))
+            return net.normalize(adv).to(inputs.dtype).contiguous(memory_format=memory_format)
 
-    def _attack_in_safe_precision(self, attack: Callable, net: nn.Module,
-                                  images: torch.Tensor,
-                                  targets: torch.Tensor) -> torch.Tensor:
+    def _attack_in_safe_precision(
+        self, attack: Callable, net: nn.Module, images: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         """``attack(net, images, targets)`` in the autocast precision where it
         is as strong as in fp32, else in fp32 (logged); sets
         ``last_attack_precision``."""
@@ -298,17 +320,20 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             # bf16 has fp32's range; an fp16 overflow left rows unmoved for a
             # step: one sync per attack call reads the count
             if reduced == 'fp16' and safe.overflows.count:
-                self._log_once(f'{type(attack).__name__}: a scaled input gradient '
-                               'overflowed in fp16; such batches are attacked again '
-                               'in fp32')
+                self._log_once(
+                    f'{type(attack).__name__}: a scaled input gradient '
+                    'overflowed in fp16; such batches are attacked again '
+                    'in fp32'
+                )
                 precision = 'fp32'
                 with autocast_off(device_type):
                     adv = attack(net, images, targets)
         self.last_attack_precision = precision
         return adv
 
-    def craft(self, model: nn.Module, inputs: torch.Tensor,
-              data_samples: List[DataSample]) -> torch.Tensor:
+    def craft(
+        self, model: nn.Module, inputs: torch.Tensor, data_samples: List[DataSample]
+    ) -> torch.Tensor:
         """The adversarial training batch of ``inputs`` under the training attack.
 
         Args:
@@ -326,4 +351,3 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
         self.attack_timer.stop()
         self.train_attack_precision = self.last_attack_precision
         return adv
-

@@ -25,10 +25,9 @@ class DropoutLinearClsHead(LinearClsHead):
         ...             in_channels=2048, dropout_rate=0.25)
     """
 
-    def __init__(self, dropout_rate: float = 0., **kwargs):
+    def __init__(self, dropout_rate: float = 0.0, **kwargs):
         if not 0 <= dropout_rate < 1:
-            raise ValueError(f'DropoutLinearClsHead: dropout_rate='
-                             f'{dropout_rate} must be in [0, 1)')
+            raise ValueError(f'DropoutLinearClsHead: dropout_rate={dropout_rate} must be in [0, 1)')
         super().__init__(**kwargs)
         self.dropout_rate = dropout_rate
         self.dropout = nn.Dropout(dropout_rate)

@@ -8,6 +8,7 @@ uses is set from outside with :func:`dual_bn_route`; outside any route the
 layer uses its ``deploy_branch``, so validation, ``tools/test.py`` and
 AutoAttack evaluate the branch a config names.
 """
+
 from contextlib import contextmanager
 from typing import Iterator, Union
 
@@ -81,39 +82,43 @@ class DualBatchNorm(_BatchNorm):
 
     _abbr_ = 'bn'  # mmcv's build_norm_layer names the layer bn1, bn2, ...
 
-    def __init__(self,
-                 num_features: int,
-                 eps: float = 1e-5,
-                 momentum: float = 0.1,
-                 affine: bool = True,
-                 track_running_stats: bool = True,
-                 deploy_branch: str = 'clean',
-                 device=None,
-                 dtype=None):
-        _check_branch(deploy_branch, 'DualBN deploy_branch (norm_cfg.'
-                      'deploy_branch or DualBNConverter deploy_branch)')
-        super().__init__(num_features, eps, momentum, affine,
-                         track_running_stats, device=device, dtype=dtype)
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        deploy_branch: str = 'clean',
+        device=None,
+        dtype=None,
+    ):
+        _check_branch(
+            deploy_branch,
+            'DualBN deploy_branch (norm_cfg.deploy_branch or DualBNConverter deploy_branch)',
+        )
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype
+        )
         factory = dict(device=device, dtype=dtype)
         if affine:
             self.weight = nn.Parameter(torch.empty(2 * num_features, **factory))
             self.bias = nn.Parameter(torch.empty(2 * num_features, **factory))
         if track_running_stats:
-            self.register_buffer('running_mean',
-                                 torch.zeros(2 * num_features, **factory))
-            self.register_buffer('running_var',
-                                 torch.ones(2 * num_features, **factory))
+            self.register_buffer('running_mean', torch.zeros(2 * num_features, **factory))
+            self.register_buffer('running_var', torch.ones(2 * num_features, **factory))
             self.register_buffer(
-                'num_batches_tracked',
-                torch.zeros(2, dtype=torch.long, device=device))
+                'num_batches_tracked', torch.zeros(2, dtype=torch.long, device=device)
+            )
         self.reset_parameters()
         self.deploy_branch = deploy_branch
         self.route: Union[str, int, None] = None
 
     def _check_input_dim(self, x: torch.Tensor):
         if x.dim() < 2:
-            raise ValueError(f'DualBatchNorm expects an (N, C, ...) input, got '
-                             f'shape {tuple(x.shape)}')
+            raise ValueError(
+                f'DualBatchNorm expects an (N, C, ...) input, got shape {tuple(x.shape)}'
+            )
 
     def branch_state(self, branch: str) -> dict:
         """One branch's tensors, as a plain BatchNorm's state dict (views).
@@ -128,8 +133,11 @@ class DualBatchNorm(_BatchNorm):
         _check_branch(branch, 'branch')
         half = _HALF[branch]
         part = slice(half * self.num_features, (half + 1) * self.num_features)
-        state = {name: getattr(self, name)[part] for name in _STATE
-                 if getattr(self, name, None) is not None}
+        state = {
+            name: getattr(self, name)[part]
+            for name in _STATE
+            if getattr(self, name, None) is not None
+        }
         if self.num_batches_tracked is not None:
             state['num_batches_tracked'] = self.num_batches_tracked[half]
         return state
@@ -141,8 +149,7 @@ class DualBatchNorm(_BatchNorm):
             return self._branch(x, route)
         if route <= 0 or route >= x.size(0):  # the whole batch in one branch
             return self._branch(x, 'clean' if route >= x.size(0) else 'adv')
-        return torch.cat([self._branch(x[:route], 'clean'),
-                          self._branch(x[route:], 'adv')])
+        return torch.cat([self._branch(x[:route], 'clean'), self._branch(x[route:], 'adv')])
 
     def _branch(self, x: torch.Tensor, branch: str) -> torch.Tensor:
         """``_BatchNorm.forward`` on one branch's halves (in-place running
@@ -153,36 +160,40 @@ class DualBatchNorm(_BatchNorm):
             state['num_batches_tracked'].add_(1)
             if self.momentum is None:  # as BatchNorm: one host read
                 factor = 1.0 / float(state['num_batches_tracked'])
-        use_batch = self.training or (self.running_mean is None
-                                      and self.running_var is None)
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
         tracked = not self.training or self.track_running_stats
         return F.batch_norm(
-            x, state.get('running_mean') if tracked else None,
-            state.get('running_var') if tracked else None, state.get('weight'),
-            state.get('bias'), use_batch, factor, self.eps)
+            x,
+            state.get('running_mean') if tracked else None,
+            state.get('running_var') if tracked else None,
+            state.get('weight'),
+            state.get('bias'),
+            use_batch,
+            factor,
+            self.eps,
+        )
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # a plain BatchNorm's tensors (C entries, one batch count) go into
         # both branches
         for name in _STATE:
             value = state_dict.get(prefix + name)
-            if value is not None and value.dim() == 1 and \
-                    value.numel() == self.num_features:
+            if value is not None and value.dim() == 1 and value.numel() == self.num_features:
                 state_dict[prefix + name] = value.repeat(2)
         count = state_dict.get(prefix + 'num_batches_tracked')
         if count is not None and count.dim() == 0:
             state_dict[prefix + 'num_batches_tracked'] = count.repeat(2)
         elif count is None and self.num_batches_tracked is not None:
             # what BatchNorm does for its version-1 checkpoints
-            state_dict[prefix + 'num_batches_tracked'] = torch.zeros_like(
-                self.num_batches_tracked)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
-                                      missing_keys, unexpected_keys, error_msgs)
+            state_dict[prefix + 'num_batches_tracked'] = torch.zeros_like(self.num_batches_tracked)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def extra_repr(self) -> str:
-        return (super().extra_repr() +
-                f', branches={BRANCHES}, deploy_branch={self.deploy_branch!r}')
+        return super().extra_repr() + f', branches={BRANCHES}, deploy_branch={self.deploy_branch!r}'
 
 
 @contextmanager

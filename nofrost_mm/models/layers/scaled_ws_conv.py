@@ -8,6 +8,7 @@ fused into one ``F.batch_norm`` call over the reshaped weight), so weights and
 outputs match timm's NF-ResNets exactly. mmcv's ``ConvWS`` (unbiased std) is
 a different formula and is not interchangeable.
 """
+
 from typing import Optional, Tuple, Union
 
 import torch
@@ -70,28 +71,30 @@ class ScaledWSConv2d(nn.Conv2d):
         torch.Size([2, 32, 8, 8])
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: IntOrPair,
-                 stride: IntOrPair = 1,
-                 padding: Optional[IntOrPair] = None,
-                 dilation: IntOrPair = 1,
-                 groups: int = 1,
-                 bias: bool = True,
-                 gamma: float = 1.0,
-                 eps: float = 1e-6,
-                 gain_init: float = 1.0,
-                 **kwargs):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: Optional[IntOrPair] = None,
+        dilation: IntOrPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        gamma: float = 1.0,
+        eps: float = 1e-6,
+        gain_init: float = 1.0,
+        **kwargs,
+    ):
         if not eps > 0:
             raise ValueError(f'ScaledWSConv2d: eps={eps} must be > 0')
         if padding is None:
-            if not all(isinstance(v, int)
-                       for v in (kernel_size, stride, dilation)):
+            if not all(isinstance(v, int) for v in (kernel_size, stride, dilation)):
                 raise ValueError(
                     'ScaledWSConv2d: padding=None (same padding) needs int '
                     f'kernel_size, stride and dilation, got {kernel_size}, '
-                    f'{stride}, {dilation}; pass padding explicitly')
+                    f'{stride}, {dilation}; pass padding explicitly'
+                )
             padding = _same_padding(kernel_size, stride, dilation)
         self.gain_init = gain_init
         super().__init__(
@@ -103,19 +106,23 @@ class ScaledWSConv2d(nn.Conv2d):
             dilation=dilation,
             groups=groups,
             bias=bias,
-            **kwargs)
+            **kwargs,
+        )
         self.gamma = gamma
         self.eps = eps
         self.gain = nn.Parameter(
-            torch.full((out_channels, 1, 1, 1),
-                       float(gain_init),
-                       device=self.weight.device,
-                       dtype=self.weight.dtype))
+            torch.full(
+                (out_channels, 1, 1, 1),
+                float(gain_init),
+                device=self.weight.device,
+                dtype=self.weight.dtype,
+            )
+        )
 
     @property
     def scale(self) -> float:
         """``gamma / sqrt(fan_in)``, folded into the standardized weight."""
-        return self.gamma * self.weight[0].numel()**-0.5
+        return self.gamma * self.weight[0].numel() ** -0.5
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
@@ -132,13 +139,20 @@ class ScaledWSConv2d(nn.Conv2d):
             None,
             weight=(self.gain * self.scale).view(-1),
             training=True,
-            momentum=0.,
-            eps=self.eps).reshape_as(self.weight)
+            momentum=0.0,
+            eps=self.eps,
+        ).reshape_as(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.standardized_weight(), self.bias, self.stride,
-                        self.padding, self.dilation, self.groups)
+        return F.conv2d(
+            x,
+            self.standardized_weight(),
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
 
     def extra_repr(self) -> str:
-        return (super().extra_repr() +
-                f', gamma={self.gamma:.4g}, eps={self.eps:g}')
+        return super().extra_repr() + f', gamma={self.gamma:.4g}, eps={self.eps:g}'

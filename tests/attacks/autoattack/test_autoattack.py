@@ -3,6 +3,7 @@
 A tiny CNN on 8x8 digits keeps the full standard settings (100 iterations,
 9 targets, 5000 Square queries) within seconds.
 """
+
 import functools
 
 import pytest
@@ -18,14 +19,15 @@ from nofrost_mm.utils.sample_random import sample_keys
 from ..toy import digits_8x8, train_on_digits_8x8
 
 pyautoattack = pytest.importorskip(
-    'pyautoattack', reason='the reference AutoAttack: pip install --no-deps '
-    'pyautoattack==0.2.0 (make install does)')
+    'pyautoattack',
+    reason='the reference AutoAttack: pip install --no-deps '
+    'pyautoattack==0.2.0 (make install does)',
+)
 
 EPS = 12  # /255: APGD-CE leaves about half of the correct samples
 
 
 class TinyCNN(nn.Module):
-
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
@@ -53,53 +55,66 @@ def tiny():
 
 
 def _reference(model, eps=EPS):
-    return pyautoattack.AutoAttack(model, norm='Linf', eps=eps / 255.,
-                                   version='standard', seed=0)
+    return pyautoattack.AutoAttack(model, norm='Linf', eps=eps / 255.0, version='standard', seed=0)
 
 
 def test_standard_settings_are_the_reference_ones(tiny):
     ref = _reference(tiny[0])
     assert ref.attacks_to_run == ['apgd-ce', 'apgd-t', 'fab-t', 'square']
-    assert STANDARD['apgd_ce'] == dict(steps=ref.apgd.n_iter, n_restarts=ref.apgd.n_restarts,
-                                       loss='ce', rho=ref.apgd.thr_decr)
+    assert STANDARD['apgd_ce'] == dict(
+        steps=ref.apgd.n_iter, n_restarts=ref.apgd.n_restarts, loss='ce', rho=ref.apgd.thr_decr
+    )
     t = ref.apgd_targeted
-    assert STANDARD['apgd_t'] == dict(steps=t.n_iter, n_restarts=t.n_restarts,
-                                      loss='dlr-targeted', rho=t.thr_decr,
-                                      n_target_classes=t.n_target_classes)
+    assert STANDARD['apgd_t'] == dict(
+        steps=t.n_iter,
+        n_restarts=t.n_restarts,
+        loss='dlr-targeted',
+        rho=t.thr_decr,
+        n_target_classes=t.n_target_classes,
+    )
     fab = ref.fab  # FAB-T runs with one restart in the reference's loop
-    assert STANDARD['fab_t'] == dict(steps=fab.n_iter, n_target_classes=fab.n_target_classes,
-                                     alpha_max=fab.alpha_max, eta=fab.eta, beta=fab.beta)
+    assert STANDARD['fab_t'] == dict(
+        steps=fab.n_iter,
+        n_target_classes=fab.n_target_classes,
+        alpha_max=fab.alpha_max,
+        eta=fab.eta,
+        beta=fab.beta,
+    )
     assert fab.n_restarts == 1
     sq = ref.square
-    assert STANDARD['square'] == dict(n_queries=sq.n_queries, p_init=sq.p_init,
-                                      rescale_schedule=sq.rescale_schedule)
+    assert STANDARD['square'] == dict(
+        n_queries=sq.n_queries, p_init=sq.p_init, rescale_schedule=sq.rescale_schedule
+    )
     assert sq.n_restarts == 1 and sq.loss == 'margin'
     # the numbers themselves, as the paper states them
-    assert (t.n_iter, t.n_target_classes, sq.n_queries, sq.p_init) == (100, 9, 5000, .8)
+    assert (t.n_iter, t.n_target_classes, sq.n_queries, sq.p_init) == (100, 9, 5000, 0.8)
     # the plug-in's AutoAttack builds its members with exactly these
     aa = ATTACKS.build(dict(type='AutoAttack', eps=EPS))
     (_, ce), (_, apgd_t), (_, fab_t), (_, square) = aa.members
     assert [n for n, _ in aa.members] == ref.attacks_to_run
-    assert (ce.steps, ce.n_restarts, ce.loss, ce.rho) == (100, 1, 'ce', .75)
+    assert (ce.steps, ce.n_restarts, ce.loss, ce.rho) == (100, 1, 'ce', 0.75)
     assert (apgd_t.steps, apgd_t.n_target_classes, apgd_t.loss) == (100, 9, 'dlr-targeted')
     assert (ce.n_iter_2, ce.n_iter_min, ce.size_decr) == (
-        ref.apgd.n_iter_2, ref.apgd.n_iter_min, ref.apgd.size_decr)
-    assert (fab_t.steps, fab_t.alpha_max, fab_t.eta, fab_t.beta) == (100, .1, 1.05, .9)
-    assert (square.n_queries, square.p_init, square.rescale_schedule) == (5000, .8, False)
+        ref.apgd.n_iter_2,
+        ref.apgd.n_iter_min,
+        ref.apgd.size_decr,
+    )
+    assert (fab_t.steps, fab_t.alpha_max, fab_t.eta, fab_t.beta) == (100, 0.1, 1.05, 0.9)
+    assert (square.n_queries, square.p_init, square.rescale_schedule) == (5000, 0.8, False)
     for it in range(0, 10001, 7):
-        assert p_selection(.8, it, 5000, False) == sq.p_selection(it)
+        assert p_selection(0.8, it, 5000, False) == sq.p_selection(it)
 
 
 def test_square_deltas_match_a_per_image_loop():
     g = torch.Generator().manual_seed(0)
     n, c, h, w = 6, 3, 9, 7
     for s in (1, 3, 7):
-        vh = torch.randint(0, h - s + 1, (n, ), generator=g)
-        vw = torch.randint(0, w - s + 1, (n, ), generator=g)
+        vh = torch.randint(0, h - s + 1, (n,), generator=g)
+        vw = torch.randint(0, w - s + 1, (n,), generator=g)
         signs = torch.randn(n, c, generator=g)
         expected = torch.zeros(n, c, h, w)
         for i in range(n):
-            expected[i, :, vh[i]:vh[i] + s, vw[i]:vw[i] + s] = signs[i][:, None, None]
+            expected[i, :, vh[i] : vh[i] + s, vw[i] : vw[i] + s] = signs[i][:, None, None]
         assert torch.equal(square_deltas(vh, vw, s, signs, h, w), expected)
     # one side per sample (the look-ahead's rows are at different queries)
     sizes = torch.tensor([1, 3, 7, 2, 5, 4])
@@ -108,7 +123,7 @@ def test_square_deltas_match_a_per_image_loop():
     expected = torch.zeros(n, c, h, w)
     for i in range(n):
         s = int(sizes[i])
-        expected[i, :, vh[i]:vh[i] + s, vw[i]:vw[i] + s] = signs[i][:, None, None]
+        expected[i, :, vh[i] : vh[i] + s, vw[i] : vw[i] + s] = signs[i][:, None, None]
     assert torch.equal(square_deltas(vh, vw, sizes, signs, h, w), expected)
 
 
@@ -131,8 +146,7 @@ def test_square_lookahead_keeps_the_sequential_result(tiny):
     out = {}
     for ahead in (1, 3, 16):
         counted = _Calls(model)
-        adv = SquareAttack(eps=EPS, n_queries=300, max_lookahead=ahead)(
-            counted, x, y, keys=keys)
+        adv = SquareAttack(eps=EPS, n_queries=300, max_lookahead=ahead)(counted, x, y, keys=keys)
         out[ahead] = adv, counted.calls
     (seq, seq_calls), (adv, calls) = out[1], out[16]
     broken = model(seq).argmax(1) != y
@@ -147,8 +161,9 @@ def test_square_lookahead_keeps_the_sequential_result(tiny):
 def test_apgd_ce_is_the_reference_step_by_step(tiny, monkeypatch):
     """Given the reference's random start, APGD-CE breaks the same samples."""
     model, x, y = tiny
-    ref = pyautoattack.autopgd_base.APGDAttack(model, n_iter=100, eps=EPS / 255.,
-                                               seed=0, device='cpu')
+    ref = pyautoattack.autopgd_base.APGDAttack(
+        model, n_iter=100, eps=EPS / 255.0, seed=0, device='cpu'
+    )
     ref_broken = model(ref.perturb(x, y)).argmax(1) != y
     correct = model(x).argmax(1) == y
     torch.manual_seed(0)
@@ -175,10 +190,9 @@ def broken_by(tiny):
     out = {}
     for name in MEMBERS:
         adv = members[name](model, x, y, keys=keys)
-        assert (adv - x).abs().max() <= EPS / 255. + 1e-6
+        assert (adv - x).abs().max() <= EPS / 255.0 + 1e-6
         with torch.no_grad():
-            out[name] = (model(adv).argmax(1) != y,
-                         model(ref_adv[name][0]).argmax(1) != y)
+            out[name] = (model(adv).argmax(1) != y, model(ref_adv[name][0]).argmax(1) != y)
     return out
 
 
@@ -216,9 +230,12 @@ def test_cascade_matches_the_reference(tiny, broken_by):
 def test_a_sample_result_does_not_depend_on_its_batch(tiny):
     model, x, y = tiny
     keys = sample_keys(3, torch.arange(len(x)))
-    for attack in (APGDAttack(eps=EPS, steps=10),
-                   APGDAttack(eps=EPS, steps=10, loss='dlr-targeted'),
-                   FABAttack(eps=EPS, steps=10), SquareAttack(eps=EPS, n_queries=150)):
+    for attack in (
+        APGDAttack(eps=EPS, steps=10),
+        APGDAttack(eps=EPS, steps=10, loss='dlr-targeted'),
+        FABAttack(eps=EPS, steps=10),
+        SquareAttack(eps=EPS, n_queries=150),
+    ):
         big = attack(model, x[:20], y[:20], keys=keys[:20])
         small = attack(model, x[5:10], y[5:10], keys=keys[5:10])
         assert torch.allclose(big[5:10], small, atol=1e-6), attack
@@ -261,8 +278,9 @@ class _Layouts(nn.Module):
         self.model, self.seen = model, []
 
     def forward(self, x):
-        self.seen.append(not x.is_contiguous()
-                         and x.is_contiguous(memory_format=torch.channels_last))
+        self.seen.append(
+            not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        )
         return self.model(x)
 
 
@@ -285,14 +303,17 @@ def test_autoattack_runs_in_the_model_layout(tiny, channels_last):
     assert 0 < int(plain_broken.sum()) and int((broken != plain_broken).sum()) <= 1
 
 
-@pytest.mark.parametrize('cfg, match', [
-    (dict(norm='L2'), "norm='L2' is not supported"),
-    (dict(version='plus'), "version='plus' is not one of"),
-    (dict(eps=0.03), 'looks like a \\[0, 1\\]-scale'),
-    (dict(n_classes=1), 'n_classes=1'),
-    (dict(seed=-1), 'seed=-1'),
-    (dict(target_batch=0), 'target_batch=0'),
-])
+@pytest.mark.parametrize(
+    'cfg, match',
+    [
+        (dict(norm='L2'), "norm='L2' is not supported"),
+        (dict(version='plus'), "version='plus' is not one of"),
+        (dict(eps=0.03), 'looks like a \\[0, 1\\]-scale'),
+        (dict(n_classes=1), 'n_classes=1'),
+        (dict(seed=-1), 'seed=-1'),
+        (dict(target_batch=0), 'target_batch=0'),
+    ],
+)
 def test_bad_arguments_fail_when_built(cfg, match):
     with pytest.raises(ValueError, match=match):
         ATTACKS.build(dict(dict(type='AutoAttack', eps=8), **cfg))
@@ -313,11 +334,12 @@ def test_fewer_than_ten_classes_target_every_other_class():
     seen = []
     run = attack._run
     attack._run = lambda model, x, y, target, noise, *rest: (
-        seen.append(target) or run(model, x, y, target, noise, *rest))
+        seen.append(target) or run(model, x, y, target, noise, *rest)
+    )
     attack(model, x, y)
     # 4 targets per sample, none of them its own class, all distinct
     target = torch.cat(seen).view(4, 6).t()
     assert not (target == y[:, None]).any()
     assert all(len(set(t.tolist())) == 4 for t in target)
     adv = AutoAttack(eps=EPS)(model, x, y)
-    assert (adv - x).abs().max() <= EPS / 255. + 1e-6
+    assert (adv - x).abs().max() <= EPS / 255.0 + 1e-6

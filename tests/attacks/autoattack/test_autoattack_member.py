@@ -1,5 +1,6 @@
 """What AutoAttack's members share: the call around ``perturb``, the
 per-sample keys, and rows run in slices where a broken sample leaves."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -17,9 +18,10 @@ class RecordingMember(AutoAttackMember):
         self.calls = []
 
     def perturb(self, model, images, labels, keys, clean_logits, progress=None):
-        self.calls.append(dict(keys=keys, logits=clean_logits, grad=images.requires_grad,
-                               progress=progress))
-        return images + .5, torch.ones(len(images), dtype=torch.bool)
+        self.calls.append(
+            dict(keys=keys, logits=clean_logits, grad=images.requires_grad, progress=progress)
+        )
+        return images + 0.5, torch.ones(len(images), dtype=torch.bool)
 
 
 def _model():
@@ -31,11 +33,11 @@ def test_the_call_hands_perturb_clean_logits_and_seeded_keys():
     model, images, labels = _model(), torch.rand(4, 3, 2, 2), torch.tensor([0, 1, 2, 0])
     member = RecordingMember(seed=3)
     adv = member(model, images, labels)
-    assert torch.equal(adv, images + .5)
-    first, = member.calls
+    assert torch.equal(adv, images + 0.5)
+    (first,) = member.calls
     with torch.no_grad():
         assert torch.equal(first['logits'], model(images).float())
-    assert first['keys'].shape == (4, ) and not first['grad']
+    assert first['keys'].shape == (4,) and not first['grad']
     # no keys given: the same keys from the same seed, other keys from another
     member(model, images, labels)
     assert torch.equal(member.calls[1]['keys'], first['keys'])
@@ -52,27 +54,34 @@ def test_the_call_hands_perturb_clean_logits_and_seeded_keys():
     assert member.calls[3]['progress'] is reporter
 
 
-@pytest.mark.parametrize('images, labels, message', [
-    (torch.zeros(2, 3, 2, 2, dtype=torch.uint8), torch.zeros(2, dtype=torch.long),
-     'images must be a float tensor'),
-    (torch.rand(2, 12), torch.zeros(2, dtype=torch.long), 'images must be a float tensor'),
-    (torch.rand(2, 3, 2, 2), torch.zeros(3, dtype=torch.long), 'labels must be (N,)'),
-])
+@pytest.mark.parametrize(
+    'images, labels, message',
+    [
+        (
+            torch.zeros(2, 3, 2, 2, dtype=torch.uint8),
+            torch.zeros(2, dtype=torch.long),
+            'images must be a float tensor',
+        ),
+        (torch.rand(2, 12), torch.zeros(2, dtype=torch.long), 'images must be a float tensor'),
+        (torch.rand(2, 3, 2, 2), torch.zeros(3, dtype=torch.long), 'labels must be (N,)'),
+    ],
+)
 def test_bad_inputs_name_the_member(images, labels, message):
-    with pytest.raises(ValueError, match='RecordingMember: ' + message.replace('(', r'\(')
-                       .replace(')', r'\)')):
+    with pytest.raises(
+        ValueError, match='RecordingMember: ' + message.replace('(', r'\(').replace(')', r'\)')
+    ):
         RecordingMember()(_model(), images, labels)
 
 
 def test_keys_of_the_wrong_shape_are_refused():
     with pytest.raises(ValueError, match=r'keys must have shape \(2,\)'):
-        RecordingMember()(_model(), torch.rand(2, 3, 2, 2), torch.zeros(2, dtype=torch.long),
-                          keys=torch.arange(3))
+        RecordingMember()(
+            _model(), torch.rand(2, 3, 2, 2), torch.zeros(2, dtype=torch.long), keys=torch.arange(3)
+        )
 
 
 def test_every_member_is_one():
-    assert all(issubclass(cls, AutoAttackMember)
-               for cls in (APGDAttack, FABAttack, SquareAttack))
+    assert all(issubclass(cls, AutoAttackMember) for cls in (APGDAttack, FABAttack, SquareAttack))
 
 
 def test_run_rows_keeps_the_first_breaking_row_and_skips_a_broken_group():
@@ -87,8 +96,8 @@ def test_run_rows_keeps_the_first_breaking_row_and_skips_a_broken_group():
         broken = torch.tensor([breaks[i] for i in idx.tolist()])
         return broken, idx.float()[:, None]  # each row's "image" is its index
 
-    broken, adv = run_rows(6, groups, 2, attack, 3, torch.full((3, 1), -1.))
+    broken, adv = run_rows(6, groups, 2, attack, 3, torch.full((3, 1), -1.0))
     assert broken.tolist() == [True, True, False]
     # group 1 broke at row 1, so its row 4 never ran; group 0 at row 3
     assert seen == [0, 1, 2, 3, 5]
-    assert adv[:, 0].tolist() == [3., 1., -1.]
+    assert adv[:, 0].tolist() == [3.0, 1.0, -1.0]

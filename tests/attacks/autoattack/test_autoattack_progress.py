@@ -1,5 +1,6 @@
 """Progress lines of AutoAttack and its members: what they say, that they
 change no result, and that they add no host sync per step."""
+
 import functools
 import itertools
 import logging
@@ -19,9 +20,14 @@ MEMBERS = ('apgd-ce', 'apgd-t', 'fab-t', 'square')
 
 
 def _tiny_cnn():
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 10),
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -39,7 +45,6 @@ def tiny():
 
 
 class _Lines(logging.Handler):
-
     def __init__(self):
         super().__init__()
         self.lines = []
@@ -60,11 +65,15 @@ def _reporter(interval=0, clock=None):
     return ProgressReporter(interval, logger=logger, clock=clock), handler.lines
 
 
-PROGRESS = re.compile(r'^(?P<member>[a-z-]+): (?P<pct>\d+)%, (?P<where>[^:]+): '
-                      r'(?P<broken>\d+) of (?P<of>\d+) samples broken, (?P<left>\d+) '
-                      r'still robust; elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d$')
-END = re.compile(r'^(?P<member>[a-z-]+): done in \d+:\d\d:\d\d, (?P<broken>\d+) of '
-                 r'(?P<of>\d+) samples broken, (?P<left>\d+) robust$')
+PROGRESS = re.compile(
+    r'^(?P<member>[a-z-]+): (?P<pct>\d+)%, (?P<where>[^:]+): '
+    r'(?P<broken>\d+) of (?P<of>\d+) samples broken, (?P<left>\d+) '
+    r'still robust; elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d$'
+)
+END = re.compile(
+    r'^(?P<member>[a-z-]+): done in \d+:\d\d:\d\d, (?P<broken>\d+) of '
+    r'(?P<of>\d+) samples broken, (?P<left>\d+) robust$'
+)
 
 
 def test_every_member_reports_steps_samples_and_eta_and_no_result_changes(tiny):
@@ -78,14 +87,18 @@ def test_every_member_reports_steps_samples_and_eta_and_no_result_changes(tiny):
     progress = [m.groupdict() for m in map(PROGRESS.match, lines) if m]
     ends = [m.groupdict() for m in map(END.match, lines) if m]
     assert len(progress) + len(ends) == len(lines), [
-        line for line in lines if not (PROGRESS.match(line) or END.match(line))]
+        line for line in lines if not (PROGRESS.match(line) or END.match(line))
+    ]
     # every member ran (EPS leaves survivors to the end) and ended once, in order
     assert [e['member'] for e in ends] == list(MEMBERS)
     by_member = {m: [p for p in progress if p['member'] == m] for m in MEMBERS}
     # where a member is: its step (and targets, all in one pass), Square's query
-    where = {'apgd-ce': r'step \d+/100', 'apgd-t': r'step \d+/100, targets 1-9',
-             'fab-t': r'step \d+/100, targets 1-9',
-             'square': r'query \d+/5000 \(slowest sample\)'}
+    where = {
+        'apgd-ce': r'step \d+/100',
+        'apgd-t': r'step \d+/100, targets 1-9',
+        'fab-t': r'step \d+/100, targets 1-9',
+        'square': r'query \d+/5000 \(slowest sample\)',
+    }
     for member, pattern in where.items():
         assert all(re.fullmatch(pattern, p['where']) for p in by_member[member])
     # a member attacks the survivors of the one before; the last one's
@@ -109,9 +122,13 @@ def test_every_member_reports_steps_samples_and_eta_and_no_result_changes(tiny):
         assert pcts == sorted(pcts) and len(pcts) >= 2
 
 
-@pytest.mark.parametrize('attack', [
-    APGDAttack(eps=EPS, steps=4, loss='dlr-targeted', target_batch=25),
-    FABAttack(eps=EPS, steps=4, target_batch=25)])
+@pytest.mark.parametrize(
+    'attack',
+    [
+        APGDAttack(eps=EPS, steps=4, loss='dlr-targeted', target_batch=25),
+        FABAttack(eps=EPS, steps=4, target_batch=25),
+    ],
+)
 def test_targets_run_in_slices_name_their_targets_and_pass(tiny, attack):
     model, x, y, keys = tiny
     x, y, keys = x[:20], y[:20], keys[:20]
@@ -136,13 +153,20 @@ def _count_syncs(monkeypatch):
         def counted(self, *args, _original=original, **kwargs):
             counts[0] += 1
             return _original(self, *args, **kwargs)
+
         monkeypatch.setattr(torch.Tensor, name, counted)
     return counts
 
 
-@pytest.mark.parametrize('make', [
-    lambda n: APGDAttack(eps=EPS, steps=n), lambda n: FABAttack(eps=EPS, steps=n),
-    lambda n: SquareAttack(eps=EPS, n_queries=20 * n)], ids=['apgd', 'fab', 'square'])
+@pytest.mark.parametrize(
+    'make',
+    [
+        lambda n: APGDAttack(eps=EPS, steps=n),
+        lambda n: FABAttack(eps=EPS, steps=n),
+        lambda n: SquareAttack(eps=EPS, n_queries=20 * n),
+    ],
+    ids=['apgd', 'fab', 'square'],
+)
 def test_progress_adds_no_host_sync_per_step(tiny, monkeypatch, make):
     model, x, y, keys = tiny
     x, y, keys = x[:16], y[:16], keys[:16]
@@ -153,7 +177,7 @@ def test_progress_adds_no_host_sync_per_step(tiny, monkeypatch, make):
         silent = make(steps)(model, x, y, keys=keys)
         plain = counts[0] - before
         # an hour between lines: the first update and the end line are written
-        reporter, lines = _reporter(interval=3600., clock=lambda: 0.)
+        reporter, lines = _reporter(interval=3600.0, clock=lambda: 0.0)
         before = counts[0]
         assert torch.equal(make(steps)(model, x, y, keys=keys, progress=reporter), silent)
         extra.append(counts[0] - before - plain)

@@ -1,4 +1,5 @@
 """Eval BatchNorm folded into the conv before it: same logits; only a conv's own output."""
+
 import functools
 
 import pytest
@@ -62,16 +63,17 @@ def test_folded_copy_has_the_same_logits_and_leaves_the_model_alone(channels_las
     assert isinstance(folded.bn_sum, nn.BatchNorm2d)
     assert torch.allclose(folded(x), logits, atol=1e-5)
     assert folded.conv2.weight.is_contiguous(
-        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
     assert not any(p.requires_grad for p in folded.parameters())
     # the caller's model is untouched
     assert isinstance(model.bn1, nn.BatchNorm2d)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     # input gradients agree as well
     xg = x.clone().requires_grad_(True)
-    g, = torch.autograd.grad(model(xg)[:, 3].sum(), xg)
+    (g,) = torch.autograd.grad(model(xg)[:, 3].sum(), xg)
     xg = x.clone().requires_grad_(True)
-    gf, = torch.autograd.grad(folded(xg)[:, 3].sum(), xg)
+    (gf,) = torch.autograd.grad(folded(xg)[:, 3].sum(), xg)
     assert torch.allclose(g, gf, atol=1e-5)
 
 
@@ -95,7 +97,6 @@ def test_train_mode_bn_and_weight_standardised_convs_are_not_folded():
 
 
 class TinyBNCNN(nn.Module):
-
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
@@ -178,6 +179,7 @@ def test_the_cached_copy_goes_with_the_model():
     import weakref
 
     from nofrost_mm.attacks.autoattack import batch_norm_folding
+
     model = _random_stats(ConvBNNet())
     x = torch.rand(4, 3, 8, 8)
     folded, _ = fold_batch_norm(model, x, model(x))

@@ -1,4 +1,5 @@
 """``target_batch``: APGD-T's and FAB-T's rows and FAB's projection in slices, the same numbers."""
+
 import functools
 
 import pytest
@@ -17,7 +18,6 @@ EPS = 12
 
 
 class TinyCNN(nn.Module):
-
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
@@ -89,8 +89,7 @@ def test_sliced_targets_break_the_samples_of_one_pass(tiny, target_batch):
         auto = cls(eps=EPS, steps=6, **kw)(model, x, y, keys=keys)
         # 'auto' holds every row of these 8x8 images in one pass
         assert torch.equal(full, auto)
-        sliced = cls(eps=EPS, steps=6, target_batch=target_batch, **kw)(
-            model, x, y, keys=keys)
+        sliced = cls(eps=EPS, steps=6, target_batch=target_batch, **kw)(model, x, y, keys=keys)
         broken = model(full).argmax(1) != y
         assert 0 < int(broken.sum()) < len(y)
         assert torch.equal(broken, model(sliced).argmax(1) != y), cls
@@ -105,10 +104,10 @@ def test_autoattack_robust_accuracy_is_the_same_in_slices(tiny):
         # the standard cascade with fewer iterations and queries
         aa.members = [
             ('apgd-ce', APGDAttack(eps=EPS, steps=10)),
-            ('apgd-t', APGDAttack(eps=EPS, steps=10, loss='dlr-targeted',
-                                  target_batch=tb)),
+            ('apgd-t', APGDAttack(eps=EPS, steps=10, loss='dlr-targeted', target_batch=tb)),
             ('fab-t', FABAttack(eps=EPS, steps=10, target_batch=tb)),
-            ('square', SquareAttack(eps=EPS, n_queries=200))]
+            ('square', SquareAttack(eps=EPS, n_queries=200)),
+        ]
         runs[tb] = aa(model, x, y, keys=keys)
     robust = {tb: model(adv).argmax(1) == y for tb, adv in runs.items()}
     assert torch.equal(robust[None], robust['auto'])

@@ -1,8 +1,9 @@
 """ImageCorruption: the 19 corruptions on real digits, seeding, and the NumPy 2 ports."""
+
 import numpy as np
 import pytest
-from PIL import Image
 from mmpretrain.registry import DATASETS, TRANSFORMS
+from PIL import Image
 
 import nofrost_mm  # noqa: F401
 from nofrost_mm.datasets.transforms import corruption_functions as cf
@@ -29,8 +30,7 @@ def test_every_corruption_runs_on_a_32px_digit(digit, name):
 def test_seeded_per_sample_and_global_rng_untouched(digit):
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
-    t = TRANSFORMS.build(dict(type='ImageCorruption', corruption='gaussian_noise',
-                              severity=3))
+    t = TRANSFORMS.build(dict(type='ImageCorruption', corruption='gaussian_noise', severity=3))
     a = t(dict(img=digit.copy(), sample_idx=7))['img']
     b = t(dict(img=digit.copy(), sample_idx=7))['img']
     c = t(dict(img=digit.copy(), sample_idx=8))['img']
@@ -48,11 +48,14 @@ def test_reads_corruption_from_the_sample_and_handles_bgr(digit):
     assert (out['corruption'], out['severity']) == ('frost', 2)
 
 
-@pytest.mark.parametrize('kwargs, match', [
-    (dict(corruption='foggy'), r"corruption='foggy' is not a corruption; allowed: \["),
-    (dict(severity=6), 'severity=6 must be an int in 1..5'),
-    (dict(channel_order='rgba'), "channel_order must be 'rgb' or 'bgr'"),
-])
+@pytest.mark.parametrize(
+    'kwargs, match',
+    [
+        (dict(corruption='foggy'), r"corruption='foggy' is not a corruption; allowed: \["),
+        (dict(severity=6), 'severity=6 must be an int in 1..5'),
+        (dict(channel_order='rgba'), "channel_order must be 'rgb' or 'bgr'"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TRANSFORMS.build(dict(type='ImageCorruption', **kwargs))

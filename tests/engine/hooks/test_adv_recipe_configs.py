@@ -1,4 +1,5 @@
 """Pure AT, TRADES and AWP through the hook and tools/train.py (demo configs, DDP)."""
+
 import re
 from types import SimpleNamespace
 
@@ -9,12 +10,21 @@ from nofrost_mm.engine.hooks import AdversarialTrainingHook
 from tests.attacks.toy import build_classifier
 from tests.conftest import REPO_ROOT, free_port, run_tool
 
-TINY = ['train_dataloader.dataset.indices=128', 'train_cfg.max_epochs=1',
-        'train_dataloader.batch_size=64', 'val_dataloader.dataset.indices=40',
-        'data_preprocessor.attack.steps=2', 'custom_hooks.0.val_attack.steps=2',
-        'default_hooks.logger.interval=1']
-PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3,
-           attack=dict(type='PGDAttack', eps=16, steps=2))
+TINY = [
+    'train_dataloader.dataset.indices=128',
+    'train_cfg.max_epochs=1',
+    'train_dataloader.batch_size=64',
+    'val_dataloader.dataset.indices=40',
+    'data_preprocessor.attack.steps=2',
+    'custom_hooks.0.val_attack.steps=2',
+    'default_hooks.logger.interval=1',
+]
+PRE = dict(
+    type='PGDDataPreprocessor',
+    mean=[0.0] * 3,
+    std=[255.0] * 3,
+    attack=dict(type='PGDAttack', eps=16, steps=2),
+)
 
 
 def test_awp_warmup_follows_the_runner_epoch():
@@ -47,19 +57,37 @@ RUNS = {
     # config: (extra options, keys the log must show, keys it must not show)
     'resnet18-w16_1xb64_digits_pureat.py': ([], ['loss_adv', 'acc_adv'], ['loss_clean']),
     'nf-resnet18-w16_1xb64_digits_pureat.py': (
-        ['model.awp_gamma=0.01'], ['loss_adv', 'acc_adv', 'awp_gamma'], ['loss_clean']),
+        ['model.awp_gamma=0.01'],
+        ['loss_adv', 'acc_adv', 'awp_gamma'],
+        ['loss_clean'],
+    ),
     'resnet18-w16_1xb64_digits_trades.py': (
-        [], ['loss_ce', 'loss_kl', 'trades_kl', 'loss_clean', 'acc_adv'], ['awp_gamma']),
+        [],
+        ['loss_ce', 'loss_kl', 'trades_kl', 'loss_clean', 'acc_adv'],
+        ['awp_gamma'],
+    ),
     'nf-resnet18-w16_1xb64_digits_trades.py': (
-        ['model.awp_gamma=0.005'], ['loss_ce', 'loss_kl', 'trades_kl', 'awp_gamma'], []),
+        ['model.awp_gamma=0.005'],
+        ['loss_ce', 'loss_kl', 'trades_kl', 'awp_gamma'],
+        [],
+    ),
 }
 
 
 @pytest.mark.parametrize('config', sorted(RUNS))
 def test_demo_recipe_trains(config, tmp_path):
     options, present, absent = RUNS[config]
-    proc = run_tool(['tools/train.py', f'configs/demo/{config}', '--work-dir', tmp_path,
-                     '--cfg-options', *TINY, *options])
+    proc = run_tool(
+        [
+            'tools/train.py',
+            f'configs/demo/{config}',
+            '--work-dir',
+            tmp_path,
+            '--cfg-options',
+            *TINY,
+            *options,
+        ]
+    )
     log = proc.stdout + proc.stderr
     assert 'Epoch(train) [1][2/2]' in log
     for key in present + ['adv_eps', 'attack_time_share']:
@@ -81,11 +109,21 @@ def test_two_process_cpu_ddp_trades_awp_keeps_ranks_in_sync(tmp_path):
         "model = dict(awp_gamma=0.005)\n"
         "custom_hooks = [dict(type='AdversarialTrainingHook', adv_val_interval=0), "
         "dict(type='DumpRankWeightsHook')]\n"
-        "default_hooks = dict(checkpoint=dict(save_best=None))\n")
+        "default_hooks = dict(checkpoint=dict(save_best=None))\n"
+    )
     work_dir = tmp_path / 'dist'
-    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', work_dir,
-                     '--cfg-options', *[o for o in TINY if 'custom_hooks' not in o]],
-                    env={'PORT': str(free_port())})
+    proc = run_tool(
+        [
+            'tools/dist_train.sh',
+            config,
+            '2',
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            *[o for o in TINY if 'custom_hooks' not in o],
+        ],
+        env={'PORT': str(free_port())},
+    )
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert re.search(r'awp_gamma: 0\.0050', log) and re.search(r'loss_kl: \d', log)

@@ -1,4 +1,5 @@
 """AdversarialTrainingHook: schedules, start-up checks, CPU training (BN, NF, 2-process DDP)."""
+
 import re
 from types import SimpleNamespace
 
@@ -15,27 +16,35 @@ from tests.conftest import REPO_ROOT, free_port, run_tool
 BN_AT = 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'
 NF_AT = 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'
 STANDARD = 'configs/demo/resnet18-w16_1xb64_digits.py'
-TINY = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=64',
-        'train_dataloader.batch_size=32', 'val_dataloader.dataset.indices=40',
-        'data_preprocessor.attack.steps=2', 'custom_hooks.0.val_attack.steps=2',
-        'default_hooks.logger.interval=1']
+TINY = [
+    'train_cfg.max_epochs=1',
+    'train_dataloader.dataset.indices=64',
+    'train_dataloader.batch_size=32',
+    'val_dataloader.dataset.indices=40',
+    'data_preprocessor.attack.steps=2',
+    'custom_hooks.0.val_attack.steps=2',
+    'default_hooks.logger.interval=1',
+]
 
 
 def _fake_runner(model, iters_per_epoch=4):
-    return SimpleNamespace(model=model, iter=0, epoch=0,
-                           train_dataloader=[None] * iters_per_epoch)
+    return SimpleNamespace(model=model, iter=0, epoch=0, train_dataloader=[None] * iters_per_epoch)
 
 
 def _at_model():
-    return build_classifier(data_preprocessor=dict(
-        type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3,
-        attack=dict(type='PGDAttack', eps=16, steps=10)))
+    return build_classifier(
+        data_preprocessor=dict(
+            type='PGDDataPreprocessor',
+            mean=[0.0] * 3,
+            std=[255.0] * 3,
+            attack=dict(type='PGDAttack', eps=16, steps=10),
+        )
+    )
 
 
 def test_eps_warmup_and_steps_curriculum_follow_the_runner():
     model = _at_model()
-    hook = AdversarialTrainingHook(eps_warmup=2, steps_schedule=[3, 5, 7],
-                                   steps_milestones=[1, 3])
+    hook = AdversarialTrainingHook(eps_warmup=2, steps_schedule=[3, 5, 7], steps_milestones=[1, 3])
     runner = _fake_runner(model)
     hook.before_run(runner)
     pre = model.data_preprocessor
@@ -58,7 +67,7 @@ def test_val_attack_is_built_at_the_training_eps_and_never_rescheduled():
     runner = _fake_runner(model)
     hook.before_run(runner)
     hook.before_train_iter(runner, 0)  # warm-up: the training attack at 16 / 16
-    assert model.data_preprocessor.eps == pytest.approx(1.)
+    assert model.data_preprocessor.eps == pytest.approx(1.0)
     assert hook.val_attack.eps == 16  # the configured eps, not the warm-up's
     given = AdversarialTrainingHook(val_attack=dict(type='PGDAttack', eps=4, steps=2))
     given.before_run(runner)
@@ -66,17 +75,27 @@ def test_val_attack_is_built_at_the_training_eps_and_never_rescheduled():
 
 
 def test_a_plain_classifier_is_told_to_use_adv_image_classifier():
-    model = build_classifier(type='ImageClassifier', data_preprocessor=dict(
-        type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, eps=16))
-    with pytest.raises(TypeError, match="model.type='AdvImageClassifier'.*owns the "
-                                        'adversarial batch and loss.*ImageClassifier'):
+    model = build_classifier(
+        type='ImageClassifier',
+        data_preprocessor=dict(type='PGDDataPreprocessor', mean=[0.0] * 3, std=[255.0] * 3, eps=16),
+    )
+    with pytest.raises(
+        TypeError,
+        match="model.type='AdvImageClassifier'.*owns the "
+        'adversarial batch and loss.*ImageClassifier',
+    ):
         AdversarialTrainingHook().before_run(_fake_runner(model))
 
 
 def test_val_attack_without_eps_needs_a_training_eps():
-    model = build_classifier(data_preprocessor=dict(
-        type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3,
-        attack=dict(type='CW', steps=2)))
+    model = build_classifier(
+        data_preprocessor=dict(
+            type='PGDDataPreprocessor',
+            mean=[0.0] * 3,
+            std=[255.0] * 3,
+            attack=dict(type='CW', steps=2),
+        )
+    )
     with pytest.raises(TypeError, match='val_attack names no eps.*CW.*set val_attack.eps'):
         AdversarialTrainingHook().before_run(_fake_runner(model))
     # its eps attribute is None: nothing to warm up, said before the run
@@ -86,8 +105,9 @@ def test_val_attack_without_eps_needs_a_training_eps():
 
 def test_iteration_based_schedules():
     model = _at_model()
-    hook = AdversarialTrainingHook(eps_warmup=10, steps_schedule=[1, 4],
-                                   steps_milestones=[5], by_epoch=False)
+    hook = AdversarialTrainingHook(
+        eps_warmup=10, steps_schedule=[1, 4], steps_milestones=[5], by_epoch=False
+    )
     runner = _fake_runner(model)
     hook.before_run(runner)
     runner.iter = 4
@@ -99,28 +119,52 @@ def test_iteration_based_schedules():
     assert model.data_preprocessor.attack.steps == 4
 
 
-@pytest.mark.parametrize('kwargs,error,message', [
-    (dict(eps_warmup=-1), ValueError,
-     r'AdversarialTrainingHook.eps_warmup=-1 is out of range; allowed: \[0, inf\)'),
-    (dict(eps_warmup=1.5), TypeError,
-     r'AdversarialTrainingHook.eps_warmup must be an int, got 1.5'),
-    (dict(steps_schedule=[3, 5]), ValueError, 'steps_milestones needs one entry fewer'),
-    (dict(steps_schedule=[]), ValueError, 'steps_schedule must be a non-empty list'),
-    (dict(steps_schedule=[3, 0], steps_milestones=[2]), ValueError,
-     r'AdversarialTrainingHook.steps_schedule\[1\]=0 is out of range; allowed: \[1'),
-    (dict(steps_schedule=[3, 5, 7], steps_milestones=[4, 2]), ValueError,
-     r'steps_milestones must be increasing, got \[4, 2\]'),
-    (dict(steps_schedule=[3, 5], steps_milestones=['2']), TypeError,
-     r'AdversarialTrainingHook.steps_milestones\[0\] must be an int'),
-    (dict(steps_milestones=[2]), ValueError, 'steps_milestones needs steps_schedule'),
-    (dict(adv_val_interval=-1), ValueError, 'AdversarialTrainingHook.adv_val_interval=-1'),
-    (dict(adv_val_last=2), ValueError,
-     r'AdversarialTrainingHook.adv_val_last=2 is out of range; allowed: \[0, 1\]'),
-    (dict(awp_warmup=True), TypeError, 'AdversarialTrainingHook.awp_warmup must be an int'),
-    (dict(by_epoch='yes'), TypeError,
-     "AdversarialTrainingHook.by_epoch must be True or False, got 'yes'"),
-    (dict(val_attack=dict(type='PGDAttack', norm='L3')), ValueError, 'val_attack'),
-])
+@pytest.mark.parametrize(
+    'kwargs,error,message',
+    [
+        (
+            dict(eps_warmup=-1),
+            ValueError,
+            r'AdversarialTrainingHook.eps_warmup=-1 is out of range; allowed: \[0, inf\)',
+        ),
+        (
+            dict(eps_warmup=1.5),
+            TypeError,
+            r'AdversarialTrainingHook.eps_warmup must be an int, got 1.5',
+        ),
+        (dict(steps_schedule=[3, 5]), ValueError, 'steps_milestones needs one entry fewer'),
+        (dict(steps_schedule=[]), ValueError, 'steps_schedule must be a non-empty list'),
+        (
+            dict(steps_schedule=[3, 0], steps_milestones=[2]),
+            ValueError,
+            r'AdversarialTrainingHook.steps_schedule\[1\]=0 is out of range; allowed: \[1',
+        ),
+        (
+            dict(steps_schedule=[3, 5, 7], steps_milestones=[4, 2]),
+            ValueError,
+            r'steps_milestones must be increasing, got \[4, 2\]',
+        ),
+        (
+            dict(steps_schedule=[3, 5], steps_milestones=['2']),
+            TypeError,
+            r'AdversarialTrainingHook.steps_milestones\[0\] must be an int',
+        ),
+        (dict(steps_milestones=[2]), ValueError, 'steps_milestones needs steps_schedule'),
+        (dict(adv_val_interval=-1), ValueError, 'AdversarialTrainingHook.adv_val_interval=-1'),
+        (
+            dict(adv_val_last=2),
+            ValueError,
+            r'AdversarialTrainingHook.adv_val_last=2 is out of range; allowed: \[0, 1\]',
+        ),
+        (dict(awp_warmup=True), TypeError, 'AdversarialTrainingHook.awp_warmup must be an int'),
+        (
+            dict(by_epoch='yes'),
+            TypeError,
+            "AdversarialTrainingHook.by_epoch must be True or False, got 'yes'",
+        ),
+        (dict(val_attack=dict(type='PGDAttack', norm='L3')), ValueError, 'val_attack'),
+    ],
+)
 def test_bad_hook_settings_name_the_key(kwargs, error, message):
     with pytest.raises(error, match=message):
         AdversarialTrainingHook(**kwargs)
@@ -133,8 +177,7 @@ def _runner(config, tmp_path, **options):
 
 
 def test_hook_without_attacking_preprocessor_fails_at_start(tmp_path):
-    runner = _runner(STANDARD, tmp_path,
-                     custom_hooks=[dict(type='AdversarialTrainingHook')])
+    runner = _runner(STANDARD, tmp_path, custom_hooks=[dict(type='AdversarialTrainingHook')])
     with pytest.raises(TypeError, match="type='PGDDataPreprocessor'"):
         runner.train()
     assert runner.iter == 0
@@ -159,8 +202,15 @@ def test_bad_values_fail_when_the_runner_is_built(tmp_path):
 
 
 def _check_log(log):
-    for key in ('loss_clean', 'loss_adv', 'acc_clean', 'acc_adv', 'adv_eps',
-                'adv_steps', 'attack_time_share'):
+    for key in (
+        'loss_clean',
+        'loss_adv',
+        'acc_clean',
+        'acc_adv',
+        'adv_eps',
+        'adv_steps',
+        'attack_time_share',
+    ):
         assert re.search(rf'{key}: \d', log), key
     assert re.search(r'robust_accuracy/top1: \d', log)
     assert re.search(r'accuracy/top1: \d', log)
@@ -168,8 +218,7 @@ def _check_log(log):
 
 def test_tiny_nf_training_logs_adversarial_metrics(tmp_path):
     """NoFrost on CPU; the BN config is trained by the DDP test below."""
-    proc = run_tool(['tools/train.py', NF_AT, '--work-dir', tmp_path,
-                     '--cfg-options', *TINY])
+    proc = run_tool(['tools/train.py', NF_AT, '--work-dir', tmp_path, '--cfg-options', *TINY])
     log = proc.stdout + proc.stderr
     _check_log(log)
     assert list(tmp_path.glob('best_robust_accuracy_top1_epoch_1.pth'))
@@ -184,12 +233,22 @@ def test_two_process_cpu_ddp_bn_adversarial_training(tmp_path):
         "'tests.engine.runner.dump_rank_weights'], allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='AdversarialTrainingHook', adv_val_interval=1, "
         "val_attack=dict(type='PGDAttack', eps=32, steps=2)), "
-        "dict(type='DumpRankWeightsHook')]\n")
+        "dict(type='DumpRankWeightsHook')]\n"
+    )
     port = free_port()
     work_dir = tmp_path / 'dist'
-    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', work_dir,
-                     '--cfg-options', *[o for o in TINY if 'custom_hooks' not in o]],
-                    env={'PORT': str(port)})
+    proc = run_tool(
+        [
+            'tools/dist_train.sh',
+            config,
+            '2',
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            *[o for o in TINY if 'custom_hooks' not in o],
+        ],
+        env={'PORT': str(port)},
+    )
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     _check_log(log)
@@ -209,17 +268,28 @@ def test_robust_validation_of_one_surviving_sample_on_stock_lenet5():
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
 
-    model = MODELS.build(dict(
-        type='AdvImageClassifier', adv_loss_weight=1.0,
-        backbone=dict(type='LeNet5', num_classes=10), neck=None,
-        head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
-        data_preprocessor=dict(type='PGDDataPreprocessor', eps=76.5, mean=[33.46],
-                               std=[78.87], num_classes=10,
-                               attack=dict(type='FGSMRS', clip_start=False))))
+    model = MODELS.build(
+        dict(
+            type='AdvImageClassifier',
+            adv_loss_weight=1.0,
+            backbone=dict(type='LeNet5', num_classes=10),
+            neck=None,
+            head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
+            data_preprocessor=dict(
+                type='PGDDataPreprocessor',
+                eps=76.5,
+                mean=[33.46],
+                std=[78.87],
+                num_classes=10,
+                attack=dict(type='FGSMRS', clip_start=False),
+            ),
+        )
+    )
     torch.manual_seed(0)
-    batch = dict(inputs=[torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8)
-                         for _ in range(4)],
-                 data_samples=[DataSample().set_gt_label(label) for label in range(4)])
+    batch = dict(
+        inputs=[torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8) for _ in range(4)],
+        data_samples=[DataSample().set_gt_label(label) for label in range(4)],
+    )
     with torch.no_grad():
         outputs = model.val_step(batch)
     # exactly one clean-right sample: sample 2

@@ -7,6 +7,7 @@ robust accuracy, the mean of two random starts), and their decisions
 (clean accuracy, misclassified or not) are fp32's exactly. PGD has 5
 steps, the hook's default validation attack.
 """
+
 from types import SimpleNamespace
 
 import pytest
@@ -28,7 +29,7 @@ DTYPES = [None, torch.float16, torch.bfloat16]
 
 @pytest.fixture(scope='module')
 def model():
-    return confident_classifier(10., data_preprocessor=PRE)
+    return confident_classifier(10.0, data_preprocessor=PRE)
 
 
 @pytest.fixture(scope='module')
@@ -36,8 +37,10 @@ def dataset():
     """The 8x8 test digits as a dataset gives them (uint8 CHW, DataSample)."""
     x, y = digits_8x8(N, 'test')
     pixels = (x * 255).round().to(torch.uint8)
-    return [dict(inputs=img, data_samples=DataSample().set_gt_label(int(label)))
-            for img, label in zip(pixels, y)]
+    return [
+        dict(inputs=img, data_samples=DataSample().set_gt_label(int(label)))
+        for img, label in zip(pixels, y)
+    ]
 
 
 def _autocast(dtype):
@@ -54,19 +57,23 @@ class _Collect:
         self.samples += data_samples
 
     def accuracy(self):
-        return 100. * sum(int(s.pred_label) == int(s.gt_label)
-                          for s in self.samples) / len(self.samples)
+        return (
+            100.0
+            * sum(int(s.pred_label) == int(s.gt_label) for s in self.samples)
+            / len(self.samples)
+        )
 
 
 def _robust_validation(model, dataset, dtype):
     """Mean robust accuracy over SEEDS, and the precision the attack ran in."""
     hook = AdversarialTrainingHook(val_attack=dict(type='PGDAttack', eps=8, steps=5))
     runner = SimpleNamespace(model=model)
-    batch = dict(inputs=[d['inputs'] for d in dataset],
-                 data_samples=[d['data_samples'] for d in dataset])
+    batch = dict(
+        inputs=[d['inputs'] for d in dataset], data_samples=[d['data_samples'] for d in dataset]
+    )
     with torch.no_grad():
         outputs = model.val_step(batch)  # the clean predictions, fp32
-    accuracy = 0.
+    accuracy = 0.0
     for seed in SEEDS:
         hook._robust_evaluator = collect = _Collect()
         torch.manual_seed(seed)
@@ -87,8 +94,11 @@ def test_robust_validation_under_autocast_is_as_strong(model, dataset):
 
 
 def test_guard_checks_under_autocast_are_as_strong(model, dataset):
-    runner = SimpleNamespace(model=model, val_loop=object(),
-                             val_dataloader=SimpleNamespace(dataset=dataset, batch_size=N))
+    runner = SimpleNamespace(
+        model=model,
+        val_loop=object(),
+        val_dataloader=SimpleNamespace(dataset=dataset, batch_size=N),
+    )
     results = {dtype: [] for dtype in DTYPES}
     for seed in SEEDS:  # the guard reseeds its attacks with its seed
         hook = CatastrophicOverfittingHook(num_samples=N, eps=8, pgd_steps=5, seed=seed)
@@ -97,12 +107,12 @@ def test_guard_checks_under_autocast_are_as_strong(model, dataset):
         for dtype in DTYPES:
             with _autocast(dtype):
                 results[dtype].append(hook.measure(runner))
-    mean = {dtype: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]}
-            for dtype, rs in results.items()}
+    mean = {
+        dtype: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]} for dtype, rs in results.items()
+    }
     fp32 = mean[None]
     assert fp32['pgd'] < 80 and fp32['fgsm'] < 85
     for dtype in DTYPES[1:]:
         got = mean[dtype]
         assert got['clean'] == fp32['clean']  # decided in fp32
-        assert got['pgd'] <= fp32['pgd'] + 1 and got['fgsm'] <= fp32['fgsm'] + 1, \
-            (dtype, got, fp32)
+        assert got['pgd'] <= fp32['pgd'] + 1 and got['fgsm'] <= fp32['fgsm'] + 1, (dtype, got, fp32)

@@ -1,4 +1,5 @@
 """Robust validation attacks without cuDNN autotuning; training keeps it."""
+
 from types import SimpleNamespace
 
 import torch
@@ -12,17 +13,28 @@ def test_robust_validation_attacks_without_autotuning(monkeypatch):
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
 
-    model = MODELS.build(dict(
-        type='AdvImageClassifier', adv_loss_weight=1.0,
-        backbone=dict(type='LeNet5', num_classes=10), neck=None,
-        head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
-        data_preprocessor=dict(type='PGDDataPreprocessor', eps=76.5, mean=[33.46],
-                               std=[78.87], num_classes=10,
-                               attack=dict(type='FGSMRS', clip_start=False))))
+    model = MODELS.build(
+        dict(
+            type='AdvImageClassifier',
+            adv_loss_weight=1.0,
+            backbone=dict(type='LeNet5', num_classes=10),
+            neck=None,
+            head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
+            data_preprocessor=dict(
+                type='PGDDataPreprocessor',
+                eps=76.5,
+                mean=[33.46],
+                std=[78.87],
+                num_classes=10,
+                attack=dict(type='FGSMRS', clip_start=False),
+            ),
+        )
+    )
     torch.manual_seed(0)
-    batch = dict(inputs=[torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8)
-                         for _ in range(4)],
-                 data_samples=[DataSample().set_gt_label(label) for label in range(4)])
+    batch = dict(
+        inputs=[torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8) for _ in range(4)],
+        data_samples=[DataSample().set_gt_label(label) for label in range(4)],
+    )
     with torch.no_grad():
         outputs = model.val_step(batch)
     seen = []

@@ -1,4 +1,5 @@
 """Robust validation measures the weights the clean validation measures (EMA, save_best, resume)."""
+
 import json
 
 import pytest
@@ -35,8 +36,8 @@ def _cfg(work_dir, priority, max_epochs):
         dict(type='EMAHook', momentum=1e-9, priority=priority),
     ]
     cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', interval=1, save_best='robust_accuracy/top1',
-        rule='greater')
+        type='CheckpointHook', interval=1, save_best='robust_accuracy/top1', rule='greater'
+    )
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     return cfg
 
@@ -63,14 +64,18 @@ def _direct(runner, checkpoint):
         labels = torch.cat([s.gt_label for s in data['data_samples']])
         with torch.no_grad():
             clean = model(data['inputs'], mode='tensor').argmax(1) == labels
-        adv = pre.attack_inputs(model, data['inputs'][clean], labels[clean],
-                                PGDAttack(**{k: v for k, v in VAL_ATTACK.items()
-                                             if k != 'type'}), train_mode=False)
+        adv = pre.attack_inputs(
+            model,
+            data['inputs'][clean],
+            labels[clean],
+            PGDAttack(**{k: v for k, v in VAL_ATTACK.items() if k != 'type'}),
+            train_mode=False,
+        )
         with torch.no_grad():
             robust += int((model(adv, mode='tensor').argmax(1) == labels[clean]).sum())
         right += int(clean.sum())
         total += len(labels)
-    return 100. * right / total, 100. * robust / total
+    return 100.0 * right / total, 100.0 * robust / total
 
 
 @pytest.mark.parametrize('priority', ['ABOVE_NORMAL', 'BELOW_NORMAL'])

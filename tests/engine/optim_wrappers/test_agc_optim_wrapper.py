@@ -6,13 +6,11 @@ from mmengine.registry import init_default_scope
 from timm.utils.agc import adaptive_clip_grad
 
 import nofrost_mm  # noqa: F401
-from nofrost_mm.engine.optim_wrappers import (AGCOptimWrapper,
-                                              adaptive_clip_grad_)
+from nofrost_mm.engine.optim_wrappers import AGCOptimWrapper, adaptive_clip_grad_
 from tests.conftest import run_tool
 
 
 class Net(nn.Module):
-
     def __init__(self):
         super().__init__()
         self.backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
@@ -27,11 +25,15 @@ def _wrapper(model, **agc):
     init_default_scope('mmpretrain')
     return build_optim_wrapper(
         model,
-        dict(type='AGCOptimWrapper', optimizer=dict(type='SGD', lr=0.1),
-             clip_grad=dict(type='agc', **agc)))
+        dict(
+            type='AGCOptimWrapper',
+            optimizer=dict(type='SGD', lr=0.1),
+            clip_grad=dict(type='agc', **agc),
+        ),
+    )
 
 
-def _backward(model, scale=100.):
+def _backward(model, scale=100.0):
     torch.manual_seed(1)
     model(torch.randn(2, 3, 6, 6)).sum().mul(scale).backward()
     return [p.grad.clone() for p in model.parameters()]
@@ -63,9 +65,8 @@ def test_small_gradients_untouched():
     grads = [torch.full_like(p, 1e-9) for p in model.parameters()]
     for p, g in zip(model.parameters(), grads):
         p.grad = g.clone()
-    assert adaptive_clip_grad_(list(model.parameters())) == 0.
-    assert all(torch.equal(p.grad, g)
-               for p, g in zip(model.parameters(), grads))
+    assert adaptive_clip_grad_(list(model.parameters())) == 0.0
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
 
 
 def test_step_clips_then_updates():
@@ -84,12 +85,15 @@ def test_other_clip_types_pass_through():
     model = Net()
     init_default_scope('mmpretrain')
     wrapper = build_optim_wrapper(
-        model, dict(type='AGCOptimWrapper', optimizer=dict(type='SGD', lr=.1),
-                    clip_grad=dict(max_norm=1.)))
+        model,
+        dict(
+            type='AGCOptimWrapper', optimizer=dict(type='SGD', lr=0.1), clip_grad=dict(max_norm=1.0)
+        ),
+    )
     _backward(model)
     wrapper._clip_grad()
     total = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
-    assert total <= 1. + 1e-5
+    assert total <= 1.0 + 1e-5
 
 
 def test_bad_options_are_clear():
@@ -98,7 +102,7 @@ def test_bad_options_are_clear():
         _wrapper(model, factor=0.01)
     with pytest.raises(ValueError, match='must be > 0'):
         _wrapper(model, clip_factor=0)
-    wrapper = _wrapper(model, exclude=('head.classifier', ))
+    wrapper = _wrapper(model, exclude=('head.classifier',))
     with pytest.raises(ValueError, match=r"\['head.classifier'\] match no"):
         wrapper.initialize_count_status(model, 0, 10)
     wrapper = _wrapper(model)
@@ -109,13 +113,20 @@ def test_bad_options_are_clear():
 
 def test_normfree_demo_config_trains_with_agc(tmp_path):
     """The example config: BN demo made normalizer-free by one key + AGC."""
-    proc = run_tool([
-        'tools/train.py', 'configs/demo/resnet18-w16-normfree_1xb64_digits.py',
-        '--work-dir', tmp_path, '--cfg-options',
-        'train_dataloader.dataset.indices=128',
-        'val_dataloader.dataset.indices=60', 'train_cfg.max_epochs=1',
-        'train_cfg.val_interval=1', 'default_hooks.logger.interval=1'
-    ])
+    proc = run_tool(
+        [
+            'tools/train.py',
+            'configs/demo/resnet18-w16-normfree_1xb64_digits.py',
+            '--work-dir',
+            tmp_path,
+            '--cfg-options',
+            'train_dataloader.dataset.indices=128',
+            'val_dataloader.dataset.indices=60',
+            'train_cfg.max_epochs=1',
+            'train_cfg.val_interval=1',
+            'default_hooks.logger.interval=1',
+        ]
+    )
     log = proc.stdout + proc.stderr
     assert 'agc_clip_ratio' in log
     assert 'loss: nan' not in log
@@ -132,12 +143,14 @@ def test_amp_variant_unscales_then_clips(monkeypatch):
     import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_module
 
     from nofrost_mm.engine.optim_wrappers import AmpAGCOptimWrapper
+
     monkeypatch.setattr(amp_module, 'is_cuda_available', lambda: True)
     model = nn.Linear(4, 3)
     wrapper = AmpAGCOptimWrapper(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-        clip_grad=dict(type='agc', exclude=()))
+        clip_grad=dict(type='agc', exclude=()),
+    )
     before = model.weight.detach().clone()
     wrapper.update_params(model(torch.randn(2, 4)).sum() * 1e4)
     step = (model.weight - before).norm(dim=1) / before.norm(dim=1)
-    assert torch.allclose(step, torch.full((3, ), 0.1 * 0.01), rtol=1e-3)
+    assert torch.allclose(step, torch.full((3,), 0.1 * 0.01), rtol=1e-3)

@@ -1,4 +1,5 @@
 """tools/dist_train.sh on CPU: gloo, two processes, identical weights."""
+
 import torch
 
 from tests.conftest import REPO_ROOT, free_port, run_tool
@@ -13,13 +14,24 @@ def test_dist_train_two_cpu_processes_agree(tmp_path):
         f"_base_ = '{REPO_ROOT / CONFIG}'\n"
         "custom_imports = dict(imports=['nofrost_mm', "
         "'tests.engine.runner.dump_rank_weights'], allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='DumpRankWeightsHook')]\n")
-    proc = run_tool([
-        'tools/dist_train.sh', config, '2', '--work-dir', work_dir,
-        '--cfg-options', 'train_cfg.max_epochs=1',
-        'train_dataloader.dataset.indices=256', 'train_dataloader.batch_size=32',
-        'val_dataloader.dataset.indices=64'
-    ], env={'PORT': str(free_port())}, timeout=300)
+        "custom_hooks = [dict(type='DumpRankWeightsHook')]\n"
+    )
+    proc = run_tool(
+        [
+            'tools/dist_train.sh',
+            config,
+            '2',
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.dataset.indices=256',
+            'train_dataloader.batch_size=32',
+            'val_dataloader.dataset.indices=64',
+        ],
+        env={'PORT': str(free_port())},
+        timeout=300,
+    )
     log = proc.stdout + proc.stderr
     assert 'Distributed launcher: pytorch' in log
     assert 'Distributed training: True' in log
@@ -34,16 +46,19 @@ def test_dist_train_two_cpu_processes_agree(tmp_path):
 
 
 def test_attacking_preprocessor_without_hook_fails_before_data(tmp_path):
+    import pytest
     from mmengine.config import Config
     from mmengine.registry import RUNNERS
-    import pytest
 
     import nofrost_mm  # noqa: F401
+
     cfg = Config.fromfile(str(REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'))
     cfg.custom_hooks = []
     cfg.work_dir = str(tmp_path)
     runner = RUNNERS.build(cfg)
-    with pytest.raises(ValueError, match=r"custom_hooks = \[dict\(type='AdversarialTrainingHook'\)\]"):
+    with pytest.raises(
+        ValueError, match=r"custom_hooks = \[dict\(type='AdversarialTrainingHook'\)\]"
+    ):
         runner.train()
     # the train dataloader was never built: no data was read
     assert isinstance(runner._train_dataloader, dict)

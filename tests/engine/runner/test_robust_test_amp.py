@@ -1,4 +1,5 @@
 """RobustTestLoop under autocast: fp32 decisions, fp32 re-run after an fp16 overflow."""
+
 import logging
 
 import torch
@@ -32,8 +33,9 @@ class _Overflowing(nn.Module):
 
 def _loop(monkeypatch, dtype):
     # mmengine's autocast is bf16-only on a CPU: the loop's fp16 path as on CUDA
-    monkeypatch.setattr(rtl, 'autocast', lambda enabled=True: torch.autocast(
-        'cpu', dtype=dtype, enabled=enabled))
+    monkeypatch.setattr(
+        rtl, 'autocast', lambda enabled=True: torch.autocast('cpu', dtype=dtype, enabled=enabled)
+    )
     loop = rtl.RobustTestLoop.__new__(rtl.RobustTestLoop)
     loop.fp16, loop.reporter, loop._precisions = True, NO_PROGRESS, {}
     loop._log_once = LogOnce(logging.INFO)
@@ -42,6 +44,7 @@ def _loop(monkeypatch, dtype):
 
 def test_an_fp16_overflow_reruns_the_attack_in_fp32(monkeypatch):
     from mmengine.logging import MMLogger
+
     net = _Overflowing()
     x = torch.rand(16, 3, 4, 4)
     y = fp32_predict(net, x)
@@ -71,7 +74,10 @@ def test_no_overflow_no_rerun_and_the_decision_is_fp32(monkeypatch):
     loop = _loop(monkeypatch, torch.bfloat16)
     survived = torch.ones(16, dtype=torch.bool)
     calls = []
-    monkeypatch.setattr(rtl, 'fp32_predict', lambda m, a: calls.append(
-        torch.is_autocast_enabled('cpu')) or fp32_predict(m, a))
+    monkeypatch.setattr(
+        rtl,
+        'fp32_predict',
+        lambda m, a: calls.append(torch.is_autocast_enabled('cpu')) or fp32_predict(m, a),
+    )
     loop.attack_survivors(net, attack, x, y, keys, survived, seed=0)
     assert loop._precisions[id(attack)] == 'bf16 (polish fp32)' and calls == [False]

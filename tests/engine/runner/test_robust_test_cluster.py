@@ -1,5 +1,6 @@
 """RobustTestLoop on a cluster: no cuDNN autotuning while attacking; the ranks meet
 outside any collective before the results are gathered."""
+
 import logging
 from types import SimpleNamespace
 
@@ -52,8 +53,10 @@ def test_attacks_run_without_cudnn_autotuning_and_training_keeps_it():
     net = NormalizedClassifier(_Linear().eval())
     inputs = torch.randint(0, 256, (6, 3, 4, 4), dtype=torch.uint8)
     labels = net(inputs.float() / 255).argmax(1)  # all correct: all attacked
-    samples = [DataSample(metainfo=dict(sample_idx=i)).set_gt_label(int(label))
-               for i, label in enumerate(labels)]
+    samples = [
+        DataSample(metainfo=dict(sample_idx=i)).set_gt_label(int(label))
+        for i, label in enumerate(labels)
+    ]
     batch = dict(inputs=inputs, data_samples=samples)
     attack = _SpyAttack()
     with cudnn_autotuning(True):  # as env_cfg.cudnn_benchmark=True sets it for training
@@ -73,15 +76,15 @@ def test_the_loop_meets_the_ranks_before_gathering(monkeypatch):
             return {}
 
     loop = _loop(_SpyAttack())
-    loop._runner = SimpleNamespace(call_hook=lambda *a, **k: None,
-                                  model=nn.Linear(2, 2))
+    loop._runner = SimpleNamespace(call_hook=lambda *a, **k: None, model=nn.Linear(2, 2))
     loop.attacks = []
     loop.result_names, loop.start_from, loop.cascade = [], [], True
     loop.evaluator, loop.dataloader, loop.state = _Evaluator(), [], None
     loop.progress_interval = None
     loop._batch_sampler = SimpleNamespace(chunk_ids=[], total=0)
-    monkeypatch.setattr(rtl.NormalizedClassifier, 'from_preprocessor',
-                        staticmethod(lambda model: nn.Identity()))
+    monkeypatch.setattr(
+        rtl.NormalizedClassifier, 'from_preprocessor', staticmethod(lambda model: nn.Identity())
+    )
     monkeypatch.setattr(loop, '_open_state', lambda: None, raising=False)
     loop.run()
     assert calls == [('wait', 'robust test'), ('evaluate', 0)]

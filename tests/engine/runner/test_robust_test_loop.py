@@ -1,4 +1,5 @@
 """RobustTestLoop pieces: attack configs, process-independent batches, masking guard."""
+
 from unittest import mock
 
 import pytest
@@ -8,8 +9,9 @@ from nofrost_mm.engine.runner import robust_test_loop as rtl
 
 
 def test_build_attacks_names_and_errors():
-    built = rtl.build_attacks(['FGSM', dict(type='PGD', eps=8, steps=20),
-                               dict(type='PGD', eps=8, steps=20, name='PGD-b')])
+    built = rtl.build_attacks(
+        ['FGSM', dict(type='PGD', eps=8, steps=20), dict(type='PGD', eps=8, steps=20, name='PGD-b')]
+    )
     assert [name for name, _, _ in built] == ['FGSM', 'PGD-20', 'PGD-b']
     with pytest.raises(KeyError, match=r"unknown attack type 'PDG'; allowed: \["):
         rtl.build_attacks([dict(type='PDG')])
@@ -19,8 +21,9 @@ def test_build_attacks_names_and_errors():
         rtl.build_attacks(dict(type='PGD'))
 
 
-@pytest.mark.parametrize('num, batch, world', [(100, 32, 2), (12, 4, 2), (3, 4, 2),
-                                               (10, 3, 3), (7, 7, 1)])
+@pytest.mark.parametrize(
+    'num, batch, world', [(100, 32, 2), (12, 4, 2), (3, 4, 2), (10, 3, 3), (7, 7, 1)]
+)
 def test_chunk_batches_are_independent_of_the_process_count(num, batch, world):
     chunks = {}
     samplers = []
@@ -54,18 +57,29 @@ def test_chunk_batches_are_independent_of_the_process_count(num, batch, world):
 
 
 def test_gradient_masking_guard_names_both_numbers():
-    attacks = rtl.build_attacks([
-        'FGSM', dict(type='PGD', eps=8, steps=20), dict(type='PGD', eps=8, steps=5),
-        dict(type='AutoAttack', eps=8), dict(type='PGD', eps=16, steps=50)])
-    fine = {'robust/FGSM': 40., 'robust/PGD-20': 30., 'robust/PGD-5': 33.,
-            'robust/AutoAttack': 25., 'robust/PGD-50': 90.}
+    attacks = rtl.build_attacks(
+        [
+            'FGSM',
+            dict(type='PGD', eps=8, steps=20),
+            dict(type='PGD', eps=8, steps=5),
+            dict(type='AutoAttack', eps=8),
+            dict(type='PGD', eps=16, steps=50),
+        ]
+    )
+    fine = {
+        'robust/FGSM': 40.0,
+        'robust/PGD-20': 30.0,
+        'robust/PGD-5': 33.0,
+        'robust/AutoAttack': 25.0,
+        'robust/PGD-50': 90.0,
+    }
     assert rtl.gradient_masking_warnings(attacks, fine) == []  # other eps: not compared
     masked = dict(fine, **{'robust/AutoAttack': 31.5})
     msgs = rtl.gradient_masking_warnings(attacks, masked)
     assert len(msgs) == 1
     assert 'AutoAttack (31.50%)' in msgs[0] and 'weaker PGD-20 (30.00%)' in msgs[0]
-    assert rtl.gradient_masking_warnings(attacks, masked, tolerance=2.) == []
-    masked = dict(fine, **{'robust/PGD-20': 41.})
+    assert rtl.gradient_masking_warnings(attacks, masked, tolerance=2.0) == []
+    masked = dict(fine, **{'robust/PGD-20': 41.0})
     msgs = rtl.gradient_masking_warnings(attacks, masked)
     assert any('PGD-20 (41.00%)' in m and 'FGSM (40.00%)' in m for m in msgs)
     assert any('PGD-20 (41.00%)' in m and 'PGD-5 (33.00%)' in m for m in msgs)

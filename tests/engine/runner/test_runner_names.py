@@ -1,4 +1,5 @@
 """NoFrostRunner: runners of one config in one process never share mmengine instances."""
+
 import time
 
 import mmengine.runner.runner as mmengine_runner
@@ -23,10 +24,14 @@ class _FrozenClock:
 
 def _runner(work_dir, epochs):
     cfg = Config.fromfile(REPO_ROOT / 'configs/demo/resnet18-w16_1xb64_digits.py')
-    cfg.merge_from_dict(dict(
-        work_dir=str(work_dir), train_cfg=dict(max_epochs=epochs, val_interval=10),
-        train_dataloader=dict(batch_size=16, dataset=dict(indices=16)),
-        val_dataloader=dict(dataset=dict(indices=16))))
+    cfg.merge_from_dict(
+        dict(
+            work_dir=str(work_dir),
+            train_cfg=dict(max_epochs=epochs, val_interval=10),
+            train_dataloader=dict(batch_size=16, dataset=dict(indices=16)),
+            val_dataloader=dict(dataset=dict(indices=16)),
+        )
+    )
     return NoFrostRunner.from_cfg(cfg)
 
 
@@ -43,9 +48,14 @@ def test_a_second_runner_in_the_same_second_keeps_its_own_checkpoints(tmp_path, 
     # with the first run's message hub, CheckpointHook (max_keep_ckpts=3) took
     # over its list [1, 2] and deleted this run's epoch_1.pth at epoch 2
     assert sorted(p.name for p in (tmp_path / 'b').glob('epoch_*.pth')) == [
-        'epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth']
+        'epoch_1.pth',
+        'epoch_2.pth',
+        'epoch_3.pth',
+    ]
     assert sorted(p.name for p in (tmp_path / 'a').glob('epoch_*.pth')) == [
-        'epoch_1.pth', 'epoch_2.pth']
+        'epoch_1.pth',
+        'epoch_2.pth',
+    ]
 
 
 def test_a_given_experiment_name_is_kept(tmp_path):

@@ -1,4 +1,5 @@
 """The config text is formatted once per content, and stays mmengine's text."""
+
 import copy
 import pickle
 
@@ -16,8 +17,10 @@ def test_text_is_mmengines_made_once_and_remade_after_a_change(monkeypatch):
     cached = TextCachedConfig.of(copy.deepcopy(plain))
     calls = []
     from mmengine.config.config import FormatCode
-    monkeypatch.setattr('mmengine.config.config.FormatCode',
-                        lambda *a, **k: calls.append(1) or FormatCode(*a, **k))
+
+    monkeypatch.setattr(
+        'mmengine.config.config.FormatCode', lambda *a, **k: calls.append(1) or FormatCode(*a, **k)
+    )
     text = plain.pretty_text
     calls.clear()
     for _ in range(3):
@@ -42,7 +45,6 @@ def test_runner_checkpoints_carry_the_config_text(tmp_path):
     cfg.log_level = 'WARNING'
     runner = NoFrostRunner.from_cfg(cfg)
     assert isinstance(runner.cfg, TextCachedConfig)
-    runner.save_checkpoint(str(tmp_path), 'a.pth', save_optimizer=False,
-                           save_param_scheduler=False)
+    runner.save_checkpoint(str(tmp_path), 'a.pth', save_optimizer=False, save_param_scheduler=False)
     meta = torch.load(tmp_path / 'a.pth', weights_only=True)['meta']
     assert meta['cfg'] == Config(runner.cfg._cfg_dict.to_dict()).pretty_text

@@ -1,4 +1,5 @@
 """DualBNConverter / convert_dual_bn: any BN model, its names, and clear refusals."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -21,8 +22,7 @@ def scope():
 def test_converter_returns_the_model_itself_with_every_bn_split():
     torch.manual_seed(0)
     plain = MODELS.build(RESNET)
-    model = MODELS.build(dict(type='DualBNConverter', module=RESNET,
-                              deploy_branch='adv'))
+    model = MODELS.build(dict(type='DualBNConverter', module=RESNET, deploy_branch='adv'))
     assert type(model) is ResNet_CIFAR  # necks and tools see a ResNet
     assert list(model.state_dict()) == list(plain.state_dict())
     bns = [m for m in plain.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -34,8 +34,7 @@ def test_converter_returns_the_model_itself_with_every_bn_split():
 
 def test_init_weights_sets_both_branches_alike():
     """ResNet's zero-initialised last BN of each block: both branches."""
-    model = MODELS.build(dict(type='DualBNConverter', module=dict(
-        RESNET, zero_init_residual=True)))
+    model = MODELS.build(dict(type='DualBNConverter', module=dict(RESNET, zero_init_residual=True)))
     model.init_weights()
     last = model.layer1[0].bn2
     assert torch.equal(last.weight, torch.zeros(16))
@@ -44,9 +43,14 @@ def test_init_weights_sets_both_branches_alike():
 
 def test_converted_branches_start_as_the_bn_and_keep_its_settings():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, eps=1e-3, momentum=0.3),
-                        nn.ReLU(), nn.Flatten(), nn.Linear(36, 8),
-                        nn.BatchNorm1d(8, affine=False))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4, eps=1e-3, momentum=0.3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(36, 8),
+        nn.BatchNorm1d(8, affine=False),
+    )
     net.train()
     net(torch.randn(5, 3, 5, 5))
     net[1].weight.requires_grad_(False)  # a frozen BN stays frozen
@@ -67,8 +71,11 @@ def test_converted_branches_start_as_the_bn_and_keep_its_settings():
 
 
 def test_a_model_without_batch_norm_is_refused_with_what_it_has():
-    with pytest.raises(TypeError, match=r'LeNet5 has no BatchNorm.*no normalization '
-                       r'layer.*BatchNorm1d/2d/3d and SyncBatchNorm'):
+    with pytest.raises(
+        TypeError,
+        match=r'LeNet5 has no BatchNorm.*no normalization '
+        r'layer.*BatchNorm1d/2d/3d and SyncBatchNorm',
+    ):
         MODELS.build(dict(type='DualBNConverter', module=dict(type='LeNet5')))
     gn = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Sequential(nn.GroupNorm(2, 8)))
     with pytest.raises(TypeError, match=r'normalizes with GroupNorm at "1.0"'):

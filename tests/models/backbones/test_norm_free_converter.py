@@ -23,18 +23,16 @@ FAMILIES = {
     'ResNet': dict(type='ResNet', depth=18, **TINY),
     'ResNetV1c': dict(type='ResNetV1c', depth=50, **TINY),
     'ResNetV1d': dict(type='ResNetV1d', depth=50, **TINY),
-    'ResNeXt': dict(
-        type='ResNeXt', depth=50, groups=2, width_per_group=4, **TINY),
+    'ResNeXt': dict(type='ResNeXt', depth=50, groups=2, width_per_group=4, **TINY),
     'SEResNet': dict(type='SEResNet', depth=50, se_ratio=4, **TINY),
-    'ResNet_CIFAR': dict(
-        type='ResNet_CIFAR', depth=18, norm_cfg=dict(type='SyncBN'), **TINY),
+    'ResNet_CIFAR': dict(type='ResNet_CIFAR', depth=18, norm_cfg=dict(type='SyncBN'), **TINY),
 }
 
 
 def _digits_batches(n_batches, batch_size=16):
     ds = DATASETS.build(
-        dict(type='SklearnDigits', split='train', indices=64,
-             pipeline=[dict(type='PackInputs')]))
+        dict(type='SklearnDigits', split='train', indices=64, pipeline=[dict(type='PackInputs')])
+    )
     return [
         pseudo_collate([ds[i * batch_size + j] for j in range(batch_size)])
         for i in range(n_batches)
@@ -66,25 +64,21 @@ def test_family_converts_and_trains_without_nan(family):
     model = MODELS.build(
         dict(
             type='ImageClassifier',
-            backbone=dict(type='NormFreeConverter',
-                          backbone=FAMILIES[family]),
+            backbone=dict(type='NormFreeConverter', backbone=FAMILIES[family]),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=10,
-                      in_channels=feat_dim),
-            data_preprocessor=dict(
-                num_classes=10, mean=[0.] * 3, std=[255.] * 3)))
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=feat_dim),
+            data_preprocessor=dict(num_classes=10, mean=[0.0] * 3, std=[255.0] * 3),
+        )
+    )
     model.init_weights()
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.05,
-                                         momentum=0.9))
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
     losses = []
     for data in _digits_batches(3):
         losses.append(model.train_step(data, optim)['loss'].item())
     assert all(math.isfinite(v) for v in losses), losses
-    assert all(
-        torch.isfinite(p).all() for p in model.parameters()), family
+    assert all(torch.isfinite(p).all() for p in model.parameters()), family
     # SkipInit gains moved off zero: the branches learn
-    gains = [b.last_conv.gain for b in model.modules()
-             if isinstance(b, NormFreeBlock)]
+    gains = [b.last_conv.gain for b in model.modules() if isinstance(b, NormFreeBlock)]
     assert any(torch.count_nonzero(g) for g in gains)
 
 
@@ -92,39 +86,44 @@ def test_converted_block_is_nf_preactivation():
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     backbone = convert_to_normfree(
-        MODELS.build(dict(type='ResNet', depth=50, **TINY)),
-        alpha=0.3, zero_init_last=False)
+        MODELS.build(dict(type='ResNet', depth=50, **TINY)), alpha=0.3, zero_init_last=False
+    )
     block = backbone.layer2[1]  # not a transition block
     x = torch.randn(2, 64, 4, 4)
     branch = block.conv3(
-        torch.relu(block.conv2(torch.relu(block.conv1(
-            torch.relu(x) * block.beta)))))
+        torch.relu(block.conv2(torch.relu(block.conv1(torch.relu(x) * block.beta))))
+    )
     assert torch.allclose(block(x), x + 0.3 * branch, atol=1e-6)
     # transition blocks reset the expected variance: beta=1/sqrt(1 + a^2)
-    assert backbone.layer3[1].beta == pytest.approx((1 + 0.09)**-0.5)
+    assert backbone.layer3[1].beta == pytest.approx((1 + 0.09) ** -0.5)
 
 
 def test_outputs_get_final_activation():
     init_default_scope('mmpretrain')
     model = NormFreeConverter(
-        dict(type='ResNet', depth=18, out_indices=(1, 3), **TINY),
-        zero_init_last=False)
+        dict(type='ResNet', depth=18, out_indices=(1, 3), **TINY), zero_init_last=False
+    )
     outs = model(torch.randn(2, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [16, 64]
     assert all((o >= 0).all() for o in outs)
 
 
-@pytest.mark.parametrize('norm_cfg,name', [
-    (dict(type='GN', num_groups=2), 'GroupNorm at "gn1"'),
-    (dict(type='LN'), 'LayerNorm at "ln1"'),
-])
+@pytest.mark.parametrize(
+    'norm_cfg,name',
+    [
+        (dict(type='GN', num_groups=2), 'GroupNorm at "gn1"'),
+        (dict(type='LN'), 'LayerNorm at "ln1"'),
+    ],
+)
 def test_unsupported_norms_name_the_module(norm_cfg, name):
     init_default_scope('mmpretrain')
     with pytest.raises(TypeError, match=name):
         MODELS.build(
-            dict(type='NormFreeConverter',
-                 backbone=dict(type='ResNet', depth=18, norm_cfg=norm_cfg,
-                               **TINY)))
+            dict(
+                type='NormFreeConverter',
+                backbone=dict(type='ResNet', depth=18, norm_cfg=norm_cfg, **TINY),
+            )
+        )
 
 
 def test_pretrained_init_cfg_keeps_branches_active(tmp_path):
@@ -133,11 +132,12 @@ def test_pretrained_init_cfg_keeps_branches_active(tmp_path):
     ckpt = tmp_path / 'bn.pth'
     torch.save({'state_dict': bn.state_dict()}, ckpt)
     model = NormFreeConverter(
-        dict(type='ResNet', depth=18,
-             init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)), **TINY))
+        dict(
+            type='ResNet', depth=18, init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)), **TINY
+        )
+    )
     model.init_weights()
-    assert torch.equal(model.backbone.layer1[0].conv1.weight,
-                       bn.layer1[0].conv1.weight)
+    assert torch.equal(model.backbone.layer1[0].conv1.weight, bn.layer1[0].conv1.weight)
     assert torch.all(model.backbone.layer1[0].last_conv.gain == 1)
 
 
@@ -150,42 +150,54 @@ def test_the_converter_offers_the_function_options_with_its_defaults():
     """NormFreeConverter's signature (its config keys) mirrors
     convert_to_normfree's options; a default changed on one side only would
     make a config and a direct call convert differently."""
-    options = {name: p.default for name, p in
-               inspect.signature(convert_to_normfree).parameters.items()
-               if name != 'module'}
+    options = {
+        name: p.default
+        for name, p in inspect.signature(convert_to_normfree).parameters.items()
+        if name != 'module'
+    }
     converter = inspect.signature(NormFreeConverter.__init__).parameters
-    assert {name: converter[name].default for name in options
-            if name in converter} == options
+    assert {name: converter[name].default for name in options if name in converter} == options
     assert set(converter) - set(options) == {'self', 'backbone', 'init_cfg'}
 
 
 # stock mmpretrain backbones, built tiny: (config, what NormFreeConverter does
 # by default: 'converts', or refuses with 'allow_non_resnet' advice (BN-only
 # nets) or 'layernorm' (nets it cannot make normalizer-free at all))
-CONVNEXT = dict(type='ConvNeXt', arch=dict(depths=[1, 1, 1, 1],
-                                           channels=[8, 16, 32, 64]))
+CONVNEXT = dict(type='ConvNeXt', arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64]))
 STOCK = {
     'ResNet-18': (dict(type='ResNet', depth=18, **TINY), 'converts'),
     'ResNetV1d': (dict(type='ResNetV1d', depth=18, **TINY), 'converts'),
     'ResNet_CIFAR': (dict(type='ResNet_CIFAR', depth=18, **TINY), 'converts'),
-    'ResNeXt': (dict(type='ResNeXt', depth=50, groups=2, width_per_group=4,
-                     **TINY), 'converts'),
-    'SEResNet': (dict(type='SEResNet', depth=50, se_ratio=4, **TINY),
-                 'converts'),
-    'SEResNeXt': (dict(type='SEResNeXt', depth=50, groups=2,
-                       width_per_group=4, se_ratio=4, **TINY), 'converts'),
-    'RegNet': (dict(type='RegNet', stem_channels=8, arch=dict(
-        w0=8, wa=12., wm=2., group_w=8, depth=5, bot_mul=1.)), 'converts'),
+    'ResNeXt': (dict(type='ResNeXt', depth=50, groups=2, width_per_group=4, **TINY), 'converts'),
+    'SEResNet': (dict(type='SEResNet', depth=50, se_ratio=4, **TINY), 'converts'),
+    'SEResNeXt': (
+        dict(type='SEResNeXt', depth=50, groups=2, width_per_group=4, se_ratio=4, **TINY),
+        'converts',
+    ),
+    'RegNet': (
+        dict(
+            type='RegNet',
+            stem_channels=8,
+            arch=dict(w0=8, wa=12.0, wm=2.0, group_w=8, depth=5, bot_mul=1.0),
+        ),
+        'converts',
+    ),
     'ConvNeXt LN': (CONVNEXT, 'layernorm'),
-    'ConvNeXt BN': (dict(CONVNEXT, norm_cfg=dict(type='BN')),
-                    'allow_non_resnet'),
-    'ViT': (dict(type='VisionTransformer', img_size=32, patch_size=8,
-                 arch=dict(embed_dims=16, num_layers=1, num_heads=2,
-                           feedforward_channels=32)), 'layernorm'),
-    'MobileNetV2': (dict(type='MobileNetV2', widen_factor=0.25),
-                    'allow_non_resnet'),
-    'VGG': (dict(type='VGG', depth=11, norm_cfg=dict(type='BN'),
-                 num_classes=-1), 'allow_non_resnet'),
+    'ConvNeXt BN': (dict(CONVNEXT, norm_cfg=dict(type='BN')), 'allow_non_resnet'),
+    'ViT': (
+        dict(
+            type='VisionTransformer',
+            img_size=32,
+            patch_size=8,
+            arch=dict(embed_dims=16, num_layers=1, num_heads=2, feedforward_channels=32),
+        ),
+        'layernorm',
+    ),
+    'MobileNetV2': (dict(type='MobileNetV2', widen_factor=0.25), 'allow_non_resnet'),
+    'VGG': (
+        dict(type='VGG', depth=11, norm_cfg=dict(type='BN'), num_classes=-1),
+        'allow_non_resnet',
+    ),
     # ResNet subclasses whose blocks compute something else
     'Res2Net': (dict(type='Res2Net', depth=50, **TINY), 'allow_non_resnet'),
     'ResNeSt': (dict(type='ResNeSt', depth=50, **TINY), 'allow_non_resnet'),
@@ -199,8 +211,11 @@ def _forward_backward(backbone):
     sum(o.float().pow(2).mean() for o in outs).backward()
     grads = [p.grad for p in backbone.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
-    assert any(torch.count_nonzero(m.weight.grad) for m in backbone.modules()
-               if isinstance(m, ScaledWSConv2d) and m.weight.grad is not None)
+    assert any(
+        torch.count_nonzero(m.weight.grad)
+        for m in backbone.modules()
+        if isinstance(m, ScaledWSConv2d) and m.weight.grad is not None
+    )
     return outs
 
 
@@ -224,11 +239,18 @@ def test_stock_backbone_converts_or_is_refused_clearly(name):
     type_name = cfg['type']
     assert f"backbone.type='{type_name}'" in message
     assert 'model.backbone.backbone.type' in message
-    for supported in ('ResNet,', 'ResNetV1c', 'ResNetV1d', 'ResNet_CIFAR',
-                      'ResNeXt', 'SEResNet', 'SEResNeXt', 'RegNet'):
+    for supported in (
+        'ResNet,',
+        'ResNetV1c',
+        'ResNetV1d',
+        'ResNet_CIFAR',
+        'ResNeXt',
+        'SEResNet',
+        'SEResNeXt',
+        'RegNet',
+    ):
         assert supported in message
-    assert 'NFResNet' in message and 'configs/_base_/models/nf-resnet' \
-        in message
+    assert 'NFResNet' in message and 'configs/_base_/models/nf-resnet' in message
     # no advice that leads into another failure: BN for a ConvNeXt or ViT
     assert "type='BN'" not in message
     if expected == 'allow_non_resnet':
@@ -238,19 +260,21 @@ def test_stock_backbone_converts_or_is_refused_clearly(name):
         assert 'LayerNorm' in message
 
 
-@pytest.mark.parametrize('name,shape', [
-    ('VGG', (2, 512, 1, 1)),
-    ('MobileNetV2', (2, 1280, 1, 1)),
-    # mmpretrain's own ConvNeXt does not run with BN (its norms get a
-    # data_format argument); without them it does
-    ('ConvNeXt BN', (2, 64)),
-])
+@pytest.mark.parametrize(
+    'name,shape',
+    [
+        ('VGG', (2, 512, 1, 1)),
+        ('MobileNetV2', (2, 1280, 1, 1)),
+        # mmpretrain's own ConvNeXt does not run with BN (its norms get a
+        # data_format argument); without them it does
+        ('ConvNeXt BN', (2, 64)),
+    ],
+)
 def test_allow_non_resnet_only_removes_the_batchnorms(name, shape):
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     cfg, _ = STOCK[name]
-    model = MODELS.build(
-        dict(type='NormFreeConverter', backbone=cfg, allow_non_resnet=True))
+    model = MODELS.build(dict(type='NormFreeConverter', backbone=cfg, allow_non_resnet=True))
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
     assert not any(isinstance(m, NormFreeBlock) for m in model.modules())
     assert not any(type(m) is nn.Conv2d for m in model.modules())
@@ -264,8 +288,7 @@ def test_allow_non_resnet_only_removes_the_batchnorms(name, shape):
 def test_allow_non_resnet_still_refuses_layernorm(name):
     init_default_scope('mmpretrain')
     with pytest.raises(TypeError, match='cannot remove LayerNorm') as error:
-        MODELS.build(dict(type='NormFreeConverter', backbone=STOCK[name][0],
-                          allow_non_resnet=True))
+        MODELS.build(dict(type='NormFreeConverter', backbone=STOCK[name][0], allow_non_resnet=True))
     assert "type='BN'" not in str(error.value)
     assert 'NFResNet' in str(error.value)
 
@@ -283,8 +306,7 @@ def test_stem_output_reaches_the_blocks_unactivated(name):
     backbone(torch.randn(2, 3, 32, 32))
     assert (seen[0] < 0).any()
     if name == 'ResNetV1d':
-        assert [type(m.activate) for m in backbone.stem] == [
-            nn.ReLU, nn.ReLU, nn.Identity]
+        assert [type(m.activate) for m in backbone.stem] == [nn.ReLU, nn.ReLU, nn.Identity]
 
 
 def test_converted_blocks_follow_the_nf_variance_rule():
@@ -298,8 +320,9 @@ def test_converted_blocks_follow_the_nf_variance_rule():
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     backbone = convert_to_normfree(
-        MODELS.build(dict(type='ResNet_CIFAR', depth=18, stem_channels=16,
-                          base_channels=16)), zero_init_last=False)
+        MODELS.build(dict(type='ResNet_CIFAR', depth=18, stem_channels=16, base_channels=16)),
+        zero_init_last=False,
+    )
     ratios = []
 
     def var(x):
@@ -323,9 +346,8 @@ def test_converted_blocks_follow_the_nf_variance_rule():
 
 def _readme_converter_snippet():
     """The README's NormFreeConverter config, as a user copies it."""
-    blocks = re.findall(r'```python\n(.*?)```',
-                        (REPO_ROOT / 'README.md').read_text(), re.S)
-    snippet, = [b for b in blocks if 'NormFreeConverter' in b]
+    blocks = re.findall(r'```python\n(.*?)```', (REPO_ROOT / 'README.md').read_text(), re.S)
+    (snippet,) = [b for b in blocks if 'NormFreeConverter' in b]
     return textwrap.dedent(snippet)
 
 
@@ -344,7 +366,6 @@ def test_readme_snippet_builds_on_a_stock_mmpretrain_config(tmp_path):
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
     # what the README says of _delete_=True: without it the inherited
     # ResNet's keys land in the converter's arguments
-    config.write_text('\n'.join(line for line in snippet.splitlines()
-                                if '_delete_' not in line))
+    config.write_text('\n'.join(line for line in snippet.splitlines() if '_delete_' not in line))
     with pytest.raises(TypeError, match="unexpected keyword argument 'depth'"):
         MODELS.build(Config.fromfile(config).model)

@@ -1,12 +1,23 @@
 """AdvImageClassifier: weighted clean/adv loss, separate vs concatenated passes."""
+
 import pytest
 import torch
 
-from tests.attacks.toy import (NF_BACKBONE, adversarial_batch, build_classifier,
-                               clean_preprocess, digits_batch)
+from tests.attacks.toy import (
+    NF_BACKBONE,
+    adversarial_batch,
+    build_classifier,
+    clean_preprocess,
+    digits_batch,
+)
 
-PGD_PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
-               attack=dict(type='PGDAttack', eps=32, steps=2))
+PGD_PRE = dict(
+    type='PGDDataPreprocessor',
+    mean=[0.0] * 3,
+    std=[255.0] * 3,
+    num_classes=10,
+    attack=dict(type='PGDAttack', eps=32, steps=2),
+)
 
 
 def _batch(model, n=16):
@@ -36,8 +47,9 @@ def test_concat_equals_separate_without_normalizers():
     """The cheaper single pass is exact for an NF model (no batch statistics)."""
     results = {}
     for mode in ('separate', 'concat'):
-        model = build_classifier(NF_BACKBONE, data_preprocessor=PGD_PRE,
-                                 adv_forward=mode, adv_loss_weight=0.3)
+        model = build_classifier(
+            NF_BACKBONE, data_preprocessor=PGD_PRE, adv_forward=mode, adv_loss_weight=0.3
+        )
         model.train()
         data = _batch(model)
         results[mode] = model(**data, mode='loss')['loss']
@@ -63,16 +75,23 @@ def test_without_adv_inputs_it_is_an_image_classifier():
     assert len(preds) == 4 and 'pred_label' in preds[0]
     assert model(data['inputs']).shape == (4, 10)
     with pytest.raises(RuntimeError, match='loss'):
-        model(data['inputs'], data['data_samples'], mode='predict',
-              adv_inputs=data['inputs'])
+        model(data['inputs'], data['data_samples'], mode='predict', adv_inputs=data['inputs'])
 
 
 def test_label_smoothing_head_with_mixup():
     """The NoFrost recipe's LabelSmoothLoss, with Mixup's soft labels on top."""
-    head = dict(type='LinearClsHead', num_classes=10, in_channels=64,
-                loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1))
-    model = build_classifier(head=head, data_preprocessor=dict(
-        PGD_PRE, batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
+    head = dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=64,
+        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1),
+    )
+    model = build_classifier(
+        head=head,
+        data_preprocessor=dict(
+            PGD_PRE, batch_augments=dict(augments=dict(type='Mixup', alpha=1.0))
+        ),
+    )
     model.train()
     data = _batch(model)
     losses = model(**data, mode='loss')
@@ -98,6 +117,5 @@ def test_loss_mode_crafts_the_adversarial_batch_itself():
     own = model(clean['inputs'], clean['data_samples'], mode='loss')['loss']
     torch.manual_seed(1)
     adv = model.data_preprocessor.craft(model, clean['inputs'], clean['data_samples'])
-    given = model(clean['inputs'], clean['data_samples'], mode='loss',
-                  adv_inputs=adv)['loss']
+    given = model(clean['inputs'], clean['data_samples'], mode='loss', adv_inputs=adv)['loss']
     assert torch.allclose(own, given, atol=1e-6)

@@ -1,5 +1,6 @@
 """Training recipes beyond the mixed loss: pure AT, TRADES and AWP, each loss
 term checked against a direct computation on a tiny model."""
+
 import copy
 
 import pytest
@@ -10,10 +11,16 @@ from mmpretrain.registry import MODELS
 
 from tests.attacks.toy import NF_BACKBONE, adversarial_batch, build_classifier, digits_batch
 
-PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
-           attack=dict(type='PGDAttack', eps=32, steps=2))
-TRADES_PRE = dict(PRE, attack=dict(type='PGDAttack', eps=32, steps=2, loss='kl',
-                                   random_start='normal'))
+PRE = dict(
+    type='PGDDataPreprocessor',
+    mean=[0.0] * 3,
+    std=[255.0] * 3,
+    num_classes=10,
+    attack=dict(type='PGDAttack', eps=32, steps=2),
+)
+TRADES_PRE = dict(
+    PRE, attack=dict(type='PGDAttack', eps=32, steps=2, loss='kl', random_start='normal')
+)
 TRADES = dict(adv_loss='trades', trades_beta=6.0)
 
 
@@ -35,8 +42,12 @@ def _trades_by_hand(model, data, beta=6.0):
 
 @pytest.mark.parametrize('backbone,forward', [(None, 'separate'), (NF_BACKBONE, 'concat')])
 def test_trades_loss_is_ce_clean_plus_beta_kl(backbone, forward):
-    model = build_classifier(**({} if backbone is None else dict(backbone=backbone)),
-                             data_preprocessor=TRADES_PRE, adv_forward=forward, **TRADES)
+    model = build_classifier(
+        **({} if backbone is None else dict(backbone=backbone)),
+        data_preprocessor=TRADES_PRE,
+        adv_forward=forward,
+        **TRADES,
+    )
     model.train()
     data = _batch(model)
     losses = model(**data, mode='loss')
@@ -82,7 +93,7 @@ def test_pure_at_runs_no_clean_forward_pass():
 def _awp_by_hand(model, data, gamma):
     """Wu et al.'s AWP: v = gamma ||w|| g / ||g|| on a copy, loss there."""
     ref = copy.deepcopy(model)
-    ref.awp_gamma = 0.
+    ref.awp_gamma = 0.0
     frozen = copy.deepcopy(ref)  # BN statistics as before the extra pass
     total, _ = ref.parse_losses(ref(**data, mode='loss'))
     names = [n for n, p in ref.named_parameters() if p.dim() > 1 and 'weight' in n]
@@ -99,8 +110,9 @@ def _awp_by_hand(model, data, gamma):
 
 @pytest.mark.parametrize('recipe', ['mix', 'trades', 'pure'])
 def test_awp_gradient_is_taken_at_perturbed_weights_and_weights_are_kept(recipe):
-    pre, kwargs = dict(mix=(PRE, {}), trades=(TRADES_PRE, TRADES),
-                       pure=(PRE, dict(adv_loss_weight=1.)))[recipe]
+    pre, kwargs = dict(
+        mix=(PRE, {}), trades=(TRADES_PRE, TRADES), pure=(PRE, dict(adv_loss_weight=1.0))
+    )[recipe]
     model = build_classifier(data_preprocessor=pre, **kwargs)  # BN: running stats matter
     model.awp_gamma = 0.01
     model.train()
@@ -117,15 +129,13 @@ def test_awp_gradient_is_taken_at_perturbed_weights_and_weights_are_kept(recipe)
         assert torch.allclose(p.grad, ref_params[name].grad, atol=1e-5), name
     # BN statistics: updated once, by the pass at the perturbed weights
     for name, buf in model.named_buffers():
-        assert torch.allclose(buf.float(), dict(ref.named_buffers())[name].float(),
-                              atol=1e-6), name
+        assert torch.allclose(buf.float(), dict(ref.named_buffers())[name].float(), atol=1e-6), name
     # and the perturbation changes the gradient
     plain = copy.deepcopy(model)
-    plain.awp_gamma = 0.
+    plain.awp_gamma = 0.0
     plain.zero_grad()
     plain.parse_losses(plain(**data, mode='loss'))[0].backward()
-    assert not torch.allclose(plain.backbone.conv1.weight.grad,
-                              model.backbone.conv1.weight.grad)
+    assert not torch.allclose(plain.backbone.conv1.weight.grad, model.backbone.conv1.weight.grad)
 
 
 def test_awp_optimizer_step_starts_from_the_unperturbed_weights():
@@ -142,8 +152,7 @@ def test_awp_optimizer_step_starts_from_the_unperturbed_weights():
     model.train_step(copy.deepcopy(data), wrapper)
     for name, p in ref.named_parameters():
         expected = before[name] - 0.1 * p.grad
-        assert torch.allclose(dict(model.named_parameters())[name], expected,
-                              atol=1e-6), name
+        assert torch.allclose(dict(model.named_parameters())[name], expected, atol=1e-6), name
 
 
 def test_awp_off_is_the_plain_loss_and_bad_gamma_is_rejected():
@@ -154,5 +163,11 @@ def test_awp_off_is_the_plain_loss_and_bad_gamma_is_rejected():
     model.awp_gamma, model.awp_enabled = 0.01, False  # as during the hook's warm-up
     assert torch.allclose(model(**data, mode='loss')['loss'], plain)
     with pytest.raises(ValueError, match='model.awp_gamma'):
-        MODELS.build(dict(type='AdvImageClassifier', awp_gamma=-1, backbone=NF_BACKBONE,
-                          head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))
+        MODELS.build(
+            dict(
+                type='AdvImageClassifier',
+                awp_gamma=-1,
+                backbone=NF_BACKBONE,
+                head=dict(type='LinearClsHead', num_classes=10, in_channels=64),
+            )
+        )

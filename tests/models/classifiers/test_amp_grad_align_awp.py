@@ -4,6 +4,7 @@ On the tiny BN ResNet at logits x10 (naive fp16 autocast zeroes most input-
 gradient entries: checked), both must point where fp32's point, drop no
 sample silently, and take an fp16 overflow again in fp32 with one log line.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,8 +26,9 @@ def data():
 
 def _grads(model, x, y, dtype=None, safe=True):
     """GradAlign's clean and noisy input gradients (the noise fixed)."""
-    logits = _ImageLogits(model, model.data_preprocessor.normalized_classifier(model)
-                          .normalize, None)
+    logits = _ImageLogits(
+        model, model.data_preprocessor.normalized_classifier(model).normalize, None
+    )
     noisy = (x + 8 / 255 * torch.linspace(-1, 1, x.numel()).view_as(x)).clamp(0, 1)
     with torch.autocast('cpu', dtype=dtype or torch.float16, enabled=dtype is not None):
         if safe:
@@ -48,7 +50,7 @@ def _cosines(a, b):
 
 def test_grad_align_gradients_under_fp16_point_where_fp32_points(data):
     x, y, _ = data
-    model = confident_classifier(10., data_preprocessor=PRE, grad_align_lambda=0.2)
+    model = confident_classifier(10.0, data_preprocessor=PRE, grad_align_lambda=0.2)
     fp32 = _grads(model, x, y)
     naive = _grads(model, x, y, torch.float16, safe=False)
     fp16 = _grads(model, x, y, torch.float16)
@@ -67,7 +69,7 @@ def test_grad_align_weight_gradient_under_fp16_points_where_fp32s_points(data):
     """The term's double backprop under fp16: its gradient with respect to
     the weights (what training steps along) is fp32's up to rounding."""
     x, y, samples = data
-    model = confident_classifier(10., data_preprocessor=PRE, grad_align_lambda=0.2)
+    model = confident_classifier(10.0, data_preprocessor=PRE, grad_align_lambda=0.2)
     weights = model.backbone.conv1.weight, model.head.fc.weight
     grads = {}
     for dtype in (None, torch.float16):
@@ -89,17 +91,16 @@ def test_no_sample_is_dropped_silently(data):
     norms underflowed); a sample is left out only where the float64 softmax
     saturates (logits x1000), and counted in ``grad_align_dropped``."""
     x, y, samples = data
-    for scale in (10., 30.):
+    for scale in (10.0, 30.0):
         model = confident_classifier(scale, data_preprocessor=PRE, grad_align_lambda=0.2)
         for dtype in (None, torch.float16, torch.bfloat16):
             torch.manual_seed(0)
-            with torch.autocast('cpu', dtype=dtype or torch.float16,
-                                enabled=dtype is not None):
+            with torch.autocast('cpu', dtype=dtype or torch.float16, enabled=dtype is not None):
                 reg, cos, dropped = model.grad_align(x, samples)
             assert dropped == 0 and 0 < cos < 1 and torch.isfinite(reg), (scale, dtype)
             weights = model.backbone.conv1.weight, model.head.fc.weight
             assert all(torch.isfinite(g).all() for g in torch.autograd.grad(reg, weights))
-    model = confident_classifier(1000., data_preprocessor=PRE, grad_align_lambda=0.2)
+    model = confident_classifier(1000.0, data_preprocessor=PRE, grad_align_lambda=0.2)
     zero = (_grads(model, x, y)[0].flatten(1).abs().amax(1) == 0).sum()  # eval mode
     model.train()
     model(x, samples, mode='loss', adv_inputs=x)
@@ -130,13 +131,14 @@ def test_awp_perturbation_under_fp16_points_where_fp32_points(data):
     own) AWP's weight gradient is 0 in a naive fp16 backward; scaled, every
     perturbed tensor points where fp32's does."""
     x, y, _ = data
-    model = confident_classifier(10., data_preprocessor=PRE, awp_gamma=0.01)
+    model = confident_classifier(10.0, data_preprocessor=PRE, awp_gamma=0.01)
     x, y, samples = _confident_batch(model, x, y)
     fp32 = _awp(model, x, samples)
     got = _awp(model, x, samples, torch.float16)
     assert got.keys() == fp32.keys()
-    cos = {name: F.cosine_similarity(got[name].flatten(), fp32[name].flatten(), dim=0)
-           for name in fp32}
+    cos = {
+        name: F.cosine_similarity(got[name].flatten(), fp32[name].flatten(), dim=0) for name in fp32
+    }
     assert min(cos.values()) > 0.98, cos  # 0.988-0.999 across CPU float paths
     # the premise: unscaled, the weights' gradient is lost
     params = [p for n, p in model.named_parameters() if n in fp32]
@@ -151,7 +153,7 @@ def test_awp_perturbation_under_bf16_is_computed_in_fp32_and_says_so(data):
     """bf16 turned some tensors' scaled gradient by 15-43 degrees on this
     batch (by the CPU's float path): AWP's pass runs in fp32, one log line."""
     x, y, _ = data
-    model = confident_classifier(10., data_preprocessor=PRE, awp_gamma=0.01)
+    model = confident_classifier(10.0, data_preprocessor=PRE, awp_gamma=0.01)
     x, y, samples = _confident_batch(model, x, y)
     fp32 = _awp(model, x, samples)
     with logged_warnings(MMLogger.get_current_instance()) as messages:
@@ -164,7 +166,7 @@ def test_awp_perturbation_under_bf16_is_computed_in_fp32_and_says_so(data):
 def _amplify_stem_gradient(model):
     def amplify(module, inputs, out):  # x 2**20 on the way back (forward unchanged)
         if out.requires_grad:
-            out.register_hook(lambda grad: grad * 2.**20)
+            out.register_hook(lambda grad: grad * 2.0**20)
 
     model.backbone.conv1.register_forward_hook(amplify)
 
@@ -172,8 +174,7 @@ def _amplify_stem_gradient(model):
 def test_fp16_overflows_are_taken_again_in_fp32(data):
     x, y, samples = data
     x, y, samples = x[:32], y[:32], samples[:32]
-    model = confident_classifier(10., data_preprocessor=PRE, awp_gamma=0.01,
-                                 grad_align_lambda=0.2)
+    model = confident_classifier(10.0, data_preprocessor=PRE, awp_gamma=0.01, grad_align_lambda=0.2)
     _amplify_stem_gradient(model)
     logger = MMLogger.get_current_instance()
     fp32 = _grads(model, x, y), _awp(model, x, samples)

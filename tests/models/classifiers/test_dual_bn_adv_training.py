@@ -1,5 +1,6 @@
 """Dual BN under AdvImageClassifier: which branch each pass takes, in training,
 validation, AutoAttack and tools/test.py."""
+
 import json
 
 import pytest
@@ -16,8 +17,13 @@ from tests.attacks.toy import BN_BACKBONE, build_classifier, digits_batch
 from tests.conftest import run_tool
 
 DUAL_BACKBONE = dict(BN_BACKBONE, norm_cfg=dict(type='DualBN'))
-PGD_PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
-               attack=dict(type='PGDAttack', eps=32, steps=2))
+PGD_PRE = dict(
+    type='PGDDataPreprocessor',
+    mean=[0.0] * 3,
+    std=[255.0] * 3,
+    num_classes=10,
+    attack=dict(type='PGDAttack', eps=32, steps=2),
+)
 DUALBN_CONFIG = 'configs/dualbn/resnet18-w16-dualbn_1xb64_digits_pgdat.py'
 
 
@@ -26,21 +32,25 @@ def _record_routes(model):
     layer = model.backbone.bn1
     assert isinstance(layer, DualBatchNorm)
     seen = []
-    layer.register_forward_pre_hook(lambda m, args: seen.append(
-        (m.deploy_branch if m.route is None else m.route, m.training)))
+    layer.register_forward_pre_hook(
+        lambda m, args: seen.append((m.deploy_branch if m.route is None else m.route, m.training))
+    )
     return seen
 
 
 @pytest.mark.parametrize('forward', ['separate', 'concat'])
 def test_clean_pass_takes_the_clean_branch_attack_and_adv_pass_the_adversarial(forward):
-    model = build_classifier(DUAL_BACKBONE, data_preprocessor=PGD_PRE,
-                             adv_forward=forward, adv_loss_weight=0.3)
+    model = build_classifier(
+        DUAL_BACKBONE, data_preprocessor=PGD_PRE, adv_forward=forward, adv_loss_weight=0.3
+    )
     model.train()
     data = model.data_preprocessor(digits_batch(16), training=True)
     seen = _record_routes(model)
     losses = model(**data, mode='loss')
-    attack, training = seen[:-2 if forward == 'separate' else -1], \
-        seen[-2 if forward == 'separate' else -1:]
+    attack, training = (
+        seen[: -2 if forward == 'separate' else -1],
+        seen[-2 if forward == 'separate' else -1 :],
+    )
     assert attack and set(attack) == {('adv', False)}  # PGD in eval mode
     if forward == 'separate':
         assert training == [('clean', True), ('adv', True)]
@@ -62,21 +72,22 @@ def test_clean_pass_takes_the_clean_branch_attack_and_adv_pass_the_adversarial(f
 
 
 def test_pure_adversarial_training_trains_only_the_adversarial_branch():
-    model = build_classifier(DUAL_BACKBONE, data_preprocessor=PGD_PRE, adv_loss_weight=1.)
+    model = build_classifier(DUAL_BACKBONE, data_preprocessor=PGD_PRE, adv_loss_weight=1.0)
     model.train()
     data = model.data_preprocessor(digits_batch(8), training=True)
     model(**data, mode='loss')['loss'].backward()
     layer = model.backbone.bn1
     assert layer.num_batches_tracked.tolist() == [0, 1]
-    assert torch.count_nonzero(layer.weight.grad[:layer.num_features]) == 0
-    assert torch.count_nonzero(layer.weight.grad[layer.num_features:]) > 0
+    assert torch.count_nonzero(layer.weight.grad[: layer.num_features]) == 0
+    assert torch.count_nonzero(layer.weight.grad[layer.num_features :]) > 0
 
 
 @pytest.mark.parametrize('branch', ['clean', 'adv'])
 def test_prediction_and_autoattack_use_deploy_branch(branch):
-    model = build_classifier(dict(DUAL_BACKBONE, norm_cfg=dict(type='DualBN',
-                                                               deploy_branch=branch)),
-                             data_preprocessor=PGD_PRE).eval()
+    model = build_classifier(
+        dict(DUAL_BACKBONE, norm_cfg=dict(type='DualBN', deploy_branch=branch)),
+        data_preprocessor=PGD_PRE,
+    ).eval()
     seen = _record_routes(model)
     data = model.data_preprocessor(digits_batch(4), training=False)
     model(**data, mode='predict')
@@ -87,9 +98,9 @@ def test_prediction_and_autoattack_use_deploy_branch(branch):
             self.classifier = classifier
 
         def forward(self, x):
-            return self.classifier(x * 255., mode='tensor')
+            return self.classifier(x * 255.0, mode='tensor')
 
-    images = data['inputs'] / 255.
+    images = data['inputs'] / 255.0
     with torch.no_grad():
         labels = Logits(model)(images).argmax(dim=1)  # every image correct
     AutoAttack(eps=32)(Logits(model), images, labels)
@@ -106,21 +117,43 @@ def test_tools_test_evaluates_the_configured_branch(tmp_path, standard_digits_ch
     load_checkpoint(model, str(standard_digits_checkpoint), strict=True)
     stem = model.backbone.bn1
     with torch.no_grad():  # the adversarial branch's stem: zero
-        stem.weight[stem.num_features:] = 0.
-        stem.bias[stem.num_features:] = 0.
+        stem.weight[stem.num_features :] = 0.0
+        stem.bias[stem.num_features :] = 0.0
     dual = tmp_path / 'dual.pth'
     torch.save(dict(state_dict=model.state_dict(), meta={}), dual)
     results = {}
     for branch in ('clean', 'adv'):
         out = tmp_path / f'{branch}.json'
-        run_tool(['tools/test.py', DUALBN_CONFIG, dual, '--work-dir', tmp_path / branch,
-                  '--out', out, '--attacks', 'none', '--cfg-options',
-                  f'model.backbone.norm_cfg.deploy_branch={branch}'])
+        run_tool(
+            [
+                'tools/test.py',
+                DUALBN_CONFIG,
+                dual,
+                '--work-dir',
+                tmp_path / branch,
+                '--out',
+                out,
+                '--attacks',
+                'none',
+                '--cfg-options',
+                f'model.backbone.norm_cfg.deploy_branch={branch}',
+            ]
+        )
         results[branch] = json.loads(out.read_text())
     out = tmp_path / 'bn.json'
-    run_tool(['tools/test.py', 'configs/demo/resnet18-w16_1xb64_digits.py',
-              standard_digits_checkpoint, '--work-dir', tmp_path / 'bn', '--out', out,
-              '--attacks', 'none'])
+    run_tool(
+        [
+            'tools/test.py',
+            'configs/demo/resnet18-w16_1xb64_digits.py',
+            standard_digits_checkpoint,
+            '--work-dir',
+            tmp_path / 'bn',
+            '--out',
+            out,
+            '--attacks',
+            'none',
+        ]
+    )
     plain = json.loads(out.read_text())
     key = 'accuracy/top1'
     assert results['clean'][key] == plain[key] > 50

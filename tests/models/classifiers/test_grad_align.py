@@ -1,4 +1,5 @@
 """AdvImageClassifier's GradAlign term: its value, double backprop, BN statistics."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,8 +7,13 @@ from mmpretrain.registry import MODELS
 
 from tests.attacks.toy import NF_BACKBONE, adversarial_batch, build_classifier, digits_batch
 
-PRE = dict(type='PGDDataPreprocessor', mean=[0.] * 3, std=[255.] * 3, num_classes=10,
-           attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.))
+PRE = dict(
+    type='PGDDataPreprocessor',
+    mean=[0.0] * 3,
+    std=[255.0] * 3,
+    num_classes=10,
+    attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.0),
+)
 
 
 def _model_and_batch(backbone=None, **pre):
@@ -53,11 +59,17 @@ def test_weights_get_the_double_backprop_gradient_and_bn_stats_stay():
     assert all(g.abs().sum() > 0 for g in grads)  # through the input gradient
     for key, value in buffers.items():
         assert torch.equal(model.state_dict()[key], value), key
-    assert model.training and all(m.momentum == 0.1 for m in model.modules()
-                                  if isinstance(m, torch.nn.BatchNorm2d))
+    assert model.training and all(
+        m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    )
 
 
 def test_bad_lambda_names_the_key():
     with pytest.raises(ValueError, match='model.grad_align_lambda'):
-        MODELS.build(dict(type='AdvImageClassifier', grad_align_lambda=-1,
-                          backbone=dict(type='ResNet_CIFAR', depth=18)))
+        MODELS.build(
+            dict(
+                type='AdvImageClassifier',
+                grad_align_lambda=-1,
+                backbone=dict(type='ResNet_CIFAR', depth=18),
+            )
+        )

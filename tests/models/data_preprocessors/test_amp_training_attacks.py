@@ -9,6 +9,7 @@ of two random starts (one start on 128 images moved by up to 2 points
 between CPU float paths, either way). CW is checked at logits x30, where a
 gradient scaled before the network overflows fp16.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -27,12 +28,11 @@ PRE = dict(type='PGDDataPreprocessor')
 # multi-step attacks at 5 steps (the demo's PGD-AT trains with PGD-5): the
 # fp16 CPU path is slow
 ATTACKS = {
-    'PGD-5': (dict(type='PGDAttack', eps=8, steps=5), 10.),
-    'FGSM-RS': (dict(type='FGSMRS', eps=8), 10.),
-    'N-FGSM': (dict(type='NFGSM', eps=8), 10.),
-    'TRADES-KL': (dict(type='PGDAttack', eps=8, steps=5, loss='kl',
-                       random_start='normal'), 10.),
-    'CW': (dict(type='CWLinf', eps=8, steps=5), 30.),
+    'PGD-5': (dict(type='PGDAttack', eps=8, steps=5), 10.0),
+    'FGSM-RS': (dict(type='FGSMRS', eps=8), 10.0),
+    'N-FGSM': (dict(type='NFGSM', eps=8), 10.0),
+    'TRADES-KL': (dict(type='PGDAttack', eps=8, steps=5, loss='kl', random_start='normal'), 10.0),
+    'CW': (dict(type='CWLinf', eps=8, steps=5), 30.0),
 }
 DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -44,8 +44,7 @@ def data():
 
 @pytest.fixture(scope='module')
 def models():
-    return {scale: confident_classifier(scale, data_preprocessor=PRE)
-            for scale in (10., 30.)}
+    return {scale: confident_classifier(scale, data_preprocessor=PRE) for scale in (10.0, 30.0)}
 
 
 def _robust_accuracy(model, x, y):
@@ -64,22 +63,25 @@ def _mean_robust_accuracy(model, cfg, x, y, dtype=None):
     # the KL attack maximises the KL, not the error: the samples it breaks
     # move by about 2 points between random starts, so it gets four
     seeds = range(4) if cfg.get('loss') == 'kl' else SEEDS
-    return sum(_robust_accuracy(model, _attack(model, cfg, x, y, dtype, seed), y)
-               for seed in seeds) / len(seeds)
+    return sum(
+        _robust_accuracy(model, _attack(model, cfg, x, y, dtype, seed), y) for seed in seeds
+    ) / len(seeds)
 
 
 @pytest.fixture(scope='module')
 def fp32_results(models, data):
     x, y = data
-    return {name: _mean_robust_accuracy(models[scale], cfg, x, y)
-            for name, (cfg, scale) in ATTACKS.items()}
+    return {
+        name: _mean_robust_accuracy(models[scale], cfg, x, y)
+        for name, (cfg, scale) in ATTACKS.items()
+    }
 
 
 def test_naive_fp16_autocast_underflows_on_this_model(models, data):
     """The premise: without per-sample scaling most entries of the model's
     fp16 input gradient are exactly 0 (and almost none in fp32)."""
     x, y = data
-    model = models[10.]
+    model = models[10.0]
     net = model.data_preprocessor.normalized_classifier(model)
     zeros = {}
     for name, dtype in (('fp32', None), ('fp16', torch.float16)):
@@ -93,8 +95,7 @@ def test_naive_fp16_autocast_underflows_on_this_model(models, data):
 
 @pytest.mark.parametrize('precision', list(DTYPES))
 @pytest.mark.parametrize('name', list(ATTACKS))
-def test_training_attack_is_as_strong_under_autocast(models, data, fp32_results, name,
-                                                     precision):
+def test_training_attack_is_as_strong_under_autocast(models, data, fp32_results, name, precision):
     x, y = data
     cfg, scale = ATTACKS[name]
     model = models[scale]
@@ -121,7 +122,7 @@ def test_trades_kl_attack_runs_in_fp32_under_bf16_and_says_so(data):
     32 px digits BN ResNet it left 54.7% robust accuracy against 49.2% in
     fp32): under bf16 it runs in fp32, bit for bit, with one log line."""
     x, y = data
-    model = confident_classifier(10., data_preprocessor=PRE)  # nothing logged yet
+    model = confident_classifier(10.0, data_preprocessor=PRE)  # nothing logged yet
     cfg = ATTACKS['TRADES-KL'][0]
     fp32 = _attack(model, cfg, x[:32], y[:32])
     with logged_warnings(_current_logger()) as messages:
@@ -143,16 +144,18 @@ class _NotAmpSafe:
             x = images.clone().requires_grad_(True)
             logits = model_fn(x)
             self.dtypes.append(logits.dtype)
-            grad, = torch.autograd.grad(F.cross_entropy(logits, labels), x)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, labels), x)
         return (images + 8 / 255 * grad.sign()).clamp(0, 1)
 
 
 def test_an_attack_not_known_to_be_safe_runs_in_fp32_and_says_so(models, data):
     x, y = data
-    model = models[10.]
+    model = models[10.0]
     attack = _NotAmpSafe()
-    with logged_warnings(_current_logger()) as messages, \
-            torch.autocast('cpu', dtype=torch.bfloat16):
+    with (
+        logged_warnings(_current_logger()) as messages,
+        torch.autocast('cpu', dtype=torch.bfloat16),
+    ):
         for _ in range(2):
             model.data_preprocessor.attack_inputs(model, x[:8], y[:8], attack)
     assert attack.dtypes == [torch.float32] * 2  # autocast was off inside
@@ -163,6 +166,7 @@ def test_an_attack_not_known_to_be_safe_runs_in_fp32_and_says_so(models, data):
 
 def _current_logger():
     from mmengine.logging import MMLogger
+
     return MMLogger.get_current_instance()
 
 
@@ -170,10 +174,11 @@ def test_an_fp16_overflow_attacks_the_batch_again_in_fp32(models, data):
     """A network whose backward amplifies the gradient beyond fp16's range:
     the batch is attacked again in fp32 (one log line), never left unmoved."""
     x, y = data
-    model = confident_classifier(10., data_preprocessor=PRE)
+    model = confident_classifier(10.0, data_preprocessor=PRE)
+
     def amplify(module, inputs, out):  # x 2**20 on the way back (forward unchanged)
         if out.requires_grad:
-            out.register_hook(lambda grad: grad * 2.**20)
+            out.register_hook(lambda grad: grad * 2.0**20)
 
     model.backbone.conv1.register_forward_hook(amplify)
     attack = dict(type='PGDAttack', eps=8, steps=3, random_start=False)

@@ -1,4 +1,5 @@
 """PGDDataPreprocessor: the acceptance test of adversarial examples, modes, checks."""
+
 import copy
 import pickle
 
@@ -10,25 +11,38 @@ from mmpretrain.registry import MODELS
 
 from nofrost_mm.attacks import NormalizedClassifier
 from nofrost_mm.models.data_preprocessors import PGDDataPreprocessor
-from tests.attacks.toy import (adversarial_batch, build_classifier, clean_preprocess,
-                               digits_batch, trained_classifier)
+from tests.attacks.toy import (
+    adversarial_batch,
+    build_classifier,
+    clean_preprocess,
+    digits_batch,
+    trained_classifier,
+)
 
 # the digits normalization the toy classifiers are trained with (grey digits:
 # the BGR->RGB flip changes nothing for the model but runs the code path)
-MEAN, STD = [0., 0., 0.], [255., 255., 255.]
-PGD_PRE = dict(type='PGDDataPreprocessor', mean=MEAN, std=STD, to_rgb=True,
-               num_classes=10, attack=dict(type='PGDAttack', eps=8, steps=10))
+MEAN, STD = [0.0, 0.0, 0.0], [255.0, 255.0, 255.0]
+PGD_PRE = dict(
+    type='PGDDataPreprocessor',
+    mean=MEAN,
+    std=STD,
+    to_rgb=True,
+    num_classes=10,
+    attack=dict(type='PGDAttack', eps=8, steps=10),
+)
 
 
 def _pixels(pre, inputs):
     """Normalized batch back to [0, 1] pixels (in RGB order)."""
-    return (inputs * pre.std + pre.mean) / 255.
+    return (inputs * pre.std + pre.mean) / 255.0
 
 
 def _state(model):
-    return ([m.training for m in model.modules()],
-            [p.requires_grad for p in model.parameters()],
-            {k: v.clone() for k, v in model.state_dict().items()})
+    return (
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        {k: v.clone() for k, v in model.state_dict().items()},
+    )
 
 
 def test_adversarial_examples_acceptance():
@@ -37,7 +51,7 @@ def test_adversarial_examples_acceptance():
     model = trained_classifier('bn', data_preprocessor=PGD_PRE)
     pre = model.data_preprocessor
     model.train()
-    model.backbone.layer1.eval()                      # mixed modes
+    model.backbone.layer1.eval()  # mixed modes
     model.backbone.conv1.weight.requires_grad_(False)  # a frozen parameter
     before = _state(model)
 
@@ -71,7 +85,7 @@ def test_adversarial_examples_acceptance():
 
 
 def test_eps_is_in_pixel_space_whatever_the_normalization():
-    mean, std = [120., 110., 100.], [60., 50., 40.]
+    mean, std = [120.0, 110.0, 100.0], [60.0, 50.0, 40.0]
     model = build_classifier(data_preprocessor=dict(PGD_PRE, mean=mean, std=std))
     pre = model.data_preprocessor
     data = digits_batch(16)
@@ -94,8 +108,9 @@ def test_attack_model_mode_train_keeps_bn_statistics():
 
 
 def test_mixup_soft_labels_are_attacked():
-    model = build_classifier(data_preprocessor=dict(
-        PGD_PRE, batch_augments=dict(augments=dict(type='Mixup', alpha=1.))))
+    model = build_classifier(
+        data_preprocessor=dict(PGD_PRE, batch_augments=dict(augments=dict(type='Mixup', alpha=1.0)))
+    )
     out = adversarial_batch(model, digits_batch(8))
     scores = torch.stack([s.gt_score for s in out['data_samples']])
     assert (scores.max(dim=1).values < 1).any()  # really mixed
@@ -131,15 +146,21 @@ def test_training_forward_is_the_clean_batch():
     assert torch.equal(out['inputs'], plain['inputs'])
 
 
-@pytest.mark.parametrize('key,new', [
-    ('adv_loss_weight', 'model.adv_loss_weight'),
-    ('adv_loss', 'model.adv_loss'),
-    ('trades_beta', 'model.trades_beta'),
-    ('adv_forward', 'model.adv_forward'),
-    ('test_attack', 'AdversarialTrainingHook.val_attack'),
-    ('adv_batch', "model.type='AdvImageClassifier'.*adv_loss_weight=0.5 with "
-                  "model.adv_forward='concat'.*adv_loss_weight=1.0"),
-])
+@pytest.mark.parametrize(
+    'key,new',
+    [
+        ('adv_loss_weight', 'model.adv_loss_weight'),
+        ('adv_loss', 'model.adv_loss'),
+        ('trades_beta', 'model.trades_beta'),
+        ('adv_forward', 'model.adv_forward'),
+        ('test_attack', 'AdversarialTrainingHook.val_attack'),
+        (
+            'adv_batch',
+            "model.type='AdvImageClassifier'.*adv_loss_weight=0.5 with "
+            "model.adv_forward='concat'.*adv_loss_weight=1.0",
+        ),
+    ],
+)
 def test_moved_keys_name_their_new_home(key, new):
     with pytest.raises(ValueError, match=f'data_preprocessor.{key} moved to {new}'):
         MODELS.build(dict(PGD_PRE, **{key: 0.5}))
@@ -148,10 +169,10 @@ def test_moved_keys_name_their_new_home(key, new):
 def test_schedule_scales_the_configured_eps():
     pre = MODELS.build(PGD_PRE)
     pre.schedule(0.25, steps=3)
-    assert pre.budget == dict(eps=2., steps=3.) and pre.train_eps == 8
-    assert pre.eps == 2. and pre.attack.eps == 2.  # what the attack runs at
+    assert pre.budget == dict(eps=2.0, steps=3.0) and pre.train_eps == 8
+    assert pre.eps == 2.0 and pre.attack.eps == 2.0  # what the attack runs at
     pre.schedule()
-    assert pre.budget == dict(eps=8., steps=10.) and pre.eps == 8.
+    assert pre.budget == dict(eps=8.0, steps=10.0) and pre.eps == 8.0
     with pytest.raises(AttributeError):  # schedule() is the one writer
         pre.train_eps = 4
     with pytest.raises(AttributeError):
@@ -167,14 +188,17 @@ def test_an_attack_without_eps_has_no_training_eps():
         pre.schedule(0.5)
 
 
-@pytest.mark.parametrize('override,key', [
-    (dict(attack_model_mode='test'), 'attack_model_mode'),
-    (dict(pad_size_divisor=32), 'pad_size_divisor'),
-    (dict(attack=dict(type='PGDAttack', eps=-1)), 'attack.*eps'),
-    (dict(attack=dict(type='PGDAttack', eps=8, steps=0)), 'attack.*steps'),
-    (dict(attack=dict(type='PGDAttack', step_size=0)), 'attack.*step_size'),
-    (dict(attack=dict(type='PGDAttack', norm='L1')), 'attack.*norm'),
-])
+@pytest.mark.parametrize(
+    'override,key',
+    [
+        (dict(attack_model_mode='test'), 'attack_model_mode'),
+        (dict(pad_size_divisor=32), 'pad_size_divisor'),
+        (dict(attack=dict(type='PGDAttack', eps=-1)), 'attack.*eps'),
+        (dict(attack=dict(type='PGDAttack', eps=8, steps=0)), 'attack.*steps'),
+        (dict(attack=dict(type='PGDAttack', step_size=0)), 'attack.*step_size'),
+        (dict(attack=dict(type='PGDAttack', norm='L1')), 'attack.*norm'),
+    ],
+)
 def test_bad_settings_name_the_key(override, key):
     with pytest.raises(ValueError, match=f'data_preprocessor.{key}'):
         MODELS.build(dict(PGD_PRE, **override))
@@ -185,10 +209,10 @@ def test_model_deepcopies_and_pickles():
     model.data_preprocessor.schedule(0.5)
     twin = copy.deepcopy(model)
     twin.data_preprocessor.schedule(0.25)  # the copy owns its own budget
-    assert twin.data_preprocessor.eps == 2. and model.data_preprocessor.eps == 4.
+    assert twin.data_preprocessor.eps == 2.0 and model.data_preprocessor.eps == 4.0
     clone = pickle.loads(pickle.dumps(model))
     assert isinstance(clone.data_preprocessor, PGDDataPreprocessor)
-    assert clone.data_preprocessor.train_eps == 8 and clone.data_preprocessor.eps == 4.
+    assert clone.data_preprocessor.train_eps == 8 and clone.data_preprocessor.eps == 4.0
 
 
 def test_attack_under_autocast_stays_within_eps():
@@ -205,6 +229,7 @@ def test_attack_under_autocast_stays_within_eps():
 def test_the_training_eps_is_written_once():
     pre = MODELS.build(dict(PGD_PRE, eps=16, attack=dict(type='PGDAttack', steps=2)))
     assert pre.train_eps == pre.attack.eps == 16
-    with pytest.raises(ValueError, match='data_preprocessor.attack.eps: the training '
-                                         'eps is data_preprocessor.eps'):
+    with pytest.raises(
+        ValueError, match='data_preprocessor.attack.eps: the training eps is data_preprocessor.eps'
+    ):
         MODELS.build(dict(PGD_PRE, eps=16))  # PGD_PRE's attack names eps=8 too

@@ -1,4 +1,5 @@
 """DualBatchNorm: routing, state-dict layout, plain BN checkpoints, round trip."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -19,7 +20,7 @@ def _bn_pair(seed=0):
     with torch.no_grad():
         for name in ('weight', 'bias', 'running_mean'):
             getattr(dual, name).normal_()
-        dual.running_var.uniform_(0.5, 2.)
+        dual.running_var.uniform_(0.5, 2.0)
     plain = {}
     for branch in ('clean', 'adv'):
         bn = nn.BatchNorm2d(C)
@@ -42,7 +43,8 @@ def test_each_route_computes_its_branch_as_a_plain_batch_norm(training):
         for branch in ('clean', 'adv'):
             for name, value in dual.branch_state(branch).items():
                 torch.testing.assert_close(
-                    value, plain[branch].state_dict()[name], rtol=0, atol=1e-6)
+                    value, plain[branch].state_dict()[name], rtol=0, atol=1e-6
+                )
         assert dual.num_batches_tracked.tolist() == [1, 1]
     # the branches differ: a test that passes the wrong branch would fail
     with dual_bn_route(dual, 'clean'):
@@ -101,8 +103,15 @@ def test_bad_branch_names_fail_with_the_allowed_values():
 
 def _resnet(norm):
     init_default_scope('mmpretrain')
-    return MODELS.build(dict(type='ResNet_CIFAR', depth=18, stem_channels=8,
-                             base_channels=8, norm_cfg=dict(type=norm)))
+    return MODELS.build(
+        dict(
+            type='ResNet_CIFAR',
+            depth=18,
+            stem_channels=8,
+            base_channels=8,
+            norm_cfg=dict(type=norm),
+        )
+    )
 
 
 def test_state_dict_has_the_bn_names_with_both_branches_clean_first():
@@ -113,15 +122,15 @@ def test_state_dict_has_the_bn_names_with_both_branches_clean_first():
     assert isinstance(layer, DualBatchNorm) and layer.num_features == 8
     for key, value in bn_sd.items():
         if key.endswith('num_batches_tracked'):
-            assert dual_sd[key].shape == (2, )
+            assert dual_sd[key].shape == (2,)
         elif value.dim() == 1:  # BN weight, bias, running mean / var
-            assert dual_sd[key].shape == (2 * value.numel(), ), key
+            assert dual_sd[key].shape == (2 * value.numel(),), key
         else:
             assert dual_sd[key].shape == value.shape, key
     # the halves are the branches
     with torch.no_grad():
-        layer.weight[8:] = 5.
-    assert torch.equal(layer.branch_state('adv')['weight'], torch.full((8, ), 5.))
+        layer.weight[8:] = 5.0
+    assert torch.equal(layer.branch_state('adv')['weight'], torch.full((8,), 5.0))
     assert torch.equal(layer.branch_state('clean')['weight'], torch.ones(8))
 
 
@@ -153,7 +162,7 @@ def test_checkpoint_round_trip_keeps_both_branches(tmp_path):
         with dual_bn_route(model, route):
             model(torch.randn(8, 3, 16, 16))
     with torch.no_grad():
-        model.bn1.weight[8:] += 1.
+        model.bn1.weight[8:] += 1.0
     save_checkpoint({'state_dict': model.state_dict()}, str(tmp_path / 'dual.pth'))
     again = _resnet('DualBN')
     load_checkpoint(again, str(tmp_path / 'dual.pth'), strict=True)
@@ -170,12 +179,15 @@ def test_checkpoint_round_trip_keeps_both_branches(tmp_path):
 def test_norm_cfg_builds_it_with_and_without_a_scope():
     from mmcv.cnn import build_norm_layer
     from mmengine.registry import DefaultScope
-    for cfg in (dict(type='DualBN', deploy_branch='adv'),
-                dict(type=DualBatchNorm, deploy_branch='adv')):
+
+    for cfg in (
+        dict(type='DualBN', deploy_branch='adv'),
+        dict(type=DualBatchNorm, deploy_branch='adv'),
+    ):
         # mmengine's root registry: the scope of a run without mmpretrain's
         with DefaultScope.overwrite_default_scope('mmengine'):
             name, layer = build_norm_layer(dict(cfg), 6, postfix=1)
         assert name == 'bn1' and isinstance(layer, DualBatchNorm)
-        assert layer.weight.shape == (12, ) and layer.deploy_branch == 'adv'
+        assert layer.weight.shape == (12,) and layer.deploy_branch == 'adv'
     init_default_scope('mmpretrain')
     assert isinstance(build_norm_layer(dict(type='DualBN'), 6)[1], DualBatchNorm)
