@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 from nofrost_mm.engine.hooks import AdversarialTrainingHook
 from tests.attacks.toy import build_classifier
 from tests.conftest import REPO_ROOT, free_port, run_tool
+from tests.engine.hooks.stock_lenet5 import stock_lenet5_classifier
 
 BN_AT = 'configs/demo/resnet18-w16_1xb64_digits_pgdat.py'
 NF_AT = 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'
@@ -265,26 +266,9 @@ def test_robust_validation_of_one_surviving_sample_on_stock_lenet5():
     softmax then fails): a val batch whose clean pass got one sample right is
     still predicted whole, so robust validation of the README's stock MNIST
     config does not crash (it did on a rank with one right sample)."""
-    from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
 
-    model = MODELS.build(
-        dict(
-            type='AdvImageClassifier',
-            adv_loss_weight=1.0,
-            backbone=dict(type='LeNet5', num_classes=10),
-            neck=None,
-            head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
-            data_preprocessor=dict(
-                type='PGDDataPreprocessor',
-                eps=76.5,
-                mean=[33.46],
-                std=[78.87],
-                num_classes=10,
-                attack=dict(type='FGSMRS', clip_start=False),
-            ),
-        )
-    )
+    model = stock_lenet5_classifier()
     torch.manual_seed(0)
     batch = dict(
         inputs=[torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8) for _ in range(4)],

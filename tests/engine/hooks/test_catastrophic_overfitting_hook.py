@@ -25,6 +25,7 @@ from nofrost_mm.engine.hooks import CatastrophicOverfittingHook
 from nofrost_mm.engine.runner import NoFrostRunner
 from tests.attacks.toy import trained_classifier
 from tests.conftest import REPO_ROOT, logged_warnings
+from tests.engine.hooks.stock_lenet5 import stock_lenet5_classifier
 
 PRE = dict(
     type='PGDDataPreprocessor',
@@ -391,26 +392,9 @@ def test_a_one_image_batch_of_stock_lenet5():
     """mmpretrain's LeNet5 squeezes one image's logits to (K,): 9 held-out
     images in batches of 8 leave a batch of one, which is measured too (the
     guard crashed after the epoch on the README's stock MNIST config)."""
-    from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
 
-    model = MODELS.build(
-        dict(
-            type='AdvImageClassifier',
-            adv_loss_weight=1.0,
-            backbone=dict(type='LeNet5', num_classes=10),
-            neck=None,
-            head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
-            data_preprocessor=dict(
-                type='PGDDataPreprocessor',
-                eps=76.5,
-                mean=[33.46],
-                std=[78.87],
-                num_classes=10,
-                attack=dict(type='FGSMRS', clip_start=False),
-            ),
-        )
-    )
+    model = stock_lenet5_classifier()
     torch.manual_seed(0)
     dataset = [
         dict(

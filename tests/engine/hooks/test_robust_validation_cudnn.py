@@ -7,29 +7,13 @@ import torch
 import nofrost_mm  # noqa: F401
 from nofrost_mm.engine.hooks import adversarial_training_hook as ath
 from nofrost_mm.utils import cudnn_autotuning
+from tests.engine.hooks.stock_lenet5 import stock_lenet5_classifier
 
 
 def test_robust_validation_attacks_without_autotuning(monkeypatch):
-    from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
 
-    model = MODELS.build(
-        dict(
-            type='AdvImageClassifier',
-            adv_loss_weight=1.0,
-            backbone=dict(type='LeNet5', num_classes=10),
-            neck=None,
-            head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')),
-            data_preprocessor=dict(
-                type='PGDDataPreprocessor',
-                eps=76.5,
-                mean=[33.46],
-                std=[78.87],
-                num_classes=10,
-                attack=dict(type='FGSMRS', clip_start=False),
-            ),
-        )
-    )
+    model = stock_lenet5_classifier()
     torch.manual_seed(0)
     batch = dict(
         inputs=[torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8) for _ in range(4)],
