@@ -34,7 +34,6 @@ Example:
 
 import argparse
 import copy
-import platform
 import statistics
 import sys
 import time
@@ -178,18 +177,9 @@ def main(argv=None):
     )
     labels = torch.cat([d.gt_label for d in data['data_samples']])
     keys = sample_keys(args.seed, subset)
-    cpu = (
-        next(
-            (
-                line.split(':', 1)[1].strip()
-                for line in open('/proc/cpuinfo')
-                if line.startswith('model name')
-            ),
-            platform.processor(),
-        )
-        if Path('/proc/cpuinfo').exists()
-        else platform.processor()
-    )
+    from nofrost_mm.utils.machine import cpu_name
+
+    cpu = cpu_name()
     print(
         f'amp_attacks on {cpu}, {args.threads} threads, torch {torch.__version__}: '
         f'{args.config}, PGD-{args.steps} AT batch {args.batch_size}, AutoAttack '

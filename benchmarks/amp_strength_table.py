@@ -33,10 +33,8 @@ Example:
 import argparse
 import copy
 import logging
-import platform
 import sys
 import time
-from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -267,18 +265,9 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     images, labels, keys = test_subset(args.config, args.num_samples, args.seed)
     net = load_model(args.config, args.checkpoint)
-    cpu = (
-        next(
-            (
-                line.split(':', 1)[1].strip()
-                for line in open('/proc/cpuinfo')
-                if line.startswith('model name')
-            ),
-            platform.processor(),
-        )
-        if Path('/proc/cpuinfo').exists()
-        else platform.processor()
-    )
+    from nofrost_mm.utils.machine import cpu_name
+
+    cpu = cpu_name()
     print(
         f'amp_strength_table on {cpu}, {args.threads} threads, torch {torch.__version__}: '
         f'{args.config}, {args.num_samples} test images (seed {args.seed}), eps '

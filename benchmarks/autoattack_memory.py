@@ -28,7 +28,6 @@ Usage:
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -94,17 +93,6 @@ def _peak_rss() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _malloc_trim():
@@ -275,6 +263,8 @@ def main(argv=None):
                 same = False
                 print(f'DIFFERENT: {member} on {n} survivors breaks other samples with the chunk')
     chunked = [r['peak_mib'] for r in rows if r.get('target_batch') and 'error' not in r]
+    from nofrost_mm.utils.machine import cpu_name
+
     summary = dict(
         date=time.strftime('%Y-%m-%d'),
         cpu=f'{cpu_name()}, {os.cpu_count()} cores',
