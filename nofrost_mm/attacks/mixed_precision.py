@@ -161,14 +161,18 @@ class _ScaleState:
         self.pending = False  # a scale set for the input's next backward
 
 
-class _ScaleLogitGrad(torch.autograd.Function):
-    """Identity on the fp32 logits; backward scales each row's fp32 gradient
-    so that its largest entry is ``2**exp`` (before the network's cast)."""
+class _ScaleStateIdentity(torch.autograd.Function):
+    """Identity forward that hands the :class:`_ScaleState` to its backward."""
 
     @staticmethod
-    def forward(ctx, logits, state):
+    def forward(ctx, x, state):
         ctx.state = state
-        return logits.view_as(logits)
+        return x.view_as(x)
+
+
+class _ScaleLogitGrad(_ScaleStateIdentity):
+    """Identity on the fp32 logits; backward scales each row's fp32 gradient
+    so that its largest entry is ``2**exp`` (before the network's cast)."""
 
     @staticmethod
     def backward(ctx, grad):
@@ -195,14 +199,9 @@ class _ScaleLogitGrad(torch.autograd.Function):
         return grad * state.scale.to(grad.dtype), None
 
 
-class _UnscaleInputGrad(torch.autograd.Function):
+class _UnscaleInputGrad(_ScaleStateIdentity):
     """Identity on the input; backward divides each row's gradient by its
     scale in fp32 and counts the rows that overflowed in the network."""
-
-    @staticmethod
-    def forward(ctx, x, state):
-        ctx.state = state
-        return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad):

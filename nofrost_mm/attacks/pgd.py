@@ -256,11 +256,7 @@ class PGDAttack:
             return self._early_exit_attack(model_fn, images, labels, eps, alpha, keys)
 
         with torch.enable_grad():
-            delta = (
-                self._random_start(images, eps, keys)
-                if self.random_start
-                else torch.zeros_like(images)
-            )
+            delta = self._initial_delta(images, eps, keys)
             targets = None
             if self.loss == 'kl':
                 # TRADES: the clean prediction is the fixed reference
@@ -309,11 +305,7 @@ class PGDAttack:
         recheck = autocast_dtype(images.device.type) is not None
         leaving = None  # (rows,) bool: confirmed broken, still in the batch
         with torch.enable_grad():
-            delta = (
-                self._random_start(images, eps, keys)
-                if self.random_start
-                else torch.zeros_like(images)
-            )
+            delta = self._initial_delta(images, eps, keys)
             targets = None
             for _ in range(self.steps):
                 delta.requires_grad_(True)
@@ -389,6 +381,14 @@ class PGDAttack:
         return torch.empty_like(images).copy_(
             sample_normal(keys, images.shape[1:], self.START_STREAM, images.dtype)
         )
+
+    def _initial_delta(
+        self, images: torch.Tensor, eps: float, keys: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """The perturbation of the first step: the random start, or zero."""
+        if self.random_start:
+            return self._random_start(images, eps, keys)
+        return torch.zeros_like(images)
 
     def _random_start(
         self, images: torch.Tensor, eps: float, keys: Optional[torch.Tensor] = None
