@@ -47,6 +47,7 @@ def _loop(cls, attacks, **extra):
     loop.attacks = build_attacks(attacks)
     names = [name for name, _, _ in loop.attacks]
     loop.result_names, loop.start_from = names, ['clean'] * len(names)
+    loop.restarts = [1] * len(names)
     loop.fp16, loop.seed, loop.cascade = False, 0, False
     loop.reporter, loop._precisions = NO_PROGRESS, {}
     loop._log_once = LogOnce(logging.INFO)
@@ -79,6 +80,7 @@ def test_robust_test_loop_on_cuda():
         loop.attacks.append(('AA', _small_autoattack(), {}))
         loop.result_names.append('AA')
         loop.start_from.append('clean')
+        loop.restarts.append(1)
         data = _correct_batch(net)
         start = len(seen.syncs)
         loop.run_iter(0, data, net)

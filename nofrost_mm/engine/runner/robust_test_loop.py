@@ -35,9 +35,11 @@ from nofrost_mm.attacks.mixed_precision import (
 )
 from nofrost_mm.attacks.survivors import attack_survivors
 from nofrost_mm.evaluation.gradient_masking import gradient_masking_warnings
+from nofrost_mm.evaluation.robustness_report.attack_entries import restart_name
 from nofrost_mm.utils import (
     LogOnce,
     cudnn_autotuning,
+    fold_keys,
     model_memory_format,
     sample_keys,
     wait_for_ranks,
@@ -190,6 +192,9 @@ class RobustTestLoop(TestLoop):
         ...     dict(type='AutoAttack', eps=8, version='standard')])
     """
 
+    # each attack's last line on every batch, or only when one is due
+    line_per_attack = False
+
     def __init__(
         self,
         runner,
@@ -206,7 +211,10 @@ class RobustTestLoop(TestLoop):
         progress_interval: Optional[float] = 30.0,
     ):
         # configuration errors surface before data or checkpoint are loaded
-        self.attacks = build_attacks(attacks)
+        if not isinstance(cascade, bool):
+            raise ValueError(f'test_cfg.cascade must be True or False, got {cascade!r}')
+        self.cascade = cascade
+        self._plan_attacks(attacks)
         if progress_interval is not None and (
             isinstance(progress_interval, bool)
             or not isinstance(progress_interval, (int, float))
@@ -221,8 +229,6 @@ class RobustTestLoop(TestLoop):
         self.reporter = NO_PROGRESS
         # attacks that run in fp32 under test_cfg.fp16: said once each
         self._log_once = LogOnce(logging.INFO)
-        if not isinstance(cascade, bool):
-            raise ValueError(f'test_cfg.cascade must be True or False, got {cascade!r}')
         if state_dir is not None and not isinstance(state_dir, str):
             raise ValueError(
                 f'test_cfg.state_dir must be None, \'auto\' or a folder, got {state_dir!r}'
@@ -234,16 +240,8 @@ class RobustTestLoop(TestLoop):
             )
         if isinstance(resume, str) and not osp.isdir(resume):
             raise FileNotFoundError(f'test_cfg.resume: {resume}: no such folder')
-        self.cascade = cascade
         self.state_dir = state_dir
         self.resume = resume
-        # where each attack starts from: the clean-correct samples, or the
-        # survivors of an earlier result (the cascade; subclasses chain too)
-        names = [name for name, _, _ in self.attacks]
-        self.result_names = (
-            ['+'.join(names[: i + 1]) for i in range(len(names))] if cascade else names
-        )
-        self.start_from = ['clean'] + self.result_names[:-1] if cascade else ['clean'] * len(names)
         self.state: Optional[EvaluationState] = None
         if num_samples is not None and (
             not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1
@@ -264,6 +262,21 @@ class RobustTestLoop(TestLoop):
         dataloader = self._chunked_dataloader_cfg(dataloader)
         super().__init__(runner, dataloader, evaluator, fp16)
         self._check_metrics()
+
+    def _plan_attacks(self, attacks: Sequence[Union[dict, str]]) -> None:
+        """Build the attacks, and for each the name of its result, the result
+        whose survivors it attacks and how many runs it makes."""
+        self.attacks = build_attacks(attacks)
+        names = [name for name, _, _ in self.attacks]
+        # where each attack starts from: the clean-correct samples, or the
+        # survivors of the attacks before it (the cascade)
+        if self.cascade:
+            self.result_names = ['+'.join(names[: i + 1]) for i in range(len(names))]
+            self.start_from = ['clean'] + self.result_names[:-1]
+        else:
+            self.result_names, self.start_from = names, ['clean'] * len(names)
+        # one run each; RobustnessReportLoop's entries restart
+        self.restarts = [1] * len(names)
 
     def _chunked_dataloader_cfg(self, cfg: dict) -> dict:
         cfg = copy.deepcopy(cfg)
@@ -563,9 +576,19 @@ class RobustTestLoop(TestLoop):
         )
         return results
 
-    def chunk_seed(self, idx: int) -> int:
-        """Seed of batch ``idx``: the same for its chunk in any process."""
-        return (self.seed * 1_000_003 + self._batch_sampler.chunk_ids[idx]) % 2**31
+    def _seed(self, chunk: int, restart: int) -> int:
+        """Seed of torch's generator for run ``restart`` of the attacks on
+        chunk ``chunk``: the same in any process. Attacks with a random
+        start share it, so PGD-5 ... PGD-100 differ only in their steps
+        (each attack runs once here: ``restart`` is 0)."""
+        return (self.seed * 1_000_003 + chunk) % 2**31
+
+    def sample_values(
+        self, net: NormalizedClassifier, images: torch.Tensor, labels: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
+        """Per-sample values to record besides the attacks' results, each a
+        tensor of one value per sample (none here)."""
+        return {}
 
     def attack_batch(
         self,
@@ -579,29 +602,69 @@ class RobustTestLoop(TestLoop):
     ) -> Dict[str, torch.Tensor]:
         """Run every attack on the samples it starts from, in batch ``idx``.
 
-        ``keys`` are the samples' random keys (:func:`sample_keys`). Fills
-        ``correct[name]`` (per-sample bools) and ``seconds[name]``; returns
-        extra per-sample values to record (none here).
+        ``keys`` are the samples' random keys (:func:`sample_keys`); run
+        ``r`` of an attack that restarts draws from the keys folded with
+        ``r`` (run 0 from ``keys`` themselves, as a single run of the same
+        attack would). Fills ``correct[name]`` (per-sample bools) and
+        ``seconds[name]`` for every result (the first run under the
+        attack's result name, all runs under :func:`restart_name`);
+        returns :meth:`sample_values`.
         """
-        seed = self.chunk_seed(idx)
-        for (_, attack, _), name, start_from in zip(
-            self.attacks, self.result_names, self.start_from
+        values = self.sample_values(net, images, labels)
+        chunk = self._batch_sampler.chunk_ids[idx]
+        for (_, attack, _), name, start_from, restarts in zip(
+            self.attacks, self.result_names, self.start_from, self.restarts
         ):
             start = time.perf_counter()
             survived = correct[start_from].clone()
             with self.reporter.task(name) as task:
                 task.update(status=self._attacked(survived))
-                self.attack_survivors(net, attack, images, labels, keys, survived, seed)
-                seconds[name] = time.perf_counter() - start
-                task.end(lambda: f'{int(survived.sum())}/{len(survived)} survive')
-            correct[name] = survived
-        return {}
+                for r in range(restarts):
+                    if r:
+                        task.update(
+                            r,
+                            restarts,
+                            status=lambda: (
+                                f'restart {r + 1}/{restarts} on {int(survived.sum())} '
+                                'surviving samples'
+                            ),
+                        )
+                    self.attack_survivors(
+                        net,
+                        attack,
+                        images,
+                        labels,
+                        keys if r == 0 else fold_keys(keys, r),
+                        survived,
+                        self._seed(chunk, r),
+                    )
+                    if r == 0:
+                        correct[name] = survived.clone()
+                        seconds[name] = time.perf_counter() - start
+                names = [name]
+                if restarts > 1:
+                    names.append(restart_name(name, restarts))
+                    correct[names[1]] = survived
+                    seconds[names[1]] = time.perf_counter() - start
+                task.end(self._survived(correct, seconds, names), always=self.line_per_attack)
+        return values
 
     @staticmethod
     def _attacked(survived: torch.Tensor):
         """An attack's first line: how many samples it attacks (a callable:
         counted when written)."""
         return lambda: f'started on {int(survived.sum())} of {len(survived)} samples'
+
+    @staticmethod
+    def _survived(correct: Dict[str, torch.Tensor], seconds: Dict[str, float], names: List[str]):
+        """An attack's last line (a callable: counted when written): how
+        many samples survive its result, or each of its results and times."""
+        if len(names) == 1:
+            return lambda: f'{int(correct[names[0]].sum())}/{len(correct[names[0]])} survive'
+        return lambda: ', '.join(
+            f'{k} {int(correct[k].sum())}/{len(correct[k])} survive ({seconds[k]:.1f} s)'
+            for k in names
+        )
 
     def attack_survivors(
         self,

@@ -1,17 +1,14 @@
 """Test loop of the robustness report: restarts, chained attacks, input gradients."""
 
-import time
 from typing import Dict, Sequence, Union
 
 import numpy as np
 import torch
 from mmpretrain.registry import LOOPS
-from torch.utils.data import DataLoader
 
 from nofrost_mm.attacks import NormalizedClassifier, attack_settings
 from nofrost_mm.attacks.logit_margin import logit_margin
-from nofrost_mm.evaluation.robustness_report.attack_entries import restart_name, split_report_keys
-from nofrost_mm.utils import fold_keys
+from nofrost_mm.evaluation.robustness_report.attack_entries import split_report_keys
 from .robust_test_loop import RobustTestLoop
 
 
@@ -67,8 +64,9 @@ class RobustnessReportLoop(RobustTestLoop):
     of the margin's input gradient (:func:`margin_gradients`), and writes a
     line per attack and batch on rank 0 (samples surviving each run, time),
     besides the parent loop's throttled progress lines (a line per restart
-    when one is due). Only :meth:`attack_batch` differs from the parent
-    loop.
+    when one is due). The parent loop runs the attacks; this one plans
+    them (``_plan_attacks``), seeds each restart and adds
+    :meth:`sample_values`.
 
     Args:
         runner (Runner): The runner.
@@ -92,27 +90,26 @@ class RobustnessReportLoop(RobustTestLoop):
         ...                               name='PGD-20', restarts=5)])
     """
 
-    def __init__(
-        self,
-        runner,
-        dataloader: Union[DataLoader, Dict],
-        evaluator,
-        attacks: Sequence[Union[dict, str]] = (),
-        progress: bool = True,
-        **kwargs,
-    ):
-        if 'cascade' in kwargs:
+    line_per_attack = True
+
+    def __init__(self, *args, progress: bool = True, **kwargs):
+        if not isinstance(progress, bool):
+            raise ValueError(f'test_cfg.progress must be True or False, got {progress!r}')
+        if not progress:
+            kwargs['progress_interval'] = None
+        super().__init__(*args, **kwargs)
+
+    def _plan_attacks(self, attacks: Sequence[Union[dict, str]]) -> None:
+        """The parent's plan of the entries' attacks, with their
+        ``restarts`` and ``after``."""
+        if self.cascade:
             raise TypeError(
                 "test_cfg.cascade is RobustTestLoop's; "
                 "RobustnessReportLoop chains attacks with 'after'"
             )
-        attacks, self.restarts, after = split_report_keys(attacks)
-        if not isinstance(progress, bool):
-            raise ValueError(f'test_cfg.progress must be True or False, got {progress!r}')
-        self.progress = progress
-        if not progress:
-            kwargs['progress_interval'] = None
-        super().__init__(runner, dataloader, evaluator, attacks, **kwargs)
+        attacks, restarts, after = split_report_keys(attacks)
+        super()._plan_attacks(attacks)
+        self.restarts = restarts
         self.start_from = [prev or 'clean' for prev in after]
 
     @property
@@ -130,61 +127,10 @@ class RobustnessReportLoop(RobustTestLoop):
         seq = np.random.SeedSequence([self.seed, chunk, restart])
         return int(seq.generate_state(1)[0] % 2**31)
 
-    def attack_batch(
-        self,
-        idx: int,
-        net: NormalizedClassifier,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        keys: torch.Tensor,
-        correct: Dict[str, torch.Tensor],
-        seconds: Dict[str, float],
+    def sample_values(
+        self, net: NormalizedClassifier, images: torch.Tensor, labels: torch.Tensor
     ) -> Dict[str, torch.Tensor]:
-        """Input gradients, then every attack with its restarts and chain.
-
-        Restart ``r`` draws from the keys folded with ``r`` (restart 0 from
-        ``keys`` themselves, as a single run of the same attack would).
-        """
-        chunk = self._batch_sampler.chunk_ids[idx]
+        """The clean logit margin and the L1 norm of its input gradient
+        (:func:`margin_gradients`), measured before the attacks."""
         margin, grad_l1 = margin_gradients(net, images, labels)
-        for a, (name, attack, _) in enumerate(self.attacks):
-            start = time.perf_counter()
-            survived = correct[self.start_from[a]].clone()
-            restarts = self.restarts[a]
-            with self.reporter.task(name) as task:
-                task.update(status=self._attacked(survived))
-                for r in range(restarts):
-                    if r:
-                        task.update(
-                            r,
-                            restarts,
-                            status=lambda: (
-                                f'restart {r + 1}/{restarts} on {int(survived.sum())} '
-                                'surviving samples'
-                            ),
-                        )
-                    self.attack_survivors(
-                        net,
-                        attack,
-                        images,
-                        labels,
-                        keys if r == 0 else fold_keys(keys, r),
-                        survived,
-                        self._seed(chunk, r),
-                    )
-                    if r == 0:
-                        correct[name] = survived.clone()
-                        seconds[name] = time.perf_counter() - start
-                if restarts > 1:
-                    full = restart_name(name, restarts)
-                    correct[full] = survived
-                    seconds[full] = time.perf_counter() - start
-                names = [name] + ([full] if restarts > 1 else [])
-                task.end(
-                    lambda: ', '.join(
-                        f'{k} {int(correct[k].sum())}/{len(survived)} survive ({seconds[k]:.1f} s)'
-                        for k in names
-                    ),
-                    always=True,
-                )
         return dict(margin=margin, grad_l1=grad_l1)

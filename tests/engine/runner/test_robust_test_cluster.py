@@ -45,6 +45,7 @@ def _loop(attack):
     loop.seed, loop.fp16, loop.reporter = 0, False, NO_PROGRESS
     loop._log_once = LogOnce(logging.INFO)
     loop.attacks, loop.result_names, loop.start_from = [('spy', attack, {})], ['spy'], ['clean']
+    loop.restarts = [1]
     loop._batch_sampler = SimpleNamespace(chunk_ids=[0])
     return loop
 
