@@ -5,6 +5,7 @@ training; this converter lets an mmpretrain ResNet-family config become
 normalizer-free by changing one config key (``NormFreeConverter``).
 """
 
+from dataclasses import dataclass, field, fields
 from typing import Optional, Tuple
 
 import torch
@@ -43,6 +44,50 @@ _INSTEAD = (
     "for a normalizer-free net use the plug-in's NFResNet / "
     "NFResNet_CIFAR backbones (configs/_base_/models/nf-resnet*.py)"
 )
+
+
+@dataclass
+class NormFreeOptions:
+    """How :func:`convert_to_normfree` makes a backbone normalizer-free: its
+    keyword arguments and :class:`NormFreeConverter`'s config keys.
+
+    Args:
+        alpha (float): Residual branch scale. Defaults to 0.2.
+        gamma (float): Activation gain folded into each conv.
+            Defaults to ReLU's.
+        eps (float): Weight-standardization epsilon. Defaults to 1e-5.
+        zero_init_last (bool): Zero the gain of each block's last conv so
+            blocks start as the identity (SkipInit). Defaults to True.
+        attn_gain (float): Gain on SE outputs. Defaults to 2.0.
+        act_cfg (dict): Activation of the converted blocks (and of
+            :class:`NormFreeConverter`'s outputs).
+            Defaults to ``dict(type='ReLU')``.
+        allow_non_resnet (bool): Also accept a module outside the ResNet
+            family (e.g. VGG or MobileNetV2 with BN, a single layer) and
+            only remove its BatchNorms and standardize its convs (scaled
+            WS). Nothing scales its residual branches and its stem is left
+            as it is, so its signal propagation at initialisation is
+            whatever the architecture gives (not the NF guarantee).
+            LayerNorm, GroupNorm and InstanceNorm stay unsupported.
+            Defaults to False (such a module is refused).
+    """
+
+    alpha: float = 0.2
+    gamma: float = RELU_GAMMA
+    eps: float = 1e-5
+    zero_init_last: bool = True
+    attn_gain: float = 2.0
+    act_cfg: dict = field(default_factory=lambda: dict(type='ReLU'))
+    allow_non_resnet: bool = False
+
+    @classmethod
+    def build(cls, where: str, options: dict) -> 'NormFreeOptions':
+        """The options given by name to ``where``, refusing unknown names."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise TypeError(f'{where}: unknown options {unknown}; the options are {names}')
+        return cls(**options)
 
 
 def _check_convertible(module: nn.Module, allow_non_resnet: bool):
@@ -145,9 +190,7 @@ def _replace_layers(module: nn.Module, gamma: float, eps: float):
             _replace_layers(child, gamma, eps)
 
 
-def _convert_block(
-    block: nn.Module, alpha: float, beta: float, act_cfg: dict, attn_gain: float
-) -> NormFreeBlock:
+def _convert_block(block: nn.Module, beta: float, options: NormFreeOptions) -> NormFreeBlock:
     convs = [block.conv1, block.conv2]
     if isinstance(block, Bottleneck):
         convs.append(block.conv3)
@@ -155,11 +198,11 @@ def _convert_block(
     nf_block = NormFreeBlock(
         convs,
         downsample=block.downsample,
-        alpha=alpha,
+        alpha=options.alpha,
         beta=beta,
-        act_cfg=act_cfg,
+        act_cfg=options.act_cfg,
         se_layer=getattr(block, 'se_layer', None),
-        attn_gain=attn_gain,
+        attn_gain=options.attn_gain,
         drop_path_rate=getattr(drop_path, 'drop_prob', 0.0),
         with_cp=block.with_cp,
     )
@@ -171,19 +214,17 @@ def _convert_block(
     return nf_block
 
 
-def _replace_blocks(module: nn.Module, state: dict):
+def _replace_blocks(module: nn.Module, options: NormFreeOptions, state: dict):
+    """Residual blocks -> NormFreeBlocks, in place by name; ``state['var']``
+    is the expected variance of the residual stream so far."""
     for name, child in module.named_children():
         if isinstance(child, (BasicBlock, Bottleneck)):
             beta, state['var'] = nf_block_scales(
-                state['var'], state['alpha'], child.downsample is not None
+                state['var'], options.alpha, child.downsample is not None
             )
-            setattr(
-                module,
-                name,
-                _convert_block(child, state['alpha'], beta, state['act_cfg'], state['attn_gain']),
-            )
+            setattr(module, name, _convert_block(child, beta, options))
         else:
-            _replace_blocks(child, state)
+            _replace_blocks(child, options, state)
 
 
 def _drop_stem_activation(backbone: nn.Module):
@@ -201,16 +242,7 @@ def _drop_stem_activation(backbone: nn.Module):
         backbone.relu = nn.Identity()
 
 
-def convert_to_normfree(
-    module: nn.Module,
-    alpha: float = 0.2,
-    gamma: float = RELU_GAMMA,
-    eps: float = 1e-5,
-    zero_init_last: bool = True,
-    attn_gain: float = 2.0,
-    act_cfg: dict = dict(type='ReLU'),
-    allow_non_resnet: bool = False,
-) -> nn.Module:
+def convert_to_normfree(module: nn.Module, **options) -> nn.Module:
     """Make a BatchNorm ResNet-family backbone normalizer-free (NF-ResNet).
 
     Supported backbones, by exact class: mmpretrain's ResNet, ResNetV1c,
@@ -237,20 +269,9 @@ def convert_to_normfree(
 
     Args:
         module (nn.Module): Backbone to convert (changed in place).
-        alpha (float): Residual branch scale. Defaults to 0.2.
-        gamma (float): Activation gain folded into each conv.
-            Defaults to ReLU's.
-        eps (float): Weight-standardization epsilon. Defaults to 1e-5.
-        zero_init_last (bool): Zero the gain of each block's last conv so
-            blocks start as the identity (SkipInit). Defaults to True.
-        attn_gain (float): Gain on SE outputs. Defaults to 2.0.
-        act_cfg (dict): Activation of the converted blocks.
-            Defaults to ``dict(type='ReLU')``.
-        allow_non_resnet (bool): Accept a module outside the ResNet family
-            (VGG, MobileNetV2, a single layer, ...) and only remove its
-            BatchNorms and standardize its convs: no residual scaling and no
-            stem change, so nothing bounds its signal propagation at
-            initialisation. Defaults to False (such a module is refused).
+        **options: The fields of :class:`NormFreeOptions` (``alpha``,
+            ``gamma``, ``eps``, ``zero_init_last``, ``attn_gain``,
+            ``act_cfg``, ``allow_non_resnet``), at its defaults when absent.
 
     Returns:
         nn.Module: The converted model (``module`` itself unless it is a
@@ -260,19 +281,22 @@ def convert_to_normfree(
         TypeError: If the module is outside the ResNet family (without
             ``allow_non_resnet``), or holds LayerNorm, GroupNorm,
             InstanceNorm or LocalResponseNorm layers (the message names the
-            module path).
+            module path), or an option is unknown.
     """
-    _check_convertible(module, allow_non_resnet)
+    return _convert(module, NormFreeOptions.build('convert_to_normfree', options))
+
+
+def _convert(module: nn.Module, options: NormFreeOptions) -> nn.Module:
+    _check_convertible(module, options.allow_non_resnet)
     if isinstance(module, _BatchNorm):
         return _RemovedNorm()
     if isinstance(module, nn.Conv2d):
-        return _to_scaled_ws(module, gamma, eps)
+        return _to_scaled_ws(module, options.gamma, options.eps)
     if type(module) in RESNET_FAMILY:
-        state = dict(var=1.0, alpha=alpha, act_cfg=act_cfg, attn_gain=attn_gain)
-        _replace_blocks(module, state)
+        _replace_blocks(module, options, dict(var=1.0))
         _drop_stem_activation(module)
-    _replace_layers(module, gamma, eps)
-    if zero_init_last:
+    _replace_layers(module, options.gamma, options.eps)
+    if options.zero_init_last:
         for m in module.modules():
             if isinstance(m, NormFreeBlock):
                 nn.init.zeros_(m.last_conv.gain)
@@ -292,23 +316,14 @@ class NormFreeConverter(BaseBackbone):
 
     Args:
         backbone (dict): Config of the backbone to convert.
-        alpha (float): Residual branch scale. Defaults to 0.2.
-        gamma (float): Activation gain folded into convs. Defaults to ReLU's.
-        eps (float): Weight-standardization epsilon. Defaults to 1e-5.
-        zero_init_last (bool): SkipInit zero gains. Defaults to True.
-        attn_gain (float): Gain on SE outputs. Defaults to 2.0.
-        act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
-        allow_non_resnet (bool): Also accept a backbone outside the ResNet
-            family (e.g. VGG or MobileNetV2 with BN) and only remove its
-            BatchNorms and standardize its convs (scaled WS). Nothing scales
-            its residual branches, so its signal propagation at
-            initialisation is whatever the architecture gives (not the NF
-            guarantee), and its outputs are returned as the backbone makes
-            them. LayerNorm, GroupNorm and InstanceNorm stay unsupported.
-            Defaults to False.
         init_cfg (dict, optional): Initialization config. The wrapped
             backbone keeps its own ``init_cfg`` (e.g. ``Pretrained``).
             Defaults to None.
+        **options: The fields of :class:`NormFreeOptions` (``alpha``,
+            ``gamma``, ``eps``, ``zero_init_last``, ``attn_gain``,
+            ``act_cfg``, ``allow_non_resnet``), at its defaults when absent.
+            A backbone converted with ``allow_non_resnet`` returns its
+            outputs as it makes them (no final activation).
 
     Example:
         >>> model = dict(
@@ -331,39 +346,19 @@ class NormFreeConverter(BaseBackbone):
                 backbone=dict(type='ResNet', depth=18), alpha=0.2))
     """
 
-    def __init__(
-        self,
-        backbone: dict,
-        alpha: float = 0.2,
-        gamma: float = RELU_GAMMA,
-        eps: float = 1e-5,
-        zero_init_last: bool = True,
-        attn_gain: float = 2.0,
-        act_cfg: dict = dict(type='ReLU'),
-        allow_non_resnet: bool = False,
-        init_cfg: Optional[dict] = None,
-    ):
+    def __init__(self, backbone: dict, init_cfg: Optional[dict] = None, **options):
         super().__init__(init_cfg)
         if not isinstance(backbone, dict) or 'type' not in backbone:
             raise TypeError(
                 'NormFreeConverter: backbone must be a config '
                 f"dict with a 'type', got {backbone!r}"
             )
-        self.backbone = convert_to_normfree(
-            MODELS.build(backbone),
-            alpha=alpha,
-            gamma=gamma,
-            eps=eps,
-            zero_init_last=zero_init_last,
-            attn_gain=attn_gain,
-            act_cfg=act_cfg,
-            allow_non_resnet=allow_non_resnet,
-        )
-        self.zero_init_last = zero_init_last
+        self.options = NormFreeOptions.build('NormFreeConverter', options)
+        self.backbone = _convert(MODELS.build(backbone), self.options)
         # pre-activation blocks leave their outputs un-activated; a backbone
         # only stripped of its BNs returns what it always returned
         self.final_act = (
-            build_activation_layer(act_cfg)
+            build_activation_layer(self.options.act_cfg)
             if type(self.backbone) in RESNET_FAMILY
             else nn.Identity()
         )
@@ -375,7 +370,7 @@ class NormFreeConverter(BaseBackbone):
         # ResNet suppresses zero_init_residual for pretrained models
         init_cfg = getattr(self.backbone, 'init_cfg', None)
         pretrained = isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
-        if self.zero_init_last:
+        if self.options.zero_init_last:
             for m in self.backbone.modules():
                 if isinstance(m, NormFreeBlock):
                     nn.init.constant_(m.last_conv.gain, float(pretrained))

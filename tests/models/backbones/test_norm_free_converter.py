@@ -1,4 +1,3 @@
-import inspect
 import math
 import re
 import textwrap
@@ -13,7 +12,7 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from nofrost_mm.models.backbones import NormFreeConverter, convert_to_normfree
+from nofrost_mm.models.backbones import NormFreeConverter, NormFreeOptions, convert_to_normfree
 from nofrost_mm.models.backbones.nf_resnet import NormFreeBlock
 from nofrost_mm.models.layers import ScaledWSConv2d
 from tests.conftest import REPO_ROOT
@@ -146,18 +145,32 @@ def test_bad_backbone_argument():
         NormFreeConverter(backbone='ResNet')
 
 
-def test_the_converter_offers_the_function_options_with_its_defaults():
-    """NormFreeConverter's signature (its config keys) mirrors
-    convert_to_normfree's options; a default changed on one side only would
-    make a config and a direct call convert differently."""
-    options = {
-        name: p.default
-        for name, p in inspect.signature(convert_to_normfree).parameters.items()
-        if name != 'module'
-    }
-    converter = inspect.signature(NormFreeConverter.__init__).parameters
-    assert {name: converter[name].default for name in options if name in converter} == options
-    assert set(converter) - set(options) == {'self', 'backbone', 'init_cfg'}
+def test_the_converter_and_the_function_take_the_same_options():
+    """Both read NormFreeOptions: the converter's config keys reach the
+    conversion, and a misspelt one is refused naming the options."""
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = NormFreeConverter(
+        dict(type='ResNet', depth=18, **TINY), alpha=0.3, zero_init_last=False
+    )
+    torch.manual_seed(0)
+    backbone = convert_to_normfree(
+        MODELS.build(dict(type='ResNet', depth=18, **TINY)), alpha=0.3, zero_init_last=False
+    )
+    assert model.options == NormFreeOptions(alpha=0.3, zero_init_last=False)
+    assert model.backbone.layer2[1].alpha == 0.3
+    assert model.backbone.state_dict().keys() == backbone.state_dict().keys()
+    assert all(
+        torch.equal(v, backbone.state_dict()[k]) for k, v in model.backbone.state_dict().items()
+    )
+    for build in (
+        lambda: NormFreeConverter(dict(type='ResNet', depth=18, **TINY), alfa=0.3),
+        lambda: convert_to_normfree(nn.Conv2d(3, 8, 3), alfa=0.3),
+    ):
+        with pytest.raises(
+            TypeError, match=r"unknown options \['alfa'\]; the options are \['alpha'"
+        ):
+            build()
 
 
 # stock mmpretrain backbones, built tiny: (config, what NormFreeConverter does
@@ -367,5 +380,5 @@ def test_readme_snippet_builds_on_a_stock_mmpretrain_config(tmp_path):
     # what the README says of _delete_=True: without it the inherited
     # ResNet's keys land in the converter's arguments
     config.write_text('\n'.join(line for line in snippet.splitlines() if '_delete_' not in line))
-    with pytest.raises(TypeError, match="unexpected keyword argument 'depth'"):
+    with pytest.raises(TypeError, match=r"NormFreeConverter: unknown options \[.*'depth'"):
         MODELS.build(Config.fromfile(config).model)
