@@ -132,6 +132,16 @@ def add_model_pairs_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def models_parser(description: str, out_help: str) -> argparse.ArgumentParser:
+    """The parser of a tool that takes checkpoints side by side: the
+    ``CONFIG CHECKPOINT`` pairs, ``--labels`` and a required ``--out``
+    (``out_help`` says what it is); the tool adds its own options."""
+    parser = argparse.ArgumentParser(description=description)
+    add_model_pairs_args(parser)
+    parser.add_argument('--out', required=True, help=out_help)
+    return parser
+
+
 def pair_names(pairs: Sequence[Sequence[str]], labels: Optional[Sequence[str]] = None) -> List[str]:
     """The names of ``(config, checkpoint)`` pairs: the one naming rule.
 
@@ -268,9 +278,7 @@ def comparison_args(
         tuple: The parser and the arguments, with ``labelled_models``
         (:class:`ModelPair` list).
     """
-    parser = argparse.ArgumentParser(description=description)
-    add_model_pairs_args(parser)
-    parser.add_argument('--out', required=True, help='output PNG file')
+    parser = models_parser(description, 'output PNG file')
     parser.add_argument('--json', help='also write the summary numbers here')
     parser.add_argument(
         '--num-samples', type=int, default=500, help='seeded subset of the test set (0: all)'

@@ -23,7 +23,6 @@ Usage:
         [--dataset-config imagenet-r=my_imagenet-r.py] [--num-workers 8]
 """
 
-import argparse
 import os
 import os.path as osp
 import time
@@ -37,12 +36,11 @@ DATASET_CONFIGS = osp.join(REPO_ROOT, 'configs', '_base_', 'datasets')
 def parse_args(argv=None):
     from nofrost_mm.evaluation.distribution_shift import BENCHMARKS
 
-    parser = argparse.ArgumentParser(
-        description='ImageNet / -C / -R / -A / -Sketch table (Markdown, JSON, '
-        'bar plot) for one or more checkpoints'
+    parser = cli.models_parser(
+        'ImageNet / -C / -R / -A / -Sketch table (Markdown, JSON, '
+        'bar plot) for one or more checkpoints',
+        'output folder',
     )
-    cli.add_model_pairs_args(parser)
-    parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument(
         '--benchmarks',
         nargs='+',

@@ -27,7 +27,6 @@ Usage:
         tools/analysis_tools/robustness_report.py ... --launcher pytorch
 """
 
-import argparse
 import copy
 import os
 import os.path as osp
@@ -47,12 +46,11 @@ def parse_args(argv=None):
         DEFAULT_SQUARE_QUERIES,
     )
 
-    parser = argparse.ArgumentParser(
-        description='Robust accuracy against attack strength and eps, with '
-        'gradient-masking flags, for one or more checkpoints'
+    parser = cli.models_parser(
+        'Robust accuracy against attack strength and eps, with '
+        'gradient-masking flags, for one or more checkpoints',
+        'output folder',
     )
-    cli.add_model_pairs_args(parser)
-    parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument(
         '--num-samples',
         type=int,

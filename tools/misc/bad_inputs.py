@@ -108,21 +108,19 @@ def last_meaningful_line(text):
     return lines[-1] if lines else ''
 
 
+def process_options(cwd=REPO):
+    """How a case's command runs: in ``cwd``, the repository importable, one
+    thread unless set, its output in one stream (the lines in the order they
+    were written)."""
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    return dict(cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def run(cmd, cwd=REPO, timeout=TIMEOUT_S):
     """Run a command; (exit code, seconds, stdout + stderr)."""
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     start = time.perf_counter()
     try:
-        # one stream: the lines in the order they were written
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-        )
+        proc = subprocess.run(cmd, timeout=timeout, **process_options(cwd))
         rc, out = proc.returncode, proc.stdout
     except subprocess.TimeoutExpired as error:
         rc = 'timeout'
@@ -132,17 +130,8 @@ def run(cmd, cwd=REPO, timeout=TIMEOUT_S):
 
 def run_and_terminate(cmd, started, delay_s=3.0, timeout=TIMEOUT_S):
     """Start a command, SIGTERM it ``delay_s`` after a line matching ``started``."""
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
+    proc = subprocess.Popen(cmd, bufsize=1, **process_options())
     lines, seen = [], threading.Event()
 
     def read():
@@ -273,6 +262,15 @@ def cases(root, s):
     def tested(name):
         return ['--work-dir', osp.join(root, 'tests', name)]
 
+    def attacked(name, *attacks):  # a test of the good checkpoint with --attacks
+        return test + [*tested(name), '--attacks', *attacks]
+
+    def pgdat_option(name, option):  # one bad key=value on the PGD-AT config
+        return train + [PGDAT, *fresh(name), '--cfg-options', *TINY, option]
+
+    def damaged(name):  # a test of the set-up's checkpoint ``name``
+        return [py, 'tools/test.py', DEMO, s[name], *tested(name), '--attacks', 'none']
+
     return [
         (
             'eps on the [0, 1] scale in a config',
@@ -280,95 +278,35 @@ def cases(root, s):
         ),
         (
             'eps on the [0, 1] scale in --cfg-options',
-            train
-            + [
-                PGDAT,
-                *fresh('eps01_options'),
-                '--cfg-options',
-                *TINY,
-                'data_preprocessor.eps=0.03',
-            ],
+            pgdat_option('eps01_options', 'data_preprocessor.eps=0.03'),
         ),
         (
             'eps on the [0, 1] scale in --attacks',
-            test + [*tested('eps01_attacks'), '--attacks', "{'type': 'PGD', 'eps': 0.03}"],
+            attacked('eps01_attacks', "{'type': 'PGD', 'eps': 0.03}"),
         ),
-        (
-            'eps 300 in --attacks',
-            test + [*tested('eps300_attacks'), '--attacks', "{'type': 'PGDAttack', 'eps': 300}"],
-        ),
-        (
-            'eps 300 in --cfg-options',
-            train
-            + [
-                PGDAT,
-                *fresh('eps300_options'),
-                '--cfg-options',
-                *TINY,
-                'data_preprocessor.eps=300',
-            ],
-        ),
+        ('eps 300 in --attacks', attacked('eps300_attacks', "{'type': 'PGDAttack', 'eps': 300}")),
+        ('eps 300 in --cfg-options', pgdat_option('eps300_options', 'data_preprocessor.eps=300')),
         (
             'non-numeric eps in --cfg-options',
-            train
-            + [
-                PGDAT,
-                *fresh('eps_text_options'),
-                '--cfg-options',
-                *TINY,
-                'data_preprocessor.eps=eight',
-            ],
+            pgdat_option('eps_text_options', 'data_preprocessor.eps=eight'),
         ),
         (
             'non-numeric eps in --attacks',
-            test + [*tested('eps_text_attacks'), '--attacks', "{'type': 'PGD', 'eps': 'eight'}"],
+            attacked('eps_text_attacks', "{'type': 'PGD', 'eps': 'eight'}"),
         ),
-        (
-            'malformed --attacks literal',
-            test + [*tested('malformed'), '--attacks', "{'type': 'PGD', 'eps': 8"],
-        ),
-        ('unknown attack name', test + [*tested('unknown'), '--attacks', 'PDG']),
-        (
-            'typo in a plug-in key (model)',
-            train
-            + [PGDAT, *fresh('typo_model'), '--cfg-options', *TINY, 'model.adv_loss_wieght=0.5'],
-        ),
-        (
-            'typo in a plug-in key (hook)',
-            train
-            + [PGDAT, *fresh('typo_hook'), '--cfg-options', *TINY, 'custom_hooks.0.eps_warmpu=3'],
-        ),
+        ('malformed --attacks literal', attacked('malformed', "{'type': 'PGD', 'eps': 8")),
+        ('unknown attack name', attacked('unknown', 'PDG')),
+        ('typo in a plug-in key (model)', pgdat_option('typo_model', 'model.adv_loss_wieght=0.5')),
+        ('typo in a plug-in key (hook)', pgdat_option('typo_hook', 'custom_hooks.0.eps_warmpu=3')),
         (
             'typo in a plug-in key (training attack)',
-            train
-            + [
-                PGDAT,
-                *fresh('typo_attack'),
-                '--cfg-options',
-                *TINY,
-                'data_preprocessor.attack.stpes=3',
-            ],
+            pgdat_option('typo_attack', 'data_preprocessor.attack.stpes=3'),
         ),
-        (
-            'missing checkpoint',
-            [py, 'tools/test.py', DEMO, s['missing'], *tested('missing'), '--attacks', 'none'],
-        ),
-        (
-            'truncated checkpoint',
-            [py, 'tools/test.py', DEMO, s['truncated'], *tested('truncated'), '--attacks', 'none'],
-        ),
-        (
-            'random-bytes checkpoint',
-            [py, 'tools/test.py', DEMO, s['random'], *tested('random'), '--attacks', 'none'],
-        ),
-        (
-            'flipped-bytes checkpoint',
-            [py, 'tools/test.py', DEMO, s['flipped'], *tested('flipped'), '--attacks', 'none'],
-        ),
-        (
-            'checkpoint of another architecture',
-            [py, 'tools/test.py', DEMO, s['other'], *tested('other'), '--attacks', 'none'],
-        ),
+        ('missing checkpoint', damaged('missing')),
+        ('truncated checkpoint', damaged('truncated')),
+        ('random-bytes checkpoint', damaged('random')),
+        ('flipped-bytes checkpoint', damaged('flipped')),
+        ('checkpoint of another architecture', damaged('other')),
         (
             'missing data folder (plug-in config)',
             [
@@ -414,13 +352,10 @@ def cases(root, s):
             train
             + [DEMO, '--work-dir', s['finished'], '--cfg-options', *TINY, 'randomness.seed=1'],
         ),
-        ('--num-samples -5', test + [*tested('n-5'), '--attacks', 'FGSM', '--num-samples', '-5']),
-        ('--num-samples 0', test + [*tested('n0'), '--attacks', 'FGSM', '--num-samples', '0']),
-        (
-            '--num-samples 1000000',
-            test + [*tested('n1e6'), '--attacks', 'FGSM', '--num-samples', '1000000'],
-        ),
-        ('--attacks none PGD', test + [*tested('none_pgd'), '--attacks', 'none', 'PGD']),
+        ('--num-samples -5', attacked('n-5', 'FGSM') + ['--num-samples', '-5']),
+        ('--num-samples 0', attacked('n0', 'FGSM') + ['--num-samples', '0']),
+        ('--num-samples 1000000', attacked('n1e6', 'FGSM') + ['--num-samples', '1000000']),
+        ('--attacks none PGD', attacked('none_pgd', 'none', 'PGD')),
         ('--out-item without --out', test + [*tested('out_item'), '--out-item', 'metrics']),
         (
             "the README's converter snippet on a stock config (signal_propagation)",
