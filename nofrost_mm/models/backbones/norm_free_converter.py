@@ -5,6 +5,7 @@ training; this converter lets an mmpretrain ResNet-family config become
 normalizer-free by changing one config key (``NormFreeConverter``).
 """
 
+import inspect
 from dataclasses import dataclass, field, fields
 from typing import Optional, Tuple
 
@@ -242,6 +243,27 @@ def _drop_stem_activation(backbone: nn.Module):
         backbone.relu = nn.Identity()
 
 
+def _spell_out_options(fn):
+    """``fn`` whose signature shows its ``**options`` as the fields of
+    :class:`NormFreeOptions`, with their defaults: what ``help()`` and the
+    runner's config key check (``accepted_kwargs``) read."""
+    signature = inspect.signature(fn)
+    given = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    defaults = NormFreeOptions()
+    options = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=getattr(defaults, f.name),
+            annotation=f.type,
+        )
+        for f in fields(NormFreeOptions)
+    ]
+    fn.__signature__ = signature.replace(parameters=given + options)
+    return fn
+
+
+@_spell_out_options
 def convert_to_normfree(module: nn.Module, **options) -> nn.Module:
     """Make a BatchNorm ResNet-family backbone normalizer-free (NF-ResNet).
 
@@ -346,6 +368,7 @@ class NormFreeConverter(BaseBackbone):
                 backbone=dict(type='ResNet', depth=18), alpha=0.2))
     """
 
+    @_spell_out_options
     def __init__(self, backbone: dict, init_cfg: Optional[dict] = None, **options):
         super().__init__(init_cfg)
         if not isinstance(backbone, dict) or 'type' not in backbone:

@@ -1,3 +1,5 @@
+import dataclasses
+import inspect
 import math
 import re
 import textwrap
@@ -15,6 +17,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from nofrost_mm.models.backbones import NormFreeConverter, NormFreeOptions, convert_to_normfree
 from nofrost_mm.models.backbones.nf_resnet import NormFreeBlock
 from nofrost_mm.models.layers import ScaledWSConv2d
+from nofrost_mm.utils.config_checks import accepted_kwargs
 from tests.conftest import REPO_ROOT
 
 TINY = dict(stem_channels=8, base_channels=8)
@@ -163,6 +166,10 @@ def test_the_converter_and_the_function_take_the_same_options():
     assert all(
         torch.equal(v, backbone.state_dict()[k]) for k, v in model.backbone.state_dict().items()
     )
+    # the signatures show the options: the runner's config key check reads them
+    options = {f.name for f in dataclasses.fields(NormFreeOptions)}
+    assert accepted_kwargs(NormFreeConverter) == options | {'backbone', 'init_cfg'}
+    assert set(inspect.signature(convert_to_normfree).parameters) == options | {'module'}
     for build in (
         lambda: NormFreeConverter(dict(type='ResNet', depth=18, **TINY), alfa=0.3),
         lambda: convert_to_normfree(nn.Conv2d(3, 8, 3), alfa=0.3),
