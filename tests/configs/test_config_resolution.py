@@ -34,6 +34,7 @@ HELPERS = (
     'at_hook',
     'co_guard',
     'backbone',
+    'head_loss',
     'adv_model',
     'adv_preprocessor',
     'pgd40',
