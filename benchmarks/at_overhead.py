@@ -88,8 +88,7 @@ def build(args):
     if model_cfg['data_preprocessor'].get('type') != 'PGDDataPreprocessor':
         sys.exit(f'{args.config}: needs data_preprocessor.type=PGDDataPreprocessor')
     pre = model_cfg['data_preprocessor']
-    pre.pop('eps', None)
-    pre.update(attack=dict(type='PGDAttack', eps=args.eps, steps=args.steps))
+    pre.update(eps=args.eps, attack=dict(type='PGDAttack', steps=args.steps))
     model_cfg.update(type='AdvImageClassifier', adv_loss_weight=0.5, adv_forward='separate')
     std_cfg = copy.deepcopy(model_cfg)
     std_cfg['type'] = 'ImageClassifier'

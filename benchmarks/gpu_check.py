@@ -191,7 +191,9 @@ def build_models(backbone, args, attack, tiny=False):
                 std=STD,
                 to_rgb=True,
                 num_classes=1000,
-                attack=attack,
+                # the training eps is the preprocessor's, the rest the attack's
+                eps=attack['eps'],
+                attack={k: v for k, v in attack.items() if k != 'eps'},
             ),
             adv_loss_weight=0.5,
             adv_forward='separate',

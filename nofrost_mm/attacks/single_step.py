@@ -109,8 +109,8 @@ class FGSMRS(_SingleStep):
         num_classes (int, optional): As :class:`PGDAttack`. Defaults to None.
 
     Example:
-        >>> data_preprocessor = dict(type='PGDDataPreprocessor',
-        ...                          attack=dict(type='FGSMRS', eps=8))
+        >>> data_preprocessor = dict(type='PGDDataPreprocessor', eps=8,
+        ...                          attack=dict(type='FGSMRS'))
     """
 
     def __init__(
@@ -171,8 +171,8 @@ class NFGSM(_SingleStep):
     Example:
         >>> # the paper's setting for wide nets at 16/255
         >>> data_preprocessor = dict(
-        ...     type='PGDDataPreprocessor',
-        ...     attack=dict(type='NFGSM', eps=16, noise_ratio=4))
+        ...     type='PGDDataPreprocessor', eps=16,
+        ...     attack=dict(type='NFGSM', noise_ratio=4))
     """
 
     def __init__(

@@ -6,8 +6,8 @@ At run time the training eps has one owner, ``PGDDataPreprocessor``: its
 writer). Robust validation (``AdversarialTrainingHook.val_attack``) and the
 catastrophic-overfitting guard read ``train_eps`` there. This module reads
 the same keys from a config, before anything is built, for the test attacks
-(``test_attacks``): ``data_preprocessor.eps``, or the eps of the training
-attack when that is not set.
+(``test_attacks``): ``data_preprocessor.eps``, the one key of the training
+eps (``PGDDataPreprocessor`` refuses an eps in its attack config).
 """
 
 import copy
@@ -33,9 +33,9 @@ def training_eps(cfg: dict) -> Optional[float]:
         cfg (dict | Config): A loaded config.
     """
     for pre in (_get(cfg, 'data_preprocessor'), _get(cfg, 'model', 'data_preprocessor')):
-        for eps in (_get(pre, 'eps'), _get(pre, 'attack', 'eps')):
-            if isinstance(eps, (int, float)) and not isinstance(eps, bool):
-                return eps
+        eps = _get(pre, 'eps')
+        if isinstance(eps, (int, float)) and not isinstance(eps, bool):
+            return eps
     return None
 
 

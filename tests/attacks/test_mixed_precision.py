@@ -190,7 +190,8 @@ def test_preprocessor_attack_under_fp16_autocast_scales_its_gradients(monkeypatc
             mean=[0.0] * 3,
             std=[255.0] * 3,
             num_classes=10,
-            attack=dict(type='PGDAttack', eps=8, steps=2),
+            eps=8,
+            attack=dict(type='PGDAttack', steps=2),
         ),
     )
     pre = model.data_preprocessor

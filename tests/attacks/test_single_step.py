@@ -131,16 +131,17 @@ def test_registered_with_checked_arguments():
 @pytest.mark.parametrize(
     'pre,model',
     [
-        (dict(attack=dict(type='NFGSM', eps=32)), {}),
-        (dict(attack=dict(type='FGSMRS', eps=32)), dict(adv_loss_weight=1.0, adv_forward='concat')),
-        (dict(attack=dict(type='NFGSM', eps=32, loss='kl')), dict(adv_loss='trades')),
+        (dict(eps=32, attack=dict(type='NFGSM')), {}),
+        (dict(eps=32, attack=dict(type='FGSMRS')), dict(adv_loss_weight=1.0, adv_forward='concat')),
+        (dict(eps=32, attack=dict(type='NFGSM', loss='kl')), dict(adv_loss='trades')),
         (
-            dict(attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.0)),
+            dict(eps=32, attack=dict(type='FGSMRS', random_start=False, step_ratio=1.0)),
             dict(grad_align_lambda=0.5),
         ),
         (
             dict(
-                attack=dict(type='NFGSM', eps=32),
+                eps=32,
+                attack=dict(type='NFGSM'),
                 batch_augments=dict(augments=dict(type='Mixup', alpha=1.0)),
             ),
             {},

@@ -68,6 +68,7 @@ def _model(recipe):
                 num_classes=10,
                 mean=[127.5] * 3,
                 std=[64.0] * 3,
+                eps=recipe.pop('eps'),
                 attack=recipe.pop('attack'),
             ),
             **recipe,
@@ -82,18 +83,18 @@ def _loss(model, data_batch):
     return loss
 
 
-PGD = dict(type='PGDAttack', eps=8, steps=2, random_start=False)
+PGD = dict(type='PGDAttack', steps=2, random_start=False)
 
 
 @pytest.mark.parametrize(
     'recipe',
     [
-        dict(attack=PGD, adv_loss_weight=0.5, adv_forward='separate'),
-        dict(attack=PGD, adv_loss_weight=0.3, adv_forward='concat'),
-        dict(attack=PGD, adv_loss_weight=1.0),
+        dict(eps=8, attack=PGD, adv_loss_weight=0.5, adv_forward='separate'),
+        dict(eps=8, attack=PGD, adv_loss_weight=0.3, adv_forward='concat'),
+        dict(eps=8, attack=PGD, adv_loss_weight=1.0),
         # TRADES: its KL attack needs a random start, which cannot draw the same
         # noise for one flat batch and per view: eps 0 checks the loss terms only
-        dict(attack=dict(type='PGDAttack', eps=0, steps=0, loss='kl'), adv_loss='trades'),
+        dict(eps=0, attack=dict(type='PGDAttack', steps=0, loss='kl'), adv_loss='trades'),
     ],
     ids=['separate-mix', 'concat-mix0.3', 'pure', 'trades'],
 )

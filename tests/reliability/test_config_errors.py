@@ -127,6 +127,12 @@ CASES = {
         ValueError,
         ['data_preprocessor.adv_loss_weight moved to model.adv_loss_weight'],
     ),
+    'AT attack eps, old key': (
+        PGDAT,
+        {'data_preprocessor.attack.eps': 8},
+        ValueError,
+        ['data_preprocessor.attack.eps moved to data_preprocessor.eps'],
+    ),
     'AT attack eps': (
         PGDAT,
         {'data_preprocessor.eps': -8},

@@ -36,9 +36,7 @@ def _at_iterations(steps: int, depth: int = 18, iterations: int = 3):
     init_default_scope('mmpretrain')
     hub = MessageHub.get_instance(f'sync-budget-{steps}-{depth}')
     with virtual_cuda() as seen:
-        model = at_model(
-            backbone=_nf_backbone(depth), attack=dict(type='PGDAttack', eps=8, steps=steps)
-        )
+        model = at_model(backbone=_nf_backbone(depth), attack=dict(type='PGDAttack', steps=steps))
         wrapper = build_optim_wrapper(
             model,
             dict(

@@ -14,14 +14,14 @@ RECIPES = {
     'PGD pure': dict(adv_loss_weight=1.0),
     'TRADES': dict(
         adv_loss='trades',
-        attack=dict(type='PGDAttack', eps=8, steps=2, loss='kl', random_start='normal'),
+        attack=dict(type='PGDAttack', steps=2, loss='kl', random_start='normal'),
     ),
     'AWP': dict(awp_gamma=0.01),
     'GradAlign + FGSM': dict(
         grad_align_lambda=0.2, attack=dict(type='FGSMRS', random_start=False, step_ratio=1.0)
     ),
-    'FGSM-RS': dict(attack=dict(type='FGSMRS', eps=8)),
-    'N-FGSM': dict(attack=dict(type='NFGSM', eps=8)),
+    'FGSM-RS': dict(attack=dict(type='FGSMRS')),
+    'N-FGSM': dict(attack=dict(type='NFGSM')),
     'train-mode attack': dict(prekw=dict(attack_model_mode='train')),
     'Mixup soft labels': dict(
         prekw=dict(batch_augments=dict(augments=[dict(type='Mixup', alpha=1.0)]))

@@ -79,11 +79,12 @@ def batch(n: int = N, idx0: int = 0, labels=None) -> dict:
 
 
 def at_model(backbone=BN_BACKBONE, attack=None, prekw=None, **recipe):
-    """A training-mode :class:`AdvImageClassifier` on the device."""
+    """A training-mode :class:`AdvImageClassifier` on the device, at eps 8."""
     pre = dict(
         PREPROCESSOR,
         type='PGDDataPreprocessor',
-        attack=attack or dict(type='PGDAttack', eps=8, steps=2),
+        eps=8,
+        attack=attack or dict(type='PGDAttack', steps=2),
         **(prekw or {}),
     )
     return on_device(

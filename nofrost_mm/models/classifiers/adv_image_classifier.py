@@ -445,6 +445,13 @@ class AdvImageClassifier(ImageClassifier):
             n = inputs.size(0)
             logits = dict(clean=_take(both, slice(None, n)), adv=_take(both, slice(n, None)))
 
+        # mmpretrain's public ClsHead.loss(feats, data_samples) computes the
+        # logits itself; these come from elsewhere (one pass over the clean and
+        # adversarial rows split in two, AWP's perturbed weights through
+        # functional_call, fp32 copies recorded for AWP's scaled backward), so
+        # the losses come from the head's own logits -> losses step, its
+        # _get_loss (ConformerHead and MultiLabelClsHead override it: a copy
+        # built on head.loss_module would lose that)
         losses, logs = {}, {}
         for name, scores in logits.items():
             if trades and name == 'adv':

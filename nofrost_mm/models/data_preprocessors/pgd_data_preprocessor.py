@@ -62,8 +62,9 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
 
     The training eps has one owner, this preprocessor, and one writer:
 
-    - ``data_preprocessor.eps`` (or the attack's own ``eps`` when that is not
-      set) is the configured eps, :attr:`train_eps`;
+    - ``data_preprocessor.eps`` is the configured eps, :attr:`train_eps`
+      (when it is not set, the default eps of the attack's type, or the
+      ``eps`` of an attack given as an object);
     - :meth:`schedule` is the only code that changes the training attack's
       eps and steps (:class:`AdversarialTrainingHook` calls it for the eps
       warm-up and the steps curriculum);
@@ -108,9 +109,10 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             Defaults to None.
         attack (dict | Callable, optional): The training attack, a config for
             the ATTACKS registry or an attack object called as
-            ``attack(model_fn, images_0_1, labels)``; without ``eps`` when
-            ``eps`` is set. None means ``dict(type='PGDAttack', steps=10)``
-            at ``eps`` (8 when None). Defaults to None.
+            ``attack(model_fn, images_0_1, labels)``; a config names no
+            ``eps`` (the training eps is ``eps``). None means
+            ``dict(type='PGDAttack', steps=10)`` at ``eps`` (8 when None).
+            Defaults to None.
         attack_model_mode (str): 'eval' or 'train': the mode of the model
             while the training attack runs. Defaults to 'eval'.
 
@@ -165,10 +167,10 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
             num_classes=num_classes,
             batch_augments=batch_augments,
         )
-        if isinstance(attack, dict) and eps is not None and 'eps' in attack:
+        if isinstance(attack, dict) and 'eps' in attack:
             raise ValueError(
-                'data_preprocessor.attack.eps: the training eps is '
-                'data_preprocessor.eps; do not repeat it in the attack'
+                'data_preprocessor.attack.eps moved to data_preprocessor.eps '
+                '(the training eps, which the validation and test attacks follow)'
             )
         if attack is None:
             attack = dict(type='PGDAttack', steps=10, eps=8 if eps is None else eps)
@@ -201,7 +203,7 @@ class PGDDataPreprocessor(ClsDataPreprocessor):
 
         Args:
             eps_scale (float): Fraction of the configured training eps
-                (``attack.eps``), in [0, 1]. Defaults to 1.
+                (:attr:`train_eps`), in [0, 1]. Defaults to 1.
             steps (int, optional): Attack steps; None keeps the configured
                 ones. Defaults to None.
         """

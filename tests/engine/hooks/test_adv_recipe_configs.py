@@ -23,7 +23,8 @@ PRE = dict(
     type='PGDDataPreprocessor',
     mean=[0.0] * 3,
     std=[255.0] * 3,
-    attack=dict(type='PGDAttack', eps=16, steps=2),
+    eps=16,
+    attack=dict(type='PGDAttack', steps=2),
 )
 
 

@@ -38,7 +38,8 @@ def _at_model():
             type='PGDDataPreprocessor',
             mean=[0.0] * 3,
             std=[255.0] * 3,
-            attack=dict(type='PGDAttack', eps=16, steps=10),
+            eps=16,
+            attack=dict(type='PGDAttack', steps=10),
         )
     )
 

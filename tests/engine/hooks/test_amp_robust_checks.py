@@ -23,7 +23,7 @@ pytestmark = pytest.mark.numerics
 
 N = 360  # the whole test split
 SEEDS = (0, 1)
-PRE = dict(type='PGDDataPreprocessor', attack=dict(type='FGSMRS', eps=8))
+PRE = dict(type='PGDDataPreprocessor', eps=8, attack=dict(type='FGSMRS'))
 DTYPES = [None, torch.float16, torch.bfloat16]
 
 

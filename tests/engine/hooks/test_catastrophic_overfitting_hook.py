@@ -32,7 +32,8 @@ PRE = dict(
     mean=[0.0] * 3,
     std=[255.0] * 3,
     num_classes=10,
-    attack=dict(type='NFGSM', eps=16),
+    eps=16,
+    attack=dict(type='NFGSM'),
 )
 
 

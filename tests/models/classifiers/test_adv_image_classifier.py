@@ -16,7 +16,8 @@ PGD_PRE = dict(
     mean=[0.0] * 3,
     std=[255.0] * 3,
     num_classes=10,
-    attack=dict(type='PGDAttack', eps=32, steps=2),
+    eps=32,
+    attack=dict(type='PGDAttack', steps=2),
 )
 
 

@@ -16,11 +16,10 @@ PRE = dict(
     mean=[0.0] * 3,
     std=[255.0] * 3,
     num_classes=10,
-    attack=dict(type='PGDAttack', eps=32, steps=2),
+    eps=32,
+    attack=dict(type='PGDAttack', steps=2),
 )
-TRADES_PRE = dict(
-    PRE, attack=dict(type='PGDAttack', eps=32, steps=2, loss='kl', random_start='normal')
-)
+TRADES_PRE = dict(PRE, attack=dict(type='PGDAttack', steps=2, loss='kl', random_start='normal'))
 TRADES = dict(adv_loss='trades', trades_beta=6.0)
 
 

@@ -15,7 +15,7 @@ from nofrost_mm.models.classifiers.adv_image_classifier import _ImageLogits
 from tests.attacks.toy import confident_classifier, digits_8x8
 from tests.conftest import logged_warnings
 
-PRE = dict(type='PGDDataPreprocessor', attack=dict(type='FGSMRS', eps=8))
+PRE = dict(type='PGDDataPreprocessor', eps=8, attack=dict(type='FGSMRS'))
 
 
 @pytest.fixture(scope='module')

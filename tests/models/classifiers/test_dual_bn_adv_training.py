@@ -22,7 +22,8 @@ PGD_PRE = dict(
     mean=[0.0] * 3,
     std=[255.0] * 3,
     num_classes=10,
-    attack=dict(type='PGDAttack', eps=32, steps=2),
+    eps=32,
+    attack=dict(type='PGDAttack', steps=2),
 )
 DUALBN_CONFIG = 'configs/dualbn/resnet18-w16-dualbn_1xb64_digits_pgdat.py'
 

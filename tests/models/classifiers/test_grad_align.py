@@ -12,7 +12,8 @@ PRE = dict(
     mean=[0.0] * 3,
     std=[255.0] * 3,
     num_classes=10,
-    attack=dict(type='FGSMRS', eps=32, random_start=False, step_ratio=1.0),
+    eps=32,
+    attack=dict(type='FGSMRS', random_start=False, step_ratio=1.0),
 )
 
 

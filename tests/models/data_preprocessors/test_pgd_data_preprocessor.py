@@ -28,7 +28,8 @@ PGD_PRE = dict(
     std=STD,
     to_rgb=True,
     num_classes=10,
-    attack=dict(type='PGDAttack', eps=8, steps=10),
+    eps=8,
+    attack=dict(type='PGDAttack', steps=10),
 )
 
 
@@ -181,7 +182,7 @@ def test_schedule_scales_the_configured_eps():
 
 def test_an_attack_without_eps_has_no_training_eps():
     """torchattacks' CW has an `eps` attribute set to None: no eps to log."""
-    pre = MODELS.build(dict(PGD_PRE, attack=dict(type='CW', steps=2)))
+    pre = MODELS.build(dict(PGD_PRE, eps=None, attack=dict(type='CW', steps=2)))
     assert pre.train_eps is None and pre.eps is None
     assert 'eps' not in pre.budget
     with pytest.raises(TypeError, match='CW has no eps to schedule'):
@@ -193,8 +194,8 @@ def test_an_attack_without_eps_has_no_training_eps():
     [
         (dict(attack_model_mode='test'), 'attack_model_mode'),
         (dict(pad_size_divisor=32), 'pad_size_divisor'),
-        (dict(attack=dict(type='PGDAttack', eps=-1)), 'attack.*eps'),
-        (dict(attack=dict(type='PGDAttack', eps=8, steps=0)), 'attack.*steps'),
+        (dict(eps=-1), 'attack.*eps'),
+        (dict(attack=dict(type='PGDAttack', steps=0)), 'attack.*steps'),
         (dict(attack=dict(type='PGDAttack', step_size=0)), 'attack.*step_size'),
         (dict(attack=dict(type='PGDAttack', norm='L1')), 'attack.*norm'),
     ],
@@ -229,7 +230,9 @@ def test_attack_under_autocast_stays_within_eps():
 def test_the_training_eps_is_written_once():
     pre = MODELS.build(dict(PGD_PRE, eps=16, attack=dict(type='PGDAttack', steps=2)))
     assert pre.train_eps == pre.attack.eps == 16
-    with pytest.raises(
-        ValueError, match='data_preprocessor.attack.eps: the training eps is data_preprocessor.eps'
-    ):
-        MODELS.build(dict(PGD_PRE, eps=16))  # PGD_PRE's attack names eps=8 too
+    # the old second spelling fails naming the key, with or without `eps`
+    for eps in (None, 16):
+        with pytest.raises(
+            ValueError, match='data_preprocessor.attack.eps moved to data_preprocessor.eps'
+        ):
+            MODELS.build(dict(PGD_PRE, eps=eps, attack=dict(type='PGDAttack', eps=8)))
