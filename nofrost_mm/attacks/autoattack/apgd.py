@@ -20,17 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from nofrost_mm.registry import ATTACKS
-from nofrost_mm.utils.progress import NO_PROGRESS
 from nofrost_mm.utils.sample_random import sample_uniform
 from ..mixed_precision import confirm_misclassified, fp32_under_autocast
-from ..survivors import rows_where, survivor_rows
 from .autoattack_member import (
     AutoAttackMember,
+    RowBatch,
     RowProgress,
-    check_common,
     check_int,
     check_target_batch,
-    end_status,
     like,
     rows_per_pass,
     run_rows,
@@ -109,11 +106,8 @@ class APGDAttack(AutoAttackMember):
     """
 
     LOSSES = ('ce', 'dlr', 'dlr-targeted')
-    # rows that left are dropped from the batch every that many steps (one
-    # host read each time); between, they stay masked (no effect on others)
-    COMPACT_EVERY = 2
     # fp16: fp32 logits and losses, safe gradients, fp32 decisions to leave;
-    # under bf16 it runs in fp32 (perturb)
+    # under bf16 it runs in fp32 (attack_correct)
     amp_safe = ('fp16',)
 
     def __init__(
@@ -128,8 +122,8 @@ class APGDAttack(AutoAttackMember):
         seed: int = 0,
         target_batch: Union[int, str, None] = 'auto',
     ):
+        super().__init__(eps, norm, seed)
         name = type(self).__name__
-        check_common(name, eps, norm, seed)
         check_int(name, 'steps', steps, 1)
         check_int(name, 'n_restarts', n_restarts, 1)
         check_int(name, 'n_target_classes', n_target_classes, 1)
@@ -138,9 +132,8 @@ class APGDAttack(AutoAttackMember):
             raise ValueError(f'attack {name}: loss={loss!r} is not one of {self.LOSSES}')
         if not isinstance(rho, (int, float)) or not 0 < rho <= 1:
             raise ValueError(f'attack {name}: rho={rho!r} must be in (0, 1]')
-        self.eps, self.steps, self.n_restarts = eps, steps, n_restarts
+        self.steps, self.n_restarts, self.target_batch = steps, n_restarts, target_batch
         self.loss, self.n_target_classes, self.rho = loss, n_target_classes, rho
-        self.norm, self.seed, self.target_batch = norm, seed, target_batch
         # the reference's checkpoints
         self.n_iter_2 = max(int(0.22 * steps), 1)
         self.n_iter_min = max(int(0.06 * steps), 1)
@@ -168,21 +161,9 @@ class APGDAttack(AutoAttackMember):
         'ResNet with logits x10: up to 1.6 points more robust)',
         precisions=('bf16',),
     )
-    def perturb(self, model, images, labels, keys, clean_logits, progress=NO_PROGRESS):
-        """Attack the clean-correct samples; ``(adv, broken)`` for all.
-
-        Args:
-            clean_logits (Tensor): The model's logits on ``images`` (the
-                clean pass, shared by the AutoAttack members).
-            progress (ProgressReporter): Gets the lines of task ``title``.
-        """
-        n = len(images)
-        adv = images.clone()
-        broken = torch.zeros(n, dtype=torch.bool, device=images.device)
-        todo = survivor_rows(clean_logits.argmax(1) == labels)
-        if not len(todo):
-            return adv, broken
-        x, y, k = images[todo], labels[todo], keys[todo]
+    def attack_correct(self, model, x, y, k, clean_logits, task):
+        """Every (target, restart) of every sample as rows, run in slices of
+        ``target_batch`` rows; ``(broken, adv)`` per sample."""
         n_classes = clean_logits.size(1)
         if self.targeted:
             n_t = min(self.n_target_classes, n_classes - 1)
@@ -191,34 +172,28 @@ class APGDAttack(AutoAttackMember):
                     f'{type(self).__name__}: the targeted DLR loss '
                     f'needs >= 4 classes, the model has {n_classes}'
                 )
-            targets = target_classes(clean_logits[todo], n_t).t()  # (T, M)
+            targets = target_classes(clean_logits, n_t).t()  # (T, M)
         else:
             n_t = 1
-        m = len(todo)
+        m = len(x)
         # rows: target outer, restart, then sample (the reference's order)
         t_idx = torch.arange(n_t, device=x.device).repeat_interleave(self.n_restarts * m)
         r_idx = torch.arange(self.n_restarts, device=x.device).repeat_interleave(m).repeat(n_t)
         s_idx = torch.arange(m, device=x.device).repeat(n_t * self.n_restarts)
+        rows = RowProgress(
+            task, m, len(s_idx), self.steps, self.n_restarts * m if self.targeted else None
+        )
 
-        with progress.task(self.title) as task:
-            rows = RowProgress(
-                task, m, len(s_idx), self.steps, self.n_restarts * m if self.targeted else None
-            )
+        def attack_rows(idx):
+            s, t, r = s_idx[idx], t_idx[idx], r_idx[idx]
+            target = targets[t, s] if self.targeted else None
+            # one stream per (target, restart): a sample's start is its own
+            starts = self._starts(k[s], t * 1000 + r, x.shape[1:])
+            return self._run(model, x[s], y[s], target, like(starts, x), s, rows)
 
-            def attack_rows(idx):
-                s, t, r = s_idx[idx], t_idx[idx], r_idx[idx]
-                target = targets[t, s] if self.targeted else None
-                # one stream per (target, restart): a sample's start is its own
-                starts = self._starts(k[s], t * 1000 + r, x.shape[1:])
-                return self._run(model, x[s], y[s], target, like(starts, x), s, rows)
-
-            got, got_adv = run_rows(
-                len(s_idx), s_idx, rows_per_pass(self.target_batch, x), attack_rows, m, x, rows
-            )
-            task.end(end_status(m, got), always=True)
-        broken[todo] = got
-        adv[todo] = torch.where(got[:, None, None, None], got_adv, adv[todo])
-        return adv, broken
+        return run_rows(
+            len(s_idx), s_idx, rows_per_pass(self.target_batch, x), attack_rows, m, x, rows
+        )
 
     def _starts(self, keys, run, shape):
         """Uniform noise in [0, 1) per row: its sample's key, stream ``run``."""
@@ -244,22 +219,11 @@ class APGDAttack(AutoAttackMember):
         ``progress`` (:class:`RowProgress`) is told of every step.
         """
         eps = self.eps / 255.0
-        rows = len(x)
         dims = (1, 2, 3)
         t = 2 * noise - 1
         x_adv = x + eps * t / (t.abs().amax(dim=dims, keepdim=True) + 1e-12)
         x_adv = x_adv.clamp(0.0, 1.0)
-        out_broken = torch.zeros(rows, dtype=torch.bool, device=x.device)
-        out_adv = x.clone()
-        alive = torch.arange(rows, device=x.device)
-        # rows still attacking; rows that left stay in the batch, masked,
-        # until the next compaction (a host read every COMPACT_EVERY steps)
-        active = torch.ones(rows, dtype=torch.bool, device=x.device)
-        # each row's group (sample) as 0..G-1: one read, before the steps
-        group_ids, gid = torch.unique(groups, return_inverse=True)
-        num_groups = len(group_ids)
-        if progress is not None:
-            progress.pass_rows(groups, out_broken)
+        rows = RowBatch(groups, x, progress, x=x, y=y, target=target)
 
         def grad_at(x_adv, y, target):
             with torch.enable_grad():
@@ -269,112 +233,71 @@ class APGDAttack(AutoAttackMember):
                 (grad,) = torch.autograd.grad(loss.sum(), x_adv)
             return logits.detach(), loss.detach(), grad.detach()
 
-        logits, loss, grad = grad_at(x_adv, y, target)
-        wrong = logits.argmax(1) != y
-
-        def leave(wrong, x_adv, active):
-            """Record broken rows; the rows still active: those of unbroken
-            groups (on the device, no host read)."""
+        def leave(logits, x_adv):
             # in fp32 under autocast: rounding must not end a sample's attack
-            wrong = confirm_misclassified(model, x_adv, y, wrong & active)
-            out_broken[alive] = out_broken[alive] | wrong
-            out_adv[alive] = torch.where(wrong[:, None, None, None], x_adv, out_adv[alive])
-            hit = (
-                torch.zeros(num_groups, dtype=torch.int32, device=x.device).index_add_(
-                    0, gid[alive], wrong.int()
-                )
-                > 0
-            )
-            return active & ~hit[gid[alive]]
+            wrong = (logits.argmax(1) != rows.y) & rows.active
+            rows.leave(confirm_misclassified(model, x_adv, rows.y, wrong), x_adv)
 
-        active = leave(wrong, x_adv, active)
-        step = torch.full((rows, 1, 1, 1), 2.0 * eps, device=x.device)
-        x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
-        x_adv_old = x_adv.clone()
-        loss_steps = torch.zeros(self.steps, rows, device=x.device)
-        loss_best_last = loss_best.clone()
-        reduced_last = torch.ones_like(loss_best)
+        logits, loss, grad = grad_at(x_adv, y, target)
+        leave(logits, x_adv)
+        rows.add(
+            lo=x - eps,
+            hi=x + eps,
+            x_adv=x_adv,
+            x_adv_old=x_adv.clone(),
+            grad=grad,
+            step=torch.full((len(x), 1, 1, 1), 2.0 * eps, device=x.device),
+            x_best=x_adv.clone(),
+            grad_best=grad.clone(),
+            loss_best=loss.clone(),
+            loss_best_last=loss.clone(),
+            reduced_last=torch.ones_like(loss),
+            # the loss of every step, per row
+            loss_steps=torch.zeros(len(x), self.steps, device=x.device),
+        )
         k, counter3 = self.n_iter_2, 0
-        lo, hi = x - eps, x + eps
 
         for i in range(self.steps):
-            num_active = int(active.sum()) if i % self.COMPACT_EVERY == 0 else len(active)
-            if num_active < len(active):
-                keep = rows_where(active, num_active)
-                (
-                    alive,
-                    x,
-                    y,
-                    lo,
-                    hi,
-                    x_adv,
-                    x_adv_old,
-                    grad,
-                    step,
-                    x_best,
-                    grad_best,
-                    loss_best,
-                    loss_best_last,
-                    reduced_last,
-                    active,
-                ) = [
-                    v[keep]
-                    for v in (
-                        alive,
-                        x,
-                        y,
-                        lo,
-                        hi,
-                        x_adv,
-                        x_adv_old,
-                        grad,
-                        step,
-                        x_best,
-                        grad_best,
-                        loss_best,
-                        loss_best_last,
-                        reduced_last,
-                        active,
-                    )
-                ]
-                loss_steps = loss_steps[:, keep]
-                if target is not None:
-                    target = target[keep]
-                if not len(alive):
-                    break
-            grad2 = x_adv - x_adv_old
-            x_adv_old = x_adv
+            if not rows.compact(i):
+                break
+            grad2 = rows.x_adv - rows.x_adv_old
+            rows.x_adv_old = rows.x_adv
             a = 0.75 if i > 0 else 1.0
-            x_adv_1 = torch.min(torch.max(x_adv + step * grad.sign(), lo), hi).clamp(0.0, 1.0)
-            x_adv = torch.min(
-                torch.max(x_adv + (x_adv_1 - x_adv) * a + grad2 * (1 - a), lo), hi
+            x_adv_1 = torch.min(
+                torch.max(rows.x_adv + rows.step * rows.grad.sign(), rows.lo), rows.hi
             ).clamp(0.0, 1.0)
-            logits, loss, grad = grad_at(x_adv, y, target)
-            active = leave(logits.argmax(1) != y, x_adv, active)
+            rows.x_adv = torch.min(
+                torch.max(rows.x_adv + (x_adv_1 - rows.x_adv) * a + grad2 * (1 - a), rows.lo),
+                rows.hi,
+            ).clamp(0.0, 1.0)
+            logits, loss, rows.grad = grad_at(rows.x_adv, rows.y, rows.target)
+            leave(logits, rows.x_adv)
 
-            loss_steps[i] = loss
-            better = loss > loss_best
-            x_best = torch.where(better[:, None, None, None], x_adv, x_best)
-            grad_best = torch.where(better[:, None, None, None], grad, grad_best)
-            loss_best = torch.where(better, loss, loss_best)
+            rows.loss_steps[:, i] = loss
+            better = loss > rows.loss_best
+            rows.x_best = torch.where(better[:, None, None, None], rows.x_adv, rows.x_best)
+            rows.grad_best = torch.where(better[:, None, None, None], rows.grad, rows.grad_best)
+            rows.loss_best = torch.where(better, loss, rows.loss_best)
             counter3 += 1
             if counter3 == k:
                 # check_oscillation of the reference (index -1 wraps to the
-                # buffer's last, still zero, row at the first checkpoint)
-                inc = torch.zeros_like(loss_best)
+                # buffer's last, still zero, column at the first checkpoint)
+                inc = torch.zeros_like(rows.loss_best)
                 for c in range(k):
-                    inc += (loss_steps[i - c] > loss_steps[i - c - 1]).float()
+                    inc += (rows.loss_steps[:, i - c] > rows.loss_steps[:, i - c - 1]).float()
                 osc = (inc <= k * self.rho).float()
-                no_impr = (1.0 - reduced_last) * (loss_best_last >= loss_best).float()
+                no_impr = (1.0 - rows.reduced_last) * (
+                    rows.loss_best_last >= rows.loss_best
+                ).float()
                 osc = torch.max(osc, no_impr)
-                reduced_last = osc.clone()
-                loss_best_last = loss_best.clone()
+                rows.reduced_last = osc.clone()
+                rows.loss_best_last = rows.loss_best.clone()
                 red = osc > 0
-                step = torch.where(red[:, None, None, None], step / 2.0, step)
-                x_adv = torch.where(red[:, None, None, None], x_best, x_adv)
-                grad = torch.where(red[:, None, None, None], grad_best, grad)
+                rows.step = torch.where(red[:, None, None, None], rows.step / 2.0, rows.step)
+                rows.x_adv = torch.where(red[:, None, None, None], rows.x_best, rows.x_adv)
+                rows.grad = torch.where(red[:, None, None, None], rows.grad_best, rows.grad)
                 k = max(k - self.size_decr, self.n_iter_min)
                 counter3 = 0
             if progress is not None:
-                progress.step_done(i + 1, len(alive))
-        return out_broken, out_adv
+                progress.step_done(i + 1, len(rows.alive))
+        return rows.broken, rows.adv

@@ -20,6 +20,7 @@ from nofrost_mm.utils.memory_format import model_memory_format
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 from ..attack_context import model_state
 from ..mixed_precision import PrecisionSafeClassifier, autocast_dtype, autocast_off, fp32_logits
+from ..survivors import survivor_rows
 from .apgd import APGDAttack
 from .autoattack_member import check_common, check_images, default_keys, like
 from .batch_norm_folding import fold_batch_norm
@@ -203,7 +204,7 @@ class AutoAttack:
         adv = images.clone()
         robust = clean_logits.argmax(1) == labels
         for name, member in self.members:
-            todo = robust.nonzero()[:, 0]
+            todo = survivor_rows(robust)
             if not len(todo):
                 break
             # members draw from their own streams of the sample's key

@@ -1,10 +1,11 @@
 """What AutoAttack's members (APGD, FAB, Square) share.
 
 Their argument checks, the per-sample keys of their random numbers, the
-memory layout of what they return, the slicing of their batched rows, and
-the call ``adv = attack(model, images, labels, keys=None)`` around each
-member's ``perturb``, which :class:`AutoAttack` calls directly with the
-clean logits it already has.
+memory layout of what they return, the slicing of their batched rows, the
+step loop's batch of rows that a sample leaves at its first break, and the
+call ``adv = attack(model, images, labels, keys=None)`` around each member's
+``perturb`` (attack the clean-correct samples), which :class:`AutoAttack`
+calls directly with the clean logits it already has.
 """
 
 from typing import Callable, Optional, Tuple
@@ -15,6 +16,7 @@ from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 from nofrost_mm.utils.sample_random import random_keys
 from ..mixed_precision import autocast_dtype, fp32_logits, precision_safe
 from ..pixel_size import check_pixel_size
+from ..survivors import rows_where, survivor_rows
 
 
 def check_common(name: str, eps, norm: str, seed) -> None:
@@ -224,21 +226,121 @@ def run_rows(
     return broken, adv
 
 
+class RowBatch:
+    """The rows of a member's step loop, each in a group (its sample).
+
+    A row that breaks is recorded (:meth:`leave`) and every row of its
+    group stops: ``active`` turns False on the device, without a host read.
+    Rows that stopped stay in the batch, masked (no effect on the others),
+    until :meth:`compact` drops them from every per-row tensor. The per-row
+    tensors are the keyword arguments of the constructor and of :meth:`add`,
+    read and set as attributes (``batch.x``); one given as None (an
+    untargeted attack's target) stays None.
+
+    Args:
+        groups (torch.Tensor): (R,) the group of each row.
+        images (torch.Tensor): (R, C, H, W) the rows' clean images, the
+            result of the rows that do not break.
+        progress (RowProgress, optional): Told of the rows' groups and of
+            their broken flags. Defaults to None.
+        **tensors: Per-row tensors, (R, ...).
+
+    Attributes:
+        broken (torch.Tensor): (R,) bool per row of the start: whether it
+            broke.
+        adv (torch.Tensor): (R, C, H, W) per row of the start: the image it
+            broke at, else its clean image.
+        alive (torch.Tensor): The start index of each row still in the
+            batch.
+        active (torch.Tensor): Per row in the batch, whether it still
+            attacks.
+    """
+
+    # rows that stopped are dropped from the batch every that many steps
+    # (one host read each time)
+    COMPACT_EVERY = 2
+
+    def __init__(
+        self,
+        groups: torch.Tensor,
+        images: torch.Tensor,
+        progress: Optional[RowProgress] = None,
+        **tensors: Optional[torch.Tensor],
+    ):
+        rows, device = len(groups), images.device
+        self.broken = torch.zeros(rows, dtype=torch.bool, device=device)
+        self.adv = images.clone()
+        # each row's group as 0..G-1: one read, before the steps
+        group_ids, self._gid = torch.unique(groups, return_inverse=True)
+        self._num_groups = len(group_ids)
+        self._per_row = {}
+        self.add(
+            alive=torch.arange(rows, device=device),
+            active=torch.ones(rows, dtype=torch.bool, device=device),
+            **tensors,
+        )
+        if progress is not None:
+            progress.pass_rows(groups, self.broken)
+
+    def add(self, **tensors: Optional[torch.Tensor]) -> None:
+        """Set per-row tensors of the rows now in the batch."""
+        for name, value in tensors.items():
+            setattr(self, name, value)
+        self._per_row.update(dict.fromkeys(tensors))
+
+    def compact(self, step: int) -> bool:
+        """At every ``COMPACT_EVERY``-th ``step`` (from 0), drop the rows
+        that stopped; False when no row is left."""
+        if step % self.COMPACT_EVERY:
+            return True
+        num_active = int(self.active.sum())
+        if num_active < len(self.active):
+            keep = rows_where(self.active, num_active)
+            for name in self._per_row:
+                value = getattr(self, name)
+                if value is not None:
+                    setattr(self, name, value[keep])
+        return num_active > 0
+
+    def leave(self, hit: torch.Tensor, images: torch.Tensor) -> None:
+        """Record the rows ``hit`` (bool, active ones only) as broken at
+        their ``images``; every row of their groups stops."""
+        alive, gid = self.alive, self._gid
+        self.broken[alive] = self.broken[alive] | hit
+        self.adv[alive] = torch.where(hit[:, None, None, None], images, self.adv[alive])
+        left = (
+            torch.zeros(self._num_groups, dtype=torch.int32, device=hit.device).index_add_(
+                0, gid[alive], hit.int()
+            )
+            > 0
+        )
+        self.active = self.active & ~left[gid[alive]]
+
+
 class AutoAttackMember:
     """Base of AutoAttack's members: the call around ``perturb``.
 
-    A member sets ``seed`` (the keys of its random numbers when a call
-    gives none) and implements ``perturb(model, images, labels, keys,
-    clean_logits, progress) -> (adv, broken)``, which attacks the
-    clean-correct samples and returns, for every sample, the adversarial
-    image found (the clean one where none was) and whether it was broken,
-    writing its progress to the :class:`ProgressReporter` ``progress`` in a
-    task named ``title``.
+    ``perturb(model, images, labels, keys, clean_logits, progress) -> (adv,
+    broken)`` attacks the clean-correct samples and returns, for every
+    sample, the adversarial image found (the clean one where none was) and
+    whether it was broken, writing its progress to the
+    :class:`ProgressReporter` ``progress`` in a task named ``title``. A
+    member sets ``seed`` (the keys of its random numbers when a call gives
+    none) and ``title``, and implements :meth:`attack_correct`, the attack
+    of the correct samples alone.
+
+    Args:
+        eps (float): L-inf radius in pixel units of 255.
+        norm (str): Only 'Linf'.
+        seed (int): Keys of the random numbers when a call gives none.
     """
 
-    seed: int
     # under autocast: fp32 logits, safe gradients, fp32 decisions to leave
     amp_safe = True
+
+    def __init__(self, eps: float, norm: str, seed: int):
+        check_common(type(self).__name__, eps, norm, seed)
+        self.eps, self.norm, self.seed = eps, norm, seed
 
     def __call__(
         self,
@@ -274,5 +376,40 @@ class AutoAttackMember:
         keys: torch.Tensor,
         clean_logits: torch.Tensor,
         progress: ProgressReporter = NO_PROGRESS,
-    ):
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Attack the clean-correct samples; ``(adv, broken)`` for all.
+
+        Args:
+            model (Callable): Maps [0, 1] images to logits.
+            images (torch.Tensor): (N, C, H, W) in [0, 1], detached.
+            labels (torch.Tensor): (N,) class indices.
+            keys (torch.Tensor): (N,) the samples' random keys.
+            clean_logits (torch.Tensor): The model's logits on ``images``
+                (the clean pass, shared by the AutoAttack members).
+            progress (ProgressReporter): Gets the lines of task ``title``.
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: Per sample the adversarial
+            image found (the clean one where none was) and whether the
+            attack broke it (False for the samples misclassified clean).
+        """
+        adv = images.clone()
+        broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        todo = survivor_rows(clean_logits.argmax(1) == labels)
+        if not len(todo):
+            return adv, broken
+        with progress.task(self.title) as task:
+            got, got_adv = self.attack_correct(
+                model, images[todo], labels[todo], keys[todo], clean_logits[todo], task
+            )
+            task.end(end_status(len(todo), got), always=True)
+        broken[todo] = got
+        adv[todo] = torch.where(got[:, None, None, None], got_adv, adv[todo])
+        return adv, broken
+
+    def attack_correct(self, model, images, labels, keys, clean_logits, task):
+        """Attack samples the model classifies correctly (the arguments of
+        :meth:`perturb`, those samples only); ``(broken, adv)`` per sample,
+        ``adv`` meaningful where ``broken``. ``task`` (a
+        :class:`ProgressTask`) gets the progress."""
         raise NotImplementedError

@@ -19,17 +19,14 @@ from typing import Optional, Union
 import torch
 
 from nofrost_mm.registry import ATTACKS
-from nofrost_mm.utils.progress import NO_PROGRESS
 from ..mixed_precision import fp32_under_autocast
-from ..survivors import rows_where, survivor_rows
 from .apgd import target_classes
 from .autoattack_member import (
     AutoAttackMember,
+    RowBatch,
     RowProgress,
-    check_common,
     check_int,
     check_target_batch,
-    end_status,
     rows_per_pass,
     run_rows,
 )
@@ -164,8 +161,8 @@ class FABAttack(AutoAttackMember):
         seed: int = 0,
         target_batch: Union[int, str, None] = 'auto',
     ):
+        super().__init__(eps, norm, seed)
         name = type(self).__name__
-        check_common(name, eps, norm, seed)
         check_int(name, 'steps', steps, 1)
         check_int(name, 'n_target_classes', n_target_classes, 1)
         check_target_batch(name, target_batch)
@@ -176,9 +173,8 @@ class FABAttack(AutoAttackMember):
         ):
             if not isinstance(value, (int, float)) or not low <= value <= high:
                 raise ValueError(f'attack {name}: {key}={value!r} must be in [{low}, {high}]')
-        self.eps, self.steps, self.n_target_classes = eps, steps, n_target_classes
+        self.steps, self.n_target_classes, self.target_batch = steps, n_target_classes, target_batch
         self.alpha_max, self.eta, self.beta = alpha_max, eta, beta
-        self.norm, self.seed, self.target_batch = norm, seed, target_batch
 
     def __repr__(self):
         return (
@@ -188,38 +184,24 @@ class FABAttack(AutoAttackMember):
         )
 
     title = 'fab-t'
-    # rows that left are dropped from the batch every that many steps (one
-    # host read each time); between, they stay masked (no effect on others)
-    COMPACT_EVERY = 2
 
-    def perturb(self, model, images, labels, keys, clean_logits, progress=NO_PROGRESS):
-        """Attack the clean-correct samples; ``(adv, broken)`` for all."""
-        adv = images.clone()
-        broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
-        todo = survivor_rows(clean_logits.argmax(1) == labels)
-        if not len(todo):
-            return adv, broken
-        x, y = images[todo], labels[todo]
+    def attack_correct(self, model, x, y, keys, clean_logits, task):
+        """Every (target, sample) as rows, run in slices of ``target_batch``
+        rows; ``(broken, adv)`` per sample."""
         n_t = min(self.n_target_classes, clean_logits.size(1) - 1)
-        targets = target_classes(clean_logits[todo], n_t).t()  # (T, M)
-        m = len(todo)
+        targets = target_classes(clean_logits, n_t).t()  # (T, M)
+        m = len(x)
         t_idx = torch.arange(n_t, device=x.device).repeat_interleave(m)
         s_idx = torch.arange(m, device=x.device).repeat(n_t)
+        rows = RowProgress(task, m, len(s_idx), self.steps, m)
 
-        with progress.task(self.title) as task:
-            rows = RowProgress(task, m, len(s_idx), self.steps, m)
+        def attack_rows(idx):
+            s = s_idx[idx]
+            return self._run(model, x[s], y[s], targets[t_idx[idx], s], s, rows)
 
-            def attack_rows(idx):
-                s = s_idx[idx]
-                return self._run(model, x[s], y[s], targets[t_idx[idx], s], s, rows)
-
-            got, got_adv = run_rows(
-                len(s_idx), s_idx, rows_per_pass(self.target_batch, x), attack_rows, m, x, rows
-            )
-            task.end(end_status(m, got), always=True)
-        broken[todo] = got
-        adv[todo] = torch.where(got[:, None, None, None], got_adv, adv[todo])
-        return adv, broken
+        return run_rows(
+            len(s_idx), s_idx, rows_per_pass(self.target_batch, x), attack_rows, m, x, rows
+        )
 
     @fp32_under_autocast(
         'its steps onto the linearised boundary end next to it, '
@@ -229,35 +211,19 @@ class FABAttack(AutoAttackMember):
         """FAB-T on rows from the clean image; ``(broken, adv)`` per row;
         ``progress`` (:class:`RowProgress`) is told of every step."""
         eps = self.eps / 255.0
-        rows = len(im2)
-        out_broken = torch.zeros(rows, dtype=torch.bool, device=im2.device)
-        out_adv = im2.clone()
-        alive = torch.arange(rows, device=im2.device)
-        # rows still attacking; rows that left stay in the batch, masked,
-        # until the next compaction (a host read every COMPACT_EVERY steps)
-        active = torch.ones(rows, dtype=torch.bool, device=im2.device)
-        group_ids, gid = torch.unique(groups, return_inverse=True)
-        num_groups = len(group_ids)
-        x1 = im2.clone()
+        rows = RowBatch(groups, im2, progress, x1=im2.clone(), im2=im2, y=y, target=target)
         # the projection's tensors, about ten of (rows, C x H x W), stay
         # within those of one pass's forward rows
         chunk = rows_per_pass(self.target_batch, im2)
-        if progress is not None:
-            progress.pass_rows(groups, out_broken)
         for step in range(self.steps):
-            num_active = int(active.sum()) if step % self.COMPACT_EVERY == 0 else len(active)
-            if num_active < len(active):
-                keep = rows_where(active, num_active)
-                alive, x1, im2, y, target, active = (
-                    v[keep] for v in (alive, x1, im2, y, target, active)
-                )
-                if not len(alive):
-                    break
+            if not rows.compact(step):
+                break
+            x1, im2, y = rows.x1, rows.im2, rows.y
             with torch.enable_grad():
                 xg = x1.clone().requires_grad_(True)
                 logits = model(xg).float()
                 u = torch.arange(len(xg), device=xg.device)
-                diffy = -(logits[u, y] - logits[u, target])
+                diffy = -(logits[u, y] - logits[u, rows.target])
                 (dg,) = torch.autograd.grad(diffy.sum(), xg)
             df = diffy.detach()
             bs = len(x1)
@@ -275,18 +241,9 @@ class FABAttack(AutoAttackMember):
             # on the device: the rows that break within eps leave with
             # their group (sample); the adversarial rows step back
             dist = (x1 - im2).abs().flatten(1).amax(1)
-            hit = is_adv & (dist <= eps) & active
-            out_broken[alive] = out_broken[alive] | hit
-            out_adv[alive] = torch.where(hit[:, None, None, None], x1, out_adv[alive])
+            rows.leave(is_adv & (dist <= eps) & rows.active, x1)
             back = is_adv[:, None, None, None]
-            x1 = torch.where(back, im2 + (x1 - im2) * self.beta, x1)
-            left = (
-                torch.zeros(num_groups, dtype=torch.int32, device=x1.device).index_add_(
-                    0, gid[alive], hit.int()
-                )
-                > 0
-            )
-            active = active & ~left[gid[alive]]
+            rows.x1 = torch.where(back, im2 + (x1 - im2) * self.beta, x1)
             if progress is not None:
-                progress.step_done(step + 1, len(alive))
-        return out_broken, out_adv
+                progress.step_done(step + 1, len(rows.alive))
+        return rows.broken, rows.adv

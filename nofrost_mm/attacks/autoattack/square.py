@@ -26,11 +26,10 @@ from typing import Union
 import torch
 
 from nofrost_mm.registry import ATTACKS
-from nofrost_mm.utils.progress import NO_PROGRESS, NO_TASK
 from nofrost_mm.utils.sample_random import sample_bits
 from ..mixed_precision import fp32_recheck, fp32_under_autocast
-from ..survivors import rows_where, survivor_rows
-from .autoattack_member import AutoAttackMember, check_common, check_int, end_status, like
+from ..survivors import rows_where
+from .autoattack_member import AutoAttackMember, check_int, like
 
 SQUARE_STREAM = 0x53515541
 # queries whose random numbers are drawn at once (bounds their memory)
@@ -122,7 +121,7 @@ class SquareAttack(AutoAttackMember):
     """
 
     # fp16 margins (fp32 where one says "broken") keep the fp32 search;
-    # under bf16 it runs in fp32 (attack_rows)
+    # under bf16 it runs in fp32 (attack_correct)
     amp_safe = ('fp16',)
 
     def __init__(
@@ -135,17 +134,16 @@ class SquareAttack(AutoAttackMember):
         seed: int = 0,
         max_lookahead: int = 4,
     ):
+        super().__init__(eps, norm, seed)
         name = type(self).__name__
-        check_common(name, eps, norm, seed)
         check_int(name, 'n_queries', n_queries, 1)
         check_int(name, 'max_lookahead', max_lookahead, 1)
         if not isinstance(p_init, (int, float)) or not 0 < p_init <= 1:
             raise ValueError(f'attack {name}: p_init={p_init!r} must be in (0, 1]')
         if not isinstance(rescale_schedule, bool):
             raise ValueError(f'attack {name}: rescale_schedule must be True or False')
-        self.eps, self.n_queries, self.p_init = eps, n_queries, p_init
-        self.rescale_schedule, self.norm, self.seed = rescale_schedule, norm, seed
-        self.max_lookahead = max_lookahead
+        self.n_queries, self.p_init = n_queries, p_init
+        self.rescale_schedule, self.max_lookahead = rescale_schedule, max_lookahead
 
     def __repr__(self):
         return (
@@ -156,27 +154,12 @@ class SquareAttack(AutoAttackMember):
     title = 'square'
 
     @torch.no_grad()
-    def perturb(self, model, images, labels, keys, clean_logits, progress=NO_PROGRESS):
-        """Attack the clean-correct samples; ``(adv, broken)`` for all."""
-        adv = images.clone()
-        broken = torch.zeros(len(images), dtype=torch.bool, device=images.device)
-        todo = survivor_rows(clean_logits.argmax(1) == labels)
-        if not len(todo):
-            return adv, broken
-        x, y, k = images[todo], labels[todo], keys[todo]
-        with progress.task(self.title) as task:
-            best, got = self.attack_rows(model, x, y, k, task)
-            task.end(end_status(len(todo), got), always=True)
-        broken[todo] = got
-        adv[todo] = torch.where(got[:, None, None, None], best, adv[todo])
-        return adv, broken
-
     @fp32_under_autocast(
         "bf16's 8-bit margins hide the small improvements its search keeps", precisions=('bf16',)
     )
-    def attack_rows(self, model, x, y, keys, task=NO_TASK):
-        """The reference's ``attack_single_run`` (L-inf); returns the best
-        images and whether each sample ends misclassified.
+    def attack_correct(self, model, x, y, keys, clean_logits, task):
+        """The reference's ``attack_single_run`` (L-inf); returns whether
+        each sample ends misclassified and the best images.
 
         Queries are evaluated ahead (see the module docstring): each sample
         proposes its next ``lookahead`` squares on its current best image in
@@ -288,7 +271,7 @@ class SquareAttack(AutoAttackMember):
                 lambda: sent + self._queries_left(nxt, margin_min),
                 lambda: self._status(nxt, margin_min),
             )
-        return x_best, margin_min <= 0.0
+        return margin_min <= 0.0, x_best
 
     def _queries_left(self, nxt, margin_min) -> int:
         return int(((self.n_queries - nxt) * (margin_min > 0.0)).sum())

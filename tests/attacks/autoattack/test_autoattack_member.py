@@ -1,12 +1,13 @@
 """What AutoAttack's members share: the call around ``perturb``, the
-per-sample keys, and rows run in slices where a broken sample leaves."""
+per-sample keys, rows run in slices where a broken sample leaves, and the
+step loop's batch of rows a sample leaves with all its rows."""
 
 import pytest
 import torch
 import torch.nn as nn
 
 from nofrost_mm.attacks import APGDAttack, FABAttack, SquareAttack
-from nofrost_mm.attacks.autoattack.autoattack_member import AutoAttackMember, run_rows
+from nofrost_mm.attacks.autoattack.autoattack_member import AutoAttackMember, RowBatch, run_rows
 from nofrost_mm.utils.progress import NO_PROGRESS, ProgressReporter
 
 
@@ -101,3 +102,26 @@ def test_run_rows_keeps_the_first_breaking_row_and_skips_a_broken_group():
     # group 1 broke at row 1, so its row 4 never ran; group 0 at row 3
     assert seen == [0, 1, 2, 3, 5]
     assert adv[:, 0].tolist() == [3.0, 1.0, -1.0]
+
+
+def test_a_row_batch_drops_a_broken_sample_with_all_its_rows():
+    # 2 samples (groups) x 2 rows; rows hold their index as their image
+    groups = torch.tensor([0, 1, 0, 1])
+    images = torch.arange(4.0)[:, None, None, None]
+    rows = RowBatch(groups, images, step=torch.arange(4) * 10, target=None)
+    assert rows.compact(0) and len(rows.alive) == 4  # none stopped yet
+    # row 2 (sample 0) breaks at the image 7
+    rows.leave(torch.tensor([False, False, True, False]), torch.full_like(images, 7.0))
+    assert rows.active.tolist() == [False, True, False, True]
+    assert rows.broken.tolist() == [False, False, True, False]
+    assert rows.adv.flatten().tolist() == [0.0, 1.0, 7.0, 3.0]
+    # dropped at the next compaction step only, from every per-row tensor
+    assert rows.compact(1) and len(rows.alive) == 4
+    assert rows.compact(2)
+    assert rows.alive.tolist() == [1, 3] and rows.step.tolist() == [10, 30]
+    assert rows.active.all() and rows.target is None
+    # results stay per row of the start; sample 1 breaks at its row 3
+    rows.leave(torch.tensor([False, True]), torch.full((2, 1, 1, 1), 9.0))
+    assert rows.broken.tolist() == [False, False, True, True]
+    assert rows.adv.flatten().tolist() == [0.0, 1.0, 7.0, 9.0]
+    assert not rows.compact(4) and len(rows.alive) == 0
