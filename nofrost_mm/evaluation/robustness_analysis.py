@@ -56,7 +56,7 @@ def analysis_radius(
 
 
 def measure_models(args, measure: Callable) -> dict:
-    """Run ``measure`` on each model of :func:`add_comparison_args`.
+    """Run ``measure`` on each model of :func:`~nofrost_mm.utils.cli.comparison_args`.
 
     Args:
         args (Namespace): Parsed arguments with ``labelled_models``
