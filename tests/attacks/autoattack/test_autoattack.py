@@ -4,19 +4,17 @@ A tiny CNN on 8x8 digits keeps the full standard settings (100 iterations,
 9 targets, 5000 Square queries) within seconds.
 """
 
-import functools
-
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from nofrost_mm.attacks import APGDAttack, AutoAttack, FABAttack, SquareAttack
 from nofrost_mm.attacks.autoattack.autoattack import STANDARD
 from nofrost_mm.attacks.autoattack.square import p_selection, square_deltas
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_keys
-from ..toy import digits_8x8, train_on_digits_8x8
+from ..toy import digits_8x8
+from .tiny_cnn import trained_tiny_cnn
 
 pyautoattack = pytest.importorskip(
     'pyautoattack',
@@ -27,31 +25,10 @@ pyautoattack = pytest.importorskip(
 EPS = 12  # /255: APGD-CE leaves about half of the correct samples
 
 
-class TinyCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
-        self.fc = nn.Linear(16 * 4 * 4, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
-        return self.fc(x.flatten(1))
-
-
-@functools.lru_cache(maxsize=None)
-def _tiny_state():
-    return train_on_digits_8x8(TinyCNN)
-
-
 @pytest.fixture(scope='module')
 def tiny():
-    model = TinyCNN()
-    model.load_state_dict(_tiny_state())
-    model.eval().requires_grad_(False)
     x, y = digits_8x8(48, 'test')
-    return model, x, y
+    return trained_tiny_cnn(), x, y
 
 
 def _reference(model, eps=EPS):
@@ -256,9 +233,7 @@ def test_target_batch_keeps_the_broken_samples(tiny):
 
 def test_autoattack_restores_modes_and_respects_channels_last(tiny):
     model, x, y = tiny
-    model = TinyCNN()
-    model.load_state_dict(_tiny_state())
-    model.requires_grad_(False).train()
+    model = trained_tiny_cnn().train()
     model.conv2.eval()
     cl = model.to(memory_format=torch.channels_last)
     xc = x[:6].contiguous(memory_format=torch.channels_last)
@@ -287,9 +262,7 @@ class _Layouts(nn.Module):
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_autoattack_runs_in_the_model_layout(tiny, channels_last):
     model, x, y = tiny
-    net = TinyCNN()
-    net.load_state_dict(_tiny_state())
-    net.eval().requires_grad_(False)
+    net = trained_tiny_cnn()
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     spy = _Layouts(net)

@@ -8,40 +8,21 @@ import re
 
 import pytest
 import torch
-import torch.nn as nn
 
 from nofrost_mm.attacks import APGDAttack, AutoAttack, FABAttack, SquareAttack
 from nofrost_mm.utils.progress import ProgressReporter
 from nofrost_mm.utils.sample_random import sample_keys
-from ..toy import digits_8x8, train_on_digits_8x8
+from ..toy import digits_8x8
+from .tiny_cnn import trained_tiny_cnn
 
 EPS = 12  # /255: APGD-CE breaks about half the correct samples, the rest reach Square
 MEMBERS = ('apgd-ce', 'apgd-t', 'fab-t', 'square')
 
 
-def _tiny_cnn():
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(16 * 4 * 4, 10),
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _tiny_state():
-    return train_on_digits_8x8(_tiny_cnn)
-
-
 @pytest.fixture(scope='module')
 def tiny():
-    model = _tiny_cnn()
-    model.load_state_dict(_tiny_state())
-    model.eval().requires_grad_(False)
     x, y = digits_8x8(48, 'test')
-    return model, x, y, sample_keys(0, torch.arange(len(x)))
+    return trained_tiny_cnn(), x, y, sample_keys(0, torch.arange(len(x)))
 
 
 class _Lines(logging.Handler):

@@ -1,45 +1,23 @@
 """``target_batch``: APGD-T's and FAB-T's rows and FAB's projection in slices, the same numbers."""
 
-import functools
-
 import pytest
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from nofrost_mm.attacks import APGDAttack, AutoAttack, FABAttack, SquareAttack
 from nofrost_mm.attacks.autoattack.autoattack_member import AUTO_ROW_ELEMENTS, rows_per_pass
 from nofrost_mm.attacks.autoattack.fab import boundary_steps, projection_linf
 from nofrost_mm.registry import ATTACKS
 from nofrost_mm.utils.sample_random import sample_keys
-from ..toy import digits_8x8, train_on_digits_8x8
+from ..toy import digits_8x8
+from .tiny_cnn import trained_tiny_cnn
 
 EPS = 12
 
 
-class TinyCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
-        self.fc = nn.Linear(16 * 4 * 4, 10)
-
-    def forward(self, x):
-        return self.fc(F.relu(self.conv2(F.relu(self.conv1(x)))).flatten(1))
-
-
-@functools.lru_cache(maxsize=None)
-def _state():
-    return train_on_digits_8x8(TinyCNN)
-
-
 @pytest.fixture(scope='module')
 def tiny():
-    model = TinyCNN()
-    model.load_state_dict(_state())
-    model.eval().requires_grad_(False)
     x, y = digits_8x8(40, 'test')
-    return model, x, y, sample_keys(0, torch.arange(len(x)))
+    return trained_tiny_cnn(), x, y, sample_keys(0, torch.arange(len(x)))
 
 
 def test_auto_rows_follow_the_image_size():
