@@ -151,6 +151,35 @@ def test_the_resume_command_continues_from_the_newest_state(argv, expected, monk
     assert resume_command() == expected
 
 
+@pytest.mark.parametrize(
+    'value',
+    [
+        "{'type': 'PGD', 'eps': 8}",  # readable: double quotes
+        "it's $HOME",  # expands inside double quotes: shlex's quoting
+        'a "b" \'c\'',
+        'plain',
+    ],
+)
+def test_the_resume_command_reads_back_as_the_same_arguments(value, monkeypatch):
+    """What a shell makes of the printed command is the argv it ran."""
+    from nofrost_mm.engine.runner.stop_signals import resume_command
+
+    argv = ['tools/test.py', 'c.py', 'x.pth', '--attacks', value]
+    monkeypatch.setattr(sys, 'argv', argv)
+    command = resume_command().strip('`')
+    # bash expands what a shell would ($HOME, quotes); printf shows the words
+    words = subprocess.run(
+        ['bash', '-c', "printf '%s\\0' " + command],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split('\0')[:-1]
+    assert words == ['python', *argv, '--resume']
+    assert shlex.split(command) == words
+    if value.startswith('{'):
+        assert f'"{value}"' in command
+
+
 def test_a_handler_set_before_is_called_and_an_ignored_signal_stays_ignored():
     """A cluster's requeue handler keeps deciding what a SIGTERM does."""
     from nofrost_mm.engine.runner.stop_signals import stop_signals

@@ -43,7 +43,15 @@ def resume_command() -> str:
         kept.append(arg)
     if '--resume' not in kept:
         kept.append('--resume')
-    return f'`python {shlex.join(kept)}`'
+    return f'`python {" ".join(_shell_quote(arg) for arg in kept)}`'
+
+
+def _shell_quote(arg: str) -> str:
+    # shlex.quote writes a dict literal's quotes as '"'"': double quotes read
+    # better and are as safe when nothing in the argument expands inside them
+    if "'" in arg and not any(c in arg for c in '"$`\\!'):
+        return f'"{arg}"'
+    return shlex.quote(arg)
 
 
 @contextlib.contextmanager
