@@ -212,16 +212,9 @@ def build_tool_runner(
     runner, NoFrostRunner by default; never resuming a training)."""
     from mmengine.registry import RUNNERS
 
-    cfg.merge_from_dict(
-        dict(
-            launcher=launcher,
-            work_dir=work_dir,
-            experiment_name=experiment_name,
-            load_from=checkpoint,
-            resume=False,
-            log_level=log_level,
-        )
-    )
+    cfg.launcher, cfg.log_level = launcher, log_level
+    cfg.work_dir, cfg.experiment_name = work_dir, experiment_name
+    cfg.load_from, cfg.resume = checkpoint, False
     cfg.setdefault('runner_type', 'NoFrostRunner')
     return RUNNERS.build(cfg)
 
