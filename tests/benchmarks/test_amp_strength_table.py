@@ -1,6 +1,9 @@
 """benchmarks/amp_strength_table.py runs end to end and prints its table (tiny sizes)."""
 
+import pytest
+
 from tests.conftest import STANDARD_DIGITS_CONFIG, run_tool
+from tests.tools.user_path_runs import tool_module
 
 
 def test_amp_strength_table_prints_each_row_and_what_it_ran_in(standard_digits_checkpoint):
@@ -38,15 +41,10 @@ def test_amp_strength_table_prints_each_row_and_what_it_ran_in(standard_digits_c
     assert proc.returncode == 0, proc.stderr
 
 
-def test_amp_strength_table_refuses_an_unknown_attack():
-    proc = run_tool(
-        [
-            'benchmarks/amp_strength_table.py',
-            STANDARD_DIGITS_CONFIG,
-            'x.pth',
-            '--attacks',
-            'PGD-100',
-        ],
-        check=False,
-    )
-    assert proc.returncode == 2 and "unknown ['PGD-100']" in proc.stderr
+def test_amp_strength_table_refuses_an_unknown_attack(capsys):
+    # its main in this process (the run above is the subprocess): refused
+    # from the command line, before the checkpoint is read
+    tool = tool_module('benchmarks/amp_strength_table.py', 'amp_strength_table_tool')
+    with pytest.raises(SystemExit) as info:
+        tool.main([STANDARD_DIGITS_CONFIG, 'x.pth', '--attacks', 'PGD-100'])
+    assert info.value.code == 2 and "unknown ['PGD-100']" in capsys.readouterr().err

@@ -4,8 +4,10 @@ same images, rounds and JSON (no timing asserted)."""
 import json
 
 import numpy as np
+import pytest
 
 from tests.conftest import STANDARD_DIGITS_CONFIG, run_tool
+from tests.tools.user_path_runs import tool_module
 
 
 def test_both_autoattacks_on_the_same_images_with_alternating_rounds(
@@ -49,6 +51,9 @@ def test_both_autoattacks_on_the_same_images_with_alternating_rounds(
     assert f"ratio reference / plug-in {row['ratio']:.2f}" in proc.stdout
 
 
-def test_an_odd_number_of_paths_is_refused():
-    proc = run_tool(['benchmarks/autoattack_speed.py', STANDARD_DIGITS_CONFIG], check=False)
-    assert proc.returncode == 2 and 'give CONFIG CHECKPOINT pairs' in proc.stderr
+def test_an_odd_number_of_paths_is_refused(capsys):
+    # its main in this process (the run above is the subprocess)
+    tool = tool_module('benchmarks/autoattack_speed.py', 'autoattack_speed_tool')
+    with pytest.raises(SystemExit) as info:
+        tool.main([STANDARD_DIGITS_CONFIG])
+    assert info.value.code == 2 and 'give CONFIG CHECKPOINT pairs' in capsys.readouterr().err

@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
+
 from tests.conftest import run_tool
+from tests.tools.user_path_runs import tool_module
 
 TINY = [
     'train_cfg.max_epochs=1',
@@ -52,20 +55,22 @@ def test_tiny_pair_reports_wall_and_iteration_ratios(tmp_path):
         'resnet18-w16_1xb64_digits_nfgsm_round0',
         'resnet18-w16_1xb64_digits_round0',
     ]
-    # an existing run folder is never overwritten
-    again = run_tool(
-        [
-            'benchmarks/train_wall_time.py',
-            '--pair',
-            'configs/demo/resnet18-w16_1xb64_digits.py',
-            'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py',
-            '--rounds',
-            '1',
-            '--work-dir',
-            tmp_path / 'runs',
-            '--cfg-options',
-            *TINY,
-        ],
-        check=False,
-    )
-    assert again.returncode != 0 and 'exists' in again.stderr
+    # an existing run folder is never overwritten (its main in this process:
+    # refused before any training)
+    tool = tool_module('benchmarks/train_wall_time.py', 'train_wall_time_tool')
+    before = sorted(p.name for p in (tmp_path / 'runs').rglob('*'))
+    with pytest.raises(SystemExit, match='exists; give an empty folder'):
+        tool.main(
+            [
+                '--pair',
+                'configs/demo/resnet18-w16_1xb64_digits.py',
+                'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py',
+                '--rounds',
+                '1',
+                '--work-dir',
+                str(tmp_path / 'runs'),
+                '--cfg-options',
+                *TINY,
+            ]
+        )
+    assert sorted(p.name for p in (tmp_path / 'runs').rglob('*')) == before

@@ -118,30 +118,42 @@ def test_checkpoint_of_another_architecture(runner, tmp_path):
     assert 'timm' not in message
 
 
-def test_timm_state_dict(runner, tmp_path):
+def _tools_test_refuses(monkeypatch, path, work_dir, *extra):
+    """tools/test.py's main in this process on ``path``: the load error it
+    stops with (a subprocess would spend most of the test importing torch;
+    test_damaged_checkpoints_through_tools_test runs the command itself)."""
+    from tests.tools.user_path_runs import run_main
+
+    tested = []
+    monkeypatch.setattr(NoFrostRunner, 'test_loop', property(lambda r: tested.append(1)))
+    with pytest.raises(CheckpointLoadError) as info:
+        run_main(
+            monkeypatch,
+            'tools/test.py',
+            [
+                DEMO,
+                path,
+                *extra,
+                '--work-dir',
+                work_dir,
+                '--cfg-options',
+                'test_dataloader.dataset.indices=8',
+            ],
+        )
+    assert tested == []  # no test loop was built: it stopped at the load
+    return str(info.value)
+
+
+def test_timm_state_dict(runner, tmp_path, monkeypatch):
     timm = pytest.importorskip('timm')  # a test dependency (requirements/tests.txt)
     path = tmp_path / 'nf_resnet50_timm.pth'
     torch.save(timm.create_model('nf_resnet50', pretrained=False).state_dict(), path)
     _assert_load_error(runner, path, 'does not fit the model', 'timm model state dict')
     _assert_load_error(runner, path, 'cannot be resumed', 'bare state dict', resume=True)
     # as a user meets it: the timm file given to the test tool
-    proc = run_tool(
-        [
-            'tools/test.py',
-            DEMO,
-            path,
-            '--work-dir',
-            tmp_path / 'test',
-            '--cfg-options',
-            'test_dataloader.dataset.indices=8',
-        ],
-        check=False,
-    )
-    assert proc.returncode != 0
-    assert 'CheckpointLoadError' in proc.stderr
-    assert f'checkpoint {path} does not fit the model' in proc.stderr
-    assert 'timm model state dict' in proc.stderr
-    assert 'Epoch(test)' not in proc.stdout + proc.stderr
+    message = _tools_test_refuses(monkeypatch, path, tmp_path / 'test')
+    assert f'checkpoint {path} does not fit the model' in message
+    assert 'timm model state dict' in message
 
 
 def test_train_resume_from_truncated_file_is_clear(tmp_path, runner):
@@ -188,10 +200,18 @@ def test_damaged_checkpoint_through_the_runner(runner, damaged, how):
     _assert_load_error(runner, path, expected_problem(path, how), resume=True)
 
 
-def test_damaged_checkpoints_through_tools_test(damaged, tmp_path):
+def test_damaged_checkpoints_through_tools_test(damaged, tmp_path, monkeypatch):
     """As the issue met them: tools/test.py CFG FILE --attacks none evaluated a
-    flipped file (rc 0) and died with a bare IndexError on random bytes."""
+    flipped file (rc 0) and died with a bare IndexError on random bytes.
+
+    The command itself on the random bytes, its main in this process on the
+    other damages."""
     for how, path in damaged[1].items():
+        if how != 'random':
+            message = _tools_test_refuses(monkeypatch, path, tmp_path / how, '--attacks', 'none')
+            assert f'checkpoint {path}: ' in message, how
+            assert expected_problem(path, how) in message, how
+            continue
         proc = run_tool(
             [
                 'tools/test.py',

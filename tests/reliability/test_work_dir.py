@@ -12,6 +12,7 @@ import nofrost_mm  # noqa: F401
 from nofrost_mm.engine.runner import NoFrostRunner
 from tests.conftest import REPO_ROOT, free_port, run_tool
 from tests.reliability.helpers import DEMO, SMALL
+from tests.tools.user_path_runs import run_main
 
 # one tiny epoch with a validation, keeping the best checkpoint as the issue's run did
 TINY = [*SMALL, 'train_cfg.max_epochs=1', 'default_hooks.checkpoint.save_best=accuracy/top1']
@@ -52,25 +53,34 @@ def _assert_refused(proc, work):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert 'FileExistsError' in out
+    _assert_refusal_says_what_to_do(out, work)
+    assert 'Epoch(train)' not in out
+
+
+def _assert_refusal_says_what_to_do(out, work):
     assert (
         f'work_dir {work} already holds the checkpoints of an earlier run '
         '(best_accuracy_top1_epoch_1.pth, epoch_1.pth, last_checkpoint)' in out
     )
     assert 'Continue that run with --resume' in out
     assert '--work-dir NEW_DIR' in out and 'overwrite_work_dir=True' in out
-    assert 'Epoch(train)' not in out
 
 
-def test_a_new_run_into_a_used_work_dir_is_refused(finished_run):
-    """The issue's command: it rewrote epoch_1.pth and best_*.pth, rc 0."""
+def test_a_new_run_into_a_used_work_dir_is_refused(finished_run, monkeypatch):
+    """The issue's command: it rewrote epoch_1.pth and best_*.pth, rc 0.
+
+    tools/train.py's main in this process (the refusal comes before any
+    work; the command itself is refused in the test below, distributed)."""
     work, _ = finished_run
     before = _top_level_md5s(work)
     folders = sorted(p.name for p in work.iterdir() if p.is_dir())
-    proc = run_tool(
-        ['tools/train.py', DEMO, '--work-dir', work, '--cfg-options', *TINY, 'randomness.seed=1'],
-        check=False,
-    )
-    _assert_refused(proc, work)
+    with pytest.raises(FileExistsError) as info:
+        run_main(
+            monkeypatch,
+            'tools/train.py',
+            [DEMO, '--work-dir', work, '--cfg-options', *TINY, 'randomness.seed=1'],
+        )
+    _assert_refusal_says_what_to_do(str(info.value), work)
     assert _top_level_md5s(work) == before
     # refused before anything was built: not even a log folder
     assert sorted(p.name for p in work.iterdir() if p.is_dir()) == folders

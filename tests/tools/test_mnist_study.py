@@ -9,11 +9,12 @@ import pytest
 
 from tests.conftest import REPO_ROOT, run_tool
 from tests.datasets.fake_mnist import write_fake_mnist
+from tests.tools.user_path_runs import tool_module
 
 METHOD = 'FGSM-RS (Wong et al. net and recipe)'
 
 
-def test_quick_study_writes_the_table_and_resumes(tmp_path):
+def test_quick_study_writes_the_table_and_resumes(tmp_path, monkeypatch, capsys):
     data_root = tmp_path / 'mnist'
     write_fake_mnist(data_root, 300, 40)
     work_dir = tmp_path / 'study'
@@ -47,18 +48,25 @@ def test_quick_study_writes_the_table_and_resumes(tmp_path):
         <= 100
     )
     assert (work_dir / 'table.md').read_text().strip() == summary['table']
-    # run again: nothing is trained or evaluated again, the same table
-    again = run_tool(args, timeout=120).stdout
+    # run again (its main in this process): nothing is trained or evaluated
+    # again, the same table
+    monkeypatch.chdir(REPO_ROOT)
+    capsys.readouterr()
+    tool_module('tools/mnist_study.py', 'mnist_study_tool').main([str(a) for a in args[1:]])
+    again = capsys.readouterr().out
     assert 'Epoch(' not in again and 'robust/' not in again
+    assert summary['table'] in again
     assert json.loads((work_dir / 'summary.json').read_text())['table'] == summary['table']
 
 
-def test_unknown_method_fails_before_any_work(tmp_path):
-    proc = run_tool(
-        ['tools/mnist_study.py', '--methods', 'FGSM', '--work-dir', tmp_path], check=False
-    )
-    assert proc.returncode == 2
-    assert "--methods ['FGSM']: allowed" in proc.stderr and METHOD in proc.stderr
+def test_unknown_method_fails_before_any_work(tmp_path, capsys):
+    # its main in this process (the quick study above is the subprocess)
+    study = tool_module('tools/mnist_study.py', 'mnist_study_tool')
+    with pytest.raises(SystemExit) as info:
+        study.main(['--methods', 'FGSM', '--work-dir', str(tmp_path)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert "--methods ['FGSM']: allowed" in err and METHOD in err
     assert list(tmp_path.iterdir()) == []
 
 

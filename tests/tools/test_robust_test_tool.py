@@ -4,9 +4,11 @@ import json
 import re
 
 import pytest
+from mmengine.registry import RUNNERS
 
 from tests.conftest import REPO_ROOT, free_port, run_tool
 from tests.conftest import STANDARD_DIGITS_CONFIG as CONFIG
+from tests.tools.user_path_runs import run_main
 
 
 @pytest.fixture(scope='module')
@@ -161,13 +163,16 @@ START_SENSITIVE = [
 ]
 
 
-def test_the_plugin_attacks_results_do_not_depend_on_the_batch_size(checkpoint, tmp_path):
+def test_the_plugin_attacks_results_do_not_depend_on_the_batch_size(
+    checkpoint, tmp_path, monkeypatch
+):
     results = {}
     for batch_size in (16, 60):
         out = tmp_path / f'b{batch_size}.json'
-        run_tool(
+        run_main(
+            monkeypatch,
+            'tools/test.py',
             [
-                'tools/test.py',
                 CONFIG,
                 checkpoint,
                 '--work-dir',
@@ -180,7 +185,7 @@ def test_the_plugin_attacks_results_do_not_depend_on_the_batch_size(checkpoint, 
                 *START_SENSITIVE,
                 '--cfg-options',
                 f'test_dataloader.batch_size={batch_size}',
-            ]
+            ],
         )
         results[batch_size] = json.loads(out.read_text())
     keys = ('robust/rs', 'robust/tg')
@@ -208,18 +213,24 @@ def test_the_plugin_attacks_results_do_not_depend_on_the_batch_size(checkpoint, 
         ),
     ],
 )
-def test_bad_attack_fails_before_the_model_is_loaded(checkpoint, tmp_path, attack, message):
+def test_bad_attack_fails_before_the_model_is_loaded(
+    checkpoint, tmp_path, monkeypatch, attack, message
+):
     # the other bad configs are covered in-process by the attack/loop tests
-    proc = run_tool(
-        ['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path, '--attacks', attack],
-        check=False,
-    )
-    assert proc.returncode != 0
-    assert message in proc.stderr
-    assert 'Load checkpoint' not in proc.stdout + proc.stderr
+    def no_runner(cfg):
+        raise AssertionError('the runner was built (and the model loaded)')
+
+    monkeypatch.setattr(RUNNERS, 'build', no_runner)
+    with pytest.raises(Exception) as info:
+        run_main(
+            monkeypatch,
+            'tools/test.py',
+            [CONFIG, checkpoint, '--work-dir', tmp_path, '--attacks', attack],
+        )
+    assert message in str(info.value)
 
 
-def test_corrupted_evaluation_gives_per_corruption_accuracy(checkpoint, tmp_path):
+def test_corrupted_evaluation_gives_per_corruption_accuracy(checkpoint, tmp_path, monkeypatch):
     config = tmp_path / 'digits_c.py'
     config.write_text(f"""_base_ = ['{(REPO_ROOT / CONFIG).as_posix()}']
 test_dataloader = dict(dataset=dict(
@@ -231,7 +242,9 @@ test_dataloader = dict(dataset=dict(
 test_evaluator = dict(_delete_=True, type='CorruptionAccuracy')
 """)
     out = tmp_path / 'corruption.json'
-    run_tool(['tools/test.py', config, checkpoint, '--work-dir', tmp_path, '--out', out])
+    run_main(
+        monkeypatch, 'tools/test.py', [config, checkpoint, '--work-dir', tmp_path, '--out', out]
+    )
     res = json.loads(out.read_text())
     for c in ('gaussian_noise', 'glass_blur', 'fog'):
         for s in (1, 5):

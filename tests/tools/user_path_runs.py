@@ -140,14 +140,19 @@ def train_family(family: Family, folder: Path) -> Run:
     return Run(family, config, work_dir / 'epoch_1.pth', console.read_text())
 
 
-@pytest.fixture(scope='session')
-def user_path_folder(tmp_path_factory, worker_id):
-    """A folder every test process of the session shares (see
-    ``standard_digits_checkpoint`` in tests/conftest.py)."""
+def shared_folder(tmp_path_factory, worker_id) -> Path:
+    """The folder of the shared runs, the same in every test process of the
+    session (see ``standard_digits_checkpoint`` in tests/conftest.py)."""
     shared = tmp_path_factory.getbasetemp()
     if worker_id != 'master':
         shared = shared.parent
     return shared / 'user_path_runs'
+
+
+@pytest.fixture(scope='session')
+def user_path_folder(tmp_path_factory, worker_id):
+    """A folder every test process of the session shares (:func:`shared_folder`)."""
+    return shared_folder(tmp_path_factory, worker_id)
 
 
 @pytest.fixture(scope='session')
@@ -198,7 +203,9 @@ def tool_module(path: str, name: str):
 
 
 def run_main(monkeypatch, path: str, argv: list) -> None:
-    """A tool whose ``main()`` reads ``sys.argv``, run here as from a shell."""
+    """A tool whose ``main()`` reads ``sys.argv``, run here as from a shell
+    in the repository (as :func:`tests.conftest.run_tool` runs it)."""
+    monkeypatch.chdir(REPO_ROOT)
     module = tool_module(path, f'user_path_{Path(path).stem}')
     monkeypatch.setattr(sys, 'argv', [path] + [str(a) for a in argv])
     module.main()
