@@ -4,19 +4,20 @@ it ran with is logged before it runs and written to --out."""
 
 import json
 
-from tests.conftest import run_tool
-
 # the shared tiny runs of the config families users have, each trained once
 # per session
-from tests.tools.user_path_runs import trained, user_path_folder  # noqa: F401
+from tests.tools.user_path_runs import run_main, trained, user_path_folder  # noqa: F401
 
 
-def test_bare_names_follow_the_training_eps_with_their_steps(trained, tmp_path):
+def test_bare_names_follow_the_training_eps_with_their_steps(trained, tmp_path, monkeypatch, capfd):
     r = trained('stock')  # mmpretrain's lenet5_mnist.py, eps 76.5/255 (0.3)
     out = tmp_path / 'results.json'
-    proc = run_tool(
+    # tools/test.py's main in this process (its command on this config:
+    # tests/tools/test_stock_mmpretrain_config.py)
+    run_main(
+        monkeypatch,
+        'tools/test.py',
         [
-            'tools/test.py',
             r.config,
             r.checkpoint,
             '--work-dir',
@@ -28,8 +29,9 @@ def test_bare_names_follow_the_training_eps_with_their_steps(trained, tmp_path):
             '--attacks',
             'PGD',
             'FGSM',
-        ]
+        ],
     )
+    console = capfd.readouterr()
     results = json.loads(out.read_text())
     # torchattacks' PGD kept its 2/255 step: 10 steps travelled 20 of 76.5
     assert results['attack_settings'] == dict(
@@ -40,7 +42,7 @@ def test_bare_names_follow_the_training_eps_with_their_steps(trained, tmp_path):
         '10 steps, 1 restart; FGSM: eps 76.5, 1 restart'
     )
     (log,) = tmp_path.glob('*/*.log')
-    for text in (proc.stdout + proc.stderr, log.read_text()):
+    for text in (console.out + console.err, log.read_text()):
         assert line in text
         # before the first attack's progress
         assert text.index(line) < text.index('robust test: 1 batch')

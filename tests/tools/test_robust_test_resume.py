@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, free_port, run_tool
 from tests.conftest import STANDARD_DIGITS_CONFIG as CONFIG
+from tests.tools.user_path_runs import run_main
 
 
 @pytest.fixture(scope='module')
@@ -34,10 +35,15 @@ RESUME_ARGS = [
 
 @pytest.fixture(scope='module')
 def uninterrupted(checkpoint, tmp_path_factory):
+    """The evaluation's numbers without a kill (tools/test.py's main in this
+    process; the killed and resumed ones below are the command itself)."""
     out = tmp_path_factory.mktemp('uninterrupted') / 'results.json'
-    run_tool(
-        ['tools/test.py', CONFIG, checkpoint, '--work-dir', out.parent, '--out', out, *RESUME_ARGS]
-    )
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        run_main(
+            monkeypatch,
+            'tools/test.py',
+            [CONFIG, checkpoint, '--work-dir', out.parent, '--out', out, *RESUME_ARGS],
+        )
     return json.loads(out.read_text())
 
 
@@ -86,7 +92,9 @@ def test_sigkilled_evaluation_resumes_to_the_same_numbers(
     assert (state[0] / 'COMPLETE').exists()
 
 
-def test_cascade_keeps_the_worst_case_and_reports_cumulative_columns(checkpoint, tmp_path):
+def test_cascade_keeps_the_worst_case_and_reports_cumulative_columns(
+    checkpoint, tmp_path, monkeypatch
+):
     # attacks whose result for a sample does not depend on the rest of its
     # batch (no random start): the cascade must give exactly the worst case
     attacks = [
@@ -99,22 +107,10 @@ def test_cascade_keeps_the_worst_case_and_reports_cumulative_columns(checkpoint,
         "'random_start': False, 'name': 'CW-10'}",
     ]
     plain, cascade = tmp_path / 'plain.json', tmp_path / 'cascade.json'
-    run_tool(
-        ['tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path, '--out', plain, *attacks]
-    )
-    run_tool(
-        [
-            'tools/test.py',
-            CONFIG,
-            checkpoint,
-            '--work-dir',
-            tmp_path,
-            '--out',
-            cascade,
-            '--cascade',
-            *attacks,
-        ]
-    )
+    # in this process (tools/test.py's main): the subprocess runs are above
+    common = [CONFIG, checkpoint, '--work-dir', tmp_path, *attacks]
+    run_main(monkeypatch, 'tools/test.py', [*common, '--out', plain])
+    run_main(monkeypatch, 'tools/test.py', [*common, '--out', cascade, '--cascade'])
     plain, cascade = json.loads(plain.read_text()), json.loads(cascade.read_text())
     assert cascade['robust/worst_case'] == plain['robust/worst_case']
     first = cascade['robust/FGSM']

@@ -6,18 +6,20 @@ leaves the ramp's first quarter; the warning names the schedulers, their
 epochs and what to change, before the first iteration.
 """
 
-from tests.conftest import run_tool
 from tests.datasets.fake_mnist import write_fake_mnist
+from tests.tools.user_path_runs import run_main
 
 CONFIG = 'configs/mnist/fast-at-cnn_1xb100_mnist_fgsmrs.py'
 
 
-def test_train_warns_before_the_first_iteration(tmp_path):
+def test_train_warns_before_the_first_iteration(tmp_path, monkeypatch, capfd):
     data_root = tmp_path / 'mnist'
     write_fake_mnist(data_root, 200, 20)
-    proc = run_tool(
+    # tools/train.py's main in this process, as from a shell
+    run_main(
+        monkeypatch,
+        'tools/train.py',
         [
-            'tools/train.py',
             CONFIG,
             '--work-dir',
             tmp_path / 'run',
@@ -28,9 +30,10 @@ def test_train_warns_before_the_first_iteration(tmp_path):
                 f'{loader}.dataset.data_root={data_root}'
                 for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
             ],
-        ]
+        ],
     )
-    out = proc.stdout + proc.stderr
+    console = capfd.readouterr()
+    out = console.out + console.err
     warning = (
         'WARNING - train_cfg.max_epochs=1 ends training before its parameter schedule: '
         'param_scheduler[0] (LinearLR, epochs 0-4) stops at epoch 1; '

@@ -15,6 +15,7 @@ from nofrost_mm.attacks import AutoAttack
 from nofrost_mm.models.layers import DualBatchNorm, dual_bn_route
 from tests.attacks.toy import BN_BACKBONE, build_classifier, digits_batch
 from tests.conftest import run_tool
+from tests.tools.user_path_runs import run_main
 
 DUAL_BACKBONE = dict(BN_BACKBONE, norm_cfg=dict(type='DualBN'))
 PGD_PRE = dict(
@@ -108,7 +109,9 @@ def test_prediction_and_autoattack_use_deploy_branch(branch):
     assert len(seen) > 3 and set(seen) == {(branch, False)}
 
 
-def test_tools_test_evaluates_the_configured_branch(tmp_path, standard_digits_checkpoint):
+def test_tools_test_evaluates_the_configured_branch(
+    tmp_path, standard_digits_checkpoint, monkeypatch
+):
     """A BN checkpoint in both branches, the adversarial one then broken:
     tools/test.py gives the BN model's accuracy with deploy_branch='clean' and
     the broken branch's with 'adv'."""
@@ -122,29 +125,33 @@ def test_tools_test_evaluates_the_configured_branch(tmp_path, standard_digits_ch
         stem.bias[stem.num_features :] = 0.0
     dual = tmp_path / 'dual.pth'
     torch.save(dict(state_dict=model.state_dict(), meta={}), dual)
+    # the 'adv' branch by the command, the rest by tools/test.py's main in
+    # this process (a process would spend most of its time importing torch)
     results = {}
     for branch in ('clean', 'adv'):
         out = tmp_path / f'{branch}.json'
-        run_tool(
-            [
-                'tools/test.py',
-                DUALBN_CONFIG,
-                dual,
-                '--work-dir',
-                tmp_path / branch,
-                '--out',
-                out,
-                '--attacks',
-                'none',
-                '--cfg-options',
-                f'model.backbone.norm_cfg.deploy_branch={branch}',
-            ]
-        )
+        argv = [
+            DUALBN_CONFIG,
+            dual,
+            '--work-dir',
+            tmp_path / branch,
+            '--out',
+            out,
+            '--attacks',
+            'none',
+            '--cfg-options',
+            f'model.backbone.norm_cfg.deploy_branch={branch}',
+        ]
+        if branch == 'adv':
+            run_tool(['tools/test.py', *argv])
+        else:
+            run_main(monkeypatch, 'tools/test.py', argv)
         results[branch] = json.loads(out.read_text())
     out = tmp_path / 'bn.json'
-    run_tool(
+    run_main(
+        monkeypatch,
+        'tools/test.py',
         [
-            'tools/test.py',
             'configs/demo/resnet18-w16_1xb64_digits.py',
             standard_digits_checkpoint,
             '--work-dir',
@@ -153,7 +160,7 @@ def test_tools_test_evaluates_the_configured_branch(tmp_path, standard_digits_ch
             out,
             '--attacks',
             'none',
-        ]
+        ],
     )
     plain = json.loads(out.read_text())
     key = 'accuracy/top1'
