@@ -3,6 +3,9 @@
 import os
 import random
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 import zipfile
 
@@ -26,6 +29,57 @@ def write_config(path, base=DEMO, body=''):
         "'tests.reliability.helpers'], allow_failed_imports=False)\n" + body
     )
     return path
+
+
+# -- tools run side by side ------------------------------------------------------
+
+
+def start_tool(args, env=None):
+    """``args`` (a tool's command line) started in the background."""
+    args = [str(a) for a in args]
+    if args[0].endswith('.py'):
+        args = [sys.executable, *args]
+    # a file, not a pipe: a process is never blocked on a full pipe while
+    # another one's log is read
+    log = tempfile.TemporaryFile('w+')
+    proc = subprocess.Popen(
+        args,
+        cwd=REPO_ROOT,
+        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHON=sys.executable, **(env or {})),
+    )
+    proc.log = log
+    return proc
+
+
+def finish_tools(procs, timeout=600):
+    """The logs of ``procs``, each of which must exit 0."""
+    logs = []
+    for p in procs:
+        p.wait(timeout=timeout)
+        p.log.seek(0)
+        logs.append(p.log.read())
+        p.log.close()
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, ' '.join(p.args) + '\n' + log[-4000:]
+    return logs
+
+
+def run_meanwhile(procs, monkeypatch, tool, argv):
+    """``tools/<tool>``'s main run in this process while ``procs`` run (one
+    more process would spend most of its time importing torch); ``procs``
+    are killed if it fails."""
+    from tests.tools.user_path_runs import run_main
+
+    try:
+        run_main(monkeypatch, f'tools/{tool}', argv)
+    except BaseException:
+        for p in procs:
+            p.kill()
+            p.wait()
+        raise
 
 
 DAMAGES = ('flipped', 'random', 'truncated')

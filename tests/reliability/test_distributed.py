@@ -10,7 +10,14 @@ import torch
 
 import nofrost_mm  # noqa: F401
 from tests.conftest import REPO_ROOT, run_tool
-from tests.reliability.helpers import DEMO, free_port, write_config
+from tests.reliability.helpers import (
+    DEMO,
+    finish_tools,
+    free_port,
+    run_meanwhile,
+    start_tool,
+    write_config,
+)
 
 PGDAT = REPO_ROOT / 'configs/demo/nf-resnet18-w16_1xb64_digits_pgdat.py'
 # Normalizer-free AT with every source of per-rank randomness off: no random
@@ -35,7 +42,7 @@ train_dataloader = dict(dataset=dict(pipeline=[dict(type='PackInputs')]))
 PARITY_RTOL = 0.05
 
 
-def test_two_processes_match_one_process_with_double_batch(tmp_path):
+def test_two_processes_match_one_process_with_double_batch(tmp_path, monkeypatch):
     config = write_config(tmp_path / 'cfg.py', base=PGDAT, body=PARITY_BODY)
     common = [
         '--no-validate',
@@ -44,18 +51,10 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path):
         'train_dataloader.dataset.indices=128',
         'custom_hooks.0.eps_warmup=0',
     ]
-    run_tool(
+    # two processes x 16 and, meanwhile in this one, one process x 32
+    two = start_tool(
         [
-            'tools/train.py',
-            config,
-            '--work-dir',
-            tmp_path / 'one',
-            *common,
-            'train_dataloader.batch_size=32',
-        ]
-    )
-    proc = run_tool(
-        [
+            'bash',
             'tools/dist_train.sh',
             config,
             '2',
@@ -66,7 +65,13 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path):
         ],
         env={'PORT': str(free_port())},
     )
-    log = proc.stdout + proc.stderr
+    run_meanwhile(
+        [two],
+        monkeypatch,
+        'train.py',
+        [config, '--work-dir', tmp_path / 'one', *common, 'train_dataloader.batch_size=32'],
+    )
+    (log,) = finish_tools([two])
     assert 'Epoch(train) [1][4/4]' in log  # 128 / (2 x 16): four steps, as with 32
     one = torch.load(tmp_path / 'one' / 'rank0_weights.pth')
     two = [torch.load(tmp_path / 'two' / f'rank{r}_weights.pth') for r in (0, 1)]

@@ -3,8 +3,14 @@
 import torch
 
 import nofrost_mm  # noqa: F401
-from tests.conftest import REPO_ROOT, run_tool
-from tests.reliability.helpers import free_port, write_config
+from tests.conftest import REPO_ROOT
+from tests.reliability.helpers import (
+    finish_tools,
+    free_port,
+    run_meanwhile,
+    start_tool,
+    write_config,
+)
 
 DUALBN = REPO_ROOT / 'configs/dualbn/resnet18-w16-dualbn_1xb64_digits_pgdat.py'
 # BN batch statistics are per batch: each rank's batch of 16 must be a batch
@@ -29,7 +35,7 @@ train_dataloader = dict(batch_size=16, sampler=dict(shuffle=False),
 PARITY_RTOL = 0.05
 
 
-def test_two_processes_match_one_process_accumulating_their_batches(tmp_path):
+def test_two_processes_match_one_process_accumulating_their_batches(tmp_path, monkeypatch):
     positions = range(64)
     one_order = [
         i for start in (0, 32) for rank in (0, 1) for i in positions[start + rank : start + 32 : 2]
@@ -42,22 +48,23 @@ def test_two_processes_match_one_process_accumulating_their_batches(tmp_path):
         'train_cfg.max_epochs=1',
         'custom_hooks.0.eps_warmup=0',
     ]
-    proc = run_tool(
-        [
-            'tools/train.py',
-            one,
-            '--work-dir',
-            tmp_path / 'one',
-            *common,
-            'optim_wrapper.accumulative_counts=2',
-        ]
+    # the two processes and, meanwhile in this one, the accumulating process
+    procs = [
+        start_tool(
+            ['bash', 'tools/dist_train.sh', two, '2', '--work-dir', tmp_path / 'two', *common],
+            env={'PORT': str(free_port())},
+        )
+    ]
+    run_meanwhile(
+        procs,
+        monkeypatch,
+        'train.py',
+        [one, '--work-dir', tmp_path / 'one', *common, 'optim_wrapper.accumulative_counts=2'],
     )
-    assert 'Epoch(train) [1][4/4]' in proc.stdout + proc.stderr
-    proc = run_tool(
-        ['tools/dist_train.sh', two, '2', '--work-dir', tmp_path / 'two', *common],
-        env={'PORT': str(free_port())},
-    )
-    assert 'Epoch(train) [1][2/2]' in proc.stdout + proc.stderr
+    (log,) = finish_tools(procs)
+    assert 'Epoch(train) [1][2/2]' in log
+    (one_log,) = (tmp_path / 'one').glob('*/*.log')
+    assert 'Epoch(train) [1][4/4]' in one_log.read_text()
     single = torch.load(tmp_path / 'one' / 'rank0_weights.pth')
     ranks = [torch.load(tmp_path / 'two' / f'rank{r}_weights.pth') for r in (0, 1)]
     init = torch.load(tmp_path / 'one' / 'rank0_init.pth')

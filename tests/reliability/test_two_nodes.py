@@ -4,15 +4,12 @@ same total batch, and a test whose second node is late by more than the process-
 timeout still ends with them."""
 
 import json
-import os
-import subprocess
-import tempfile
 
 import torch
 
 import nofrost_mm  # noqa: F401
-from tests.conftest import REPO_ROOT, free_port
-from tests.reliability.helpers import write_config
+from tests.conftest import free_port
+from tests.reliability.helpers import finish_tools, run_meanwhile, start_tool, write_config
 from tests.reliability.test_distributed import PARITY_BODY, PARITY_RTOL, PGDAT
 from tests.tools.user_path_runs import robust_results
 
@@ -43,31 +40,11 @@ TRAIN = [
 TEST = ['--num-samples', '8', '--attacks', "{'type': 'PGDAttack', 'steps': 2}", 'FGSM']
 
 
-def _start(args, env=None):
-    """``args`` (a tool's command line) started in the background."""
-    args = [str(a) for a in args]
-    if args[0].endswith('.py'):
-        args = [os.sys.executable, *args]
-    # a file, not a pipe: a process is never blocked on a full pipe while
-    # another one's log is read
-    log = tempfile.TemporaryFile('w+')
-    proc = subprocess.Popen(
-        args,
-        cwd=REPO_ROOT,
-        text=True,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHON=os.sys.executable, **(env or {})),
-    )
-    proc.log = log
-    return proc
-
-
 def _two_nodes(tool, args, env=None):
     """``tools/<tool>`` started as node 0 and node 1 (one process each)."""
     port = str(free_port())
     return [
-        _start(
+        start_tool(
             ['bash', f'tools/{tool}', *args],
             dict(env or {}, NNODES='2', NODE_RANK=str(node), MASTER_ADDR='127.0.0.1', PORT=port),
         )
@@ -75,49 +52,22 @@ def _two_nodes(tool, args, env=None):
     ]
 
 
-def _finish(procs, timeout=600):
-    """The logs of ``procs``, each of which must exit 0."""
-    logs = []
-    for p in procs:
-        p.wait(timeout=timeout)
-        p.log.seek(0)
-        logs.append(p.log.read())
-        p.log.close()
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, ' '.join(p.args) + '\n' + log[-4000:]
-    return logs
-
-
-def test_two_nodes_give_the_numbers_of_one(tmp_path):
+def test_two_nodes_give_the_numbers_of_one(tmp_path, monkeypatch):
     config = write_config(tmp_path / 'cfg.py', base=PGDAT, body=SLOW_BODY)
-    # training: one node, one process, batch 32; two nodes of one process x 16
-    # (side by side: they share nothing but the config)
-    logs = _finish(
-        [
-            _start(
-                [
-                    'tools/train.py',
-                    config,
-                    '--work-dir',
-                    tmp_path / 'one',
-                    *TRAIN,
-                    'train_dataloader.batch_size=32',
-                ]
-            ),
-            *_two_nodes(
-                'dist_train.sh',
-                [
-                    config,
-                    1,
-                    '--work-dir',
-                    tmp_path / 'two',
-                    *TRAIN,
-                    'train_dataloader.batch_size=16',
-                ],
-            ),
-        ]
+    # training: two nodes of one process x 16, and meanwhile one process
+    # with batch 32 (side by side: they share nothing but the config)
+    nodes = _two_nodes(
+        'dist_train.sh',
+        [config, 1, '--work-dir', tmp_path / 'two', *TRAIN, 'train_dataloader.batch_size=16'],
     )
-    assert 'Epoch(train) [1][2/2]' in logs[1]  # 64 / (2 x 16): the 2 steps of 32
+    run_meanwhile(
+        nodes,
+        monkeypatch,
+        'train.py',
+        [config, '--work-dir', tmp_path / 'one', *TRAIN, 'train_dataloader.batch_size=32'],
+    )
+    logs = finish_tools(nodes)
+    assert 'Epoch(train) [1][2/2]' in logs[0]  # 64 / (2 x 16): the 2 steps of 32
     one = torch.load(tmp_path / 'one' / 'rank0_weights.pth')
     two = [torch.load(tmp_path / 'two' / f'rank{r}_weights.pth') for r in (0, 1)]
     for key in one:
@@ -131,37 +81,36 @@ def test_two_nodes_give_the_numbers_of_one(tmp_path):
     # then waits longer than the process-group timeout before the gather;
     # the one-process reference runs meanwhile
     checkpoint = tmp_path / 'two' / 'epoch_1.pth'
-    _finish(
+    nodes = _two_nodes(
+        'dist_test.sh',
         [
-            _start(
-                [
-                    'tools/test.py',
-                    config,
-                    checkpoint,
-                    '--work-dir',
-                    tmp_path / 'test1',
-                    '--out',
-                    tmp_path / 'one.json',
-                    *TEST,
-                ]
-            ),
-            *_two_nodes(
-                'dist_test.sh',
-                [
-                    config,
-                    checkpoint,
-                    1,
-                    '--work-dir',
-                    tmp_path / 'test2',
-                    '--out',
-                    tmp_path / 'two.json',
-                    *TEST,
-                    '--cfg-options',
-                    f'env_cfg.dist_cfg.timeout={TIMEOUT_S}',
-                ],
-            ),
-        ]
+            config,
+            checkpoint,
+            1,
+            '--work-dir',
+            tmp_path / 'test2',
+            '--out',
+            tmp_path / 'two.json',
+            *TEST,
+            '--cfg-options',
+            f'env_cfg.dist_cfg.timeout={TIMEOUT_S}',
+        ],
     )
+    run_meanwhile(
+        nodes,
+        monkeypatch,
+        'test.py',
+        [
+            config,
+            checkpoint,
+            '--work-dir',
+            tmp_path / 'test1',
+            '--out',
+            tmp_path / 'one.json',
+            *TEST,
+        ],
+    )
+    finish_tools(nodes)
     one = json.loads((tmp_path / 'one.json').read_text())
     two = json.loads((tmp_path / 'two.json').read_text())
     assert robust_results(two) == robust_results(one) and robust_results(one)

@@ -17,6 +17,7 @@ import torch
 
 from tests.attacks.toy import trained_classifier
 from tests.conftest import REPO_ROOT, free_port, run_tool
+from tests.reliability.helpers import finish_tools, run_meanwhile, start_tool
 
 # the shared tiny runs of the config families users have, each trained once
 # per session
@@ -131,7 +132,7 @@ def test_flags_the_masked_model_not_the_plain_one(models, tmp_path):
     assert 'FLAG plain_digits' not in log
 
 
-def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path):
+def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path, monkeypatch):
     plain, _, ckpt = models
     # at eps 4 some samples survive APGD-CE, so AutoAttack's other stages
     # run too
@@ -158,8 +159,8 @@ def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path):
         '2',
         '8',
     ]
-    run_tool([TOOL, *args, '--out', tmp_path / 'one'])
-    run_tool(
+    # two processes, and meanwhile in this one (its main) the one-process run
+    two = start_tool(
         [
             sys.executable,
             '-m',
@@ -176,6 +177,8 @@ def test_autoattack_and_two_processes_give_the_numbers_of_one(models, tmp_path):
             'pytorch',
         ]
     )
+    run_meanwhile([two], monkeypatch, TOOL[len('tools/') :], [*args, '--out', tmp_path / 'one'])
+    finish_tools([two])
     one = json.loads((tmp_path / 'one' / 'report.json').read_text())
     two = json.loads((tmp_path / 'two' / 'report.json').read_text())
     assert two['settings']['world_size'] == 2
