@@ -1,11 +1,13 @@
 """A stock mmpretrain config (its own lenet/lenet5_mnist.py, inherited with
 ``mmpretrain::``) gains adversarial training with the plug-in's keys only,
-and trains and tests with the tools as any config does."""
+and trains and tests with the tools as any config does (its training is the
+``stock`` family's shared run of tests/tools/user_path_runs.py)."""
 
 import json
 
+import pytest
+
 from tests.conftest import run_tool
-from tests.datasets.fake_mnist import write_fake_mnist
 
 PLUGIN_KEYS = """
 _base_ = ['mmpretrain::lenet/lenet5_mnist.py']
@@ -18,23 +20,22 @@ custom_hooks = [dict(type='AdversarialTrainingHook', adv_val_interval=1)]
 """
 
 
-def test_a_stock_config_with_the_plugin_keys_trains_and_tests(tmp_path):
-    data = tmp_path / 'mnist'
-    write_fake_mnist(data, 200, 40)
-    config = tmp_path / 'lenet5_mnist_fgsmrs.py'
-    config.write_text(PLUGIN_KEYS)
-    options = ['train_cfg.max_epochs=1', 'default_hooks.logger.interval=1']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [
-            f'{loader}.dataset.data_prefix={data}',
-            f'{loader}.num_workers=0',
-            f'{loader}.persistent_workers=False',
-        ]
-    work = tmp_path / 'work'
-    out = run_tool(['tools/train.py', config, '--work-dir', work, '--cfg-options', *options]).stdout
+@pytest.fixture(scope='module')
+def stock_run(tmp_path_factory, worker_id):
+    """The ``stock`` family's run of tests/tools/user_path_runs.py (this
+    config on fake MNIST files, trained once per session by tools/train.py)."""
+    # imported here: user_path_runs imports PLUGIN_KEYS from this module
+    from tests.tools.user_path_runs import FAMILIES, shared_folder, train_family
+
+    return train_family(FAMILIES['stock'], shared_folder(tmp_path_factory, worker_id))
+
+
+def test_a_stock_config_with_the_plugin_keys_trains_and_tests(stock_run, tmp_path):
+    # the config holds PLUGIN_KEYS and its data's path (the shared run)
+    assert stock_run.config.read_text().startswith(PLUGIN_KEYS)
     # the attack ran at the config's eps, and validation measured robustness
-    assert 'adv_eps: 76.5000' in out and 'robust_accuracy/top1' in out
-    checkpoint = work / 'epoch_1.pth'
+    assert 'adv_eps: 76.5000' in stock_run.log and 'robust_accuracy/top1' in stock_run.log
+    checkpoint = stock_run.checkpoint
     assert checkpoint.is_file()
 
     # the literature's test attacks from the command line: a restarts entry
@@ -43,7 +44,7 @@ def test_a_stock_config_with_the_plugin_keys_trains_and_tests(tmp_path):
     run_tool(
         [
             'tools/test.py',
-            config,
+            stock_run.config,
             checkpoint,
             '--work-dir',
             tmp_path / 'test',
@@ -53,11 +54,11 @@ def test_a_stock_config_with_the_plugin_keys_trains_and_tests(tmp_path):
             "{'attack': {'type': 'PGDAttack', 'steps': 5}, 'restarts': 2, 'name': 'PGD-5'}",
             'FGSM',
             '--cfg-options',
-            *options,
+            'test_dataloader.batch_size=8',
         ]
     )
     metrics = json.loads(results.read_text())
-    assert metrics['robust/num_samples'] == 40
+    assert metrics['robust/num_samples'] == 16  # the fake test split
     assert (
         0 <= metrics['robust/PGD-5x2'] <= metrics['robust/PGD-5'] <= metrics['robust/clean'] <= 100
     )
