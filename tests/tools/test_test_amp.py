@@ -13,6 +13,7 @@ import torch
 
 from tests.conftest import STANDARD_DIGITS_CONFIG as CONFIG
 from tests.conftest import run_tool
+from tests.tools.user_path_runs import run_main
 
 ATTACKS = [
     "{'type': 'PGDAttack', 'eps': 8, 'steps': 10, 'name': 'PGD-10'}",
@@ -32,29 +33,32 @@ def sharpened_checkpoint(standard_digits_checkpoint, tmp_path_factory):
     return path
 
 
-def _test(checkpoint, work_dir, *extra):
-    proc = run_tool(
-        [
-            'tools/test.py',
-            CONFIG,
-            checkpoint,
-            '--work-dir',
-            work_dir,
-            '--out',
-            work_dir / 'results.json',
-            '--num-samples',
-            '128',
-            '--attacks',
-            *ATTACKS,
-            *extra,
-        ]
-    )
-    return json.loads((work_dir / 'results.json').read_text()), proc.stdout + proc.stderr
+def _argv(checkpoint, work_dir, *extra):
+    return [
+        CONFIG,
+        checkpoint,
+        '--work-dir',
+        work_dir,
+        '--out',
+        work_dir / 'results.json',
+        '--num-samples',
+        '128',
+        '--attacks',
+        *ATTACKS,
+        *extra,
+    ]
 
 
-def test_amp_attacks_are_as_strong_and_say_their_precision(sharpened_checkpoint, tmp_path):
-    fp32, _ = _test(sharpened_checkpoint, tmp_path / 'fp32')
-    amp, log = _test(sharpened_checkpoint, tmp_path / 'amp', '--amp')
+def test_amp_attacks_are_as_strong_and_say_their_precision(
+    sharpened_checkpoint, tmp_path, monkeypatch
+):
+    # the fp32 reference by tools/test.py's main in this process (a process
+    # would spend most of its time importing torch), the --amp run by the command
+    run_main(monkeypatch, 'tools/test.py', _argv(sharpened_checkpoint, tmp_path / 'fp32'))
+    fp32 = json.loads((tmp_path / 'fp32' / 'results.json').read_text())
+    proc = run_tool(['tools/test.py', *_argv(sharpened_checkpoint, tmp_path / 'amp', '--amp')])
+    amp = json.loads((tmp_path / 'amp' / 'results.json').read_text())
+    log = proc.stdout + proc.stderr
     assert amp['robust/clean'] == fp32['robust/clean']  # decided in fp32 either way
     assert fp32['robust/PGD-10@16'] < fp32['robust/clean'] - 20  # attacks break samples
     for name in ('PGD-10', 'PGD-10@16', 'ta-APGD'):
