@@ -20,7 +20,7 @@ def run_logged(cmd: List[str], log_path: str, show: Optional[Callable[[str], boo
     Args:
         cmd (list[str]): The tool and its arguments (``['tools/train.py',
             ...]``), run by this Python from the repository.
-        log_path (str): The log file (written whole).
+        log_path (str): The log file (every line, written as it comes).
         show (callable, optional): Which output lines to print (all when
             None). Defaults to None.
 
@@ -29,7 +29,8 @@ def run_logged(cmd: List[str], log_path: str, show: Optional[Callable[[str], boo
             the log's path and its last 30 lines (a study stops there).
     """
     env = dict(os.environ, PYTHONPATH=REPO)
-    with open(log_path, 'w') as log:
+    # line-buffered: the log on disk follows a long run as it goes
+    with open(log_path, 'w', buffering=1) as log:
         proc = subprocess.Popen(
             [sys.executable] + cmd,
             cwd=REPO,
