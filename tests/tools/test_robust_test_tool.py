@@ -176,7 +176,7 @@ def test_the_plugin_attacks_results_do_not_depend_on_the_batch_size(
                 CONFIG,
                 checkpoint,
                 '--work-dir',
-                tmp_path,
+                tmp_path / f'b{batch_size}',  # two runs may start within one second
                 '--out',
                 out,
                 '--num-samples',
