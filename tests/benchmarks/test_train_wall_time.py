@@ -16,21 +16,17 @@ TINY = [
 
 def test_tiny_pair_reports_wall_and_iteration_ratios(tmp_path):
     out = tmp_path / 'wall.json'
+    pair_args = [
+        '--pair',
+        'configs/demo/resnet18-w16_1xb64_digits.py',
+        'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py',
+        '--rounds',
+        '1',
+        '--work-dir',
+        str(tmp_path / 'runs'),
+    ]
     proc = run_tool(
-        [
-            'benchmarks/train_wall_time.py',
-            '--pair',
-            'configs/demo/resnet18-w16_1xb64_digits.py',
-            'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py',
-            '--rounds',
-            '1',
-            '--work-dir',
-            tmp_path / 'runs',
-            '--json',
-            out,
-            '--cfg-options',
-            *TINY,
-        ]
+        ['benchmarks/train_wall_time.py', *pair_args, '--json', out, '--cfg-options', *TINY]
     )
     assert '| resnet18-w16_1xb64_digits | resnet18-w16_1xb64_digits_nfgsm |' in proc.stdout
     (pair,) = json.loads(out.read_text())['pairs']
@@ -60,17 +56,5 @@ def test_tiny_pair_reports_wall_and_iteration_ratios(tmp_path):
     tool = tool_module('benchmarks/train_wall_time.py', 'train_wall_time_tool')
     before = sorted(p.name for p in (tmp_path / 'runs').rglob('*'))
     with pytest.raises(SystemExit, match='exists; give an empty folder'):
-        tool.main(
-            [
-                '--pair',
-                'configs/demo/resnet18-w16_1xb64_digits.py',
-                'configs/demo/resnet18-w16_1xb64_digits_nfgsm.py',
-                '--rounds',
-                '1',
-                '--work-dir',
-                str(tmp_path / 'runs'),
-                '--cfg-options',
-                *TINY,
-            ]
-        )
+        tool.main([*pair_args, '--cfg-options', *TINY])
     assert sorted(p.name for p in (tmp_path / 'runs').rglob('*')) == before
