@@ -17,6 +17,8 @@ model = dict(type='AdvImageClassifier', adv_loss_weight=1.0)
 data_preprocessor = dict(type='PGDDataPreprocessor', eps=76.5,
                          attack=dict(type='FGSMRS', clip_start=False))
 custom_hooks = [dict(type='AdversarialTrainingHook', adv_val_interval=1)]
+val_dataloader = dict(dataset=dict(split='test'))  # the stock config evaluates on the training split
+test_dataloader = val_dataloader
 """
 
 
@@ -35,6 +37,8 @@ def test_a_stock_config_with_the_plugin_keys_trains_and_tests(stock_run, tmp_pat
     assert stock_run.config.read_text().startswith(PLUGIN_KEYS)
     # the attack ran at the config's eps, and validation measured robustness
     assert 'adv_eps: 76.5000' in stock_run.log and 'robust_accuracy/top1' in stock_run.log
+    # validation reads MNIST's test files (mmpretrain warns when it would read the training set)
+    assert 'The training set will be used' not in stock_run.log
     checkpoint = stock_run.checkpoint
     assert checkpoint.is_file()
 

@@ -81,10 +81,8 @@ FAMILIES = {
 STOCK_DATA = """
 train_dataloader = dict(num_workers=0, persistent_workers=False,
                         dataset=dict(data_prefix='{data}'))
-val_dataloader = dict(batch_size=16, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_prefix='{data}'))
-test_dataloader = dict(batch_size=16, num_workers=0, persistent_workers=False,
-                       dataset=dict(data_prefix='{data}'))
+val_dataloader.update(batch_size=16, num_workers=0, persistent_workers=False)  # test_dataloader too
+val_dataloader['dataset']['data_prefix'] = '{data}'
 default_hooks = dict(logger=dict(interval=1))
 """
 
